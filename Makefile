@@ -1,0 +1,72 @@
+# liveroot — see README.md. `make demo` and `make test` do all set-up on a fresh Debian machine.
+SHELL := /bin/bash
+MUSL := x86_64-unknown-linux-musl
+BUILD := build
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
+KERNEL_MODULES ?=
+PUBKEY ?=
+
+# Debian packages the build, the tests and the benchmarks need.
+APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign \
+	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time
+
+.PHONY: all deps build test unit qemu-test bench size kernel initramfs image demo run clean
+all: $(BUILD)/liveroot
+
+# Install what is missing (apt-get update first, as on a fresh machine), add the musl target.
+deps: $(BUILD)/.deps
+$(BUILD)/.deps: Makefile
+	@mkdir -p $(BUILD)
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || rustup target add $(MUSL) || \
+		echo "deps: musl target unavailable; falling back to glibc +crt-static"
+	@touch $@
+
+# Static and stripped: musl if the target is installed, else glibc with crt-static.
+$(BUILD)/liveroot: $(BUILD)/.deps Cargo.toml build.rs $(wildcard src/*.rs src/*/*.rs applets/*.rs)
+	@mkdir -p $(BUILD)
+	@if rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
+		cargo build --release --locked --target $(MUSL) && cp target/$(MUSL)/release/liveroot $@; \
+	else \
+		RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target x86_64-unknown-linux-gnu && \
+		cp target/x86_64-unknown-linux-gnu/release/liveroot $@; \
+	fi
+	@ls -l $@ | awk '{print "built " $$NF ": " $$5 " bytes"}'
+
+build: $(BUILD)/liveroot
+
+# cargo's unit and integration tests (root tests use real loop devices), then the QEMU scenarios.
+test: $(BUILD)/liveroot
+	cargo test --locked
+	$(MAKE) qemu-test
+
+qemu-test: $(BUILD)/liveroot
+	@if [ -x tests/qemu/run.sh ]; then tests/qemu/run.sh; else echo "qemu: no scenarios yet"; fi
+
+size: $(BUILD)/liveroot
+	@mk/size.sh $(BUILD)/liveroot
+
+bench: $(BUILD)/liveroot
+	@mk/bench.sh $(BUILD)/liveroot
+
+kernel: $(BUILD)/.deps
+	@mk/kernel.sh $(BUILD)/kernel
+
+initramfs: $(BUILD)/liveroot kernel
+	@mk/mkinitramfs.sh $(BUILD)/initramfs.cpio.gz
+
+image: $(BUILD)/.deps
+	@mk/mkimage.sh $(BUILD)
+
+demo: $(BUILD)/liveroot
+	@mk/demo.sh
+
+run: $(BUILD)/liveroot
+	@mk/demo.sh --interactive
+
+clean:
+	rm -rf $(BUILD) target

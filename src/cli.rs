@@ -1,0 +1,162 @@
+//! Command-line helpers shared by the applets: argh with util-linux spellings, numbers with
+//! size suffixes, human-readable sizes.
+
+use crate::error::{Error, Result};
+
+/// Parse `argv` (argv[0] = applet name) with argh, after [`normalize`].
+///
+/// `short_with_value` lists the short options that take a value (e.g. "ob" for `-o N -b N`),
+/// so that clusters like `-rf` split into `-r -f` and `-o512` into `-o 512`.
+pub fn parse<T: argh::FromArgs>(argv: &[String], short_with_value: &str) -> Result<T> {
+    let name = argv.first().map(String::as_str).unwrap_or("liveroot");
+    let args = normalize(argv.get(1..).unwrap_or(&[]), short_with_value);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    T::from_args(&[name], &refs).map_err(|e| match e.status {
+        Ok(()) => Error::help(e.output),
+        Err(()) => Error::usage(format!(
+            "{}\nTry '{name} --help' for more information.",
+            e.output.trim_end()
+        )),
+    })
+}
+
+/// Rewrite getopt-style spellings into the one-token-per-option form argh accepts:
+/// `--opt=value` → `--opt value`, `-abc` → `-a -b -c`, `-ovalue` → `-o value`.
+/// Everything after `--` is left alone.
+pub fn normalize(args: &[String], short_with_value: &str) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut rest = false;
+    for a in args {
+        if rest || a == "-" || !a.starts_with('-') {
+            out.push(a.clone());
+            continue;
+        }
+        if a == "--" {
+            rest = true;
+            out.push(a.clone());
+            continue;
+        }
+        if let Some(long) = a.strip_prefix("--") {
+            match long.split_once('=') {
+                Some((k, v)) => {
+                    out.push(format!("--{k}"));
+                    out.push(v.to_owned());
+                }
+                None => out.push(a.clone()),
+            }
+            continue;
+        }
+        // A negative number such as `-1` is a value, not a cluster.
+        if a[1..].starts_with(|c: char| c.is_ascii_digit()) {
+            out.push(a.clone());
+            continue;
+        }
+        let body = &a[1..];
+        for (i, c) in body.char_indices() {
+            out.push(format!("-{c}"));
+            if short_with_value.contains(c) {
+                let tail = &body[i + c.len_utf8()..];
+                if !tail.is_empty() {
+                    out.push(tail.to_owned());
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Parse a size like util-linux does: a decimal number (or 0x hex) with an optional suffix
+/// K, M, G, T, P, E (powers of 1024, also KiB/MiB/...) or KB, MB, GB... (powers of 1000).
+/// A bare number is bytes. Negative numbers and overflow are errors.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let bad = || format!("invalid size '{s}'");
+    if t.is_empty() || t.starts_with('-') || t.starts_with('+') {
+        return Err(bad());
+    }
+    let (num, suffix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        let end = h.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(h.len());
+        let n = u64::from_str_radix(&h[..end], 16).map_err(|_| bad())?;
+        (n, &h[end..])
+    } else {
+        let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let n = t[..end].parse::<u64>().map_err(|_| bad())?;
+        (n, &t[end..])
+    };
+    let suffix = suffix.trim_start();
+    let mult: u64 = if suffix.is_empty() {
+        1
+    } else {
+        let up = suffix.to_ascii_uppercase();
+        let (letter, kind) = up.split_at(1);
+        let exp = "KMGTPE".find(letter).ok_or_else(bad)? as u32 + 1;
+        match kind {
+            "" | "IB" => 1024u64.pow(exp),
+            "B" => 1000u64.pow(exp),
+            _ => return Err(bad()),
+        }
+    };
+    num.checked_mul(mult).ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// `1.5G`, `512M`, `100K`, `17B`, as `lsblk`/`losetup` print sizes (binary units, one decimal).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "K", "M", "G", "T", "P", "E"];
+    let mut unit = 0;
+    let mut v = bytes as f64;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else if v.fract() < 0.05 || v >= 100.0 {
+        format!("{:.0}{}", v, UNITS[unit])
+    } else {
+        format!("{:.1}{}", v, UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn normalize_clusters_and_equals() {
+        assert_eq!(normalize(&v(&["-rf", "--show", "img"]), "ob"), v(&["-r", "-f", "--show", "img"]));
+        assert_eq!(normalize(&v(&["--sizelimit=1M", "-o512"]), "ob"), v(&["--sizelimit", "1M", "-o", "512"]));
+        assert_eq!(normalize(&v(&["-ro", "4096", "f"]), "ob"), v(&["-r", "-o", "4096", "f"]));
+        assert_eq!(normalize(&v(&["-o", "-1"]), "ob"), v(&["-o", "-1"]));
+        assert_eq!(normalize(&v(&["--", "-rf"]), "ob"), v(&["--", "-rf"]));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("1K"), Ok(1024));
+        assert_eq!(parse_size("1KiB"), Ok(1024));
+        assert_eq!(parse_size("1KB"), Ok(1000));
+        assert_eq!(parse_size("2M"), Ok(2 << 20));
+        assert_eq!(parse_size("3g"), Ok(3 << 30));
+        assert_eq!(parse_size("0x200"), Ok(512));
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("abc").is_err());
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999E").is_err());
+    }
+
+    #[test]
+    fn human() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(1024), "1K");
+        assert_eq!(human_size(1536), "1.5K");
+        assert_eq!(human_size(64 << 20), "64M");
+    }
+}

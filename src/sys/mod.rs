@@ -1,0 +1,4 @@
+//! The kernel layer: every ioctl and every `unsafe` block lives here, each with a `// SAFETY:`
+//! comment. Structs are hand-written `#[repr(C)]` with compile-time size checks. This layer
+//! returns errors and never prints.
+#![allow(unsafe_code)]
