@@ -152,7 +152,7 @@ fn attach_find_show_and_detach() {
 
     let o = ours(&["-d", &dev]);
     assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, "", ""));
-    assert!(ul_assoc(&img).is_empty());
+    wait_unbound(&img);
 
     // Without --show nothing is printed, and long options work.
     let o = ours(&["--find", s(&img)]);
@@ -161,7 +161,7 @@ fn attach_find_show_and_detach() {
     assert_eq!(devs.len(), 1);
     let o = ours(&["--detach", &devs[0]]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(ul_assoc(&img).is_empty());
+    wait_unbound(&img);
 }
 
 #[test]
@@ -202,7 +202,7 @@ fn every_setup_option() {
 
     let o = ours(&["-d", &dev, &dev2, &dev3]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(ul_assoc(&img).is_empty());
+    wait_unbound(&img);
 }
 
 #[test]
@@ -227,6 +227,8 @@ fn explicit_device_and_autoclear() {
     wait_unbound(&img);
 }
 
+/// After a detach the device may stay bound until a concurrent opener (another test probing
+/// a free device) closes it: the kernel then unbinds at last close.
 fn wait_unbound(img: &Path) {
     for _ in 0..100 {
         if ul_assoc(img).is_empty() {
@@ -405,9 +407,8 @@ fn bad_input_fails_cleanly_and_leaves_nothing_bound() {
     let o = ours(&["-d", s(&node), &dev]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("detach failed"), "{}", o.stderr);
-    assert!(!is_bound(&dev) || sysfs(&dev, "loop/backing_file") != s(&img));
 
-    assert!(ul_assoc(&img).is_empty());
+    wait_unbound(&img);
     assert!(ul_assoc(&other).is_empty());
     assert!(sc.bound().is_empty(), "{:?}", sc.bound());
 }
@@ -440,7 +441,7 @@ fn read_only_filesystem_gives_read_only_device() {
     assert_eq!(sysfs(&dev, "ro"), "1");
     assert_eq!(ul_fields(&dev)["RO"], "1");
     assert_eq!(ours(&["-d", &dev]).code, 0);
-    assert!(ul_assoc(&img).is_empty());
+    wait_unbound(&img);
 }
 
 #[test]
