@@ -365,7 +365,7 @@ fn mode(o: &mut Opts) -> Result<Mode> {
         Some(Act::Find) => Mode::FindFree,
         Some(Act::Detach) => {
             let mut v = std::mem::take(&mut o.detach);
-            v.extend(o.args.drain(..));
+            v.append(&mut o.args);
             Mode::Detach(v)
         }
         Some(act) => {
@@ -621,7 +621,7 @@ fn safe(s: &str) -> (String, usize) {
     let mut o = String::with_capacity(b.len());
     let mut w = 0;
     for (k, &c) in b.iter().enumerate() {
-        if c < 0x20 || c >= 0x7f || (c == b'\\' && b.get(k + 1) == Some(&b'x')) {
+        if !(0x20..0x7f).contains(&c) || (c == b'\\' && b.get(k + 1) == Some(&b'x')) {
             o.push_str(&format!("\\x{c:02x}"));
             w += 4;
         } else {
@@ -681,14 +681,14 @@ fn table(rows: &[Info], cols: &[Col], raw: bool, noheadings: bool) -> String {
             let pad = width[k] - w;
             let right = meta[k].1;
             if right && !text.is_empty() {
-                s.extend(std::iter::repeat(' ').take(pad));
+                s.extend(std::iter::repeat_n(' ', pad));
             }
             s.push_str(text);
             if k == last {
                 break;
             }
             if !right || text.is_empty() {
-                s.extend(std::iter::repeat(' ').take(pad));
+                s.extend(std::iter::repeat_n(' ', pad));
             }
             s.push(' ');
         }

@@ -148,7 +148,7 @@ fn attach_find_show_and_detach() {
     assert_eq!((f["OFFSET"].as_str(), f["SIZELIMIT"].as_str(), f["RO"].as_str()), ("0", "0", "0"));
     assert_eq!((f["AUTOCLEAR"].as_str(), f["DIO"].as_str(), f["PARTSCAN"].as_str()), ("0", "0", "0"));
     assert_eq!(f["LOG-SEC"], "512");
-    assert_eq!(ul_assoc(&img), [dev.clone()]);
+    assert_eq!(ul_assoc(&img), std::slice::from_ref(&dev));
 
     let o = ours(&["-d", &dev]);
     assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, "", ""));

@@ -193,7 +193,6 @@ struct Backing {
     read_only: bool,
     /// Canonical path, for lo_file_name (the kernel truncates it to 63 bytes).
     name: Vec<u8>,
-    is_block: bool,
 }
 
 fn open_backing(backing: &Path, setup: &Setup) -> Result<Backing> {
@@ -224,7 +223,7 @@ fn open_backing(backing: &Path, setup: &Setup) -> Result<Backing> {
     let name = std::fs::canonicalize(backing)
         .map(|p| p.as_os_str().as_bytes().to_vec())
         .unwrap_or_else(|_| backing.as_os_str().as_bytes().to_vec());
-    Ok(Backing { fd, read_only, name, is_block: md.file_type().is_block_device() })
+    Ok(Backing { fd, read_only, name })
 }
 
 fn build_info(b: &Backing, setup: &Setup) -> LoopInfo64 {
@@ -303,18 +302,6 @@ fn retry_eagain(mut f: impl FnMut() -> std::result::Result<i32, Errno>) -> std::
     }
 }
 
-fn bind_error(dev: &str, backing: &Path, b: &Backing, e: Errno) -> Error {
-    // The kernel says EINVAL for most bad parameters; name what is likely wrong.
-    if e == Errno::EINVAL && b.is_block && std::fs::metadata(backing).map(|m| m.rdev()).ok() == dev_rdev(dev) {
-        return Error::new(backing.display().to_string(), "cannot loop a loop device onto itself");
-    }
-    Error::sys(dev, e)
-}
-
-fn dev_rdev(dev: &str) -> Option<u64> {
-    std::fs::metadata(dev).ok().map(|m| m.rdev())
-}
-
 /// Bind `backing` to a free loop device; returns "/dev/loopN". Retries the GET_FREE race;
 /// on failure nothing is left bound.
 pub fn attach(backing: &Path, setup: &Setup) -> Result<String> {
@@ -328,7 +315,7 @@ pub fn attach(backing: &Path, setup: &Setup) -> Result<String> {
                 tries += 1;
                 std::thread::sleep(RACE_SLEEP);
             }
-            Err(e) => return Err(bind_error(&dev, backing, &b, e)),
+            Err(e) => return Err(Error::sys(dev, e)),
         }
     }
 }
@@ -345,7 +332,7 @@ pub fn attach_to(dev: &str, backing: &Path, setup: &Setup) -> Result<()> {
             ensure_node(dev, n)?;
         }
     }
-    bind(dev, &b, setup).map_err(|e| bind_error(dev, backing, &b, e))
+    bind(dev, &b, setup).map_err(|e| Error::sys(dev, e))
 }
 
 fn open_loop(dev: &str) -> Result<OwnedFd> {
@@ -474,7 +461,7 @@ pub fn uses_file(info: &Info, file: &Path, offset: Option<u64>) -> bool {
                 || std::fs::canonicalize(file).map(|p| p.to_string_lossy() == info.back_file).unwrap_or(false)
         }
     };
-    hit && offset.map_or(true, |o| o == info.offset)
+    hit && offset.is_none_or(|o| o == info.offset)
 }
 
 #[cfg(test)]
@@ -526,7 +513,6 @@ mod tests {
             fd: open_raw(Path::new("/dev/null"), libc::O_RDONLY).unwrap(),
             read_only: true,
             name: long,
-            is_block: false,
         };
         let info = build_info(&b, &Setup { autoclear: true, ..Default::default() });
         assert_eq!(info.lo_file_name[62], b'a');
