@@ -1,0 +1,75 @@
+//! Helpers shared by the integration tests: run the real binary under an applet's name,
+//! scratch directories that clean up after themselves.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A `Command` for the built binary, invoked through a symlink named `name` (as the
+/// initramfs links do), so argv[0] dispatch is what is tested.
+pub fn applet(name: &str) -> Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_liveroot"));
+    let dir = std::env::temp_dir().join(format!("liveroot-links-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let link = dir.join(name);
+    if std::fs::read_link(&link).ok().as_deref() != Some(bin) {
+        // Tests run in parallel threads: make the link under a private name, then rename it
+        // into place atomically.
+        let tmp = dir.join(format!(".{name}.{}", unique()));
+        std::os::unix::fs::symlink(bin, &tmp).unwrap();
+        std::fs::rename(&tmp, &link).unwrap();
+    }
+    let mut c = Command::new(link);
+    c.env("LC_ALL", "C");
+    c
+}
+
+/// Exit code, stdout and stderr of a finished command.
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Out {
+    let o = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// `applet(name)` with `args`, run to completion.
+pub fn run_applet(name: &str, args: &[&str]) -> Out {
+    run(applet(name).args(args))
+}
+
+fn unique() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A fresh directory under the system temp dir, removed (recursively) on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("liveroot-{tag}-{}", unique()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
