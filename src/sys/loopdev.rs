@@ -77,6 +77,7 @@ pub struct Setup {
     pub block_size: u32,
 }
 
+#[allow(dead_code)] // the full API; dmsnap reads only some fields
 #[derive(Clone, Debug)]
 pub struct Info {
     pub name: String,
