@@ -116,7 +116,8 @@ struct List {
 
 #[derive(FromArgs)]
 #[argh(subcommand, name = "remove")]
-#[argh(note = "If dmsnap made the overlay (the COW loop backs a file named NAME.overlay), the loop is \
+#[argh(note = "Only devices made by dmsnap (uuid LIVEROOT-NAME) are removed. \
+If dmsnap made the overlay (the COW loop backs a file named NAME.overlay), the loop is \
 detached and the file deleted. A busy device is retried for about a second.")]
 /// remove snapshot NAME, /dev/mapper/NAME and the overlay dmsnap made
 struct Remove {
@@ -382,13 +383,18 @@ fn our_overlay(ctl: &Control, name: &str) -> Option<(String, String)> {
     if base != format!("{name}{OVERLAY_SUFFIX}") {
         return None;
     }
-    let minor = cow.split_once(':')?.1;
-    Some((format!("/dev/loop{minor}"), back))
+    let (ma, mi) = cow.split_once(':')?;
+    let kname = fsutil::kernel_name(ma.parse().ok()?, mi.parse().ok()?).ok()?;
+    Some((format!("/dev/{kname}"), back))
 }
 
 fn remove(r: Remove) -> Result<()> {
     dm::check_name(&r.name).map_err(|e| Error::usage(e.to_string()))?;
     let ctl = Control::open()?;
+    let info = ctl.info(&r.name)?.ok_or_else(|| Error::new(&r.name, "no such device-mapper device"))?;
+    if !info.uuid.starts_with(UUID_PREFIX) {
+        return Err(Error::new(&r.name, "not made by dmsnap (uuid is not LIVEROOT-*); use dmsetup remove"));
+    }
     let overlay = our_overlay(&ctl, &r.name);
     ctl.remove(&r.name)?;
     let node = mapper_path(&r.name);
