@@ -178,6 +178,14 @@ check refuse-duplicate "exit $rc: $out" [ $rc -eq 1 ]
 case $out in *"already exists"*) ok refuse-duplicate-msg ;; *) bad refuse-duplicate-msg "got '$out'" ;; esac
 check duplicate-keeps-overlay "the live overlay was touched" [ -f "$OVL" -a "$(loop_of "$OVL")" = "$COWLOOP" ]
 
+# --- a busy device is not removed, and its overlay stays --------------------------------------
+exec 3<"/dev/mapper/$N"
+out=$(dmsnap remove "$N" 2>&1)
+rc=$?
+exec 3<&-
+check remove-busy "exit $rc: $out" [ $rc -eq 1 -a -b "/dev/mapper/$N" -a -f "$OVL" ]
+case $out in *"in use"*) ok remove-busy-msg ;; *) bad remove-busy-msg "got '$out'" ;; esac
+
 # --- remove -------------------------------------------------------------------------------
 out=$(dmsnap remove "$N" 2>&1)
 check remove "exit $?: $out" [ $? -eq 0 ]
