@@ -1,0 +1,436 @@
+//! dmsnap — device-mapper snapshots for the live root, without libdevmapper or udev.
+//!
+//! ```text
+//! dmsnap create NAME --origin DEV (--cow DEV | --overlay-size SIZE --overlay-dir DIR)
+//!               [--persistent | --transient] [--chunk SECTORS]
+//! dmsnap status [NAME] [--raw]
+//! dmsnap table NAME
+//! dmsnap list [--all]
+//! dmsnap remove NAME
+//! ```
+//!
+//! The table is `0 <origin sectors> snapshot <origin> <cow> <mode> <chunk>`. Mode: default `PO`
+//! (persistent, overflow-tolerant: a full COW fails writes with EIO and keeps reads working, as
+//! dracut's live-rw), `--persistent` is plain `P` (a full COW invalidates the snapshot),
+//! `--transient` is `N`. The device uuid is `LIVEROOT-NAME`; `list` and `status` without a name
+//! show only such devices. `--overlay-size/--overlay-dir` make a sparse `DIR/NAME.overlay` on a
+//! loop device as the COW; the loop auto-clears when the snapshot goes away and `remove` deletes
+//! the file. `/dev/mapper/NAME` is made with mknod (no udev).
+
+use crate::cli::{human_size, parse, parse_size};
+use crate::error::{Context, Error, Result};
+use crate::fsutil;
+use crate::sys::dm::{self, Control, Target};
+use crate::sys::loopdev;
+use argh::FromArgs;
+
+pub const SUMMARY: &str = "create, inspect and remove device-mapper snapshots (the live root overlay)";
+
+const UUID_PREFIX: &str = "LIVEROOT-";
+const OVERLAY_SUFFIX: &str = ".overlay";
+
+#[derive(FromArgs)]
+/// Create, inspect and remove device-mapper snapshots without libdevmapper or udev.
+/// Devices made by dmsnap carry the uuid LIVEROOT-NAME.
+struct Args {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Create(Create),
+    Status(Status),
+    Table(Table),
+    List(List),
+    Remove(Remove),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "create")]
+#[argh(note = "The COW store is --cow DEV, or a sparse file DIR/NAME.overlay of --overlay-size \
+(rounded up to 4 KiB) on a loop device that goes away with the snapshot.
+Store modes: default PO (a full COW fails writes with EIO, reads keep working), --persistent P \
+(a full COW invalidates the snapshot), --transient N.
+The table is `0 <origin sectors> snapshot <origin> <cow> <mode> <chunk>`; the uuid LIVEROOT-NAME.")]
+/// create snapshot NAME of --origin and /dev/mapper/NAME
+struct Create {
+    /// device name (at most 127 bytes, no '/')
+    #[argh(positional)]
+    name: String,
+    /// origin block device (read through, never written)
+    #[argh(option)]
+    origin: String,
+    /// block device to hold the changes
+    #[argh(option)]
+    cow: Option<String>,
+    /// size of an overlay file to create as the COW store (e.g. 512M)
+    #[argh(option)]
+    overlay_size: Option<String>,
+    /// directory for the overlay file (e.g. a tmpfs)
+    #[argh(option)]
+    overlay_dir: Option<String>,
+    /// persistent store without overflow tolerance (P)
+    #[argh(switch)]
+    persistent: bool,
+    /// transient store (N)
+    #[argh(switch)]
+    transient: bool,
+    /// chunk size in 512-byte sectors, a power of two (default 8)
+    #[argh(option, default = "8")]
+    chunk: u64,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "status")]
+#[argh(note = "Without NAME: every snapshot made by dmsnap (uuid LIVEROOT-*). \
+Exit status is 0 even for Overflow/Invalid; scripts can test the words or use --raw.")]
+/// show how full snapshots are, and Overflow/Invalid/Merge failed states
+struct Status {
+    /// device name
+    #[argh(positional)]
+    name: Option<String>,
+    /// print the kernel's status lines as `dmsetup status` does
+    #[argh(switch)]
+    raw: bool,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "table")]
+/// print the live table of NAME as `dmsetup table NAME` does
+struct Table {
+    /// device name
+    #[argh(positional)]
+    name: String,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "list")]
+/// list devices made by dmsnap as `NAME<TAB>(MAJOR:MINOR)`, like `dmsetup ls`
+struct List {
+    /// list every device-mapper device
+    #[argh(switch)]
+    all: bool,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "remove")]
+#[argh(note = "Only devices made by dmsnap (uuid LIVEROOT-NAME) are removed. \
+If dmsnap made the overlay (the COW loop backs a file named NAME.overlay), the loop is \
+detached and the file deleted. A busy device is retried for about a second.")]
+/// remove snapshot NAME, /dev/mapper/NAME and the overlay dmsnap made
+struct Remove {
+    /// device name
+    #[argh(positional)]
+    name: String,
+}
+
+pub fn run(argv: &[String]) -> Result<()> {
+    let args: Args = parse(argv, "")?;
+    match args.cmd {
+        Cmd::Create(c) => create(c),
+        Cmd::Status(s) => status(s),
+        Cmd::Table(t) => table(t),
+        Cmd::List(l) => list(l),
+        Cmd::Remove(r) => remove(r),
+    }
+}
+
+fn mapper_path(name: &str) -> String {
+    format!("/dev/mapper/{name}")
+}
+
+fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+/// Things made so far by `create`, undone in reverse unless disarmed.
+#[derive(Default)]
+struct Undo {
+    file: Option<String>,
+    loopdev: Option<String>,
+    dm: Option<String>,
+    ctl: Option<Control>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let (Some(name), Some(ctl)) = (&self.dm, &self.ctl) {
+            let _ = ctl.remove(name);
+        }
+        if let Some(dev) = &self.loopdev {
+            let _ = loopdev::detach(dev);
+        }
+        if let Some(f) = &self.file {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn create(c: Create) -> Result<()> {
+    dm::check_name(&c.name).map_err(|e| Error::usage(e.to_string()))?;
+    if c.persistent && c.transient {
+        return Err(Error::usage("--persistent and --transient exclude each other"));
+    }
+    let mode = if c.transient { "N" } else if c.persistent { "P" } else { "PO" };
+    if c.chunk == 0 || !c.chunk.is_power_of_two() || c.chunk > 1 << 21 {
+        return Err(Error::usage(format!("--chunk {}: must be a power of two up to 2097152 sectors", c.chunk)));
+    }
+    let overlay = match (&c.cow, &c.overlay_size, &c.overlay_dir) {
+        (Some(_), None, None) => None,
+        (None, Some(size), Some(dir)) => {
+            let bytes = parse_size(size).map_err(|e| Error::usage(format!("--overlay-size: {e}")))?;
+            if bytes == 0 {
+                return Err(Error::usage("--overlay-size must be greater than 0"));
+            }
+            let bytes = bytes.checked_next_multiple_of(4096).ok_or_else(|| Error::usage("--overlay-size is too large"))?;
+            Some((bytes, dir.clone()))
+        }
+        (Some(_), _, _) => return Err(Error::usage("--cow excludes --overlay-size and --overlay-dir")),
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            return Err(Error::usage("--overlay-size and --overlay-dir go together"))
+        }
+        (None, None, None) => return Err(Error::usage("need --cow DEV or --overlay-size SIZE --overlay-dir DIR")),
+    };
+
+    let (oma, omi) = fsutil::block_dev(&c.origin)?;
+    let sectors = fsutil::block_size_bytes(oma, omi)? / 512;
+    if sectors == 0 {
+        return Err(Error::new(&c.origin, "origin is empty (0 sectors)"));
+    }
+    if let Some(cow) = &c.cow {
+        let (cma, cmi) = fsutil::block_dev(cow)?;
+        if (cma, cmi) == (oma, omi) {
+            return Err(Error::usage("--cow and --origin are the same device"));
+        }
+    }
+    let overlay_file = match &overlay {
+        Some((_, dir)) => {
+            let md = std::fs::metadata(dir).ctx(dir)?;
+            if !md.is_dir() {
+                return Err(Error::new(dir, "not a directory"));
+            }
+            Some(format!("{}/{}{OVERLAY_SUFFIX}", dir.trim_end_matches('/'), c.name))
+        }
+        None => None,
+    };
+
+    let ctl = Control::open()?;
+    if ctl.info(&c.name)?.is_some() {
+        return Err(Error::new(&c.name, "a device-mapper device with this name already exists"));
+    }
+    let mut undo = Undo::default();
+
+    let cow_dev = match (&overlay, &overlay_file) {
+        (Some((bytes, _)), Some(path)) => {
+            let f = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::new(path, "overlay file already exists (left from an earlier snapshot? remove it)")
+                } else {
+                    Error::io(path, &e)
+                }
+            })?;
+            undo.file = Some(path.clone());
+            f.set_len(*bytes).ctx(path)?;
+            drop(f);
+            // Not autoclear yet: with no other opener the kernel would clear the loop as soon
+            // as attach closes it. Autoclear is set below, once the snapshot holds it open.
+            let dev = loopdev::attach(std::path::Path::new(path), &loopdev::Setup::default())?;
+            undo.loopdev = Some(dev.clone());
+            dev
+        }
+        _ => c.cow.clone().unwrap_or_default(),
+    };
+    let (cma, cmi) = fsutil::block_dev(&cow_dev)?;
+
+    let target = Target {
+        start: 0,
+        length: sectors,
+        kind: "snapshot".into(),
+        params: format!("{oma}:{omi} {cma}:{cmi} {mode} {}", c.chunk),
+    };
+    let uuid = format!("{UUID_PREFIX}{}", c.name);
+    ctl.create(&c.name, &uuid)?;
+    undo.dm = Some(c.name.clone());
+    undo.ctl = Some(Control::open()?);
+    ctl.load(&c.name, std::slice::from_ref(&target), false).map_err(|e| {
+        Error::new(&c.name, format!("{} (table: {target})", e.reason))
+    })?;
+    if let Some(dev) = undo.loopdev.take() {
+        // The snapshot holds the loop open, so this only marks it autoclear: it goes away with
+        // the snapshot.
+        if let Err(e) = loopdev::detach(&dev) {
+            undo.loopdev = Some(dev);
+            return Err(e);
+        }
+    }
+    let info = ctl.resume(&c.name)?;
+    let node = mapper_path(&c.name);
+    fsutil::mknod_block(&node, info.major, info.minor)?;
+    // Complete: keep everything.
+    undo.dm = None;
+    undo.file = None;
+    Ok(())
+}
+
+/// Our devices (uuid LIVEROOT-...) or all, as (name, major, minor).
+fn devices(ctl: &Control, all: bool) -> Result<Vec<(String, u32, u32)>> {
+    let mut v = ctl.list()?;
+    if !all {
+        let mut ours = Vec::with_capacity(v.len());
+        for d in v {
+            // A device may vanish between LIST and STATUS; skip it then.
+            if let Some(i) = ctl.info(&d.0)? {
+                if i.uuid.starts_with(UUID_PREFIX) {
+                    ours.push(d);
+                }
+            }
+        }
+        v = ours;
+    }
+    Ok(v)
+}
+
+fn list(l: List) -> Result<()> {
+    let ctl = Control::open()?;
+    let s: String = devices(&ctl, l.all)?.iter().map(|(n, ma, mi)| format!("{n}\t({ma}:{mi})\n")).collect();
+    out(&s);
+    Ok(())
+}
+
+fn table(t: Table) -> Result<()> {
+    dm::check_name(&t.name).map_err(|e| Error::usage(e.to_string()))?;
+    let ctl = Control::open()?;
+    let s: String = ctl.targets(&t.name, true)?.iter().map(|t| format!("{t}\n")).collect();
+    out(&s);
+    Ok(())
+}
+
+/// One line of `status` for a snapshot target's status params.
+pub fn describe(name: &str, params: &str) -> String {
+    let p = params.trim();
+    let alloc = p.split_once(' ').and_then(|(used, meta)| {
+        let (a, t) = used.split_once('/')?;
+        Some((a.parse::<u64>().ok()?, t.parse::<u64>().ok()?, meta.trim().parse::<u64>().ok()?))
+    });
+    match (alloc, p) {
+        (Some((a, t, m)), _) => {
+            let pct = if t == 0 { 0.0 } else { a as f64 * 100.0 / t as f64 };
+            format!(
+                "{name}: {} / {} used ({pct:.1}%), metadata {}\n",
+                human_size(a * 512),
+                human_size(t * 512),
+                human_size(m * 512)
+            )
+        }
+        (None, "Overflow") => format!("{name}: Overflow: the overlay is full; writes fail with I/O errors, reads still work\n"),
+        (None, "Invalid") => format!("{name}: Invalid: the snapshot was dropped; all I/O fails\n"),
+        (None, "Merge failed") => format!("{name}: Merge failed\n"),
+        (None, other) => format!("{name}: {other}\n"),
+    }
+}
+
+fn status(s: Status) -> Result<()> {
+    let ctl = Control::open()?;
+    let names: Vec<String> = match &s.name {
+        Some(n) => {
+            dm::check_name(n).map_err(|e| Error::usage(e.to_string()))?;
+            vec![n.clone()]
+        }
+        None => devices(&ctl, false)?.into_iter().map(|d| d.0).collect(),
+    };
+    let mut text = String::new();
+    for n in &names {
+        let targets = ctl.targets(n, false)?;
+        if s.raw {
+            for t in &targets {
+                // `dmsetup status` prefixes the name only when listing several devices.
+                if s.name.is_none() {
+                    text.push_str(n);
+                    text.push_str(": ");
+                }
+                text.push_str(&format!("{t}\n"));
+            }
+            continue;
+        }
+        let snaps: Vec<&Target> = targets.iter().filter(|t| t.kind == "snapshot").collect();
+        if snaps.is_empty() {
+            if s.name.is_some() {
+                return Err(Error::new(n, "not a snapshot"));
+            }
+            continue;
+        }
+        for t in snaps {
+            text.push_str(&describe(n, &t.params));
+        }
+    }
+    out(&text);
+    Ok(())
+}
+
+/// The overlay file dmsnap made for `name`, found from the table's COW loop device.
+fn our_overlay(ctl: &Control, name: &str) -> Option<(String, String)> {
+    let t = ctl.targets(name, true).ok()?;
+    let snap = t.iter().find(|t| t.kind == "snapshot")?;
+    let cow = snap.params.split_whitespace().nth(1)?;
+    let back = fsutil::read_attr(format!("/sys/dev/block/{cow}/loop/backing_file")).ok()?;
+    let back = back.strip_suffix(" (deleted)").unwrap_or(&back).to_owned();
+    let base = back.rsplit('/').next()?;
+    if base != format!("{name}{OVERLAY_SUFFIX}") {
+        return None;
+    }
+    let (ma, mi) = cow.split_once(':')?;
+    let kname = fsutil::kernel_name(ma.parse().ok()?, mi.parse().ok()?).ok()?;
+    Some((format!("/dev/{kname}"), back))
+}
+
+fn remove(r: Remove) -> Result<()> {
+    dm::check_name(&r.name).map_err(|e| Error::usage(e.to_string()))?;
+    let ctl = Control::open()?;
+    let info = ctl.info(&r.name)?.ok_or_else(|| Error::new(&r.name, "no such device-mapper device"))?;
+    if !info.uuid.starts_with(UUID_PREFIX) {
+        return Err(Error::new(&r.name, "not made by dmsnap (uuid is not LIVEROOT-*); use dmsetup remove"));
+    }
+    let overlay = our_overlay(&ctl, &r.name);
+    ctl.remove(&r.name)?;
+    let node = mapper_path(&r.name);
+    match std::fs::remove_file(&node) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(node, &e)),
+        _ => {}
+    }
+    if let Some((dev, file)) = overlay {
+        // Autoclear normally released the loop with the snapshot; detach covers a loop that
+        // never got the flag. Only while it still backs our file.
+        if let Ok(i) = loopdev::info(&dev) {
+            if i.back_file.trim_end_matches(" (deleted)") == file {
+                loopdev::detach(&dev)?;
+            }
+        }
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(file, &e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            describe("live-rw", "25600/1048576 80"),
+            "live-rw: 12.5M / 512M used (2.4%), metadata 40K\n"
+        );
+        assert!(describe("live-rw", "Overflow").starts_with("live-rw: Overflow: "));
+        assert!(describe("live-rw", "Invalid").starts_with("live-rw: Invalid: "));
+        assert_eq!(describe("x", "Merge failed"), "x: Merge failed\n");
+        assert_eq!(describe("x", "0/0 0"), "x: 0B / 0B used (0.0%), metadata 0B\n");
+    }
+}
