@@ -319,7 +319,9 @@ fn add(a: &AddArgs) -> Result<()> {
 fn progress_line(name: &str, action: &str, done: u64, total: u64, speed_kib: u64) -> String {
     let pct = done as f64 * 100.0 / total as f64;
     let mib = |sectors: u64| sectors as f64 / 2048.0;
-    let eta = if speed_kib > 0 {
+    let eta = if done >= total {
+        "0:00:00".to_owned()
+    } else if speed_kib > 0 {
         let s = total.saturating_sub(done) / 2 / speed_kib;
         format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     } else {
