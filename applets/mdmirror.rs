@@ -319,13 +319,10 @@ fn add(a: &AddArgs) -> Result<()> {
 fn progress_line(name: &str, action: &str, done: u64, total: u64, speed_kib: u64) -> String {
     let pct = done as f64 * 100.0 / total as f64;
     let mib = |sectors: u64| sectors as f64 / 2048.0;
-    let eta = if done >= total {
-        "0:00:00".to_owned()
-    } else if speed_kib > 0 {
-        let s = total.saturating_sub(done) / 2 / speed_kib;
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        "?".to_owned()
+    let eta = match (total.saturating_sub(done) / 2).checked_div(speed_kib) {
+        _ if done >= total => "0:00:00".to_owned(),
+        Some(s) => format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
+        None => "?".to_owned(),
     };
     format!(
         "{name}: {action} {pct:.1}% ({:.1}/{:.1} MiB) {:.1} MiB/s ETA {eta}",
@@ -382,7 +379,7 @@ fn wait(a: &WaitArgs) -> Result<()> {
                 if tty {
                     say(&format!("\r{line}\x1b[K"));
                     shown = true;
-                } else if last.map_or(true, |(t, p)| pct >= p + 5.0 || t.elapsed() >= Duration::from_secs(10)) {
+                } else if last.is_none_or(|(t, p)| pct >= p + 5.0 || t.elapsed() >= Duration::from_secs(10)) {
                     say(&format!("{line}\n"));
                     last = Some((Instant::now(), pct));
                 }
@@ -466,6 +463,12 @@ fn grow(a: &GrowArgs) -> Result<()> {
     let md = open_existing(&a.md)?;
     let path = path_of(&md);
     let info = active_info(&md)?;
+    // A freshly built array is auto-read-only until its first write (md-mod start_ro=1), and
+    // md refuses reshapes with EROFS then. HOT_ADD_DISK switches such an array to read-write
+    // by itself; do the same here.
+    if md::attr(&md.name, "array_state")? == "read-auto" {
+        md::set_attr(&md.name, "array_state", "active")?;
+    }
     if let Some(n) = a.raid_devices {
         let n = n as i32;
         if n == info.raid_disks {
@@ -485,6 +488,7 @@ fn grow(a: &GrowArgs) -> Result<()> {
             let new = ArrayInfo { raid_disks: n, ..info };
             md.set_array_info(&new).map_err(|e| match e {
                 Errno::EBUSY => Error::new(path.as_str(), "busy (recovery running?); try again after 'mdmirror wait'"),
+                Errno::EROFS => Error::new(path.as_str(), "read-only array"),
                 e => Error::new(path.as_str(), format!("cannot change raid devices: {}", e.desc())),
             })?;
             say(&format!("{path}: raid devices {} -> {n}\n", info.raid_disks));
@@ -535,12 +539,12 @@ fn size_note(kib: u64) -> String {
     if bytes < 5000 * 1024 {
         String::new()
     } else if bytes < 2 << 30 {
-        let mib = (bytes * 200 / (1 << 20) + 1) / 2;
-        let mb = (bytes / 5000 + 1) / 2;
+        let mib = (bytes * 200 / (1 << 20)).div_ceil(2);
+        let mb = (bytes / 5000).div_ceil(2);
         format!(" ({} MiB {} MB)", two(mib), two(mb))
     } else {
-        let gib = (bytes / (1 << 20) * 200 / 1024 + 1) / 2;
-        let gb = (bytes / 5_000_000 + 1) / 2;
+        let gib = (bytes / (1 << 20) * 200 / 1024).div_ceil(2);
+        let gb = (bytes / 5_000_000).div_ceil(2);
         format!(" ({} GiB {} GB)", two(gib), two(gb))
     }
 }

@@ -173,6 +173,21 @@ check stop mdmirror stop "$DEV"
 grep -q "^$MD :" /proc/mdstat && fail stopped-mdstat "$(mdstat_line)" || ok stopped-mdstat
 refuse detail-after-stop 1 "not active|no such array" mdmirror detail "$DEV"
 
+# --- one slot, grown to two for the disk ------------------------------------------------------
+check build-one-slot mdmirror build "$DEV" "$LOOP"
+mdstat one-slot-mdstat "\[1/1\] \[U\]"
+refuse add-one-slot-full 1 "no free slot" mdmirror add "$DEV" "$DISK"
+check grow-raid-devices-up mdmirror grow "$DEV" --raid-devices 2
+mdstat grown-up-mdstat "\[2/1\] \[U_\]"
+parity detail-after-grow-up
+check add-after-grow-up mdmirror add "$DEV" "$DISK"
+check wait-after-grow-up mdmirror wait "$DEV"
+mdstat grown-up-recovered "\[2/2\] \[UU\]"
+flush "$DISK"
+[ "$(sum "$DISK" 32)" = "$(sum "$T/src.img" 32)" ] && ok grown-up-disk-holds-the-data || fail grown-up-disk-holds-the-data "disk bytes differ"
+parity detail-after-grow-up-recovery
+check stop-again mdmirror stop "$DEV"
+
 cleanup
 echo "mdmirror-check: $NOK ok, $NFAIL failed"
 [ "$NFAIL" = 0 ]
