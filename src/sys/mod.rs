@@ -4,3 +4,4 @@
 #![allow(unsafe_code)]
 pub mod dm;
 pub mod loopdev;
+pub mod md;
