@@ -179,7 +179,7 @@ fn print_sums(a: &Args) -> Result<()> {
             Ok(d) => d,
             Err(e) => {
                 // Reported in order; the last one becomes the exit status, as sha256sum exits 1.
-                if let Some(prev) = last_err.replace(Error::io(name.as_str(), &e)) {
+                if let Some(prev) = last_err.replace(Error::io(manifest::quote_name(name.as_bytes()), &e)) {
                     warn(&prev.to_string());
                 }
                 continue;
@@ -254,7 +254,7 @@ fn check(a: &Args, path: &str) -> Result<()> {
             }
             Err(err) => {
                 unread += 1;
-                warn(&Error::io(shown.as_str(), &err).to_string());
+                warn(&Error::io(manifest::quote_name(&e.name), &err).to_string());
                 b": FAILED open or read\n"
             }
         };

@@ -15,8 +15,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::time::{Duration, Instant};
 
-/// Read size: large enough that syscalls are noise, small enough to stay mostly in L2/L3.
-pub const BLOCK: usize = 1 << 20;
+/// Read size. Measured on a 1 GiB warm file: 64-128 KiB reads cost 0.15 s of system time, 256 KiB
+/// and up 0.6 s (the copy no longer stays in L2 before SHA-256 reads it back).
+pub const BLOCK: usize = 128 << 10;
 /// The CRC runs over the same slice right after SHA-256, while it is still in L1/L2.
 const SLICE: usize = 64 << 10;
 /// Pages behind the read position are dropped in steps of this size.

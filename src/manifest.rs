@@ -148,6 +148,69 @@ pub fn escape(name: &[u8]) -> (bool, Vec<u8>) {
     (true, out)
 }
 
+/// A name for an error message, shell-quoted only when needed, as coreutils quotes it
+/// (`'sp ace'`, `"it's"`, `'new'$'\n''line'`), so a hostile name cannot forge log lines.
+pub fn quote_name(name: &[u8]) -> String {
+    let s = String::from_utf8_lossy(name);
+    let ctrl = |c: char| (c as u32) < 0x20 || c == '\x7f';
+    let special = |i: usize, c: char| {
+        ctrl(c) || " !\"$&'()*;<=>[\\^`|:?".contains(c) || (i == 0 && (c == '#' || c == '~'))
+    };
+    if !s.is_empty() && s != "{" && s != "}" && !s.char_indices().any(|(i, c)| special(i, c)) {
+        return s.into_owned();
+    }
+    if s.contains('\'') && !s.chars().any(|c| ctrl(c) || "$`\\\"!".contains(c)) {
+        return format!("\"{s}\"");
+    }
+    // Printable runs in '...', a quote as \', control characters as $'\n' or $'\ooo'.
+    let mut out = String::from("'");
+    let (mut single, mut dollar) = (true, false);
+    for c in s.chars() {
+        if ctrl(c) {
+            if single {
+                out.push('\'');
+                single = false;
+            }
+            if !dollar {
+                out.push_str("$'");
+                dollar = true;
+            }
+            match c {
+                '\x07' => out.push_str("\\a"),
+                '\x08' => out.push_str("\\b"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\x0b' => out.push_str("\\v"),
+                '\x0c' => out.push_str("\\f"),
+                '\r' => out.push_str("\\r"),
+                _ => out.push_str(&format!("\\{:03o}", c as u32)),
+            }
+            continue;
+        }
+        if dollar {
+            out.push('\'');
+            dollar = false;
+        }
+        if c == '\'' {
+            if single {
+                out.push('\'');
+                single = false;
+            }
+            out.push_str("\\'");
+        } else {
+            if !single {
+                out.push('\'');
+                single = true;
+            }
+            out.push(c);
+        }
+    }
+    if single || dollar {
+        out.push('\'');
+    }
+    out
+}
+
 /// A minisign public key given as its base64 line (as `minisign -P` takes it).
 pub fn pubkey_from_base64(b64: &str) -> Result<PublicKey> {
     PublicKey::from_base64(b64.trim()).map_err(|_| Error::usage(format!("--pubkey: '{b64}' is not a minisign public key")))
@@ -261,6 +324,34 @@ mod tests {
         assert_eq!(e, b"a\\\\b\\nc\\rd");
         assert_eq!(unescape(&e).unwrap(), b"a\\b\nc\rd");
         assert_eq!(unescape(b"trailing\\"), None);
+    }
+
+    #[test]
+    fn names_quoted_like_coreutils() {
+        // Expected strings are what `sha256sum -- NAME` (coreutils 9.1) prints for a missing NAME.
+        let cases: &[(&[u8], &str)] = &[
+            (b"plain.img", "plain.img"),
+            (b"a,b+c@d%e]f{g}h~i#j", "a,b+c@d%e]f{g}h~i#j"),
+            (b"sp ace", "'sp ace'"),
+            (b"a=b", "'a=b'"),
+            (b"a:b", "'a:b'"),
+            (b"#a", "'#a'"),
+            (b"~a", "'~a'"),
+            (b"{", "'{'"),
+            (b"it's", "\"it's\""),
+            (b"it's $x", "'it'\\''s $x'"),
+            (b"a'b!", "'a'\\''b!'"),
+            (b"a\\b", "'a\\b'"),
+            (b"new\nline", "'new'$'\\n''line'"),
+            (b"a\n\nb", "'a'$'\\n\\n''b'"),
+            (b"\tb", "''$'\\t''b'"),
+            (b"x\x01y", "'x'$'\\001''y'"),
+            (b"a\x7fb", "'a'$'\\177''b'"),
+            (b"", "''"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(quote_name(name), *want, "{:?}", String::from_utf8_lossy(name));
+        }
     }
 
     #[test]
