@@ -119,15 +119,16 @@ impl Progress {
             return;
         }
         self.next = now + Duration::from_millis(500);
-        let secs = now.duration_since(self.start).as_secs_f64().max(1e-3);
-        let rate = done as f64 / secs;
-        let mut line = format!("\r{}: {}", self.label, crate::cli::human_size(done));
+        // Integer arithmetic only: float formatting would add ~10 KiB to the binary.
+        let ms = (now.duration_since(self.start).as_millis() as u64).max(1);
+        let rate = done.saturating_mul(1000) / ms;
+        let mut line = format!("\r{}: {}", self.label, size_str(done));
         if let Some(t) = self.total.filter(|&t| t > 0) {
-            line.push_str(&format!("/{} {:>3}%", crate::cli::human_size(t), done.min(t) * 100 / t));
+            line.push_str(&format!("/{} {:>3}%", size_str(t), done.min(t) * 100 / t));
         }
-        line.push_str(&format!(" {}/s", crate::cli::human_size(rate as u64)));
-        if let Some(t) = self.total.filter(|_| rate >= 1.0) {
-            let eta = (t.saturating_sub(done) as f64 / rate) as u64;
+        line.push_str(&format!(" {}/s", size_str(rate)));
+        if let Some(t) = self.total.filter(|_| rate > 0) {
+            let eta = t.saturating_sub(done) / rate;
             line.push_str(&format!(" ETA {}:{:02}", eta / 60, eta % 60));
         }
         line.push_str("\x1b[K");
@@ -148,6 +149,20 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// `17B`, `1.5K`, `1023.9M`, `2.0G`: binary units with one decimal, integers only.
+fn size_str(n: u64) -> String {
+    let units = ["B", "K", "M", "G", "T", "P", "E"];
+    let mut u = 0;
+    while u + 1 < units.len() && n >> (10 * u) >= 1024 {
+        u += 1;
+    }
+    if u == 0 {
+        return format!("{n}B");
+    }
+    let tenths = ((n as u128 * 10) >> (10 * u)) as u64;
+    format!("{}.{}{}", tenths / 10, tenths % 10, units[u])
 }
 
 /// Size of a regular file or block device; `None` for pipes, terminals, sockets.
@@ -295,6 +310,16 @@ mod tests {
         assert_eq!(h.finish().crc32, Some(0xcbf43926));
         assert_eq!(Hasher::new(false).finish().crc32, None);
         assert_eq!(Hasher::new(true).finish().crc32, Some(0));
+    }
+
+    #[test]
+    fn sizes_for_the_progress_line() {
+        assert_eq!(size_str(0), "0B");
+        assert_eq!(size_str(1023), "1023B");
+        assert_eq!(size_str(1536), "1.5K");
+        assert_eq!(size_str(64 << 20), "64.0M");
+        assert_eq!(size_str((1 << 30) - 1), "1023.9M");
+        assert_eq!(size_str(u64::MAX), "15.9E");
     }
 
     #[test]
