@@ -22,6 +22,8 @@ pub const BLOCK: usize = 128 << 10;
 const SLICE: usize = 64 << 10;
 /// Pages behind the read position are dropped in steps of this size.
 const DROP_STEP: u64 = 16 << 20;
+/// Page-cache residency is sampled per window of this size (a multiple of any page size).
+const WINDOW: u64 = 64 << 20;
 /// Files above this size get a progress line by default (when stderr is a terminal).
 pub const PROGRESS_MIN: u64 = 64 << 20;
 
@@ -184,48 +186,89 @@ pub fn input_size(file: &File) -> Option<u64> {
 }
 
 /// Drops the page-cache pages a sequential reader brought in, never those cached before it.
+///
+/// Residency is sampled one window at a time, so memory stays at one byte per page of two
+/// windows however large the device. Each window is sampled when the reader enters the one
+/// before it, before our own read-ahead (a few MiB) can reach it.
 struct CacheDropper {
-    fd: i32,
+    file: File,
     page: u64,
-    /// One byte per page, bit 0 = cached when reading began; empty = unknown, drop everything.
+    size: u64,
+    /// The window being read: [win_start, win_end).
+    win_start: u64,
+    win_end: u64,
+    /// One byte per page, bit 0 = cached when sampled; empty = unknown (drop).
     before: Vec<u8>,
+    /// The same for the following window.
+    next: Vec<u8>,
     /// Bytes below this offset have been dealt with.
     done: u64,
 }
 
 impl CacheDropper {
-    fn new(file: &File, start: u64, size: u64) -> Self {
-        let fd = file.as_raw_fd();
-        let _ = nix::fcntl::posix_fadvise(fd, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
-        let before = pagecache::resident(file.as_fd(), size).unwrap_or_default();
-        CacheDropper { fd, page: pagecache::page_size(), before, done: start }
+    fn new(file: &File, start: u64, size: u64) -> Option<Self> {
+        // A duplicate descriptor, so the dropper needs no borrow of the reader's.
+        let file = File::from(file.as_fd().try_clone_to_owned().ok()?);
+        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+        let _ = posix_fadvise(file.as_raw_fd(), 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
+        let page = pagecache::page_size();
+        let win_start = start / page * page;
+        let mut d = CacheDropper {
+            file,
+            page,
+            size,
+            win_start,
+            win_end: win_start + WINDOW,
+            before: Vec::new(),
+            next: Vec::new(),
+            done: start,
+        };
+        d.before = d.sample(win_start);
+        d.next = d.sample(d.win_end);
+        Some(d)
+    }
+
+    fn sample(&self, start: u64) -> Vec<u8> {
+        let len = self.size.saturating_sub(start).min(WINDOW);
+        pagecache::resident(self.file.as_fd(), start, len).unwrap_or_default()
+    }
+
+    /// How much the reader may read at `pos` without crossing a window edge.
+    fn limit(&mut self, pos: u64) -> usize {
+        if pos >= self.win_end {
+            self.advance(self.win_end, false);
+            self.win_start = self.win_end;
+            self.win_end += WINDOW;
+            self.before = std::mem::take(&mut self.next);
+            self.next = self.sample(self.win_end);
+        }
+        (self.win_end - pos).min(BLOCK as u64) as usize
     }
 
     /// Deal with everything below `pos` (rounded down to a page unless `last`).
     fn advance(&mut self, pos: u64, last: bool) {
         let end = if last { pos.div_ceil(self.page) * self.page } else { pos / self.page * self.page };
+        let end = end.min(self.win_end);
         if end <= self.done {
             return;
         }
-        let (mut p, last_page) = (self.done / self.page, end / self.page);
-        while p < last_page {
-            let cached = |p: u64| self.before.get(p as usize).is_some_and(|b| b & 1 == 1);
+        let first = self.win_start / self.page;
+        let cached = |p: u64| self.before.get((p - first) as usize).is_some_and(|b| b & 1 == 1);
+        let (mut p, end_page) = ((self.done / self.page).max(first), end / self.page);
+        while p < end_page {
             if cached(p) {
                 p += 1;
                 continue;
             }
             let run = p;
-            while p < last_page && !cached(p) {
+            while p < end_page && !cached(p) {
                 p += 1;
             }
-            self.drop_range(run * self.page, (p - run) * self.page);
+            use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+            let (off, len) = ((run * self.page) as i64, ((p - run) * self.page) as i64);
+            let _ = posix_fadvise(self.file.as_raw_fd(), off, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
         }
         self.done = end;
-    }
-
-    fn drop_range(&self, off: u64, len: u64) {
-        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
-        let _ = posix_fadvise(self.fd, off as i64, len as i64, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
     }
 }
 
@@ -234,17 +277,14 @@ impl CacheDropper {
 /// Regular files and block devices get sequential read-ahead advice and cache dropping; other
 /// inputs (pipes, terminals) are simply read.
 pub fn hash_file(file: &File, hasher: &mut Hasher, mut progress: Option<&mut Progress>) -> io::Result<()> {
-    let size = input_size(file);
     let mut f = file;
-    let mut dropper = match size {
-        Some(sz) => f.stream_position().ok().map(|pos| CacheDropper::new(file, pos, sz)),
-        None => None,
-    };
-    let start = dropper.as_ref().map_or(0, |d| d.done);
+    let start = f.stream_position().unwrap_or(0);
+    let mut dropper = input_size(file).and_then(|size| CacheDropper::new(file, start, size));
     let mut buf = vec![0u8; BLOCK];
     let mut pos = start;
     loop {
-        let n = match f.read(&mut buf) {
+        let want = dropper.as_mut().map_or(BLOCK, |d| d.limit(pos));
+        let n = match f.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

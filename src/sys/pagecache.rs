@@ -14,23 +14,29 @@ pub fn page_size() -> u64 {
     if n > 0 { n as u64 } else { 4096 }
 }
 
-/// One byte per page of the first `len` bytes of `fd`: bit 0 set when the page is cached now.
-pub fn resident(fd: BorrowedFd<'_>, len: u64) -> io::Result<Vec<u8>> {
+/// One byte per page of bytes [`start`, `start + len`) of `fd`: bit 0 set when the page is
+/// cached now. `start` must be a multiple of the page size.
+pub fn resident(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<Vec<u8>> {
     let page = page_size();
+    if start % page != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let pages = len.div_ceil(page);
     let mut vec = vec![0u8; usize::try_from(pages).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?];
-    let mut off = 0u64;
-    while off < len {
-        let n = (len - off).min(WINDOW);
+    let mut done = 0u64;
+    while done < len {
+        let off = start + done;
+        let n = (len - done).min(WINDOW);
         // SAFETY: a fresh read-only shared mapping chosen by the kernel (addr NULL); it aliases no
-        // Rust object and is unmapped below. `off` is a multiple of WINDOW, hence page aligned.
+        // Rust object and is unmapped below. `off` is `start` (page aligned, checked above) plus
+        // multiples of WINDOW, hence page aligned.
         let addr = unsafe {
             libc::mmap(std::ptr::null_mut(), n as usize, libc::PROT_READ, libc::MAP_SHARED, fd.as_raw_fd(), off as libc::off_t)
         };
         if addr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let first = (off / page) as usize;
+        let first = (done / page) as usize;
         let count = n.div_ceil(page) as usize;
         // SAFETY: `addr` is the page-aligned start of a live mapping of `n` bytes, and
         // vec[first..first + count] has exactly one byte per page of it (first + count <= pages).
@@ -41,7 +47,7 @@ pub fn resident(fd: BorrowedFd<'_>, len: u64) -> io::Result<Vec<u8>> {
         if rc != 0 {
             return Err(err);
         }
-        off += n;
+        done += n;
     }
     Ok(vec)
 }
@@ -61,10 +67,14 @@ mod tests {
         let mut f = std::fs::File::open(&p).unwrap();
         let mut v = Vec::new();
         f.read_to_end(&mut v).unwrap();
-        let r = resident(f.as_fd(), v.len() as u64).unwrap();
+        let r = resident(f.as_fd(), 0, v.len() as u64).unwrap();
+        let tail = resident(f.as_fd(), page_size(), v.len() as u64 - page_size()).unwrap();
         std::fs::remove_file(&p).unwrap();
         assert_eq!(r.len() as u64, (v.len() as u64).div_ceil(page_size()));
         assert!(r.iter().all(|b| b & 1 == 1), "{r:?}");
-        assert!(resident(f.as_fd(), 0).unwrap().is_empty());
+        assert_eq!(tail.len(), r.len() - 1);
+        assert!(tail.iter().all(|b| b & 1 == 1), "{tail:?}");
+        assert!(resident(f.as_fd(), 0, 0).unwrap().is_empty());
+        assert!(resident(f.as_fd(), 1, 10).is_err());
     }
 }
