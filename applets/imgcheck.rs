@@ -128,6 +128,9 @@ fn parse_args(argv: &[String]) -> Result<Args> {
     if a.pubkey.is_some() && a.pubkey_file.is_some() {
         return Err(usage("--pubkey and --pubkey-file are exclusive"));
     }
+    if a.check.as_deref() == Some("-") && keyed && a.sig.is_none() {
+        return Err(usage("a manifest read from stdin needs --sig"));
+    }
     if (a.sig.is_some() || a.print_version) && !keyed {
         return Err(usage("--sig and --print-version need --pubkey or --pubkey-file"));
     }

@@ -29,32 +29,49 @@ export PATH="$WORK/bin:$PATH"
 
 now() { date +%s.%N; }
 
-# Seconds one run of the command string takes (its output discarded; failure aborts).
+# "ELAPSED CPU" seconds of one run of the command string (output discarded; failure aborts).
+# CPU (user+sys, from /usr/bin/time) suffers less than elapsed time when the machine is busy.
 time_once() {
-    local t0 t1
+    local t0 t1 cpu=0
     t0=$(now)
-    bash -c "$1" >/dev/null || { echo "bench: failed: $1" >&2; exit 1; }
+    if [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -f '%U %S' -o "$WORK/time" bash -c "$1" >/dev/null || { echo "bench: failed: $1" >&2; exit 1; }
+    else
+        bash -c "$1" >/dev/null || { echo "bench: failed: $1" >&2; exit 1; }
+    fi
     t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f\n", b - a}'
+    [[ -x /usr/bin/time ]] && cpu=$(awk '{print $1 + $2}' "$WORK/time")
+    awk -v a="$t0" -v b="$t1" -v c="$cpu" 'BEGIN{printf "%.4f %.2f\n", b - a, c}'
 }
 
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-# interleave CMD... : sets MEDIAN[i] for each command, runs interleaved RUNS times.
-declare -a MEDIAN
+# interleave CMD... : runs the commands interleaved RUNS times; sets MEDIAN[i] (elapsed) and
+# MEDIAN_CPU[i] for each.
+declare -a MEDIAN MEDIAN_CPU
 interleave() {
-    local -a cmds=("$@") samples=()
-    local r i
+    local -a cmds=("$@") el=() cpu=()
+    local r i t
     for ((r = 0; r < RUNS; r++)); do
-        for i in "${!cmds[@]}"; do samples[i]+="$(time_once "${cmds[i]}") "; done
+        for i in "${!cmds[@]}"; do
+            t=$(time_once "${cmds[i]}")
+            el[i]+="${t% *} "
+            cpu[i]+="${t#* } "
+        done
     done
-    MEDIAN=()
-    for i in "${!cmds[@]}"; do MEDIAN[i]=$(tr ' ' '\n' <<<"${samples[i]}" | grep . | median); done
+    MEDIAN=() MEDIAN_CPU=()
+    for i in "${!cmds[@]}"; do
+        MEDIAN[i]=$(tr ' ' '\n' <<<"${el[i]}" | grep . | median)
+        MEDIAN_CPU[i]=$(tr ' ' '\n' <<<"${cpu[i]}" | grep . | median)
+    done
 }
 
 mbps() { awk -v s="$1" -v m="$BENCH_MIB" 'BEGIN{printf "%.0f", m * 1048576 / s / 1e6}'; }
 
-row() { printf '%-34s %10s %10s %10s %10s\n' "$@"; }
+# ratio OURS OTHER: how many times faster ours is (other/ours).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (a > 0) ? b/a : 0}'; }
+
+row() { printf '%-22s %9s %8s %8s %11s %10s  %s\n' "$@"; }
 
 bench_hash() {
     local f="$WORK/image" mem
@@ -65,17 +82,17 @@ bench_hash() {
     fi
     head -c "$((BENCH_MIB << 20))" /dev/urandom >"$f"
     cat "$f" >/dev/null
-    local ours="imgcheck '$f'" crc="imgcheck --crc32 '$f'"
-    interleave "$ours" "openssl dgst -sha256 '$f'" "sha256sum '$f'" "$crc"
-    local t_ours=${MEDIAN[0]} t_ssl=${MEDIAN[1]} t_sum=${MEDIAN[2]} t_crc=${MEDIAN[3]}
-    row "command" "seconds" "MB/s" "ratio" ""
-    row "imgcheck" "$t_ours" "$(mbps "$t_ours")" "1.00" ""
-    row "openssl dgst -sha256" "$t_ssl" "$(mbps "$t_ssl")" \
-        "$(awk -v a="$t_ours" -v b="$t_ssl" 'BEGIN{printf "%.2f", b/a}')" "(imgcheck/openssl throughput)"
-    row "sha256sum" "$t_sum" "$(mbps "$t_sum")" \
-        "$(awk -v a="$t_ours" -v b="$t_sum" 'BEGIN{printf "%.2f", b/a}')" "(imgcheck/sha256sum throughput)"
-    row "imgcheck --crc32" "$t_crc" "$(mbps "$t_crc")" \
-        "$(awk -v a="$t_ours" -v b="$t_crc" 'BEGIN{printf "%+.1f%%", (b/a - 1) * 100}')" "(cost of --crc32)"
+    interleave "imgcheck '$f'" "openssl dgst -sha256 '$f'" "sha256sum '$f'" "imgcheck --crc32 '$f'"
+    local e=("${MEDIAN[@]}") c=("${MEDIAN_CPU[@]}")
+    row "command" "elapsed s" "MB/s" "cpu s" "x (elapsed)" "x (cpu)" ""
+    row "imgcheck" "${e[0]}" "$(mbps "${e[0]}")" "${c[0]}" "1.00" "1.00" ""
+    row "openssl dgst -sha256" "${e[1]}" "$(mbps "${e[1]}")" "${c[1]}" "$(ratio "${e[0]}" "${e[1]}")" \
+        "$(ratio "${c[0]}" "${c[1]}")" "imgcheck throughput / openssl's"
+    row "sha256sum" "${e[2]}" "$(mbps "${e[2]}")" "${c[2]}" "$(ratio "${e[0]}" "${e[2]}")" \
+        "$(ratio "${c[0]}" "${c[2]}")" "imgcheck throughput / sha256sum's"
+    row "imgcheck --crc32" "${e[3]}" "$(mbps "${e[3]}")" "${c[3]}" \
+        "$(awk -v a="${e[0]}" -v b="${e[3]}" 'BEGIN{printf "%+.1f%%", (b/a - 1) * 100}')" \
+        "$(awk -v a="${c[0]}" -v b="${c[3]}" 'BEGIN{printf "%+.1f%%", (a > 0) ? (b/a - 1) * 100 : 0}')" "cost of --crc32"
     rm -f "$f"
     echo
 }

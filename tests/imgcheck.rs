@@ -110,6 +110,7 @@ fn help_and_usage_errors() {
         &["-c", "S", "--print-version"],
         &["-c", "S", "--pubkey", "not-a-key"],
         &["-c", "S", "--pubkey", "a", "--pubkey-file", "b"],
+        &["-c", "-", "--pubkey-file", "k.pub"],
     ] {
         let o = e.run(bad);
         assert_eq!(code(&o), 2, "{bad:?}: {}", err(&o));

@@ -18,7 +18,7 @@ pub fn page_size() -> u64 {
 /// cached now. `start` must be a multiple of the page size.
 pub fn resident(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<Vec<u8>> {
     let page = page_size();
-    if start % page != 0 {
+    if !start.is_multiple_of(page) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     let pages = len.div_ceil(page);
