@@ -3,8 +3,10 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod digest;
 mod error;
 mod fsutil;
+mod manifest;
 mod sys;
 
 use std::io::Write;

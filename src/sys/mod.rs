@@ -5,3 +5,4 @@
 pub mod dm;
 pub mod loopdev;
 pub mod md;
+pub mod pagecache;

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Usage: mk/bench.sh BINARY [SECTION...]
+# Sections (default: all, in this order): hash size.
+# Each section is a function bench_NAME; add later benchmarks (boot time, migrate, imgfetch) as
+# more bench_* functions and list them in SECTIONS. Commands compared in one row are run
+# interleaved (A B C, A B C, ...) RUNS times and the median is reported, so a busy machine
+# slows all of them alike. Nothing here asserts a timing.
+#
+# Environment: RUNS (default 5), BENCH_MIB (hash file size, default 1024), TMPDIR.
+set -euo pipefail
+
+SECTIONS=(hash size)
+RUNS=${RUNS:-5}
+BENCH_MIB=${BENCH_MIB:-1024}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=mk/size.sh
+source "$HERE/size.sh"
+
+[[ $# -ge 1 && -x $1 ]] || { echo "usage: $0 BINARY [SECTION...]" >&2; exit 2; }
+BIN=$(readlink -f "$1")
+shift
+(($# > 0)) && SECTIONS=("$@")
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/liveroot-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+mkdir "$WORK/bin"
+for a in $("$BIN" --list); do ln -s "$BIN" "$WORK/bin/$a"; done
+export PATH="$WORK/bin:$PATH"
+
+now() { date +%s.%N; }
+
+# "ELAPSED CPU" seconds of one run of the command string (output discarded; failure aborts).
+# CPU (user+sys, from /usr/bin/time) suffers less than elapsed time when the machine is busy.
+time_once() {
+    local t0 t1 cpu=0
+    t0=$(now)
+    if [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -f '%U %S' -o "$WORK/time" bash -c "$1" >/dev/null || { echo "bench: failed: $1" >&2; exit 1; }
+    else
+        bash -c "$1" >/dev/null || { echo "bench: failed: $1" >&2; exit 1; }
+    fi
+    t1=$(now)
+    [[ -x /usr/bin/time ]] && cpu=$(awk '{print $1 + $2}' "$WORK/time")
+    awk -v a="$t0" -v b="$t1" -v c="$cpu" 'BEGIN{printf "%.4f %.2f\n", b - a, c}'
+}
+
+median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+# interleave CMD... : runs the commands interleaved RUNS times; sets MEDIAN[i] (elapsed) and
+# MEDIAN_CPU[i] for each.
+declare -a MEDIAN MEDIAN_CPU
+interleave() {
+    local -a cmds=("$@") el=() cpu=()
+    local r i t
+    for ((r = 0; r < RUNS; r++)); do
+        for i in "${!cmds[@]}"; do
+            t=$(time_once "${cmds[i]}")
+            el[i]+="${t% *} "
+            cpu[i]+="${t#* } "
+        done
+    done
+    MEDIAN=() MEDIAN_CPU=()
+    for i in "${!cmds[@]}"; do
+        MEDIAN[i]=$(tr ' ' '\n' <<<"${el[i]}" | grep . | median)
+        MEDIAN_CPU[i]=$(tr ' ' '\n' <<<"${cpu[i]}" | grep . | median)
+    done
+}
+
+mbps() { awk -v s="$1" -v m="$BENCH_MIB" 'BEGIN{printf "%.0f", m * 1048576 / s / 1e6}'; }
+
+# ratio OURS OTHER: how many times faster ours is (other/ours).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (a > 0) ? b/a : 0}'; }
+
+row() { printf '%-22s %9s %8s %8s %11s %10s  %s\n' "$@"; }
+
+bench_hash() {
+    local f="$WORK/image" mem
+    mem=$(awk '/MemAvailable/{print int($2/1024)}' /proc/meminfo)
+    echo "== hash: ${BENCH_MIB} MiB random file, warm page cache, median of $RUNS interleaved runs =="
+    if ((mem < BENCH_MIB * 2)); then
+        echo "note: only ${mem} MiB available; the file may not stay cached"
+    fi
+    head -c "$((BENCH_MIB << 20))" /dev/urandom >"$f"
+    cat "$f" >/dev/null
+    interleave "imgcheck '$f'" "openssl dgst -sha256 '$f'" "sha256sum '$f'" "imgcheck --crc32 '$f'"
+    local e=("${MEDIAN[@]}") c=("${MEDIAN_CPU[@]}")
+    row "command" "elapsed s" "MB/s" "cpu s" "x (elapsed)" "x (cpu)" ""
+    row "imgcheck" "${e[0]}" "$(mbps "${e[0]}")" "${c[0]}" "1.00" "1.00" ""
+    row "openssl dgst -sha256" "${e[1]}" "$(mbps "${e[1]}")" "${c[1]}" "$(ratio "${e[0]}" "${e[1]}")" \
+        "$(ratio "${c[0]}" "${c[1]}")" "imgcheck throughput / openssl's"
+    row "sha256sum" "${e[2]}" "$(mbps "${e[2]}")" "${c[2]}" "$(ratio "${e[0]}" "${e[2]}")" \
+        "$(ratio "${c[0]}" "${c[2]}")" "imgcheck throughput / sha256sum's"
+    row "imgcheck --crc32" "${e[3]}" "$(mbps "${e[3]}")" "${c[3]}" \
+        "$(awk -v a="${e[0]}" -v b="${e[3]}" 'BEGIN{printf "%+.1f%%", (b/a - 1) * 100}')" \
+        "$(awk -v a="${c[0]}" -v b="${c[3]}" 'BEGIN{printf "%+.1f%%", (a > 0) ? (b/a - 1) * 100 : 0}')" "cost of --crc32"
+    rm -f "$f"
+    echo
+}
+
+bench_size() {
+    echo "== size =="
+    size_table "$BIN"
+    echo
+}
+
+for s in "${SECTIONS[@]}"; do
+    declare -F "bench_$s" >/dev/null || { echo "bench: no section '$s' (have: ${SECTIONS[*]})" >&2; exit 2; }
+    "bench_$s"
+done

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Usage: mk/size.sh BINARY
+# Prints the size of the liveroot binary beside busybox's and the stock tool set it replaces
+# (util-linux losetup + dmsetup + mdadm, with the shared libraries they load), in KiB, and the
+# budget. Sourced by mk/bench.sh for the same numbers; run it directly to print them.
+set -euo pipefail
+
+BUDGET_KIB=768
+STOCK_TOOLS=(losetup dmsetup mdadm)
+
+kib() { echo $(( ($1 + 1023) / 1024 )); }
+
+file_size() { stat -L -c %s "$1"; }
+
+# Sum of the unique files (after resolving links) of the given programs and their ldd libraries.
+stock_bytes() {
+    local prog path lib
+    local -A seen=()
+    for prog in "$@"; do
+        path=$(command -v "$prog" 2>/dev/null || true)
+        [[ -n $path ]] || { echo "size: $prog not installed" >&2; continue; }
+        seen[$(readlink -f "$path")]=1
+        while read -r lib; do
+            [[ -e $lib ]] && seen[$(readlink -f "$lib")]=1
+        done < <(ldd "$path" 2>/dev/null | grep -o '/[^ ]*')
+    done
+    local total=0 f
+    for f in "${!seen[@]}"; do total=$((total + $(file_size "$f"))); done
+    echo "$total"
+}
+
+busybox_bytes() {
+    local bb=/bin/busybox
+    [[ -x $bb ]] && file_size "$bb" || echo 0
+}
+
+# One table: name, KiB, and the liveroot share of each.
+size_table() {
+    local bin=$1 ours bb stock
+    ours=$(file_size "$bin")
+    bb=$(busybox_bytes)
+    stock=$(stock_bytes "${STOCK_TOOLS[@]}")
+    printf '%-52s %8s %8s\n' "binary" "KiB" "liveroot/x"
+    printf '%-52s %8s %8s\n' "liveroot ($bin)" "$(kib "$ours")" "1.00"
+    if ((bb > 0)); then
+        printf '%-52s %8s %8s\n' "busybox (/bin/busybox, static)" "$(kib "$bb")" \
+            "$(awk -v a="$ours" -v b="$bb" 'BEGIN{printf "%.2f", a/b}')"
+    else
+        printf '%-52s %8s\n' "busybox (/bin/busybox not found)" "-"
+    fi
+    printf '%-52s %8s %8s\n' "${STOCK_TOOLS[*]} + shared libs" "$(kib "$stock")" \
+        "$(awk -v a="$ours" -v b="$stock" 'BEGIN{printf "%.2f", b ? a/b : 0}')"
+    printf '%-52s %8s %8s\n' "budget" "$BUDGET_KIB" \
+        "$(awk -v a="$ours" -v b="$BUDGET_KIB" 'BEGIN{printf "%.2f", a/(b*1024)}')"
+    if (( $(kib "$ours") > BUDGET_KIB )); then
+        echo "size: liveroot is over the ${BUDGET_KIB} KiB budget" >&2
+    fi
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    [[ $# -eq 1 && -f $1 ]] || { echo "usage: $0 BINARY" >&2; exit 2; }
+    size_table "$1"
+fi

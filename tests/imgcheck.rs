@@ -1,0 +1,432 @@
+//! imgcheck as a user runs it: through a symlink named `imgcheck`, compared with coreutils
+//! `sha256sum`, signed with the real `minisign`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Env {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        let dir = std::env::temp_dir().join(format!("imgcheck-it-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        fs::create_dir_all(dir.join("data")).unwrap();
+        let bin = dir.join("bin/imgcheck");
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_liveroot"), &bin).unwrap();
+        Env { dir, bin }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn put(&self, name: &str, content: &[u8]) {
+        fs::write(self.data().join(name), content).unwrap();
+    }
+
+    /// Run imgcheck in data/.
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_in(&self.data(), args, None)
+    }
+
+    fn run_in(&self, cwd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        run_cmd(Command::new(&self.bin).args(args).current_dir(cwd), stdin)
+    }
+
+    /// Run another program in data/.
+    fn sh(&self, prog: &str, args: &[&str]) -> Output {
+        run_cmd(Command::new(prog).args(args).current_dir(self.data()), None)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run_cmd(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(data) = stdin {
+        child.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Files with the names sha256sum treats specially.
+const ODD: &[&str] = &["plain.img", "sp ace", "back\\slash", "new\nline", "cr\rname", "empty", "-dash", "uni\u{e9}"];
+
+fn populate(e: &Env) {
+    for (i, n) in ODD.iter().enumerate() {
+        let content: Vec<u8> = if *n == "empty" { vec![] } else { (0..i * 1000 + 7).map(|j| (j * 31 + i) as u8).collect() };
+        e.put(n, &content);
+    }
+    // Bigger than one read block, with an odd tail.
+    e.put("big.img", &(0..(3 << 20) + 333).map(|j: u32| (j.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<u8>>());
+}
+
+fn names() -> Vec<&'static str> {
+    let mut v: Vec<&str> = ODD.iter().map(|n| if *n == "-dash" { "./-dash" } else { *n }).collect();
+    v.push("big.img");
+    v
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let e = Env::new("usage");
+    let o = e.run(&["--help"]);
+    assert_eq!(code(&o), 0);
+    assert!(out(&o).starts_with("Usage: imgcheck"), "{}", out(&o));
+    assert!(o.stderr.is_empty());
+    for bad in [
+        &["-x"][..],
+        &["--bogus"],
+        &["-c"],
+        &["--dir", "x", "f"],
+        &["--quiet", "f"],
+        &["-c", "S", "extra"],
+        &["-c", "S", "--crc32"],
+        &["-c", "S", "--sig", "S.minisig"],
+        &["-c", "S", "--print-version"],
+        &["-c", "S", "--pubkey", "not-a-key"],
+        &["-c", "S", "--pubkey", "a", "--pubkey-file", "b"],
+        &["-c", "-", "--pubkey-file", "k.pub"],
+    ] {
+        let o = e.run(bad);
+        assert_eq!(code(&o), 2, "{bad:?}: {}", err(&o));
+        assert!(err(&o).starts_with("imgcheck: "), "{bad:?}: {}", err(&o));
+        assert!(o.stdout.is_empty());
+    }
+}
+
+#[test]
+fn output_is_byte_identical_to_sha256sum() {
+    let e = Env::new("parity");
+    populate(&e);
+    let n = names();
+    let ours = e.run(&n);
+    let theirs = e.sh("sha256sum", &n);
+    assert_eq!(code(&ours), 0, "{}", err(&ours));
+    assert_eq!(code(&theirs), 0);
+    assert_eq!(out(&ours), out(&theirs));
+    assert!(out(&ours).contains("\\"), "escaped names expected: {}", out(&ours));
+
+    // stdin, implicit and as `-`, piped.
+    let data = fs::read(e.data().join("big.img")).unwrap();
+    let want = run_cmd(Command::new("sha256sum").arg("-"), Some(&data));
+    for args in [&[][..], &["-"]] {
+        let o = e.run_in(&e.data(), args, Some(&data));
+        assert_eq!((code(&o), out(&o)), (0, out(&want)), "{args:?}");
+    }
+    // stdin redirected from a file (takes the regular-file path).
+    let f = fs::File::open(e.data().join("sp ace")).unwrap();
+    let o = Command::new(&e.bin).stdin(f).output().unwrap();
+    let w = Command::new("sha256sum").stdin(fs::File::open(e.data().join("sp ace")).unwrap()).output().unwrap();
+    assert_eq!(out(&o), out(&w));
+
+    // Errors: reported like sha256sum, the good files still printed, exit 1.
+    let args = ["plain.img", "missing", ".", "sp ace"];
+    let ours = e.run(&args);
+    let theirs = e.sh("sha256sum", &args);
+    assert_eq!(out(&ours), out(&theirs));
+    assert_eq!(code(&ours), 1);
+    assert_eq!(err(&ours), err(&theirs).replace("sha256sum:", "imgcheck:"));
+}
+
+#[test]
+fn check_parity_both_ways() {
+    let e = Env::new("check");
+    populate(&e);
+    let n = names();
+
+    // sha256sum -c reads what we write.
+    let ours = e.run(&n);
+    fs::write(e.data().join("OURS"), &ours.stdout).unwrap();
+    let o = e.sh("sha256sum", &["-c", "--strict", "OURS"]);
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+
+    // We read what sha256sum writes (no "./" names: ours are flat by design).
+    let mut flat = vec!["--"];
+    flat.extend(n.iter().map(|s| s.trim_start_matches("./")));
+    let sums = e.sh("sha256sum", &flat);
+    fs::write(e.data().join("SUMS"), &sums.stdout).unwrap();
+    let ours = e.run(&["-c", "SUMS"]);
+    let theirs = e.sh("sha256sum", &["-c", "SUMS"]);
+    assert_eq!(code(&ours), 0, "{}", err(&ours));
+    assert_eq!(out(&ours), out(&theirs));
+    assert!(out(&ours).contains("plain.img: OK\n"));
+    assert!(e.run(&["-c", "SUMS", "--quiet"]).stdout.is_empty());
+
+    // A changed file and a missing one: same lines, same warnings, both fail.
+    e.put("plain.img", b"changed");
+    fs::remove_file(e.data().join("sp ace")).unwrap();
+    fs::remove_file(e.data().join("new\nline")).unwrap();
+    let ours = e.run(&["-c", "SUMS"]);
+    let theirs = e.sh("sha256sum", &["-c", "SUMS"]);
+    assert_eq!(out(&ours), out(&theirs));
+    assert!(out(&ours).contains("plain.img: FAILED\n") && out(&ours).contains("sp ace: FAILED open or read\n"));
+    assert_eq!(err(&ours), err(&theirs).replace("sha256sum:", "imgcheck:"));
+    assert!(err(&ours).ends_with("imgcheck: WARNING: 1 computed checksum did NOT match\n"), "{}", err(&ours));
+    assert_eq!(code(&ours), 3);
+    assert_ne!(code(&theirs), 0);
+    let quiet = e.run(&["-c", "SUMS", "--quiet"]);
+    assert_eq!(code(&quiet), 3);
+    assert!(!out(&quiet).contains(": OK"));
+
+    // Only a mismatch / only a missing file.
+    let one = |line: &str| {
+        fs::write(e.data().join("ONE"), line).unwrap();
+        (e.run(&["-c", "ONE"]), e.sh("sha256sum", &["-c", "ONE"]))
+    };
+    let plain_line = String::from_utf8(sums.stdout.clone()).unwrap().lines().find(|l| l.ends_with(" plain.img")).unwrap().to_owned();
+    let (o, t) = one(&format!("{plain_line}\n"));
+    assert_eq!((code(&o), out(&o)), (3, out(&t)));
+    assert_eq!(err(&o), "imgcheck: WARNING: 1 computed checksum did NOT match\n");
+    let (o, t) = one(&format!("{}  gone\n", "0".repeat(64)));
+    assert_eq!((code(&o), out(&o)), (3, out(&t)));
+    assert_eq!(err(&o), err(&t).replace("sha256sum:", "imgcheck:"));
+    assert_eq!(err(&o), "imgcheck: gone: No such file or directory\nimgcheck: WARNING: 1 listed file could not be read\n");
+}
+
+#[test]
+fn check_dir_and_manifest_from_stdin() {
+    let e = Env::new("dir");
+    populate(&e);
+    let sums = e.sh("sha256sum", &["plain.img", "big.img"]);
+    fs::write(e.dir.join("SUMS"), &sums.stdout).unwrap();
+    let data = e.data();
+    let d = data.to_str().unwrap();
+    // Names are relative to --dir, not to the manifest's directory nor... the cwd here (/).
+    let o = e.run_in(Path::new("/"), &["-c", e.dir.join("SUMS").to_str().unwrap(), "--dir", d], None);
+    assert_eq!((code(&o), out(&o).as_str()), (0, "plain.img: OK\nbig.img: OK\n"), "{}", err(&o));
+    let o = e.run_in(&e.dir, &["-c", "SUMS"], None);
+    assert_eq!(code(&o), 3, "cwd has no such files: {}", out(&o));
+    let o = e.run_in(Path::new("/"), &["-c", "-", "--dir", d], Some(&sums.stdout));
+    assert_eq!((code(&o), out(&o).as_str()), (0, "plain.img: OK\nbig.img: OK\n"));
+}
+
+#[test]
+fn malformed_manifests_fail_verification_with_line_numbers() {
+    let e = Env::new("strict");
+    populate(&e);
+    let good = out(&e.sh("sha256sum", &["plain.img"]));
+    let h = &good[..64];
+    let cases: &[(String, &str)] = &[
+        (format!("{good}{h}  ../plain.img\n"), "SUMS:2: name contains '/'"),
+        (format!("\n{h}  ..\n"), "SUMS:2: name is '.' or '..'"),
+        (format!("{}  plain.img\n", &h[2..]), "SUMS:1: digest is not 64 hex digits"),
+        (format!("{good}# c\n{good}"), "SUMS:3: duplicate name 'plain.img' (first on line 1)"),
+        (format!("{good}{h}  {}\n", "x".repeat(5000)), "SUMS:2: line is longer than 4096 bytes"),
+        ("garbage\n".to_string(), "SUMS:1: expected 'SHA256  NAME'"),
+        ("\n".to_string(), "SUMS: no checksum lines"),
+        ("\n".repeat((1 << 20) + 1), "SUMS: manifest is larger than 1 MiB"),
+    ];
+    for (text, msg) in cases {
+        fs::write(e.data().join("SUMS"), text).unwrap();
+        let o = e.run(&["-c", "SUMS"]);
+        assert_eq!((code(&o), err(&o)), (3, format!("imgcheck: {msg}\n")));
+        assert!(o.stdout.is_empty(), "nothing is checked from a bad manifest");
+    }
+    let o = e.run(&["-c", "NOPE"]);
+    assert_eq!((code(&o), err(&o).as_str()), (1, "imgcheck: NOPE: No such file or directory\n"));
+}
+
+#[test]
+fn crc32_in_the_same_pass() {
+    let e = Env::new("crc");
+    populate(&e);
+    let n = ["big.img", "empty", "sp ace"];
+    let o = e.run(&["--crc32", n[0], n[1], n[2]]);
+    assert_eq!(code(&o), 0);
+    let sha = out(&e.sh("sha256sum", &n));
+    let py = "import sys,zlib\nfor f in sys.argv[1:]: print('%08x' % zlib.crc32(open(f,'rb').read()))";
+    let mut args = vec!["-c", py];
+    args.extend(n);
+    let crcs = out(&e.sh("python3", &args));
+    let want: String = sha
+        .lines()
+        .zip(crcs.lines())
+        .map(|(s, c)| format!("{}  {c}  {}\n", &s[..64], &s[66..]))
+        .collect();
+    assert_eq!(out(&o), want);
+    assert!(out(&o).contains("  00000000  empty\n"));
+}
+
+fn minisign(e: &Env, args: &[&str]) {
+    let o = e.sh("minisign", args);
+    assert!(o.status.success(), "minisign {args:?}: {}{}", out(&o), err(&o));
+}
+
+#[test]
+fn minisign_signed_manifests() {
+    let e = Env::new("sign");
+    populate(&e);
+    minisign(&e, &["-G", "-W", "-p", "../k.pub", "-s", "../k.key"]);
+    minisign(&e, &["-G", "-W", "-p", "../other.pub", "-s", "../other.key"]);
+    let sums = e.sh("sha256sum", &["plain.img", "big.img"]).stdout;
+    fs::write(e.data().join("SHA256SUMS"), &sums).unwrap();
+    minisign(&e, &["-S", "-m", "SHA256SUMS", "-t", "version=7", "-s", "../k.key"]);
+    let key = "../k.pub";
+    let b64 = fs::read_to_string(e.dir.join("k.pub")).unwrap().lines().nth(1).unwrap().to_owned();
+
+    let ok = e.run(&["-c", "SHA256SUMS", "--pubkey-file", key]);
+    assert_eq!((code(&ok), out(&ok).as_str()), (0, "plain.img: OK\nbig.img: OK\n"), "{}", err(&ok));
+    let ok = e.run(&["-c", "SHA256SUMS", "--sig", "SHA256SUMS.minisig", "--pubkey", &b64]);
+    assert_eq!(code(&ok), 0, "{}", err(&ok));
+    let v = e.run(&["-c", "SHA256SUMS", "--pubkey-file", key, "--print-version"]);
+    assert_eq!((code(&v), out(&v).as_str(), err(&v).as_str()), (0, "7\n", ""));
+
+    let fails = |args: &[&str], want: &str| {
+        let mut a = vec!["-c", "SHA256SUMS"];
+        a.extend_from_slice(args);
+        let o = e.run(&a);
+        assert_eq!((code(&o), err(&o)), (3, format!("imgcheck: {want}\n")), "{args:?}");
+        assert!(o.stdout.is_empty(), "{args:?}: no file is checked before the signature verifies");
+    };
+    let bad = "SHA256SUMS.minisig: signature verification failed";
+    fails(&["--pubkey-file", "../other.pub"], &format!("{bad}: made with a different key"));
+    let sig = fs::read_to_string(e.data().join("SHA256SUMS.minisig")).unwrap();
+
+    // Trusted comment edited to a newer version.
+    assert!(sig.contains("trusted comment: version=7\n"));
+    fs::write(e.data().join("SHA256SUMS.minisig"), sig.replace("version=7", "version=8")).unwrap();
+    fails(&["--pubkey-file", key], bad);
+    fails(&["--pubkey-file", key, "--print-version"], bad);
+
+    // Signature line changed.
+    let mut lines: Vec<String> = sig.lines().map(str::to_owned).collect();
+    let c = lines[1].remove(20);
+    lines[1].insert(20, if c == 'Q' { 'R' } else { 'Q' });
+    fs::write(e.data().join("SHA256SUMS.minisig"), lines.join("\n") + "\n").unwrap();
+    fails(&["--pubkey-file", key], bad);
+
+    // Manifest changed (a line appended that would verify) with the good signature.
+    fs::write(e.data().join("SHA256SUMS.minisig"), &sig).unwrap();
+    let mut more = sums.clone();
+    more.extend_from_slice(&e.sh("sha256sum", &["empty"]).stdout);
+    fs::write(e.data().join("SHA256SUMS"), &more).unwrap();
+    fails(&["--pubkey-file", key], bad);
+    fs::write(e.data().join("SHA256SUMS"), &sums).unwrap();
+    assert_eq!(code(&e.run(&["-c", "SHA256SUMS", "--pubkey-file", key])), 0);
+
+    // Not a signature; missing signature (an I/O failure, still nonzero).
+    fs::write(e.data().join("junk.minisig"), "hello\n").unwrap();
+    fails(&["--pubkey-file", key, "--sig", "junk.minisig"], "junk.minisig: not a minisign signature");
+    let o = e.run(&["-c", "SHA256SUMS", "--pubkey-file", key, "--sig", "none.minisig"]);
+    assert_eq!((code(&o), err(&o).as_str()), (1, "imgcheck: none.minisig: No such file or directory\n"));
+
+    // A verified manifest whose files do not match still fails.
+    e.put("big.img", b"replaced");
+    let o = e.run(&["-c", "SHA256SUMS", "--pubkey-file", key]);
+    assert_eq!((code(&o), out(&o).as_str()), (3, "plain.img: OK\nbig.img: FAILED\n"));
+
+    // Legacy (-l) signatures verify too; a comment without version= has no version to print.
+    minisign(&e, &["-S", "-l", "-m", "SHA256SUMS", "-t", "built today", "-s", "../k.key", "-x", "legacy.minisig"]);
+    let o = e.run(&["-c", "SHA256SUMS", "--pubkey-file", key, "--sig", "legacy.minisig", "--quiet"]);
+    assert_eq!((code(&o), out(&o).as_str()), (3, "big.img: FAILED\n"));
+    let o = e.run(&["-c", "SHA256SUMS", "--pubkey-file", key, "--sig", "legacy.minisig", "--print-version"]);
+    assert_eq!((code(&o), err(&o).as_str()), (3, "imgcheck: legacy.minisig: no version=N in trusted comment 'built today'\n"));
+}
+
+#[test]
+fn progress_line_goes_to_stderr_only() {
+    let e = Env::new("progress");
+    let mut child = Command::new(&e.bin)
+        .args(["--progress", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    // The line is refreshed at most twice a second; the pause makes sure one refresh is due.
+    stdin.write_all(&chunk).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    stdin.write_all(&chunk).unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    let want = run_cmd(Command::new("sha256sum").arg("-"), Some(&[chunk.clone(), chunk].concat()));
+    assert_eq!((code(&o), out(&o)), (0, out(&want)));
+    let s = err(&o);
+    assert!(s.starts_with("\r-: ") && s.contains("/s") && s.ends_with("\r\x1b[K"), "{s:?}");
+    // Not a terminal: no progress unless asked.
+    let o = e.run_in(&e.dir, &[], Some(&[0u8; 1000]));
+    assert!(o.stderr.is_empty());
+}
+
+fn resident_bytes(path: &Path) -> u64 {
+    let o = Command::new("fincore").args(["-b", "-n", "-o", "RES"]).arg(path).output().unwrap();
+    assert!(o.status.success(), "fincore: {}", err(&o));
+    out(&o).trim().parse().unwrap()
+}
+
+#[test]
+fn page_cache_dropped_only_where_we_filled_it() {
+    let e = Env::new("cache");
+    let p = e.data().join("img");
+    // Crosses a 64 MiB residency window and several 16 MiB drop steps; odd tail.
+    let size = (72u64 << 20) + 5000;
+    let mut f = fs::File::create(&p).unwrap();
+    let block: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+    for _ in 0..size >> 20 {
+        f.write_all(&block).unwrap();
+    }
+    f.write_all(&block[..5000]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let dd_nocache = |args: &[&str]| {
+        let o = Command::new("dd").arg(format!("if={}", p.display())).args(["iflag=nocache", "of=/dev/null", "status=none"]).args(args).output().unwrap();
+        assert!(o.status.success(), "dd: {}", err(&o));
+    };
+    // This machine's memory manager may take back the odd cached page at any time, so the
+    // checks allow a little less, and read-ahead across a window edge a little more.
+    const SLACK: u64 = 4 << 20;
+    let mib = |b: u64| b as f64 / 1048576.0;
+
+    // Cold file: read through, then dropped again.
+    dd_nocache(&["count=0"]);
+    assert_eq!(resident_bytes(&p), 0, "could not drop the test file from the page cache");
+    let o = e.run(&["img"]);
+    assert_eq!(code(&o), 0);
+    let after = resident_bytes(&p);
+    assert!(after <= SLACK, "cold file left {:.1} MiB cached", mib(after));
+
+    // Warm file (e.g. the image the box runs from): left cached.
+    fs::read(&p).unwrap();
+    let before = resident_bytes(&p);
+    assert!(before > size - SLACK, "could not cache the test file ({:.1} MiB)", mib(before));
+    let o2 = e.run(&["img"]);
+    assert_eq!(out(&o2), out(&o));
+    let after = resident_bytes(&p);
+    assert!(after + SLACK >= before, "warm file: {:.1} MiB cached before, {:.1} after", mib(before), mib(after));
+
+    // Partly cached: only the 20 MiB hole we read in is dropped again.
+    fs::read(&p).unwrap();
+    dd_nocache(&["bs=1M", "skip=10", "count=20"]);
+    let before = resident_bytes(&p);
+    assert!(before < size - (16 << 20), "could not uncache the middle ({:.1} MiB cached)", mib(before));
+    assert_eq!(code(&e.run(&["img"])), 0);
+    let after = resident_bytes(&p);
+    assert!(after + SLACK >= before && after <= before + SLACK, "hole: {:.1} MiB before, {:.1} after", mib(before), mib(after));
+}
