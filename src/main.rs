@@ -3,8 +3,11 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod cmdline;
 mod error;
 mod fsutil;
+mod probe;
+mod state;
 mod sys;
 
 use std::io::Write;

@@ -2,3 +2,4 @@
 //! comment. Structs are hand-written `#[repr(C)]` with compile-time size checks. This layer
 //! returns errors and never prints.
 #![allow(unsafe_code)]
+pub mod module;
