@@ -4,7 +4,7 @@
 //! liveinit cmdline [--file F]                   shell assignments (LIVE_*) from /proc/cmdline
 //! liveinit modprobe [-q] [-n] [--dir D] [--cmdline F] MODULE...
 //!                                               load modules and their dependencies
-//! liveinit find-medium SPEC [--wait S]          wait for LABEL=/UUID=/PARTUUID=/PARTLABEL=//dev/..
+//! liveinit find-medium SPEC [--wait S] [--all]  wait for LABEL=/UUID=/PARTUUID=/PARTLABEL=//dev/..
 //! liveinit probe DEV|FILE...                    filesystem type, label, UUID (like blkid -p)
 //! liveinit overlay-size ORIGIN [--size MIB]     COW size in MiB (default: min(origin, RAM/2))
 //! liveinit ram-copy FILE... --to DIR [--minmem MIB] [--tmpfs]
@@ -83,6 +83,9 @@ struct ModprobeArgs {
 /// Wait for the block device named by SPEC (LABEL=, UUID=, PARTUUID=, PARTLABEL=, CDLABEL= or
 /// /dev/...) and print its path. Exit 1 with a list of what was found on timeout.
 struct FindArgs {
+    /// also consider loop, dm, md and ram devices
+    #[argh(switch)]
+    all: bool,
     /// seconds to wait (default 30)
     #[argh(option, default = "30")]
     wait: u64,
@@ -404,11 +407,11 @@ fn open_table(path: &str) -> Option<Table> {
 }
 
 /// Probe every media-like block device, with PARTUUID/PARTLABEL from the parent's table.
-fn scan() -> Vec<Candidate> {
+fn scan(all: bool) -> Vec<Candidate> {
     let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
         .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
         .unwrap_or_default();
-    names.retain(|n| is_media_name(n));
+    names.retain(|n| all || is_media_name(n));
     names.sort();
     let mut tables: HashMap<String, Option<Table>> = HashMap::new();
     let mut out = Vec::new();
@@ -438,7 +441,7 @@ fn find_medium(a: FindArgs) -> Result<()> {
                 return Ok(());
             }
         }
-        let cands = scan();
+        let cands = scan(a.all);
         let hits: Vec<&Candidate> = cands.iter().filter(|c| c.matches(&spec)).collect();
         if let Some(first) = hits.first() {
             if hits.len() > 1 {
