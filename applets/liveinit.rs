@@ -239,6 +239,10 @@ impl ModDb {
             return Some(());
         }
         let (path, deps) = self.deps.get(name)?;
+        // An initramfs often carries a modules.dep for more modules than it holds.
+        if !self.dir.join(path).exists() {
+            return None;
+        }
         // depmod lists the full closure; loading it back to front satisfies every symbol.
         for d in deps.iter().rev() {
             if !order.contains(d) {
@@ -301,7 +305,7 @@ fn modprobe(a: ModprobeArgs) -> Result<()> {
             continue;
         }
         if db.plan(&name, &mut order).is_none() && !a.quiet {
-            warn(&format!("modprobe: {m}: not found in {}/modules.dep (skipped)", dir.display()));
+            warn(&format!("modprobe: {m}: not found in {} (skipped)", dir.display()));
         }
     }
     let mut failed: Option<Error> = None;
@@ -789,13 +793,21 @@ mod tests {
         };
         add("v/virtio_pci.ko", &["v/legacy.ko", "v/modern.ko", "v/virtio.ko", "v/virtio_ring.ko"]);
         add("v/virtio_blk.ko", &["v/virtio.ko", "v/virtio_ring.ko"]);
-        let db = ModDb { dir: PathBuf::from("/m"), deps, builtin: ["virtio_ring".to_owned()].into() };
+        let dir = std::env::temp_dir().join(format!("liveinit-plan-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("v")).unwrap();
+        for f in ["legacy", "modern", "virtio", "virtio_pci", "virtio_blk"] {
+            std::fs::write(dir.join(format!("v/{f}.ko")), "").unwrap();
+        }
+        let db = ModDb { dir: dir.clone(), deps, builtin: ["virtio_ring".to_owned()].into() };
         let mut order = Vec::new();
         db.plan("virtio_pci", &mut order).unwrap();
         db.plan("virtio_blk", &mut order).unwrap();
         assert_eq!(order, ["v/virtio.ko", "v/modern.ko", "v/legacy.ko", "v/virtio_pci.ko", "v/virtio_blk.ko"]);
         assert!(db.plan("nope", &mut order).is_none());
         assert!(db.plan("virtio_ring", &mut order).is_some());
+        std::fs::remove_file(dir.join("v/virtio_blk.ko")).unwrap();
+        assert!(db.plan("virtio_blk", &mut Vec::new()).is_none());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

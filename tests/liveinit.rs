@@ -306,14 +306,21 @@ fn modprobe_resolves_dependencies_from_modules_dep() {
          kernel/drivers/md/dm-mod.ko:\n\
          kernel/fs/nls/nls_iso8859-1.ko.xz:\n\
          kernel/drivers/md/raid1.ko: kernel/drivers/md/md-mod.ko\n\
-         kernel/drivers/md/md-mod.ko:\n",
+         kernel/drivers/md/md-mod.ko:\n\
+         kernel/drivers/md/absent.ko:\n",
     )
     .unwrap();
+    for m in ["md/dm-snapshot.ko", "md/dm-bufio.ko", "md/dm-mod.ko", "md/raid1.ko", "md/md-mod.ko"] {
+        std::fs::create_dir_all(d.join("kernel/drivers/md")).unwrap();
+        std::fs::write(d.join("kernel/drivers").join(m), "").unwrap();
+    }
+    std::fs::create_dir_all(d.join("kernel/fs/nls")).unwrap();
+    std::fs::write(d.join("kernel/fs/nls/nls_iso8859-1.ko.xz"), "").unwrap();
     std::fs::write(d.join("modules.builtin"), "kernel/drivers/md/md-mod.ko\nkernel/fs/ext4/ext4.ko\n").unwrap();
     let cl = cmdline_file(&t, "quiet dm_mod.major=250 raid1.x=\"a b\" modprobe.blacklist=bad-mod\n");
     let ds = d.to_str().unwrap();
     let o = t.li(&[
-        "modprobe", "-n", "--dir", ds, "--cmdline", &cl, "dm-snapshot", "nls_iso8859_1", "raid1", "ext4", "bad_mod", "nosuch",
+        "modprobe", "-n", "--dir", ds, "--cmdline", &cl, "dm-snapshot", "nls_iso8859_1", "raid1", "ext4", "bad_mod", "nosuch", "absent",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
@@ -326,7 +333,8 @@ fn modprobe_resolves_dependencies_from_modules_dep() {
     );
     let e = stderr(&o);
     assert!(e.contains("liveinit: modprobe: bad_mod: blacklisted"), "{e}");
-    assert!(e.contains(&format!("liveinit: modprobe: nosuch: not found in {ds}/modules.dep (skipped)")), "{e}");
+    assert!(e.contains(&format!("liveinit: modprobe: nosuch: not found in {ds} (skipped)")), "{e}");
+    assert!(e.contains(&format!("liveinit: modprobe: absent: not found in {ds} (skipped)")), "{e}");
     assert!(!e.contains("ext4"), "{e}");
     let o = t.li(&["modprobe", "-q", "-n", "--dir", ds, "nosuch"]);
     assert!(o.status.success());
