@@ -17,7 +17,6 @@
 use crate::error::{Context, Error, Result};
 use crate::probe::{self, Found, Table};
 use argh::FromArgs;
-use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -209,20 +208,21 @@ fn module_name(path: &str) -> String {
 
 struct ModDb {
     dir: PathBuf,
-    /// name → (path relative to dir, dependency paths in modules.dep order)
-    deps: HashMap<String, (String, Vec<String>)>,
-    builtin: HashSet<String>,
+    /// (name, path relative to dir, dependency paths in modules.dep order). A few dozen lookups
+    /// in a few thousand lines: a linear search is cheaper in code than a hash map.
+    deps: Vec<(String, String, Vec<String>)>,
+    builtin: Vec<String>,
 }
 
 impl ModDb {
     fn load(dir: &Path) -> Result<ModDb> {
         let dep_file = dir.join("modules.dep");
         let text = std::fs::read_to_string(&dep_file).ctx(dep_file.display())?;
-        let mut deps = HashMap::new();
+        let mut deps = Vec::new();
         for line in text.lines() {
             if let Some((m, d)) = line.split_once(':') {
                 let list = d.split_whitespace().map(str::to_owned).collect();
-                deps.insert(module_name(m), (m.to_owned(), list));
+                deps.push((module_name(m), m.to_owned(), list));
             }
         }
         let builtin = std::fs::read_to_string(dir.join("modules.builtin"))
@@ -235,10 +235,10 @@ impl ModDb {
 
     /// Module files to load for `name`, dependencies first; empty when built in.
     fn plan(&self, name: &str, order: &mut Vec<String>) -> Option<()> {
-        if self.builtin.contains(name) {
+        if self.builtin.iter().any(|b| b == name) {
             return Some(());
         }
-        let (path, deps) = self.deps.get(name)?;
+        let (_, path, deps) = self.deps.iter().find(|(n, _, _)| n == name)?;
         // An initramfs often carries a modules.dep for more modules than it holds.
         if !self.dir.join(path).exists() {
             return None;
@@ -260,9 +260,9 @@ impl ModDb {
 }
 
 /// `MODULE.param=value` words of the kernel command line, per module.
-fn module_params(cmdline: &str) -> (HashMap<String, String>, HashSet<String>) {
-    let mut params: HashMap<String, String> = HashMap::new();
-    let mut blacklist = HashSet::new();
+fn module_params(cmdline: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let mut params: Vec<(String, String)> = Vec::new();
+    let mut blacklist = Vec::new();
     for (k, v) in crate::cmdline::split(cmdline) {
         if k == "modprobe.blacklist" || k == "module_blacklist" {
             blacklist.extend(v.unwrap_or_default().split(',').map(|m| m.replace('-', "_")));
@@ -274,11 +274,14 @@ fn module_params(cmdline: &str) -> (HashMap<String, String>, HashSet<String>) {
             Some(v) => format!("{p}={v}"),
             None => p.to_owned(),
         };
-        let e = params.entry(m.replace('-', "_")).or_default();
-        if !e.is_empty() {
-            e.push(' ');
+        let m = m.replace('-', "_");
+        match params.iter_mut().find(|(n, _)| *n == m) {
+            Some((_, e)) => {
+                e.push(' ');
+                e.push_str(&word);
+            }
+            None => params.push((m, word)),
         }
-        e.push_str(&word);
     }
     (params, blacklist)
 }
@@ -312,7 +315,7 @@ fn modprobe(a: ModprobeArgs) -> Result<()> {
     for rel in &order {
         let name = module_name(rel);
         let file = db.dir.join(rel);
-        let p = params.get(&name).map(String::as_str).unwrap_or("");
+        let p = params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("");
         if a.dry_run {
             out(&format!("insmod {}{}{}\n", file.display(), if p.is_empty() { "" } else { " " }, p));
             continue;
@@ -417,15 +420,18 @@ fn scan(all: bool) -> Vec<Candidate> {
         .unwrap_or_default();
     names.retain(|n| all || is_media_name(n));
     names.sort();
-    let mut tables: HashMap<String, Option<Table>> = HashMap::new();
+    let mut tables: Vec<(String, Option<Table>)> = Vec::new();
     let mut out = Vec::new();
     for name in names {
         let Ok(path) = dev_node(&name) else { continue };
         let found = open_probe(&path).ok().flatten();
         let (mut partuuid, mut partlabel) = (None, None);
         if let Some((disk, n)) = partition_of(&name) {
-            let t = tables.entry(disk.clone()).or_insert_with(|| dev_node(&disk).ok().and_then(|p| open_table(&p)));
-            if let Some(t) = t {
+            if !tables.iter().any(|(d, _)| *d == disk) {
+                let t = dev_node(&disk).ok().and_then(|p| open_table(&p));
+                tables.push((disk.clone(), t));
+            }
+            if let Some((_, Some(t))) = tables.iter().find(|(d, _)| *d == disk) {
                 partuuid = t.partuuid(n);
                 partlabel = t.part(n).and_then(|p| p.partlabel.clone());
             }
@@ -779,17 +785,18 @@ mod tests {
     #[test]
     fn params_from_cmdline() {
         let (p, b) = module_params("quiet loop.max_loop=8 dm-mod.x=\"a b\" raid1.flag modprobe.blacklist=floppy,pc-spkr");
-        assert_eq!(p.get("loop").map(String::as_str), Some("max_loop=8"));
-        assert_eq!(p.get("dm_mod").map(String::as_str), Some("x=\"a b\""));
-        assert_eq!(p.get("raid1").map(String::as_str), Some("flag"));
-        assert!(b.contains("pc_spkr") && b.contains("floppy"));
+        let get = |m: &str| p.iter().find(|(n, _)| n == m).map(|(_, v)| v.as_str());
+        assert_eq!(get("loop"), Some("max_loop=8"));
+        assert_eq!(get("dm_mod"), Some("x=\"a b\""));
+        assert_eq!(get("raid1"), Some("flag"));
+        assert!(b.contains(&"pc_spkr".to_owned()) && b.contains(&"floppy".to_owned()));
     }
 
     #[test]
     fn plan_orders_dependencies_first() {
-        let mut deps = HashMap::new();
+        let mut deps = Vec::new();
         let mut add = |m: &str, d: &[&str]| {
-            deps.insert(module_name(m), (m.to_owned(), d.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+            deps.push((module_name(m), m.to_owned(), d.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
         };
         add("v/virtio_pci.ko", &["v/legacy.ko", "v/modern.ko", "v/virtio.ko", "v/virtio_ring.ko"]);
         add("v/virtio_blk.ko", &["v/virtio.ko", "v/virtio_ring.ko"]);
@@ -798,7 +805,7 @@ mod tests {
         for f in ["legacy", "modern", "virtio", "virtio_pci", "virtio_blk"] {
             std::fs::write(dir.join(format!("v/{f}.ko")), "").unwrap();
         }
-        let db = ModDb { dir: dir.clone(), deps, builtin: ["virtio_ring".to_owned()].into() };
+        let db = ModDb { dir: dir.clone(), deps, builtin: vec!["virtio_ring".to_owned()] };
         let mut order = Vec::new();
         db.plan("virtio_pci", &mut order).unwrap();
         db.plan("virtio_blk", &mut order).unwrap();
