@@ -3,10 +3,13 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod cmdline;
 mod digest;
 mod error;
 mod fsutil;
 mod manifest;
+mod probe;
+mod state;
 mod sys;
 
 use std::io::Write;

@@ -5,4 +5,5 @@
 pub mod dm;
 pub mod loopdev;
 pub mod md;
+pub mod module;
 pub mod pagecache;

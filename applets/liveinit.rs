@@ -1,0 +1,843 @@
+//! liveinit: what the live /init needs that busybox sh cannot do well.
+//!
+//! ```text
+//! liveinit cmdline [--file F]                   shell assignments (LIVE_*) from /proc/cmdline
+//! liveinit modprobe [-q] [-n] [--dir D] [--cmdline F] MODULE...
+//!                                               load modules and their dependencies
+//! liveinit find-medium SPEC [--wait S] [--all]  wait for LABEL=/UUID=/PARTUUID=/PARTLABEL=//dev/..
+//! liveinit probe DEV|FILE...                    filesystem type, label, UUID (like blkid -p)
+//! liveinit overlay-size ORIGIN [--size MIB]     COW size in MiB (default: min(origin, RAM/2))
+//! liveinit ram-copy FILE... --to DIR [--minmem MIB] [--tmpfs]
+//!                                               copy files into RAM if enough stays free
+//! liveinit state set KEY=VALUE... | get KEY | show   [--file F]   /run/live/state
+//! liveinit switch-root NEWROOT [INIT [ARG...]]  move /dev /proc /sys /run, free the
+//!                                               initramfs, chroot, exec INIT (/sbin/init)
+//! ```
+
+use crate::error::{Context, Error, Result};
+use crate::probe::{self, Found, Table};
+use argh::FromArgs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub const SUMMARY: &str = "helpers for the live-boot /init (cmdline, modprobe, find-medium, switch-root)";
+
+#[derive(FromArgs)]
+/// Helpers for the live-boot /init: everything busybox sh cannot do well.
+struct Args {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Cmdline(CmdlineArgs),
+    Modprobe(ModprobeArgs),
+    FindMedium(FindArgs),
+    Probe(ProbeArgs),
+    OverlaySize(OverlayArgs),
+    RamCopy(RamArgs),
+    State(StateArgs),
+    SwitchRoot(SwitchArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "cmdline")]
+/// Print the live-boot options of the kernel command line as shell assignments for eval:
+/// LIVE_ROOT LIVE_DIR LIVE_SQUASHIMG LIVE_OVERLAY_SIZE LIVE_RAM LIVE_MINMEM LIVE_CHECK LIVE_MD
+/// LIVE_RETRY LIVE_BREAK LIVE_INIT. Every value is single-quoted.
+struct CmdlineArgs {
+    /// read this file instead of /proc/cmdline
+    #[argh(option)]
+    file: Option<String>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "modprobe")]
+/// Load modules with their dependencies (modules.dep), skipping built-in and loaded ones.
+/// Parameters come from MODULE.param=value on the kernel command line. A module that does not
+/// exist is skipped with a warning; a module that fails to load makes the exit status 1.
+struct ModprobeArgs {
+    /// do not warn about modules that do not exist
+    #[argh(switch, short = 'q')]
+    quiet: bool,
+    /// print what would be loaded (insmod FILE PARAMS), load nothing
+    #[argh(switch, short = 'n')]
+    dry_run: bool,
+    /// module directory (default /lib/modules/$(uname -r))
+    #[argh(option)]
+    dir: Option<String>,
+    /// kernel command line to take parameters from (default /proc/cmdline)
+    #[argh(option)]
+    cmdline: Option<String>,
+    /// module names (dashes and underscores are the same)
+    #[argh(positional)]
+    modules: Vec<String>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "find-medium")]
+/// Wait for the block device named by SPEC (LABEL=, UUID=, PARTUUID=, PARTLABEL=, CDLABEL= or
+/// /dev/...) and print its path. Exit 1 with a list of what was found on timeout.
+struct FindArgs {
+    /// also consider loop, dm, md and ram devices
+    #[argh(switch)]
+    all: bool,
+    /// seconds to wait (default 30)
+    #[argh(option, default = "30")]
+    wait: u64,
+    /// the device to look for
+    #[argh(positional)]
+    spec: String,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "probe")]
+/// Print the filesystem type, label and UUID (or partition table) of devices or image files.
+struct ProbeArgs {
+    /// block devices or regular files
+    #[argh(positional)]
+    devices: Vec<String>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "overlay-size")]
+/// Print the snapshot overlay size in MiB: --size if given, else the smaller of the origin's
+/// size and half of RAM.
+struct OverlayArgs {
+    /// requested size in MiB (rd.live.overlay.size)
+    #[argh(option)]
+    size: Option<String>,
+    /// the snapshot origin (file or block device)
+    #[argh(positional)]
+    origin: String,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "ram-copy")]
+/// Copy files into DIR (rd.live.ram), refusing when less than --minmem MiB of RAM would stay
+/// available.
+struct RamArgs {
+    /// destination directory
+    #[argh(option)]
+    to: String,
+    /// how many MiB of RAM must stay available (default 256)
+    #[argh(option, default = "256")]
+    minmem: u64,
+    /// mount a tmpfs of the needed size on DIR first (unless it is a mount point)
+    #[argh(switch)]
+    tmpfs: bool,
+    /// files to copy
+    #[argh(positional)]
+    files: Vec<String>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "state")]
+/// Read or update the live-boot state file (key=value lines, default /run/live/state).
+struct StateArgs {
+    /// state file
+    #[argh(option, default = "crate::state::DEFAULT_PATH.to_owned()")]
+    file: String,
+    /// set KEY=VALUE..., get KEY, or show
+    #[argh(positional)]
+    action: String,
+    /// KEY=VALUE pairs (set) or KEY (get)
+    #[argh(positional, greedy)]
+    args: Vec<String>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "switch-root")]
+/// Make NEWROOT (a mount point) the root and exec INIT (default /sbin/init) as PID 1: moves
+/// /dev /proc /sys /run into it and deletes the initramfs contents first.
+struct SwitchArgs {
+    /// the new root, a mount point
+    #[argh(positional)]
+    newroot: String,
+    /// init program inside NEWROOT, then its arguments
+    #[argh(positional, greedy)]
+    init: Vec<String>,
+}
+
+pub fn run(argv: &[String]) -> Result<()> {
+    let args: Args = crate::cli::parse(argv, "")?;
+    match args.cmd {
+        Cmd::Cmdline(a) => cmdline(a),
+        Cmd::Modprobe(a) => modprobe(a),
+        Cmd::FindMedium(a) => find_medium(a),
+        Cmd::Probe(a) => probe_cmd(a),
+        Cmd::OverlaySize(a) => overlay_size(a),
+        Cmd::RamCopy(a) => ram_copy(a),
+        Cmd::State(a) => state(a),
+        Cmd::SwitchRoot(a) => switch_root_or_rescue(a),
+    }
+}
+
+fn out(text: &str) {
+    let mut o = std::io::stdout();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+fn warn(text: &str) {
+    let _ = std::io::stderr().write_all(format!("liveinit: {text}\n").as_bytes());
+}
+
+// ---- cmdline ---------------------------------------------------------------------------------
+
+fn cmdline(a: CmdlineArgs) -> Result<()> {
+    let path = a.file.as_deref().unwrap_or("/proc/cmdline");
+    let line = std::fs::read_to_string(path).ctx(path)?;
+    let live = crate::cmdline::parse(&line)?;
+    out(&live.to_shell());
+    Ok(())
+}
+
+// ---- modprobe --------------------------------------------------------------------------------
+
+/// `virtio_pci` for `kernel/drivers/virtio/virtio_pci.ko.xz`; dashes fold to underscores as the
+/// kernel does for /sys/module names.
+fn module_name(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base = base.split(".ko").next().unwrap_or(base);
+    base.replace('-', "_")
+}
+
+struct ModDb {
+    dir: PathBuf,
+    /// (name, path relative to dir, dependency paths in modules.dep order). A few dozen lookups
+    /// in a few thousand lines: a linear search is cheaper in code than a hash map.
+    deps: Vec<(String, String, Vec<String>)>,
+    builtin: Vec<String>,
+}
+
+impl ModDb {
+    fn load(dir: &Path) -> Result<ModDb> {
+        let dep_file = dir.join("modules.dep");
+        let text = std::fs::read_to_string(&dep_file).ctx(dep_file.display())?;
+        let mut deps = Vec::new();
+        for line in text.lines() {
+            if let Some((m, d)) = line.split_once(':') {
+                let list = d.split_whitespace().map(str::to_owned).collect();
+                deps.push((module_name(m), m.to_owned(), list));
+            }
+        }
+        let builtin = std::fs::read_to_string(dir.join("modules.builtin"))
+            .unwrap_or_default()
+            .lines()
+            .map(module_name)
+            .collect();
+        Ok(ModDb { dir: dir.to_owned(), deps, builtin })
+    }
+
+    /// Module files to load for `name`, dependencies first; empty when built in.
+    fn plan(&self, name: &str, order: &mut Vec<String>) -> Option<()> {
+        if self.builtin.iter().any(|b| b == name) {
+            return Some(());
+        }
+        let (_, path, deps) = self.deps.iter().find(|(n, _, _)| n == name)?;
+        // An initramfs often carries a modules.dep for more modules than it holds.
+        if !self.dir.join(path).exists() {
+            return None;
+        }
+        // depmod lists the full closure; loading it back to front satisfies every symbol.
+        for d in deps.iter().rev() {
+            if !order.contains(d) {
+                let dn = module_name(d);
+                if !self.builtin.contains(&dn) {
+                    order.push(d.clone());
+                }
+            }
+        }
+        if !order.contains(path) {
+            order.push(path.clone());
+        }
+        Some(())
+    }
+}
+
+/// `MODULE.param=value` words of the kernel command line, per module.
+fn module_params(cmdline: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let mut params: Vec<(String, String)> = Vec::new();
+    let mut blacklist = Vec::new();
+    for (k, v) in crate::cmdline::split(cmdline) {
+        if k == "modprobe.blacklist" || k == "module_blacklist" {
+            blacklist.extend(v.unwrap_or_default().split(',').map(|m| m.replace('-', "_")));
+            continue;
+        }
+        let Some((m, p)) = k.split_once('.') else { continue };
+        let word = match &v {
+            Some(v) if v.contains(' ') => format!("{p}=\"{v}\""),
+            Some(v) => format!("{p}={v}"),
+            None => p.to_owned(),
+        };
+        let m = m.replace('-', "_");
+        match params.iter_mut().find(|(n, _)| *n == m) {
+            Some((_, e)) => {
+                e.push(' ');
+                e.push_str(&word);
+            }
+            None => params.push((m, word)),
+        }
+    }
+    (params, blacklist)
+}
+
+fn modprobe(a: ModprobeArgs) -> Result<()> {
+    if a.modules.is_empty() {
+        return Err(Error::usage("modprobe: no module named\nTry 'liveinit modprobe --help' for more information."));
+    }
+    let dir = match &a.dir {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let u = nix::sys::utsname::uname().ctx("uname")?;
+            Path::new("/lib/modules").join(u.release())
+        }
+    };
+    let db = ModDb::load(&dir)?;
+    let cmdline_path = a.cmdline.as_deref().unwrap_or("/proc/cmdline");
+    let (params, blacklist) = module_params(&std::fs::read_to_string(cmdline_path).unwrap_or_default());
+    let mut order = Vec::new();
+    for m in &a.modules {
+        let name = m.replace('-', "_");
+        if blacklist.contains(&name) {
+            warn(&format!("modprobe: {m}: blacklisted on the kernel command line (skipped)"));
+            continue;
+        }
+        if db.plan(&name, &mut order).is_none() && !a.quiet {
+            warn(&format!("modprobe: {m}: not found in {} (skipped)", dir.display()));
+        }
+    }
+    let mut failed: Option<Error> = None;
+    for rel in &order {
+        let name = module_name(rel);
+        let file = db.dir.join(rel);
+        let p = params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("");
+        if a.dry_run {
+            out(&format!("insmod {}{}{}\n", file.display(), if p.is_empty() { "" } else { " " }, p));
+            continue;
+        }
+        if Path::new("/sys/module").join(&name).exists() {
+            continue;
+        }
+        if let Err(e) = load_module(&file, p) {
+            if let Some(prev) = failed.replace(e) {
+                warn(&format!("modprobe: {prev}"));
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+fn load_module(file: &Path, params: &str) -> Result<()> {
+    let f = std::fs::File::open(file).ctx(file.display())?;
+    let name = file.to_string_lossy();
+    let compressed = [".xz", ".zst", ".gz"].iter().any(|s| name.ends_with(s));
+    let flags = if compressed { crate::sys::module::MODULE_INIT_COMPRESSED_FILE } else { 0 };
+    match crate::sys::module::finit_module(&f, params, flags) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(nix::errno::Errno::EINVAL) if compressed => {
+            Err(Error::new(name, "compressed module, and this kernel cannot decompress modules"))
+        }
+        Err(e) => Err(Error::sys(name, e)),
+    }
+}
+
+// ---- find-medium / probe ---------------------------------------------------------------------
+
+struct Candidate {
+    name: String,
+    found: Option<Found>,
+    partuuid: Option<String>,
+    partlabel: Option<String>,
+}
+
+impl Candidate {
+    fn matches(&self, spec: &str) -> bool {
+        if let Some(u) = spec.strip_prefix("PARTUUID=") {
+            return self.partuuid.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(u));
+        }
+        if let Some(l) = spec.strip_prefix("PARTLABEL=") {
+            return self.partlabel.as_deref() == Some(l);
+        }
+        self.found.as_ref().is_some_and(|f| f.matches(spec))
+    }
+
+    /// `vda1 (ext4, LABEL=LIVE, UUID=..., PARTUUID=...)`.
+    fn describe(&self) -> String {
+        let mut parts: Vec<String> = match &self.found {
+            Some(f) => f.describe().split(' ').map(str::to_owned).collect(),
+            None => vec!["unknown".into()],
+        };
+        if let Some(p) = &self.partuuid {
+            parts.push(format!("PARTUUID={p}"));
+        }
+        format!("{} ({})", self.name, parts.join(", "))
+    }
+}
+
+/// Block devices a medium can be on. Loop, dm and md devices are what we build, not media.
+fn is_media_name(name: &str) -> bool {
+    !["loop", "ram", "zram", "dm-", "md", "nbd"].iter().any(|p| name.starts_with(p))
+}
+
+/// The node for a kernel block device name, created if devtmpfs has none.
+fn dev_node(name: &str) -> Result<String> {
+    let path = format!("/dev/{name}");
+    let mm = crate::fsutil::read_attr(format!("/sys/class/block/{name}/dev"))?;
+    let (ma, mi) = mm.split_once(':').ok_or_else(|| Error::new(&path, "unexpected sysfs dev"))?;
+    let (ma, mi) = (ma.parse().unwrap_or(0), mi.parse().unwrap_or(0));
+    crate::fsutil::mknod_block(&path, ma, mi)?;
+    Ok(path)
+}
+
+/// The disk and partition number of a partition, from sysfs.
+fn partition_of(name: &str) -> Option<(String, u32)> {
+    let n = std::fs::read_to_string(format!("/sys/class/block/{name}/partition")).ok()?;
+    let n = n.trim().parse().ok()?;
+    let real = std::fs::canonicalize(format!("/sys/class/block/{name}")).ok()?;
+    let parent = real.parent()?.file_name()?.to_str()?.to_owned();
+    Some((parent, n))
+}
+
+fn open_probe(path: &str) -> std::io::Result<Option<Found>> {
+    let f = std::fs::File::open(path)?;
+    probe::probe(&f)
+}
+
+fn open_table(path: &str) -> Option<Table> {
+    let f = std::fs::File::open(path).ok()?;
+    probe::table(&f).ok().flatten()
+}
+
+/// Probe every media-like block device, with PARTUUID/PARTLABEL from the parent's table.
+fn scan(all: bool) -> Vec<Candidate> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    names.retain(|n| all || is_media_name(n));
+    names.sort();
+    let mut tables: Vec<(String, Option<Table>)> = Vec::new();
+    let mut out = Vec::new();
+    for name in names {
+        let Ok(path) = dev_node(&name) else { continue };
+        let found = open_probe(&path).ok().flatten();
+        let (mut partuuid, mut partlabel) = (None, None);
+        if let Some((disk, n)) = partition_of(&name) {
+            if !tables.iter().any(|(d, _)| *d == disk) {
+                let t = dev_node(&disk).ok().and_then(|p| open_table(&p));
+                tables.push((disk.clone(), t));
+            }
+            if let Some((_, Some(t))) = tables.iter().find(|(d, _)| *d == disk) {
+                partuuid = t.partuuid(n);
+                partlabel = t.part(n).and_then(|p| p.partlabel.clone());
+            }
+        }
+        out.push(Candidate { name, found, partuuid, partlabel });
+    }
+    out
+}
+
+fn find_medium(a: FindArgs) -> Result<()> {
+    let spec = crate::cmdline::normalize_spec(&a.spec).map_err(|why| Error::usage(format!("{}: {why}", a.spec)))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.wait);
+    loop {
+        if spec.starts_with("/dev/") {
+            if let Some(p) = find_path(&spec) {
+                out(&format!("{p}\n"));
+                return Ok(());
+            }
+        }
+        let cands = scan(a.all);
+        let hits: Vec<&Candidate> = cands.iter().filter(|c| c.matches(&spec)).collect();
+        if let Some(first) = hits.first() {
+            if hits.len() > 1 {
+                let others: Vec<&str> = hits[1..].iter().map(|c| c.name.as_str()).collect();
+                warn(&format!("{spec}: also on {}; using {}", others.join(", "), first.name));
+            }
+            out(&format!("/dev/{}\n", first.name));
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            let list: Vec<String> = cands.iter().map(Candidate::describe).collect();
+            let found = if list.is_empty() { "no block devices".to_owned() } else { list.join(", ") };
+            return Err(Error::new(spec, format!("not found after {} s; found: {found}", a.wait)));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// `/dev/NAME`: present as a block device, or creatable from sysfs.
+fn find_path(spec: &str) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::metadata(spec).is_ok_and(|m| m.file_type().is_block_device()) {
+        return Some(spec.to_owned());
+    }
+    let name = spec.strip_prefix("/dev/")?;
+    if !name.contains('/') && Path::new("/sys/class/block").join(name).exists() {
+        return dev_node(name).ok();
+    }
+    None
+}
+
+fn probe_cmd(a: ProbeArgs) -> Result<()> {
+    if a.devices.is_empty() {
+        return Err(Error::usage("probe: no device named\nTry 'liveinit probe --help' for more information."));
+    }
+    let mut failed = None;
+    for d in &a.devices {
+        match open_probe(d) {
+            Err(e) => {
+                if let Some(prev) = failed.replace(Error::io(d, &e)) {
+                    warn(&prev.to_string());
+                }
+            }
+            Ok(found) => out(&probe_line(d, found.as_ref())),
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+fn probe_line(dev: &str, found: Option<&Found>) -> String {
+    let mut s = format!("{dev}: {}", found.map(Found::describe).unwrap_or_else(|| "unknown".into()));
+    // A partition of a block device: add what its disk's table says about it.
+    let kname = crate::fsutil::block_dev(dev).ok().and_then(|(ma, mi)| crate::fsutil::kernel_name(ma, mi).ok());
+    if let Some((disk, n)) = kname.as_deref().and_then(partition_of) {
+        if let Some(t) = dev_node(&disk).ok().and_then(|p| open_table(&p)) {
+            if let Some(u) = t.partuuid(n) {
+                s.push_str(&format!(" PARTUUID={u}"));
+            }
+            if let Some(l) = t.part(n).and_then(|p| p.partlabel.clone()) {
+                s.push_str(&format!(" PARTLABEL={}", probe::show_value(&l)));
+            }
+        }
+    }
+    s.push('\n');
+    if let Some(t) = found.and_then(|f| f.table.as_ref()) {
+        for p in &t.parts {
+            s.push_str(&format!("{dev}: part {} start={} size={} PARTUUID={}", p.number, p.start, p.size, p.partuuid));
+            if let Some(l) = &p.partlabel {
+                s.push_str(&format!(" PARTLABEL={}", probe::show_value(l)));
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+// ---- overlay-size / ram-copy -----------------------------------------------------------------
+
+fn meminfo(key: &str) -> Result<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ctx("/proc/meminfo")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| Error::new("/proc/meminfo", format!("no {key}")))
+}
+
+fn file_size(path: &str) -> Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    // Seeking to the end gives the size of block devices and files alike.
+    let mut f = std::fs::File::open(path).ctx(path)?;
+    f.seek(SeekFrom::End(0)).ctx(path)
+}
+
+const MIB: u64 = 1 << 20;
+
+fn overlay_size(a: OverlayArgs) -> Result<()> {
+    let origin = file_size(&a.origin)?;
+    let mib = match a.size.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(Error::usage(format!("--size {s}: expected a number of MiB"))),
+        },
+        None => origin.div_ceil(MIB).min(meminfo("MemTotal")? / 2 / MIB).max(1),
+    };
+    out(&format!("{mib}\n"));
+    Ok(())
+}
+
+fn ram_copy(a: RamArgs) -> Result<()> {
+    if a.files.is_empty() {
+        return Err(Error::usage("ram-copy: no file named\nTry 'liveinit ram-copy --help' for more information."));
+    }
+    let mut total = 0u64;
+    for f in &a.files {
+        total += file_size(f)?;
+    }
+    let avail = meminfo("MemAvailable")?;
+    if avail < total.saturating_add(a.minmem.saturating_mul(MIB)) {
+        return Err(Error::new(
+            &a.files[0],
+            format!(
+                "copying to RAM needs {} MiB but only {} MiB are available and rd.minmem={} MiB must stay free",
+                total.div_ceil(MIB),
+                avail / MIB,
+                a.minmem
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&a.to).ctx(&a.to)?;
+    if a.tmpfs && !is_mountpoint(Path::new(&a.to)) {
+        use nix::mount::{mount, MsFlags};
+        let opts = format!("size={}k,mode=0755", (total + MIB).div_ceil(1024));
+        mount(Some("tmpfs"), a.to.as_str(), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
+            .ctx(&a.to)?;
+    }
+    for f in &a.files {
+        let name = Path::new(f).file_name().ok_or_else(|| Error::new(f, "not a file name"))?;
+        let dest = Path::new(&a.to).join(name);
+        std::fs::copy(f, &dest).ctx(dest.display())?;
+    }
+    Ok(())
+}
+
+// ---- state -----------------------------------------------------------------------------------
+
+fn state(a: StateArgs) -> Result<()> {
+    use crate::state;
+    match a.action.as_str() {
+        "set" => {
+            let mut kv = Vec::new();
+            for x in &a.args {
+                let (k, v) = x.split_once('=').ok_or_else(|| Error::usage(format!("state set: '{x}': expected KEY=VALUE")))?;
+                kv.push((k.to_owned(), v.to_owned()));
+            }
+            if kv.is_empty() {
+                return Err(Error::usage("state set: expected KEY=VALUE..."));
+            }
+            state::set(&a.file, &kv)
+        }
+        "get" => {
+            let [key] = a.args.as_slice() else {
+                return Err(Error::usage("state get: expected one KEY"));
+            };
+            match state::get(&a.file, key)? {
+                Some(v) => {
+                    out(&format!("{v}\n"));
+                    Ok(())
+                }
+                None => Err(Error::new(format!("{}: {key}", a.file), "no such key")),
+            }
+        }
+        "show" => {
+            let s: String = state::load(&a.file)?.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            out(&s);
+            Ok(())
+        }
+        other => Err(Error::usage(format!("state: unknown action '{other}' (set, get, show)"))),
+    }
+}
+
+// ---- switch-root -----------------------------------------------------------------------------
+
+/// A mount point: its device differs from its parent's, or it is listed in mountinfo.
+fn is_mountpoint(p: &Path) -> bool {
+    let (Ok(me), Ok(up)) = (std::fs::metadata(p), std::fs::metadata(p.join(".."))) else {
+        return false;
+    };
+    if me.dev() != up.dev() || me.ino() == up.ino() {
+        return true;
+    }
+    let Ok(abs) = std::fs::canonicalize(p) else { return false };
+    let abs = abs.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(abs.as_str()))
+}
+
+/// Resolve `path` as if `root` were `/`: absolute symlinks restart at `root`, `..` stops there.
+pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
+    let mut todo: Vec<String> = path.split('/').rev().filter(|c| !c.is_empty()).map(str::to_owned).collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                done.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let here = done.iter().fold(root.to_path_buf(), |p, c| p.join(c)).join(&c);
+        let md = std::fs::symlink_metadata(&here).ok()?;
+        if md.file_type().is_symlink() {
+            links += 1;
+            if links > 40 {
+                return None;
+            }
+            let target = std::fs::read_link(&here).ok()?;
+            let t = target.to_string_lossy();
+            if t.starts_with('/') {
+                done.clear();
+            }
+            todo.extend(t.split('/').rev().filter(|c| !c.is_empty()).map(str::to_owned));
+        } else {
+            done.push(c);
+        }
+    }
+    Some(done.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
+}
+
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// Delete everything below `dir` that is on device `dev`; other filesystems (the new root, the
+/// moved mounts) are not entered. Best effort: the initramfs is going away anyway.
+fn delete_tree(dir: &Path, dev: u64) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
+        if md.dev() != dev {
+            continue;
+        }
+        if md.is_dir() {
+            delete_tree(&p, dev);
+            let _ = std::fs::remove_dir(&p);
+        } else {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+}
+
+fn switch_root(a: &SwitchArgs) -> Result<std::convert::Infallible> {
+    use nix::mount::{mount, MsFlags};
+    use std::ffi::CString;
+    let newroot = std::fs::canonicalize(&a.newroot).ctx(&a.newroot)?;
+    let nr = newroot.display().to_string();
+    if newroot == Path::new("/") || !is_mountpoint(&newroot) {
+        return Err(Error::new(&nr, "not a mount point"));
+    }
+    let init = a.init.first().map(String::as_str).unwrap_or("/sbin/init");
+    if !init.starts_with('/') {
+        return Err(Error::usage(format!("switch-root: {init}: init must be an absolute path")));
+    }
+    let shown = format!("{nr}{init}");
+    let real = resolve_in_root(&newroot, init).ok_or_else(|| Error::new(&shown, "No such file or directory"))?;
+    let md = std::fs::metadata(&real).ctx(&shown)?;
+    if !md.is_file() || md.permissions().mode() & 0o111 == 0 {
+        return Err(Error::new(&shown, "not an executable file"));
+    }
+    if nix::unistd::getpid().as_raw() != 1 {
+        return Err(Error::new(&nr, "refusing to switch root: not running as PID 1 (it deletes the initramfs)"));
+    }
+    let fs = nix::sys::statfs::statfs("/").ctx("/")?;
+    let magic = fs.filesystem_type().0 as i64;
+    if magic != RAMFS_MAGIC && magic != TMPFS_MAGIC {
+        return Err(Error::new("/", "refusing to switch root: / is not an initramfs (ramfs or tmpfs)"));
+    }
+    for m in ["/dev", "/proc", "/sys", "/run"] {
+        let target = newroot.join(&m[1..]);
+        if is_mountpoint(Path::new(m)) && target.is_dir() && !is_mountpoint(&target) {
+            mount(Some(m), &target, None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(format!("move {m}"))?;
+        }
+    }
+    nix::unistd::chdir(&newroot).ctx(&nr)?;
+    let rootdev = std::fs::symlink_metadata("/").ctx("/")?.dev();
+    delete_tree(Path::new("/"), rootdev);
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(format!("move {nr} to /"))?;
+    nix::unistd::chroot(".").ctx(&nr)?;
+    nix::unistd::chdir("/").ctx("/")?;
+    let argv: Vec<CString> = if a.init.is_empty() { vec![init.to_owned()] } else { a.init.clone() }
+        .into_iter()
+        .map(|s| CString::new(s).map_err(|_| Error::usage("switch-root: argument with a NUL byte")))
+        .collect::<Result<_>>()?;
+    let Err(e) = nix::unistd::execv(&argv[0], &argv);
+    Err(Error::sys(init, e))
+}
+
+/// PID 1 must never exit (the kernel panics): on failure say why on the console and in the
+/// kernel log, then keep a shell running.
+fn switch_root_or_rescue(a: SwitchArgs) -> Result<()> {
+    let err = match switch_root(&a) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    if nix::unistd::getpid().as_raw() != 1 {
+        return Err(err);
+    }
+    let line = format!("liveroot: switch-root: {err}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let _ = std::fs::OpenOptions::new().write(true).open("/dev/kmsg").and_then(|mut k| k.write_all(format!("<3>{line}").as_bytes()));
+    loop {
+        let _ = std::process::Command::new("/bin/sh").status();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names() {
+        assert_eq!(module_name("kernel/fs/nls/nls_iso8859-1.ko"), "nls_iso8859_1");
+        assert_eq!(module_name("kernel/drivers/md/dm-snapshot.ko.xz"), "dm_snapshot");
+        assert_eq!(module_name("loop"), "loop");
+    }
+
+    #[test]
+    fn params_from_cmdline() {
+        let (p, b) = module_params("quiet loop.max_loop=8 dm-mod.x=\"a b\" raid1.flag modprobe.blacklist=floppy,pc-spkr");
+        let get = |m: &str| p.iter().find(|(n, _)| n == m).map(|(_, v)| v.as_str());
+        assert_eq!(get("loop"), Some("max_loop=8"));
+        assert_eq!(get("dm_mod"), Some("x=\"a b\""));
+        assert_eq!(get("raid1"), Some("flag"));
+        assert!(b.contains(&"pc_spkr".to_owned()) && b.contains(&"floppy".to_owned()));
+    }
+
+    #[test]
+    fn plan_orders_dependencies_first() {
+        let mut deps = Vec::new();
+        let mut add = |m: &str, d: &[&str]| {
+            deps.push((module_name(m), m.to_owned(), d.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+        };
+        add("v/virtio_pci.ko", &["v/legacy.ko", "v/modern.ko", "v/virtio.ko", "v/virtio_ring.ko"]);
+        add("v/virtio_blk.ko", &["v/virtio.ko", "v/virtio_ring.ko"]);
+        let dir = std::env::temp_dir().join(format!("liveinit-plan-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("v")).unwrap();
+        for f in ["legacy", "modern", "virtio", "virtio_pci", "virtio_blk"] {
+            std::fs::write(dir.join(format!("v/{f}.ko")), "").unwrap();
+        }
+        let db = ModDb { dir: dir.clone(), deps, builtin: vec!["virtio_ring".to_owned()] };
+        let mut order = Vec::new();
+        db.plan("virtio_pci", &mut order).unwrap();
+        db.plan("virtio_blk", &mut order).unwrap();
+        assert_eq!(order, ["v/virtio.ko", "v/modern.ko", "v/legacy.ko", "v/virtio_pci.ko", "v/virtio_blk.ko"]);
+        assert!(db.plan("nope", &mut order).is_none());
+        assert!(db.plan("virtio_ring", &mut order).is_some());
+        std::fs::remove_file(dir.join("v/virtio_blk.ko")).unwrap();
+        assert!(db.plan("virtio_blk", &mut Vec::new()).is_none());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn resolve_symlinks_inside_root() {
+        let root = std::env::temp_dir().join(format!("liveinit-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("lib/systemd")).unwrap();
+        std::fs::create_dir_all(root.join("sbin")).unwrap();
+        std::fs::write(root.join("lib/systemd/systemd"), "").unwrap();
+        std::os::unix::fs::symlink("/lib/systemd/systemd", root.join("sbin/init")).unwrap();
+        std::os::unix::fs::symlink("../lib/systemd/../systemd/systemd", root.join("sbin/rel")).unwrap();
+        std::os::unix::fs::symlink("/../../../sbin/loop", root.join("sbin/loop")).unwrap();
+        let want = root.join("lib/systemd/systemd");
+        assert_eq!(resolve_in_root(&root, "/sbin/init").unwrap(), want);
+        assert_eq!(resolve_in_root(&root, "/sbin/rel").unwrap(), want);
+        assert_eq!(resolve_in_root(&root, "/../../sbin/./init").unwrap(), want);
+        assert_eq!(resolve_in_root(&root, "/sbin/loop"), None);
+        assert_eq!(resolve_in_root(&root, "/sbin/missing"), None);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn media_names() {
+        assert!(is_media_name("vda1") && is_media_name("sr0") && is_media_name("mmcblk0p1"));
+        assert!(!is_media_name("loop0") && !is_media_name("dm-0") && !is_media_name("md7"));
+    }
+}

@@ -1,0 +1,343 @@
+//! The kernel command line as the live /init sees it: split like the kernel does (double quotes
+//! group words, `a="b c"` is `a` = `b c`), then the dracut-style live options turned into
+//! validated settings and printed as shell assignments that are safe to `eval`.
+
+use crate::error::{Error, Result};
+
+/// Split a command line into `(key, value)` pairs the way the kernel's `next_arg` does.
+/// A word without `=` has value `None`. Words after a lone `--` belong to init and are dropped.
+pub fn split(line: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut word = String::new();
+        let mut quoted = false;
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() && !quoted {
+                break;
+            }
+            chars.next();
+            if c == '"' {
+                quoted = !quoted;
+                continue;
+            }
+            word.push(c);
+        }
+        if word == "--" {
+            break;
+        }
+        match word.split_once('=') {
+            Some((k, v)) => out.push((k.to_owned(), Some(v.to_owned()))),
+            None => out.push((word, None)),
+        }
+    }
+    out
+}
+
+/// The live-boot settings, defaults filled in. Field order is output order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Live {
+    /// `root=live:SPEC`: `LABEL=x`, `UUID=x`, `PARTUUID=x`, `PARTLABEL=x` or `/dev/...`.
+    pub root: String,
+    pub dir: String,
+    pub squashimg: String,
+    /// MiB; `None`: the smaller of the origin size and half of RAM, decided at boot.
+    pub overlay_size: Option<u64>,
+    pub ram: bool,
+    pub minmem: u64,
+    /// `None`: check when SHA256SUMS is beside the image (or a public key is installed).
+    pub check: Option<bool>,
+    pub md: String,
+    pub retry: u64,
+    pub brk: bool,
+    pub init: String,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            root: String::new(),
+            dir: "LiveOS".into(),
+            squashimg: "squashfs.img".into(),
+            overlay_size: None,
+            ram: false,
+            minmem: 256,
+            check: None,
+            md: "md7".into(),
+            retry: 30,
+            brk: false,
+            init: String::new(),
+        }
+    }
+}
+
+fn bad(key: &str, val: &str, why: &str) -> Error {
+    Error::new(format!("{key}={val}"), why)
+}
+
+fn number(key: &str, val: Option<&str>, what: &str) -> Result<u64> {
+    let v = val.unwrap_or("");
+    let digits = v.strip_suffix("M").or_else(|| v.strip_suffix("MiB")).unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(key, v, &format!("not {what}")));
+    }
+    digits.parse().map_err(|_| bad(key, v, "number too large"))
+}
+
+/// Boolean options: bare word or `=1|yes|on` is true, `=0|no|off` is false.
+fn flag(key: &str, val: Option<&str>) -> Result<bool> {
+    match val {
+        None | Some("1") | Some("yes") | Some("on") | Some("true") => Ok(true),
+        Some("0") | Some("no") | Some("off") | Some("false") => Ok(false),
+        Some(v) => Err(bad(key, v, "expected 0 or 1")),
+    }
+}
+
+/// A path below the medium root or inside the image: relative, no `..`.
+fn rel_path(key: &str, val: Option<&str>) -> Result<String> {
+    let v = val.unwrap_or("");
+    let t = v.trim_matches('/');
+    if t.is_empty() || t.split('/').any(|c| c == "..") {
+        return Err(bad(key, v, "expected a path relative to the medium, without '..'"));
+    }
+    Ok(t.to_owned())
+}
+
+/// Interpret the live options. Unknown words are ignored (they belong to the kernel or init).
+pub fn parse(line: &str) -> Result<Live> {
+    let mut l = Live::default();
+    let mut root: Option<String> = None;
+    for (k, v) in split(line) {
+        let val = v.as_deref();
+        match k.as_str() {
+            "root" => root = Some(val.unwrap_or("").to_owned()),
+            "rd.live.dir" => l.dir = rel_path(&k, val)?,
+            "rd.live.squashimg" => l.squashimg = rel_path(&k, val)?,
+            "rd.live.overlay.size" => {
+                let n = number(&k, val, "a size in MiB")?;
+                if n == 0 {
+                    return Err(bad(&k, val.unwrap_or(""), "must be at least 1 MiB"));
+                }
+                l.overlay_size = Some(n);
+            }
+            "rd.live.ram" => l.ram = flag(&k, val)?,
+            "rd.minmem" => l.minmem = number(&k, val, "a size in MiB")?,
+            "rd.live.check" => l.check = Some(flag(&k, val)?),
+            "live.md" => {
+                let v = val.unwrap_or("");
+                let name = v.strip_prefix("/dev/").unwrap_or(v);
+                let ok = name.strip_prefix("md").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if !ok {
+                    return Err(bad(&k, v, "expected mdN, e.g. md7"));
+                }
+                l.md = name.to_owned();
+            }
+            "rd.retry" => l.retry = number(&k, val, "a number of seconds")?,
+            "rd.break" => l.brk = true,
+            "rd.shell" => l.brk = flag(&k, val)?,
+            "init" => {
+                let v = val.unwrap_or("");
+                if !v.starts_with('/') {
+                    return Err(bad(&k, v, "expected an absolute path"));
+                }
+                l.init = v.to_owned();
+            }
+            // dracut's marker for live media; the root= form already says it.
+            "rd.live.image" => {}
+            _ => {}
+        }
+    }
+    let Some(root) = root else {
+        return Err(Error::new("root", "no root=live:... on the kernel command line"));
+    };
+    let Some(spec) = root.strip_prefix("live:") else {
+        return Err(bad("root", &root, "expected root=live:LABEL=..., UUID=..., PARTUUID=... or /dev/..."));
+    };
+    l.root = normalize_spec(spec).map_err(|why| bad("root", &root, &why))?;
+    Ok(l)
+}
+
+/// Accept the spellings dracut accepts; CDLABEL is a LABEL.
+pub fn normalize_spec(spec: &str) -> std::result::Result<String, String> {
+    if let Some(x) = spec.strip_prefix("CDLABEL=") {
+        return normalize_spec(&format!("LABEL={x}"));
+    }
+    if spec.contains("://") {
+        return Err("network images are not supported by this init".into());
+    }
+    let ok = ["LABEL=", "UUID=", "PARTUUID=", "PARTLABEL="]
+        .iter()
+        .any(|p| spec.strip_prefix(p).is_some_and(|v| !v.is_empty()))
+        || (spec.starts_with("/dev/") && spec.len() > 5);
+    if !ok {
+        return Err("expected root=live:LABEL=..., UUID=..., PARTUUID=... or /dev/...".into());
+    }
+    Ok(spec.to_owned())
+}
+
+/// Quote for POSIX sh: single quotes, each `'` written as `'\''`. Nothing inside single quotes is
+/// special to sh, so the value comes back byte for byte.
+pub fn sh_quote(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            q.push_str("'\\''");
+        } else {
+            q.push(c);
+        }
+    }
+    q.push('\'');
+    q
+}
+
+impl Live {
+    /// `NAME='value'` lines for `eval`.
+    pub fn to_shell(&self) -> String {
+        let b = |x: bool| if x { "1" } else { "0" }.to_owned();
+        let vars: [(&str, String); 11] = [
+            ("LIVE_ROOT", self.root.clone()),
+            ("LIVE_DIR", self.dir.clone()),
+            ("LIVE_SQUASHIMG", self.squashimg.clone()),
+            ("LIVE_OVERLAY_SIZE", self.overlay_size.map(|n| n.to_string()).unwrap_or_default()),
+            ("LIVE_RAM", b(self.ram)),
+            ("LIVE_MINMEM", self.minmem.to_string()),
+            ("LIVE_CHECK", self.check.map(b).unwrap_or_default()),
+            ("LIVE_MD", self.md.clone()),
+            ("LIVE_RETRY", self.retry.to_string()),
+            ("LIVE_BREAK", b(self.brk)),
+            ("LIVE_INIT", self.init.clone()),
+        ];
+        let mut s = String::new();
+        for (k, v) in vars {
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&sh_quote(&v));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(k: &str, v: Option<&str>) -> (String, Option<String>) {
+        (k.to_owned(), v.map(str::to_owned))
+    }
+
+    #[test]
+    fn split_like_the_kernel() {
+        assert_eq!(
+            split("  quiet a=\"b c\" \"d=e f\" x= y==z -- init args"),
+            vec![kv("quiet", None), kv("a", Some("b c")), kv("d", Some("e f")), kv("x", Some("")), kv("y", Some("=z"))]
+        );
+        assert_eq!(split("root=live:LABEL=LIVE\n"), vec![kv("root", Some("live:LABEL=LIVE"))]);
+        assert_eq!(split(""), vec![]);
+    }
+
+    #[test]
+    fn defaults() {
+        let l = parse("BOOT_IMAGE=/vmlinuz root=live:LABEL=LIVE rd.live.image quiet").unwrap();
+        assert_eq!(l, Live { root: "LABEL=LIVE".into(), ..Live::default() });
+        assert_eq!(l.dir, "LiveOS");
+        assert_eq!(l.squashimg, "squashfs.img");
+        assert_eq!(l.minmem, 256);
+        assert_eq!(l.retry, 30);
+        assert_eq!(l.md, "md7");
+        assert_eq!(l.check, None);
+        assert_eq!(l.overlay_size, None);
+    }
+
+    #[test]
+    fn all_options() {
+        let l = parse(
+            "root=live:CDLABEL=\"MY LIVE\" rd.live.dir=/boot/live/ rd.live.squashimg=fs.img \
+             rd.live.overlay.size=512 rd.live.ram rd.minmem=100 rd.live.check=0 live.md=/dev/md3 \
+             rd.retry=5 rd.break=pre-pivot init=/bin/sh",
+        )
+        .unwrap();
+        assert_eq!(l.root, "LABEL=MY LIVE");
+        assert_eq!(l.dir, "boot/live");
+        assert_eq!(l.squashimg, "fs.img");
+        assert_eq!(l.overlay_size, Some(512));
+        assert!(l.ram);
+        assert_eq!(l.minmem, 100);
+        assert_eq!(l.check, Some(false));
+        assert_eq!(l.md, "md3");
+        assert_eq!(l.retry, 5);
+        assert!(l.brk);
+        assert_eq!(l.init, "/bin/sh");
+        // Last one wins, as in dracut.
+        assert!(!parse("root=live:/dev/sr0 rd.live.ram rd.live.ram=0").unwrap().ram);
+        assert!(parse("root=live:/dev/sr0 rd.shell").unwrap().brk);
+        assert_eq!(parse("root=live:UUID=ab-cd rd.live.overlay.size=64M").unwrap().overlay_size, Some(64));
+    }
+
+    #[test]
+    fn bad_values() {
+        let e = |s: &str| parse(s).unwrap_err().to_string();
+        assert_eq!(
+            e("root=live:LABEL=x rd.live.overlay.size=abc"),
+            "rd.live.overlay.size=abc: not a size in MiB"
+        );
+        assert!(e("root=live:LABEL=x rd.live.overlay.size=0").contains("at least 1 MiB"));
+        assert!(e("root=live:LABEL=x rd.live.overlay.size=-5").contains("not a size"));
+        assert!(e("root=live:LABEL=x rd.retry=soon").contains("rd.retry=soon: not a number"));
+        assert!(e("root=live:LABEL=x live.md=sda").contains("expected mdN"));
+        assert!(e("root=live:LABEL=x rd.live.ram=maybe").contains("expected 0 or 1"));
+        assert!(e("root=live:LABEL=x rd.live.dir=../etc").contains("without '..'"));
+        assert!(e("root=live:LABEL=x init=sbin/init").contains("absolute"));
+        assert!(e("quiet").contains("no root=live:"));
+        assert!(e("root=/dev/sda1").contains("root=/dev/sda1: expected root=live:"));
+        assert!(e("root=live:http://x/y.img").contains("network images"));
+        assert!(e("root=live:LABEL=").contains("expected"));
+    }
+
+    #[test]
+    fn quoting_round_trips_through_sh_rules() {
+        // A minimal reader of sh single-quoted words, to prove the encoding is reversible.
+        fn unquote(q: &str) -> String {
+            let mut out = String::new();
+            let mut it = q.chars();
+            while let Some(c) = it.next() {
+                match c {
+                    '\'' => {
+                        for d in it.by_ref() {
+                            if d == '\'' {
+                                break;
+                            }
+                            out.push(d);
+                        }
+                    }
+                    '\\' => out.push(it.next().unwrap()),
+                    _ => panic!("unquoted {c:?} in {q}"),
+                }
+            }
+            out
+        }
+        for s in ["", "plain", "a'b", "'", "''", "$(reboot)", "`id`", "\"x\"", "a\nb", "\\", "$HOME ${X} *;|&"] {
+            let q = sh_quote(s);
+            assert!(q.starts_with('\'') && q.ends_with('\''));
+            assert_eq!(unquote(&q), s);
+        }
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn shell_output() {
+        let l = parse("root=live:LABEL=\"it's $(x)\" rd.live.overlay.size=8").unwrap();
+        let s = l.to_shell();
+        assert!(s.starts_with("LIVE_ROOT='LABEL=it'\\''s $(x)'\n"));
+        assert!(s.contains("LIVE_OVERLAY_SIZE='8'\n"));
+        assert!(s.contains("LIVE_CHECK=''\n"));
+        assert!(s.ends_with("LIVE_INIT=''\n"));
+    }
+}

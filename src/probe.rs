@@ -1,0 +1,537 @@
+//! Superblock and partition-table probing, enough to find a live medium without blkid:
+//! ext2/3/4, vfat, iso9660, squashfs, and the MBR/GPT tables that give partitions their PARTUUID.
+//! Names and formats follow blkid's so `root=live:UUID=...` copied from blkid output matches.
+
+use std::fmt::Write as _;
+
+/// Positional reads from a device, a file or (in tests) a byte buffer.
+pub trait ReadAt {
+    /// Fill `buf` from `off`; a short read (end of device) leaves the rest zero.
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+impl ReadAt for std::fs::File {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        buf.fill(0);
+        let mut done = 0;
+        while done < buf.len() {
+            match FileExt::read_at(self, &mut buf[done..], off + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        buf.fill(0);
+        let start = (off as usize).min(self.len());
+        let end = start.saturating_add(buf.len()).min(self.len());
+        buf[..end - start].copy_from_slice(&self[start..end]);
+        Ok(())
+    }
+}
+
+/// What is on a device: a filesystem, or a partition table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Found {
+    /// "ext4", "vfat", "iso9660", "squashfs", ... ; empty for a bare partition table.
+    pub fstype: &'static str,
+    pub label: Option<String>,
+    pub uuid: Option<String>,
+    pub table: Option<Table>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableKind {
+    Dos,
+    Gpt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub kind: TableKind,
+    /// PTUUID as blkid prints it: `xxxxxxxx` (dos) or the disk GUID (gpt).
+    pub ptuuid: String,
+    pub parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The kernel's partition number (GPT: entry index + 1; MBR: slot 1-4).
+    pub number: u32,
+    pub start: u64,
+    pub size: u64,
+    pub partuuid: String,
+    pub partlabel: Option<String>,
+}
+
+impl Table {
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            TableKind::Dos => "dos",
+            TableKind::Gpt => "gpt",
+        }
+    }
+    /// PARTUUID of partition `n`: from the GPT entry, or `disksig-NN` on MBR (also for logical
+    /// partitions, which the kernel numbers from 5).
+    pub fn partuuid(&self, n: u32) -> Option<String> {
+        match self.kind {
+            TableKind::Dos => Some(format!("{}-{:02x}", self.ptuuid, n)),
+            TableKind::Gpt => self.parts.iter().find(|p| p.number == n).map(|p| p.partuuid.clone()),
+        }
+    }
+    pub fn part(&self, n: u32) -> Option<&Part> {
+        self.parts.iter().find(|p| p.number == n)
+    }
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+fn le64(b: &[u8], o: usize) -> u64 {
+    (le32(b, o) as u64) | ((le32(b, o + 4) as u64) << 32)
+}
+
+/// A fixed-size on-disk string: up to the first NUL, trailing spaces dropped; None if empty.
+fn fixed_str(b: &[u8]) -> Option<String> {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    let s = String::from_utf8_lossy(&b[..end]);
+    let t = s.trim_end_matches(' ');
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+fn hex(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+}
+
+/// 16 bytes in on-disk order as 8-4-4-4-12 (ext4, and the tail of a GUID).
+fn uuid_be(b: &[u8]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, r) in [(0, 4), (4, 6), (6, 8), (8, 10), (10, 16)].iter().enumerate() {
+        if i > 0 {
+            s.push('-');
+        }
+        hex(&mut s, &b[r.0..r.1]);
+    }
+    s
+}
+
+/// A GUID as stored by EFI: the first three fields are little-endian.
+fn guid(b: &[u8]) -> String {
+    let mut g = [0u8; 16];
+    g.copy_from_slice(&b[..16]);
+    g[0..4].reverse();
+    g[4..6].reverse();
+    g[6..8].reverse();
+    uuid_be(&g)
+}
+
+fn probe_ext(sb: &[u8]) -> Option<Found> {
+    // sb is the 1024-byte superblock (device offset 1024).
+    if le16(sb, 56) != 0xEF53 {
+        return None;
+    }
+    let compat = le32(sb, 92);
+    let incompat = le32(sb, 96);
+    let ro = le32(sb, 100);
+    const JOURNAL_DEV: u32 = 0x8;
+    if incompat & JOURNAL_DEV != 0 {
+        return None; // an external journal, not a filesystem
+    }
+    const HAS_JOURNAL: u32 = 0x4;
+    // What ext2/ext3 drivers understood: anything else means the filesystem needs ext4.
+    let (old_incompat, old_ro) = if compat & HAS_JOURNAL != 0 {
+        (0x2 | 0x4 | 0x10, 0x1 | 0x2 | 0x4) // filetype, recover, meta_bg; sparse, large_file, btree
+    } else {
+        (0x2 | 0x10, 0x1 | 0x2 | 0x4)
+    };
+    let fstype = if incompat & !old_incompat != 0 || ro & !old_ro != 0 {
+        "ext4"
+    } else if compat & HAS_JOURNAL != 0 {
+        "ext3"
+    } else {
+        "ext2"
+    };
+    let u = &sb[104..120];
+    Some(Found {
+        fstype,
+        label: fixed_str(&sb[120..136]),
+        uuid: u.iter().any(|&b| b != 0).then(|| uuid_be(u)),
+        table: None,
+    })
+}
+
+fn probe_squashfs(b: &[u8]) -> Option<Found> {
+    (&b[0..4] == b"hsqs").then(|| Found { fstype: "squashfs", ..Found::default() })
+}
+
+/// ISO 9660 dates are "YYYYMMDDHHMMSScc" + a timezone byte; blkid turns one into the UUID.
+fn iso_date(d: &[u8]) -> Option<String> {
+    let digits = &d[..16];
+    if !digits.iter().all(u8::is_ascii_digit) || digits.iter().all(|&c| c == b'0') {
+        return None;
+    }
+    let s = std::str::from_utf8(digits).ok()?;
+    Some(format!("{}-{}-{}-{}-{}-{}-{}", &s[0..4], &s[4..6], &s[6..8], &s[8..10], &s[10..12], &s[12..14], &s[14..16]))
+}
+
+fn probe_iso(pvd: &[u8]) -> Option<Found> {
+    // pvd is the 2048-byte sector at 32 KiB.
+    if pvd[0] != 1 || &pvd[1..6] != b"CD001" {
+        return None;
+    }
+    // blkid prefers the modification date (GRUB's choice), else the creation date.
+    let uuid = iso_date(&pvd[830..847]).or_else(|| iso_date(&pvd[813..830]));
+    Some(Found { fstype: "iso9660", label: fixed_str(&pvd[40..72]), uuid, table: None })
+}
+
+/// A FAT boot sector with a sane BIOS parameter block.
+fn fat_geometry(b: &[u8]) -> Option<(u64, u64, u64, u64, u64, bool)> {
+    if b[510] != 0x55 || b[511] != 0xAA || !(b[0] == 0xEB || b[0] == 0xE9) {
+        return None;
+    }
+    let bps = le16(b, 11) as u64;
+    let spc = b[13] as u64;
+    let reserved = le16(b, 14) as u64;
+    let nfats = b[16] as u64;
+    let root_entries = le16(b, 17) as u64;
+    let fat16_size = le16(b, 22) as u64;
+    if !bps.is_power_of_two() || !(512..=4096).contains(&bps) || !spc.is_power_of_two() || reserved == 0 || !(1..=2).contains(&nfats) {
+        return None;
+    }
+    let fat32 = fat16_size == 0;
+    let fat_size = if fat32 { le32(b, 36) as u64 } else { fat16_size };
+    if fat_size == 0 {
+        return None;
+    }
+    Some((bps, spc, reserved, nfats * fat_size, root_entries, fat32))
+}
+
+/// The volume-label entry of a FAT root directory (attribute 0x08, not a long-name slot).
+fn fat_root_label(dir: &[u8]) -> Option<String> {
+    for e in dir.chunks_exact(32) {
+        match e[0] {
+            0 => break,
+            0xE5 => continue,
+            _ => {}
+        }
+        if e[11] & 0x0F == 0x0F || e[11] & 0x08 == 0 {
+            continue;
+        }
+        return fixed_str(&e[0..11]);
+    }
+    None
+}
+
+fn probe_vfat(dev: &dyn ReadAt, b: &[u8]) -> Option<Found> {
+    let (bps, spc, reserved, fats, root_entries, fat32) = fat_geometry(b)?;
+    let (serial_at, label_at) = if fat32 { (67, 71) } else { (39, 43) };
+    // Extended boot signature 0x29 says serial and label are present.
+    let ext = b[serial_at - 1] == 0x29;
+    let serial = le32(b, serial_at);
+    let boot_label = if ext { fixed_str(&b[label_at..label_at + 11]) } else { None }.filter(|l| l != "NO NAME");
+    let (root_off, root_len) = if fat32 {
+        let cluster = le32(b, 44) as u64;
+        ((reserved + fats + cluster.saturating_sub(2) * spc) * bps, spc * bps)
+    } else {
+        ((reserved + fats) * bps, root_entries * 32)
+    };
+    let mut dir = vec![0u8; root_len.min(64 * 1024) as usize];
+    let root_label = dev.read_at(root_off, &mut dir).ok().and_then(|()| fat_root_label(&dir));
+    Some(Found {
+        fstype: "vfat",
+        label: root_label.or(boot_label),
+        uuid: ext.then(|| format!("{:04X}-{:04X}", serial >> 16, serial & 0xFFFF)),
+        table: None,
+    })
+}
+
+fn probe_gpt(dev: &dyn ReadAt, sector: u64) -> Option<Table> {
+    let mut h = [0u8; 512];
+    dev.read_at(sector, &mut h).ok()?;
+    if &h[0..8] != b"EFI PART" {
+        return None;
+    }
+    let entries_lba = le64(&h, 72);
+    let count = le32(&h, 80).min(1024) as usize;
+    let esize = le32(&h, 84) as usize;
+    if !(128..=4096).contains(&esize) {
+        return None;
+    }
+    let mut t = vec![0u8; count * esize];
+    dev.read_at(entries_lba * sector, &mut t).ok()?;
+    let mut parts = Vec::new();
+    for (i, e) in t.chunks_exact(esize).enumerate() {
+        if e[0..16].iter().all(|&b| b == 0) {
+            continue;
+        }
+        let first = le64(e, 32);
+        let last = le64(e, 40);
+        let name: Vec<u16> = e[56..128].chunks_exact(2).map(|c| le16(c, 0)).take_while(|&c| c != 0).collect();
+        let name = String::from_utf16_lossy(&name);
+        parts.push(Part {
+            number: i as u32 + 1,
+            start: first * sector,
+            size: (last + 1).saturating_sub(first) * sector,
+            partuuid: guid(&e[16..32]),
+            partlabel: (!name.is_empty()).then_some(name),
+        });
+    }
+    Some(Table { kind: TableKind::Gpt, ptuuid: guid(&h[56..72]), parts })
+}
+
+fn probe_table(dev: &dyn ReadAt, mbr: &[u8]) -> Option<Table> {
+    if mbr[510] != 0x55 || mbr[511] != 0xAA {
+        return None;
+    }
+    let slots: Vec<&[u8]> = (0..4).map(|i| &mbr[446 + 16 * i..462 + 16 * i]).collect();
+    if slots.iter().any(|s| s[0] != 0 && s[0] != 0x80) {
+        return None;
+    }
+    if slots.iter().any(|s| s[4] == 0xEE) {
+        // Protective MBR: the GPT header is at LBA 1, whose size we do not know for an image.
+        return [512u64, 4096].iter().find_map(|&ss| probe_gpt(dev, ss));
+    }
+    let sig = le32(mbr, 440);
+    let ptuuid = format!("{sig:08x}");
+    let parts = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s[4] != 0)
+        .map(|(i, s)| Part {
+            number: i as u32 + 1,
+            start: le32(s, 8) as u64 * 512,
+            size: le32(s, 12) as u64 * 512,
+            partuuid: format!("{ptuuid}-{:02x}", i + 1),
+            partlabel: None,
+        })
+        .collect::<Vec<_>>();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(Table { kind: TableKind::Dos, ptuuid, parts })
+}
+
+/// Identify what is on `dev`. `None`: nothing we recognise.
+pub fn probe(dev: &dyn ReadAt) -> std::io::Result<Option<Found>> {
+    let mut head = vec![0u8; 4096];
+    dev.read_at(0, &mut head)?;
+    if let Some(f) = probe_squashfs(&head).or_else(|| probe_ext(&head[1024..2048])) {
+        return Ok(Some(f));
+    }
+    let mut pvd = vec![0u8; 2048];
+    dev.read_at(32768, &mut pvd)?;
+    if let Some(f) = probe_iso(&pvd).or_else(|| probe_vfat(dev, &head)) {
+        return Ok(Some(f));
+    }
+    Ok(probe_table(dev, &head).map(|t| Found { table: Some(t), ..Found::default() }))
+}
+
+/// Read only the partition table (for a partition's PARTUUID, probe its parent disk).
+pub fn table(dev: &dyn ReadAt) -> std::io::Result<Option<Table>> {
+    let mut head = vec![0u8; 512];
+    dev.read_at(0, &mut head)?;
+    Ok(probe_table(dev, &head))
+}
+
+/// A value for a `KEY=value` listing: double-quoted when it has spaces or quotes.
+pub fn show_value(v: &str) -> String {
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\' && b != b',' && b != b'(' && b != b')') {
+        v.to_owned()
+    } else {
+        let mut s = String::from("\"");
+        for c in v.chars() {
+            if c == '"' || c == '\\' {
+                s.push('\\');
+            }
+            s.push(c);
+        }
+        s.push('"');
+        s
+    }
+}
+
+impl Found {
+    /// `ext4 LABEL=LIVE UUID=...` or `gpt PTUUID=...`.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        if let Some(t) = &self.table {
+            let _ = write!(s, "{} PTUUID={}", t.name(), t.ptuuid);
+            return s;
+        }
+        s.push_str(self.fstype);
+        if let Some(l) = &self.label {
+            let _ = write!(s, " LABEL={}", show_value(l));
+        }
+        if let Some(u) = &self.uuid {
+            let _ = write!(s, " UUID={u}");
+        }
+        s
+    }
+
+    /// Does `LABEL=x` / `UUID=x` match? (PARTUUID/PARTLABEL need the table of the parent.)
+    pub fn matches(&self, spec: &str) -> bool {
+        if let Some(l) = spec.strip_prefix("LABEL=") {
+            return self.label.as_deref() == Some(l);
+        }
+        if let Some(u) = spec.strip_prefix("UUID=") {
+            return self.uuid.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(u));
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext_image(compat: u32, incompat: u32, ro: u32) -> Vec<u8> {
+        let mut d = vec![0u8; 64 * 1024];
+        let sb = &mut d[1024..2048];
+        sb[56..58].copy_from_slice(&0xEF53u16.to_le_bytes());
+        sb[92..96].copy_from_slice(&compat.to_le_bytes());
+        sb[96..100].copy_from_slice(&incompat.to_le_bytes());
+        sb[100..104].copy_from_slice(&ro.to_le_bytes());
+        for (i, b) in sb[104..120].iter_mut().enumerate() {
+            *b = 0x10 * (i as u8 % 16) + i as u8 % 16;
+        }
+        sb[120..124].copy_from_slice(b"LIVE");
+        d
+    }
+
+    #[test]
+    fn ext_flavours() {
+        let f = probe(&ext_image(0x4, 0x2 | 0x40, 0x1)).unwrap().unwrap();
+        assert_eq!(f.fstype, "ext4");
+        assert_eq!(f.label.as_deref(), Some("LIVE"));
+        assert_eq!(f.uuid.as_deref(), Some("00112233-4455-6677-8899-aabbccddeeff"));
+        assert_eq!(probe(&ext_image(0x4, 0x2, 0x1)).unwrap().unwrap().fstype, "ext3");
+        assert_eq!(probe(&ext_image(0, 0x2, 0x3)).unwrap().unwrap().fstype, "ext2");
+        assert_eq!(probe(&ext_image(0, 0x2 | 0x80, 0)).unwrap().unwrap().fstype, "ext4");
+        assert_eq!(probe(&ext_image(0, 0x8, 0)).unwrap(), None);
+        assert!(f.matches("LABEL=LIVE") && !f.matches("LABEL=live"));
+        assert!(f.matches("UUID=00112233-4455-6677-8899-AABBCCDDEEFF"));
+        assert_eq!(f.describe(), "ext4 LABEL=LIVE UUID=00112233-4455-6677-8899-aabbccddeeff");
+    }
+
+    fn fat16(label_in_root: bool) -> Vec<u8> {
+        let mut d = vec![0u8; 64 * 1024];
+        d[0] = 0xEB;
+        d[11..13].copy_from_slice(&512u16.to_le_bytes());
+        d[13] = 4;
+        d[14..16].copy_from_slice(&1u16.to_le_bytes());
+        d[16] = 2;
+        d[17..19].copy_from_slice(&512u16.to_le_bytes());
+        d[22..24].copy_from_slice(&8u16.to_le_bytes());
+        d[38] = 0x29;
+        d[39..43].copy_from_slice(&0x1234ABCDu32.to_le_bytes());
+        d[43..54].copy_from_slice(b"BOOTLABEL  ");
+        d[510] = 0x55;
+        d[511] = 0xAA;
+        if label_in_root {
+            let root = (1 + 2 * 8) * 512;
+            d[root..root + 11].copy_from_slice(b"ROOT LABEL ");
+            d[root + 11] = 0x08;
+        }
+        d
+    }
+
+    #[test]
+    fn vfat_labels_and_serial() {
+        let f = probe(&fat16(false)).unwrap().unwrap();
+        assert_eq!((f.fstype, f.label.as_deref(), f.uuid.as_deref()), ("vfat", Some("BOOTLABEL"), Some("1234-ABCD")));
+        let f = probe(&fat16(true)).unwrap().unwrap();
+        assert_eq!(f.label.as_deref(), Some("ROOT LABEL"));
+        assert_eq!(f.describe(), "vfat LABEL=\"ROOT LABEL\" UUID=1234-ABCD");
+        let mut d = fat16(false);
+        d[43..54].copy_from_slice(b"NO NAME    ");
+        assert_eq!(probe(&d).unwrap().unwrap().label, None);
+    }
+
+    #[test]
+    fn iso_and_squashfs() {
+        let mut d = vec![0u8; 40 * 1024];
+        let p = &mut d[32768..34816];
+        p[0] = 1;
+        p[1..6].copy_from_slice(b"CD001");
+        p[40..72].copy_from_slice(b"LIVE CD                         ");
+        p[813..829].copy_from_slice(b"2024010203040506");
+        let f = probe(&d).unwrap().unwrap();
+        assert_eq!(f.fstype, "iso9660");
+        assert_eq!(f.label.as_deref(), Some("LIVE CD"));
+        assert_eq!(f.uuid.as_deref(), Some("2024-01-02-03-04-05-06"));
+        d[32768 + 830..32768 + 846].copy_from_slice(b"2025010203040599");
+        assert_eq!(probe(&d).unwrap().unwrap().uuid.as_deref(), Some("2025-01-02-03-04-05-99"));
+
+        let mut s = vec![0u8; 4096];
+        s[0..4].copy_from_slice(b"hsqs");
+        assert_eq!(probe(&s).unwrap().unwrap().describe(), "squashfs");
+        assert_eq!(probe(&vec![0u8; 100]).unwrap(), None);
+    }
+
+    #[test]
+    fn mbr_and_gpt() {
+        let mut d = vec![0u8; 64 * 1024];
+        d[440..444].copy_from_slice(&0x0badcafeu32.to_le_bytes());
+        d[446 + 16 + 4] = 0x83;
+        d[446 + 16 + 8..446 + 16 + 12].copy_from_slice(&2048u32.to_le_bytes());
+        d[446 + 16 + 12..446 + 16 + 16].copy_from_slice(&100u32.to_le_bytes());
+        d[510] = 0x55;
+        d[511] = 0xAA;
+        let t = probe(&d).unwrap().unwrap().table.unwrap();
+        assert_eq!(t.kind, TableKind::Dos);
+        assert_eq!(t.ptuuid, "0badcafe");
+        assert_eq!(t.parts.len(), 1);
+        assert_eq!((t.parts[0].number, t.parts[0].start, t.parts[0].size), (2, 2048 * 512, 100 * 512));
+        assert_eq!(t.partuuid(2).as_deref(), Some("0badcafe-02"));
+        assert_eq!(t.partuuid(5).as_deref(), Some("0badcafe-05"));
+
+        // Protective MBR + GPT with one entry in slot 3.
+        let mut g = vec![0u8; 64 * 1024];
+        g[446 + 4] = 0xEE;
+        g[510] = 0x55;
+        g[511] = 0xAA;
+        let h = &mut g[512..1024];
+        h[0..8].copy_from_slice(b"EFI PART");
+        let disk = [0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
+        h[56..72].copy_from_slice(&disk);
+        h[72..80].copy_from_slice(&2u64.to_le_bytes());
+        h[80..84].copy_from_slice(&128u32.to_le_bytes());
+        h[84..88].copy_from_slice(&128u32.to_le_bytes());
+        let e = &mut g[1024 + 2 * 128..1024 + 3 * 128];
+        e[0] = 1;
+        e[16..32].copy_from_slice(&disk);
+        e[16] = 0x34;
+        e[32..40].copy_from_slice(&34u64.to_le_bytes());
+        e[40..48].copy_from_slice(&43u64.to_le_bytes());
+        for (i, c) in "live".encode_utf16().enumerate() {
+            e[56 + 2 * i..58 + 2 * i].copy_from_slice(&c.to_le_bytes());
+        }
+        let t = table(&g).unwrap().unwrap();
+        assert_eq!(t.kind, TableKind::Gpt);
+        assert_eq!(t.ptuuid, "00112233-4455-6677-8899-aabbccddeeff");
+        let p = t.part(3).unwrap();
+        assert_eq!(p.partuuid, "00112234-4455-6677-8899-aabbccddeeff");
+        assert_eq!((p.start, p.size, p.partlabel.as_deref()), (34 * 512, 10 * 512, Some("live")));
+        assert_eq!(t.partuuid(1), None);
+    }
+
+    #[test]
+    fn value_quoting() {
+        assert_eq!(show_value("LIVE"), "LIVE");
+        assert_eq!(show_value("A B"), "\"A B\"");
+        assert_eq!(show_value(""), "\"\"");
+        assert_eq!(show_value("a\"b"), "\"a\\\"b\"");
+    }
+}
