@@ -44,13 +44,14 @@ export E2FSPROGS_FAKE_TIME=$epoch SOURCE_DATE_EPOCH=$epoch
 # --- the sample OS tree: busybox + mk/sample-os ---
 root=$tmp/root
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,run,tmp,root,mnt,etc}
-cp "$busybox" "$root/bin/busybox"
-"$busybox" --list-full | while read -r p; do
-	[[ $p == bin/busybox ]] && continue
-	rel=$(dirname "$p" | sed -e 's|[^/]*|..|g')
-	ln -sf "$rel/bin/busybox" "$root/$p"
-done
 cp -a "$here/sample-os/." "$root/"
+cp "$busybox" "$root/bin/busybox"
+# Applet links, except where the sample OS has its own file (sbin/init).
+"$busybox" --list-full | while read -r p; do
+	[[ $p == bin/busybox || -e $root/$p || -L $root/$p ]] && continue
+	rel=$(dirname "$p" | sed -e 's|[^/]*|..|g')
+	ln -s "$rel/bin/busybox" "$root/$p"
+done
 chmod 1777 "$root/tmp"
 chmod 0700 "$root/root"
 
