@@ -13,6 +13,8 @@ QEMU_MEM=${QEMU_MEM:-768}
 KERNEL=${KERNEL:-$BUILD/kernel/vmlinuz}
 INITRD=${INITRD:-$BUILD/initramfs.cpio.gz}
 CONSOLE_APPEND=${CONSOLE_APPEND:-console=ttyS0 panic=-1 loglevel=4}
+[[ -v QEMU_EXTRA ]] || QEMU_EXTRA=()
+[[ -v TESTS_FILES ]] || TESTS_FILES=()
 
 # make_flash IMAGE OUT: a private sparse copy (reflink when the filesystem can).
 make_flash() {
@@ -50,29 +52,36 @@ make_tests_disk() {
 	rm -rf "$dir"
 }
 
-# qemu_start RUNDIR APPEND FLASH [TESTSDISK] [TIMEOUT]: boot in the background.
-# Sets QEMU_PID; console in RUNDIR/console.log, input via FIFO RUNDIR/console.in,
-# monitor at RUNDIR/monitor.sock. The flash disk's device id is "flash" (for device_del).
-qemu_start() {
-	local run=$1 append=$2 flash=$3 tests=${4:-} tmo=${5:-180}
-	local args=(-accel tcg -m "$QEMU_MEM" -smp 1 -no-reboot -display none -nodefaults
-		-serial stdio -monitor "unix:$run/monitor.sock,server,nowait"
+# qemu_args APPEND FLASH [TESTSDISK]: QEMU_ARGS without the console/monitor wiring.
+# The flash disk's device id is "flash" (for `device_del flash`), the TESTS disk's "tests".
+qemu_args() {
+	local append=$1 flash=$2 tests=${3:-}
+	QEMU_ARGS=(-accel tcg -m "$QEMU_MEM" -smp 1 -no-reboot -display none -nodefaults
 		-kernel "$KERNEL" -initrd "$INITRD" -append "$CONSOLE_APPEND $append")
 	if [[ -n $flash ]]; then
-		args+=(-drive "file=$flash,format=raw,if=none,id=flashdrv"
+		QEMU_ARGS+=(-drive "file=$flash,format=raw,if=none,id=flashdrv"
 			-device "virtio-blk-pci,drive=flashdrv,id=flash")
 	fi
 	if [[ -n $tests ]]; then
-		args+=(-drive "file=$tests,format=raw,if=none,id=testsdrv"
+		QEMU_ARGS+=(-drive "file=$tests,format=raw,if=none,id=testsdrv"
 			-device "virtio-blk-pci,drive=testsdrv,id=tests")
 	fi
-	args+=("${QEMU_EXTRA[@]}")
+	QEMU_ARGS+=("${QEMU_EXTRA[@]}")
+}
+
+# qemu_start RUNDIR APPEND FLASH [TESTSDISK] [TIMEOUT]: boot in the background.
+# Sets QEMU_PID; console in RUNDIR/console.log, input via FIFO RUNDIR/console.in,
+# HMP monitor at RUNDIR/monitor.sock.
+qemu_start() {
+	local run=$1 tmo=${5:-180}
+	qemu_args "$2" "$3" "${4:-}"
 	rm -f "$run/console.in" "$run/monitor.sock"
 	mkfifo "$run/console.in"
 	# Held open read-write so QEMU never sees EOF and opening never blocks.
 	exec {CONSOLE_FD}<>"$run/console.in"
-	QEMU_T0=$(date +%s.%N)
-	timeout --kill-after=5 "$tmo" "$QEMU" "${args[@]}" <"$run/console.in" >"$run/console.log" 2>&1 &
+	timeout --kill-after=5 "$tmo" "$QEMU" "${QEMU_ARGS[@]}" \
+		-serial stdio -monitor "unix:$run/monitor.sock,server,nowait" \
+		<"$run/console.in" >"$run/console.log" 2>&1 &
 	QEMU_PID=$!
 	RUNDIR=$run
 }
