@@ -54,10 +54,10 @@ bench: $(BUILD)/liveroot
 	@mk/bench.sh $(BUILD)/liveroot
 
 kernel: $(BUILD)/.deps
-	@mk/kernel.sh $(BUILD)/kernel
+	@KERNEL_MODULES='$(KERNEL_MODULES)' mk/kernel.sh $(BUILD)/kernel
 
 initramfs: $(BUILD)/liveroot kernel
-	@mk/mkinitramfs.sh $(BUILD)/initramfs.cpio.gz
+	@PUBKEY='$(PUBKEY)' mk/mkinitramfs.sh $(BUILD)/initramfs.cpio.gz
 
 # The same boot done with busybox + util-linux/dmsetup/mdadm: benchmark baseline, plumbing check.
 stock-initramfs: kernel

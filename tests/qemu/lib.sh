@@ -12,6 +12,8 @@ QEMU=${QEMU:-qemu-system-x86_64}
 QEMU_MEM=${QEMU_MEM:-768}
 KERNEL=${KERNEL:-$BUILD/kernel/vmlinuz}
 INITRD=${INITRD:-$BUILD/initramfs.cpio.gz}
+# As the Makefile does, so builds made here and by make are the same bytes.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$TOP" log -1 --format=%ct 2>/dev/null || echo 1700000000)}
 CONSOLE_APPEND=${CONSOLE_APPEND:-console=ttyS0 panic=-1 loglevel=4}
 [[ -v QEMU_EXTRA ]] || QEMU_EXTRA=()
 [[ -v TESTS_FILES ]] || TESTS_FILES=()

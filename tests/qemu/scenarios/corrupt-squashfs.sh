@@ -11,7 +11,9 @@ prepare() {
 	printf "$(printf '\\%03o' $((byte ^ 0xff)))" | dd of="$FLASH" bs=1 seek="$off" conv=notrunc status=none
 }
 drive() {
-	if ! wait_for '(verif|checksum|sha256|mismatch|corrupt)' "$TIMEOUT"; then
+	# An error line: a verification word and a failure word, in either order.
+	local v='(verif|checksum|sha256|hash|digest)' f='(fail|mismatch|bad|refus|invalid|corrupt|wrong)'
+	if ! wait_for "$v.*$f|$f.*$v" "$TIMEOUT"; then
 		problem "no error line about verification"
 		return
 	fi
@@ -24,4 +26,6 @@ drive() {
 }
 verify() {
 	grep -aq 'sample-os: up' "$RUNDIR/console.log" && problem "the sample OS booted anyway"
+	grep -aqi 'squashfs error' "$RUNDIR/console.log" && problem "the kernel read the corrupted squashfs"
+	return 0
 }
