@@ -143,7 +143,7 @@ run_one() {
 		return 0
 	fi
 	echo "FAIL $name (${secs}s)${DESC:+ — $DESC}"
-	printf '    %s\n' "${PROBLEMS[@]}"
+	printf '    %s\n' "${PROBLEMS[@]}" | head -n 20
 	if [[ -z $HOST_ONLY ]]; then
 		cp "$run/console.log" "$LOGDIR/$name.log"
 		echo "    --- last console lines ($LOGDIR/$name.log) ---"
