@@ -36,7 +36,8 @@ cat >"$run/demo.sh" <<'G'
 show() { echo; echo "demo\$ $*"; "$@" 2>&1; }
 show cat /proc/mdstat
 echo; echo "demo\$ mount | grep ' / '"; mount | grep ' / '
-show ls /sys/block/md7/md/
+echo; echo "demo\$ md7's members and metadata"
+ls -d /sys/block/md7/md/dev-*; cat /sys/block/md7/md/metadata_version
 if command -v dmsnap >/dev/null; then
 	show dmsnap status
 	show mdmirror detail /dev/md7
