@@ -10,7 +10,7 @@ PUBKEY ?=
 APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign \
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time
 
-.PHONY: all deps build test unit qemu-test bench size kernel initramfs image demo run clean
+.PHONY: all deps build test unit qemu-test bench size kernel initramfs stock-initramfs image demo run clean
 all: $(BUILD)/liveroot
 
 # Install what is missing (apt-get update first, as on a fresh machine), add the musl target.
@@ -54,10 +54,14 @@ bench: $(BUILD)/liveroot
 	@mk/bench.sh $(BUILD)/liveroot
 
 kernel: $(BUILD)/.deps
-	@mk/kernel.sh $(BUILD)/kernel
+	@KERNEL_MODULES='$(KERNEL_MODULES)' mk/kernel.sh $(BUILD)/kernel
 
 initramfs: $(BUILD)/liveroot kernel
-	@mk/mkinitramfs.sh $(BUILD)/initramfs.cpio.gz
+	@PUBKEY='$(PUBKEY)' mk/mkinitramfs.sh $(BUILD)/initramfs.cpio.gz
+
+# The same boot done with busybox + util-linux/dmsetup/mdadm: benchmark baseline, plumbing check.
+stock-initramfs: kernel
+	@mk/stockinit/build.sh $(BUILD)/stock-initramfs.cpio.gz
 
 image: $(BUILD)/.deps
 	@mk/mkimage.sh $(BUILD)

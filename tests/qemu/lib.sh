@@ -1,0 +1,130 @@
+# tests/qemu/lib.sh — host side of the QEMU scenarios (sourced by run.sh and mk/demo.sh).
+#
+# A boot = a private copy of a flash image + an optional TESTS disk (ext4, label TESTS) holding
+# test.sh, lib.sh (guest-lib.sh), bin/ (liveroot and its applet links, optional bundled tools).
+# The sample OS mounts the TESTS disk at /run/tests, runs test.sh on the console and powers off.
+# QEMU runs in the background: console on a FIFO (stdin) and a log file (stdout), HMP monitor on
+# a unix socket, the whole run bounded by `timeout`.
+
+TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${BUILD:-$TOP/build}
+QEMU=${QEMU:-qemu-system-x86_64}
+QEMU_MEM=${QEMU_MEM:-768}
+KERNEL=${KERNEL:-$BUILD/kernel/vmlinuz}
+INITRD=${INITRD:-$BUILD/initramfs.cpio.gz}
+# As the Makefile does, so builds made here and by make are the same bytes.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$TOP" log -1 --format=%ct 2>/dev/null || echo 1700000000)}
+CONSOLE_APPEND=${CONSOLE_APPEND:-console=ttyS0 panic=-1 loglevel=4}
+[[ -v QEMU_EXTRA ]] || QEMU_EXTRA=()
+[[ -v TESTS_FILES ]] || TESTS_FILES=()
+
+# make_flash IMAGE OUT: a private sparse copy (reflink when the filesystem can).
+make_flash() {
+	cp --reflink=auto --sparse=always "$1" "$2"
+}
+
+# make_tests_disk OUT SCRIPTFILE [TOOLS...]: the TESTS disk for one boot.
+# TOOLS are host programs bundled with their libraries (test images only: dmsetup, mdadm...).
+# TESTS_FILES (array) lists extra files to put next to test.sh.
+make_tests_disk() {
+	local out=$1 script=$2 dir
+	shift 2
+	dir=$(mktemp -d "${out}.d.XXXXXX")
+	mkdir -p "$dir/bin"
+	cp "$TOP/tests/qemu/guest-lib.sh" "$dir/lib.sh"
+	cp "$script" "$dir/test.sh"
+	local f
+	for f in "${TESTS_FILES[@]}"; do
+		cp "$f" "$dir/"
+	done
+	if [[ -x $BUILD/liveroot ]]; then
+		cp "$BUILD/liveroot" "$dir/bin/liveroot"
+		local a
+		for a in $("$BUILD/liveroot" --list 2>/dev/null); do
+			ln -sf liveroot "$dir/bin/$a"
+		done
+	fi
+	if (($#)); then
+		# Wrappers in bin/, programs in usr/sbin/, libraries at their host paths.
+		"$TOP/mk/bundle.sh" --wrap "$dir" "$@" >/dev/null
+	fi
+	printf 'STOCK=%s\n' "${STOCK:-}" >"$dir/env"
+	rm -f "$out"
+	mke2fs -q -F -t ext4 -L TESTS -d "$dir" "$out" 32M >/dev/null
+	rm -rf "$dir"
+}
+
+# qemu_args APPEND FLASH [TESTSDISK]: QEMU_ARGS without the console/monitor wiring.
+# The flash disk's device id is "flash" (for `device_del flash`), the TESTS disk's "tests".
+qemu_args() {
+	local append=$1 flash=$2 tests=${3:-}
+	QEMU_ARGS=(-accel tcg -m "$QEMU_MEM" -smp 1 -no-reboot -display none -nodefaults
+		-kernel "$KERNEL" -initrd "$INITRD" -append "$CONSOLE_APPEND $append")
+	if [[ -n $flash ]]; then
+		QEMU_ARGS+=(-drive "file=$flash,format=raw,if=none,id=flashdrv"
+			-device "virtio-blk-pci,drive=flashdrv,id=flash")
+	fi
+	if [[ -n $tests ]]; then
+		QEMU_ARGS+=(-drive "file=$tests,format=raw,if=none,id=testsdrv"
+			-device "virtio-blk-pci,drive=testsdrv,id=tests")
+	fi
+	QEMU_ARGS+=("${QEMU_EXTRA[@]}")
+}
+
+# qemu_start RUNDIR APPEND FLASH [TESTSDISK] [TIMEOUT]: boot in the background.
+# Sets QEMU_PID; console in RUNDIR/console.log, input via FIFO RUNDIR/console.in,
+# HMP monitor at RUNDIR/monitor.sock.
+qemu_start() {
+	local run=$1 tmo=${5:-180}
+	qemu_args "$2" "$3" "${4:-}"
+	rm -f "$run/console.in" "$run/monitor.sock"
+	mkfifo "$run/console.in"
+	# Held open read-write so QEMU never sees EOF and opening never blocks.
+	exec {CONSOLE_FD}<>"$run/console.in"
+	timeout --kill-after=5 "$tmo" "$QEMU" "${QEMU_ARGS[@]}" \
+		-serial stdio -monitor "unix:$run/monitor.sock,server,nowait" \
+		<"$run/console.in" >"$run/console.log" 2>&1 &
+	QEMU_PID=$!
+	RUNDIR=$run
+}
+
+qemu_running() { kill -0 "$QEMU_PID" 2>/dev/null; }
+
+# qemu_wait: wait for QEMU to end; sets QEMU_RC (124 = timed out).
+qemu_wait() {
+	QEMU_RC=0
+	wait "$QEMU_PID" || QEMU_RC=$?
+	exec {CONSOLE_FD}>&-
+}
+
+# wait_for ERE [SECONDS]: until the console log has a line matching ERE (case-insensitive).
+# Fails when QEMU ends or time runs out first.
+wait_for() {
+	local re=$1 n=$(( ${2:-120} * 4 ))
+	while ((n-- > 0)); do
+		tr -d '\r' <"$RUNDIR/console.log" | grep -aqiE -- "$re" && return 0
+		qemu_running || { tr -d '\r' <"$RUNDIR/console.log" | grep -aqiE -- "$re"; return; }
+		sleep 0.25
+	done
+	return 1
+}
+
+# send LINE: type a line on the serial console (the guest's shell reads it).
+send() { printf '%s\n' "$1" >&"$CONSOLE_FD"; }
+
+# monitor CMD: one HMP command; prints the monitor's answer.
+monitor() {
+	printf '%s\n' "$1" | socat -t 2 - "UNIX-CONNECT:$RUNDIR/monitor.sock" 2>/dev/null | tr -d '\r'
+}
+
+# qemu_quit: stop the guest now (monitor quit, then kill).
+qemu_quit() {
+	monitor quit >/dev/null
+	local n=20
+	while qemu_running && ((n-- > 0)); do sleep 0.25; done
+	qemu_running && kill "$QEMU_PID" 2>/dev/null
+	return 0
+}
+
+# marker NAME: the console has `LIVEROOT-TEST ok NAME`.
+marker() { tr -d '\r' <"$RUNDIR/console.log" | grep -aqE -- "LIVEROOT-TEST ok $1( |\$)"; }

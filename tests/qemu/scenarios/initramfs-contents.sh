@@ -1,0 +1,28 @@
+# What mk/mkinitramfs.sh put into build/initramfs.cpio.gz: /init, liveroot and its links (never
+# shadowed by a busybox link of the same name), busybox, the boot's modules with a modules.dep.
+DESC="initramfs holds /init, liveroot + links, busybox, the modules"
+HOST_ONLY=1
+skip() { [[ -n $STOCK ]] && echo "checks the liveroot initramfs"; }
+verify() {
+	local d=$RUNDIR/x kver
+	mkdir -p "$d"
+	(cd "$d" && gzip -dc "$INITRD" | cpio -id --quiet 2>/dev/null) || { problem "cannot unpack $INITRD"; return; }
+	kver=$(cat "$BUILD/kernel/kver")
+	[[ -x $d/init ]] || problem "no executable /init"
+	[[ -x $d/bin/liveroot && -x $d/bin/busybox ]] || problem "no /bin/liveroot or /bin/busybox"
+	local a p
+	for a in $("$BUILD/liveroot" --list); do
+		[[ $(readlink "$d/bin/$a") == liveroot ]] || problem "/bin/$a is not a link to liveroot"
+		for p in sbin usr/bin usr/sbin; do
+			[[ $(readlink "$d/$p/$a" 2>/dev/null) == *busybox ]] && problem "/$p/$a is busybox's, shadowing liveroot's"
+		done
+	done
+	[[ -e $d/bin/sh ]] || problem "no /bin/sh"
+	local m
+	for m in virtio_pci virtio_blk loop squashfs dm_snapshot dm_mod dm_bufio raid1 md_mod vfat fat \
+		nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs; do
+		grep -qE "(^|/)${m//_/[-_]}\.ko(\.[a-z]+)?:" "$d/lib/modules/$kver/modules.dep" ||
+			problem "module $m missing from modules.dep"
+	done
+	return 0
+}

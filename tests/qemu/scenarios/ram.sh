@@ -1,0 +1,32 @@
+# rd.live.ram: the image is copied to RAM, the medium is released and can be unplugged; the
+# system keeps running from RAM after the disk is gone.
+DESC="rd.live.ram → medium released and hot-unplugged"
+APPEND="root=live:LABEL=$LIVE_LABEL rd.live.image rd.live.ram"
+EXPECT="root-md7 medium-unmounted medium-not-held medium-unplugged root-readable-after-unplug"
+guest() {
+	cat <<'G'
+check_live_root
+med=$(findfs LABEL=LIVE)
+med=${med#/dev/}
+echo "medium: $med"
+check medium-unmounted sh -c "! grep -q '^/dev/$med ' /proc/mounts"
+holders() {
+	[ -z "$(ls /sys/block/$med/holders)" ] || { echo "holders: $(ls /sys/block/$med/holders)"; return 1; }
+	for f in /sys/block/loop*/loop/backing_file; do
+		[ -e "$f" ] && echo "$(cat $f)"
+	done
+	return 0
+}
+check medium-not-held holders
+echo "LIVEROOT-TEST unplug-now"
+i=0
+while [ -e /sys/block/$med ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
+check medium-unplugged test ! -e /sys/block/$med
+echo 3 > /proc/sys/vm/drop_caches
+check root-readable-after-unplug sh -c 'find / -xdev -type f -exec cat {} + >/dev/null && test -s /etc/hostname'
+G
+}
+drive() {
+	wait_for 'LIVEROOT-TEST unplug-now' "$TIMEOUT" || return
+	monitor 'device_del flash' >/dev/null
+}
