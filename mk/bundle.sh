@@ -23,6 +23,8 @@ for prog in "$@"; do
 		mkdir -p "$dest/bin"
 		loader=$(ldd "$path" | awk '$1 ~ /^\/.*ld-linux/ { print $1 }')
 		libdirs=$(cd "$dest" && find . -name '*.so*' -printf '%h\n' | sort -u | sed 's|^\.||' | paste -sd:)
+		# The name may already be a link to liveroot: replace the link, never write through it.
+		rm -f "$dest/bin/$name"
 		cat >"$dest/bin/$name" <<WRAP
 #!/bin/sh
 d=\$(cd "\${0%/*}/.." && pwd)

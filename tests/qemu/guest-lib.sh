@@ -39,7 +39,7 @@ snap_status() {
 
 # Sectors allocated in the COW store: the A of the first "A/B" field of the status.
 snap_allocated() {
-	snap_status | tr ' \t' '\n\n' | awk -F/ 'NF == 2 && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ { print $1; exit }'
+	if command -v dmsnap >/dev/null 2>&1; then dmsnap status --raw live-rw; else snap_status; fi | tr ' \t' '\n\n' | awk -F/ 'NF == 2 && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ { print $1; exit }'
 }
 
 # md7's members as block device names (dm-0 ...).
