@@ -105,7 +105,8 @@ bench_hash() {
 
 bench_size() {
     echo "== size =="
-    size_table "$BIN"
+    # The host's PATH: the stock tools are the host's, not our applet links in $WORK/bin.
+    PATH=$HOST_PATH size_table "$BIN"
     echo
 }
 
@@ -149,19 +150,18 @@ bench_boot() {
     . "$BUILD/live-images.env"
     ours=$BUILD/initramfs.cpio.gz stock=$BUILD/stock-initramfs.cpio.gz
     local -a o_start=() o_init=() o_total=() s_start=() s_init=() s_total=()
+    sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b - a}'; }
     for ((r = 1; r <= BOOT_RUNS; r++)); do
         for i in ours stock; do
             if [[ $i == ours ]]; then boot_once "$ours"; else boot_once "$stock"; fi
             read -r a b c <<<"$STAMPS"
-            printf '   boot %d %-8s kernel->/init %6.2f s  /init %6.2f s  /init->real init %6.2f s\n' \
-                "$r" "$i" "$a" "$(awk -v a="$a" -v b="$b" 'BEGIN{print b - a}')" \
-                "$(awk -v a="$a" -v c="$c" 'BEGIN{print c - a}')"
+            b=$(sub "$a" "$b") c=$(sub "$a" "$c")
+            printf '   boot %d %-6s kernel->/init %6.2f s  /init->exec %6.2f s  /init->real init %6.2f s\n' \
+                "$r" "$i" "$a" "$b" "$c"
             if [[ $i == ours ]]; then
-                o_start+=("$a") o_init+=("$(awk -v a="$a" -v b="$b" 'BEGIN{print b - a}')")
-                o_total+=("$(awk -v a="$a" -v c="$c" 'BEGIN{print c - a}')")
+                o_start+=("$a") o_init+=("$b") o_total+=("$c")
             else
-                s_start+=("$a") s_init+=("$(awk -v a="$a" -v b="$b" 'BEGIN{print b - a}')")
-                s_total+=("$(awk -v a="$a" -v c="$c" 'BEGIN{print c - a}')")
+                s_start+=("$a") s_init+=("$b") s_total+=("$c")
             fi
         done
     done
