@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Usage: mk/bench.sh BINARY [SECTION...]
-# Sections (default: all, in this order): hash size.
+# Sections (default: all, in this order): hash size boot.
 # Each section is a function bench_NAME; add later benchmarks (boot time, migrate, imgfetch) as
 # more bench_* functions and list them in SECTIONS. Commands compared in one row are run
 # interleaved (A B C, A B C, ...) RUNS times and the median is reported, so a busy machine
 # slows all of them alike. Nothing here asserts a timing.
 #
-# Environment: RUNS (default 5), BENCH_MIB (hash file size, default 1024), TMPDIR.
+# Environment: RUNS (default 5), BENCH_MIB (hash file size, default 1024), BOOT_RUNS (boots of
+# each initramfs, default RUNS, at least 3), BOOT_TIMEOUT (s per boot, default 180), TMPDIR.
 set -euo pipefail
 
-SECTIONS=(hash size)
+SECTIONS=(hash size boot)
 RUNS=${RUNS:-5}
 BENCH_MIB=${BENCH_MIB:-1024}
 HERE=$(cd "$(dirname "$0")" && pwd)
+BOOT_RUNS=${BOOT_RUNS:-$RUNS}
+((BOOT_RUNS >= 3)) || BOOT_RUNS=3
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-180}
 # shellcheck source=mk/size.sh
 source "$HERE/size.sh"
 
@@ -22,9 +26,11 @@ shift
 (($# > 0)) && SECTIONS=("$@")
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/liveroot-bench.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+QEMU_PID=
+trap '[[ -n $QEMU_PID ]] && kill "$QEMU_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 mkdir "$WORK/bin"
 for a in $("$BIN" --list); do ln -s "$BIN" "$WORK/bin/$a"; done
+HOST_PATH=$PATH
 export PATH="$WORK/bin:$PATH"
 
 now() { date +%s.%N; }
@@ -99,7 +105,90 @@ bench_hash() {
 
 bench_size() {
     echo "== size =="
-    size_table "$BIN"
+    # The host's PATH: the stock tools are the host's, not our applet links in $WORK/bin.
+    PATH=$HOST_PATH size_table "$BIN"
+    echo
+}
+
+# boot_once INITRD: boot the sample image with INITRD (no TESTS disk: nothing but the boot runs)
+# until the sample OS's /sbin/init prints its stamp, then stop QEMU. Sets STAMPS to the uptime
+# stamps "INIT_START INIT_EXEC REAL_INIT" (seconds since the kernel started) from the console log.
+boot_once() {
+    local run=$WORK/boot
+    rm -rf "$run"
+    mkdir "$run"
+    make_flash "$BUILD/$LIVE_IMG" "$run/flash.img"
+    : >"$run/console.log"
+    INITRD=$1 qemu_start "$run" "root=live:LABEL=$LIVE_LABEL rd.live.image" "$run/flash.img" "" "$BOOT_TIMEOUT"
+    wait_for 'liveroot-stamp real-init [0-9]' "$BOOT_TIMEOUT" || true
+    qemu_quit || true
+    qemu_wait
+    QEMU_PID=
+    STAMPS=$(tr -d '\r' <"$run/console.log" | grep -aoE 'liveroot-stamp [a-z-]+ [0-9.]+' |
+        awk '{ t[$2] = $3 } END { if (t["init-start"] && t["init-exec"] && t["real-init"])
+            print t["init-start"], t["init-exec"], t["real-init"] }')
+    if [[ -z $STAMPS ]]; then
+        cp "$run/console.log" "${TMPDIR:-/tmp}/liveroot-bench-boot.log"
+        echo "bench: boot with ${1##*/} gave no complete set of stamps (console: ${TMPDIR:-/tmp}/liveroot-bench-boot.log); last lines:" >&2
+        tr -d '\r' <"$run/console.log" | tail -n 15 | sed 's/^/    | /' >&2
+        exit 1
+    fi
+}
+
+# One row of the boot table: NAME MEDIAN-COLUMNS... (seconds) and the ratio to the stock row.
+boot_row() { printf '%-26s %10s %10s %10s %12s %9s\n' "$@"; }
+
+bench_boot() {
+    local top=$HERE/.. ours stock r i a b c sz_o sz_s
+    echo "== boot: /init start -> real init, liveroot vs stock-tools initramfs, same kernel and image,"
+    echo "   QEMU TCG, median of $BOOT_RUNS interleaved boots each (stamps from /proc/uptime) =="
+    # shellcheck source=tests/qemu/lib.sh
+    . "$top/tests/qemu/lib.sh"
+    # The host's PATH: the stock initramfs bundles the host's losetup, not our applet link.
+    PATH=$HOST_PATH make -s -C "$top" kernel image initramfs stock-initramfs >/dev/null
+    # shellcheck disable=SC1091
+    . "$BUILD/live-images.env"
+    ours=$BUILD/initramfs.cpio.gz stock=$BUILD/stock-initramfs.cpio.gz
+    local -a o_start=() o_init=() o_total=() s_start=() s_init=() s_total=()
+    sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b - a}'; }
+    for ((r = 1; r <= BOOT_RUNS; r++)); do
+        for i in ours stock; do
+            if [[ $i == ours ]]; then boot_once "$ours"; else boot_once "$stock"; fi
+            read -r a b c <<<"$STAMPS"
+            b=$(sub "$a" "$b") c=$(sub "$a" "$c")
+            printf '   boot %d %-6s kernel->/init %6.2f s  /init->exec %6.2f s  /init->real init %6.2f s\n' \
+                "$r" "$i" "$a" "$b" "$c"
+            if [[ $i == ours ]]; then
+                o_start+=("$a") o_init+=("$b") o_total+=("$c")
+            else
+                s_start+=("$a") s_init+=("$b") s_total+=("$c")
+            fi
+        done
+    done
+    med() { printf '%s\n' "$@" | median | awk '{printf "%.3f", $1}'; }
+    # liveroot/stock: below 1 means liveroot is faster or smaller (goals: time 0.6, size 0.5).
+    share() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b > 0) ? a/b : 0}'; }
+    local mo=("$(med "${o_start[@]}")" "$(med "${o_init[@]}")" "$(med "${o_total[@]}")")
+    local ms=("$(med "${s_start[@]}")" "$(med "${s_init[@]}")" "$(med "${s_total[@]}")")
+    sz_o=$(stat -c %s "$ours") sz_s=$(stat -c %s "$stock")
+    echo
+    boot_row "initramfs" "kernel->" "/init->" "/init->" ".cpio.gz" ""
+    boot_row "" "/init s" "exec s" "real init s" "bytes" ""
+    boot_row "liveroot" "${mo[0]}" "${mo[1]}" "${mo[2]}" "$sz_o" ""
+    boot_row "stock tools" "${ms[0]}" "${ms[1]}" "${ms[2]}" "$sz_s" ""
+    boot_row "liveroot/stock" "$(share "${mo[0]}" "${ms[0]}")" "$(share "${mo[1]}" "${ms[1]}")" \
+        "$(share "${mo[2]}" "${ms[2]}")" "$(share "$sz_o" "$sz_s")" ""
+    # The fastest boot of each: less sensitive to other load on a shared machine.
+    mn() { printf '%s\n' "$@" | sort -g | head -n 1; }
+    boot_row "liveroot/stock, fastest" "$(share "$(mn "${o_start[@]}")" "$(mn "${s_start[@]}")")" \
+        "$(share "$(mn "${o_init[@]}")" "$(mn "${s_init[@]}")")" \
+        "$(share "$(mn "${o_total[@]}")" "$(mn "${s_total[@]}")")" "" ""
+    boot_row "goal (liveroot/stock)" "" "" "<= 0.60" "<= 0.50" ""
+    echo "stock tools: busybox + util-linux losetup + dmsetup + mdadm (+ their shared libraries), the"
+    echo "same modules (mk/stockinit). /init->exec: the /init script's own work, from its first stamp"
+    echo "(right after mounting /proc) to its last before exec; /init->real init adds switch_root and"
+    echo "the exec of the sample OS's /sbin/init, whose first line prints the last stamp. The goal row"
+    echo "is for reading the numbers; nothing here asserts it."
     echo
 }
 

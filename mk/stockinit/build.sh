@@ -7,5 +7,5 @@ out=${1:?usage: mk/stockinit/build.sh OUT}
 here=$(cd "$(dirname "$0")" && pwd)
 tools=$(mktemp -d)
 trap 'rm -rf "$tools"' EXIT
-"$here/../bundle.sh" "$tools" losetup dmsetup mdadm blockdev
+"$here/../bundle.sh" "$tools" losetup dmsetup mdadm
 SKEL=$here/skel LIVEROOT= EXTRA=$tools${EXTRA:+:$EXTRA} "$here/../mkinitramfs.sh" "$out"
