@@ -257,16 +257,17 @@ fn preflight(a: &Args) -> Result<Live> {
     let mut whole = vec![target];
     whole.extend(partitions(target));
     for d in &whole {
+        let it = if *d == target { String::new() } else { format!("its partition /dev/{} ", kname(*d)) };
         if let Some((mp, _)) = mounts_of(*d).first() {
-            return Err(Error::new(t, format!("/dev/{} is mounted on {mp}; unmount it first", kname(*d))));
+            return Err(Error::new(t, format!("{it}is mounted on {mp}; unmount it first")));
         }
         let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
         if swaps.lines().skip(1).any(|l| l.split_whitespace().next() == Some(&format!("/dev/{}", kname(*d)))) {
-            return Err(Error::new(t, format!("/dev/{} is in use as swap", kname(*d))));
+            return Err(Error::new(t, format!("{it}is in use as swap")));
         }
         let holders = sys_list(*d, "holders");
         if !holders.is_empty() {
-            return Err(Error::new(t, format!("/dev/{} is held by {}", kname(*d), holders.join(", "))));
+            return Err(Error::new(t, format!("{it}is held by {}", holders.join(", "))));
         }
     }
     mdmirror::check_not_in_use(t)?;
@@ -285,14 +286,13 @@ fn preflight(a: &Args) -> Result<Live> {
 fn model(dev: (u32, u32)) -> String {
     let disk = parent_disk(dev).unwrap_or(dev);
     let k = kname(disk);
-    for f in ["device/model", "device/vendor", "serial", "device/serial"] {
-        if let Ok(v) = fsutil::read_attr(format!("/sys/class/block/{k}/{f}")) {
-            if !v.trim().is_empty() {
-                return v.trim().to_owned();
-            }
-        }
+    let attr = |f: &str| fsutil::read_attr(format!("/sys/class/block/{k}/{f}")).ok().filter(|v| !v.trim().is_empty());
+    match (attr("device/model"), attr("serial").or_else(|| attr("device/serial"))) {
+        (Some(m), Some(s)) => format!("{}, serial {}", m.trim(), s.trim()),
+        (Some(m), None) => m.trim().to_owned(),
+        (None, Some(s)) => format!("serial {}", s.trim()),
+        (None, None) => "unknown model".to_owned(),
     }
-    "unknown model".to_owned()
 }
 
 fn confirm(t: &str, live: &Live) -> Result<()> {
@@ -364,7 +364,7 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
 
     let raised = mdmirror::set_raid_disks(md, 2)?;
     let undo = |why: Error| -> Error {
-        let mut msg = why.to_string();
+        let mut msg = why.reason.clone();
         match mdmirror::remove_member(md, t) {
             Ok(()) => {}
             Err(e) if e.reason.starts_with("not a member") => {}
@@ -375,7 +375,7 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
                 msg.push_str(&format!("; raid devices not restored: {e}"));
             }
         }
-        Error::new(path.as_str(), msg)
+        Error::new(why.object, msg)
     };
     let speed = Speed::raise(&name, a.speed_max).map_err(&undo)?;
     mdmirror::hot_add(md, t).map_err(&undo)?;
