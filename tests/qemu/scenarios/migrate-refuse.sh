@@ -2,13 +2,13 @@
 # disk, live-rw, a nonexistent path, a regular file, another array than the live one, no --yes
 # without a terminal (the disks are checksummed before and after; the flash by the runner). Then
 # SIGTERM in the middle of the copy: exit 1, the target out of the array, the live system as it
-# was and writable; a rerun migrates.
+# was and writable; a rerun with --no-grow --keep-live migrates and changes nothing else.
 DESC="migrate refusals write nothing; SIGTERM mid-copy leaves the live system, a rerun works"
 TIMEOUT=240
 EXPECT="root-md7 refuse-small refuse-flash refuse-mounted refuse-live-rw refuse-missing
 	refuse-regular refuse-other-md refuse-notty mounted-unchanged still-live sigterm-exit
 	sigterm-message sigterm-live sigterm-slots sigterm-speed sigterm-writable sigterm-no-state
-	rerun md7-only-target"
+	rerun md7-only-target no-grow keep-live rerun-state refuse-again"
 prepare() {
 	truncate -s 512M "$RUNDIR/target.img"
 	truncate -s 128M "$RUNDIR/small.img"
@@ -75,9 +75,14 @@ check sigterm-speed grep -q system /sys/block/md7/md/sync_speed_min
 check sigterm-writable sh -c 'echo after-term >/root/after-term && sync && grep -q after-term /root/after-term'
 check sigterm-no-state sh -c '! grep -q "^migrated=" /run/live/state'
 
-if migrate --yes "$TARGET" >/tmp/m2.out 2>&1; then ok rerun; else fail rerun "exit $?: $(tail -n 1 /tmp/m2.out)"; fi
+# The rerun keeps the live stack and the size: the target is the only member, nothing else moved.
+if migrate --yes --no-grow --keep-live "$TARGET" >/tmp/m2.out 2>&1; then ok rerun; else fail rerun "exit $?: $(tail -n 1 /tmp/m2.out)"; fi
 grep -v recover /tmp/m2.out | sed 's/^/  | /'
 check md7-only-target test "$(md7_members)" = "${TARGET#/dev/}"
+check no-grow test "$(cat /sys/block/md7/md/component_size)" = 262144
+check keep-live sh -c '[ -b /dev/mapper/live-rw ] && grep -q " /run/live/medium " /proc/mounts && grep -q " /run/live/overlay " /proc/mounts'
+check rerun-state grep -qx "migrated=$TARGET" /run/live/state
+refuse refuse-again "already migrated to $TARGET" --yes "$NOTTY"
 G
 }
 verify() {
