@@ -390,14 +390,19 @@ fn our_overlay(ctl: &Control, name: &str) -> Option<(String, String)> {
 
 fn remove(r: Remove) -> Result<()> {
     dm::check_name(&r.name).map_err(|e| Error::usage(e.to_string()))?;
+    remove_snapshot(&r.name)
+}
+
+/// Remove snapshot `name` made by dmsnap, its /dev/mapper node, and its overlay loop and file.
+pub fn remove_snapshot(name: &str) -> Result<()> {
     let ctl = Control::open()?;
-    let info = ctl.info(&r.name)?.ok_or_else(|| Error::new(&r.name, "no such device-mapper device"))?;
+    let info = ctl.info(name)?.ok_or_else(|| Error::new(name, "no such device-mapper device"))?;
     if !info.uuid.starts_with(UUID_PREFIX) {
-        return Err(Error::new(&r.name, "not made by dmsnap (uuid is not LIVEROOT-*); use dmsetup remove"));
+        return Err(Error::new(name, "not made by dmsnap (uuid is not LIVEROOT-*); use dmsetup remove"));
     }
-    let overlay = our_overlay(&ctl, &r.name);
-    ctl.remove(&r.name)?;
-    let node = mapper_path(&r.name);
+    let overlay = our_overlay(&ctl, name);
+    ctl.remove(name)?;
+    let node = mapper_path(name);
     match std::fs::remove_file(&node) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(node, &e)),
         _ => {}

@@ -141,7 +141,7 @@ pub fn run(argv: &[String]) -> Result<()> {
 }
 
 /// "md7" or "/dev/md7" → ("md7", 7).
-fn md_name(arg: &str) -> Result<(String, u32)> {
+pub fn md_name(arg: &str) -> Result<(String, u32)> {
     let name = arg.strip_prefix("/dev/").unwrap_or(arg);
     match name.strip_prefix("md").map(str::parse::<u32>) {
         Some(Ok(n)) if n < (1 << 20) && !name[2..].starts_with('+') => Ok((name.to_owned(), n)),
@@ -156,7 +156,7 @@ fn say(text: &str) {
 }
 
 /// An existing array's node, opened (made with mknod when /dev has none).
-fn open_existing(arg: &str) -> Result<Md> {
+pub fn open_existing(arg: &str) -> Result<Md> {
     let (name, minor) = md_name(arg)?;
     let path = format!("/dev/{name}");
     // Opening /dev/mdN would create an empty array; look in sysfs first.
@@ -167,11 +167,11 @@ fn open_existing(arg: &str) -> Result<Md> {
     Md::open(&path, &name, minor).ctx(&path)
 }
 
-fn path_of(md: &Md) -> String {
+pub fn path_of(md: &Md) -> String {
     format!("/dev/{}", md.name)
 }
 
-fn active_info(md: &Md) -> Result<ArrayInfo> {
+pub fn active_info(md: &Md) -> Result<ArrayInfo> {
     match md.array_info() {
         Ok(i) => Ok(i),
         Err(Errno::ENODEV) => Err(Error::new(path_of(md), "not active")),
@@ -181,7 +181,7 @@ fn active_info(md: &Md) -> Result<ArrayInfo> {
 
 /// Refuse a device something else holds (mounted, in another array, under dm) before md
 /// gets to see it: md's own error for that case is a bare EINVAL or EBUSY.
-fn check_not_in_use(path: &str) -> Result<()> {
+pub fn check_not_in_use(path: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(path) {
         Ok(_) => Ok(()),
@@ -193,7 +193,7 @@ fn check_not_in_use(path: &str) -> Result<()> {
 }
 
 /// Size of a block device in KiB.
-fn dev_kib(major: u32, minor: u32) -> Result<u64> {
+pub fn dev_kib(major: u32, minor: u32) -> Result<u64> {
     Ok(crate::fsutil::block_size_bytes(major, minor)? / 1024)
 }
 
@@ -281,13 +281,22 @@ fn build(a: &BuildArgs) -> Result<()> {
 fn add(a: &AddArgs) -> Result<()> {
     let md = open_existing(&a.md)?;
     let path = path_of(&md);
-    let info = active_info(&md)?;
+    hot_add(&md, &a.dev)?;
+    say(&format!("{path}: added {}; recovery runs in the background ('mdmirror wait {path}')\n", a.dev));
+    Ok(())
+}
+
+/// Hot-add `dev` into a free slot of a running raid1 (HOT_ADD_DISK, never the SYNC flag: md
+/// copies the data onto it). Refuses a full array, a member, a too-small or busy device.
+pub fn hot_add(md: &Md, dev: &str) -> Result<()> {
+    let path = path_of(md);
+    let info = active_info(md)?;
     if info.level != 1 {
         return Err(Error::new(path, "not a raid1"));
     }
-    let (ma, mi) = crate::fsutil::block_dev(&a.dev)?;
+    let (ma, mi) = crate::fsutil::block_dev(dev)?;
     if md::members(&md.name)?.iter().any(|m| (m.major, m.minor) == (ma, mi)) {
-        return Err(Error::new(a.dev.as_str(), format!("already a member of {path}")));
+        return Err(Error::new(dev, format!("already a member of {path}")));
     }
     if info.working_disks >= info.raid_disks {
         return Err(Error::new(
@@ -302,21 +311,19 @@ fn add(a: &AddArgs) -> Result<()> {
     let need: u64 = md::attr(&md.name, "component_size")?.parse().unwrap_or(0);
     let have = dev_kib(ma, mi)?;
     if have < need {
-        return Err(Error::new(a.dev.as_str(), format!("too small: {have} KiB, {path} needs {need} KiB")));
+        return Err(Error::new(dev, format!("too small: {have} KiB, {path} needs {need} KiB")));
     }
-    check_not_in_use(&a.dev)?;
+    check_not_in_use(dev)?;
     md.hot_add(ma, mi).map_err(|e| match e {
-        Errno::ENOSPC => Error::new(a.dev.as_str(), format!("too small for {path}")),
-        Errno::EINVAL => Error::new(a.dev.as_str(), format!("{path} refused it (in use, gone, or unusable)")),
+        Errno::ENOSPC => Error::new(dev, format!("too small for {path}")),
+        Errno::EINVAL => Error::new(dev, format!("{path} refused it (in use, gone, or unusable)")),
         Errno::EROFS => Error::new(path.as_str(), "read-only array"),
-        e => Error::new(a.dev.as_str(), format!("cannot add to {path}: {}", e.desc())),
-    })?;
-    say(&format!("{path}: added {}; recovery runs in the background ('mdmirror wait {path}')\n", a.dev));
-    Ok(())
+        e => Error::new(dev, format!("cannot add to {path}: {}", e.desc())),
+    })
 }
 
 /// One progress line: "md7: recover 42.5% (13.6/32.0 MiB) 4.2 MiB/s ETA 0:00:05".
-fn progress_line(name: &str, action: &str, done: u64, total: u64, speed_kib: u64) -> String {
+pub fn progress_line(name: &str, action: &str, done: u64, total: u64, speed_kib: u64) -> String {
     let pct = done as f64 * 100.0 / total as f64;
     let mib = |sectors: u64| sectors as f64 / 2048.0;
     let eta = match (total.saturating_sub(done) / 2).checked_div(speed_kib) {
@@ -332,11 +339,45 @@ fn progress_line(name: &str, action: &str, done: u64, total: u64, speed_kib: u64
     )
 }
 
+/// One look at a recovering array: Ok(true) when recovery is over and every slot holds an
+/// in-sync member; an error when it is frozen or will not start (`idle_since` tracks that).
+pub fn sync_done(name: &str, idle_since: &mut Option<std::time::Instant>) -> Result<bool> {
+    use std::time::{Duration, Instant};
+    let path = format!("/dev/{name}");
+    let action = md::attr(name, "sync_action")?;
+    let degraded: u64 = md::attr(name, "degraded")?.parse().unwrap_or(0);
+    let members = md::members(name)?;
+    let working = members.iter().filter(|m| !m.has("faulty"));
+    let slots_in_sync = working.clone().filter(|m| m.slot.is_some()).all(|m| m.has("in_sync"));
+    if action == "idle" && degraded == 0 && slots_in_sync {
+        return Ok(true);
+    }
+    if action == "frozen" {
+        return Err(Error::new(path, "recovery is frozen (sync_action)"));
+    }
+    if action == "idle" && degraded > 0 {
+        if !working.clone().any(|m| !m.has("in_sync")) {
+            return Err(Error::new(path, "degraded, and no spare to recover onto (add a disk first)"));
+        }
+        let state = md::attr(name, "array_state")?;
+        if state == "readonly" || state == "read-auto" {
+            return Err(Error::new(path, format!("array is {state}: recovery cannot start")));
+        }
+        // The md thread picks a new spare up within moments; a long idle spell means it won't.
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > Duration::from_secs(30) {
+            return Err(Error::new(path, "recovery does not start"));
+        }
+    } else {
+        *idle_since = None;
+    }
+    Ok(false)
+}
+
 fn wait(a: &WaitArgs) -> Result<()> {
     use std::io::IsTerminal;
     use std::time::{Duration, Instant};
     let md = open_existing(&a.md)?;
-    let path = path_of(&md);
     active_info(&md)?;
     let name = md.name.clone();
     let tty = a.progress && std::io::stdout().is_terminal();
@@ -344,33 +385,10 @@ fn wait(a: &WaitArgs) -> Result<()> {
     let mut idle_since: Option<Instant> = None;
     let mut shown = false;
     loop {
-        let action = md::attr(&name, "sync_action")?;
-        let degraded: u64 = md::attr(&name, "degraded")?.parse().unwrap_or(0);
-        let members = md::members(&name)?;
-        let working = members.iter().filter(|m| !m.has("faulty"));
-        let slots_in_sync = working.clone().filter(|m| m.slot.is_some()).all(|m| m.has("in_sync"));
-        if action == "idle" && degraded == 0 && slots_in_sync {
+        if sync_done(&name, &mut idle_since)? {
             break;
         }
-        if action == "frozen" {
-            return Err(Error::new(path, "recovery is frozen (sync_action)"));
-        }
-        if action == "idle" && degraded > 0 {
-            if !working.clone().any(|m| !m.has("in_sync")) {
-                return Err(Error::new(path, "degraded, and no spare to recover onto (add a disk first)"));
-            }
-            let state = md::attr(&name, "array_state")?;
-            if state == "readonly" || state == "read-auto" {
-                return Err(Error::new(path, format!("array is {state}: recovery cannot start")));
-            }
-            // The md thread picks a new spare up within moments; a long idle spell means it won't.
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() > Duration::from_secs(30) {
-                return Err(Error::new(path, "recovery does not start"));
-            }
-        } else {
-            idle_since = None;
-        }
+        let action = md::attr(&name, "sync_action")?;
         if a.progress {
             if let Some((done, total)) = md::parse_sync_completed(&md::attr(&name, "sync_completed")?) {
                 let speed = md::attr(&name, "sync_speed")?.parse().unwrap_or(0);
@@ -412,40 +430,43 @@ fn find_member(md: &Md, dev: &str) -> Result<md::Member> {
 }
 
 fn remove(a: &RemoveArgs) -> Result<()> {
-    use std::time::Duration;
     let md = open_existing(&a.md)?;
-    let path = path_of(&md);
-    active_info(&md)?;
-    let m = find_member(&md, &a.dev)?;
+    remove_member(&md, &a.dev)?;
+    say(&format!("{}: removed {}\n", path_of(&md), a.dev));
+    Ok(())
+}
+
+/// Fail (unless already faulty) and remove member `dev`; never the last in-sync one.
+pub fn remove_member(md: &Md, dev: &str) -> Result<()> {
+    use std::time::Duration;
+    let path = path_of(md);
+    active_info(md)?;
+    let m = find_member(md, dev)?;
     if !m.has("faulty") {
         let in_sync = md::members(&md.name)?.iter().filter(|x| !x.has("faulty") && x.has("in_sync")).count();
         if m.has("in_sync") && in_sync <= 1 {
             return Err(Error::new(
-                a.dev.as_str(),
+                dev,
                 format!(
                     "refusing to remove the last in-sync member of {path}: failing it breaks the \
                      array and every write fails (add a disk and 'mdmirror wait' first)"
                 ),
             ));
         }
-        md.set_faulty(m.major, m.minor).map_err(|e| Error::new(a.dev.as_str(), format!("cannot mark faulty: {}", e.desc())))?;
+        md.set_faulty(m.major, m.minor).map_err(|e| Error::new(dev, format!("cannot mark faulty: {}", e.desc())))?;
     }
     // Pending I/O on the failed member keeps it busy for a moment.
     let mut tries = 0;
     loop {
         match md.hot_remove(m.major, m.minor) {
-            Ok(()) => break,
+            Ok(()) => return Ok(()),
             Err(Errno::EBUSY) if tries < 50 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Err(e) => {
-                return Err(Error::new(a.dev.as_str(), format!("marked faulty but not removed: {}", e.desc())));
-            }
+            Err(e) => return Err(Error::new(dev, format!("marked faulty but not removed: {}", e.desc()))),
         }
     }
-    say(&format!("{path}: removed {}\n", a.dev));
-    Ok(())
 }
 
 fn grow(a: &GrowArgs) -> Result<()> {
@@ -462,62 +483,86 @@ fn grow(a: &GrowArgs) -> Result<()> {
     }
     let md = open_existing(&a.md)?;
     let path = path_of(&md);
-    let info = active_info(&md)?;
-    // A freshly built array is auto-read-only until its first write (md-mod start_ro=1), and
-    // md refuses reshapes with EROFS then. HOT_ADD_DISK switches such an array to read-write
-    // by itself; do the same here.
-    if md::attr(&md.name, "array_state")? == "read-auto" {
-        md::set_attr(&md.name, "array_state", "active")?;
-    }
     if let Some(n) = a.raid_devices {
         let n = n as i32;
-        if n == info.raid_disks {
-            say(&format!("{path}: already {n} raid devices\n"));
-        } else {
-            let action = md::attr(&md.name, "sync_action")?;
-            if action != "idle" {
-                return Err(Error::new(path, format!("busy ({action} running); wait for it first")));
-            }
-            let slotted = md::members(&md.name)?.iter().filter(|m| m.slot.is_some()).count() as i32;
-            if slotted > n {
-                return Err(Error::new(
-                    path,
-                    format!("{slotted} members hold slots, {n} slots cannot take them; remove members first"),
-                ));
-            }
-            let new = ArrayInfo { raid_disks: n, ..info };
-            md.set_array_info(&new).map_err(|e| match e {
-                Errno::EBUSY => Error::new(path.as_str(), "busy (recovery running?); try again after 'mdmirror wait'"),
-                Errno::EROFS => Error::new(path.as_str(), "read-only array"),
-                e => Error::new(path.as_str(), format!("cannot change raid devices: {}", e.desc())),
-            })?;
-            say(&format!("{path}: raid devices {} -> {n}\n", info.raid_disks));
+        match set_raid_disks(&md, n)? {
+            None => say(&format!("{path}: already {n} raid devices\n")),
+            Some(old) => say(&format!("{path}: raid devices {old} -> {n}\n")),
         }
     }
     if size_max {
-        let members = md::members(&md.name)?;
-        let mut target = u64::MAX;
-        for m in &members {
-            target = target.min(dev_kib(m.major, m.minor)?);
+        match grow_to_max(&md)? {
+            Err(cur) => say(&format!("{path}: already at maximum size ({cur} KiB)\n")),
+            Ok((cur, target)) => say(&format!("{path}: size {cur} KiB -> {target} KiB\n")),
         }
-        let cur: u64 = md::attr(&md.name, "component_size")?.parse().unwrap_or(0);
-        if members.is_empty() || target <= cur {
-            say(&format!("{path}: already at maximum size ({cur} KiB)\n"));
-            return Ok(());
-        }
-        // md only grows into space each member has recorded as usable; 0 means "the whole device"
-        // for slotted members of a build array, members without a slot need the number.
-        for m in &members {
-            let attr = format!("dev-{}/size", m.name);
-            if md::set_attr(&md.name, &attr, "0").is_err() {
-                md::set_attr(&md.name, &attr, &dev_kib(m.major, m.minor)?.to_string())?;
-            }
-        }
-        md::set_attr(&md.name, "component_size", &target.to_string())
-            .map_err(|e| Error::new(path.as_str(), format!("cannot grow to {target} KiB: {}", e.reason)))?;
-        say(&format!("{path}: size {cur} KiB -> {target} KiB\n"));
     }
     Ok(())
+}
+
+/// A freshly built array is auto-read-only until its first write (md-mod start_ro=1), and md
+/// refuses reshapes with EROFS then. HOT_ADD_DISK switches such an array to read-write by
+/// itself; this does the same for the other changes.
+pub fn make_writable(md: &Md) -> Result<()> {
+    if md::attr(&md.name, "array_state")? == "read-auto" {
+        md::set_attr(&md.name, "array_state", "active")?;
+    }
+    Ok(())
+}
+
+/// Set the number of slots; Some(old) when it changed, None when it already was `n`.
+pub fn set_raid_disks(md: &Md, n: i32) -> Result<Option<i32>> {
+    let path = path_of(md);
+    let info = active_info(md)?;
+    make_writable(md)?;
+    if n == info.raid_disks {
+        return Ok(None);
+    }
+    let action = md::attr(&md.name, "sync_action")?;
+    if action != "idle" {
+        return Err(Error::new(path, format!("busy ({action} running); wait for it first")));
+    }
+    let slotted = md::members(&md.name)?.iter().filter(|m| m.slot.is_some()).count() as i32;
+    if slotted > n {
+        return Err(Error::new(
+            path,
+            format!("{slotted} members hold slots, {n} slots cannot take them; remove members first"),
+        ));
+    }
+    let new = ArrayInfo { raid_disks: n, ..info };
+    md.set_array_info(&new).map_err(|e| match e {
+        Errno::EBUSY => Error::new(path.as_str(), "busy (recovery running?); try again after 'mdmirror wait'"),
+        Errno::EROFS => Error::new(path.as_str(), "read-only array"),
+        e => Error::new(path.as_str(), format!("cannot change raid devices: {}", e.desc())),
+    })?;
+    Ok(Some(info.raid_disks))
+}
+
+/// Grow the array to its smallest member: Ok((old, new)) KiB, or Err(current) when it
+/// already is that big.
+pub fn grow_to_max(md: &Md) -> Result<std::result::Result<(u64, u64), u64>> {
+    let path = path_of(md);
+    active_info(md)?;
+    make_writable(md)?;
+    let members = md::members(&md.name)?;
+    let mut target = u64::MAX;
+    for m in &members {
+        target = target.min(dev_kib(m.major, m.minor)?);
+    }
+    let cur: u64 = md::attr(&md.name, "component_size")?.parse().unwrap_or(0);
+    if members.is_empty() || target <= cur {
+        return Ok(Err(cur));
+    }
+    // md only grows into space each member has recorded as usable; 0 means "the whole device"
+    // for slotted members of a build array, members without a slot need the number.
+    for m in &members {
+        let attr = format!("dev-{}/size", m.name);
+        if md::set_attr(&md.name, &attr, "0").is_err() {
+            md::set_attr(&md.name, &attr, &dev_kib(m.major, m.minor)?.to_string())?;
+        }
+    }
+    md::set_attr(&md.name, "component_size", &target.to_string())
+        .map_err(|e| Error::new(path.as_str(), format!("cannot grow to {target} KiB: {}", e.reason)))?;
+    Ok(Ok((cur, target)))
 }
 
 fn stop(a: &StopArgs) -> Result<()> {

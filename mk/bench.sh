@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Usage: mk/bench.sh BINARY [SECTION...]
-# Sections (default: all, in this order): hash size boot.
+# Sections (default: all, in this order): hash size boot migrate.
+# migrate boots QEMU (TCG) with a 1 GiB root image (built once into build/bench-1g/, slow the
+# first time) and times dd of the array's bytes vs migrate onto the same disk in the same boot.
 # Each section is a function bench_NAME; add later benchmarks (boot time, migrate, imgfetch) as
 # more bench_* functions and list them in SECTIONS. Commands compared in one row are run
 # interleaved (A B C, A B C, ...) RUNS times and the median is reported, so a busy machine
@@ -10,7 +12,7 @@
 # each initramfs, default RUNS, at least 3), BOOT_TIMEOUT (s per boot, default 180), TMPDIR.
 set -euo pipefail
 
-SECTIONS=(hash size boot)
+SECTIONS=(hash size boot migrate)
 RUNS=${RUNS:-5}
 BENCH_MIB=${BENCH_MIB:-1024}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -189,6 +191,26 @@ bench_boot() {
     echo "(right after mounting /proc) to its last before exec; /init->real init adds switch_root and"
     echo "the exec of the sample OS's /sbin/init, whose first line prints the last stamp. The goal row"
     echo "is for reading the numbers; nothing here asserts it."
+    echo
+}
+
+bench_migrate() {
+    local top out dd mig
+    top=$(cd "$HERE/.." && pwd)
+    echo "== migrate: 1 GiB image onto a 2 GiB virtio disk, QEMU TCG, one boot (dd first, then migrate) =="
+    ROOT_MIB=1024 "$HERE/mkimage.sh" "$top/build/bench-1g" >/dev/null
+    out=$("$top/tests/qemu/run.sh" "$top/tests/qemu/bench/migrate-1g.sh" 2>&1) || {
+        echo "$out" | tail -n 30
+        echo "bench: migrate: the QEMU run failed" >&2
+        return 1
+    }
+    dd=$(awk '$1 == "BENCH" && $2 == "dd" { print $3 }' <<<"$out")
+    mig=$(awk '$1 == "BENCH" && $2 == "migrate" { print $3 }' <<<"$out")
+    grep '^  migrate:' <<<"$out" || true
+    row "command" "elapsed s" "MB/s" "" "x dd" "" ""
+    BENCH_MIB=1024 row "dd (1 GiB, fsync)" "$dd" "$(BENCH_MIB=1024 mbps "$dd")" "" "1.00" "" ""
+    BENCH_MIB=1024 row "migrate" "$mig" "$(BENCH_MIB=1024 mbps "$mig")" "" \
+        "$(awk -v a="$mig" -v b="$dd" 'BEGIN{printf "%.2f", (b > 0) ? a/b : 0}')" "" "goal: <= 1.20 x dd"
     echo
 }
 

@@ -241,7 +241,8 @@ pub fn members(name: &str) -> crate::error::Result<Vec<Member>> {
         let fname = e.file_name();
         let Some(dev) = fname.to_str().and_then(|n| n.strip_prefix("dev-")) else { continue };
         let base = format!("{dir}/dev-{dev}");
-        let devno = crate::fsutil::read_attr(format!("{base}/block/dev"))?;
+        // A member being removed keeps its dev-* directory a moment after its block link goes.
+        let Ok(devno) = crate::fsutil::read_attr(format!("{base}/block/dev")) else { continue };
         let (ma, mi) = parse_devno(&devno)
             .ok_or_else(|| crate::error::Error::new(format!("{base}/block/dev"), "unexpected value"))?;
         let slot = crate::fsutil::read_attr(format!("{base}/slot"))?.parse().ok();

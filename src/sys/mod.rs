@@ -3,6 +3,7 @@
 //! returns errors and never prints.
 #![allow(unsafe_code)]
 pub mod dm;
+pub mod ext4;
 pub mod loopdev;
 pub mod md;
 pub mod module;

@@ -65,4 +65,13 @@ check_live_root() {
 	check root-readable test -s /etc/hostname
 }
 
+# The /dev node of the virtio disk whose serial is $1 (QEMU -device ...,serial=X).
+disk_by_serial() {
+	local s
+	for s in /sys/block/vd*/serial; do
+		[ "$(cat "$s" 2>/dev/null)" = "$1" ] && { echo "/dev/$(basename "${s%/serial}")"; return 0; }
+	done
+	return 1
+}
+
 done_tests() { ok done; }

@@ -128,3 +128,30 @@ qemu_quit() {
 
 # marker NAME: the console has `LIVEROOT-TEST ok NAME`.
 marker() { tr -d '\r' <"$RUNDIR/console.log" | grep -aqE -- "LIVEROOT-TEST ok $1( |\$)"; }
+
+# add_disk FILE SERIAL: one more virtio disk for the next boot (QEMU_EXTRA), found in the guest
+# with disk_by_serial SERIAL.
+add_disk() {
+	QEMU_EXTRA+=(-drive "file=$1,format=raw,if=none,id=drv$2" -device "virtio-blk-pci,drive=drv$2,id=$2,serial=$2")
+}
+
+# boot_again APPEND TIMEOUT SCRIPTFILE DISK...: a further boot in the same RUNDIR, from verify():
+# no flash, DISK... as vda, vdb, ... and a TESTS disk with SCRIPTFILE (guest-lib.sh sourced,
+# done_tests appended) last. The previous console log is kept as console.N.log; the new one is
+# console.log (marker() reads it). Returns when QEMU has ended; QEMU_RC as qemu_wait.
+boot_again() {
+	local append=$1 tmo=$2 script=$3 n=1 i=0 d saved=("${QEMU_EXTRA[@]}")
+	shift 3
+	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
+	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
+	{ echo ". /run/tests/lib.sh"; cat "$script"; echo done_tests; } >"$RUNDIR/test.$n.sh"
+	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh"
+	QEMU_EXTRA=()
+	for d in "$@" "$RUNDIR/tests.$n.img"; do
+		i=$((i + 1))
+		QEMU_EXTRA+=(-drive "file=$d,format=raw,if=none,id=again$i" -device "virtio-blk-pci,drive=again$i")
+	done
+	qemu_start "$RUNDIR" "$append" "" "" "$tmo"
+	QEMU_EXTRA=("${saved[@]}")
+	qemu_wait
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/qemu/run.sh [--stock] [SCENARIO...] — boot the sample image in QEMU (TCG) per scenario.
 #
-# Scenarios are tests/qemu/scenarios/NAME.sh, run in name order (or those named), each in its
-# own subshell. A scenario file sets variables and defines functions (all optional):
+# Scenarios are tests/qemu/scenarios/NAME.sh, run in name order (or those named; an argument
+# with a / is a scenario file's path), each in its own subshell. A scenario file sets variables
+# and defines functions (all optional):
 #   DESC="one line"              shown in the result line
 #   MEDIUM=live-flash.img        image under build/ copied as the flash disk ("" = none)
 #   APPEND="root=live:..."       kernel command line (console options are added)
@@ -46,7 +47,10 @@ fi
 
 if (($#)); then
 	files=()
-	for n in "$@"; do files+=("$TOP/tests/qemu/scenarios/${n%.sh}.sh"); done
+	for n in "$@"; do
+		# A path runs a scenario kept elsewhere (the benchmarks in tests/qemu/bench/).
+		if [[ $n == */* ]]; then files+=("$(cd "$(dirname "$n")" && pwd)/$(basename "$n")"); else files+=("$TOP/tests/qemu/scenarios/${n%.sh}.sh"); fi
+	done
 else
 	files=("$TOP"/tests/qemu/scenarios/*.sh)
 fi

@@ -1,0 +1,585 @@
+//! migrate — the rebootless install: mirror the live root (md raid1 over live-rw) onto a disk,
+//! switch the array to that disk, grow it and its ext4 filesystem, and release the live stack.
+//!
+//! ```text
+//! migrate [--yes] [--md /dev/mdN] [--no-grow] [--keep-live] [--speed-max KiB/s] TARGET
+//! ```
+//! 1. Preflight, nothing written: TARGET must be an unused block device (not mounted, no
+//!    holders, openable exclusively), not part of the live stack (medium, its disk, the loops,
+//!    live-rw, the array), at least as big as the array; the array must be the live one from
+//!    /run/live/state. Without --yes, ask on a terminal; no terminal, no --yes: refuse.
+//! 2. Hot-add TARGET (md copies the data; writes meanwhile go to both), sync speed raised.
+//! 3. Progress: one updating line on a terminal, else a line every 5 % or 10 s.
+//! 4. In sync: fail and remove live-rw, one slot.
+//! 5. Unless --no-grow: array and ext4 grown to TARGET.
+//! 6. Unless --keep-live: live-rw, overlay, loops, squashfs and medium released.
+//! 7. TARGET holds a plain ext4 filesystem (no md metadata): boot it with root=UUID=...
+//!
+//! SIGINT/SIGTERM/SIGHUP during the copy: TARGET is removed from the array and the live system is
+//! left as it was (exit 1); a rerun starts over. Exit codes: 0 ok, 1 refused or failed, 2 usage.
+
+use crate::applets::{dmsnap, mdmirror};
+use crate::error::{Context, Error, Result};
+use crate::fsutil;
+use crate::state;
+use crate::sys::md::{self, Md};
+use argh::FromArgs;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+pub const SUMMARY: &str = "install the running live system onto a disk without a reboot";
+
+#[derive(FromArgs)]
+/// Install the running live system onto TARGET without a reboot: md mirrors the live root onto
+/// it, then the live stack (RAM overlay, loops, squashfs, medium) is released. TARGET ends up
+/// holding a plain ext4 filesystem (no md metadata) that boots with root=UUID=...
+/// Everything on TARGET is overwritten. Exit codes: 0 done, 1 refused or failed, 2 usage.
+struct Args {
+    #[argh(switch, short = 'y')]
+    /// do not ask for confirmation (required without a terminal)
+    yes: bool,
+    #[argh(option)]
+    /// the live array (default: md from /run/live/state); anything else is refused
+    md: Option<String>,
+    #[argh(switch)]
+    /// leave the array and the filesystem at the image's size
+    no_grow: bool,
+    #[argh(switch)]
+    /// keep live-rw, the overlay, the loops and the medium (only switch the array)
+    keep_live: bool,
+    #[argh(option)]
+    /// cap the copy at this many KiB/s (default: as fast as the disks go)
+    speed_max: Option<u64>,
+    #[argh(positional)]
+    /// the disk or partition to install onto
+    target: String,
+}
+
+pub fn run(argv: &[String]) -> Result<()> {
+    let a: Args = crate::cli::parse(argv, "")?;
+    if a.speed_max == Some(0) {
+        return Err(Error::usage("--speed-max must be at least 1 KiB/s"));
+    }
+    let live = preflight(&a)?;
+    if !a.yes {
+        confirm(&a.target, &live)?;
+    }
+    copy(&a, &live)?;
+    switch_over(&a, &live)
+}
+
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+fn warn(text: &str) {
+    let _ = std::io::stderr().write_all(format!("migrate: warning: {text}\n").as_bytes());
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes >> 20)
+}
+
+/// What preflight found out.
+struct Live {
+    state: Vec<(String, String)>,
+    md: Md,
+    /// The live-rw member (major, minor) and its path.
+    dm: (u32, u32),
+    dm_path: String,
+    target: (u32, u32),
+    target_bytes: u64,
+    array_kib: u64,
+}
+
+impl Live {
+    fn get(&self, k: &str) -> &str {
+        self.state.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+}
+
+/// (major, minor) of /sys/class/block/NAME.
+fn devno_of_name(name: &str) -> Option<(u32, u32)> {
+    md::parse_devno(&fsutil::read_attr(format!("/sys/class/block/{name}/dev")).ok()?)
+}
+
+/// The whole disk a partition belongs to (None for a whole disk).
+fn parent_disk(dev: (u32, u32)) -> Option<(u32, u32)> {
+    let sys = format!("/sys/dev/block/{}:{}", dev.0, dev.1);
+    if !std::path::Path::new(&format!("{sys}/partition")).exists() {
+        return None;
+    }
+    md::parse_devno(&fsutil::read_attr(format!("{sys}/../dev")).ok()?)
+}
+
+/// Kernel names under /sys/dev/block/M:m/DIR (slaves, holders).
+fn sys_list(dev: (u32, u32), dir: &str) -> Vec<String> {
+    let p = format!("/sys/dev/block/{}:{}/{dir}", dev.0, dev.1);
+    let Ok(rd) = std::fs::read_dir(p) else { return Vec::new() };
+    let mut v: Vec<String> = rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    v.sort();
+    v
+}
+
+/// Partitions of a whole disk, as device numbers.
+fn partitions(dev: (u32, u32)) -> Vec<(u32, u32)> {
+    let Ok(k) = fsutil::kernel_name(dev.0, dev.1) else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir(format!("/sys/class/block/{k}")) else { return Vec::new() };
+    rd.filter_map(|e| {
+        let n = e.ok()?.file_name().into_string().ok()?;
+        (n.starts_with(&k) && std::path::Path::new(&format!("/sys/class/block/{n}/partition")).exists())
+            .then(|| devno_of_name(&n))?
+    })
+    .collect()
+}
+
+fn kname(dev: (u32, u32)) -> String {
+    fsutil::kernel_name(dev.0, dev.1).unwrap_or_else(|_| format!("{}:{}", dev.0, dev.1))
+}
+
+/// Every device the live system runs on, with what it is: the array and everything under it
+/// (live-rw, the loops), the medium, and the disks those sit on.
+fn live_devices(live_state: &[(String, String)], md_dev: (u32, u32)) -> Vec<((u32, u32), String)> {
+    let get = |k: &str| live_state.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let mut out: Vec<((u32, u32), String)> = Vec::new();
+    let mut todo = vec![(md_dev, format!("the live array {}", kname(md_dev)))];
+    for (key, what) in [("medium", "the live medium"), ("squash_loop", "the squashfs loop"), ("rootfs_loop", "the root image loop")] {
+        if let Ok(d) = fsutil::block_dev(&get(key)) {
+            todo.push((d, format!("{what} {}", get(key))));
+        }
+    }
+    while let Some((d, what)) = todo.pop() {
+        if out.iter().any(|(x, _)| *x == d) {
+            continue;
+        }
+        for s in sys_list(d, "slaves") {
+            if let Some(sd) = devno_of_name(&s) {
+                todo.push((sd, format!("{s}, under {what}")));
+            }
+        }
+        if let Some(p) = parent_disk(d) {
+            todo.push((p, format!("the disk holding {what}")));
+        }
+        out.push((d, what));
+    }
+    out
+}
+
+/// Mount points of a device (from /proc/self/mountinfo, which names devices by number).
+fn mounts_of(dev: (u32, u32)) -> Vec<(String, String)> {
+    let want = format!("{}:{}", dev.0, dev.1);
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            if f.get(2)? != &want {
+                return None;
+            }
+            Some((unescape(f.get(4)?), f.get(sep + 1)?.to_string()))
+        })
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn preflight(a: &Args) -> Result<Live> {
+    let t = a.target.as_str();
+    let target = fsutil::block_dev(t)?;
+    let st = state::load(state::DEFAULT_PATH)?;
+    let get = |k: &str| st.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    if get("md").is_empty() {
+        return Err(Error::new(
+            state::DEFAULT_PATH,
+            "no live array recorded: not a live system (migrate runs in a system booted by the liveroot initramfs)",
+        ));
+    }
+    if !get("migrated").is_empty() {
+        return Err(Error::new(get("md"), format!("already migrated to {}; reboot into it", get("migrated"))));
+    }
+    let live_md = get("md");
+    if let Some(m) = &a.md {
+        let (name, _) = mdmirror::md_name(m)?;
+        let (live_name, _) = mdmirror::md_name(live_md)?;
+        if name != live_name {
+            return Err(Error::new(m.as_str(), format!("not the live array (that is {live_md})")));
+        }
+    }
+    let md = mdmirror::open_existing(live_md)?;
+    let info = mdmirror::active_info(&md)?;
+    let md_path = mdmirror::path_of(&md);
+    let dm_path = get("dm").to_owned();
+    let dm = fsutil::block_dev(&dm_path)
+        .map_err(|e| Error::new(&md_path, format!("its live member is gone ({e}); not a live array")))?;
+    let members = md::members(&md.name)?;
+    if !members.iter().any(|m| (m.major, m.minor) == dm) {
+        return Err(Error::new(&md_path, format!("{dm_path} is not a member: not the live array")));
+    }
+    if let Some(other) = members.iter().find(|m| (m.major, m.minor) != dm) {
+        let hint = if (other.major, other.minor) == target {
+            "a migration to it was interrupted".to_owned()
+        } else {
+            format!("/dev/{} is already a member", other.name)
+        };
+        return Err(Error::new(
+            &md_path,
+            format!("{hint}; remove it first ('mdmirror remove {md_path} /dev/{}')", other.name),
+        ));
+    }
+    if info.level != 1 {
+        return Err(Error::new(&md_path, "not a raid1"));
+    }
+
+    // The target against the live stack, mounts, holders and exclusive openers.
+    let md_dev = (md::MD_MAJOR, md.minor);
+    for (d, what) in live_devices(&st, md_dev) {
+        if d == target {
+            return Err(Error::new(t, format!("is {what}; refusing to overwrite the running system")));
+        }
+    }
+    let mut whole = vec![target];
+    whole.extend(partitions(target));
+    for d in &whole {
+        let it = if *d == target { String::new() } else { format!("its partition /dev/{} ", kname(*d)) };
+        if let Some((mp, _)) = mounts_of(*d).first() {
+            return Err(Error::new(t, format!("{it}is mounted on {mp}; unmount it first")));
+        }
+        let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+        if swaps.lines().skip(1).any(|l| l.split_whitespace().next() == Some(&format!("/dev/{}", kname(*d)))) {
+            return Err(Error::new(t, format!("{it}is in use as swap")));
+        }
+        let holders = sys_list(*d, "holders");
+        if !holders.is_empty() {
+            return Err(Error::new(t, format!("{it}is held by {}", holders.join(", "))));
+        }
+    }
+    mdmirror::check_not_in_use(t)?;
+    let target_bytes = fsutil::block_size_bytes(target.0, target.1)?;
+    let array_kib: u64 = md::attr(&md.name, "component_size")?.parse().unwrap_or(0);
+    if target_bytes / 1024 < array_kib {
+        return Err(Error::new(
+            t,
+            format!("too small: {} KiB, {md_path} needs {array_kib} KiB", target_bytes / 1024),
+        ));
+    }
+    Ok(Live { state: st, md, dm, dm_path, target, target_bytes, array_kib })
+}
+
+/// "QEMU HARDDISK" from sysfs (model, else vendor, else serial).
+fn model(dev: (u32, u32)) -> String {
+    let disk = parent_disk(dev).unwrap_or(dev);
+    let k = kname(disk);
+    let attr = |f: &str| fsutil::read_attr(format!("/sys/class/block/{k}/{f}")).ok().filter(|v| !v.trim().is_empty());
+    match (attr("device/model"), attr("serial").or_else(|| attr("device/serial"))) {
+        (Some(m), Some(s)) => format!("{}, serial {}", m.trim(), s.trim()),
+        (Some(m), None) => m.trim().to_owned(),
+        (None, Some(s)) => format!("serial {}", s.trim()),
+        (None, None) => "unknown model".to_owned(),
+    }
+}
+
+fn confirm(t: &str, live: &Live) -> Result<()> {
+    let what = format!("{t} ({}, {})", mib(live.target_bytes), model(live.target));
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::new(
+            t,
+            format!("no terminal to ask on; refusing to overwrite {what} without --yes"),
+        ));
+    }
+    say(&format!(
+        "migrate: everything on {what} will be overwritten by the running system ({}).\nContinue? [y/N] ",
+        mdmirror::path_of(&live.md)
+    ));
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).ctx("stdin")?;
+    match line.trim() {
+        "y" | "Y" | "yes" | "YES" | "Yes" => Ok(()),
+        _ => Err(Error::new(t, "not confirmed; nothing written")),
+    }
+}
+
+/// The array's sync speed limits, restored on every way out of the copy.
+struct Speed {
+    name: String,
+    min: String,
+    max: String,
+}
+
+impl Speed {
+    fn raise(name: &str, cap: Option<u64>) -> Result<Speed> {
+        // "1000 (system)": the value follows the system-wide default; "system" restores that.
+        let keep = |v: String| if v.contains("system") { "system".to_owned() } else { v };
+        let s = Speed {
+            name: name.to_owned(),
+            min: keep(md::attr(name, "sync_speed_min")?),
+            max: keep(md::attr(name, "sync_speed_max")?),
+        };
+        // A high minimum keeps md from yielding to the writes the live system makes meanwhile.
+        let max = cap.unwrap_or(4_000_000).to_string();
+        md::set_attr(name, "sync_speed_max", &max)?;
+        md::set_attr(name, "sync_speed_min", &max)?;
+        Ok(s)
+    }
+}
+
+impl Drop for Speed {
+    fn drop(&mut self) {
+        let _ = md::set_attr(&self.name, "sync_speed_min", &self.min);
+        let _ = md::set_attr(&self.name, "sync_speed_max", &self.max);
+    }
+}
+
+fn copy(a: &Args, live: &Live) -> Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let t = a.target.as_str();
+    let md = &live.md;
+    let name = md.name.clone();
+    let path = mdmirror::path_of(md);
+
+    // Signals become readable events from here on, so an interrupt always gets cleaned up.
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask.thread_block().ctx("signals")?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ctx("signalfd")?;
+
+    let raised = mdmirror::set_raid_disks(md, 2)?;
+    let undo = |why: Error| -> Error {
+        let mut msg = why.reason.clone();
+        match mdmirror::remove_member(md, t) {
+            Ok(()) => {}
+            Err(e) if e.reason.starts_with("not a member") => {}
+            Err(e) => msg.push_str(&format!("; could not take {t} out again: {e}")),
+        }
+        if let Some(old) = raised {
+            if let Err(e) = mdmirror::set_raid_disks(md, old) {
+                msg.push_str(&format!("; raid devices not restored: {e}"));
+            }
+        }
+        Error::new(why.object, msg)
+    };
+    let speed = Speed::raise(&name, a.speed_max).map_err(&undo)?;
+    mdmirror::hot_add(md, t).map_err(&undo)?;
+    say(&format!(
+        "migrate: {path}: copying {} onto {t} ({}); the live system keeps running\n",
+        mib(live.array_kib * 1024),
+        mib(live.target_bytes)
+    ));
+
+    let tty = std::io::stdout().is_terminal();
+    let start = Instant::now();
+    let mut last: Option<(Instant, f64)> = None;
+    let mut idle_since = None;
+    let mut shown = false;
+    let result = loop {
+        match mdmirror::sync_done(&name, &mut idle_since) {
+            Ok(true) => break Ok(()),
+            Ok(false) => {}
+            Err(e) => break Err(e),
+        }
+        let action = md::attr(&name, "sync_action").unwrap_or_default();
+        if let Some((done, total)) = md::parse_sync_completed(&md::attr(&name, "sync_completed").unwrap_or_default()) {
+            let speed = md::attr(&name, "sync_speed").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let line = mdmirror::progress_line(&name, &action, done, total, speed);
+            let pct = done as f64 * 100.0 / total as f64;
+            if tty {
+                say(&format!("\r{line}\x1b[K"));
+                shown = true;
+            } else if last.is_none_or(|(at, p)| pct >= p + 5.0 || at.elapsed() >= Duration::from_secs(10)) {
+                say(&format!("{line}\n"));
+                last = Some((Instant::now(), pct));
+            }
+        }
+        let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&sfd), nix::poll::PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, 500u16);
+        if let Ok(Some(si)) = sfd.read_signal() {
+            let sig = Signal::try_from(si.ssi_signo as i32).map(|s| s.as_str()).unwrap_or("a signal");
+            if shown {
+                say("\n");
+            }
+            break Err(Error::new(
+                t,
+                format!("interrupted by {sig}: removed from {path}; the live system is as it was (run migrate again to start over)"),
+            ));
+        }
+    };
+    if shown {
+        say("\r\x1b[K");
+    }
+    drop(speed);
+    if let Err(e) = result {
+        return Err(undo(e));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    say(&format!(
+        "migrate: {path}: {t} in sync after {secs:.1} s ({:.1} MiB/s)\n",
+        (live.array_kib as f64 / 1024.0) / secs.max(0.001)
+    ));
+    Ok(())
+}
+
+/// Bytes of RAM the kernel would hand out now (MemAvailable).
+fn mem_available() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+fn used_bytes(dir: &str) -> u64 {
+    nix::sys::statvfs::statvfs(dir)
+        .map(|s| (s.blocks() - s.blocks_free()) * s.fragment_size())
+        .unwrap_or(0)
+}
+
+fn switch_over(a: &Args, live: &Live) -> Result<()> {
+    let t = a.target.as_str();
+    let md = &live.md;
+    let path = mdmirror::path_of(md);
+    // 4. Only now, with the target in sync, may live-rw go.
+    mdmirror::remove_member(md, &live.dm_path)?;
+    mdmirror::set_raid_disks(md, 1)?;
+    say(&format!("migrate: {path}: runs on {t} alone; {} removed from it\n", live.dm_path));
+    let mut migrated = vec![("migrated".to_owned(), t.to_owned())];
+
+    // 5. The array, then the filesystem, to the size of the disk.
+    if !a.no_grow {
+        grow(md, t)?;
+    }
+
+    // 6. Release the live stack.
+    if !a.keep_live {
+        release(live);
+    }
+    state::set(state::DEFAULT_PATH, &migrated.split_off(0))?;
+
+    // 7. What the user has now.
+    let f = std::fs::File::open(t).ok().and_then(|f| crate::probe::probe(&f).ok().flatten());
+    let (fstype, uuid, label) = match &f {
+        Some(f) => (f.fstype, f.uuid.clone().unwrap_or_default(), f.label.clone().unwrap_or_default()),
+        None => ("unknown", String::new(), String::new()),
+    };
+    let root = if uuid.is_empty() { t.to_owned() } else { format!("UUID={uuid}") };
+    say(&format!(
+        "migrate: done. {t} holds a plain {fstype} filesystem (no md metadata): UUID={uuid} LABEL={label}\n\
+         migrate: until the next boot / stays on {path}; point the boot loader at root={root}\n\
+         migrate: (the liveroot initramfs mounts any root= that is not live:)\n"
+    ));
+    Ok(())
+}
+
+/// Grow the array to the target and its ext4 filesystem to the array.
+fn grow(md: &Md, t: &str) -> Result<()> {
+    let path = mdmirror::path_of(md);
+    match mdmirror::grow_to_max(md)? {
+        Ok((old, new)) => say(&format!("migrate: {path}: grown {} -> {} MiB\n", old >> 10, new >> 10)),
+        Err(cur) => say(&format!("migrate: {path}: already {} MiB ({t} has no more room)\n", cur >> 10)),
+    }
+    let md_dev = (md::MD_MAJOR, md.minor);
+    let Some((mp, fstype)) = mounts_of(md_dev).into_iter().next() else {
+        warn(&format!("{path} is not mounted: filesystem not grown"));
+        return Ok(());
+    };
+    if !matches!(fstype.as_str(), "ext4" | "ext3" | "ext2") {
+        warn(&format!("{mp}: {fstype}, not ext4: filesystem not grown"));
+        return Ok(());
+    }
+    let sv = nix::sys::statvfs::statvfs(mp.as_str()).ctx(&mp)?;
+    let bsize = sv.block_size().max(1024);
+    let before = sv.blocks() * sv.fragment_size();
+    let bytes = fsutil::block_size_bytes(md_dev.0, md_dev.1)?;
+    let dir = std::fs::File::open(&mp).ctx(&mp)?;
+    crate::sys::ext4::resize(&dir, bytes / bsize)
+        .map_err(|e| Error::new(mp.as_str(), format!("cannot grow the filesystem online: {}", e.desc())))?;
+    let after = nix::sys::statvfs::statvfs(mp.as_str()).map(|s| s.blocks() * s.fragment_size()).unwrap_or(0);
+    say(&format!("migrate: {mp}: {fstype} grown {} -> {}\n", mib(before), mib(after)));
+    Ok(())
+}
+
+/// Take the live stack apart, bottom to top. Each step that fails is reported and skipped: the
+/// system already runs on the target, so a leftover costs memory, not data.
+fn release(live: &Live) {
+    use nix::mount::{umount2, MntFlags};
+    let mem0 = mem_available();
+    let overlay_dir = live.get("overlay_dir").to_owned();
+    let overlay_used = if overlay_dir.is_empty() { 0 } else { used_bytes(&overlay_dir) };
+    let dm_name = live.dm_path.rsplit('/').next().unwrap_or("live-rw").to_owned();
+    let _ = live.dm;
+    if let Err(e) = dmsnap::remove_snapshot(&dm_name) {
+        warn(&format!("{e}"));
+    }
+    let unmount = |dir: &str| {
+        if dir.is_empty() || !std::path::Path::new(dir).exists() {
+            return;
+        }
+        let is_mnt = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(dir));
+        if is_mnt {
+            if let Err(e) = umount2(dir, MntFlags::empty()) {
+                warn(&format!("{dir}: cannot unmount: {}", e.desc()));
+            }
+        }
+    };
+    unmount(&overlay_dir);
+    // The root image loop lets go when live-rw does, the squashfs loop at the unmount (both were
+    // set to autoclear by /init); detach them here only if they are still bound.
+    unmount(live.get("squash_mount"));
+    for key in ["rootfs_loop", "squash_loop"] {
+        let dev = live.get(key);
+        if dev.is_empty() {
+            continue;
+        }
+        for _ in 0..20 {
+            if crate::sys::loopdev::info(dev).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if crate::sys::loopdev::info(dev).is_ok() {
+            if let Err(e) = crate::sys::loopdev::detach(dev) {
+                warn(&format!("{e}"));
+            }
+        }
+    }
+    unmount(live.get("medium_mount"));
+    let freed = mem_available().saturating_sub(mem0);
+    say(&format!(
+        "migrate: live stack released (live-rw, overlay, loops, squashfs, medium): {} of RAM back \
+         (the overlay held {})\n",
+        mib(freed),
+        mib(overlay_used)
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_unescape() {
+        assert_eq!(super::unescape("/run/live/a\\040b"), "/run/live/a b");
+        assert_eq!(super::unescape("/x\\"), "/x\\");
+        assert_eq!(super::unescape("/plain"), "/plain");
+    }
+}
