@@ -9,6 +9,7 @@ misbehaviour; it applies to image files (anything but SHA256SUMS*) unless said o
   ok          plain static server with Range support (206, Content-Range, Accept-Ranges)
   norange     ignores Range and sends no Accept-Ranges: always 200 with the whole file
   stall       the first image GET stops sending halfway and hangs (bounded) until the client leaves
+  hang        every image GET stops sending halfway and hangs (bounded)
   close       every image GET sends at most 256 KiB of what was asked, then closes
   flaky       every second request (manifest included) fails with 500
   badrange    answers 206 with a Content-Range one byte off
@@ -111,7 +112,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
-        if image and mode == "stall" and bump("stall-get") == 1:
+        if image and (mode == "hang" or mode == "stall" and bump("stall-get") == 1):
             with open(path, "rb") as f:
                 f.seek(start)
                 self.wfile.write(f.read(length // 2))
