@@ -10,9 +10,10 @@
 //! itself (`.../NAME`). The directory holds `SHA256SUMS`, `SHA256SUMS.minisig` and the image.
 //! The manifest is fetched first and its signature checked; with `--if-newer` the signed
 //! `version=N` must be above the one signed for LOCAL_DIR's manifest, else nothing is downloaded.
-//! The image is fetched in Range requests of bounded size, each with its own deadline (minreq's
-//! timeout covers a whole request): a stalled or cut connection is retried with backoff from
-//! where it stopped. A server without Range support gets one streaming GET.
+//! The image is fetched in Range requests of bounded size over src/http.rs (not minreq: see
+//! there), every read under a stall deadline and the whole run under `--timeout`: a stalled or
+//! cut connection is retried with backoff from where it stopped, `Content-Range` is checked
+//! strictly. A server without Range support gets one streaming GET.
 //! The download goes to `NAME.part` (resumable across runs while `NAME.part.sha256` names the
 //! same digest), is fsynced and renamed to `NAME` only once the digest matches.
 //! stdout: the path of the verified image. Exit: 0 fetched and verified, 1 failure (no space,
@@ -21,6 +22,7 @@
 
 use crate::digest::{hex, size_str, Hasher};
 use crate::error::{Code, Context, Error, Result};
+use crate::http::{self, Limits, Response};
 use crate::manifest;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Read, Write};
@@ -44,9 +46,9 @@ authenticity comes from the minisign signature, not from the transport.
   --allow-downgrade     with --if-newer, accept an older signed version
   --to DIR              where to put the image and its manifest (default: .)
   --timeout S           bound the whole run to S seconds (default: none)
-  --stall-timeout S     deadline of each request (default 15)
+  --stall-timeout S     give up on a connection that sends nothing for S s (default 15)
   --retries N           failed requests in a row before giving up (default 5)
-  --chunk-size SIZE     bytes per Range request to start with (default 4M; adapts)
+  --chunk-size SIZE     bytes per Range request (default 16M)
   --progress            bytes, MiB/s and ETA on stderr
   -h, --help            show this help
 
@@ -93,7 +95,7 @@ fn parse_args(argv: &[String]) -> Result<Args> {
         timeout: 0,
         stall: 15,
         retries: 5,
-        chunk: 4 * MIB,
+        chunk: 16 * MIB,
         progress: false,
         url: String::new(),
     };
@@ -142,12 +144,11 @@ fn split_url(url: &str) -> Result<(String, String)> {
     if url.starts_with("https://") {
         return Err(usage("https is not supported (no TLS stack); the signature makes plain http safe"));
     }
-    let rest = url.strip_prefix("http://").ok_or_else(|| usage(&format!("'{url}': expected http://HOST[:PORT]/PATH/")))?;
-    let Some(slash) = rest.find('/') else {
+    if http::parse_url(url).is_none() {
+        return Err(usage(&format!("'{url}': expected http://HOST[:PORT]/PATH/")));
+    }
+    if !url[7..].contains('/') {
         return Ok((format!("{url}/"), "squashfs.img".into()));
-    };
-    if slash == 0 {
-        return Err(usage(&format!("'{url}': no host")));
     }
     let cut = url.rfind('/').unwrap_or(url.len()) + 1;
     let name = &url[cut..];
@@ -181,15 +182,6 @@ impl Clock {
             },
         }
     }
-
-    /// Seconds for one request: `want`, capped by what is left (minreq counts whole seconds).
-    fn request(&self, obj: &str, want: Option<u64>) -> Result<Option<u64>> {
-        let left = self.left(obj)?.map(|d| d.as_secs().max(1));
-        Ok(match (want, left) {
-            (Some(w), Some(l)) => Some(w.min(l)),
-            (w, l) => w.or(l),
-        })
-    }
 }
 
 /// Permanent failures (the server answered, and no retry will change its mind).
@@ -197,29 +189,12 @@ fn permanent(e: &Error) -> bool {
     e.code != Code::Network || e.reason.starts_with("HTTP 4")
 }
 
-fn net_err(url: &str, e: minreq::Error) -> Error {
-    match e {
-        minreq::Error::IoError(io) if io.kind() == std::io::ErrorKind::TimedOut || io.kind() == std::io::ErrorKind::WouldBlock => {
-            Error::network(url, "timed out")
-        }
-        minreq::Error::IoError(io) => Error::network(url, crate::error::io_reason(&io)),
-        other => Error::network(url, other.to_string()),
-    }
-}
-
-fn send(req: minreq::Request, url: &str, ok: &[i32]) -> Result<minreq::ResponseLazy> {
-    let r = req.with_max_redirects(8).send_lazy().map_err(|e| net_err(url, e))?;
-    if !ok.contains(&r.status_code) {
-        return Err(Error::network(url, format!("HTTP {} {}", r.status_code, r.reason_phrase)));
+fn send(method: &str, url: &str, range: Option<(u64, u64)>, lim: &Limits, ok: &[u16]) -> Result<Response> {
+    let r = http::request(method, url, range, lim)?;
+    if !ok.contains(&r.status) {
+        return Err(Error::network(url, format!("HTTP {} {}", r.status, r.reason)));
     }
     Ok(r)
-}
-
-fn with_timeout(req: minreq::Request, secs: Option<u64>) -> minreq::Request {
-    match secs {
-        Some(s) => req.with_timeout(s),
-        None => req,
-    }
 }
 
 struct Fetcher {
@@ -229,6 +204,10 @@ struct Fetcher {
 }
 
 impl Fetcher {
+    fn lim(&self) -> Limits {
+        Limits { stall: Duration::from_secs(self.stall), deadline: self.clock.end }
+    }
+
     /// Run `f` until it succeeds, fails for good, or fails `retries + 1` times in a row with no
     /// progress in between (`f` reports progress by returning `Err((e, true))`).
     fn retry<T>(&self, obj: &str, mut f: impl FnMut() -> std::result::Result<T, (Error, bool)>) -> Result<T> {
@@ -258,10 +237,11 @@ impl Fetcher {
     /// A small file (manifest, signature), at most [`manifest::MAX_SIZE`] bytes.
     fn small(&self, url: &str) -> Result<Vec<u8>> {
         self.retry(url, || {
-            let secs = self.clock.request(url, Some(self.stall)).map_err(|e| (e, false))?;
-            let r = send(with_timeout(minreq::get(url), secs), url, &[200]).map_err(|e| (e, false))?;
+            let r = send("GET", url, None, &self.lim(), &[200]).map_err(|e| (e, false))?;
             let mut data = Vec::new();
-            Read::take(r, manifest::MAX_SIZE + 1).read_to_end(&mut data).map_err(|e| (Error::network(url, crate::error::io_reason(&e)), false))?;
+            r.take(manifest::MAX_SIZE + 1)
+                .read_to_end(&mut data)
+                .map_err(|e| (Error::network(url, crate::error::io_reason(&e)), false))?;
             if data.len() as u64 > manifest::MAX_SIZE {
                 return Err((Error::verify(url, "larger than 1 MiB"), false));
             }
@@ -272,18 +252,15 @@ impl Fetcher {
     /// Size, Range support and the URL after redirects. A server refusing HEAD is not an error.
     fn head(&self, url: &str) -> Result<(Option<u64>, bool, String)> {
         self.retry(url, || {
-            let secs = self.clock.request(url, Some(self.stall)).map_err(|e| (e, false))?;
-            let r = match send(with_timeout(minreq::head(url), secs), url, &[200]) {
+            let r = match send("HEAD", url, None, &self.lim(), &[200]) {
                 Ok(r) => r,
                 Err(e) if e.reason.starts_with("HTTP 405") || e.reason.starts_with("HTTP 501") => {
                     return Ok((None, false, url.to_owned()))
                 }
                 Err(e) => return Err((e, false)),
             };
-            let size = r.headers.get("content-length").and_then(|v| v.trim().parse().ok());
-            let ranges = r.headers.get("accept-ranges").is_some_and(|v| v.trim().eq_ignore_ascii_case("bytes"));
-            let to = if r.url.is_empty() { url.to_owned() } else { r.url.clone() };
-            Ok((size, ranges, to))
+            let ranges = r.header("accept-ranges").is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
+            Ok((r.content_length(), ranges, r.url.clone()))
         })
     }
 }
@@ -295,6 +272,7 @@ struct Sink {
     pos: u64,
     meter: Option<Meter>,
     name: String,
+    stall: u64,
 }
 
 impl Sink {
@@ -309,7 +287,7 @@ impl Sink {
 
     /// Copy the body into the sink; `want` bytes exactly when known, else until EOF up to `max`.
     /// Errors carry whether any byte was stored (the next attempt resumes from `pos`).
-    fn pump(&mut self, r: &mut minreq::ResponseLazy, url: &str, want: Option<u64>, max: Option<u64>, buf: &mut [u8]) -> std::result::Result<(), (Error, bool)> {
+    fn pump(&mut self, r: &mut Response, url: &str, want: Option<u64>, max: Option<u64>, buf: &mut [u8]) -> std::result::Result<(), (Error, bool)> {
         let start = self.pos;
         let limit = want.or(max.map(|m| m + 1));
         let mut got = 0u64;
@@ -324,7 +302,7 @@ impl Sink {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let why = if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
-                        format!("stalled at {}: request deadline passed", size_str(self.pos))
+                        format!("stalled at {}: nothing received for {} s or out of time", size_str(self.pos), self.stall)
                     } else {
                         crate::error::io_reason(&e)
                     };
@@ -545,48 +523,43 @@ pub fn run(argv: &[String]) -> Result<()> {
         pos: resume,
         meter: a.progress.then(|| Meter::new(&name, size, resume)),
         name: part.clone(),
+        stall: a.stall,
     };
     if resume > 0 && !ranged {
         sink.restart()?;
     }
     let mut buf = vec![0u8; BUF];
-    let mut chunk = a.chunk;
+    let chunk = a.chunk;
     let fetched = fx.retry(&url, || {
         if ranged {
             let total = size.unwrap_or(0);
             while sink.pos < total {
                 let end = (sink.pos + chunk).min(total) - 1;
-                let secs = fx.clock.request(&url, Some(fx.stall)).map_err(|e| (e, false))?;
-                let req = with_timeout(minreq::get(&url), secs).with_header("Range", format!("bytes={}-{end}", sink.pos));
-                let t0 = Instant::now();
-                let mut r = send(req, &url, &[200, 206]).map_err(|e| (e, false))?;
-                if r.status_code == 200 {
+                let mut r = send("GET", &url, Some((sink.pos, end)), &fx.lim(), &[200, 206]).map_err(|e| (e, false))?;
+                if r.status == 200 {
                     warn(&format!("{url}: the server ignores Range; fetching it in one request"));
                     ranged = false;
                     return Err((Error::network(&url, "no Range support"), true));
                 }
                 let expect = format!("bytes {}-{end}/{total}", sink.pos);
-                let cr = r.headers.get("content-range").map(|s| s.trim().to_owned()).unwrap_or_default();
+                let cr = r.header("content-range").unwrap_or_default().to_owned();
                 if cr != expect {
                     return Err((Error::network(&url, format!("Content-Range '{cr}', expected '{expect}'")), false));
                 }
                 let len = end + 1 - sink.pos;
-                if let Some(cl) = r.headers.get("content-length").filter(|v| v.trim().parse() != Ok(len)) {
-                    return Err((Error::network(&url, format!("Content-Length {} for a {len}-byte range", cl.trim())), false));
+                if r.content_length() != Some(len) {
+                    let cl = r.header("content-length").unwrap_or("none").to_owned();
+                    return Err((Error::network(&url, format!("Content-Length {cl} for a {len}-byte range")), false));
                 }
                 sink.pump(&mut r, &url, Some(len), None, &mut buf)?;
-                // The next range takes about a quarter of the stall deadline at this rate.
-                let ms = (t0.elapsed().as_millis() as u64).max(1);
-                chunk = (len * 250 * fx.stall / ms).clamp(MIB, 64 * MIB);
             }
             Ok(())
         } else {
             if sink.pos > 0 {
                 sink.restart().map_err(|e| (e, false))?;
             }
-            let secs = fx.clock.request(&url, None).map_err(|e| (e, false))?;
-            let mut r = send(with_timeout(minreq::get(&url), secs), &url, &[200]).map_err(|e| (e, false))?;
-            let cl = r.headers.get("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+            let mut r = send("GET", &url, None, &fx.lim(), &[200]).map_err(|e| (e, false))?;
+            let cl = r.content_length();
             if let (Some(s), Some(c)) = (size, cl) {
                 if s != c {
                     return Err((Error::network(&url, format!("Content-Length {c}, but HEAD said {s}")).code(Code::Verify), false));
