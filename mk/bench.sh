@@ -99,11 +99,14 @@ bench_hash() {
 }
 
 # imgfetch (Range requests + SHA-256 while streaming + fsync) against `curl -o` (no hash), both
-# from tests/httpd/misbehave.py on 127.0.0.1 (sendfile), into the same directory; peak RSS from
-# /usr/bin/time. Goal: throughput >= 0.9x curl's, RSS <= 4 MiB whatever the image size.
+# from tests/httpd/misbehave.py on 127.0.0.1 (sendfile), into the same directory (FETCH_OUT,
+# default a tmpfs: /dev/shm, as /run/live/ram at boot); peak RSS from /usr/bin/time.
+# Goal: throughput >= 0.9x curl's, RSS <= 4 MiB whatever the image size.
 bench_fetch() {
-    local d="$WORK/fetch" mib port pid r
-    mkdir -p "$d/srv" "$d/out"
+    local d="$WORK/fetch" mib port pid r out
+    out=$(mktemp -d "${FETCH_OUT:-/dev/shm}/liveroot-bench.XXXXXX")
+    mkdir -p "$d/srv"
+    ln -s "$out" "$d/out"
     minisign -G -W -f -p "$d/key.pub" -s "$d/key.sec" >/dev/null
     for mib in ${FETCH_MIBS:-64 1024}; do
         head -c "$((mib << 20))" /dev/urandom >"$d/srv/img$mib"
@@ -137,7 +140,7 @@ bench_fetch() {
         row "curl -o ${mib} MiB" "$cE" "$(mbps "$cE")" "$cC" "${cR} KiB" "1.00" ""
     done
     kill "$pid" 2>/dev/null
-    rm -rf "$d"
+    rm -rf "$d" "$out"
     echo
 }
 
