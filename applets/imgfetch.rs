@@ -58,7 +58,7 @@ Exit status: 0 fetched and verified, 1 failure (no space, no RAM), 2 usage,
 
 const MANIFEST: &str = "SHA256SUMS";
 const SIG: &str = "SHA256SUMS.minisig";
-const BUF: usize = 64 << 10;
+const BUF: usize = 256 << 10;
 const MIB: u64 = 1 << 20;
 /// RAM that must stay free beside an image downloaded into tmpfs.
 const RAM_RESERVE: u64 = 32 * MIB;
