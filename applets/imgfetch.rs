@@ -368,7 +368,8 @@ impl Meter {
                 let _ = std::io::stderr().write_all(format!("\r{}\x1b[K", self.line(done)).as_bytes());
             }
         } else if let Some(t) = self.total.filter(|&t| t > 0) {
-            if done * 100 >= self.next_pct * t {
+            // 100 % is the final line's.
+            if done < t && done * 100 >= self.next_pct * t {
                 self.next_pct = done * 100 / t / 10 * 10 + 10;
                 let _ = std::io::stderr().write_all(format!("{}\n", self.line(done)).as_bytes());
             }

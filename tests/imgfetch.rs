@@ -112,9 +112,14 @@ impl Fx {
 #[test]
 fn plain_server_with_ranges() {
     let f = Fx::new("ok");
-    let o = f.fetch("ok", &[]);
+    let o = f.fetch("ok", &["--progress"]);
     f.assert_fetched(&o);
     assert!(o.stderr.contains("verified, version 2"), "{}", o.stderr);
+    // Not a terminal: one line per 10 %, then the final one.
+    let lines: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("squashfs.img: ")).collect();
+    assert!((2..=10).contains(&lines.len()), "{}", o.stderr);
+    assert!(lines.iter().all(|l| l.contains(" MiB/s") && l.contains(" ETA ") && l.contains("/2.8M ")), "{}", o.stderr);
+    assert!(lines.last().is_some_and(|l| l.contains(" 100% ") && l.ends_with(" done")), "{}", o.stderr);
 }
 
 #[test]
