@@ -47,7 +47,8 @@ enum Cmd {
 #[argh(subcommand, name = "cmdline")]
 /// Print the live-boot options of the kernel command line as shell assignments for eval:
 /// LIVE_ROOT LIVE_DIR LIVE_SQUASHIMG LIVE_OVERLAY_SIZE LIVE_RAM LIVE_MINMEM LIVE_CHECK LIVE_MD
-/// LIVE_RETRY LIVE_BREAK LIVE_INIT. Every value is single-quoted.
+/// LIVE_RETRY LIVE_BREAK LIVE_INIT LIVE_FETCH LIVE_NETROOT LIVE_FETCH_TIMEOUT LIVE_FETCH_DOWNGRADE
+/// LIVE_IP LIVE_IP_IFACE LIVE_PUBKEY. Every value is single-quoted.
 struct CmdlineArgs {
     /// read this file instead of /proc/cmdline
     #[argh(option)]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: mk/bench.sh BINARY [SECTION...]
-# Sections (default: all, in this order): hash size boot migrate.
+# Sections (default: all, in this order): hash fetch size boot migrate.
 # migrate boots QEMU (TCG) with a 1 GiB root image (built once into build/bench-1g/, slow the
 # first time) and times dd of the array's bytes vs migrate onto the same disk in the same boot.
 # Each section is a function bench_NAME; add later benchmarks (boot time, migrate, imgfetch) as
@@ -9,10 +9,11 @@
 # slows all of them alike. Nothing here asserts a timing.
 #
 # Environment: RUNS (default 5), BENCH_MIB (hash file size, default 1024), BOOT_RUNS (boots of
-# each initramfs, default RUNS, at least 3), BOOT_TIMEOUT (s per boot, default 180), TMPDIR.
+# each initramfs, default RUNS, at least 3), BOOT_TIMEOUT (s per boot, default 180), TMPDIR,
+# FETCH_MIBS (image sizes for the fetch section, default "64 1024").
 set -euo pipefail
 
-SECTIONS=(hash size boot migrate)
+SECTIONS=(hash fetch size boot migrate)
 RUNS=${RUNS:-5}
 BENCH_MIB=${BENCH_MIB:-1024}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -102,6 +103,52 @@ bench_hash() {
         "$(awk -v a="${e[0]}" -v b="${e[3]}" 'BEGIN{printf "%+.1f%%", (b/a - 1) * 100}')" \
         "$(awk -v a="${c[0]}" -v b="${c[3]}" 'BEGIN{printf "%+.1f%%", (a > 0) ? (b/a - 1) * 100 : 0}')" "cost of --crc32"
     rm -f "$f"
+    echo
+}
+
+# imgfetch (Range requests + SHA-256 while streaming + fsync) against `curl -o` (no hash), both
+# from tests/httpd/misbehave.py on 127.0.0.1 (sendfile), into the same directory (FETCH_OUT,
+# default a tmpfs: /dev/shm, as /run/live/ram at boot); peak RSS from /usr/bin/time.
+# Goal: throughput >= 0.9x curl's, RSS <= 4 MiB whatever the image size.
+bench_fetch() {
+    local d="$WORK/fetch" mib port pid r out
+    out=$(mktemp -d "${FETCH_OUT:-/dev/shm}/liveroot-bench.XXXXXX")
+    mkdir -p "$d/srv"
+    ln -s "$out" "$d/out"
+    minisign -G -W -f -p "$d/key.pub" -s "$d/key.sec" >/dev/null
+    for mib in ${FETCH_MIBS:-64 1024}; do
+        head -c "$((mib << 20))" /dev/urandom >"$d/srv/img$mib"
+    done
+    (cd "$d/srv" && sha256sum img* >SHA256SUMS && minisign -S -W -s ../key.sec -m SHA256SUMS -t version=1 >/dev/null)
+    python3 "$HERE/../tests/httpd/misbehave.py" "$d/srv" --idle 120 >"$d/port" &
+    pid=$!
+    while [[ ! -s $d/port ]]; do sleep 0.1; done
+    port=$(cat "$d/port")
+    echo "== fetch: image over loopback (127.0.0.1, python sendfile server), median of $RUNS interleaved runs =="
+    row "command" "elapsed s" "MB/s" "cpu s" "peak RSS" "x curl" ""
+    for mib in ${FETCH_MIBS:-64 1024}; do
+        local url="http://127.0.0.1:$port/ok/img$mib" ie=() ir=() ic=() ce=() cr=() cc=()
+        for ((r = 0; r < RUNS; r++)); do
+            rm -f "$d/out/"*
+            /usr/bin/time -f '%e %M %U %S' -o "$d/t" "$BIN" imgfetch --pubkey-file "$d/key.pub" --to "$d/out" "$url" >/dev/null 2>&1 ||
+                { echo "bench: imgfetch failed" >&2; kill "$pid"; exit 1; }
+            read -r e m u s <"$d/t"; ie+=("$e"); ir+=("$m"); ic+=("$(awk -v a="$u" -v b="$s" 'BEGIN{print a + b}')")
+            rm -f "$d/out/"*
+            /usr/bin/time -f '%e %M %U %S' -o "$d/t" curl -sS -o "$d/out/c" "$url" ||
+                { echo "bench: curl failed" >&2; kill "$pid"; exit 1; }
+            read -r e m u s <"$d/t"; ce+=("$e"); cr+=("$m"); cc+=("$(awk -v a="$u" -v b="$s" 'BEGIN{print a + b}')")
+        done
+        local iE iR iC cE cR cC
+        iE=$(printf '%s\n' "${ie[@]}" | median); iR=$(printf '%s\n' "${ir[@]}" | sort -n | tail -1)
+        iC=$(printf '%s\n' "${ic[@]}" | median)
+        cE=$(printf '%s\n' "${ce[@]}" | median); cR=$(printf '%s\n' "${cr[@]}" | sort -n | tail -1)
+        cC=$(printf '%s\n' "${cc[@]}" | median)
+        BENCH_MIB=$mib
+        row "imgfetch ${mib} MiB" "$iE" "$(mbps "$iE")" "$iC" "${iR} KiB" "$(ratio "$iE" "$cE")" "throughput / curl's (imgfetch hashes too)"
+        row "curl -o ${mib} MiB" "$cE" "$(mbps "$cE")" "$cC" "${cR} KiB" "1.00" ""
+    done
+    kill "$pid" 2>/dev/null
+    rm -rf "$d" "$out"
     echo
 }
 

@@ -57,6 +57,17 @@ pub struct Live {
     pub retry: u64,
     pub brk: bool,
     pub init: String,
+    /// `live.fetch=http://HOST[:PORT]/PATH/`, or the URL of `root=live:http://...`.
+    pub fetch: String,
+    /// `root=live:http://...`: no local medium, the network image is the only one.
+    pub netroot: bool,
+    /// `live.fetch.timeout=SECONDS` for the whole network phase.
+    pub fetch_timeout: u64,
+    pub allow_downgrade: bool,
+    /// `ip=dhcp` or `ip=IFACE:dhcp`: `Some("")` for the first interface.
+    pub ip: Option<String>,
+    /// `live.pubkey=BASE64`: weaker than a key baked into the initramfs.
+    pub pubkey: String,
 }
 
 impl Default for Live {
@@ -73,6 +84,12 @@ impl Default for Live {
             retry: 30,
             brk: false,
             init: String::new(),
+            fetch: String::new(),
+            netroot: false,
+            fetch_timeout: 20,
+            allow_downgrade: false,
+            ip: None,
+            pubkey: String::new(),
         }
     }
 }
@@ -148,6 +165,24 @@ pub fn parse(line: &str) -> Result<Live> {
                 }
                 l.init = v.to_owned();
             }
+            "live.fetch" => l.fetch = http_url(&k, val)?,
+            "live.fetch.timeout" => {
+                l.fetch_timeout = number(&k, val, "a number of seconds")?;
+                if l.fetch_timeout == 0 {
+                    return Err(bad(&k, "0", "must be at least 1 second"));
+                }
+            }
+            "live.fetch.allow-downgrade" => l.allow_downgrade = flag(&k, val)?,
+            "live.pubkey" => l.pubkey = val.unwrap_or("").to_owned(),
+            "ip" => {
+                let v = val.unwrap_or("");
+                let iface = match v.strip_suffix(":dhcp") {
+                    Some(i) if !i.is_empty() && !i.contains([':', '/']) => i,
+                    _ if v == "dhcp" => "",
+                    _ => return Err(bad(&k, v, "only ip=dhcp or ip=IFACE:dhcp are supported")),
+                };
+                l.ip = Some(iface.to_owned());
+            }
             // dracut's marker for live media; the root= form already says it.
             "rd.live.image" => {}
             _ => {}
@@ -159,8 +194,25 @@ pub fn parse(line: &str) -> Result<Live> {
     let Some(spec) = root.strip_prefix("live:") else {
         return Err(bad("root", &root, "expected root=live:LABEL=..., UUID=..., PARTUUID=... or /dev/..."));
     };
+    if spec.starts_with("http://") || spec.starts_with("https://") {
+        l.fetch = http_url("root", Some(&root[5..]))?;
+        l.netroot = true;
+        return Ok(l);
+    }
     l.root = normalize_spec(spec).map_err(|why| bad("root", &root, &why))?;
     Ok(l)
+}
+
+/// Plain http only: the image is trusted through its signature, and TLS is too big to carry.
+fn http_url(key: &str, val: Option<&str>) -> Result<String> {
+    let v = val.unwrap_or("");
+    if v.starts_with("https://") {
+        return Err(bad(key, v, "https is not supported; use http:// (the image is signed)"));
+    }
+    match v.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !v.contains(char::is_whitespace) => Ok(v.to_owned()),
+        _ => Err(bad(key, v, "expected http://HOST[:PORT]/PATH/")),
+    }
 }
 
 /// Accept the spellings dracut accepts; CDLABEL is a LABEL.
@@ -169,7 +221,7 @@ pub fn normalize_spec(spec: &str) -> std::result::Result<String, String> {
         return normalize_spec(&format!("LABEL={x}"));
     }
     if spec.contains("://") {
-        return Err("network images are not supported by this init".into());
+        return Err("only http:// network images are supported".into());
     }
     let ok = ["LABEL=", "UUID=", "PARTUUID=", "PARTLABEL="]
         .iter()
@@ -201,7 +253,7 @@ impl Live {
     /// `NAME='value'` lines for `eval`.
     pub fn to_shell(&self) -> String {
         let b = |x: bool| if x { "1" } else { "0" }.to_owned();
-        let vars: [(&str, String); 11] = [
+        let vars: [(&str, String); 18] = [
             ("LIVE_ROOT", self.root.clone()),
             ("LIVE_DIR", self.dir.clone()),
             ("LIVE_SQUASHIMG", self.squashimg.clone()),
@@ -213,6 +265,13 @@ impl Live {
             ("LIVE_RETRY", self.retry.to_string()),
             ("LIVE_BREAK", b(self.brk)),
             ("LIVE_INIT", self.init.clone()),
+            ("LIVE_FETCH", self.fetch.clone()),
+            ("LIVE_NETROOT", b(self.netroot)),
+            ("LIVE_FETCH_TIMEOUT", self.fetch_timeout.to_string()),
+            ("LIVE_FETCH_DOWNGRADE", b(self.allow_downgrade)),
+            ("LIVE_IP", if self.ip.is_some() { "dhcp" } else { "" }.to_owned()),
+            ("LIVE_IP_IFACE", self.ip.clone().unwrap_or_default()),
+            ("LIVE_PUBKEY", self.pubkey.clone()),
         ];
         let mut s = String::new();
         for (k, v) in vars {
@@ -282,6 +341,18 @@ mod tests {
     }
 
     #[test]
+    fn network_options() {
+        let l = parse("root=live:LABEL=LIVE live.fetch=http://10.0.2.100/img/ ip=eth0:dhcp live.fetch.timeout=9 live.fetch.allow-downgrade live.pubkey=RWQx").unwrap();
+        assert_eq!((l.fetch.as_str(), l.netroot, l.fetch_timeout, l.allow_downgrade), ("http://10.0.2.100/img/", false, 9, true));
+        assert_eq!((l.ip.as_deref(), l.pubkey.as_str()), (Some("eth0"), "RWQx"));
+        let s = l.to_shell();
+        assert!(s.contains("LIVE_IP='dhcp'\nLIVE_IP_IFACE='eth0'\n"), "{s}");
+        let n = parse("root=live:http://h:8080/live/ ip=dhcp").unwrap();
+        assert_eq!((n.root.as_str(), n.fetch.as_str(), n.netroot, n.ip.as_deref()), ("", "http://h:8080/live/", true, Some("")));
+        assert_eq!(parse("root=live:LABEL=x").unwrap().fetch_timeout, 20);
+    }
+
+    #[test]
     fn bad_values() {
         let e = |s: &str| parse(s).unwrap_err().to_string();
         assert_eq!(
@@ -297,7 +368,11 @@ mod tests {
         assert!(e("root=live:LABEL=x init=sbin/init").contains("absolute"));
         assert!(e("quiet").contains("no root=live:"));
         assert!(e("root=/dev/sda1").contains("root=/dev/sda1: expected root=live:"));
-        assert!(e("root=live:http://x/y.img").contains("network images"));
+        assert!(e("root=live:ftp://x/y.img").contains("network images"));
+        assert!(e("root=live:LABEL=x live.fetch=https://h/").contains("https is not supported"));
+        assert!(e("root=live:LABEL=x live.fetch=h/").contains("expected http://"));
+        assert!(e("root=live:LABEL=x live.fetch.timeout=0").contains("at least 1 second"));
+        assert!(e("root=live:LABEL=x ip=10.0.2.15::10.0.2.2").contains("only ip=dhcp"));
         assert!(e("root=live:LABEL=").contains("expected"));
     }
 
@@ -338,6 +413,7 @@ mod tests {
         assert!(s.starts_with("LIVE_ROOT='LABEL=it'\\''s $(x)'\n"));
         assert!(s.contains("LIVE_OVERLAY_SIZE='8'\n"));
         assert!(s.contains("LIVE_CHECK=''\n"));
-        assert!(s.ends_with("LIVE_INIT=''\n"));
+        assert!(s.contains("LIVE_INIT=''\n"));
+        assert!(s.ends_with("LIVE_PUBKEY=''\n"));
     }
 }

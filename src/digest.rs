@@ -154,7 +154,7 @@ impl Drop for Progress {
 }
 
 /// `17B`, `1.5K`, `1023.9M`, `2.0G`: binary units with one decimal, integers only.
-fn size_str(n: u64) -> String {
+pub fn size_str(n: u64) -> String {
     let units = ["B", "K", "M", "G", "T", "P", "E"];
     let mut u = 0;
     while u + 1 < units.len() && n >> (10 * u) >= 1024 {

@@ -7,6 +7,7 @@ mod cmdline;
 mod digest;
 mod error;
 mod fsutil;
+mod http;
 mod manifest;
 mod probe;
 mod state;

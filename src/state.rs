@@ -11,7 +11,7 @@
 //! | `medium_spec`  | `LABEL=LIVE`                     | the `root=live:` spec it was found by |
 //! | `medium_mount` | `/run/live/medium`               | where it is mounted (empty after rd.live.ram) |
 //! | `image`        | `LiveOS/squashfs.img`            | the squashfs, relative to the medium root |
-//! | `image_file`   | `/run/live/ram/squashfs.img`     | the file actually looped (medium or RAM copy) |
+//! | `image_file`   | `/run/live/ram/squashfs.img`     | the file actually looped (medium, RAM copy or fetched) |
 //! | `image_sha256` | `9f86d0...`                      | its SHA-256 from the verified SHA256SUMS (empty if unchecked) |
 //! | `verified`     | `sig`, `sha256` or `no`          | how the image was checked before mounting |
 //! | `squash_loop`  | `/dev/loop0`                     | loop device of the squashfs |
@@ -22,7 +22,9 @@
 //! | `overlay_size` | `512`                            | COW size in MiB |
 //! | `dm`           | `/dev/mapper/live-rw`            | the dm snapshot |
 //! | `md`           | `/dev/md7`                       | the one-legged raid1 mounted as / |
-//! | `booted`       | `local` or `ram`                 | image looped from the medium or from a RAM copy |
+//! | `booted`       | `local`, `ram` or `net`          | image looped from the medium, a RAM copy of it, or fetched into RAM |
+//! | `image_version`| `3`                              | `version=N` of the signature the image was verified with (empty if unsigned) |
+//! | `fetched_from` | `http://10.0.2.100/img/`         | server directory a `net` image came from (empty otherwise) |
 //!
 //! Writers replace the file atomically (write a temporary file, rename), so readers never see a
 //! half-written state.

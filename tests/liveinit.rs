@@ -201,7 +201,9 @@ fn cmdline_defaults_and_errors() {
     assert_eq!(
         stdout(&o),
         "LIVE_ROOT='LABEL=LIVE'\nLIVE_DIR='LiveOS'\nLIVE_SQUASHIMG='squashfs.img'\nLIVE_OVERLAY_SIZE=''\n\
-         LIVE_RAM='0'\nLIVE_MINMEM='256'\nLIVE_CHECK=''\nLIVE_MD='md7'\nLIVE_RETRY='30'\nLIVE_BREAK='0'\nLIVE_INIT=''\n"
+         LIVE_RAM='0'\nLIVE_MINMEM='256'\nLIVE_CHECK=''\nLIVE_MD='md7'\nLIVE_RETRY='30'\nLIVE_BREAK='0'\nLIVE_INIT=''\n\
+         LIVE_FETCH=''\nLIVE_NETROOT='0'\nLIVE_FETCH_TIMEOUT='20'\nLIVE_FETCH_DOWNGRADE='0'\nLIVE_IP=''\n\
+         LIVE_IP_IFACE=''\nLIVE_PUBKEY=''\n"
     );
     let f = cmdline_file(&t, "root=live:LABEL=LIVE rd.live.overlay.size=abc");
     let o = t.li(&["cmdline", "--file", &f]);

@@ -1,0 +1,636 @@
+//! imgfetch — fetch a signed live image over HTTP, verifying its SHA-256 while it streams.
+//!
+//! ```text
+//! imgfetch [--pubkey KEY|--pubkey-file F] [--if-newer LOCAL_DIR] [--allow-downgrade]
+//!          [--to DIR] [--timeout S] [--stall-timeout S] [--retries N] [--chunk-size SIZE]
+//!          [--progress] URL
+//! ```
+//!
+//! URL is the server directory (`http://HOST[:PORT]/PATH/`, image `squashfs.img`) or the image
+//! itself (`.../NAME`). The directory holds `SHA256SUMS`, `SHA256SUMS.minisig` and the image.
+//! The manifest is fetched first and its signature checked; with `--if-newer` the signed
+//! `version=N` must be above the one signed for LOCAL_DIR's manifest, else nothing is downloaded.
+//! The image is fetched in Range requests of bounded size over src/http.rs (not minreq: see
+//! there), every read under a stall deadline and the whole run under `--timeout`: a stalled or
+//! cut connection is retried with backoff from where it stopped, `Content-Range` is checked
+//! strictly. A server without Range support gets one streaming GET.
+//! The download goes to `NAME.part` (resumable across runs while `NAME.part.sha256` names the
+//! same digest), is fsynced and renamed to `NAME` only once the digest matches.
+//! stdout: the path of the verified image. Exit: 0 fetched and verified, 1 failure (no space,
+//! no RAM), 2 usage, 3 verification failed (signature, checksum, rollback), 4 network failure,
+//! 5 already up to date.
+
+use crate::digest::{hex, size_str, Hasher};
+use crate::error::{Code, Context, Error, Result};
+use crate::http::{self, Limits, Response};
+use crate::manifest;
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Read, Write};
+use std::time::{Duration, Instant};
+
+pub const SUMMARY: &str = "fetch a newer signed image over HTTP, verified while it streams";
+
+const HELP: &str = "Usage: imgfetch [--pubkey KEY|--pubkey-file F] [--if-newer LOCAL_DIR]
+                [--allow-downgrade] [--to DIR] [--timeout S] [--stall-timeout S]
+                [--retries N] [--chunk-size SIZE] [--progress] URL
+
+Fetch SHA256SUMS (+ .minisig) and the image from URL (http://HOST[:PORT]/PATH/ for
+squashfs.img, or http://.../NAME), check the signature, stream the image into DIR/NAME.part
+verifying SHA-256 as it arrives, and rename it to DIR/NAME once it matches. Plain HTTP only:
+authenticity comes from the minisign signature, not from the transport.
+
+  --pubkey KEY          trust the manifest only if signed by this minisign key (base64)
+  --pubkey-file F       the same, key read from a minisign.pub file
+  --if-newer DIR        download only if the signed version=N is above the version signed
+                        for DIR/SHA256SUMS (exit 5 when equal; an older one is refused)
+  --allow-downgrade     with --if-newer, accept an older signed version
+  --to DIR              where to put the image and its manifest (default: .)
+  --timeout S           bound the whole run to S seconds (default: none)
+  --stall-timeout S     give up on a connection that sends nothing for S s (default 15)
+  --retries N           failed requests in a row before giving up (default 5)
+  --chunk-size SIZE     bytes per Range request (default 16M)
+  --progress            bytes, MiB/s and ETA on stderr
+  -h, --help            show this help
+
+Exit status: 0 fetched and verified, 1 failure (no space, no RAM), 2 usage,
+3 verification failed, 4 network failure, 5 already up to date.
+";
+
+const MANIFEST: &str = "SHA256SUMS";
+const SIG: &str = "SHA256SUMS.minisig";
+const BUF: usize = 256 << 10;
+const MIB: u64 = 1 << 20;
+/// RAM that must stay free beside an image downloaded into tmpfs.
+const RAM_RESERVE: u64 = 32 * MIB;
+
+struct Args {
+    pubkey: Option<String>,
+    pubkey_file: Option<String>,
+    if_newer: Option<String>,
+    allow_downgrade: bool,
+    to: String,
+    timeout: u64,
+    stall: u64,
+    retries: u32,
+    chunk: u64,
+    progress: bool,
+    url: String,
+}
+
+fn usage(msg: &str) -> Error {
+    Error::usage(format!("{msg}\nTry 'imgfetch --help' for more information."))
+}
+
+fn number(opt: &str, v: &str) -> Result<u64> {
+    v.parse().map_err(|_| usage(&format!("{opt}: '{v}' is not a number")))
+}
+
+fn parse_args(argv: &[String]) -> Result<Args> {
+    let mut a = Args {
+        pubkey: None,
+        pubkey_file: None,
+        if_newer: None,
+        allow_downgrade: false,
+        to: ".".into(),
+        timeout: 0,
+        stall: 15,
+        retries: 5,
+        chunk: 16 * MIB,
+        progress: false,
+        url: String::new(),
+    };
+    let mut urls = Vec::new();
+    let mut it = crate::cli::normalize(argv.get(1..).unwrap_or(&[]), "").into_iter();
+    while let Some(arg) = it.next() {
+        if !arg.starts_with('-') {
+            urls.push(arg);
+            continue;
+        }
+        let mut value = || it.next().ok_or_else(|| usage(&format!("option '{arg}' requires an argument")));
+        match arg.as_str() {
+            "-h" | "--help" => return Err(Error::help(HELP)),
+            "--pubkey" => a.pubkey = Some(value()?),
+            "--pubkey-file" => a.pubkey_file = Some(value()?),
+            "--if-newer" => a.if_newer = Some(value()?),
+            "--allow-downgrade" => a.allow_downgrade = true,
+            "--to" => a.to = value()?,
+            "--timeout" => a.timeout = number(&arg, &value()?)?,
+            "--stall-timeout" => a.stall = number(&arg, &value()?)?.max(1),
+            "--retries" => a.retries = number(&arg, &value()?)?.min(1000) as u32,
+            "--chunk-size" => {
+                let v = value()?;
+                a.chunk = crate::cli::parse_size(&v).map_err(|e| usage(&e))?.max(4096);
+            }
+            "--progress" => a.progress = true,
+            _ => return Err(usage(&format!("unrecognized option '{arg}'"))),
+        }
+    }
+    match urls.as_slice() {
+        [u] => a.url = u.clone(),
+        [] => return Err(usage("no URL given")),
+        _ => return Err(usage("one URL only")),
+    }
+    if a.pubkey.is_some() && a.pubkey_file.is_some() {
+        return Err(usage("--pubkey and --pubkey-file are exclusive"));
+    }
+    if a.if_newer.is_some() && a.pubkey.is_none() && a.pubkey_file.is_none() {
+        return Err(usage("--if-newer needs --pubkey or --pubkey-file (versions are signed)"));
+    }
+    Ok(a)
+}
+
+/// `http://host/dir/` → (`http://host/dir/`, `squashfs.img`); `http://host/dir/x.img` → (dir, `x.img`).
+fn split_url(url: &str) -> Result<(String, String)> {
+    if url.starts_with("https://") {
+        return Err(usage("https is not supported (no TLS stack); the signature makes plain http safe"));
+    }
+    if http::parse_url(url).is_none() {
+        return Err(usage(&format!("'{url}': expected http://HOST[:PORT]/PATH/")));
+    }
+    if !url[7..].contains('/') {
+        return Ok((format!("{url}/"), "squashfs.img".into()));
+    }
+    let cut = url.rfind('/').unwrap_or(url.len()) + 1;
+    let name = &url[cut..];
+    if name.is_empty() {
+        return Ok((url.to_owned(), "squashfs.img".into()));
+    }
+    if name == "." || name == ".." || name.contains(['?', '#']) {
+        return Err(usage(&format!("'{url}': bad image name")));
+    }
+    Ok((url[..cut].to_owned(), name.to_owned()))
+}
+
+fn warn(msg: &str) {
+    let _ = std::io::stderr().write_all(format!("imgfetch: {msg}\n").as_bytes());
+}
+
+/// The run's overall deadline, from which each request's own deadline is cut.
+struct Clock {
+    start: Instant,
+    end: Option<Instant>,
+    total: u64,
+}
+
+impl Clock {
+    fn left(&self, obj: &str) -> Result<Option<Duration>> {
+        match self.end {
+            None => Ok(None),
+            Some(end) => match end.checked_duration_since(Instant::now()) {
+                Some(d) if !d.is_zero() => Ok(Some(d)),
+                _ => Err(Error::network(obj, format!("timed out after {} s (--timeout)", self.total))),
+            },
+        }
+    }
+}
+
+/// Permanent failures (the server answered, and no retry will change its mind).
+fn permanent(e: &Error) -> bool {
+    e.code != Code::Network || e.reason.starts_with("HTTP 4")
+}
+
+fn send(method: &str, url: &str, range: Option<(u64, u64)>, lim: &Limits, ok: &[u16]) -> Result<Response> {
+    let r = http::request(method, url, range, lim)?;
+    if !ok.contains(&r.status) {
+        return Err(Error::network(url, format!("HTTP {} {}", r.status, r.reason)));
+    }
+    Ok(r)
+}
+
+struct Fetcher {
+    clock: Clock,
+    stall: u64,
+    retries: u32,
+}
+
+impl Fetcher {
+    fn lim(&self) -> Limits {
+        Limits { stall: Duration::from_secs(self.stall), deadline: self.clock.end }
+    }
+
+    /// Run `f` until it succeeds, fails for good, or fails `retries + 1` times in a row with no
+    /// progress in between (`f` reports progress by returning `Err((e, true))`).
+    fn retry<T>(&self, obj: &str, mut f: impl FnMut() -> std::result::Result<T, (Error, bool)>) -> Result<T> {
+        let mut failures = 0;
+        loop {
+            self.clock.left(obj)?;
+            let (e, progressed) = match f() {
+                Ok(v) => return Ok(v),
+                Err(x) => x,
+            };
+            if permanent(&e) {
+                return Err(e);
+            }
+            failures = if progressed { 1 } else { failures + 1 };
+            if failures > self.retries {
+                return Err(e);
+            }
+            let mut pause = Duration::from_millis(250 << (failures - 1).min(5));
+            if let Some(left) = self.clock.left(obj)? {
+                pause = pause.min(left);
+            }
+            warn(&format!("{e}; retrying in {} ms", pause.as_millis()));
+            std::thread::sleep(pause);
+        }
+    }
+
+    /// A small file (manifest, signature), at most [`manifest::MAX_SIZE`] bytes.
+    fn small(&self, url: &str) -> Result<Vec<u8>> {
+        self.retry(url, || {
+            let r = send("GET", url, None, &self.lim(), &[200]).map_err(|e| (e, false))?;
+            let mut data = Vec::new();
+            r.take(manifest::MAX_SIZE + 1)
+                .read_to_end(&mut data)
+                .map_err(|e| (Error::network(url, crate::error::io_reason(&e)), false))?;
+            if data.len() as u64 > manifest::MAX_SIZE {
+                return Err((Error::verify(url, "larger than 1 MiB"), false));
+            }
+            Ok(data)
+        })
+    }
+
+    /// Size, Range support and the URL after redirects. A server refusing HEAD is not an error.
+    fn head(&self, url: &str) -> Result<(Option<u64>, bool, String)> {
+        self.retry(url, || {
+            let r = match send("HEAD", url, None, &self.lim(), &[200]) {
+                Ok(r) => r,
+                Err(e) if e.reason.starts_with("HTTP 405") || e.reason.starts_with("HTTP 501") => {
+                    return Ok((None, false, url.to_owned()))
+                }
+                Err(e) => return Err((e, false)),
+            };
+            let ranges = r.header("accept-ranges").is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
+            Ok((r.content_length(), ranges, r.url.clone()))
+        })
+    }
+}
+
+/// Where the bytes go: the `.part` file, the hash, the progress line.
+struct Sink {
+    file: File,
+    hasher: Hasher,
+    pos: u64,
+    meter: Option<Meter>,
+    name: String,
+    stall: u64,
+}
+
+impl Sink {
+    fn restart(&mut self) -> Result<()> {
+        self.file.set_len(0).ctx(&self.name)?;
+        use std::io::Seek;
+        self.file.rewind().ctx(&self.name)?;
+        self.hasher = Hasher::new(false);
+        self.pos = 0;
+        Ok(())
+    }
+
+    /// Copy the body into the sink; `want` bytes exactly when known, else until EOF up to `max`.
+    /// Errors carry whether any byte was stored (the next attempt resumes from `pos`).
+    fn pump(&mut self, r: &mut Response, url: &str, want: Option<u64>, max: Option<u64>, buf: &mut [u8]) -> std::result::Result<(), (Error, bool)> {
+        let start = self.pos;
+        let limit = want.or(max.map(|m| m + 1));
+        let mut got = 0u64;
+        loop {
+            let room = limit.map_or(buf.len() as u64, |l| (l - got).min(buf.len() as u64)) as usize;
+            if room == 0 {
+                break;
+            }
+            let n = match r.read(&mut buf[..room]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let why = if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
+                        format!("stalled at {}: nothing received for {} s or out of time", size_str(self.pos), self.stall)
+                    } else {
+                        crate::error::io_reason(&e)
+                    };
+                    return Err((Error::network(url, why), self.pos > start));
+                }
+            };
+            if max.is_some_and(|m| self.pos + n as u64 > m) {
+                return Err((Error::network(url, format!("server sent more than the {} bytes announced", max.unwrap_or(0))).code(Code::Verify), false));
+            }
+            self.file.write_all(&buf[..n]).map_err(|e| (Error::io(&self.name, &e), false))?;
+            self.hasher.update(&buf[..n]);
+            self.pos += n as u64;
+            got += n as u64;
+            if let Some(m) = self.meter.as_mut() {
+                m.tick(self.pos);
+            }
+        }
+        if let Some(w) = want.filter(|&w| got < w) {
+            return Err((Error::network(url, format!("connection closed after {got} of {w} bytes")), got > 0));
+        }
+        Ok(())
+    }
+}
+
+/// Progress: one updating line on a terminal, otherwise a line per 10 %.
+struct Meter {
+    label: String,
+    total: Option<u64>,
+    tty: bool,
+    start: Instant,
+    next: Instant,
+    next_pct: u64,
+    from: u64,
+}
+
+impl Meter {
+    fn new(label: &str, total: Option<u64>, from: u64) -> Meter {
+        let now = Instant::now();
+        Meter { label: label.into(), total, tty: std::io::stderr().is_terminal(), start: now, next: now, next_pct: 10, from }
+    }
+
+    fn line(&self, done: u64) -> String {
+        let ms = (self.start.elapsed().as_millis() as u64).max(1);
+        let rate = done.saturating_sub(self.from).saturating_mul(1000) / ms;
+        let tenths = rate * 10 / MIB;
+        let mut s = format!("{}: {}", self.label, size_str(done));
+        if let Some(t) = self.total.filter(|&t| t > 0) {
+            s.push_str(&format!("/{} {}%", size_str(t), done.min(t) * 100 / t));
+        }
+        s.push_str(&format!(" {}.{} MiB/s", tenths / 10, tenths % 10));
+        if let Some(t) = self.total.filter(|_| rate > 0) {
+            let eta = t.saturating_sub(done) / rate;
+            s.push_str(&format!(" ETA {}:{:02}", eta / 60, eta % 60));
+        }
+        s
+    }
+
+    fn tick(&mut self, done: u64) {
+        if self.tty {
+            let now = Instant::now();
+            if now >= self.next {
+                self.next = now + Duration::from_millis(500);
+                let _ = std::io::stderr().write_all(format!("\r{}\x1b[K", self.line(done)).as_bytes());
+            }
+        } else if let Some(t) = self.total.filter(|&t| t > 0) {
+            // 100 % is the final line's.
+            if done < t && done * 100 >= self.next_pct * t {
+                self.next_pct = done * 100 / t / 10 * 10 + 10;
+                let _ = std::io::stderr().write_all(format!("{}\n", self.line(done)).as_bytes());
+            }
+        }
+    }
+
+    fn finish(&mut self, done: u64) {
+        let end = if self.tty { "\r\x1b[K" } else { "" };
+        let _ = std::io::stderr().write_all(format!("{end}{} done\n", self.line(done)).as_bytes());
+    }
+}
+
+fn meminfo_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+/// Refuse early when the image cannot fit: free space, and RAM when the target is tmpfs/ramfs.
+fn check_room(dir: &str, need: u64) -> Result<()> {
+    use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
+    const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
+    let vfs = nix::sys::statvfs::statvfs(dir).ctx(dir)?;
+    let free = vfs.blocks_available() as u64 * vfs.fragment_size() as u64;
+    if free < need {
+        return Err(Error::new(dir, format!("not enough space: the image needs {}, {} free", size_str(need), size_str(free))));
+    }
+    let fs = statfs(dir).ctx(dir)?.filesystem_type();
+    if fs == TMPFS_MAGIC || fs == RAMFS_MAGIC {
+        let avail = meminfo_available().unwrap_or(0);
+        if avail < need.saturating_add(RAM_RESERVE) {
+            return Err(Error::new(
+                dir,
+                format!("not enough RAM: the image needs {} + {} reserve, {} available", size_str(need), size_str(RAM_RESERVE), size_str(avail)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The version signed for LOCAL_DIR's manifest; 0 when it has none or it does not verify.
+fn local_version(dir: &str, key: &minisign_verify::PublicKey) -> u64 {
+    let m = format!("{dir}/{MANIFEST}");
+    let s = format!("{dir}/{SIG}");
+    let res = manifest::read(&m)
+        .and_then(|data| std::fs::read(&s).ctx(&s).map(|sig| (data, sig)))
+        .and_then(|(data, sig)| manifest::verify_signature(&data, &sig, &s, key));
+    match res {
+        Ok(tc) => manifest::version(&tc).unwrap_or(0),
+        Err(e) => {
+            warn(&format!("{e}; taking the local version as 0"));
+            0
+        }
+    }
+}
+
+/// Write `data` to DIR/NAME through a temporary name.
+fn put(dir: &str, name: &str, data: &[u8]) -> Result<()> {
+    let tmp = format!("{dir}/.{name}.tmp");
+    let path = format!("{dir}/{name}");
+    let mut f = File::create(&tmp).ctx(&tmp)?;
+    f.write_all(data).and_then(|_| f.sync_all()).ctx(&tmp)?;
+    std::fs::rename(&tmp, &path).ctx(&path)
+}
+
+pub fn run(argv: &[String]) -> Result<()> {
+    let a = parse_args(argv)?;
+    let (base, name) = split_url(&a.url)?;
+    let key = match (&a.pubkey, &a.pubkey_file) {
+        (Some(k), _) => Some(manifest::pubkey_from_base64(k)?),
+        (None, Some(f)) => Some(manifest::pubkey_from_file(f)?),
+        _ => None,
+    };
+    let now = Instant::now();
+    let fx = Fetcher {
+        clock: Clock { start: now, end: (a.timeout > 0).then(|| now + Duration::from_secs(a.timeout)), total: a.timeout },
+        stall: a.stall,
+        retries: a.retries,
+    };
+    std::fs::metadata(&a.to).ctx(&a.to)?;
+
+    // 1. The manifest, trusted only once its signature verifies over the bytes received.
+    let murl = format!("{base}{MANIFEST}");
+    let data = fx.small(&murl)?;
+    let mut sig = Vec::new();
+    let mut version = None;
+    match &key {
+        Some(key) => {
+            let surl = format!("{base}{SIG}");
+            sig = fx.small(&surl)?;
+            let tc = manifest::verify_signature(&data, &sig, &surl, key)?;
+            version = manifest::version(&tc);
+        }
+        None => warn(&format!("{murl}: no public key given: the manifest is not authenticated")),
+    }
+    if let (Some(dir), Some(key)) = (&a.if_newer, &key) {
+        let remote = version.ok_or_else(|| Error::verify(format!("{base}{SIG}"), "no version=N in the trusted comment"))?;
+        let local = local_version(dir, key);
+        if remote == local {
+            return Err(Error::new(&a.url, format!("already up to date (version {local})")).code(Code::NoChange));
+        }
+        if remote < local && !a.allow_downgrade {
+            return Err(Error::verify(&a.url, format!("version {remote} is older than the local version {local}: rollback refused")));
+        }
+        warn(&format!("{}: version {remote} (local {local})", a.url));
+    }
+    let m = manifest::parse(&murl, &data)?;
+    let want = m.get(name.as_bytes()).ok_or_else(|| Error::verify(&murl, format!("{name}: not listed")))?.sha256;
+
+    // 2. Size and room before a byte of the image is fetched.
+    let iurl = format!("{base}{name}");
+    let (size, mut ranged, url) = fx.head(&iurl)?;
+    let path = format!("{}/{name}", a.to.trim_end_matches('/'));
+    let part = format!("{path}.part");
+    let note = format!("{part}.sha256");
+    let want_hex = hex(&want);
+    let mut resume = 0;
+    if std::fs::read_to_string(&note).is_ok_and(|s| s.trim() == want_hex) {
+        resume = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        if size.is_some_and(|s| resume > s) {
+            resume = 0;
+        }
+    }
+    if let Some(s) = size {
+        check_room(&a.to, s - resume)?;
+    }
+    ranged &= size.is_some();
+
+    // 3. Stream into NAME.part; the hash restarts from the bytes already there.
+    let mut hasher = Hasher::new(false);
+    let file = if resume > 0 {
+        let f = OpenOptions::new().read(true).write(true).open(&part).ctx(&part)?;
+        let mut buf = vec![0u8; BUF];
+        let mut r = (&f).take(resume);
+        loop {
+            let n = r.read(&mut buf).ctx(&part)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        warn(&format!("{part}: resuming at {}", size_str(resume)));
+        f
+    } else {
+        let f = File::create(&part).ctx(&part)?;
+        put(&a.to, &format!("{name}.part.sha256"), want_hex.as_bytes())?;
+        f
+    };
+    let mut sink = Sink {
+        file,
+        hasher,
+        pos: resume,
+        meter: a.progress.then(|| Meter::new(&name, size, resume)),
+        name: part.clone(),
+        stall: a.stall,
+    };
+    if resume > 0 && !ranged {
+        sink.restart()?;
+    }
+    let mut buf = vec![0u8; BUF];
+    let chunk = a.chunk;
+    let fetched = fx.retry(&url, || {
+        if ranged {
+            let total = size.unwrap_or(0);
+            while sink.pos < total {
+                let end = (sink.pos + chunk).min(total) - 1;
+                let mut r = send("GET", &url, Some((sink.pos, end)), &fx.lim(), &[200, 206]).map_err(|e| (e, false))?;
+                if r.status == 200 {
+                    warn(&format!("{url}: the server ignores Range; fetching it in one request"));
+                    ranged = false;
+                    return Err((Error::network(&url, "no Range support"), true));
+                }
+                let expect = format!("bytes {}-{end}/{total}", sink.pos);
+                let cr = r.header("content-range").unwrap_or_default().to_owned();
+                if cr != expect {
+                    return Err((Error::network(&url, format!("Content-Range '{cr}', expected '{expect}'")), false));
+                }
+                let len = end + 1 - sink.pos;
+                if r.content_length() != Some(len) {
+                    let cl = r.header("content-length").unwrap_or("none").to_owned();
+                    return Err((Error::network(&url, format!("Content-Length {cl} for a {len}-byte range")), false));
+                }
+                sink.pump(&mut r, &url, Some(len), None, &mut buf)?;
+            }
+            Ok(())
+        } else {
+            if sink.pos > 0 {
+                sink.restart().map_err(|e| (e, false))?;
+            }
+            let mut r = send("GET", &url, None, &fx.lim(), &[200]).map_err(|e| (e, false))?;
+            let cl = r.content_length();
+            if let (Some(s), Some(c)) = (size, cl) {
+                if s != c {
+                    return Err((Error::network(&url, format!("Content-Length {c}, but HEAD said {s}")).code(Code::Verify), false));
+                }
+            }
+            sink.pump(&mut r, &url, cl, size.or(cl), &mut buf)
+        }
+    });
+    if let Err(e) = fetched {
+        let _ = sink.file.sync_all();
+        return Err(e);
+    }
+
+    // 4. Only a matching digest gets the image's name.
+    let got = std::mem::replace(&mut sink.hasher, Hasher::new(false)).finish();
+    if let Some(m) = sink.meter.as_mut() {
+        m.finish(sink.pos);
+    }
+    if got.sha256 != want {
+        drop(sink);
+        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_file(&note);
+        return Err(Error::verify(&iurl, format!("checksum mismatch ({} bytes), image refused", got.bytes)));
+    }
+    sink.file.sync_all().ctx(&part)?;
+    drop(sink);
+    put(&a.to, MANIFEST, &data)?;
+    if key.is_some() {
+        put(&a.to, SIG, &sig)?;
+    }
+    std::fs::rename(&part, &path).ctx(&path)?;
+    let _ = std::fs::remove_file(&note);
+    if let Ok(d) = File::open(&a.to) {
+        let _ = d.sync_all();
+    }
+    let secs = fx.clock.start.elapsed().as_millis() as u64;
+    warn(&format!(
+        "{path}: {} verified{} in {}.{} s",
+        size_str(got.bytes),
+        version.map(|v| format!(", version {v},")).unwrap_or_default(),
+        secs / 1000,
+        secs % 1000 / 100
+    ));
+    let mut out = std::io::stdout().lock();
+    out.write_all(format!("{path}\n").as_bytes()).and_then(|_| out.flush()).ctx("standard output")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let s = |u: &str| split_url(u).map_err(|e| e.to_string());
+        assert_eq!(s("http://h/img/").unwrap(), ("http://h/img/".into(), "squashfs.img".into()));
+        assert_eq!(s("http://h:8080").unwrap(), ("http://h:8080/".into(), "squashfs.img".into()));
+        assert_eq!(s("http://h/a/b.sqfs").unwrap(), ("http://h/a/".into(), "b.sqfs".into()));
+        assert!(s("https://h/").unwrap_err().contains("no TLS"));
+        assert!(s("ftp://h/").is_err());
+        assert!(s("http:///x").is_err());
+        assert!(s("http://h/a/..").is_err());
+    }
+
+    #[test]
+    fn args() {
+        let p = |a: &[&str]| parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(p(&["imgfetch"]).err().map(|e| e.exit_code()), Some(2));
+        assert_eq!(p(&["imgfetch", "--if-newer", "/x", "http://h/"]).err().map(|e| e.exit_code()), Some(2));
+        assert_eq!(p(&["imgfetch", "--retries=x", "http://h/"]).err().map(|e| e.exit_code()), Some(2));
+        let a = p(&["imgfetch", "--timeout=9", "--chunk-size", "1M", "--to", "/t", "http://h/"]).ok().unwrap();
+        assert_eq!((a.timeout, a.chunk, a.to.as_str(), a.stall, a.retries), (9, MIB, "/t", 15, 5));
+    }
+}

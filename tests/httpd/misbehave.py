@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""A static HTTP server on 127.0.0.1 that misbehaves on purpose, for imgfetch's tests.
+
+    misbehave.py ROOT [--port N] [--idle SECONDS]
+
+Prints the port it listens on (one line), then serves /MODE/PATH as ROOT/PATH. MODE picks the
+misbehaviour; it applies to image files (anything but SHA256SUMS*) unless said otherwise:
+
+  ok          plain static server with Range support (206, Content-Range, Accept-Ranges)
+  norange     ignores Range and sends no Accept-Ranges: always 200 with the whole file
+  stall       the first image GET stops sending halfway and hangs (bounded) until the client leaves
+  hang        every image GET stops sending halfway and hangs (bounded)
+  close       every image GET sends at most 256 KiB of what was asked, then closes
+  flaky       every second request (manifest included) fails with 500
+  badrange    answers 206 with a Content-Range one byte off
+  more        sends 4 KiB more than the Content-Length it announces
+  bigger      no Range support, and GET announces and sends 4 KiB more than HEAD said
+  tamper      one byte of the image flipped
+  notfound    the image is 404 (the manifest is served)
+  r301 r302 r307   every request is redirected to /ok/PATH with that status
+
+Exits by itself after --idle seconds without a request (default 60) and after 15 minutes in all.
+Binds 127.0.0.1 only.
+"""
+import http.server
+import os
+import socket
+import sys
+import threading
+import time
+
+ROOT = None
+LOCK = threading.Lock()
+COUNT = {}
+LAST = [time.monotonic()]
+
+
+def bump(mode):
+    with LOCK:
+        COUNT[mode] = COUNT.get(mode, 0) + 1
+        LAST[0] = time.monotonic()
+        return COUNT[mode]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    server_version = "misbehave/1"
+
+    def log_message(self, fmt, *args):
+        if os.environ.get("MISBEHAVE_LOG"):
+            sys.stderr.write("misbehave: %s\n" % (fmt % args))
+
+    def do_HEAD(self):
+        self.serve(head=True)
+
+    def do_GET(self):
+        self.serve(head=False)
+
+    def fail(self, code, msg=""):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(msg)))
+        self.end_headers()
+        if not self.command == "HEAD":
+            self.wfile.write(msg.encode())
+
+    def serve(self, head):
+        parts = self.path.split("?")[0].lstrip("/").split("/", 1)
+        if len(parts) != 2 or ".." in parts[1].split("/"):
+            return self.fail(404, "no such path\n")
+        mode, rel = parts
+        n = bump(mode)
+        if mode in ("r301", "r302", "r307"):
+            self.send_response(int(mode[1:]))
+            self.send_header("Location", "/ok/" + rel)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if mode == "flaky" and n % 2 == 0:
+            return self.fail(500, "flaky\n")
+        path = os.path.join(ROOT, rel)
+        if not os.path.isfile(path):
+            return self.fail(404, "not found\n")
+        image = not os.path.basename(rel).startswith("SHA256SUMS")
+        if image and mode == "notfound":
+            return self.fail(404, "not found\n")
+        size = os.path.getsize(path)
+        ranges = not (image and mode in ("norange", "bigger"))
+        start, end = 0, size - 1
+        partial = False
+        rng = self.headers.get("Range")
+        if rng and ranges and not head:
+            try:
+                unit, spec = rng.split("=", 1)
+                a, b = spec.split("-", 1)
+                start = int(a)
+                end = min(int(b), size - 1) if b else size - 1
+                assert unit.strip() == "bytes" and 0 <= start <= end
+            except Exception:
+                return self.fail(416, "bad range\n")
+            partial = True
+        length = end - start + 1
+        extra = 4096 if image and mode in ("more", "bigger") else 0
+        announced = length + (extra if mode == "bigger" and not head else 0)
+        self.send_response(206 if partial else 200)
+        if ranges:
+            self.send_header("Accept-Ranges", "bytes")
+        if partial:
+            shown = start + 1 if image and mode == "badrange" else start
+            self.send_header("Content-Range", "bytes %d-%d/%d" % (shown, shown + length - 1, size))
+        self.send_header("Content-Length", str(announced))
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        if head:
+            return
+        if image and (mode == "hang" or mode == "stall" and bump("stall-get") == 1):
+            with open(path, "rb") as f:
+                f.seek(start)
+                self.wfile.write(f.read(length // 2))
+            self.wfile.flush()
+            for _ in range(100):  # bounded: at most 20 s
+                time.sleep(0.2)
+            return
+        if image and mode == "close":
+            length = min(length, 256 << 10)
+        if image and mode == "tamper":
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = bytearray(f.read(length))
+            flip = size // 2 - start
+            if 0 <= flip < len(data):
+                data[flip] ^= 0xFF
+            self.wfile.write(data)
+        else:
+            self.wfile.flush()
+            with open(path, "rb") as f:
+                self.connection.sendfile(f, start, length)
+        if extra:
+            self.wfile.write(b"\xee" * extra)
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # Clients hanging up mid-body is what the tests provoke: not worth a traceback.
+        if os.environ.get("MISBEHAVE_LOG"):
+            super().handle_error(request, client_address)
+
+
+def main():
+    global ROOT
+    args = sys.argv[1:]
+    if not args or args[0].startswith("-"):
+        sys.exit("usage: misbehave.py ROOT [--port N] [--idle SECONDS]")
+    ROOT = os.path.abspath(args[0])
+    port, idle = 0, 60.0
+    i = 1
+    while i < len(args):
+        if args[i] == "--port":
+            port = int(args[i + 1])
+        elif args[i] == "--idle":
+            idle = float(args[i + 1])
+        else:
+            sys.exit("misbehave.py: unknown option " + args[i])
+        i += 2
+    srv = Server(("127.0.0.1", port), Handler)
+    print(srv.server_address[1], flush=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    born = time.monotonic()
+    while time.monotonic() - LAST[0] < idle and time.monotonic() - born < 900:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

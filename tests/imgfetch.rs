@@ -1,0 +1,284 @@
+//! imgfetch as a user runs it, against tests/httpd/misbehave.py on 127.0.0.1 (one server per
+//! test), with keys made by the real `minisign` at test time.
+
+mod common;
+use common::{run, run_applet, Out, TempDir};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const SIZE: usize = 3_000_000;
+
+struct Fx {
+    dir: TempDir,
+    server: Child,
+    port: u16,
+}
+
+impl Drop for Fx {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+fn sh(cmd: &mut Command) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `minisign -S` over DIR/SHA256SUMS with trusted comment `version=N`.
+fn sign(dir: &Path, key: &Path, version: u32) {
+    sh(Command::new("minisign").args(["-S", "-W", "-s"]).arg(key).arg("-m").arg(dir.join("SHA256SUMS")).args(["-t", &format!("version={version}")]).stdout(Stdio::null()));
+}
+
+fn image() -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..SIZE)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+impl Fx {
+    /// srv/ holds the image signed as version 2; key.pub/key.sec and other.sec exist; out/ is empty.
+    fn new(tag: &str) -> Fx {
+        let dir = TempDir::new(&format!("imgfetch-{tag}"));
+        let p = dir.0.clone();
+        for d in ["srv", "out", "local"] {
+            std::fs::create_dir_all(p.join(d)).unwrap();
+        }
+        for k in ["key", "other"] {
+            sh(Command::new("minisign").args(["-G", "-W", "-f", "-p"]).arg(p.join(format!("{k}.pub"))).arg("-s").arg(p.join(format!("{k}.sec"))).stdout(Stdio::null()));
+        }
+        std::fs::write(p.join("srv/squashfs.img"), image()).unwrap();
+        sh(Command::new("sh").arg("-c").arg("sha256sum squashfs.img > SHA256SUMS").current_dir(p.join("srv")));
+        sign(&p.join("srv"), &p.join("key.sec"), 2);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/httpd/misbehave.py");
+        let mut server = Command::new("python3").arg(script).arg(p.join("srv")).args(["--idle", "30"]).stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("server printed {line:?}"));
+        Fx { dir, server, port }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.dir.0.join(rel)
+    }
+
+    fn url(&self, mode: &str) -> String {
+        format!("http://127.0.0.1:{}/{mode}/", self.port)
+    }
+
+    fn fetch(&self, mode: &str, extra: &[&str]) -> Out {
+        let key = self.p("key.pub");
+        let out = self.p("out");
+        let mut args = vec!["--pubkey-file", key.to_str().unwrap(), "--to", out.to_str().unwrap(), "--stall-timeout", "2", "--chunk-size", "1M"];
+        args.extend_from_slice(extra);
+        let url = self.url(mode);
+        args.push(&url);
+        run_applet("imgfetch", &args)
+    }
+
+    fn image_file(&self) -> PathBuf {
+        self.p("out/squashfs.img")
+    }
+
+    /// The image is there, whole and right, with its manifest and signature, and no leftovers.
+    fn assert_fetched(&self, o: &Out) {
+        assert_eq!(o.code, 0, "stderr: {}", o.stderr);
+        assert_eq!(o.stdout.trim(), self.image_file().to_str().unwrap());
+        assert!(std::fs::read(self.image_file()).unwrap() == image(), "image bytes differ");
+        assert_eq!(std::fs::read(self.p("out/SHA256SUMS")).unwrap(), std::fs::read(self.p("srv/SHA256SUMS")).unwrap());
+        assert!(self.p("out/SHA256SUMS.minisig").exists());
+        assert!(!self.p("out/squashfs.img.part").exists());
+        assert!(!self.p("out/squashfs.img.part.sha256").exists());
+    }
+
+    /// Failed: nothing named like the image, and no manifest that would vouch for one.
+    fn assert_no_image(&self, o: &Out, code: i32, why: &str) {
+        assert_eq!(o.code, code, "stderr: {}", o.stderr);
+        assert!(o.stderr.contains(why), "expected '{why}' in: {}", o.stderr);
+        assert!(o.stdout.is_empty());
+        assert!(!self.image_file().exists(), "an image file was left behind");
+        assert!(!self.p("out/SHA256SUMS").exists());
+    }
+}
+
+#[test]
+fn plain_server_with_ranges() {
+    let f = Fx::new("ok");
+    let o = f.fetch("ok", &["--progress"]);
+    f.assert_fetched(&o);
+    assert!(o.stderr.contains("verified, version 2"), "{}", o.stderr);
+    // Not a terminal: one line per 10 %, then the final one.
+    let lines: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("squashfs.img: ")).collect();
+    assert!((2..=10).contains(&lines.len()), "{}", o.stderr);
+    assert!(lines.iter().all(|l| l.contains(" MiB/s") && l.contains(" ETA ") && l.contains("/2.8M ")), "{}", o.stderr);
+    assert!(lines.last().is_some_and(|l| l.contains(" 100% ") && l.ends_with(" done")), "{}", o.stderr);
+}
+
+#[test]
+fn server_without_range_support() {
+    let f = Fx::new("norange");
+    let o = f.fetch("norange", &[]);
+    f.assert_fetched(&o);
+}
+
+#[test]
+fn stalled_body_is_retried_and_resumed() {
+    let f = Fx::new("stall");
+    let o = f.fetch("stall", &[]);
+    f.assert_fetched(&o);
+    assert!(o.stderr.contains("stalled at") || o.stderr.contains("timed out"), "{}", o.stderr);
+    assert!(o.stderr.contains("retrying"), "{}", o.stderr);
+}
+
+#[test]
+fn early_close_resumes_where_it_stopped() {
+    let f = Fx::new("close");
+    // Each response stops after 256 KiB: only resuming (progress resets the retry count) can
+    // finish with --retries 1.
+    let o = f.fetch("close", &["--retries", "1"]);
+    f.assert_fetched(&o);
+    assert!(o.stderr.contains("connection closed after 262144 of"), "{}", o.stderr);
+}
+
+#[test]
+fn every_second_request_fails_with_500() {
+    let f = Fx::new("flaky");
+    let o = f.fetch("flaky", &[]);
+    f.assert_fetched(&o);
+    assert!(o.stderr.contains("HTTP 500"), "{}", o.stderr);
+}
+
+#[test]
+fn wrong_content_range_is_refused() {
+    let f = Fx::new("badrange");
+    let o = f.fetch("badrange", &["--retries", "1"]);
+    f.assert_no_image(&o, 4, "Content-Range 'bytes 1-1048576/3000000', expected 'bytes 0-1048575/3000000'");
+}
+
+#[test]
+fn bytes_beyond_content_length_are_not_stored() {
+    let f = Fx::new("more");
+    let o = f.fetch("more", &[]);
+    f.assert_fetched(&o);
+}
+
+#[test]
+fn a_body_bigger_than_announced_by_head_is_refused() {
+    let f = Fx::new("bigger");
+    let o = f.fetch("bigger", &[]);
+    f.assert_no_image(&o, 3, "Content-Length 3004096, but HEAD said 3000000");
+}
+
+#[test]
+fn tampered_image_is_refused_and_removed() {
+    let f = Fx::new("tamper");
+    let o = f.fetch("tamper", &[]);
+    f.assert_no_image(&o, 3, "checksum mismatch");
+    assert!(!f.p("out/squashfs.img.part").exists(), "a corrupt .part stayed");
+}
+
+#[test]
+fn redirects_are_followed() {
+    let f = Fx::new("redirect");
+    for mode in ["r301", "r302", "r307"] {
+        let _ = std::fs::remove_file(f.image_file());
+        let o = f.fetch(mode, &[]);
+        f.assert_fetched(&o);
+    }
+}
+
+#[test]
+fn missing_image_is_a_network_failure() {
+    let f = Fx::new("404");
+    let o = f.fetch("notfound", &[]);
+    f.assert_no_image(&o, 4, "HTTP 404 Not Found");
+    let o = f.fetch("ok/nothing-here", &[]);
+    f.assert_no_image(&o, 4, "SHA256SUMS: HTTP 404");
+}
+
+#[test]
+fn bad_signature_is_refused_before_any_download() {
+    let f = Fx::new("badsig");
+    sign(&f.p("srv"), &f.p("other.sec"), 9);
+    let o = f.fetch("ok", &[]);
+    f.assert_no_image(&o, 3, "signature verification failed");
+    assert!(!f.p("out/squashfs.img.part").exists());
+}
+
+#[test]
+fn versions_decide_what_is_fetched() {
+    let f = Fx::new("newer");
+    let local = f.p("local");
+    std::fs::copy(f.p("srv/SHA256SUMS"), local.join("SHA256SUMS")).unwrap();
+    let l = local.to_str().unwrap();
+    sign(&local, &f.p("key.sec"), 2);
+    let o = f.fetch("ok", &["--if-newer", l]);
+    f.assert_no_image(&o, 5, "already up to date (version 2)");
+    assert!(!f.p("out/squashfs.img.part").exists(), "something was downloaded");
+    sign(&local, &f.p("key.sec"), 3);
+    let o = f.fetch("ok", &["--if-newer", l]);
+    f.assert_no_image(&o, 3, "version 2 is older than the local version 3: rollback refused");
+    let o = f.fetch("ok", &["--if-newer", l, "--allow-downgrade"]);
+    f.assert_fetched(&o);
+    std::fs::remove_dir_all(f.p("out")).unwrap();
+    std::fs::create_dir(f.p("out")).unwrap();
+    sign(&local, &f.p("key.sec"), 1);
+    let o = f.fetch("ok", &["--if-newer", l]);
+    f.assert_fetched(&o);
+    assert!(o.stderr.contains("version 2 (local 1)"), "{}", o.stderr);
+}
+
+#[test]
+fn server_down_and_overall_timeout() {
+    let f = Fx::new("down");
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let o = run_applet("imgfetch", &["--pubkey-file", f.p("key.pub").to_str().unwrap(), "--to", f.p("out").to_str().unwrap(), "--retries", "1", &format!("http://127.0.0.1:{port}/ok/")]);
+    f.assert_no_image(&o, 4, "Connection refused");
+    // Every image request hangs halfway: the whole run is bounded by --timeout.
+    let o = f.fetch("hang", &["--stall-timeout", "1", "--retries", "100", "--timeout", "3"]);
+    f.assert_no_image(&o, 4, "timed out after 3 s (--timeout)");
+}
+
+#[test]
+fn a_part_file_is_resumed_by_the_next_run() {
+    let f = Fx::new("resume");
+    let o = f.fetch("close", &["--retries", "0"]);
+    f.assert_no_image(&o, 4, "connection closed after");
+    let part = std::fs::metadata(f.p("out/squashfs.img.part")).unwrap().len();
+    assert!(part > 0 && part < SIZE as u64);
+    let o = f.fetch("ok", &[]);
+    f.assert_fetched(&o);
+    assert!(o.stderr.contains("resuming at"), "{}", o.stderr);
+}
+
+#[test]
+fn not_enough_space_is_refused_early() {
+    let f = Fx::new("nospace");
+    let small = f.p("small");
+    std::fs::create_dir(&small).unwrap();
+    sh(Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&small));
+    let o = run_applet("imgfetch", &["--pubkey-file", f.p("key.pub").to_str().unwrap(), "--to", small.to_str().unwrap(), &f.url("ok")]);
+    let _ = Command::new("umount").arg(&small).status();
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("not enough space"), "{}", o.stderr);
+}
+
+#[test]
+fn usage_errors() {
+    for args in [&[][..], &["https://h/"], &["--if-newer", "/x", "http://h/"], &["--bogus", "http://h/"]] {
+        let o = run_applet("imgfetch", args);
+        assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
+    }
+    let o = run(common::applet("imgfetch").arg("--help"));
+    assert_eq!(o.code, 0);
+    assert!(o.stdout.contains("Exit status"));
+}

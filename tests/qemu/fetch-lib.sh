@@ -1,0 +1,83 @@
+# tests/qemu/fetch-lib.sh — host side of the network-image scenarios (sourced by scenarios).
+#
+# fetch_setup builds once into build/fetch/ (stock tools, no root):
+#   key.pub/key.sec, other.sec   minisign keys made here with the real minisign (never committed)
+#   initramfs.cpio.gz            mk/mkinitramfs.sh with PUBKEY=key.pub (/etc/liveroot/pubkey)
+#   flash-v1.img                 live-flash.img + LiveOS/SHA256SUMS.minisig (key, version=1)
+#   flash-badsig.img             live-flash.img + a signature by other.sec
+#   srv/new/                     a different image (/etc/image-version = 2), signed version=2
+#   srv/old/                     the same image signed version=0 (older than the flash's 1)
+#   srv/badsig/                  the same image signed by other.sec, version=5
+# fetch_server MODE DIR: start tests/httpd/misbehave.py on 127.0.0.1 and let the guest reach it
+# as http://10.0.2.100/ through slirp (restrict=on: no other way out) and one socat per
+# connection; sets FETCH_URL. fetch_server down: the same wiring to a port nobody listens on.
+FETCH=$BUILD/fetch
+INITRD=$FETCH/initramfs.cpio.gz
+
+fetch_setup() {
+	mkdir -p "$FETCH"
+	local k
+	for k in key other; do
+		[[ -f $FETCH/$k.sec ]] || minisign -G -W -f -p "$FETCH/$k.pub" -s "$FETCH/$k.sec" >/dev/null
+	done
+	local stamp
+	stamp=$(cat "$BUILD/initramfs.cpio.gz" "$BUILD/live-flash.img" "$FETCH/key.pub" "$TOP/tests/qemu/fetch-lib.sh" | sha256sum)
+	[[ -f $FETCH/stamp && $(cat "$FETCH/stamp") == "$stamp" ]] && return 0
+	local tmp=$FETCH/tmp
+	rm -rf "$tmp" "$FETCH/srv"
+	mkdir -p "$tmp/init" "$tmp/sq" "$FETCH/srv"
+	# What `make initramfs PUBKEY=key.pub` builds.
+	PUBKEY=$FETCH/key.pub "$TOP/mk/mkinitramfs.sh" "$INITRD" >/dev/null
+	# Local media: the flash's manifest signed as version 1, or by the wrong key.
+	debugfs -R "dump /LiveOS/SHA256SUMS $tmp/SHA256SUMS" "$BUILD/live-flash.img" 2>/dev/null
+	debugfs -R "dump /LiveOS/squashfs.img $tmp/v1.img" "$BUILD/live-flash.img" 2>/dev/null
+	local f n s v
+	for f in v1:key:1 badsig:other:1; do
+		IFS=: read -r n s v <<<"$f"
+		rm -f "$tmp/SHA256SUMS.minisig"
+		minisign -S -W -s "$FETCH/$s.sec" -m "$tmp/SHA256SUMS" -t "version=$v" >/dev/null
+		cp "$BUILD/live-flash.img" "$FETCH/flash-$n.img"
+		printf 'cd /LiveOS\nwrite %s SHA256SUMS.minisig\n' "$tmp/SHA256SUMS.minisig" |
+			debugfs -w -f - "$FETCH/flash-$n.img" >/dev/null 2>&1
+	done
+	# The newer image: the same OS with /etc/image-version = 2.
+	unsquashfs -q -n -d "$tmp/sq/root" "$tmp/v1.img" >/dev/null
+	echo 2 >"$tmp/image-version"
+	printf 'cd /etc\nwrite %s image-version\n' "$tmp/image-version" |
+		debugfs -w -f - "$tmp/sq/root/LiveOS/rootfs.img" >/dev/null 2>&1
+	mksquashfs "$tmp/sq/root" "$tmp/v2.img" -noappend -quiet -no-progress -all-root >/dev/null
+	for f in new:key:2 old:key:0 badsig:other:5; do
+		IFS=: read -r n s v <<<"$f"
+		mkdir -p "$FETCH/srv/$n"
+		cp "$tmp/v2.img" "$FETCH/srv/$n/squashfs.img"
+		(cd "$FETCH/srv/$n" && sha256sum squashfs.img >SHA256SUMS &&
+			minisign -S -W -s "$FETCH/$s.sec" -m SHA256SUMS -t "version=$v" >/dev/null)
+	done
+	rm -rf "$tmp"
+	echo "$stamp" >"$FETCH/stamp"
+}
+
+fetch_server() {
+	local mode=$1 port
+	if [[ $mode == down ]]; then
+		port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	else
+		python3 "$TOP/tests/httpd/misbehave.py" "$FETCH/srv" --idle 120 >"$RUNDIR/port" &
+		SERVER_PID=$!
+		local n=40
+		while [[ ! -s $RUNDIR/port ]] && ((n-- > 0)); do sleep 0.1; done
+		port=$(cat "$RUNDIR/port")
+	fi
+	FETCH_URL=http://10.0.2.100/$mode/${2:-new}/
+	QEMU_EXTRA+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$port"
+		-device virtio-net-pci,netdev=n0)
+}
+
+fetch_stop() {
+	[[ -n ${SERVER_PID:-} ]] && kill "$SERVER_PID" 2>/dev/null
+	return 0
+}
+
+# The guest's view: /run/live/state has KEY=VALUE.
+state_is() { echo "check state-$1 grep -qx '$1=$2' /run/live/state"; }
+fetch_setup
