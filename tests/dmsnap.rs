@@ -2,38 +2,12 @@
 //! usage errors and refusals of bad origins/overlay dirs. The dm paths themselves are proven
 //! in QEMU by tests/qemu/dmsnap-check.sh (this host may have no device-mapper).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+use common::{run, run_applet, TempDir};
+use std::process::Command;
 
-struct Env {
-    dir: PathBuf,
-}
-
-impl Env {
-    fn new(tag: &str) -> Env {
-        let dir = std::env::temp_dir().join(format!("dmsnap-test-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_liveroot"), dir.join("dmsnap")).unwrap();
-        Env { dir }
-    }
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let o: Output = Command::new(self.dir.join("dmsnap")).args(args).output().unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+fn dmsnap(args: &[&str]) -> (i32, String, String) {
+    run_applet("dmsnap", args).parts()
 }
 
 /// Loop-device tests run one at a time: `losetup -f` answers are only true while nobody else
@@ -46,12 +20,12 @@ struct Loop {
 }
 
 impl Loop {
-    fn new(e: &Env) -> Loop {
-        let img = e.path("origin-backing.img");
+    fn new(e: &TempDir) -> Loop {
+        let img = e.path_str("origin-backing.img");
         std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
-        let o = Command::new("losetup").args(["-f", "--show", "-r", &img]).output().expect("losetup (util-linux) is needed");
-        assert!(o.status.success(), "losetup: {}", String::from_utf8_lossy(&o.stderr));
-        Loop { dev: String::from_utf8_lossy(&o.stdout).trim().to_owned() }
+        let o = run(Command::new("losetup").args(["-f", "--show", "-r", &img]));
+        assert!(o.code == 0, "losetup: {}", o.stderr);
+        Loop { dev: o.stdout.trim().to_owned() }
     }
 }
 
@@ -63,17 +37,16 @@ impl Drop for Loop {
 
 #[test]
 fn help_for_applet_and_every_subcommand() {
-    let e = Env::new("help");
-    let (rc, out, err) = e.run(&["--help"]);
+    let (rc, out, err) = dmsnap(&["--help"]);
     assert_eq!((rc, err.as_str()), (0, ""));
     for sub in ["create", "status", "table", "list", "remove"] {
         assert!(out.contains(&format!("  {sub} ")), "top help lacks {sub}: {out}");
-        let (rc, out, err) = e.run(&[sub, "--help"]);
+        let (rc, out, err) = dmsnap(&[sub, "--help"]);
         assert_eq!(rc, 0, "{sub} --help: {err}");
         assert!(out.starts_with(&format!("Usage: dmsnap {sub}")), "{sub}: {out}");
         assert!(err.is_empty());
     }
-    let (_, out, _) = e.run(&["create", "--help"]);
+    let (_, out, _) = dmsnap(&["create", "--help"]);
     for opt in ["--origin", "--cow", "--overlay-size", "--overlay-dir", "--persistent", "--transient", "--chunk"] {
         assert!(out.contains(opt), "create --help lacks {opt}");
     }
@@ -82,8 +55,8 @@ fn help_for_applet_and_every_subcommand() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let e = Env::new("usage");
-    let dir = e.path("");
+    let e = TempDir::new("dmsnap-usage");
+    let dir = e.path_str("");
     let cases: &[&[&str]] = &[
         &[],
         &["frobnicate"],
@@ -105,58 +78,58 @@ fn usage_errors_exit_2() {
         &["list", "extra"],
     ];
     for args in cases {
-        let (rc, out, err) = e.run(args);
+        let (rc, out, err) = dmsnap(args);
         assert_eq!(rc, 2, "{args:?}: expected usage error, got rc {rc}, stderr {err}");
         assert!(out.is_empty(), "{args:?}: stdout {out}");
         assert!(err.starts_with("dmsnap: "), "{args:?}: {err}");
         assert!(!err.contains("os error"), "{args:?}: {err}");
     }
-    let (_, _, err) = e.run(&["create", "x", "--origin", "/dev/null", "--overlay-size", "0", "--overlay-dir", &dir]);
+    let (_, _, err) = dmsnap(&["create", "x", "--origin", "/dev/null", "--overlay-size", "0", "--overlay-dir", &dir]);
     assert_eq!(err, "dmsnap: --overlay-size must be greater than 0\n");
-    let (_, _, err) = e.run(&["create", "x", "--origin", "/dev/null", "--cow", "/dev/null", "--persistent", "--transient"]);
+    let (_, _, err) = dmsnap(&["create", "x", "--origin", "/dev/null", "--cow", "/dev/null", "--persistent", "--transient"]);
     assert_eq!(err, "dmsnap: --persistent and --transient exclude each other\n");
     let long = "n".repeat(128);
-    let (_, _, err) = e.run(&["create", &long, "--origin", "/dev/null", "--cow", "/dev/null"]);
+    let (_, _, err) = dmsnap(&["create", &long, "--origin", "/dev/null", "--cow", "/dev/null"]);
     assert!(err.contains("longer than 127 bytes"), "{err}");
 }
 
 #[test]
 fn refuses_missing_or_non_block_origin() {
-    let e = Env::new("origin");
-    let missing = e.path("no-such-origin");
-    let (rc, out, err) = e.run(&["create", "t", "--origin", &missing, "--overlay-size", "1M", "--overlay-dir", &e.path("")]);
+    let e = TempDir::new("dmsnap-origin");
+    let missing = e.path_str("no-such-origin");
+    let (rc, out, err) = dmsnap(&["create", "t", "--origin", &missing, "--overlay-size", "1M", "--overlay-dir", &e.path_str("")]);
     assert_eq!(rc, 1);
     assert!(out.is_empty());
     assert_eq!(err, format!("dmsnap: {missing}: No such file or directory\n"));
 
-    let file = e.path("origin.img");
+    let file = e.path_str("origin.img");
     std::fs::write(&file, vec![0u8; 4096]).unwrap();
-    let (rc, _, err) = e.run(&["create", "t", "--origin", &file, "--overlay-size", "1M", "--overlay-dir", &e.path("")]);
+    let (rc, _, err) = dmsnap(&["create", "t", "--origin", &file, "--overlay-size", "1M", "--overlay-dir", &e.path_str("")]);
     assert_eq!(rc, 1);
     assert_eq!(err, format!("dmsnap: {file}: not a block device\n"));
     // Nothing was made before the refusal.
-    assert!(!std::path::Path::new(&e.path("t.overlay")).exists());
+    assert!(!std::path::Path::new(&e.path_str("t.overlay")).exists());
 }
 
 #[test]
 fn refuses_bad_cow_and_overlay_dir() {
     let _serial = LOOPS.lock().unwrap_or_else(|p| p.into_inner());
-    let e = Env::new("cow");
+    let e = TempDir::new("dmsnap-cow");
     let lo = Loop::new(&e);
     let dev = lo.dev.clone();
-    let file = e.path("cow.img");
+    let file = e.path_str("cow.img");
     std::fs::write(&file, b"x").unwrap();
-    let (rc, _, err) = e.run(&["create", "t", "--origin", &dev, "--cow", &file]);
+    let (rc, _, err) = dmsnap(&["create", "t", "--origin", &dev, "--cow", &file]);
     assert_eq!((rc, err), (1, format!("dmsnap: {file}: not a block device\n")));
 
-    let (rc, _, err) = e.run(&["create", "t", "--origin", &dev, "--cow", &dev]);
+    let (rc, _, err) = dmsnap(&["create", "t", "--origin", &dev, "--cow", &dev]);
     assert_eq!((rc, err.as_str()), (2, "dmsnap: --cow and --origin are the same device\n"));
 
-    let (rc, _, err) = e.run(&["create", "t", "--origin", &dev, "--overlay-size", "1M", "--overlay-dir", &file]);
+    let (rc, _, err) = dmsnap(&["create", "t", "--origin", &dev, "--overlay-size", "1M", "--overlay-dir", &file]);
     assert_eq!((rc, err), (1, format!("dmsnap: {file}: not a directory\n")));
 
-    let nodir = e.path("nodir");
-    let (rc, _, err) = e.run(&["create", "t", "--origin", &dev, "--overlay-size", "1M", "--overlay-dir", &nodir]);
+    let nodir = e.path_str("nodir");
+    let (rc, _, err) = dmsnap(&["create", "t", "--origin", &dev, "--overlay-size", "1M", "--overlay-dir", &nodir]);
     assert_eq!((rc, err), (1, format!("dmsnap: {nodir}: No such file or directory\n")));
     assert!(!std::path::Path::new(&nodir).exists());
 }
@@ -164,18 +137,17 @@ fn refuses_bad_cow_and_overlay_dir() {
 #[test]
 fn refuses_empty_origin() {
     let _serial = LOOPS.lock().unwrap_or_else(|p| p.into_inner());
-    let e = Env::new("empty");
+    let e = TempDir::new("dmsnap-empty");
     // An unbound loop device is a block device of 0 sectors.
-    let o = Command::new("losetup").arg("-f").output().expect("losetup (util-linux) is needed");
-    let free = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let free = run(Command::new("losetup").arg("-f")).stdout.trim().to_owned();
     assert!(free.starts_with("/dev/loop"), "losetup -f said {free:?}");
-    let (rc, _, err) = e.run(&["create", "t", "--origin", &free, "--overlay-size", "1M", "--overlay-dir", &e.path("")]);
+    let (rc, _, err) = dmsnap(&["create", "t", "--origin", &free, "--overlay-size", "1M", "--overlay-dir", &e.path_str("")]);
     assert_eq!((rc, err), (1, format!("dmsnap: {free}: origin is empty (0 sectors)\n")));
 }
 
 #[test]
 fn multicall_name_works_too() {
-    let o = Command::new(env!("CARGO_BIN_EXE_liveroot")).args(["dmsnap", "table", "--help"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("Usage: dmsnap table"));
+    let o = run(Command::new(env!("CARGO_BIN_EXE_liveroot")).args(["dmsnap", "table", "--help"]));
+    assert_eq!(o.code, 0);
+    assert!(o.stdout.starts_with("Usage: dmsnap table"));
 }

@@ -1,25 +1,24 @@
 //! imgcheck as a user runs it: through a symlink named `imgcheck`, compared with coreutils
 //! `sha256sum`, signed with the real `minisign`.
 
+mod common;
+use common::{applet, TempDir};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// A scratch dir whose data/ is where imgcheck runs. Results stay raw `Output`s: manifests are
+/// written from imgcheck's stdout byte for byte.
 struct Env {
-    dir: PathBuf,
-    bin: PathBuf,
+    dir: TempDir,
 }
 
 impl Env {
     fn new(name: &str) -> Env {
-        let dir = std::env::temp_dir().join(format!("imgcheck-it-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("bin")).unwrap();
+        let dir = TempDir::new(&format!("imgcheck-{name}"));
         fs::create_dir_all(dir.join("data")).unwrap();
-        let bin = dir.join("bin/imgcheck");
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_liveroot"), &bin).unwrap();
-        Env { dir, bin }
+        Env { dir }
     }
 
     fn data(&self) -> PathBuf {
@@ -36,18 +35,12 @@ impl Env {
     }
 
     fn run_in(&self, cwd: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        run_cmd(Command::new(&self.bin).args(args).current_dir(cwd), stdin)
+        run_cmd(applet("imgcheck").args(args).current_dir(cwd), stdin)
     }
 
     /// Run another program in data/.
     fn sh(&self, prog: &str, args: &[&str]) -> Output {
         run_cmd(Command::new(prog).args(args).current_dir(self.data()), None)
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -140,7 +133,7 @@ fn output_is_byte_identical_to_sha256sum() {
     }
     // stdin redirected from a file (takes the regular-file path).
     let f = fs::File::open(e.data().join("sp ace")).unwrap();
-    let o = Command::new(&e.bin).stdin(f).output().unwrap();
+    let o = applet("imgcheck").stdin(f).output().unwrap();
     let w = Command::new("sha256sum").stdin(fs::File::open(e.data().join("sp ace")).unwrap()).output().unwrap();
     assert_eq!(out(&o), out(&w));
 
@@ -219,7 +212,7 @@ fn check_dir_and_manifest_from_stdin() {
     // Names are relative to --dir, not to the manifest's directory nor... the cwd here (/).
     let o = e.run_in(Path::new("/"), &["-c", e.dir.join("SUMS").to_str().unwrap(), "--dir", d], None);
     assert_eq!((code(&o), out(&o).as_str()), (0, "plain.img: OK\nbig.img: OK\n"), "{}", err(&o));
-    let o = e.run_in(&e.dir, &["-c", "SUMS"], None);
+    let o = e.run_in(e.dir.path(), &["-c", "SUMS"], None);
     assert_eq!(code(&o), 3, "cwd has no such files: {}", out(&o));
     let o = e.run_in(Path::new("/"), &["-c", "-", "--dir", d], Some(&sums.stdout));
     assert_eq!((code(&o), out(&o).as_str()), (0, "plain.img: OK\nbig.img: OK\n"));
@@ -351,7 +344,7 @@ fn minisign_signed_manifests() {
 #[test]
 fn progress_line_goes_to_stderr_only() {
     let e = Env::new("progress");
-    let mut child = Command::new(&e.bin)
+    let mut child = applet("imgcheck")
         .args(["--progress", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -371,7 +364,7 @@ fn progress_line_goes_to_stderr_only() {
     let s = err(&o);
     assert!(s.starts_with("\r-: ") && s.contains("/s") && s.ends_with("\r\x1b[K"), "{s:?}");
     // Not a terminal: no progress unless asked.
-    let o = e.run_in(&e.dir, &[], Some(&[0u8; 1000]));
+    let o = e.run_in(e.dir.path(), &[], Some(&[0u8; 1000]));
     assert!(o.stderr.is_empty());
 }
 

@@ -1,47 +1,18 @@
 //! liveinit through a symlink named like the applet, as the /init script calls it.
 //! Probe results are compared with blkid/sfdisk on images made by the real mkfs tools.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{applet_path, run, run_applet, Out, TempDir};
+use std::path::Path;
+use std::process::Command;
 
-struct Tmp(PathBuf);
-
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        let d = std::env::temp_dir().join(format!("liveinit-test-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        let link = d.join("liveinit");
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_liveroot"), &link).unwrap();
-        Tmp(d)
-    }
-    fn p(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-    fn s(&self, name: &str) -> String {
-        self.p(name).to_str().unwrap().to_owned()
-    }
-    fn li(&self, args: &[&str]) -> Output {
-        Command::new(self.p("liveinit")).args(args).output().unwrap()
-    }
+fn li(args: &[&str]) -> Out {
+    run_applet("liveinit", args)
 }
 
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn sh(cmd: &str, args: &[&str]) -> Output {
-    let o = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(o.status.success(), "{cmd} {args:?}: {}", stderr(&o));
+fn sh(cmd: &str, args: &[&str]) -> Out {
+    let o = run(Command::new(cmd).args(args));
+    assert!(o.code == 0, "{cmd} {args:?}: {}", o.stderr);
     o
 }
 
@@ -56,7 +27,7 @@ fn have(tool: &str) -> bool {
 /// blkid's view: KEY=value pairs of `blkid -p -o export`.
 fn blkid(file: &str) -> Vec<(String, String)> {
     let o = sh("blkid", &["-p", "-o", "export", file]);
-    stdout(&o)
+    o.stdout
         .lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.replace("\\ ", " ")))
@@ -65,10 +36,10 @@ fn blkid(file: &str) -> Vec<(String, String)> {
 }
 
 /// Our `probe` line parsed into the same pairs.
-fn ours(t: &Tmp, file: &str) -> Vec<(String, String)> {
-    let o = t.li(&["probe", file]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let first = stdout(&o).lines().next().unwrap().to_owned();
+fn ours(file: &str) -> Vec<(String, String)> {
+    let o = li(&["probe", file]);
+    assert!(o.code == 0, "{}", o.stderr);
+    let first = o.stdout.lines().next().unwrap().to_owned();
     let rest = first.strip_prefix(&format!("{file}: ")).unwrap();
     let (ty, mut kv) = rest.split_once(' ').unwrap_or((rest, ""));
     let mut out = vec![];
@@ -92,9 +63,9 @@ fn ours(t: &Tmp, file: &str) -> Vec<(String, String)> {
     out
 }
 
-fn same_as_blkid(t: &Tmp, file: &str) {
+fn same_as_blkid(file: &str) {
     let mut a = blkid(file);
-    let mut b = ours(t, file);
+    let mut b = ours(file);
     a.sort();
     b.sort();
     assert_eq!(b, a, "probe vs blkid -p on {file}");
@@ -102,52 +73,52 @@ fn same_as_blkid(t: &Tmp, file: &str) {
 
 #[test]
 fn probe_matches_blkid_on_real_filesystems() {
-    let t = Tmp::new("probe");
+    let t = TempDir::new("liveinit-probe");
     let img = |name: &str, mib: u64| {
-        let f = std::fs::File::create(t.p(name)).unwrap();
+        let f = std::fs::File::create(t.join(name)).unwrap();
         f.set_len(mib << 20).unwrap();
-        t.s(name)
+        t.path_str(name)
     };
     let e4 = img("e4", 8);
     sh("mke2fs", &["-q", "-F", "-t", "ext4", "-L", "LIVE", "-U", "0f0e0d0c-0b0a-0908-0706-050403020100", &e4]);
-    same_as_blkid(&t, &e4);
-    assert_eq!(stdout(&t.li(&["probe", &e4])), format!("{e4}: ext4 LABEL=LIVE UUID=0f0e0d0c-0b0a-0908-0706-050403020100\n"));
+    same_as_blkid(&e4);
+    assert_eq!(li(&["probe", &e4]).stdout, format!("{e4}: ext4 LABEL=LIVE UUID=0f0e0d0c-0b0a-0908-0706-050403020100\n"));
     let e3 = img("e3", 8);
     sh("mke2fs", &["-q", "-F", "-t", "ext3", "-L", "with space", &e3]);
-    same_as_blkid(&t, &e3);
+    same_as_blkid(&e3);
     let e2 = img("e2", 8);
     sh("mke2fs", &["-q", "-F", "-t", "ext2", &e2]);
-    same_as_blkid(&t, &e2);
+    same_as_blkid(&e2);
 
     let f16 = img("f16", 16);
     sh("mkfs.vfat", &["-n", "LIVE", "-i", "1234ABCD", &f16]);
-    same_as_blkid(&t, &f16);
-    assert!(stdout(&t.li(&["probe", &f16])).contains("vfat LABEL=LIVE UUID=1234-ABCD"));
+    same_as_blkid(&f16);
+    assert!(li(&["probe", &f16]).stdout.contains("vfat LABEL=LIVE UUID=1234-ABCD"));
     let f32 = img("f32", 40);
     sh("mkfs.vfat", &["-F", "32", "-n", "BIG LIVE", "-i", "deadbeef", &f32]);
-    same_as_blkid(&t, &f32);
+    same_as_blkid(&f32);
     let f12 = img("f12", 2);
     sh("mkfs.vfat", &["-F", "12", &f12]);
-    same_as_blkid(&t, &f12);
+    same_as_blkid(&f12);
 
-    std::fs::create_dir_all(t.p("tree/LiveOS")).unwrap();
-    std::fs::write(t.p("tree/LiveOS/x"), "x").unwrap();
-    let sq = t.s("sq");
-    sh("mksquashfs", &[&t.s("tree"), &sq, "-quiet", "-noappend"]);
-    same_as_blkid(&t, &sq);
+    std::fs::create_dir_all(t.join("tree/LiveOS")).unwrap();
+    std::fs::write(t.join("tree/LiveOS/x"), "x").unwrap();
+    let sq = t.path_str("sq");
+    sh("mksquashfs", &[&t.path_str("tree"), &sq, "-quiet", "-noappend"]);
+    same_as_blkid(&sq);
 
     if have("xorriso") {
-        let iso = t.s("iso");
-        sh("xorriso", &["-as", "mkisofs", "-quiet", "-V", "LIVE CD", "-o", &iso, &t.s("tree")]);
-        same_as_blkid(&t, &iso);
+        let iso = t.path_str("iso");
+        sh("xorriso", &["-as", "mkisofs", "-quiet", "-V", "LIVE CD", "-o", &iso, &t.path_str("tree")]);
+        same_as_blkid(&iso);
     }
 
     // Nothing recognisable, and a missing file.
     let zero = img("zero", 1);
-    assert_eq!(stdout(&t.li(&["probe", &zero])), format!("{zero}: unknown\n"));
-    let o = t.li(&["probe", "/nonexistent/dev"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), "liveinit: /nonexistent/dev: No such file or directory\n");
+    assert_eq!(li(&["probe", &zero]).stdout, format!("{zero}: unknown\n"));
+    let o = li(&["probe", "/nonexistent/dev"]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr, "liveinit: /nonexistent/dev: No such file or directory\n");
 }
 
 #[test]
@@ -155,23 +126,23 @@ fn probe_partition_tables_like_sfdisk() {
     if !have("sfdisk") {
         return;
     }
-    let t = Tmp::new("pt");
+    let t = TempDir::new("liveinit-pt");
     for (label, script) in [
         ("gpt", "label: gpt\nsize=4M, type=L, name=\"live part\"\nsize=4M\n"),
         ("dos", "label: dos\nlabel-id: 0x0badcafe\nsize=4M, type=83\nsize=4M, type=c\n"),
     ] {
-        let img = t.s(label);
+        let img = t.path_str(label);
         std::fs::File::create(&img).unwrap().set_len(16 << 20).unwrap();
         let mut c = Command::new("sfdisk").args(["-q", &img]).stdin(std::process::Stdio::piped()).spawn().unwrap();
         use std::io::Write;
         c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
         assert!(c.wait().unwrap().success());
-        same_as_blkid(&t, &img);
-        let out = stdout(&t.li(&["probe", &img]));
+        same_as_blkid(&img);
+        let out = li(&["probe", &img]).stdout;
         for n in ["1", "2"] {
             // sfdisk --part-uuid only knows GPT; an MBR PARTUUID is the disk signature + number.
             let u = if label == "gpt" {
-                stdout(&sh("sfdisk", &["--part-uuid", &img, n])).trim().to_ascii_lowercase()
+                sh("sfdisk", &["--part-uuid", &img, n]).stdout.trim().to_ascii_lowercase()
             } else {
                 format!("0badcafe-0{n}")
             };
@@ -186,39 +157,39 @@ fn probe_partition_tables_like_sfdisk() {
     }
 }
 
-fn cmdline_file(t: &Tmp, text: &str) -> String {
-    let f = t.s("cmdline");
+fn cmdline_file(t: &TempDir, text: &str) -> String {
+    let f = t.path_str("cmdline");
     std::fs::write(&f, text).unwrap();
     f
 }
 
 #[test]
 fn cmdline_defaults_and_errors() {
-    let t = Tmp::new("cmdline");
+    let t = TempDir::new("liveinit-cmdline");
     let f = cmdline_file(&t, "BOOT_IMAGE=/vmlinuz root=live:LABEL=LIVE rd.live.image quiet\n");
-    let o = t.li(&["cmdline", "--file", &f]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = li(&["cmdline", "--file", &f]);
+    assert!(o.code == 0, "{}", o.stderr);
     assert_eq!(
-        stdout(&o),
+        o.stdout,
         "LIVE_ROOT='LABEL=LIVE'\nLIVE_DIR='LiveOS'\nLIVE_SQUASHIMG='squashfs.img'\nLIVE_OVERLAY_SIZE=''\n\
          LIVE_RAM='0'\nLIVE_MINMEM='256'\nLIVE_CHECK=''\nLIVE_MD='md7'\nLIVE_RETRY='30'\nLIVE_BREAK='0'\nLIVE_INIT=''\n\
          LIVE_FETCH=''\nLIVE_NETROOT='0'\nLIVE_FETCH_TIMEOUT='20'\nLIVE_FETCH_DOWNGRADE='0'\nLIVE_IP=''\n\
          LIVE_IP_IFACE=''\nLIVE_PUBKEY=''\n"
     );
     let f = cmdline_file(&t, "root=live:LABEL=LIVE rd.live.overlay.size=abc");
-    let o = t.li(&["cmdline", "--file", &f]);
-    assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), "liveinit: rd.live.overlay.size=abc: not a size in MiB\n");
-    assert_eq!(stdout(&o), "");
+    let o = li(&["cmdline", "--file", &f]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr, "liveinit: rd.live.overlay.size=abc: not a size in MiB\n");
+    assert_eq!(o.stdout, "");
     let f = cmdline_file(&t, "quiet");
-    assert!(stderr(&t.li(&["cmdline", "--file", &f])).contains("no root=live:"));
-    assert!(t.li(&["cmdline", "--help"]).status.success());
+    assert!(li(&["cmdline", "--file", &f]).stderr.contains("no root=live:"));
+    assert!(li(&["cmdline", "--help"]).code == 0);
 }
 
 #[test]
 fn cmdline_eval_in_a_real_shell_is_literal() {
-    let t = Tmp::new("inject");
-    let marker = t.s("pwned");
+    let t = TempDir::new("liveinit-inject");
+    let marker = t.path_str("pwned");
     // Everything a hostile or careless command line can hold: command substitution, backticks,
     // single quotes, semicolons, globs, a newline inside double quotes, variables.
     let root = format!("LABEL=$(touch {marker})`touch {marker}`'x';touch {marker}*\\$HOME");
@@ -226,7 +197,7 @@ fn cmdline_eval_in_a_real_shell_is_literal() {
     let f = cmdline_file(&t, &format!("root=live:\"{root}\" init=\"{init}\" rd.live.dir=\"a b'c\"\n"));
     let script = format!(
         "eval \"$({} cmdline --file {f})\" || exit 9; printf '%s|%s|%s' \"$LIVE_ROOT\" \"$LIVE_INIT\" \"$LIVE_DIR\"",
-        t.s("liveinit")
+        applet_path("liveinit").to_str().unwrap()
     );
     let mut shells = vec!["sh"];
     if have("busybox") {
@@ -234,27 +205,26 @@ fn cmdline_eval_in_a_real_shell_is_literal() {
     }
     for shell in shells {
         let args: Vec<&str> = if shell == "busybox" { vec!["sh", "-c", &script] } else { vec!["-c", &script] };
-        let o = Command::new(shell).args(&args).output().unwrap();
-        assert!(o.status.success(), "{shell}: {}", stderr(&o));
-        assert_eq!(stdout(&o), format!("{root}|{init}|a b'c"), "{shell}");
+        let o = run(Command::new(shell).args(&args));
+        assert!(o.code == 0, "{shell}: {}", o.stderr);
+        assert_eq!(o.stdout, format!("{root}|{init}|a b'c"), "{shell}");
         assert!(!Path::new(&marker).exists(), "{shell} ran an injected command");
     }
 }
 
 #[test]
 fn find_medium_times_out_with_a_listing() {
-    let t = Tmp::new("find");
-    let o = t.li(&["find-medium", "LABEL=NO-SUCH-LABEL-7f3a", "--wait", "1"]);
-    assert_eq!(o.status.code(), Some(1));
-    let e = stderr(&o);
+    let o = li(&["find-medium", "LABEL=NO-SUCH-LABEL-7f3a", "--wait", "1"]);
+    assert_eq!(o.code, 1);
+    let e = o.stderr;
     assert!(e.starts_with("liveinit: LABEL=NO-SUCH-LABEL-7f3a: not found after 1 s; found: "), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
-    assert_eq!(stdout(&o), "");
-    let o = t.li(&["find-medium", "FOO=bar", "--wait", "0"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let o = t.li(&["find-medium", "/dev/no-such-disk", "--wait", "0"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("/dev/no-such-disk: not found after 0 s"));
+    assert_eq!(o.stdout, "");
+    let o = li(&["find-medium", "FOO=bar", "--wait", "0"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    let o = li(&["find-medium", "/dev/no-such-disk", "--wait", "0"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("/dev/no-such-disk: not found after 0 s"));
 }
 
 /// A loop device, detached at the end.
@@ -270,36 +240,36 @@ impl Drop for Loop {
 /// itself is compared with sfdisk above.)
 #[test]
 fn find_medium_on_a_loop_device() {
-    let t = Tmp::new("findloop");
-    let img = t.s("disk");
+    let t = TempDir::new("liveinit-findloop");
+    let img = t.path_str("disk");
     std::fs::File::create(&img).unwrap().set_len(8 << 20).unwrap();
     let label = format!("LT{}", std::process::id() % 100000);
     sh("mke2fs", &["-q", "-F", "-t", "ext4", "-L", &label, &img]);
-    let fsuuid = stdout(&sh("blkid", &["-p", "-s", "UUID", "-o", "value", &img])).trim().to_owned();
-    let dev = stdout(&sh("losetup", &["-f", "--show", &img])).trim().to_owned();
+    let fsuuid = sh("blkid", &["-p", "-s", "UUID", "-o", "value", &img]).stdout.trim().to_owned();
+    let dev = sh("losetup", &["-f", "--show", &img]).stdout.trim().to_owned();
     let _guard = Loop(dev.clone());
 
     for spec in [format!("LABEL={label}"), format!("UUID={}", fsuuid.to_uppercase()), dev.clone()] {
-        let o = t.li(&["find-medium", "--all", &spec, "--wait", "5"]);
-        assert!(o.status.success(), "{spec}: {}", stderr(&o));
-        assert_eq!(stdout(&o), format!("{dev}\n"), "{spec}");
+        let o = li(&["find-medium", "--all", &spec, "--wait", "5"]);
+        assert!(o.code == 0, "{spec}: {}", o.stderr);
+        assert_eq!(o.stdout, format!("{dev}\n"), "{spec}");
     }
     // Without --all, loop devices are not media.
-    let o = t.li(&["find-medium", &format!("LABEL={label}"), "--wait", "0"]);
-    assert_eq!(o.status.code(), Some(1));
+    let o = li(&["find-medium", &format!("LABEL={label}"), "--wait", "0"]);
+    assert_eq!(o.code, 1);
     let name = dev.strip_prefix("/dev/").unwrap();
-    assert!(!stderr(&o).contains(&format!(" {name} (")), "{}", stderr(&o));
+    assert!(!o.stderr.contains(&format!(" {name} (")), "{}", o.stderr);
     // With --all the listing names it.
-    let o = t.li(&["find-medium", "--all", "LABEL=NO-SUCH-LABEL-7f3a", "--wait", "0"]);
-    assert!(stderr(&o).contains(&format!("{name} (ext4, LABEL={label}, UUID={fsuuid})")), "{}", stderr(&o));
-    let o = t.li(&["probe", &dev]);
-    assert_eq!(stdout(&o), format!("{dev}: ext4 LABEL={label} UUID={fsuuid}\n"));
+    let o = li(&["find-medium", "--all", "LABEL=NO-SUCH-LABEL-7f3a", "--wait", "0"]);
+    assert!(o.stderr.contains(&format!("{name} (ext4, LABEL={label}, UUID={fsuuid})")), "{}", o.stderr);
+    let o = li(&["probe", &dev]);
+    assert_eq!(o.stdout, format!("{dev}: ext4 LABEL={label} UUID={fsuuid}\n"));
 }
 
 #[test]
 fn modprobe_resolves_dependencies_from_modules_dep() {
-    let t = Tmp::new("modprobe");
-    let d = t.p("mods");
+    let t = TempDir::new("liveinit-modprobe");
+    let d = t.join("mods");
     std::fs::create_dir_all(&d).unwrap();
     std::fs::write(
         d.join("modules.dep"),
@@ -321,81 +291,81 @@ fn modprobe_resolves_dependencies_from_modules_dep() {
     std::fs::write(d.join("modules.builtin"), "kernel/drivers/md/md-mod.ko\nkernel/fs/ext4/ext4.ko\n").unwrap();
     let cl = cmdline_file(&t, "quiet dm_mod.major=250 raid1.x=\"a b\" modprobe.blacklist=bad-mod\n");
     let ds = d.to_str().unwrap();
-    let o = t.li(&[
+    let o = li(&[
         "modprobe", "-n", "--dir", ds, "--cmdline", &cl, "dm-snapshot", "nls_iso8859_1", "raid1", "ext4", "bad_mod", "nosuch", "absent",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.code == 0, "{}", o.stderr);
     assert_eq!(
-        stdout(&o),
+        o.stdout,
         format!(
             "insmod {ds}/kernel/drivers/md/dm-mod.ko major=250\ninsmod {ds}/kernel/drivers/md/dm-bufio.ko\n\
              insmod {ds}/kernel/drivers/md/dm-snapshot.ko\ninsmod {ds}/kernel/fs/nls/nls_iso8859-1.ko.xz\n\
              insmod {ds}/kernel/drivers/md/raid1.ko x=\"a b\"\n"
         )
     );
-    let e = stderr(&o);
+    let e = o.stderr;
     assert!(e.contains("liveinit: modprobe: bad_mod: blacklisted"), "{e}");
     assert!(e.contains(&format!("liveinit: modprobe: nosuch: not found in {ds} (skipped)")), "{e}");
     assert!(e.contains(&format!("liveinit: modprobe: absent: not found in {ds} (skipped)")), "{e}");
     assert!(!e.contains("ext4"), "{e}");
-    let o = t.li(&["modprobe", "-q", "-n", "--dir", ds, "nosuch"]);
-    assert!(o.status.success());
-    assert_eq!(stderr(&o), "");
-    let o = t.li(&["modprobe", "--dir", "/nonexistent", "loop"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), "liveinit: /nonexistent/modules.dep: No such file or directory\n");
+    let o = li(&["modprobe", "-q", "-n", "--dir", ds, "nosuch"]);
+    assert!(o.code == 0);
+    assert_eq!(o.stderr, "");
+    let o = li(&["modprobe", "--dir", "/nonexistent", "loop"]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr, "liveinit: /nonexistent/modules.dep: No such file or directory\n");
 }
 
 #[test]
 fn overlay_size_and_ram_copy() {
-    let t = Tmp::new("ram");
-    let img = t.s("squashfs.img");
+    let t = TempDir::new("liveinit-ram");
+    let img = t.path_str("squashfs.img");
     let data: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&img, &data).unwrap();
     // 3 MiB + 5 bytes rounds up; RAM/2 is far larger here.
-    assert_eq!(stdout(&t.li(&["overlay-size", &img])), "4\n");
-    assert_eq!(stdout(&t.li(&["overlay-size", &img, "--size", "64"])), "64\n");
-    assert_eq!(t.li(&["overlay-size", &img, "--size", "abc"]).status.code(), Some(2));
+    assert_eq!(li(&["overlay-size", &img]).stdout, "4\n");
+    assert_eq!(li(&["overlay-size", &img, "--size", "64"]).stdout, "64\n");
+    assert_eq!(li(&["overlay-size", &img, "--size", "abc"]).code, 2);
 
-    let o = t.li(&["ram-copy", &img, "--to", &t.s("ram"), "--minmem", "999999999"]);
-    assert_eq!(o.status.code(), Some(1));
-    let e = stderr(&o);
+    let o = li(&["ram-copy", &img, "--to", &t.path_str("ram"), "--minmem", "999999999"]);
+    assert_eq!(o.code, 1);
+    let e = o.stderr;
     assert!(e.starts_with(&format!("liveinit: {img}: copying to RAM needs 4 MiB but only ")), "{e}");
     assert!(e.ends_with("rd.minmem=999999999 MiB must stay free\n"), "{e}");
-    assert!(!t.p("ram/squashfs.img").exists());
+    assert!(!t.join("ram/squashfs.img").exists());
 
-    std::fs::write(t.p("SHA256SUMS"), "x  squashfs.img\n").unwrap();
-    let o = t.li(&["ram-copy", &img, &t.s("SHA256SUMS"), "--to", &t.s("ram"), "--minmem", "0"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read(t.p("ram/squashfs.img")).unwrap(), data);
-    assert_eq!(std::fs::read_to_string(t.p("ram/SHA256SUMS")).unwrap(), "x  squashfs.img\n");
+    std::fs::write(t.join("SHA256SUMS"), "x  squashfs.img\n").unwrap();
+    let o = li(&["ram-copy", &img, &t.path_str("SHA256SUMS"), "--to", &t.path_str("ram"), "--minmem", "0"]);
+    assert!(o.code == 0, "{}", o.stderr);
+    assert_eq!(std::fs::read(t.join("ram/squashfs.img")).unwrap(), data);
+    assert_eq!(std::fs::read_to_string(t.join("ram/SHA256SUMS")).unwrap(), "x  squashfs.img\n");
 }
 
 #[test]
 fn state_file() {
-    let t = Tmp::new("state");
-    let f = t.s("run/live/state");
-    let o = t.li(&["state", "--file", &f, "set", "medium=/dev/vda1", "booted=local", "image=LiveOS/a=b.img"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(t.li(&["state", "--file", &f, "set", "booted=ram"]).status.success());
-    assert_eq!(stdout(&t.li(&["state", "--file", &f, "get", "booted"])), "ram\n");
-    assert_eq!(stdout(&t.li(&["state", "--file", &f, "get", "image"])), "LiveOS/a=b.img\n");
-    assert_eq!(stdout(&t.li(&["state", "--file", &f, "show"])), "medium=/dev/vda1\nbooted=ram\nimage=LiveOS/a=b.img\n");
-    let o = t.li(&["state", "--file", &f, "get", "md"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), format!("liveinit: {f}: md: no such key\n"));
-    assert_eq!(t.li(&["state", "--file", &f, "set", "novalue"]).status.code(), Some(2));
-    assert_eq!(t.li(&["state", "--file", &f, "set", "Bad=1"]).status.code(), Some(1));
+    let t = TempDir::new("liveinit-state");
+    let f = t.path_str("run/live/state");
+    let o = li(&["state", "--file", &f, "set", "medium=/dev/vda1", "booted=local", "image=LiveOS/a=b.img"]);
+    assert!(o.code == 0, "{}", o.stderr);
+    assert!(li(&["state", "--file", &f, "set", "booted=ram"]).code == 0);
+    assert_eq!(li(&["state", "--file", &f, "get", "booted"]).stdout, "ram\n");
+    assert_eq!(li(&["state", "--file", &f, "get", "image"]).stdout, "LiveOS/a=b.img\n");
+    assert_eq!(li(&["state", "--file", &f, "show"]).stdout, "medium=/dev/vda1\nbooted=ram\nimage=LiveOS/a=b.img\n");
+    let o = li(&["state", "--file", &f, "get", "md"]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr, format!("liveinit: {f}: md: no such key\n"));
+    assert_eq!(li(&["state", "--file", &f, "set", "novalue"]).code, 2);
+    assert_eq!(li(&["state", "--file", &f, "set", "Bad=1"]).code, 1);
 }
 
 #[test]
 fn switch_root_refuses_before_touching_anything() {
-    let t = Tmp::new("switch");
-    let nr = t.s("newroot");
+    let t = TempDir::new("liveinit-switch");
+    let nr = t.path_str("newroot");
     std::fs::create_dir_all(&nr).unwrap();
-    let o = t.li(&["switch-root", &nr]);
-    assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), format!("liveinit: {nr}: not a mount point\n"));
+    let o = li(&["switch-root", &nr]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr, format!("liveinit: {nr}: not a mount point\n"));
 
     // A real mount point (we run as root), without and then with an init.
     sh("mount", &["-t", "tmpfs", "-o", "size=1m", "tmpfs", &nr]);
@@ -406,20 +376,20 @@ fn switch_root_refuses_before_touching_anything() {
         }
     }
     let _u = Umount(nr.clone());
-    let o = t.li(&["switch-root", &nr]);
-    assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), format!("liveinit: {nr}/sbin/init: No such file or directory\n"));
-    std::fs::create_dir_all(t.p("newroot/sbin")).unwrap();
-    std::fs::write(t.p("newroot/sbin/init"), "#!/bin/sh\n").unwrap();
-    let o = t.li(&["switch-root", &nr]);
-    assert!(stderr(&o).ends_with("/sbin/init: not an executable file\n"), "{}", stderr(&o));
+    let o = li(&["switch-root", &nr]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr, format!("liveinit: {nr}/sbin/init: No such file or directory\n"));
+    std::fs::create_dir_all(t.join("newroot/sbin")).unwrap();
+    std::fs::write(t.join("newroot/sbin/init"), "#!/bin/sh\n").unwrap();
+    let o = li(&["switch-root", &nr]);
+    assert!(o.stderr.ends_with("/sbin/init: not an executable file\n"), "{}", o.stderr);
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(t.p("newroot/sbin/init"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let o = t.li(&["switch-root", &nr, "/sbin/init", "--log-level=debug"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("not running as PID 1"), "{}", stderr(&o));
-    assert!(t.p("newroot/sbin/init").exists());
-    assert_eq!(t.li(&["switch-root", &nr, "sbin/init"]).status.code(), Some(2));
+    std::fs::set_permissions(t.join("newroot/sbin/init"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = li(&["switch-root", &nr, "/sbin/init", "--log-level=debug"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("not running as PID 1"), "{}", o.stderr);
+    assert!(t.join("newroot/sbin/init").exists());
+    assert_eq!(li(&["switch-root", &nr, "sbin/init"]).code, 2);
 }
 
 #[test]
@@ -434,12 +404,11 @@ fn init_script_is_posix_sh() {
     use std::os::unix::fs::PermissionsExt;
     assert!(std::fs::metadata(init).unwrap().permissions().mode() & 0o111 != 0, "init must be executable");
     // Every liveinit subcommand the script calls exists (its --help succeeds).
-    let t = Tmp::new("initcmds");
     for w in text.split("liveinit ").skip(1) {
         let sub = w.split_whitespace().next().unwrap();
         if sub.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !sub.is_empty() {
-            let o = t.li(&[sub, "--help"]);
-            assert!(o.status.success(), "liveinit {sub} --help: {}", stderr(&o));
+            let o = li(&[sub, "--help"]);
+            assert!(o.code == 0, "liveinit {sub} --help: {}", o.stderr);
         }
     }
 }

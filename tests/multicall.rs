@@ -1,22 +1,16 @@
 //! The multicall binary as users meet it: through symlinks, `liveroot APPLET`, --list, --install.
 
+mod common;
+use common::{applet, TempDir};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_liveroot"))
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("liveroot-mc-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = cmd.output().unwrap();
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into(), String::from_utf8_lossy(&stderr).into())
+    common::run(cmd).parts()
 }
 
 fn applets() -> Vec<String> {
@@ -44,19 +38,16 @@ fn unknown_applet_exits_127() {
     assert_eq!(err, "liveroot: unknown applet 'frobnicate'\n");
 
     // The same through a link with a name that is not an applet.
-    let d = tempdir("unknown");
-    let link = d.join("frob");
-    std::os::unix::fs::symlink(bin(), &link).unwrap();
-    let (code, _, err) = run(&mut Command::new(&link));
+    let (code, _, err) = run(&mut applet("frob"));
     assert_eq!(code, 127);
     assert_eq!(err, "liveroot: unknown applet 'frob'\n");
-    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]
 fn install_makes_links_that_dispatch_and_help_works_everywhere() {
-    let d = tempdir("install");
-    let (code, _, err) = run(Command::new(bin()).arg("--install").arg(&d));
+    let t = TempDir::new("mc-install");
+    let d = t.path();
+    let (code, _, err) = run(Command::new(bin()).arg("--install").arg(d));
     assert_eq!(code, 0, "{err}");
     for a in applets() {
         let link = d.join(&a);
@@ -76,7 +67,6 @@ fn install_makes_links_that_dispatch_and_help_works_everywhere() {
         assert!(err.starts_with(&format!("{a}: ")), "{a}: stderr was {err:?}");
         assert!(!err.contains("os error"), "{err}");
     }
-    let _ = std::fs::remove_dir_all(d);
 }
 
 #[test]

@@ -3,12 +3,19 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A `Command` for the built binary, invoked through a symlink named `name` (as the
 /// initramfs links do), so argv[0] dispatch is what is tested.
 pub fn applet(name: &str) -> Command {
+    let mut c = Command::new(applet_path(name));
+    c.env("LC_ALL", "C");
+    c
+}
+
+/// The path of the symlink `applet` runs, for callers that hand it to a shell.
+pub fn applet_path(name: &str) -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_liveroot"));
     let dir = std::env::temp_dir().join(format!("liveroot-links-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
@@ -20,9 +27,7 @@ pub fn applet(name: &str) -> Command {
         std::os::unix::fs::symlink(bin, &tmp).unwrap();
         std::fs::rename(&tmp, &link).unwrap();
     }
-    let mut c = Command::new(link);
-    c.env("LC_ALL", "C");
-    c
+    link
 }
 
 /// Exit code, stdout and stderr of a finished command.
@@ -41,9 +46,28 @@ pub fn run(cmd: &mut Command) -> Out {
     }
 }
 
+impl Out {
+    /// The three parts, for tests that destructure them.
+    pub fn parts(self) -> (i32, String, String) {
+        (self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Exit code and stderr of a failed run; a failure must print nothing on stdout.
+pub fn fails(o: &Out) -> (i32, String) {
+    assert!(o.stdout.is_empty(), "stdout on failure: {}", o.stdout);
+    (o.code, o.stderr.clone())
+}
+
 /// `applet(name)` with `args`, run to completion.
 pub fn run_applet(name: &str, args: &[&str]) -> Out {
     run(applet(name).args(args))
+}
+
+/// `run_applet` with stdin explicitly /dev/null, for applets that must see no terminal
+/// (so that they never prompt).
+pub fn run_applet_no_tty(name: &str, args: &[&str]) -> Out {
+    run(applet(name).args(args).stdin(Stdio::null()))
 }
 
 fn unique() -> String {
@@ -65,6 +89,10 @@ impl TempDir {
     }
     pub fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
+    }
+    /// `join(name)` as a string, for argument lists.
+    pub fn path_str(&self, name: &str) -> String {
+        self.join(name).to_str().unwrap().to_owned()
     }
 }
 
