@@ -1,6 +1,6 @@
 # No medium carries the label: a clear error line, then a shell (no kernel panic).
 DESC="unknown label → error line and a shell"
-APPEND="root=live:LABEL=NOSUCHLABEL rd.live.image"
+APPEND="root=live:LABEL=NOSUCHLABEL rd.live.image rd.retry=5"
 EXPECT="shell-works"
 drive() {
 	if ! wait_for 'NOSUCHLABEL.*(not found|no such|cannot find|missing|timed out|no device)' "$TIMEOUT"; then
@@ -16,4 +16,7 @@ drive() {
 }
 verify() {
 	grep -aq 'sample-os: up' "$RUNDIR/console.log" && problem "the sample OS booted anyway"
+	# The same line in the kernel log (the console shows printk with its timestamp).
+	tr -d '\r' <"$RUNDIR/console.log" | grep -aqE '^\[ *[0-9.]+\] liveroot: find-medium: .*NOSUCHLABEL' ||
+		problem "the error line is not in the kernel log"
 }
