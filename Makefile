@@ -61,7 +61,7 @@ build: $(BUILD)/liveroot
 # cargo's unit and integration tests (root tests use real loop devices), then the QEMU scenarios.
 test: $(BUILD)/liveroot
 	cargo test --locked
-	$(MAKE) qemu-test
+	@$(MAKE) --no-print-directory qemu-test
 
 qemu-test: $(BUILD)/liveroot
 	@if [ -x tests/qemu/run.sh ]; then tests/qemu/run.sh; else echo "qemu: no scenarios yet"; fi
