@@ -26,6 +26,8 @@
 //!    the keeper is the primary and its manifest and signature are the new ones byte for byte:
 //!    nothing to do (exit 5, nothing written: flash wear). Room: free space plus the files of
 //!    the other pairs must hold the new pair. `--dry-run` stops here and says what it would do.
+//!    A file to delete that shares its first block with a keeper file (FIBMAP: a FAT rename cut
+//!    by a power loss leaves both names on one cluster chain) is refused: repair first.
 //! 2. `remount-rw` (if the medium is mounted read-only), `delete`: the files of every pair but
 //!    the keeper (stale `.old`, leftover `.new`, a bad primary). A keeper found under `.new`
 //!    (a run cut during its renames) is renamed to `.old` (`keep-new`).
@@ -326,6 +328,7 @@ fn sync(a: &Args, src: &Source, root: &str, rel_dir: &str, name: &str, booted_pa
         .flat_map(|s| t.files(s))
         .filter(|p| p.exists())
         .collect();
+    refuse_shared(&t, keeper, &doomed)?;
     let freed: u64 = doomed.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let need = src.size + src.manifest.len() as u64 + src.sig.as_ref().map_or(0, |s| s.len() as u64) + SLACK;
     let vfs = nix::sys::statvfs::statvfs(&t.dir).ctx(t.dir.display())?;
@@ -436,6 +439,35 @@ fn write_and_rotate(a: &Args, src: &Source, t: &Target, keeper: Option<&str>, do
     for (stepname, i) in [("new-image", 2), ("new-sig", 1), ("new-manifest", 0)] {
         step(stepname);
         rename_fresh(&new[i], &prim[i], &sync_dir)?;
+    }
+    Ok(())
+}
+
+/// First physical block of a non-empty file, where the filesystem tells (FIBMAP).
+fn first_block(p: &Path) -> Option<u32> {
+    let f = File::open(p).ok()?;
+    if f.metadata().ok()?.len() == 0 {
+        return None;
+    }
+    crate::sys::fibmap::physical_block(&f, 0).ok().filter(|b| *b != 0)
+}
+
+/// A power cut inside a FAT rename can leave the old and the new name on one cluster chain.
+/// Deleting the doomed name would then free the keeper's data: refuse, write nothing.
+fn refuse_shared(t: &Target, keeper: Option<&str>, doomed: &[PathBuf]) -> Result<()> {
+    let Some(k) = keeper else { return Ok(()) };
+    let kept: Vec<(PathBuf, u32)> = t.files(k).into_iter().filter_map(|p| first_block(&p).map(|b| (p, b))).collect();
+    for d in doomed {
+        let Some(b) = first_block(d) else { continue };
+        if let Some((p, _)) = kept.iter().find(|(_, kb)| *kb == b) {
+            return Err(Error::new(
+                d.display().to_string(),
+                format!(
+                    "shares its data with {} (a rename cut by a power loss); repair the medium (fsck.vfat -a) first; nothing written",
+                    p.display()
+                ),
+            ));
+        }
     }
     Ok(())
 }
