@@ -23,6 +23,7 @@
 //! | `dm`           | `/dev/mapper/live-rw`            | the dm snapshot |
 //! | `md`           | `/dev/md7`                       | the one-legged raid1 mounted as / |
 //! | `booted`       | `local` or `ram`                 | image looped from the medium or from a RAM copy |
+//! | `medium_pair`  | `primary`, `old` or `new`        | which pair on the medium verified at boot (syncflash's `.old`/`.new`; empty if unchecked) |
 //!
 //! Writers replace the file atomically (write a temporary file, rename), so readers never see a
 //! half-written state.
