@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: mk/bench.sh BINARY [SECTION...]
-# Sections (default: all, in this order): hash fetch size boot migrate.
+# Sections (default: all, in this order): hash fetch size boot migrate syncflash.
 # migrate boots QEMU (TCG) with a 1 GiB root image (built once into build/bench-1g/, slow the
 # first time) and times dd of the array's bytes vs migrate onto the same disk in the same boot.
 # Each section is a function bench_NAME; add later benchmarks (boot time, migrate, imgfetch) as
@@ -13,7 +13,7 @@
 # FETCH_MIBS (image sizes for the fetch section, default "64 1024").
 set -euo pipefail
 
-SECTIONS=(hash fetch size boot migrate)
+SECTIONS=(hash fetch size boot migrate syncflash)
 RUNS=${RUNS:-5}
 BENCH_MIB=${BENCH_MIB:-1024}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -258,6 +258,26 @@ bench_migrate() {
     BENCH_MIB=1024 row "dd (1 GiB, fsync)" "$dd" "$(BENCH_MIB=1024 mbps "$dd")" "" "1.00" "" ""
     BENCH_MIB=1024 row "migrate" "$mig" "$(BENCH_MIB=1024 mbps "$mig")" "" \
         "$(awk -v a="$mig" -v b="$dd" 'BEGIN{printf "%.2f", (b > 0) ? a/b : 0}')" "" "goal: <= 1.20 x dd"
+    echo
+}
+
+# syncflash: a 512 MiB image from guest RAM onto a FAT32 virtual disk, `cp` + `sync` vs
+# syncflash (which writes once and reads back once: goal <= 2.2 x), alternating in one boot.
+bench_syncflash() {
+    local top out cp sf
+    top=$(cd "$HERE/.." && pwd)
+    echo "== syncflash: 512 MiB image, RAM -> FAT32 virtio disk, QEMU TCG, one boot, medians of ${SYNCFLASH_RUNS:-3} alternating runs =="
+    out=$(SYNCFLASH_RUNS=${SYNCFLASH_RUNS:-3} "$top/tests/qemu/run.sh" "$top/tests/qemu/bench/syncflash-512m.sh" 2>&1) || {
+        echo "$out" | tail -n 30
+        echo "bench: syncflash: the QEMU run failed" >&2
+        return 1
+    }
+    cp=$(awk '$1 == "BENCH" && $2 == "cp" { print $3 }' <<<"$out" | median)
+    sf=$(awk '$1 == "BENCH" && $2 == "syncflash" { print $3 }' <<<"$out" | median)
+    row "command" "elapsed s" "MB/s" "" "x cp+sync" "" ""
+    BENCH_MIB=512 row "cp + sync" "$cp" "$(BENCH_MIB=512 mbps "$cp")" "" "1.00" "" ""
+    BENCH_MIB=512 row "syncflash" "$sf" "$(BENCH_MIB=512 mbps "$sf")" "" \
+        "$(awk -v a="$sf" -v b="$cp" 'BEGIN{printf "%.2f", (b > 0) ? a/b : 0}')" "" "goal: <= 2.2 x cp + sync"
     echo
 }
 

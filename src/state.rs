@@ -25,6 +25,7 @@
 //! | `booted`       | `local`, `ram` or `net`          | image looped from the medium, a RAM copy of it, or fetched into RAM |
 //! | `image_version`| `3`                              | `version=N` of the signature the image was verified with (empty if unsigned) |
 //! | `fetched_from` | `http://10.0.2.100/img/`         | server directory a `net` image came from (empty otherwise) |
+//! | `medium_pair`  | `primary`, `old` or `new`        | which pair on the medium verified at boot (syncflash's `.old`/`.new`; empty if unchecked) |
 //!
 //! Writers replace the file atomically (write a temporary file, rename), so readers never see a
 //! half-written state.

@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 pub mod dm;
 pub mod ext4;
+pub mod fibmap;
 pub mod loopdev;
 pub mod md;
 pub mod module;

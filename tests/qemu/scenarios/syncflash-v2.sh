@@ -1,0 +1,60 @@
+# syncflash end to end: the box runs v1 from the flash, gets a signed v2 into /run/live/ram as
+# imgfetch leaves it (copied from the TESTS disk here: the network fetch is imgfetch's test),
+# `syncflash` (no arguments: all from /run/live/state) writes it; a second run has nothing to
+# do. Then the box boots again with no network and no TESTS image: v2 boots from the flash,
+# verified, and v1 is kept as the .old pair.
+. "$TOP/tests/qemu/syncflash-lib.sh"
+DESC="fetched v2 synced to the ext4 flash; next boot (no network) runs v2 from the flash"
+FLASH_UNCHANGED=
+EXPECT="booted-v1 synced nothing-to-do medium-ro-again"
+prepare() {
+	V2=$BUILD/syncflash-v2
+	make_version "$V2" 2 0
+	# A throw-away minisign key, made at test time (never committed): the signature must travel
+	# with its manifest.
+	local k=$BUILD/syncflash-key
+	[[ -f $k/sec ]] || { mkdir -p "$k" && minisign -G -W -f -p "$k/pub" -s "$k/sec" >/dev/null; }
+	minisign -S -s "$k/sec" -m "$V2/SHA256SUMS" -x "$V2/SHA256SUMS.minisig" -t "version=2" >/dev/null
+	TESTS_FILES=("$V2/squashfs.img" "$V2/SHA256SUMS" "$V2/SHA256SUMS.minisig")
+}
+guest() {
+	cat <<'G'
+check_live_root
+check booted-v1 test "$(cat /etc/liveroot-version)" = 1
+mkdir -p /run/live/ram && cp $T/squashfs.img $T/SHA256SUMS $T/SHA256SUMS.minisig /run/live/ram/
+liveinit state set booted=ram image_file=/run/live/ram/squashfs.img
+if syncflash >/tmp/sf.out 2>&1; then ok synced; else fail synced "exit $?: $(cat /tmp/sf.out)"; fi
+cat /tmp/sf.out
+syncflash >/tmp/sf2.out 2>&1; rc=$?
+check nothing-to-do test "$rc" = 5
+cat /tmp/sf2.out
+check medium-ro-again sh -c "grep ' /run/live/medium ' /proc/mounts | grep -q ' ro[ ,]'"
+G
+}
+verify() {
+	local f want
+	for f in squashfs.img SHA256SUMS SHA256SUMS.minisig; do
+		want=$(sha256sum <"$V2/$f" | cut -c1-64)
+		[[ $(medium_sha "$FLASH" "/LiveOS/$f") == "$want" ]] || problem "flash LiveOS/$f is not v2's"
+	done
+	want=$(debugfs -R "cat /LiveOS/squashfs.img" "$BUILD/$LIVE_IMG" 2>/dev/null | sha256sum | cut -c1-64)
+	[[ $(medium_sha "$FLASH" /LiveOS/squashfs.img.old) == "$want" ]] || problem "flash LiveOS/squashfs.img.old is not v1"
+	[[ $(medium_list "$FLASH" | tr '\n' ' ') == "SHA256SUMS SHA256SUMS.minisig SHA256SUMS.old squashfs.img squashfs.img.old " ]] ||
+		problem "flash LiveOS holds: $(medium_list "$FLASH" | tr '\n' ' ')"
+	local script=$RUNDIR/again.sh
+	cat >"$script" <<'G'
+check_live_root
+check booted-v2 test "$(cat /etc/liveroot-version)" = 2
+check verified test "$(liveinit state get verified)" = sha256
+check primary-pair test "$(liveinit state get medium_pair)" = primary
+check no-network sh -c '! ls /sys/class/net | grep -qv "^lo$"'
+G
+	boot_again "root=live:LABEL=$LIVE_LABEL rd.live.image" 150 "$script" "$FLASH"
+	local m
+	for m in root-md7 booted-v2 verified primary-pair no-network done; do
+		marker "$m" || problem "boot from the synced flash: no 'LIVEROOT-TEST ok $m'"
+	done
+	local fs
+	fs=$(tr -d '\r' <"$RUNDIR/console.log" | grep -aoE 'LIVEROOT-TEST FAIL .*')
+	[[ -n $fs ]] && problem "boot from the synced flash: $fs"
+}

@@ -1,0 +1,61 @@
+# Host helpers for the syncflash scenarios (sourced by tests/qemu/scenarios/syncflash-*.sh).
+
+# make_version OUTDIR VERSION PAD_MIB: OUTDIR/squashfs.img = the sample image with
+# /etc/liveroot-version = VERSION and PAD_MIB MiB of incompressible filler (a bigger image
+# widens the power-cut windows), OUTDIR/SHA256SUMS for it. Cached under build/ by its inputs.
+make_version() {
+	local out=$1 ver=$2 pad=$3 key tmp
+	key=$(
+		sha256sum "$BUILD/$LIVE_IMG" | cut -c1-16
+		echo "$ver $pad"
+	)
+	if [[ -f $out/key && $(cat "$out/key") == "$key" && -f $out/SHA256SUMS ]]; then
+		return 0
+	fi
+	rm -rf "$out"
+	mkdir -p "$out"
+	tmp=$(mktemp -d "$out/.tmp.XXXXXX")
+	debugfs -R "dump /LiveOS/squashfs.img $tmp/v1.img" "$BUILD/$LIVE_IMG" >/dev/null 2>&1
+	unsquashfs -q -n -d "$tmp/sq" "$tmp/v1.img" >/dev/null
+	echo "$ver" >"$tmp/version"
+	{
+		echo "rm /etc/liveroot-version"
+		echo "write $tmp/version /etc/liveroot-version"
+		if ((pad > 0)); then
+			# Deterministic and incompressible: AES-CTR of zeros with a fixed key.
+			head -c $((pad << 20)) /dev/zero |
+				openssl enc -aes-128-ctr -K 000102030405060708090a0b0c0d0e0f -iv "$(printf '%032x' "$ver")" -nosalt >"$tmp/filler"
+			echo "write $tmp/filler /filler"
+		fi
+	} >"$tmp/cmds"
+	debugfs -w -f "$tmp/cmds" "$tmp/sq/LiveOS/rootfs.img" >/dev/null 2>&1
+	env -u SOURCE_DATE_EPOCH mksquashfs "$tmp/sq" "$out/squashfs.img" -noappend -quiet -no-progress -all-root \
+		-mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH" >/dev/null
+	(cd "$out" && sha256sum squashfs.img >SHA256SUMS)
+	rm -rf "$tmp"
+	echo "$key" >"$out/key"
+}
+
+# medium_sha FLASH PATH: sha256 of a file on the (ext4 or FAT) flash image, "-" when absent.
+medium_sha() {
+	local flash=$1 path=$2 s
+	if is_ext "$flash"; then
+		s=$(debugfs -R "cat $path" "$flash" 2>/dev/null | sha256sum | cut -c1-64)
+		debugfs -R "stat $path" "$flash" 2>/dev/null | grep -q Inode || s=-
+	else
+		s=$(MTOOLS_SKIP_CHECK=1 mtype -i "$flash" "::$path" 2>/dev/null | sha256sum | cut -c1-64)
+		MTOOLS_SKIP_CHECK=1 mdir -i "$flash" "::$path" >/dev/null 2>&1 || s=-
+	fi
+	echo "$s"
+}
+
+# The files of LiveOS/ on a flash image, one name per line.
+medium_list() {
+	if is_ext "$1"; then
+		debugfs -R "ls -l /LiveOS" "$1" 2>/dev/null | awk 'NF >= 9 && $NF != "." && $NF != ".." { print $NF }' | sort
+	else
+		MTOOLS_SKIP_CHECK=1 mdir -b -i "$1" ::/LiveOS 2>/dev/null | sed 's|.*/||' | sort
+	fi
+}
+
+is_ext() { debugfs -R stats "$1" 2>/dev/null | grep -q '^Filesystem magic number'; }
