@@ -230,12 +230,14 @@ pub fn run(argv: &[String]) -> Result<()> {
         let fstype = get("medium_type");
         mount_ro(&dev, PRIVATE_MOUNT, if fstype.is_empty() || fstype == "auto" { "vfat" } else { &fstype })?;
     }
-    let res = sync(&a, &src, &root, &rel_dir, &name, &get("medium_pair"));
+    // What /init verified is about the live medium, not about another --medium.
+    let booted_pair = if a.medium.is_some() { String::new() } else { get("medium_pair") };
+    let res = sync(&a, &src, &root, &rel_dir, &name, &booted_pair);
     if private {
         let _ = nix::mount::umount(PRIVATE_MOUNT);
     }
     let done = res?;
-    if done && Path::new(&state_path).exists() && !a.dry_run {
+    if done && a.medium.is_none() && Path::new(&state_path).exists() {
         state::set(&state_path, &[("medium_pair".to_owned(), "primary".to_owned())])?;
     }
     Ok(())
