@@ -23,7 +23,7 @@
 //! 1. `preflight`: the new image is checked against its manifest (exit 3 if not: nothing
 //!    written) — unless the state vouches for it (`image_file` is this file, `verified` is
 //!    sha256/sig and `image_sha256` is the manifest's digest): then the read-back in step 3 is
-//!    the only pass over it. The *keeper* is chosen: the first good pair among primary, `.old`, `.new`
+//!    the only pass over it. A state digest that differs is ignored (the file is hashed). The *keeper* is chosen: the first good pair among primary, `.old`, `.new`
 //!    (`medium_pair` in the state — the pair /init verified at boot — spares reading it). If
 //!    the keeper is the primary and its manifest and signature are the new ones byte for byte:
 //!    nothing to do (exit 5, nothing written: flash wear). Room: free space plus the files of
@@ -270,7 +270,7 @@ fn read_source(image: &str, manifest_path: &str, sig: Option<&str>, name: &str, 
     };
     let f = File::open(image).ctx(image)?;
     let size = f.metadata().ctx(image)?.len();
-    let sha256 = match vouched {
+    let sha256 = match vouched.filter(|d| *d == e.sha256) {
         Some(d) => d,
         None => {
             let mut h = Hasher::new(false);
