@@ -21,7 +21,9 @@
 //! rename goes to a name that no longer exists, and each step is followed by fsync of the file
 //! or directory and syncfs, so the steps reach the card in order:
 //! 1. `preflight`: the new image is checked against its manifest (exit 3 if not: nothing
-//!    written). The *keeper* is chosen: the first good pair among primary, `.old`, `.new`
+//!    written) — unless the state vouches for it (`image_file` is this file, `verified` is
+//!    sha256/sig and `image_sha256` is the manifest's digest): then the read-back in step 3 is
+//!    the only pass over it. A state digest that differs is ignored (the file is hashed). The *keeper* is chosen: the first good pair among primary, `.old`, `.new`
 //!    (`medium_pair` in the state — the pair /init verified at boot — spares reading it). If
 //!    the keeper is the primary and its manifest and signature are the new ones byte for byte:
 //!    nothing to do (exit 5, nothing written: flash wear). Room: free space plus the files of
@@ -222,7 +224,12 @@ pub fn run(argv: &[String]) -> Result<()> {
         }
     };
 
-    let src = read_source(&image, &manifest_path, sig_path.as_deref(), &name)?;
+    // The boot (or imgfetch) already hashed the image it booted: no second pass over it then;
+    // the read-back from the card is checked against the manifest all the same.
+    let vouched = (get("image_file") == image && matches!(get("verified").as_str(), "sha256" | "sig"))
+        .then(|| crate::digest::parse_sha256(get("image_sha256").as_bytes()))
+        .flatten();
+    let src = read_source(&image, &manifest_path, sig_path.as_deref(), &name, vouched)?;
 
     if private {
         let dev = get("medium");
@@ -230,19 +237,21 @@ pub fn run(argv: &[String]) -> Result<()> {
         let fstype = get("medium_type");
         mount_ro(&dev, PRIVATE_MOUNT, if fstype.is_empty() || fstype == "auto" { "vfat" } else { &fstype })?;
     }
-    let res = sync(&a, &src, &root, &rel_dir, &name, &get("medium_pair"));
+    // What /init verified is about the live medium, not about another --medium.
+    let booted_pair = if a.medium.is_some() { String::new() } else { get("medium_pair") };
+    let res = sync(&a, &src, &root, &rel_dir, &name, &booted_pair);
     if private {
         let _ = nix::mount::umount(PRIVATE_MOUNT);
     }
     let done = res?;
-    if done && Path::new(&state_path).exists() && !a.dry_run {
+    if done && a.medium.is_none() && Path::new(&state_path).exists() {
         state::set(&state_path, &[("medium_pair".to_owned(), "primary".to_owned())])?;
     }
     Ok(())
 }
 
 /// Read the new manifest (+ signature) and check the image against it. Nothing is written.
-fn read_source(image: &str, manifest_path: &str, sig: Option<&str>, name: &str) -> Result<Source> {
+fn read_source(image: &str, manifest_path: &str, sig: Option<&str>, name: &str, vouched: Option<[u8; 32]>) -> Result<Source> {
     let data = manifest::read(manifest_path)?;
     let m = manifest::parse(manifest_path, &data)?;
     let base = Path::new(image).file_name().and_then(|n| n.to_str()).unwrap_or(name);
@@ -261,13 +270,18 @@ fn read_source(image: &str, manifest_path: &str, sig: Option<&str>, name: &str) 
     };
     let f = File::open(image).ctx(image)?;
     let size = f.metadata().ctx(image)?.len();
-    let mut h = Hasher::new(false);
-    hash_file(&f, &mut h, None).ctx(image)?;
-    let d = h.finish();
-    if d.sha256 != e.sha256 {
+    let sha256 = match vouched.filter(|d| *d == e.sha256) {
+        Some(d) => d,
+        None => {
+            let mut h = Hasher::new(false);
+            hash_file(&f, &mut h, None).ctx(image)?;
+            h.finish().sha256
+        }
+    };
+    if sha256 != e.sha256 {
         return Err(Error::verify(image, format!("does not match {manifest_path}: nothing written")));
     }
-    Ok(Source { image: image.to_owned(), manifest: data, sig, sha256: d.sha256, size })
+    Ok(Source { image: image.to_owned(), manifest: data, sig, sha256: e.sha256, size })
 }
 
 /// Does the pair `sfx` verify: its image against its manifest (the entry of the primary name)?
@@ -414,9 +428,13 @@ fn write_and_rotate(a: &Args, src: &Source, t: &Target, keeper: Option<&str>, do
     let mut p = a.progress.then(|| Progress::new("verify", Some(src.size)));
     let d = file_sha256(&new_img, p.as_mut()).ctx(new_img.display())?;
     if d != src.sha256 {
+        for f in t.files(".new") {
+            let _ = std::fs::remove_file(f);
+        }
+        let _ = sync_dir();
         return Err(Error::verify(
             new_img.display().to_string(),
-            "read back does not match the manifest (bad card?); the current image is untouched",
+            "read back does not match the manifest (bad card or image?); removed, the current image is untouched",
         ));
     }
     for (base, want) in [(SUMS, Some(&src.manifest)), (SIG, src.sig.as_ref())] {

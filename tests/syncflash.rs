@@ -369,3 +369,30 @@ fn names_sharing_data_are_not_deleted() {
     assert!(err.contains("shares its data with") && err.contains("squashfs.img.old") && err.contains("nothing written"), "{err}");
     assert_eq!(listing(&m), before);
 }
+
+#[test]
+fn state_vouched_image_is_checked_on_read_back() {
+    // The state says the booted image is v2 (verified at boot), but the file now holds other
+    // bytes: no pre-pass, so the read-back catches it; the primary stays, no .new is left.
+    let env = Env::new("vouch");
+    let medium = env.p("medium");
+    env.version(1, 100_000);
+    env.version(2, 100_000);
+    env.place(&medium, 1, "");
+    let img = env.p("src/v2/squashfs.img");
+    let want = std::fs::read_to_string(env.p("src/v2/SHA256SUMS")).unwrap()[..64].to_owned();
+    let state = env.p("state");
+    std::fs::write(&state, format!("medium_mount={medium}\nimage_file={img}\nverified=sha256\nimage_sha256={want}\n")).unwrap();
+    std::fs::copy(env.p("src/v1/squashfs.img"), &img).unwrap();
+    let before = listing(&medium);
+    let (code, err) = fails(&env.run(&["--state", &state]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("read back does not match the manifest"), "{err}");
+    assert_eq!(listing(&medium), before);
+    // A state digest that is not the manifest's: refused before writing.
+    std::fs::write(&state, format!("medium_mount={medium}\nimage_file={img}\nverified=sha256\nimage_sha256={}\n", "0".repeat(64))).unwrap();
+    let (code, err) = fails(&env.run(&["--state", &state]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("nothing written"), "{err}");
+    assert_eq!(listing(&medium), before);
+}
