@@ -81,3 +81,30 @@ fetch_stop() {
 # The guest's view: /run/live/state has KEY=VALUE.
 state_is() { echo "check state-$1 grep -qx '$1=$2' /run/live/state"; }
 fetch_setup
+
+# fetch_falls_back MODE DIR REASON: a scenario where the fetch must fail and the signed local
+# image (version 1) boot instead, with one console line `liveroot: fetch: ...REASON...; booting
+# the local image`. Sets MEDIUM, EXPECT and defines prepare/guest/verify.
+fetch_falls_back() {
+	FB_MODE=$1 FB_DIR=$2 FB_REASON=$3
+	MEDIUM=fetch/flash-v1.img
+	EXPECT="root-md7 state-booted state-image_version no-v2 no-image-in-ram"
+	prepare() {
+		fetch_server "$FB_MODE" "$FB_DIR"
+		APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=60"
+	}
+	guest() {
+		cat <<G
+check_live_root
+$(state_is booted local)
+$(state_is image_version 1)
+check no-v2 test ! -e /etc/image-version
+check no-image-in-ram test ! -e /run/live/ram/squashfs.img
+G
+	}
+	verify() {
+		fetch_stop
+		grep -aqE "liveroot: fetch: .*$FB_REASON.*; booting the local image" "$RUNDIR/console.log" ||
+			problem "no 'fetch: ...$FB_REASON...; booting the local image' line"
+	}
+}
