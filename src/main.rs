@@ -9,6 +9,7 @@ mod error;
 mod fsutil;
 mod http;
 mod manifest;
+mod pairs;
 mod probe;
 mod state;
 mod sys;

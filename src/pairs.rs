@@ -1,0 +1,297 @@
+//! Image *pairs* on a medium, and what makes one trusted.
+//!
+//! A pair is the image `NAME{S}` with its `SHA256SUMS{S}`, `SHA256SUMS.minisig{S}` and, when
+//! published with dm-verity sidecars, `NAME.verity{S}` and `NAME.roothash{S}`, all with the same
+//! suffix S: "" (primary), `.old`, `.new` (see syncflash). Manifests are copied byte for byte,
+//! so they always name the files by their primary names.
+//!
+//! [`check_manifest`] decides everything that can be decided without reading the image: the
+//! signature (when a key is given, a missing or bad one fails), the *binding* (the manifest lists
+//! `NAME` exactly once with a digest: a signed manifest that lists other files never vouches for
+//! this one), the signed version, and the sidecars (both listed or neither; `.roothash` is read
+//! whole and must match its digest). The image itself is then checked either whole
+//! ([`check_image`]) or block by block as it is read (dm-verity, from [`Trusted::roothash`]).
+
+use crate::digest::{hash_file, Hasher, Progress};
+use crate::error::{Context, Error, Result};
+use crate::manifest;
+use minisign_verify::PublicKey;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub const SUMS: &str = "SHA256SUMS";
+pub const SIG: &str = "SHA256SUMS.minisig";
+pub const VERITY: &str = ".verity";
+pub const ROOTHASH: &str = ".roothash";
+/// Checked in this order at boot: the primary, the image it replaced, one being written.
+pub const SUFFIXES: [&str; 3] = ["", ".old", ".new"];
+/// A root hash file is one line of hex; anything longer is not one.
+const MAX_ROOTHASH: u64 = 1024;
+
+/// The files of pair `sfx` of image `name` in `dir`.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub dir: PathBuf,
+    pub name: String,
+    pub sfx: String,
+}
+
+impl Pair {
+    pub fn new(dir: impl Into<PathBuf>, name: &str, sfx: &str) -> Self {
+        Pair { dir: dir.into(), name: name.to_owned(), sfx: sfx.to_owned() }
+    }
+    fn path(&self, base: &str) -> PathBuf {
+        self.dir.join(format!("{base}{}", self.sfx))
+    }
+    pub fn image(&self) -> PathBuf {
+        self.path(&self.name)
+    }
+    pub fn manifest(&self) -> PathBuf {
+        self.path(SUMS)
+    }
+    pub fn sig(&self) -> PathBuf {
+        self.path(SIG)
+    }
+    pub fn verity(&self) -> PathBuf {
+        self.path(&format!("{}{VERITY}", self.name))
+    }
+    pub fn roothash(&self) -> PathBuf {
+        self.path(&format!("{}{ROOTHASH}", self.name))
+    }
+    /// Every file of the pair, in the order a rotation renames them away: the manifest first
+    /// (the pair stops being complete at once), the image last.
+    pub fn files(&self) -> [PathBuf; 5] {
+        [self.manifest(), self.sig(), self.roothash(), self.verity(), self.image()]
+    }
+    /// "primary", "old" or "new", as `/run/live/state` says `medium_pair`.
+    pub fn label(&self) -> &str {
+        match self.sfx.trim_start_matches('.') {
+            "" => "primary",
+            s => s,
+        }
+    }
+}
+
+/// What a pair's manifest (and signature) vouch for.
+#[derive(Debug, Clone)]
+pub struct Trusted {
+    /// The image's SHA-256 as listed.
+    pub sha256: [u8; 32],
+    /// `version=N` from the signed trusted comment (`None` unsigned or unversioned).
+    pub version: Option<u64>,
+    pub signed: bool,
+    /// The dm-verity root hash, when the sidecars are listed (read from `.roothash`, which
+    /// matched its listed digest).
+    pub roothash: Option<Vec<u8>>,
+    /// The listed digest of the `.verity` hash tree file, when listed.
+    pub verity_sha256: Option<[u8; 32]>,
+    /// The manifest and signature bytes that were checked (syncflash copies exactly these).
+    pub manifest: Vec<u8>,
+    pub sig: Option<Vec<u8>>,
+}
+
+fn show(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Check pair `p`'s manifest: signature (required when `key` is given), binding of the image
+/// name, version, sidecars. Reads only the small files.
+pub fn check_manifest(p: &Pair, key: Option<&PublicKey>) -> Result<Trusted> {
+    let mpath = show(&p.manifest());
+    if !p.image().exists() {
+        return Err(Error::new(show(&p.image()), "missing"));
+    }
+    if !p.manifest().exists() {
+        return Err(Error::verify(&mpath, "missing"));
+    }
+    let data = manifest::read(&mpath)?;
+    let (sig, version, signed) = match key {
+        Some(k) => {
+            let spath = show(&p.sig());
+            if !p.sig().exists() {
+                return Err(Error::verify(&spath, "missing (a public key is installed: the manifest must be signed)"));
+            }
+            let sig = manifest::read(&spath)?;
+            let comment = manifest::verify_signature(&data, &sig, &spath, k)?;
+            (Some(sig), manifest::version(&comment), true)
+        }
+        None => (std::fs::read(p.sig()).ok(), None, false),
+    };
+    let m = manifest::parse(&mpath, &data)?;
+    // parse() refuses a name listed twice (`NAME` and `*NAME` alike) and digests that are not
+    // 64 hex digits, so one entry here is the only one and it has a digest.
+    let e = m.get(p.name.as_bytes()).ok_or_else(|| {
+        Error::verify(&mpath, format!("does not list {}: the image is not covered by it", p.name))
+    })?;
+    let sha256 = e.sha256;
+    let v_name = format!("{}{VERITY}", p.name);
+    let r_name = format!("{}{ROOTHASH}", p.name);
+    let (v, r) = (m.get(v_name.as_bytes()), m.get(r_name.as_bytes()));
+    let (roothash, verity_sha256) = match (v, r) {
+        (None, None) => (None, None),
+        (Some(v), Some(r)) => (Some(read_roothash(&p.roothash(), &r.sha256)?), Some(v.sha256)),
+        _ => {
+            return Err(Error::verify(&mpath, format!("lists only one of {v_name} and {r_name}")));
+        }
+    };
+    Ok(Trusted { sha256, version, signed, roothash, verity_sha256, manifest: data, sig })
+}
+
+/// Read a `.roothash` file, check it against its listed digest, and decode its hex line.
+fn read_roothash(path: &Path, listed: &[u8; 32]) -> Result<Vec<u8>> {
+    let label = show(path);
+    let mut data = Vec::new();
+    File::open(path).ctx(&label)?.take(MAX_ROOTHASH + 1).read_to_end(&mut data).ctx(&label)?;
+    if data.len() as u64 > MAX_ROOTHASH {
+        return Err(Error::verify(&label, "larger than 1 KiB: not a root hash"));
+    }
+    let mut h = Hasher::new(false);
+    h.update(&data);
+    if &h.finish().sha256 != listed {
+        return Err(Error::verify(&label, "checksum mismatch"));
+    }
+    parse_roothash(&data).ok_or_else(|| Error::verify(&label, "not a root hash (one line of hex)"))
+}
+
+/// One line of an even number (2..=128) of hex digits, as `veritysetup` prints a root hash.
+pub fn parse_roothash(data: &[u8]) -> Option<Vec<u8>> {
+    let line = data.strip_suffix(b"\n").unwrap_or(data);
+    if line.is_empty() || line.len() % 2 != 0 || line.len() > 128 {
+        return None;
+    }
+    line.chunks(2)
+        .map(|c| {
+            let s = std::str::from_utf8(c).ok()?;
+            u8::from_str_radix(s, 16).ok().filter(|_| c.iter().all(u8::is_ascii_hexdigit))
+        })
+        .collect()
+}
+
+/// Hash the whole image and compare with the manifest's digest.
+pub fn check_image(p: &Pair, t: &Trusted, progress: Option<&mut Progress>) -> Result<()> {
+    let ipath = show(&p.image());
+    let f = File::open(p.image()).ctx(&ipath)?;
+    let mut h = Hasher::new(false);
+    hash_file(&f, &mut h, progress).ctx(&ipath)?;
+    if h.finish().sha256 != t.sha256 {
+        return Err(Error::verify(&ipath, format!("checksum mismatch with {}, image refused", show(&p.manifest()))));
+    }
+    Ok(())
+}
+
+/// The highest signed version among the pairs of `name` in `dir` whose manifest verifies with
+/// `key`, and never below `min`: the floor a fetched image must rise above.
+pub fn floor(dir: &Path, name: &str, key: &PublicKey, min: u64) -> u64 {
+    SUFFIXES
+        .iter()
+        .filter_map(|s| check_manifest(&Pair::new(dir, name, s), Some(key)).ok())
+        .filter_map(|t| t.version)
+        .fold(min, u64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("liveroot-pairs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn sha_hex(data: &[u8]) -> String {
+        let mut h = Hasher::new(false);
+        h.update(data);
+        crate::digest::hex(&h.finish().sha256)
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+    fn fixture_key() -> PublicKey {
+        manifest::pubkey_from_file(&format!("{FIXTURES}/minisign.pub")).unwrap()
+    }
+
+    #[test]
+    fn signed_manifest_that_does_not_list_the_image_is_refused() {
+        // The fixture manifest is signed (version=3) and lists abc.txt and empty.txt only.
+        let d = tmpdir("unlisted");
+        for f in ["SHA256SUMS", "SHA256SUMS.minisig"] {
+            std::fs::copy(format!("{FIXTURES}/{f}"), d.join(f)).unwrap();
+        }
+        std::fs::write(d.join("squashfs.img"), b"anything").unwrap();
+        let e = check_manifest(&Pair::new(&d, "squashfs.img", ""), Some(&fixture_key())).unwrap_err();
+        assert!(e.to_string().contains("does not list squashfs.img"), "{e}");
+        // The same manifest binds abc.txt, with its signed version.
+        std::fs::write(d.join("abc.txt"), b"abc").unwrap();
+        let p = Pair::new(&d, "abc.txt", "");
+        let t = check_manifest(&p, Some(&fixture_key())).unwrap();
+        assert_eq!((t.version, t.signed), (Some(3), true));
+        check_image(&p, &t, None).unwrap();
+        std::fs::write(d.join("abc.txt"), b"abd").unwrap();
+        assert!(check_image(&p, &t, None).unwrap_err().to_string().contains("checksum mismatch"));
+        assert_eq!(floor(&d, "abc.txt", &fixture_key(), 0), 3);
+        assert_eq!(floor(&d, "abc.txt", &fixture_key(), 9), 9);
+        assert_eq!(floor(&d, "squashfs.img", &fixture_key(), 0), 0);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn missing_or_foreign_signature_fails_with_a_key() {
+        let d = tmpdir("nosig");
+        std::fs::copy(format!("{FIXTURES}/SHA256SUMS"), d.join("SHA256SUMS.old")).unwrap();
+        std::fs::write(d.join("abc.txt.old"), b"abc").unwrap();
+        let p = Pair::new(&d, "abc.txt", ".old");
+        assert!(check_manifest(&p, Some(&fixture_key())).unwrap_err().to_string().contains("SHA256SUMS.minisig.old: missing"));
+        // Without a key the checksum is all there is.
+        let t = check_manifest(&p, None).unwrap();
+        assert_eq!((t.signed, t.version), (false, None));
+        check_image(&p, &t, None).unwrap();
+        let other = manifest::pubkey_from_file(&format!("{FIXTURES}/other.pub")).unwrap();
+        std::fs::copy(format!("{FIXTURES}/SHA256SUMS.minisig"), d.join("SHA256SUMS.minisig.old")).unwrap();
+        assert!(check_manifest(&p, Some(&other)).is_err());
+        assert!(check_manifest(&p, Some(&fixture_key())).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn sidecars_both_or_neither_and_roothash_bound() {
+        let d = tmpdir("sidecars");
+        let root = b"4392ae7f3f3f7b1a5d9c0c6e1c2a2a6f0e3d1b5c7a9e8f6d4c2b0a1e3f5d7c9b\n";
+        std::fs::write(d.join("i.img"), b"img").unwrap();
+        std::fs::write(d.join("i.img.roothash"), root).unwrap();
+        std::fs::write(d.join("i.img.verity"), b"tree").unwrap();
+        let p = Pair::new(&d, "i.img", "");
+        let both = format!(
+            "{}  i.img\n{}  i.img.verity\n{}  i.img.roothash\n",
+            sha_hex(b"img"),
+            sha_hex(b"tree"),
+            sha_hex(root)
+        );
+        std::fs::write(d.join("SHA256SUMS"), &both).unwrap();
+        let t = check_manifest(&p, None).unwrap();
+        assert_eq!(t.roothash.as_deref().map(|r| r.len()), Some(32));
+        assert_eq!(t.verity_sha256, Some(crate::digest::parse_sha256(sha_hex(b"tree").as_bytes()).unwrap()));
+        // A root hash other than the listed one.
+        std::fs::write(d.join("i.img.roothash"), b"00\n").unwrap();
+        assert!(check_manifest(&p, None).unwrap_err().to_string().contains("i.img.roothash: checksum mismatch"));
+        // Only one sidecar listed.
+        std::fs::write(d.join("SHA256SUMS"), format!("{}  i.img\n{}  i.img.verity\n", sha_hex(b"img"), sha_hex(b"tree"))).unwrap();
+        assert!(check_manifest(&p, None).unwrap_err().to_string().contains("lists only one"));
+        // Sidecars on the medium but not listed: not trusted, not used.
+        std::fs::write(d.join("SHA256SUMS"), format!("{}  i.img\n", sha_hex(b"img"))).unwrap();
+        assert!(check_manifest(&p, None).unwrap().roothash.is_none());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn roothash_lines() {
+        assert_eq!(parse_roothash(b"00ff\n"), Some(vec![0, 255]));
+        assert_eq!(parse_roothash(b"00FF"), Some(vec![0, 255]));
+        for bad in [&b""[..], b"\n", b"0", b"0g", b"+1", b"00\n\n", b"00 ", "é0".as_bytes()] {
+            assert_eq!(parse_roothash(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_roothash(&[b'a'; 130]), None);
+    }
+}
