@@ -13,6 +13,7 @@ mod pairs;
 mod probe;
 mod state;
 mod sys;
+mod verity;
 
 use std::io::Write;
 
