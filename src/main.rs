@@ -5,6 +5,7 @@
 mod cli;
 mod cmdline;
 mod digest;
+mod dmverity;
 mod error;
 mod fsutil;
 mod http;

@@ -134,12 +134,14 @@ impl Superblock {
         b
     }
 
+    #[cfg(test)]
     pub fn uuid_string(&self) -> String {
         format_uuid(&self.uuid)
     }
 }
 
 /// `12345678-1234-1234-1234-123456789abc`, as uuid_unparse writes it.
+#[cfg(test)]
 pub fn format_uuid(u: &[u8; 16]) -> String {
     let h = hex(u);
     let s = |a: usize, b: usize| h.get(a..b).unwrap_or_default();
@@ -416,7 +418,31 @@ impl std::str::FromStr for OnCorruption {
     }
 }
 
+/// Which block the root hash is computed over: the top hash block, or (a one-block image) the
+/// data block itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Top {
+    /// (byte offset in the hash file, length)
+    Hash(u64, usize),
+    /// (byte offset in the data, length)
+    Data(u64, usize),
+}
+
 impl Params {
+    /// Where the block under the root hash lives; checking it costs one block read and tells a
+    /// wrong root hash or a foreign tree before a device is made.
+    pub fn top(&self) -> Top {
+        match self.geometry.levels.last() {
+            Some(&(top, _)) => Top::Hash(top.saturating_mul(u64::from(self.hash_block_size)), self.hash_block_size as usize),
+            None => Top::Data(0, self.data_block_size as usize),
+        }
+    }
+
+    /// Whether `block` (read from [`Params::top`]) hashes to the root hash.
+    pub fn top_matches(&self, block: &[u8]) -> bool {
+        Salted::new(&self.salt).digest(block)[..] == self.root_hash[..]
+    }
+
     /// 512-byte sectors the device maps.
     pub fn sectors(&self) -> u64 {
         // table_params checked that the product fits.
@@ -912,6 +938,25 @@ mod tests {
         s.hash_block_size = 512;
         s.data_blocks = 129 * 8;
         assert_eq!(table_params("x", &s, size, true, 1 << 20, &t.root).unwrap().hash_start, 1);
+    }
+
+    #[test]
+    fn top_block_checks_the_root_hash() {
+        let d = data(129 * 4096);
+        let (sb, t) = build(&d, b"s", 4096);
+        let file = hash_file(&sb, &t);
+        let p = params_for(&sb, &t, d.len() as u64);
+        assert_eq!(p.top(), Top::Hash(4096, 4096));
+        assert!(p.top_matches(&file[4096..8192]));
+        assert!(!p.top_matches(&file[8192..12288]));
+        let mut wrong = p.clone();
+        wrong.root_hash[31] ^= 1;
+        assert!(!wrong.top_matches(&file[4096..8192]));
+        let one = data(4096);
+        let (sb, t) = build(&one, b"s", 4096);
+        let p = params_for(&sb, &t, 4096);
+        assert_eq!(p.top(), Top::Data(0, 4096));
+        assert!(p.top_matches(&one));
     }
 
     #[test]
