@@ -82,7 +82,8 @@ initramfs: $(BUILD)/liveroot kernel
 stock-initramfs: kernel
 	@mk/stockinit/build.sh $(BUILD)/stock-initramfs.cpio.gz
 
-image: $(BUILD)/.deps
+# The dm-verity sidecars beside each image are made by liveroot itself.
+image: $(BUILD)/.deps $(BUILD)/liveroot
 	@mk/mkimage.sh $(BUILD)
 
 demo: $(BUILD)/liveroot
