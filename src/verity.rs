@@ -170,7 +170,7 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
 /// Hex (either case, even length, possibly empty) to bytes.
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     let nib = |c: u8| match c {
