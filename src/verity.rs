@@ -803,6 +803,32 @@ mod tests {
         assert_eq!(hash_file(&sb, &t).len(), 16384);
     }
 
+    #[test]
+    fn known_answers_other_block_sizes() {
+        // veritysetup format --data-block-size 512 --hash-block-size 512 (40 blocks of 0xa5), and
+        // the default 4096 data blocks with --hash-block-size 1024 (300 blocks of 0x5a).
+        let salt = [0, 0x11, 0x22, 0x33];
+        let uuid = parse_uuid(UUID).unwrap();
+        for (dbs, hbs, n, byte, root, file, len) in [
+            (512u32, 512u32, 40u64, 0xa5u8, "a6a4f7f8f19275bc4f353d6f3c143356b7797d3af34515eab8078687c41507ff",
+             "52b797d2b3f2165561a0a93119977fa3caff1419340e67716f960f25ad1d4f5f", 2560usize),
+            (4096, 1024, 300, 0x5a, "6d610bba9a514e3703cb0a213d77aa4cde21dd719217470d957a7ef082b1b9b8",
+             "97fdf5c8644d6094c211df0b493a194c417242820156fc9e131e0360a5342de1", 12288),
+        ] {
+            let d = vec![byte; n as usize * dbs as usize];
+            let mut b = TreeBuilder::new(&salt, dbs, hbs, n).unwrap();
+            b.update(&d);
+            let t = b.finish().unwrap();
+            let sb = Superblock { data_block_size: dbs, hash_block_size: hbs, ..Superblock::new(n, &salt, uuid) };
+            let f = hash_file(&sb, &t);
+            assert_eq!((hex(&t.root).as_str(), sha(&f).as_str(), f.len()), (root, file, len), "{dbs}/{hbs}");
+            // And the table check and offline verification accept them.
+            let p = table_params("x", &sb, d.len() as u64, true, f.len() as u64, &t.root).unwrap();
+            let tree = &f[(p.hash_start * u64::from(hbs)) as usize..];
+            assert_eq!(verify_all(&p, tree, &d), Ok(n));
+        }
+    }
+
     const ROOT_ZERO_1: &str = "7ec8dda1b53ca958f13d08bcb7f8320234bed38c694eaebd9bd43bbfbf4d742f";
     const FILE_ZERO_1: &str = "e0426349cdc6448701681b3e9ed9d1d35c57c16787811e4b434ae3fb0c540e45";
     const ROOT_A5_129: &str = "144ec404f64adabf3abd24426ee16af18b098d8f7fe1d1853ee067238b997c73";
