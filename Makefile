@@ -9,7 +9,7 @@ PUBKEY ?=
 # Debian packages the build, the tests and the benchmarks need.
 APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign \
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time \
-	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev
+	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin
 
 .PHONY: all deps build test unit qemu-test bench size kernel initramfs stock-initramfs image demo run clean
 all: $(BUILD)/liveroot
@@ -82,7 +82,8 @@ initramfs: $(BUILD)/liveroot kernel
 stock-initramfs: kernel
 	@mk/stockinit/build.sh $(BUILD)/stock-initramfs.cpio.gz
 
-image: $(BUILD)/.deps
+# The dm-verity sidecars beside each image are made by liveroot itself.
+image: $(BUILD)/.deps $(BUILD)/liveroot
 	@mk/mkimage.sh $(BUILD)
 
 demo: $(BUILD)/liveroot

@@ -1,8 +1,11 @@
-//! dmsnap — device-mapper snapshots for the live root, without libdevmapper or udev.
+//! dmsnap — device-mapper snapshots and verity devices for the live root, without libdevmapper
+//! or udev.
 //!
 //! ```text
 //! dmsnap create NAME --origin DEV (--cow DEV | --overlay-size SIZE --overlay-dir DIR)
 //!               [--persistent | --transient] [--chunk SECTORS]
+//! dmsnap verity NAME --data FILE|DEV --hash FILE|DEV (--roothash HEX | --roothash-file F)
+//!               [--on-corruption eio|restart|panic]
 //! dmsnap status [NAME] [--raw]
 //! dmsnap table NAME
 //! dmsnap list [--all]
@@ -16,8 +19,16 @@
 //! show only such devices. `--overlay-size/--overlay-dir` make a sparse `DIR/NAME.overlay` on a
 //! loop device as the COW; the loop auto-clears when the snapshot goes away and `remove` deletes
 //! the file. `/dev/mapper/NAME` is made with mknod (no udev).
+//!
+//! `verity` maps an image through dm-verity (src/dmverity.rs): every block read is checked
+//! against the root hash; the hash file's superblock is checked against the data first. Files
+//! go on read-only autoclear loops that leave with the device. Default on corruption: the read
+//! fails with EIO (the reader never gets altered data, the box keeps running, and a restart on a
+//! medium that stays corrupt would loop); restart/panic suit boxes with a watchdog or fallback.
 
 use crate::cli::{human_size, parse, parse_size};
+use crate::dmverity;
+use crate::verity::{self as vt, OnCorruption};
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::sys::dm::{self, Control, Target};
@@ -41,6 +52,7 @@ struct Args {
 #[argh(subcommand)]
 enum Cmd {
     Create(Create),
+    Verity(Verity),
     Status(Status),
     Table(Table),
     List(List),
@@ -80,6 +92,33 @@ struct Create {
     /// chunk size in 512-byte sectors, a power of two (default 8)
     #[argh(option, default = "8")]
     chunk: u64,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "verity")]
+#[argh(note = "FILEs are attached to read-only loops that go away with the device; block devices are used as they are. The hash file's veritysetup superblock is checked against the data (sha256, hash type 1, block sizes 512..4096, data blocks x block size = the data file's size, tree fits) before anything is made; the root hash must come from somewhere trusted (a signed manifest).
+On a block that does not verify: eio (default) fails that read, restart reboots, panic halts.
+Table: `0 <sectors> verity 1 <data> <hash> <dbs> <hbs> <blocks> <hash start> sha256 <root> <salt>`, loaded read-only; the uuid LIVEROOT-NAME. Exit 3 when the superblock does not fit.")]
+/// map NAME through dm-verity: every block read is checked against the root hash
+struct Verity {
+    /// device name (at most 127 bytes, no '/')
+    #[argh(positional)]
+    name: String,
+    /// the image (a file or a block device)
+    #[argh(option)]
+    data: String,
+    /// its hash tree with the veritysetup superblock (IMAGE.verity)
+    #[argh(option)]
+    hash: String,
+    /// the root hash, hex
+    #[argh(option)]
+    roothash: Option<String>,
+    /// a file holding the root hash (IMAGE.roothash)
+    #[argh(option)]
+    roothash_file: Option<String>,
+    /// what a block that fails verification does: eio (default), restart or panic
+    #[argh(option, default = "OnCorruption::Eio")]
+    on_corruption: OnCorruption,
 }
 
 #[derive(FromArgs)]
@@ -130,6 +169,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     let args: Args = parse(argv, "")?;
     match args.cmd {
         Cmd::Create(c) => create(c),
+        Cmd::Verity(v) => verity(v),
         Cmd::Status(s) => status(s),
         Cmd::Table(t) => table(t),
         Cmd::List(l) => list(l),
@@ -277,6 +317,22 @@ fn create(c: Create) -> Result<()> {
     Ok(())
 }
 
+fn verity(v: Verity) -> Result<()> {
+    dm::check_name(&v.name).map_err(|e| Error::usage(e.to_string()))?;
+    let root = match (&v.roothash, &v.roothash_file) {
+        (Some(h), None) => vt::parse_hex(h).ok_or_else(|| Error::usage(format!("--roothash '{h}': not hex")))?,
+        (None, Some(f)) => {
+            use std::io::Read;
+            let mut data = Vec::new();
+            std::fs::File::open(f).ctx(f)?.take(1025).read_to_end(&mut data).ctx(f)?;
+            crate::pairs::parse_roothash(&data).ok_or_else(|| Error::verify(f, "not a root hash (one line of hex)"))?
+        }
+        _ => return Err(Error::usage("need one of --roothash HEX or --roothash-file FILE")),
+    };
+    let uuid = format!("{UUID_PREFIX}{}", v.name);
+    dmverity::create(&v.name, &uuid, &v.data, &v.hash, &root, v.on_corruption).map(|_| ())
+}
+
 /// Our devices (uuid LIVEROOT-...) or all, as (name, major, minor).
 fn devices(ctl: &Control, all: bool) -> Result<Vec<(String, u32, u32)>> {
     let mut v = ctl.list()?;
@@ -357,15 +413,19 @@ fn status(s: Status) -> Result<()> {
             }
             continue;
         }
-        let snaps: Vec<&Target> = targets.iter().filter(|t| t.kind == "snapshot").collect();
-        if snaps.is_empty() {
+        let ours: Vec<&Target> = targets.iter().filter(|t| t.kind == "snapshot" || t.kind == "verity").collect();
+        if ours.is_empty() {
             if s.name.is_some() {
-                return Err(Error::new(n, "not a snapshot"));
+                return Err(Error::new(n, "not a snapshot or verity device"));
             }
             continue;
         }
-        for t in snaps {
-            text.push_str(&describe(n, &t.params));
+        for t in ours {
+            if t.kind == "verity" {
+                text.push_str(&dmverity::describe(n, &t.params));
+            } else {
+                text.push_str(&describe(n, &t.params));
+            }
         }
     }
     out(&text);

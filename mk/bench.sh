@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: mk/bench.sh BINARY [SECTION...]
-# Sections (default: all, in this order): hash fetch size boot migrate syncflash.
+# Sections (default: all, in this order): hash verity fetch size boot migrate syncflash.
 # migrate boots QEMU (TCG) with a 1 GiB root image (built once into build/bench-1g/, slow the
 # first time) and times dd of the array's bytes vs migrate onto the same disk in the same boot.
 # Each section is a function bench_NAME; add later benchmarks (boot time, migrate, imgfetch) as
@@ -13,7 +13,7 @@
 # FETCH_MIBS (image sizes for the fetch section, default "64 1024").
 set -euo pipefail
 
-SECTIONS=(hash fetch size boot migrate syncflash)
+SECTIONS=(hash verity fetch size boot migrate syncflash)
 RUNS=${RUNS:-5}
 BENCH_MIB=${BENCH_MIB:-1024}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -103,6 +103,40 @@ bench_hash() {
         "$(awk -v a="${e[0]}" -v b="${e[3]}" 'BEGIN{printf "%+.1f%%", (b/a - 1) * 100}')" \
         "$(awk -v a="${c[0]}" -v b="${c[3]}" 'BEGIN{printf "%+.1f%%", (a > 0) ? (b/a - 1) * 100 : 0}')" "cost of --crc32"
     rm -f "$f"
+    echo
+}
+
+# dm-verity sidecars: `imgcheck --verity-format` vs `veritysetup format` on the same file, same
+# salt and uuid, warm cache, alternating which goes first; the outputs must be identical.
+# Goal: imgcheck's throughput >= 1.0x veritysetup's.
+bench_verity() {
+    local f="$WORK/vimage" runs=$RUNS r t salt=5eed uuid=12345678-1234-1234-1234-123456789abc
+    local -a oe=() oc=() ve=() vc=()
+    ((runs >= 3)) || runs=3
+    echo "== verity: sidecars of a ${BENCH_MIB} MiB random file, warm page cache, median of $runs runs, alternating order =="
+    head -c "$((BENCH_MIB << 20))" /dev/urandom >"$f"
+    cat "$f" >/dev/null
+    local ours="imgcheck --verity-format '$f' --salt $salt --uuid $uuid"
+    local theirs="PATH='$HOST_PATH' veritysetup format '$f' '$f.ref.verity' --salt $salt --uuid $uuid --root-hash-file '$f.ref.roothash'"
+    for ((r = 0; r < runs; r++)); do
+        if ((r % 2 == 0)); then
+            t=$(time_once "$ours"); oe+=("${t% *}"); oc+=("${t#* }")
+            t=$(time_once "$theirs"); ve+=("${t% *}"); vc+=("${t#* }")
+        else
+            t=$(time_once "$theirs"); ve+=("${t% *}"); vc+=("${t#* }")
+            t=$(time_once "$ours"); oe+=("${t% *}"); oc+=("${t#* }")
+        fi
+    done
+    cmp -s "$f.verity" "$f.ref.verity" && cmp -s "$f.roothash" "$f.ref.roothash" ||
+        { echo "bench: verity: imgcheck's sidecars differ from veritysetup's" >&2; exit 1; }
+    local e1 c1 e2 c2
+    e1=$(printf '%s\n' "${oe[@]}" | median) c1=$(printf '%s\n' "${oc[@]}" | median)
+    e2=$(printf '%s\n' "${ve[@]}" | median) c2=$(printf '%s\n' "${vc[@]}" | median)
+    row "command" "elapsed s" "MB/s" "cpu s" "x (elapsed)" "x (cpu)" ""
+    row "imgcheck --verity-fmt" "$e1" "$(mbps "$e1")" "$c1" "1.00" "1.00" "sidecars byte-identical"
+    row "veritysetup format" "$e2" "$(mbps "$e2")" "$c2" "$(ratio "$e1" "$e2")" "$(ratio "$c1" "$c2")" \
+        "imgcheck throughput / veritysetup's (goal >= 1.00)"
+    rm -f "$f" "$f".*
     echo
 }
 

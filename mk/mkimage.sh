@@ -3,20 +3,26 @@
 #
 # BUILD/live-flash.img      ext4 filesystem on the whole disk, label LIVE, UUID $LIVE_UUID:
 #                           LiveOS/squashfs.img (holding LiveOS/rootfs.img, ext4) + LiveOS/SHA256SUMS
+#                           + the dm-verity sidecars squashfs.img.verity and squashfs.img.roothash
+#                           (made by `liveroot imgcheck --verity-format`, listed in SHA256SUMS)
 # BUILD/live-flash-fat.img  the same files on FAT32, label LIVE, volume id $FAT_UUID
 # BUILD/live-flash-alt.img  ext4, label LIVEALT, UUID $ALT_UUID, older layout and custom names:
 #                           live/root.sqfs (holding LiveOS/ext3fs.img, ext3) + live/SHA256SUMS
+#                           + root.sqfs.verity and root.sqfs.roothash
 # BUILD/live-images.env     those names and UUIDs, for scenarios (shell variable assignments)
 #
 # Stock tools only (mke2fs -d, mksquashfs, mkfs.vfat + mcopy): no root, no mounts. UUIDs, hash
-# seeds and timestamps are fixed (SOURCE_DATE_EPOCH), so the same inputs give the same bytes.
-# Rebuilds only when an input changed.
+# seeds, verity salts and timestamps are fixed (SOURCE_DATE_EPOCH), so the same inputs give the
+# same bytes. Rebuilds only when an input changed. Needs build/liveroot (LIVEROOT=) for the
+# sidecars; its version is not an input: the sidecars are veritysetup's bytes whatever builds them.
 set -euo pipefail
 
 build=${1:?usage: mk/mkimage.sh BUILD}
 here=$(cd "$(dirname "$0")" && pwd)
 epoch=${SOURCE_DATE_EPOCH:-1700000000}
 busybox=${BUSYBOX:-/bin/busybox}
+liveroot=${LIVEROOT:-$build/liveroot}
+[[ -x $liveroot ]] || { echo "mkimage: $liveroot: missing (run make build)" >&2; exit 1; }
 ROOT_MIB=${ROOT_MIB:-256} # room for the tests' writes (64 MiB into a 32 MiB overlay)
 
 LIVE_UUID=4c495645-0000-4000-8000-000000000001
@@ -24,6 +30,7 @@ ALT_UUID=4c495645-0000-4000-8000-000000000002
 ROOTFS_UUID=4c495645-0000-4000-8000-0000000000f1
 FAT_ID=4C495645 # shows as UUID 4C49-5645
 HASH_SEED=4c495645-0000-4000-8000-0000000000aa
+VERITY_UUID=4c495645-0000-4000-8000-0000000000b1
 
 stamp=$build/.image-stamp
 inputs=$( {
@@ -74,12 +81,16 @@ mksq() {
 	env -u SOURCE_DATE_EPOCH mksquashfs "$1" "$2" -noappend -quiet -no-progress -all-root \
 		-mkfs-time "$epoch" -all-time "$epoch" >/dev/null
 }
-# medium_dir DIR SQUASHNAME SQUASHFILE: the files the medium holds under DIR
+# medium_dir DIR SQUASHNAME SQUASHFILE: the files the medium holds under DIR: the image, its
+# dm-verity sidecars (a salt fixed per image name, for reproducible bytes) and SHA256SUMS
+# listing all three.
 medium_dir() {
-	local d=$tmp/medium.$1.$2
+	local d=$tmp/medium.$1.$2 salt
 	mkdir -p "$d/$1"
 	cp "$3" "$d/$1/$2"
-	(cd "$d/$1" && sha256sum "$2" >SHA256SUMS)
+	salt=$(echo "$HASH_SEED $2" | sha256sum | cut -c1-64)
+	"$liveroot" imgcheck --verity-format "$d/$1/$2" --salt "$salt" --uuid "$VERITY_UUID" >/dev/null
+	(cd "$d/$1" && sha256sum "$2" "$2.verity" "$2.roothash" >SHA256SUMS)
 	stamp_tree "$d"
 	echo "$d"
 }

@@ -24,7 +24,7 @@ liveroot=${LIVEROOT-$top/build/liveroot}
 skel=${SKEL:-$top/initramfs-skel}
 busybox=${BUSYBOX:-/bin/busybox}
 epoch=${SOURCE_DATE_EPOCH:-1700000000}
-modules=${MODULES:-virtio_pci virtio_blk virtio_net failover net_failover loop squashfs dm-snapshot dm-bufio dm-mod raid1 md-mod
+modules=${MODULES:-virtio_pci virtio_blk virtio_net failover net_failover loop squashfs dm-snapshot dm-verity dm-bufio dm-mod raid1 md-mod
 	vfat fat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs}
 
 die() { echo "mkinitramfs: $*" >&2; exit 1; }

@@ -5,6 +5,7 @@
 mod cli;
 mod cmdline;
 mod digest;
+mod dmverity;
 mod error;
 mod fsutil;
 mod http;
@@ -13,6 +14,7 @@ mod pairs;
 mod probe;
 mod state;
 mod sys;
+mod verity;
 
 use std::io::Write;
 

@@ -39,7 +39,7 @@ impl Drop for Loop {
 fn help_for_applet_and_every_subcommand() {
     let (rc, out, err) = dmsnap(&["--help"]);
     assert_eq!((rc, err.as_str()), (0, ""));
-    for sub in ["create", "status", "table", "list", "remove"] {
+    for sub in ["create", "verity", "status", "table", "list", "remove"] {
         assert!(out.contains(&format!("  {sub} ")), "top help lacks {sub}: {out}");
         let (rc, out, err) = dmsnap(&[sub, "--help"]);
         assert_eq!(rc, 0, "{sub} --help: {err}");
@@ -150,4 +150,55 @@ fn multicall_name_works_too() {
     let o = run(Command::new(env!("CARGO_BIN_EXE_liveroot")).args(["dmsnap", "table", "--help"]));
     assert_eq!(o.code, 0);
     assert!(o.stdout.starts_with("Usage: dmsnap table"));
+}
+
+/// `dmsnap verity` refuses a bad command line (exit 2) and a superblock that does not fit the
+/// data (exit 3) before it touches device-mapper or attaches a loop.
+#[test]
+fn verity_refuses_before_touching_the_kernel() {
+    let e = TempDir::new("dmsnap-verity");
+    let img = e.path_str("v.img");
+    std::fs::write(&img, (0..200 * 4096u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect::<Vec<u8>>()).unwrap();
+    let o = run_applet("imgcheck", &["--verity-format", &img]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let (tree, rh) = (format!("{img}.verity"), format!("{img}.roothash"));
+    let root = std::fs::read_to_string(&rh).unwrap();
+    for bad in [
+        &["verity", "v", "--data", &img, "--hash", &tree][..],
+        &["verity", "v", "--data", &img, "--hash", &tree, "--roothash", &root, "--roothash-file", &rh],
+        &["verity", "v", "--data", &img, "--hash", &tree, "--roothash", "xyz"],
+        &["verity", "v", "--data", &img, "--hash", &tree, "--roothash", &root, "--on-corruption", "ignore"],
+        &["verity", "a/b", "--data", &img, "--hash", &tree, "--roothash", &root],
+        &["verity", "v", "--hash", &tree, "--roothash", &root],
+    ] {
+        let (rc, out, err) = dmsnap(bad);
+        assert_eq!(rc, 2, "{bad:?}: {err}");
+        assert!(out.is_empty() && err.starts_with("dmsnap: "), "{bad:?}: {err}");
+    }
+    let refuse = |args: &[&str], want: &str| {
+        let (rc, _, err) = dmsnap(args);
+        assert_eq!(rc, 3, "{args:?}: {err}");
+        assert!(err.starts_with("dmsnap: ") && err.contains(want), "{args:?}: {err} lacks {want}");
+    };
+    // Another root hash: the top block of the tree does not hash to it.
+    let other = format!("{}{}", if root.starts_with('0') { "1" } else { "0" }, &root[1..]);
+    refuse(&["verity", "v", "--data", &img, "--hash", &tree, "--roothash", &other], "hash tree does not match the root hash");
+    refuse(&["verity", "v", "--data", &img, "--hash", &tree, "--roothash", &root[..62]], "root hash is 31 bytes");
+    // The image as the hash file: no superblock.
+    refuse(&["verity", "v", "--data", &img, "--hash", &img, "--roothash-file", &rh], "no \"verity\" signature");
+    // A grown image.
+    let grown = e.path_str("grown.img");
+    let mut g = std::fs::read(&img).unwrap();
+    g.extend_from_slice(&[0; 512]);
+    std::fs::write(&grown, g).unwrap();
+    refuse(&["verity", "v", "--data", &grown, "--hash", &tree, "--roothash-file", &rh], "the rest would be unverified");
+    // A salt size over 256 in the superblock.
+    let bad_sb = e.path_str("bad.verity");
+    let mut t = std::fs::read(&tree).unwrap();
+    t[80..82].copy_from_slice(&300u16.to_le_bytes());
+    std::fs::write(&bad_sb, t).unwrap();
+    refuse(&["verity", "v", "--data", &img, "--hash", &bad_sb, "--roothash-file", &rh], "salt size 300");
+    let (rc, _, err) = dmsnap(&["verity", "v", "--data", &e.path_str("missing"), "--hash", &tree, "--roothash-file", &rh]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.ends_with("/missing: No such file or directory\n"), "{err}");
 }

@@ -423,3 +423,197 @@ fn page_cache_dropped_only_where_we_filled_it() {
     let after = resident_bytes(&p);
     assert!(after + SLACK >= before && after <= before + SLACK, "hole: {:.1} MiB before, {:.1} after", mib(before), mib(after));
 }
+
+// --- dm-verity sidecars, side by side with Debian's veritysetup (package cryptsetup-bin) ---
+
+const SALT: &str = "5eed00112233445566778899aabbccddeeff00112233445566778899aabbccdd";
+const UUID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+/// Pseudo-random content, distinct per block, so a tree built from the wrong block differs.
+fn content(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn veritysetup(e: &Env, args: &[&str]) -> Output {
+    let o = e.sh("veritysetup", args);
+    assert_eq!(code(&o), 0, "veritysetup {args:?}: {}{}", out(&o), err(&o));
+    o
+}
+
+fn cmp(e: &Env, a: &str, b: &str) {
+    let o = e.sh("cmp", &[a, b]);
+    assert_eq!(code(&o), 0, "cmp {a} {b}: {}{}", out(&o), err(&o));
+}
+
+#[test]
+fn verity_sidecars_identical_to_veritysetup() {
+    let e = Env::new("verity-parity");
+    // One block; not a multiple of the block (the tail is not covered, as veritysetup does); two
+    // levels (129 blocks, 20 MiB); three levels (16385 blocks).
+    for (i, len) in [4096usize, 4096 * 3 + 1000, 129 * 4096, 20 << 20, 16385 * 4096].into_iter().enumerate() {
+        let ours = format!("img{i}");
+        let theirs = format!("ref{i}");
+        let data = content(len, i as u32 + 1);
+        e.put(&ours, &data);
+        e.put(&theirs, &data);
+        veritysetup(
+            &e,
+            &["format", &theirs, &format!("{theirs}.verity"), "--salt", SALT, "--uuid", UUID, "--root-hash-file", &format!("{theirs}.roothash")],
+        );
+        let o = e.run(&["--verity-format", &ours, "--salt", SALT, "--uuid", UUID]);
+        assert_eq!(code(&o), 0, "{len}: {}", err(&o));
+        cmp(&e, &format!("{ours}.verity"), &format!("{theirs}.verity"));
+        cmp(&e, &format!("{ours}.roothash"), &format!("{theirs}.roothash"));
+        let root = fs::read_to_string(e.data().join(format!("{theirs}.roothash"))).unwrap();
+        assert_eq!(out(&o), format!("{root}\n"), "stdout is the root hash");
+        if len % 4096 != 0 {
+            assert!(err(&o).contains("are not covered by the tree"), "{}", err(&o));
+        } else {
+            assert!(o.stderr.is_empty(), "{}", err(&o));
+            let v = e.run(&["--verity-verify", &ours]);
+            assert_eq!((code(&v), out(&v)), (0, format!("{ours}: OK ({} blocks)\n", len / 4096)), "{}", err(&v));
+        }
+        // No temporary files left behind.
+        let left: Vec<String> = fs::read_dir(e.data())
+            .unwrap()
+            .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+#[test]
+fn verity_defaults_random_salt_and_uuid_accepted_by_veritysetup() {
+    let e = Env::new("verity-defaults");
+    e.put("a.img", &content(300 * 4096, 9));
+    let mut salts = Vec::new();
+    for _ in 0..2 {
+        let o = e.run(&["--verity-format", "a.img"]);
+        assert_eq!(code(&o), 0, "{}", err(&o));
+        let root = fs::read_to_string(e.data().join("a.img.roothash")).unwrap();
+        assert_eq!(root.len(), 64);
+        veritysetup(&e, &["verify", "a.img", "a.img.verity", &root]);
+        let dump = out(&veritysetup(&e, &["dump", "a.img.verity"]));
+        let salt = dump.lines().find(|l| l.starts_with("Salt:")).unwrap().split_whitespace().nth(1).unwrap().to_owned();
+        assert_eq!(salt.len(), 64, "32 bytes of salt: {dump}");
+        assert!(dump.contains("Hash algorithm:  \tsha256"), "{dump}");
+        salts.push((salt, dump.lines().find(|l| l.starts_with("UUID:")).unwrap().to_owned()));
+    }
+    assert_ne!(salts[0].0, salts[1].0, "a fresh salt each time");
+    assert_ne!(salts[0].1, salts[1].1, "a fresh uuid each time");
+}
+
+#[test]
+fn verity_verify_names_the_bad_block() {
+    let e = Env::new("verity-verify");
+    let data = content(200 * 4096, 3);
+    e.put("i.img", &data);
+    let o = e.run(&["--verity-format", "i.img", "--salt", SALT, "--uuid", UUID]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let root = fs::read_to_string(e.data().join("i.img.roothash")).unwrap();
+    let tree = fs::read(e.data().join("i.img.verity")).unwrap();
+    let ok = e.run(&["--verity-verify", "i.img", "--roothash", &root]);
+    assert_eq!(code(&ok), 0, "{}", err(&ok));
+    e.put("rh", root.as_bytes());
+    assert_eq!(code(&e.run(&["--verity-verify", "i.img", "--roothash-file", "rh"])), 0);
+
+    let fails = |args: &[&str], want: &str| {
+        let o = e.run(args);
+        assert_eq!(code(&o), 3, "{args:?}: {}", err(&o));
+        assert!(o.stdout.is_empty());
+        assert_eq!(err(&o).lines().last().unwrap(), want, "{args:?}");
+    };
+    // One byte of data block 150 changed.
+    let mut bad = data.clone();
+    bad[150 * 4096 + 17] ^= 0x40;
+    e.put("i.img", &bad);
+    fails(&["--verity-verify", "i.img"], "imgcheck: i.img: data block 150 (bytes 614400-618495) does not match the hash tree");
+    // veritysetup agrees that it is corrupt.
+    assert_ne!(code(&e.sh("veritysetup", &["verify", "i.img", "i.img.verity", &root])), 0);
+    e.put("i.img", &data);
+    // A digest in level 0 (hash block 2, after the superblock and the top block) changed.
+    let mut t = tree.clone();
+    t[2 * 4096 + 40] ^= 1;
+    e.put("i.img.verity", &t);
+    fails(&["--verity-verify", "i.img"], "imgcheck: i.img.verity: hash block 2 (tree level 0) does not match the level above");
+    // The top block changed, or another root hash.
+    let mut t = tree.clone();
+    t[4096 + 3] ^= 1;
+    e.put("i.img.verity", &t);
+    let root_msg = "imgcheck: i.img.verity: hash tree does not match the root hash (wrong root hash, or a corrupt tree)";
+    fails(&["--verity-verify", "i.img"], root_msg);
+    e.put("i.img.verity", &tree);
+    let other = format!("{}{}", if root.starts_with('0') { "1" } else { "0" }, &root[1..]);
+    fails(&["--verity-verify", "i.img", "--roothash", &other], root_msg);
+    // A bad superblock, a foreign algorithm, a truncated tree, a grown image.
+    let mut t = tree.clone();
+    t[0] = b'X';
+    e.put("i.img.verity", &t);
+    fails(&["--verity-verify", "i.img"], "imgcheck: i.img.verity: no \"verity\" signature (not a veritysetup hash file)");
+    let mut t = tree.clone();
+    t[32..38].copy_from_slice(b"sha1\0\0");
+    e.put("i.img.verity", &t);
+    let o = e.run(&["--verity-verify", "i.img"]);
+    assert_eq!(code(&o), 3);
+    assert!(err(&o).contains("hash algorithm 'sha1' is not supported (only sha256"), "{}", err(&o));
+    e.put("i.img.verity", &tree[..tree.len() - 4096]);
+    let o = e.run(&["--verity-verify", "i.img"]);
+    assert_eq!(code(&o), 3);
+    assert!(err(&o).contains("the tree for 200 data blocks needs"), "{}", err(&o));
+    e.put("i.img.verity", &tree);
+    let mut grown = data.clone();
+    grown.extend_from_slice(&[0u8; 4096]);
+    e.put("i.img", &grown);
+    let o = e.run(&["--verity-verify", "i.img"]);
+    assert_eq!(code(&o), 3);
+    assert!(err(&o).contains("the rest would be unverified"), "{}", err(&o));
+    // A root hash file that is not hex.
+    e.put("i.img", &data);
+    e.put("i.img.roothash", b"not a hash\n");
+    fails(&["--verity-verify", "i.img"], "imgcheck: i.img.roothash: not a root hash (one line of hex)");
+}
+
+#[test]
+fn verity_usage_and_io_errors() {
+    let e = Env::new("verity-usage");
+    e.put("small", b"tiny");
+    e.put("ok.img", &content(4096, 1));
+    for bad in [
+        &["--verity-format"][..],
+        &["--verity-format", "ok.img", "--salt", "xyz"],
+        &["--verity-format", "ok.img", "--salt", &"00".repeat(257)],
+        &["--verity-format", "ok.img", "--uuid", "nope"],
+        &["--verity-format", "ok.img", "extra"],
+        &["--verity-format", "ok.img", "--verity-verify", "ok.img"],
+        &["--verity-format", "ok.img", "-c", "S"],
+        &["--salt", "00", "ok.img"],
+        &["--roothash", "00"],
+        &["--verity-verify", "ok.img", "--roothash", "00", "--roothash-file", "f"],
+    ] {
+        let o = e.run(bad);
+        assert_eq!(code(&o), 2, "{bad:?}: {}", err(&o));
+        assert!(err(&o).starts_with("imgcheck: "), "{bad:?}: {}", err(&o));
+    }
+    let o = e.run(&["--verity-format", "small"]);
+    assert_eq!((code(&o), err(&o).as_str()), (1, "imgcheck: small: 4 bytes: smaller than one 4096-byte block\n"));
+    let o = e.run(&["--verity-format", "missing"]);
+    assert_eq!((code(&o), err(&o).as_str()), (1, "imgcheck: missing: No such file or directory\n"));
+    assert!(!e.data().join("small.verity").exists() && !e.data().join("small.roothash").exists());
+    let o = e.run(&["--verity-verify", "ok.img"]);
+    assert_eq!((code(&o), err(&o).as_str()), (1, "imgcheck: ok.img.roothash: No such file or directory\n"));
+    // An empty salt (`-`) is what `veritysetup --salt -` writes.
+    let o = e.run(&["--verity-format", "ok.img", "--salt", "-", "--uuid", UUID]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    e.put("ref.img", &content(4096, 1));
+    veritysetup(&e, &["format", "ref.img", "ref.img.verity", "--salt", "-", "--uuid", UUID]);
+    cmp(&e, "ok.img.verity", "ref.img.verity");
+}

@@ -9,3 +9,4 @@ pub mod loopdev;
 pub mod md;
 pub mod module;
 pub mod pagecache;
+pub mod random;
