@@ -646,9 +646,23 @@ fn remount(root: &str, ro: bool) -> Result<bool> {
     let dir = std::fs::canonicalize(root).ctx(root)?;
     let Some(is_ro) = mount_ro_state(&dir) else { return Ok(false) };
     if ro {
-        return mount(None::<&str>, &dir, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
-            .map(|_| true)
-            .ctx(format!("{}: remount read-only", dir.display()));
+        return match mount(None::<&str>, &dir, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>) {
+            Ok(()) => Ok(true),
+            // A deleted file still open (the image this system runs from, when its pair was not
+            // trusted) keeps the kernel from remounting read-only. Everything written is synced.
+            Err(nix::errno::Errno::EBUSY) => {
+                let _ = std::io::stderr().write_all(
+                    format!(
+                        "syncflash: warning: {}: stays read-write: a deleted file on it is still open (the image this \
+                         system runs from?); everything is synced\n",
+                        dir.display()
+                    )
+                    .as_bytes(),
+                );
+                Ok(true)
+            }
+            Err(e) => Err(Error::sys(format!("{}: remount read-only", dir.display()), e)),
+        };
     }
     if !is_ro {
         return Ok(false);
