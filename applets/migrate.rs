@@ -471,16 +471,17 @@ trait SwitchOps {
 
 /// live-rw leaves only after a flush; the state says `migrated=` as soon as it has left, so a
 /// grow that fails (the system already runs on TARGET alone) leaves the record. The live stack
-/// is released even then: nothing uses it any more. A grow failure is the result.
-fn switch_sequence(ops: &mut dyn SwitchOps, grow: bool, release: bool) -> Result<()> {
+/// is released even then: nothing uses it any more. Err: failed before the switch (nothing
+/// changed for the user); Ok(Some(e)): switched, but the grow failed.
+fn switch_sequence(ops: &mut dyn SwitchOps, grow: bool, release: bool) -> Result<Option<Error>> {
     ops.flush()?;
     ops.drop_live()?;
     ops.record()?;
-    let grown = if grow { ops.grow() } else { Ok(()) };
+    let grown = if grow { ops.grow().err() } else { None };
     if release {
         ops.release();
     }
-    grown
+    Ok(grown)
 }
 
 struct RealSwitch<'a> {
@@ -539,13 +540,7 @@ fn switch_over(a: &Args, live: &Live) -> Result<()> {
     let t = a.target.as_str();
     let path = mdmirror::path_of(&live.md);
     // 4. Only now, with the target in sync and flushed, may live-rw go. 5. Grow. 6. Release.
-    let grown = switch_sequence(&mut RealSwitch { live, target: t }, !a.no_grow, !a.keep_live);
-    if let Err(e) = &grown {
-        // Before the switch: nothing changed for the user, no summary.
-        if !state::get(state::DEFAULT_PATH, "migrated").ok().flatten().is_some_and(|m| m == t) {
-            return Err(Error::new(e.object.clone(), e.reason.clone()).code(e.code));
-        }
-    }
+    let grow_failed = switch_sequence(&mut RealSwitch { live, target: t }, !a.no_grow, !a.keep_live)?;
 
     // 7. What the user has now.
     let f = std::fs::File::open(t).ok().and_then(|f| crate::probe::probe(&f).ok().flatten());
@@ -558,9 +553,9 @@ fn switch_over(a: &Args, live: &Live) -> Result<()> {
         "migrate: {}. {t} holds a plain {fstype} filesystem (no md metadata): UUID={uuid} LABEL={label}\n\
          migrate: until the next boot / stays on {path}; point the boot loader at root={root}\n\
          migrate: (the liveroot initramfs mounts any root= that is not live:)\n",
-        if grown.is_ok() { "done" } else { "switched, not grown" }
+        if grow_failed.is_none() { "done" } else { "switched, not grown" }
     ));
-    grown
+    grow_failed.map_or(Ok(()), Err)
 }
 
 /// Grow the array to the target and its ext4 filesystem to the array.
@@ -683,7 +678,7 @@ mod tests {
         }
     }
 
-    fn run(fail: &'static str, grow: bool, release: bool) -> (Vec<&'static str>, Result<()>) {
+    fn run(fail: &'static str, grow: bool, release: bool) -> (Vec<&'static str>, Result<Option<Error>>) {
         let mut l = Log { calls: Vec::new(), fail };
         let r = switch_sequence(&mut l, grow, release);
         (l.calls, r)
@@ -692,11 +687,11 @@ mod tests {
     #[test]
     fn flush_before_live_rw_leaves_record_before_grow() {
         let (calls, r) = run("", true, true);
-        assert!(r.is_ok());
+        assert!(matches!(r, Ok(None)));
         assert_eq!(calls, ["flush", "drop_live", "record", "grow", "release"]);
         // A failing grow: the record is already there, the stack released, the failure returned.
         let (calls, r) = run("grow", true, true);
-        assert_eq!(r.unwrap_err().reason, "grow failed");
+        assert_eq!(r.unwrap().unwrap().reason, "grow failed");
         assert_eq!(calls, ["flush", "drop_live", "record", "grow", "release"]);
         // A failing flush: live-rw stays in the array, nothing recorded.
         let (calls, r) = run("flush", true, true);

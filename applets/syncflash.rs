@@ -635,7 +635,7 @@ fn mount_ro_state(dir: &Path) -> Option<bool> {
             let f: Vec<&str> = l.split(' ').collect();
             (f.get(4)? == &want).then(|| f.get(5).is_some_and(|o| o.split(',').any(|x| x == "ro")))
         })
-        .last()
+        .next_back()
 }
 
 /// Remount the medium read-write (`ro` false) if it is a read-only mount, or back read-only.
