@@ -641,3 +641,56 @@ fn no_fibmap_fails_closed() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(medium_contents(&m), env.expect_tags(&[("", "p2"), (".old", "p1")]));
 }
+
+#[test]
+fn killed_at_any_step_a_signed_pair_with_sidecars_remains() {
+    // syncflash killed at each step (the state a power cut leaves when every earlier step
+    // reached the card; QEMU's syncflash-powercut covers the card side): a dry run then still
+    // finds a good pair, the old or the new one, and the next run finishes cleanly.
+    use std::io::BufRead;
+    let env = Env::new("killed");
+    let (key, sec) = env.key("k");
+    env.make("s0", 0, 20_000, true, Some(&sec));
+    env.make("s1", 1, 200_000, true, Some(&sec));
+    env.make("s2", 2, 210_000, true, Some(&sec));
+    env.make("s3", 3, 190_000, true, Some(&sec));
+    let steps = [
+        "preflight", "delete", "write-image", "write-half", "write-sidecars", "write-manifest", "verify", "old-manifest",
+        "old-sig", "old-roothash", "old-verity", "old-image", "new-image", "new-verity", "new-roothash", "new-sig",
+        "new-manifest",
+    ];
+    for (i, at) in steps.iter().enumerate() {
+        let medium = env.p(&format!("m{i}"));
+        std::fs::create_dir_all(format!("{medium}/LiveOS")).unwrap();
+        env.place_tag(&medium, "s1", "");
+        env.place_tag(&medium, "s0", ".old");
+        let (img, sums) = (env.p("src/s2/squashfs.img"), env.p("src/s2/SHA256SUMS"));
+        let mut child = Command::new(env.dir.join("syncflash"))
+            .args(["--medium", &medium, "--image", &img, "--manifest", &sums, "--pubkey-file", &key])
+            .env("LIVEROOT_SYNCFLASH_PAUSE_AT", at)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let reached = std::io::BufReader::new(child.stderr.take().unwrap())
+            .lines()
+            .map_while(|l| l.ok())
+            .any(|l| l == format!("syncflash-step {at}"));
+        assert!(reached, "step {at} never announced");
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let o = env.sync_tag(&medium, "s3", &["--pubkey-file", &key, "--dry-run"]);
+        let out = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "after {at}: {}", text(&o.stderr));
+        let kept = out.lines().find(|l| l.contains("keeping the")).unwrap_or_else(|| panic!("after {at}: {out}"));
+        assert!(!kept.contains("no verified image"), "killed at {at}: {out}");
+        let o = env.sync_tag(&medium, "s3", &["--pubkey-file", &key]);
+        assert_eq!(o.status.code(), Some(0), "after {at}: {}", text(&o.stderr));
+        let now = medium_contents(&medium);
+        assert!(
+            now == env.expect_tags(&[("", "s3"), (".old", "s1")]) || now == env.expect_tags(&[("", "s3"), (".old", "s2")]),
+            "killed at {at}, then synced: {now:?}"
+        );
+    }
+}
