@@ -136,7 +136,7 @@ fn help_and_usage() {
     assert_eq!(o.status.code(), Some(0));
     let out = text(&o.stdout);
     assert!(out.starts_with("Usage: syncflash"), "{out}");
-    for opt in ["--medium", "--image", "--manifest", "--sig", "--dry-run", "--progress", ".old"] {
+    for opt in ["--medium", "--image", "--manifest", "--sig", "--pubkey-file", "--dry-run", "--progress", ".old", "sidecars"] {
         assert!(out.contains(opt), "help lacks {opt}: {out}");
     }
     for args in [&["--image", "x"][..], &["--manifest", "y"], &["--bogus"], &["extra"]] {

@@ -35,6 +35,7 @@ prepare() {
 	"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.img" ::/LiveOS/squashfs.img.old
 	"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.sums" ::/LiveOS/SHA256SUMS.old
 	"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.good.minisig" ::/LiveOS/SHA256SUMS.minisig.old
+	OLD_SIDECARS=$(fat_sidecars_to "$FLASH" .old | tr '\n' ' ')
 	TESTS_FILES=("$d"/*)
 }
 guest() {
@@ -79,6 +80,7 @@ verify() {
 		want=$(sha256sum <"$RUNDIR/v1.${f%%:*}" | cut -c1-64)
 		[[ $(medium_sha "$FLASH" "/LiveOS/${f#*:}") == "$want" ]] || problem "flash LiveOS/${f#*:} is not v1's (${f%%:*})"
 	done
-	[[ $(medium_list "$FLASH" | tr '\n' ' ') == "SHA256SUMS SHA256SUMS.minisig SHA256SUMS.minisig.old SHA256SUMS.old squashfs.img squashfs.img.old " ]] ||
+	want="SHA256SUMS SHA256SUMS.minisig SHA256SUMS.minisig.old SHA256SUMS.old squashfs.img squashfs.img.old $OLD_SIDECARS"
+	[[ $(medium_list "$FLASH" | tr '\n' ' ') == "$(tr ' ' '\n' <<<"$want" | grep . | sort | tr '\n' ' ')" ]] ||
 		problem "flash LiveOS holds: $(medium_list "$FLASH" | tr '\n' ' ')"
 }
