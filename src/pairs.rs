@@ -207,8 +207,8 @@ pub fn check_image_file(p: &Files, t: &Trusted, progress: Option<&mut Progress>)
 }
 
 /// Hash the whole `.verity` hash tree file against its listed digest (nothing to do when the
-/// manifest lists no sidecars). The boot checks only its header; a copy (syncflash) checks it
-/// all, so that what it keeps is what was signed.
+/// manifest lists no sidecars). A boot through dm-verity need not read it whole; a copy
+/// (syncflash) checks it all, so that what it keeps is what was signed.
 pub fn check_verity_file(p: &Files, t: &Trusted) -> Result<()> {
     let Some(want) = t.verity_sha256 else { return Ok(()) };
     let vpath = show(&p.verity);
