@@ -10,8 +10,11 @@
 //!    /run/live/state. Without --yes, ask on a terminal; no terminal, no --yes: refuse.
 //! 2. Hot-add TARGET (md copies the data; writes meanwhile go to both), sync speed raised.
 //! 3. Progress: one updating line on a terminal, else a line every 5 % or 10 s.
-//! 4. In sync: fail and remove live-rw, one slot.
-//! 5. Unless --no-grow: array and ext4 grown to TARGET.
+//! 4. In sync: the root filesystem, the array and TARGET flushed (syncfs, fsync of both block
+//!    devices: every byte md wrote to TARGET is on it), then live-rw failed and removed, one
+//!    slot; `migrated=TARGET` recorded in /run/live/state at once.
+//! 5. Unless --no-grow: array and ext4 grown to TARGET. A failing grow is reported (exit 1)
+//!    after step 6: the system runs on TARGET all the same and `migrated=` stays recorded.
 //! 6. Unless --keep-live: live-rw, overlay, loops, squashfs and medium released.
 //! 7. TARGET holds a plain ext4 filesystem (no md metadata): boot it with root=UUID=...
 //!
@@ -453,26 +456,91 @@ fn used_bytes(dir: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The steps of the switch, in an order that [`switch_sequence`] alone decides (and its test
+/// checks without md).
+trait SwitchOps {
+    /// Push everything md wrote to TARGET onto it: the root filesystem, md, TARGET.
+    fn flush(&mut self) -> Result<()>;
+    /// Fail and remove live-rw, one slot.
+    fn drop_live(&mut self) -> Result<()>;
+    /// `migrated=TARGET` into the state.
+    fn record(&mut self) -> Result<()>;
+    fn grow(&mut self) -> Result<()>;
+    fn release(&mut self);
+}
+
+/// live-rw leaves only after a flush; the state says `migrated=` as soon as it has left, so a
+/// grow that fails (the system already runs on TARGET alone) leaves the record. The live stack
+/// is released even then: nothing uses it any more. Err: failed before the switch (nothing
+/// changed for the user); Ok(Some(e)): switched, but the grow failed.
+fn switch_sequence(ops: &mut dyn SwitchOps, grow: bool, release: bool) -> Result<Option<Error>> {
+    ops.flush()?;
+    ops.drop_live()?;
+    ops.record()?;
+    let grown = if grow { ops.grow().err() } else { None };
+    if release {
+        ops.release();
+    }
+    Ok(grown)
+}
+
+struct RealSwitch<'a> {
+    live: &'a Live,
+    target: &'a str,
+}
+
+impl SwitchOps for RealSwitch<'_> {
+    fn flush(&mut self) -> Result<()> {
+        let md = &self.live.md;
+        let path = mdmirror::path_of(md);
+        // Dirty pages of the root filesystem reach TARGET only through md: write them first.
+        for (mp, _) in mounts_of((md::MD_MAJOR, md.minor)) {
+            let d = std::fs::File::open(&mp).ctx(&mp)?;
+            nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)).ctx(&mp)?;
+        }
+        // fsync of a block device writes its cache and sends a cache flush: md passes it to
+        // every member; TARGET's own then covers what md wrote there without the page cache.
+        for dev in [path.as_str(), self.target] {
+            let f = std::fs::File::open(dev).ctx(dev)?;
+            f.sync_all().map_err(|e| Error::new(dev, format!("cannot flush: {}; live-rw kept", crate::error::io_reason(&e))))?;
+        }
+        say(&format!("migrate: {path}: flushed to {}\n", self.target));
+        Ok(())
+    }
+    fn drop_live(&mut self) -> Result<()> {
+        let md = &self.live.md;
+        mdmirror::remove_member(md, &self.live.dm_path)?;
+        mdmirror::set_raid_disks(md, 1)?;
+        say(&format!("migrate: {}: runs on {} alone; {} removed from it\n", mdmirror::path_of(md), self.target, self.live.dm_path));
+        Ok(())
+    }
+    fn record(&mut self) -> Result<()> {
+        state::set(state::DEFAULT_PATH, &[("migrated".to_owned(), self.target.to_owned())])
+    }
+    fn grow(&mut self) -> Result<()> {
+        grow(&self.live.md, self.target).map_err(|e| {
+            Error::new(
+                e.object,
+                format!(
+                    "{}; {} runs on {} all the same (migrated={} recorded): grow it later (resize2fs)",
+                    e.reason,
+                    mdmirror::path_of(&self.live.md),
+                    self.target,
+                    self.target
+                ),
+            )
+        })
+    }
+    fn release(&mut self) {
+        release(self.live);
+    }
+}
+
 fn switch_over(a: &Args, live: &Live) -> Result<()> {
     let t = a.target.as_str();
-    let md = &live.md;
-    let path = mdmirror::path_of(md);
-    // 4. Only now, with the target in sync, may live-rw go.
-    mdmirror::remove_member(md, &live.dm_path)?;
-    mdmirror::set_raid_disks(md, 1)?;
-    say(&format!("migrate: {path}: runs on {t} alone; {} removed from it\n", live.dm_path));
-    let mut migrated = vec![("migrated".to_owned(), t.to_owned())];
-
-    // 5. The array, then the filesystem, to the size of the disk.
-    if !a.no_grow {
-        grow(md, t)?;
-    }
-
-    // 6. Release the live stack.
-    if !a.keep_live {
-        release(live);
-    }
-    state::set(state::DEFAULT_PATH, &migrated.split_off(0))?;
+    let path = mdmirror::path_of(&live.md);
+    // 4. Only now, with the target in sync and flushed, may live-rw go. 5. Grow. 6. Release.
+    let grow_failed = switch_sequence(&mut RealSwitch { live, target: t }, !a.no_grow, !a.keep_live)?;
 
     // 7. What the user has now.
     let f = std::fs::File::open(t).ok().and_then(|f| crate::probe::probe(&f).ok().flatten());
@@ -482,11 +550,12 @@ fn switch_over(a: &Args, live: &Live) -> Result<()> {
     };
     let root = if uuid.is_empty() { t.to_owned() } else { format!("UUID={uuid}") };
     say(&format!(
-        "migrate: done. {t} holds a plain {fstype} filesystem (no md metadata): UUID={uuid} LABEL={label}\n\
+        "migrate: {}. {t} holds a plain {fstype} filesystem (no md metadata): UUID={uuid} LABEL={label}\n\
          migrate: until the next boot / stays on {path}; point the boot loader at root={root}\n\
-         migrate: (the liveroot initramfs mounts any root= that is not live:)\n"
+         migrate: (the liveroot initramfs mounts any root= that is not live:)\n",
+        if grow_failed.is_none() { "done" } else { "switched, not grown" }
     ));
-    Ok(())
+    grow_failed.map_or(Ok(()), Err)
 }
 
 /// Grow the array to the target and its ext4 filesystem to the array.
@@ -576,6 +645,62 @@ fn release(live: &Live) {
 
 #[cfg(test)]
 mod tests {
+    use super::{switch_sequence, Error, Result, SwitchOps};
+
+    /// Records the calls; `fail` names the step that fails.
+    struct Log {
+        calls: Vec<&'static str>,
+        fail: &'static str,
+    }
+
+    impl Log {
+        fn step(&mut self, name: &'static str) -> Result<()> {
+            self.calls.push(name);
+            if self.fail == name { Err(Error::new("x", format!("{name} failed"))) } else { Ok(()) }
+        }
+    }
+
+    impl SwitchOps for Log {
+        fn flush(&mut self) -> Result<()> {
+            self.step("flush")
+        }
+        fn drop_live(&mut self) -> Result<()> {
+            self.step("drop_live")
+        }
+        fn record(&mut self) -> Result<()> {
+            self.step("record")
+        }
+        fn grow(&mut self) -> Result<()> {
+            self.step("grow")
+        }
+        fn release(&mut self) {
+            self.calls.push("release");
+        }
+    }
+
+    fn run(fail: &'static str, grow: bool, release: bool) -> (Vec<&'static str>, Result<Option<Error>>) {
+        let mut l = Log { calls: Vec::new(), fail };
+        let r = switch_sequence(&mut l, grow, release);
+        (l.calls, r)
+    }
+
+    #[test]
+    fn flush_before_live_rw_leaves_record_before_grow() {
+        let (calls, r) = run("", true, true);
+        assert!(matches!(r, Ok(None)));
+        assert_eq!(calls, ["flush", "drop_live", "record", "grow", "release"]);
+        // A failing grow: the record is already there, the stack released, the failure returned.
+        let (calls, r) = run("grow", true, true);
+        assert_eq!(r.unwrap().unwrap().reason, "grow failed");
+        assert_eq!(calls, ["flush", "drop_live", "record", "grow", "release"]);
+        // A failing flush: live-rw stays in the array, nothing recorded.
+        let (calls, r) = run("flush", true, true);
+        assert!(r.is_err());
+        assert_eq!(calls, ["flush"]);
+        let (calls, _) = run("", false, false);
+        assert_eq!(calls, ["flush", "drop_live", "record"]);
+    }
+
     #[test]
     fn mountinfo_unescape() {
         assert_eq!(super::unescape("/run/live/a\\040b"), "/run/live/a b");

@@ -2,44 +2,62 @@
 //! flash, so that no power cut at any moment leaves the flash without a complete, verified image.
 //!
 //! ```text
-//! syncflash [--medium DIR] [--image FILE --manifest FILE [--sig FILE]] [--dry-run] [--progress]
-//!           [--state FILE]
+//! syncflash [--medium DIR] [--image FILE --manifest FILE [--sig FILE]] [--pubkey-file KEY]
+//!           [--dry-run] [--progress] [--state FILE]
 //! ```
 //! With no arguments, in a live session, everything comes from `/run/live/state`: `image_file`
-//! (the booted image; `SHA256SUMS` and `SHA256SUMS.minisig` beside it), `medium_mount` (or
-//! `medium` + `medium_type`, mounted privately when the boot released it) and `image` (its path
-//! on the medium, e.g. `LiveOS/squashfs.img`; default that).
+//! (the booted image; `SHA256SUMS`, `SHA256SUMS.minisig` and the sidecars `IMG.verity`,
+//! `IMG.roothash` beside it), `medium_mount` (or `medium` + `medium_type`, mounted privately
+//! when the boot released it), `image` (its path on the medium, e.g. `LiveOS/squashfs.img`;
+//! default that) and `pubkey` (the key the boot verified with).
 //!
 //! ## On the medium: three pairs, one directory
-//! A *pair* is `IMG{S}` + `SHA256SUMS{S}` (+ `SHA256SUMS.minisig{S}`) with the same suffix S:
-//! primary (no suffix), `.old`, `.new`. Manifests and signatures are copied byte for byte (they
-//! name the image by its primary name), so a pair verifies under any suffix. A pair is
-//! *complete* when its image and manifest exist (and its signature, when the boot has a key),
-//! and *good* when it also verifies.
+//! A *pair* (see `pairs`) is `IMG{S}` + `SHA256SUMS{S}` (+ `SHA256SUMS.minisig{S}`, + the
+//! dm-verity sidecars `IMG.verity{S}` and `IMG.roothash{S}` when its manifest lists them) with
+//! the same suffix S: primary (no suffix), `.old`, `.new`. Manifests, signatures and sidecars
+//! are copied byte for byte (the manifest names the files by their primary names), so a pair
+//! verifies under any suffix. A pair is *good* when `pairs::check_manifest` accepts it (the
+//! manifest lists IMG; the sidecars it lists are there and match; with a key, the signature is
+//! there and verifies), its `.verity` matches its digest and its image matches its manifest.
+//!
+//! **The key**: `--pubkey-file`, else the `pubkey=` file in the state, else none (checksums
+//! only, against accidents). A key that is named but cannot be read is a refusal (exit 1).
+//! With a key, an unsigned or wrongly signed pair is never the keeper (it is deleted like any
+//! bad pair) and an unsigned or wrongly signed source is refused (exit 3).
 //!
 //! No step relies on a rename that replaces an existing name (not atomic on FAT32); every
 //! rename goes to a name that no longer exists, and each step is followed by fsync of the file
 //! or directory and syncfs, so the steps reach the card in order:
-//! 1. `preflight`: the new image is checked against its manifest (exit 3 if not: nothing
-//!    written) — unless the state vouches for it (`image_file` is this file, `verified` is
-//!    sha256/sig and `image_sha256` is the manifest's digest): then the read-back in step 3 is
-//!    the only pass over it. A state digest that differs is ignored (the file is hashed). The *keeper* is chosen: the first good pair among primary, `.old`, `.new`
-//!    (`medium_pair` in the state — the pair /init verified at boot — spares reading it). If
-//!    the keeper is the primary and its manifest and signature are the new ones byte for byte:
-//!    nothing to do (exit 5, nothing written: flash wear). Room: free space plus the files of
-//!    the other pairs must hold the new pair. `--dry-run` stops here and says what it would do.
+//! 1. `preflight`: the new pair is checked where it is, as the boot would: manifest, signature,
+//!    sidecars (listed but missing or different: exit 3, nothing written), image — unless the
+//!    state vouches for the image (`image_file` is this file, `verified` is sha256/sig and
+//!    `image_sha256` is the manifest's digest): then the read-back in step 3 is the only pass
+//!    over it. A state digest that differs is ignored (the file is hashed). The *keeper* is
+//!    chosen: the first good pair among primary, `.old`, `.new`; each pair passed over is named
+//!    with its reason (`medium_pair` in the state — the pair /init verified at boot — spares
+//!    reading its image, not its manifest and signature). If the keeper is the primary and its
+//!    manifest and signature are the new ones byte for byte: nothing to do (exit 5, nothing
+//!    written: flash wear). Room: free space plus the files of the other pairs must hold the
+//!    new pair. `--dry-run` stops here and says what it would do.
 //!    A file to delete that shares its first block with a keeper file (FIBMAP: a FAT rename cut
-//!    by a power loss leaves both names on one cluster chain) is refused: repair first.
+//!    by a power loss leaves both names on one cluster chain) is refused: repair first. Where
+//!    FIBMAP cannot answer (tmpfs, btrfs; FAT32 and ext4 can) for a keeper file or a file to
+//!    delete, sharing cannot be ruled out: refused too (fail closed).
 //! 2. `remount-rw` (if the medium is mounted read-only), `delete`: the files of every pair but
 //!    the keeper (stale `.old`, leftover `.new`, a bad primary). A keeper found under `.new`
-//!    (a run cut during its renames) is renamed to `.old` (`keep-new`).
-//! 3. `write-image`, `write-manifest`: `IMG.new`, then `SHA256SUMS.minisig.new` and
-//!    `SHA256SUMS.new`, each fsynced; the manifest last, so `.new` is complete only once the
-//!    image is entirely on the card. `verify`: cached pages dropped, read back, SHA-256 checked.
-//! 4. `old-manifest`, `old-sig`, `old-image`: a primary keeper becomes `.old` (manifest first:
-//!    the primary pair is incomplete at once, while `.new` is complete and verified).
-//!    `new-image`, `new-sig`, `new-manifest`: `.new` becomes the primary (manifest last: the
-//!    primary is complete only when all of it is in place; meanwhile `.old` is).
+//!    (a run cut during its renames) is renamed to `.old` (`keep-new`, manifest first).
+//! 3. `write-image`, `write-sidecars`, `write-manifest`: `IMG.new`, then `IMG.verity.new` and
+//!    `IMG.roothash.new`, then `SHA256SUMS.minisig.new` and `SHA256SUMS.new`, each fsynced and
+//!    its cached pages dropped; the manifest last, so `.new` is complete only once everything
+//!    it lists is on the card. `verify`: the `.new` pair read back from the card and checked as
+//!    a keeper is (signature with the key, sidecars, `.verity` and image hashed) and byte for
+//!    byte the source's manifest, signature and root hash; any failure removes `.new`.
+//! 4. `old-manifest`, `old-sig`, `old-roothash`, `old-verity`, `old-image`: a primary keeper
+//!    becomes `.old` (manifest first: the primary pair is incomplete at once, while `.new` is
+//!    complete and verified; `.old` is complete only once its image, the last, is there).
+//!    `new-image`, `new-verity`, `new-roothash`, `new-sig`, `new-manifest`: `.new` becomes the
+//!    primary (manifest last: the primary is complete only when all of it is in place;
+//!    meanwhile `.old` is). A step whose file the pair does not have renames nothing.
 //! 5. `remount-ro`. `medium_pair=primary` is recorded in the state file (if it exists).
 //!
 //! So one `.old` pair always stays: the image the primary replaced (the previous keeper). It
@@ -55,14 +73,16 @@
 //! cut the power there). `write-half` is a point in the middle of the image write. Without the
 //! variable nothing changes; it cannot make syncflash skip a step.
 //!
-//! Exit: 0 written, 1 refused or failed, 2 usage, 3 the new image does not match its manifest,
-//! 5 the flash already holds this image.
+//! Exit: 0 written, 1 refused or failed, 2 usage, 3 the new pair does not verify (checksum,
+//! signature, sidecars) or its read-back does not, 5 the flash already holds this image.
 
-use crate::digest::{hash_file, hex, Hasher, Progress};
+use crate::digest::{hex, Progress};
 use crate::error::{Code, Context, Error, Result};
 use crate::manifest;
+use crate::pairs::{self, Files, Pair, Trusted, SUFFIXES, SUMS};
 use crate::state;
 use argh::FromArgs;
+use minisign_verify::PublicKey;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -71,19 +91,21 @@ use std::path::{Path, PathBuf};
 
 pub const SUMMARY: &str = "write the booted (fetched) image to the flash, safe against power cuts";
 
-const SUMS: &str = "SHA256SUMS";
-const SIG: &str = "SHA256SUMS.minisig";
 const DEFAULT_IMAGE: &str = "LiveOS/squashfs.img";
 /// Where the medium is mounted when the boot released it (rd.live.ram, a network boot).
 const PRIVATE_MOUNT: &str = "/run/live/syncflash";
-const SUFFIXES: [&str; 3] = ["", ".old", ".new"];
 /// Cluster rounding and directory entries: FAT32 on a big card has 32 KiB clusters.
 const SLACK: u64 = 256 << 10;
+/// Step names of the rotation, in `Pair::files()` order (manifest first, image last).
+const OLD_STEPS: [&str; 5] = ["old-manifest", "old-sig", "old-roothash", "old-verity", "old-image"];
+const NEW_STEPS: [&str; 5] = ["new-manifest", "new-sig", "new-roothash", "new-verity", "new-image"];
 
 #[derive(FromArgs)]
 /// Write the image this box booted (fetched into RAM) to the flash so the next boot is local.
-/// The new pair is written as .new, verified by reading it back, then rotated in (the current
-/// one becomes .old) with no instant at which the flash lacks a complete, verified image.
+/// The new pair (image, SHA256SUMS, its .minisig, and the dm-verity sidecars IMAGE.verity and
+/// IMAGE.roothash when the manifest lists them) is written as .new, verified by reading it
+/// back, then rotated in (the current one becomes .old) with no instant at which the flash
+/// lacks a complete, verified image. With a public key, only signed pairs count.
 /// Exit codes: 0 written, 1 refused or failed, 2 usage, 3 image does not match its manifest,
 /// 5 the flash already holds this image.
 struct Args {
@@ -92,7 +114,7 @@ struct Args {
     /// mounted privately)
     medium: Option<String>,
     #[argh(option)]
-    /// the new image (default: image_file from the state)
+    /// the new image (default: image_file from the state); its sidecars beside it
     image: Option<String>,
     #[argh(option)]
     /// its SHA256SUMS (default: SHA256SUMS beside the image)
@@ -100,6 +122,10 @@ struct Args {
     #[argh(option)]
     /// its minisign signature (default: MANIFEST.minisig when it exists)
     sig: Option<String>,
+    #[argh(option)]
+    /// minisign public key: every pair must be signed by it (default: pubkey from the state,
+    /// else none: checksums only)
+    pubkey_file: Option<String>,
     #[argh(option)]
     /// the image's path on the medium (default: image from the state, else LiveOS/squashfs.img)
     dest: Option<String>,
@@ -124,6 +150,10 @@ fn mib(bytes: u64) -> String {
     format!("{} MiB", bytes.div_ceil(1 << 20))
 }
 
+fn show(p: &Path) -> String {
+    p.display().to_string()
+}
+
 /// The test hook: announce each step; sleep at the chosen one so the host can cut the power.
 fn step(name: &str) {
     let Ok(at) = std::env::var("LIVEROOT_SYNCFLASH_PAUSE_AT") else { return };
@@ -133,37 +163,18 @@ fn step(name: &str) {
     }
 }
 
-/// The new pair as read from its source: manifest and signature bytes, the image's digest.
+/// The new pair as checked at its source: its files and what its manifest vouches for.
 struct Source {
-    image: String,
-    manifest: Vec<u8>,
-    sig: Option<Vec<u8>>,
-    sha256: [u8; 32],
+    files: Files,
+    trusted: Trusted,
     size: u64,
+    /// Bytes of the whole pair (image, sidecars, manifest, signature).
+    total: u64,
 }
 
-struct Target {
-    /// The directory holding the pairs, and the image's primary name in it.
-    dir: PathBuf,
-    name: String,
-}
-
-impl Target {
-    fn path(&self, base: &str, sfx: &str) -> PathBuf {
-        self.dir.join(format!("{base}{sfx}"))
-    }
-    /// The files of a pair, in the order they are renamed away (manifest first).
-    fn files(&self, sfx: &str) -> [PathBuf; 3] {
-        [self.path(SUMS, sfx), self.path(SIG, sfx), self.path(&self.name, sfx)]
-    }
-    fn exists(&self, base: &str, sfx: &str) -> bool {
-        self.path(base, sfx).exists()
-    }
-    fn complete(&self, sfx: &str) -> bool {
-        self.exists(&self.name, sfx) && self.exists(SUMS, sfx)
-    }
-    fn show(&self, base: &str, sfx: &str) -> String {
-        self.path(base, sfx).display().to_string()
+impl Source {
+    fn has_sidecars(&self) -> bool {
+        self.trusted.roothash.is_some()
     }
 }
 
@@ -175,6 +186,13 @@ pub fn run(argv: &[String]) -> Result<()> {
     let state_path = a.state.clone().unwrap_or_else(|| state::DEFAULT_PATH.to_owned());
     let st = state::load(&state_path)?;
     let get = |k: &str| st.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+
+    // The key the boot trusts: a recorded one that cannot be read is a refusal, never "no key".
+    let key_path = a.pubkey_file.clone().or_else(|| Some(get("pubkey")).filter(|k| !k.is_empty()));
+    let key = match &key_path {
+        Some(k) => Some(manifest::pubkey_from_file(k).map_err(|e| Error::new(e.object, format!("{} (the public key); nothing written", e.reason)))?),
+        None => None,
+    };
 
     // The new pair.
     let (image, manifest_path) = match (&a.image, &a.manifest) {
@@ -188,13 +206,16 @@ pub fn run(argv: &[String]) -> Result<()> {
                 ));
             }
             let dir = Path::new(&f).parent().map(|d| d.to_path_buf()).unwrap_or_default();
-            (f, dir.join(SUMS).display().to_string())
+            (f, show(&dir.join(SUMS)))
         }
     };
-    let sig_path = a.sig.clone().or_else(|| {
-        let p = format!("{manifest_path}.minisig");
-        Path::new(&p).exists().then_some(p)
-    });
+    let files = Files {
+        image: PathBuf::from(&image),
+        manifest: PathBuf::from(&manifest_path),
+        sig: PathBuf::from(a.sig.clone().unwrap_or_else(|| format!("{manifest_path}.minisig"))),
+        verity: PathBuf::from(format!("{image}{}", pairs::VERITY)),
+        roothash: PathBuf::from(format!("{image}{}", pairs::ROOTHASH)),
+    };
 
     // Where it goes.
     let dest = a.dest.clone().unwrap_or_else(|| {
@@ -229,7 +250,11 @@ pub fn run(argv: &[String]) -> Result<()> {
     let vouched = (get("image_file") == image && matches!(get("verified").as_str(), "sha256" | "sig"))
         .then(|| crate::digest::parse_sha256(get("image_sha256").as_bytes()))
         .flatten();
-    let src = read_source(&image, &manifest_path, sig_path.as_deref(), &name, vouched)?;
+    let src = read_source(files, &name, key.as_ref(), vouched).map_err(|e| {
+        let mut e = e;
+        e.reason.push_str("; nothing written");
+        e
+    })?;
 
     if private {
         let dev = get("medium");
@@ -239,7 +264,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     }
     // What /init verified is about the live medium, not about another --medium.
     let booted_pair = if a.medium.is_some() { String::new() } else { get("medium_pair") };
-    let res = sync(&a, &src, &root, &rel_dir, &name, &booted_pair);
+    let res = sync(&a, &src, key.as_ref(), &root, &rel_dir, &name, &booted_pair);
     if private {
         let _ = nix::mount::umount(PRIVATE_MOUNT);
     }
@@ -250,106 +275,95 @@ pub fn run(argv: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Read the new manifest (+ signature) and check the image against it. Nothing is written.
-fn read_source(image: &str, manifest_path: &str, sig: Option<&str>, name: &str, vouched: Option<[u8; 32]>) -> Result<Source> {
-    let data = manifest::read(manifest_path)?;
-    let m = manifest::parse(manifest_path, &data)?;
-    let base = Path::new(image).file_name().and_then(|n| n.to_str()).unwrap_or(name);
-    let e = m.get(name.as_bytes()).or_else(|| m.get(base.as_bytes())).ok_or_else(|| {
-        Error::verify(manifest_path, format!("no entry for {name}: nothing written"))
-    })?;
-    if e.name != name.as_bytes() {
-        return Err(Error::verify(
-            manifest_path,
-            format!("lists the image as {base}, the medium calls it {name}: the boot could not verify it"),
-        ));
+/// Check the new pair where it is: manifest (signature with a key, binding of `name`,
+/// sidecars), the `.verity` tree, and the image unless the boot already hashed it to the
+/// manifest's digest. Nothing is written.
+fn read_source(files: Files, name: &str, key: Option<&PublicKey>, vouched: Option<[u8; 32]>) -> Result<Source> {
+    let trusted = pairs::check_files(&files, name, key)?;
+    pairs::check_verity_file(&files, &trusted)?;
+    if vouched != Some(trusted.sha256) {
+        pairs::check_image_file(&files, &trusted, None)?;
     }
-    let sig = match sig {
-        Some(p) => Some(std::fs::read(p).ctx(p)?),
-        None => None,
-    };
-    let f = File::open(image).ctx(image)?;
-    let size = f.metadata().ctx(image)?.len();
-    let sha256 = match vouched.filter(|d| *d == e.sha256) {
-        Some(d) => d,
-        None => {
-            let mut h = Hasher::new(false);
-            hash_file(&f, &mut h, None).ctx(image)?;
-            h.finish().sha256
+    let size = std::fs::metadata(&files.image).ctx(files.image.display())?.len();
+    let mut total = size
+        .saturating_add(trusted.manifest.len() as u64)
+        .saturating_add(trusted.sig.as_ref().map_or(0, |s| s.len() as u64));
+    if trusted.roothash.is_some() {
+        for p in [&files.verity, &files.roothash] {
+            total = total.saturating_add(std::fs::metadata(p).ctx(p.display())?.len());
         }
-    };
-    if sha256 != e.sha256 {
-        return Err(Error::verify(image, format!("does not match {manifest_path}: nothing written")));
     }
-    Ok(Source { image: image.to_owned(), manifest: data, sig, sha256: e.sha256, size })
+    Ok(Source { files, trusted, size, total })
 }
 
-/// Does the pair `sfx` verify: its image against its manifest (the entry of the primary name)?
-fn pair_good(t: &Target, sfx: &str) -> bool {
-    if !t.complete(sfx) {
-        return false;
+/// Is pair `p` one the box can boot from: manifest (and, with a key, signature), sidecars and
+/// image all verify. The image of the pair /init booted (`booted`) is not read again.
+fn pair_trusted(p: &Pair, key: Option<&PublicKey>, booted: bool) -> Result<Trusted> {
+    let t = pairs::check_manifest(p, key)?;
+    pairs::check_verity_file(&p.paths(), &t)?;
+    if !booted {
+        pairs::check_image(p, &t, None)?;
     }
-    let Ok(data) = std::fs::read(t.path(SUMS, sfx)) else { return false };
-    let Ok(m) = manifest::parse("", &data) else { return false };
-    let Some(e) = m.get(t.name.as_bytes()) else { return false };
-    matches!(file_sha256(&t.path(&t.name, sfx), None), Ok(d) if d == e.sha256)
-}
-
-fn file_sha256(p: &Path, progress: Option<&mut Progress>) -> std::io::Result<[u8; 32]> {
-    let f = File::open(p)?;
-    let mut h = Hasher::new(false);
-    hash_file(&f, &mut h, progress)?;
-    Ok(h.finish().sha256)
+    Ok(t)
 }
 
 /// Everything after the source checked. Ok(true) when the flash now holds the new pair.
-fn sync(a: &Args, src: &Source, root: &str, rel_dir: &str, name: &str, booted_pair: &str) -> Result<bool> {
+fn sync(a: &Args, src: &Source, key: Option<&PublicKey>, root: &str, rel_dir: &str, name: &str, booted_pair: &str) -> Result<bool> {
     step("preflight");
     let rootp = Path::new(root);
     if !rootp.is_dir() {
         return Err(Error::new(root, "the medium is missing (not a directory)"));
     }
-    let t = Target { dir: rootp.join(rel_dir), name: name.to_owned() };
-    if !t.dir.is_dir() {
-        return Err(Error::new(t.dir.display().to_string(), "no such directory on the medium"));
+    let dir = rootp.join(rel_dir);
+    if !dir.is_dir() {
+        return Err(Error::new(show(&dir), "no such directory on the medium"));
     }
+    let pair = |sfx: &str| Pair::new(&dir, name, sfx);
 
     // The keeper: the pair the box falls back on until the new one is in place.
-    let known = match booted_pair {
-        "primary" => Some(""),
-        "old" => Some(".old"),
-        "new" => Some(".new"),
-        _ => None,
-    };
-    let keeper = SUFFIXES.into_iter().find(|s| t.complete(s) && (known == Some(*s) || pair_good(&t, s)));
+    let mut keeper: Option<(&str, Trusted)> = None;
+    for sfx in SUFFIXES {
+        let p = pair(sfx);
+        if !p.files().iter().any(|f| f.exists()) {
+            continue;
+        }
+        match pair_trusted(&p, key, p.label() == booted_pair) {
+            Ok(t) => {
+                keeper = Some((sfx, t));
+                break;
+            }
+            Err(e) => say(&format!("syncflash: {} pair not kept: {e}\n", p.label())),
+        }
+    }
 
-    if keeper == Some("") {
-        let same_sums = std::fs::read(t.path(SUMS, "")).ok().as_deref() == Some(&src.manifest[..]);
-        let old_sig = std::fs::read(t.path(SIG, "")).ok();
-        if same_sums && old_sig == src.sig {
+    if let Some(("", t)) = &keeper {
+        if t.manifest == src.trusted.manifest && t.sig == src.trusted.sig {
             return Err(Error::new(
-                t.show(name, ""),
-                format!("already holds this image (sha256 {}); nothing written", hex(&src.sha256)),
+                show(&pair("").image()),
+                format!("already holds this image (sha256 {}); nothing written", hex(&src.trusted.sha256)),
             )
             .code(Code::NoChange));
         }
     }
+    let keeper = keeper.map(|(s, _)| s);
 
     // Room: the new pair beside the keeper; everything else goes.
     let doomed: Vec<PathBuf> = SUFFIXES
         .iter()
         .filter(|s| Some(**s) != keeper)
-        .flat_map(|s| t.files(s))
+        .flat_map(|s| pair(s).files())
         .filter(|p| p.exists())
         .collect();
-    refuse_shared(&t, keeper, &doomed)?;
+    if let Some(k) = keeper {
+        refuse_shared(&pair(k), &doomed)?;
+    }
     let freed: u64 = doomed.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-    let need = src.size + src.manifest.len() as u64 + src.sig.as_ref().map_or(0, |s| s.len() as u64) + SLACK;
-    let vfs = nix::sys::statvfs::statvfs(&t.dir).ctx(t.dir.display())?;
-    let free = vfs.blocks_available() as u64 * vfs.fragment_size() as u64;
-    if free + freed < need {
+    let need = src.total.saturating_add(SLACK);
+    let vfs = nix::sys::statvfs::statvfs(&dir).ctx(dir.display())?;
+    let free = (vfs.blocks_available() as u64).saturating_mul(vfs.fragment_size() as u64);
+    if free.saturating_add(freed) < need {
         return Err(Error::new(
-            t.dir.display().to_string(),
+            show(&dir),
             format!(
                 "no room for the new image beside the current one: needs {}, has {} free{}; nothing written",
                 mib(need),
@@ -360,12 +374,18 @@ fn sync(a: &Args, src: &Source, root: &str, rel_dir: &str, name: &str, booted_pa
     }
 
     let keeper_txt = match keeper {
-        Some("") => format!("current image {} (becomes {}.old)", t.show(name, ""), name),
-        Some(s) => format!("fallback {}", t.show(name, s)),
+        Some("") => format!("current image {} (becomes {}.old)", show(&pair("").image()), name),
+        Some(s) => format!("fallback {}", show(&pair(s).image())),
         None => "no verified image on the medium".to_owned(),
     };
     if a.dry_run {
-        let mut plan = format!("syncflash: would write {} ({}) to {}.new, keeping the {keeper_txt}\n", src.image, mib(src.size), t.show(name, ""));
+        let mut plan = format!(
+            "syncflash: would write {} ({}{}) to {}.new, keeping the {keeper_txt}\n",
+            src.files.image.display(),
+            mib(src.size),
+            if src.has_sidecars() { ", with its verity sidecars" } else { "" },
+            show(&pair("").image())
+        );
         for p in &doomed {
             plan.push_str(&format!("syncflash: would delete {}\n", p.display()));
         }
@@ -375,7 +395,7 @@ fn sync(a: &Args, src: &Source, root: &str, rel_dir: &str, name: &str, booted_pa
 
     step("remount-rw");
     let remounted = remount(root, false)?;
-    let res = write_and_rotate(a, src, &t, keeper, &doomed);
+    let res = write_and_rotate(a, src, key, &dir, name, keeper, &doomed);
     if remounted {
         step("remount-ro");
         let r = remount(root, true);
@@ -385,20 +405,30 @@ fn sync(a: &Args, src: &Source, root: &str, rel_dir: &str, name: &str, booted_pa
     }
     res?;
     say(&format!(
-        "syncflash: {} now holds sha256 {}{}\n",
-        t.show(name, ""),
-        hex(&src.sha256),
+        "syncflash: {} now holds sha256 {}{}{}\n",
+        show(&pair("").image()),
+        hex(&src.trusted.sha256),
+        if src.has_sidecars() { " (with its verity sidecars)" } else { "" },
         if keeper.is_some() { format!("; the previous image is {}.old", name) } else { String::new() }
     ));
     Ok(true)
 }
 
-fn write_and_rotate(a: &Args, src: &Source, t: &Target, keeper: Option<&str>, doomed: &[PathBuf]) -> Result<()> {
-    let dir = File::open(&t.dir).ctx(t.dir.display())?;
+fn write_and_rotate(
+    a: &Args,
+    src: &Source,
+    key: Option<&PublicKey>,
+    dir: &Path,
+    name: &str,
+    keeper: Option<&str>,
+    doomed: &[PathBuf],
+) -> Result<()> {
+    let dirf = File::open(dir).ctx(dir.display())?;
     let sync_dir = || -> Result<()> {
-        dir.sync_all().ctx(t.dir.display())?;
-        nix::unistd::syncfs(dir.as_raw_fd()).ctx(t.dir.display())
+        dirf.sync_all().ctx(dir.display())?;
+        nix::unistd::syncfs(dirf.as_raw_fd()).ctx(dir.display())
     };
+    let (prim, old, new) = (Pair::new(dir, name, ""), Pair::new(dir, name, ".old"), Pair::new(dir, name, ".new"));
 
     step("delete");
     for p in doomed {
@@ -407,79 +437,112 @@ fn write_and_rotate(a: &Args, src: &Source, t: &Target, keeper: Option<&str>, do
     sync_dir()?;
     if keeper == Some(".new") {
         step("keep-new");
-        for (from, to) in t.files(".new").iter().zip(t.files(".old")) {
+        for (from, to) in new.files().iter().zip(old.files()) {
             rename_fresh(from, &to, &sync_dir)?;
         }
     }
 
-    // The new pair: the image first, the manifest last.
+    // The new pair: the image and its sidecars first, the manifest last.
     step("write-image");
-    let new_img = t.path(&t.name, ".new");
-    say(&format!("syncflash: writing {} ({})\n", new_img.display(), mib(src.size)));
-    copy_file(&src.image, &new_img, src.size, a.progress)?;
-    step("write-manifest");
-    if let Some(sig) = &src.sig {
-        write_small(&t.path(SIG, ".new"), sig)?;
+    say(&format!("syncflash: writing {} ({})\n", new.image().display(), mib(src.size)));
+    copy_file(&src.files.image, &new.image(), a.progress, true)?;
+    step("write-sidecars");
+    if src.has_sidecars() {
+        copy_file(&src.files.verity, &new.verity(), false, false)?;
+        copy_file(&src.files.roothash, &new.roothash(), false, false)?;
     }
-    write_small(&t.path(SUMS, ".new"), &src.manifest)?;
+    step("write-manifest");
+    if let Some(sig) = &src.trusted.sig {
+        write_small(&new.sig(), sig)?;
+    }
+    write_small(&new.manifest(), &src.trusted.manifest)?;
     sync_dir()?;
 
+    // Read back from the card (pages dropped after writing) with the checks the boot makes.
     step("verify");
-    let mut p = a.progress.then(|| Progress::new("verify", Some(src.size)));
-    let d = file_sha256(&new_img, p.as_mut()).ctx(new_img.display())?;
-    if d != src.sha256 {
-        for f in t.files(".new") {
+    if let Err(e) = read_back(a, src, key, &new) {
+        for f in new.files() {
             let _ = std::fs::remove_file(f);
         }
         let _ = sync_dir();
-        return Err(Error::verify(
-            new_img.display().to_string(),
-            "read back does not match the manifest (bad card or image?); removed, the current image is untouched",
-        ));
-    }
-    for (base, want) in [(SUMS, Some(&src.manifest)), (SIG, src.sig.as_ref())] {
-        let Some(want) = want else { continue };
-        let p = t.path(base, ".new");
-        if std::fs::read(&p).ctx(p.display())? != *want {
-            return Err(Error::verify(p.display().to_string(), "read back differs; the current image is untouched"));
-        }
+        return Err(Error::verify(e.object, format!("{}; removed, the current image is untouched", e.reason)));
     }
 
     // Rotation: renames to names that do not exist, one at a time.
     if keeper == Some("") {
-        for (stepname, (from, to)) in ["old-manifest", "old-sig", "old-image"].iter().zip(t.files("").iter().zip(t.files(".old"))) {
+        for (stepname, (from, to)) in OLD_STEPS.iter().zip(prim.files().iter().zip(old.files())) {
             step(stepname);
             rename_fresh(from, &to, &sync_dir)?;
         }
     }
-    let new = t.files(".new");
-    let prim = t.files("");
-    for (stepname, i) in [("new-image", 2), ("new-sig", 1), ("new-manifest", 0)] {
+    // The reverse order: the primary is complete only once its manifest is back.
+    for (stepname, (from, to)) in NEW_STEPS.iter().zip(new.files().iter().zip(prim.files())).rev() {
         step(stepname);
-        rename_fresh(&new[i], &prim[i], &sync_dir)?;
+        rename_fresh(from, &to, &sync_dir)?;
     }
     Ok(())
 }
 
-/// First physical block of a non-empty file, where the filesystem tells (FIBMAP).
-fn first_block(p: &Path) -> Option<u32> {
-    let f = File::open(p).ok()?;
-    if f.metadata().ok()?.len() == 0 {
-        return None;
+/// The `.new` pair as the card holds it must be exactly the source pair, and verify.
+fn read_back(a: &Args, src: &Source, key: Option<&PublicKey>, new: &Pair) -> Result<()> {
+    let t = pairs::check_manifest(new, key).map_err(|e| Error::verify(e.object, format!("read back: {}", e.reason)))?;
+    if t.manifest != src.trusted.manifest || t.sig != src.trusted.sig || t.roothash != src.trusted.roothash {
+        return Err(Error::verify(show(&new.manifest()), "read back differs from the source"));
     }
-    crate::sys::fibmap::physical_block(&f, 0).ok().filter(|b| *b != 0)
+    pairs::check_verity_file(&new.paths(), &t).map_err(|e| Error::verify(e.object, format!("read back: {}", e.reason)))?;
+    let mut p = a.progress.then(|| Progress::new("verify", Some(src.size)));
+    pairs::check_image(new, &t, p.as_mut()).map_err(|e| {
+        Error::verify(e.object, "read back does not match the manifest (bad card or image?)")
+    })
+}
+
+/// First physical block of a file (None: empty, or no block at its start, so deleting it
+/// frees nothing there). Err: the filesystem cannot tell (no FIBMAP: tmpfs, btrfs...).
+fn first_block(p: &Path) -> std::result::Result<Option<u32>, String> {
+    let f = File::open(p).map_err(|e| crate::error::io_reason(&e))?;
+    if f.metadata().map_err(|e| crate::error::io_reason(&e))?.len() == 0 {
+        return Ok(None);
+    }
+    match crate::sys::fibmap::physical_block(&f, 0) {
+        Ok(0) => Ok(None),
+        Ok(b) => Ok(Some(b)),
+        Err(e) => Err(e.desc().to_owned()),
+    }
 }
 
 /// A power cut inside a FAT rename can leave the old and the new name on one cluster chain.
-/// Deleting the doomed name would then free the keeper's data: refuse, write nothing.
-fn refuse_shared(t: &Target, keeper: Option<&str>, doomed: &[PathBuf]) -> Result<()> {
-    let Some(k) = keeper else { return Ok(()) };
-    let kept: Vec<(PathBuf, u32)> = t.files(k).into_iter().filter_map(|p| first_block(&p).map(|b| (p, b))).collect();
+/// Deleting the doomed name would then free the keeper's data: refuse, write nothing. Where
+/// FIBMAP cannot answer, sharing cannot be ruled out: refuse too (fail closed).
+fn refuse_shared(keeper: &Pair, doomed: &[PathBuf]) -> Result<()> {
+    let closed = |p: &Path, why: String| {
+        Error::new(
+            show(p),
+            format!(
+                "FIBMAP cannot tell where its data lies ({why}), so deleting the old files could free the kept \
+                 pair's; refusing (use a FAT32 or ext4 medium, or remove the stale files by hand); nothing written"
+            ),
+        )
+    };
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    let mut kept = Vec::new();
+    for p in keeper.files().into_iter().filter(|p| p.exists()) {
+        match first_block(&p) {
+            Ok(Some(b)) => kept.push((p, b)),
+            Ok(None) => {}
+            Err(why) => return Err(closed(&p, why)),
+        }
+    }
     for d in doomed {
-        let Some(b) = first_block(d) else { continue };
+        let b = match first_block(d) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(why) => return Err(closed(d, why)),
+        };
         if let Some((p, _)) = kept.iter().find(|(_, kb)| *kb == b) {
             return Err(Error::new(
-                d.display().to_string(),
+                show(d),
                 format!(
                     "shares its data with {} (a rename cut by a power loss); repair the medium (fsck.vfat -a) first; nothing written",
                     p.display()
@@ -507,17 +570,24 @@ fn create(p: &Path) -> Result<File> {
     std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(p).ctx(p.display())
 }
 
+/// Write a small new file, fsync it and drop its pages (the read-back reads the card).
 fn write_small(p: &Path, data: &[u8]) -> Result<()> {
+    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as Adv};
     let mut f = create(p)?;
     f.write_all(data).ctx(p.display())?;
-    f.sync_all().ctx(p.display())
+    f.sync_all().ctx(p.display())?;
+    let _ = posix_fadvise(f.as_raw_fd(), 0, 0, Adv::POSIX_FADV_DONTNEED);
+    Ok(())
 }
 
 /// Copy `from` to a new file `to`, fsync it and drop its pages so the read-back comes from the
-/// card, not from the cache.
-fn copy_file(from: &str, to: &Path, size: u64, progress: bool) -> Result<()> {
+/// card, not from the cache. `hook`: announce the `write-half` step (the image copy).
+fn copy_file(from: &Path, to: &Path, progress: bool, hook: bool) -> Result<()> {
     use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as Adv};
+    let from_s = show(from);
+    let from = from_s.as_str();
     let mut src = File::open(from).ctx(from)?;
+    let size = src.metadata().ctx(from)?.len();
     let _ = posix_fadvise(src.as_raw_fd(), 0, 0, Adv::POSIX_FADV_SEQUENTIAL);
     let mut dst = create(to)?;
     let mut p = progress.then(|| Progress::new("write", Some(size)));
@@ -535,7 +605,7 @@ fn copy_file(from: &str, to: &Path, size: u64, progress: bool) -> Result<()> {
         if let Some(p) = p.as_mut() {
             p.tick(done);
         }
-        if !half && done * 2 >= size {
+        if hook && !half && done.saturating_mul(2) >= size {
             half = true;
             step("write-half");
         }
@@ -565,7 +635,7 @@ fn mount_ro_state(dir: &Path) -> Option<bool> {
             let f: Vec<&str> = l.split(' ').collect();
             (f.get(4)? == &want).then(|| f.get(5).is_some_and(|o| o.split(',').any(|x| x == "ro")))
         })
-        .last()
+        .next_back()
 }
 
 /// Remount the medium read-write (`ro` false) if it is a read-only mount, or back read-only.
@@ -576,9 +646,23 @@ fn remount(root: &str, ro: bool) -> Result<bool> {
     let dir = std::fs::canonicalize(root).ctx(root)?;
     let Some(is_ro) = mount_ro_state(&dir) else { return Ok(false) };
     if ro {
-        return mount(None::<&str>, &dir, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
-            .map(|_| true)
-            .ctx(format!("{}: remount read-only", dir.display()));
+        return match mount(None::<&str>, &dir, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>) {
+            Ok(()) => Ok(true),
+            // A deleted file still open (the image this system runs from, when its pair was not
+            // trusted) keeps the kernel from remounting read-only. Everything written is synced.
+            Err(nix::errno::Errno::EBUSY) => {
+                let _ = std::io::stderr().write_all(
+                    format!(
+                        "syncflash: warning: {}: stays read-write: a deleted file on it is still open (the image this \
+                         system runs from?); everything is synced\n",
+                        dir.display()
+                    )
+                    .as_bytes(),
+                );
+                Ok(true)
+            }
+            Err(e) => Err(Error::sys(format!("{}: remount read-only", dir.display()), e)),
+        };
     }
     if !is_ro {
         return Ok(false);

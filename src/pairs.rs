@@ -64,6 +64,10 @@ impl Pair {
     pub fn files(&self) -> [PathBuf; 5] {
         [self.manifest(), self.sig(), self.roothash(), self.verity(), self.image()]
     }
+    /// The pair's files as [`Files`], for [`check_files`].
+    pub fn paths(&self) -> Files {
+        Files { image: self.image(), manifest: self.manifest(), sig: self.sig(), verity: self.verity(), roothash: self.roothash() }
+    }
     /// "primary", "old" or "new", as `/run/live/state` says `medium_pair`.
     pub fn label(&self) -> &str {
         match self.sfx.trim_start_matches('.') {
@@ -71,6 +75,18 @@ impl Pair {
             s => s,
         }
     }
+}
+
+/// The files of a pair that does not follow the medium's naming (syncflash's source: a
+/// `--manifest` and `--sig` given anywhere, sidecars beside the image). The manifest always
+/// names the files by their primary names.
+#[derive(Debug, Clone)]
+pub struct Files {
+    pub image: PathBuf,
+    pub manifest: PathBuf,
+    pub sig: PathBuf,
+    pub verity: PathBuf,
+    pub roothash: PathBuf,
 }
 
 /// What a pair's manifest (and signature) vouch for.
@@ -98,39 +114,44 @@ fn show(p: &Path) -> String {
 /// Check pair `p`'s manifest: signature (required when `key` is given), binding of the image
 /// name, version, sidecars. Reads only the small files.
 pub fn check_manifest(p: &Pair, key: Option<&PublicKey>) -> Result<Trusted> {
-    let mpath = show(&p.manifest());
-    if !p.image().exists() {
-        return Err(Error::new(show(&p.image()), "missing"));
+    check_files(&p.paths(), &p.name, key)
+}
+
+/// [`check_manifest`] for files named anyhow; `name` is the image's name in the manifest.
+pub fn check_files(p: &Files, name: &str, key: Option<&PublicKey>) -> Result<Trusted> {
+    let mpath = show(&p.manifest);
+    if !p.image.exists() {
+        return Err(Error::new(show(&p.image), "missing"));
     }
-    if !p.manifest().exists() {
+    if !p.manifest.exists() {
         return Err(Error::verify(&mpath, "missing"));
     }
     let data = manifest::read(&mpath)?;
     let (sig, version, signed) = match key {
         Some(k) => {
-            let spath = show(&p.sig());
-            if !p.sig().exists() {
+            let spath = show(&p.sig);
+            if !p.sig.exists() {
                 return Err(Error::verify(&spath, "missing (a public key is installed: the manifest must be signed)"));
             }
             let sig = manifest::read(&spath)?;
             let comment = manifest::verify_signature(&data, &sig, &spath, k)?;
             (Some(sig), manifest::version(&comment), true)
         }
-        None => (std::fs::read(p.sig()).ok(), None, false),
+        None => (std::fs::read(&p.sig).ok(), None, false),
     };
     let m = manifest::parse(&mpath, &data)?;
     // parse() refuses a name listed twice (`NAME` and `*NAME` alike) and digests that are not
     // 64 hex digits, so one entry here is the only one and it has a digest.
-    let e = m.get(p.name.as_bytes()).ok_or_else(|| {
-        Error::verify(&mpath, format!("does not list {}: the image is not covered by it", p.name))
+    let e = m.get(name.as_bytes()).ok_or_else(|| {
+        Error::verify(&mpath, format!("does not list {name}: the image is not covered by it"))
     })?;
     let sha256 = e.sha256;
-    let v_name = format!("{}{VERITY}", p.name);
-    let r_name = format!("{}{ROOTHASH}", p.name);
+    let v_name = format!("{name}{VERITY}");
+    let r_name = format!("{name}{ROOTHASH}");
     let (v, r) = (m.get(v_name.as_bytes()), m.get(r_name.as_bytes()));
     let (roothash, verity_sha256) = match (v, r) {
         (None, None) => (None, None),
-        (Some(v), Some(r)) => (Some(read_roothash(&p.roothash(), &r.sha256)?), Some(v.sha256)),
+        (Some(v), Some(r)) => (Some(read_roothash(&p.roothash, &r.sha256)?), Some(v.sha256)),
         _ => {
             return Err(Error::verify(&mpath, format!("lists only one of {v_name} and {r_name}")));
         }
@@ -142,6 +163,9 @@ pub fn check_manifest(p: &Pair, key: Option<&PublicKey>) -> Result<Trusted> {
 fn read_roothash(path: &Path, listed: &[u8; 32]) -> Result<Vec<u8>> {
     let label = show(path);
     let mut data = Vec::new();
+    if !path.exists() {
+        return Err(Error::verify(&label, "listed in the manifest but missing"));
+    }
     File::open(path).ctx(&label)?.take(MAX_ROOTHASH + 1).read_to_end(&mut data).ctx(&label)?;
     if data.len() as u64 > MAX_ROOTHASH {
         return Err(Error::verify(&label, "larger than 1 KiB: not a root hash"));
@@ -170,14 +194,38 @@ pub fn parse_roothash(data: &[u8]) -> Option<Vec<u8>> {
 
 /// Hash the whole image and compare with the manifest's digest.
 pub fn check_image(p: &Pair, t: &Trusted, progress: Option<&mut Progress>) -> Result<()> {
-    let ipath = show(&p.image());
-    let f = File::open(p.image()).ctx(&ipath)?;
-    let mut h = Hasher::new(false);
-    hash_file(&f, &mut h, progress).ctx(&ipath)?;
-    if h.finish().sha256 != t.sha256 {
-        return Err(Error::verify(&ipath, format!("checksum mismatch with {}, image refused", show(&p.manifest()))));
+    check_image_file(&p.paths(), t, progress)
+}
+
+/// [`check_image`] for files named anyhow.
+pub fn check_image_file(p: &Files, t: &Trusted, progress: Option<&mut Progress>) -> Result<()> {
+    let ipath = show(&p.image);
+    if file_sha256(&p.image, progress).ctx(&ipath)? != t.sha256 {
+        return Err(Error::verify(&ipath, format!("checksum mismatch with {}, image refused", show(&p.manifest))));
     }
     Ok(())
+}
+
+/// Hash the whole `.verity` hash tree file against its listed digest (nothing to do when the
+/// manifest lists no sidecars). A boot through dm-verity need not read it whole; a copy
+/// (syncflash) checks it all, so that what it keeps is what was signed.
+pub fn check_verity_file(p: &Files, t: &Trusted) -> Result<()> {
+    let Some(want) = t.verity_sha256 else { return Ok(()) };
+    let vpath = show(&p.verity);
+    if !p.verity.exists() {
+        return Err(Error::verify(&vpath, "listed in the manifest but missing"));
+    }
+    if file_sha256(&p.verity, None).ctx(&vpath)? != want {
+        return Err(Error::verify(&vpath, format!("checksum mismatch with {}", show(&p.manifest))));
+    }
+    Ok(())
+}
+
+fn file_sha256(p: &Path, progress: Option<&mut Progress>) -> std::io::Result<[u8; 32]> {
+    let f = File::open(p)?;
+    let mut h = Hasher::new(false);
+    hash_file(&f, &mut h, progress)?;
+    Ok(h.finish().sha256)
 }
 
 /// The highest signed version among the pairs of `name` in `dir` whose manifest verifies with
@@ -279,6 +327,20 @@ mod tests {
         // Only one sidecar listed.
         std::fs::write(d.join("SHA256SUMS"), format!("{}  i.img\n{}  i.img.verity\n", sha_hex(b"img"), sha_hex(b"tree"))).unwrap();
         assert!(check_manifest(&p, None).unwrap_err().to_string().contains("lists only one"));
+        // The hash tree is checked whole against its listed digest; a listed sidecar missing
+        // is a verification failure.
+        std::fs::write(d.join("SHA256SUMS"), &both).unwrap();
+        std::fs::write(d.join("i.img.roothash"), root).unwrap();
+        let t = check_manifest(&p, None).unwrap();
+        check_verity_file(&p.paths(), &t).unwrap();
+        std::fs::write(d.join("i.img.verity"), b"tref").unwrap();
+        assert!(check_verity_file(&p.paths(), &t).unwrap_err().to_string().contains("i.img.verity: checksum mismatch"));
+        std::fs::remove_file(d.join("i.img.verity")).unwrap();
+        let e = check_verity_file(&p.paths(), &t).unwrap_err();
+        assert_eq!((e.to_string().contains("listed in the manifest but missing"), e.exit_code()), (true, 3), "{e}");
+        std::fs::remove_file(d.join("i.img.roothash")).unwrap();
+        let e = check_manifest(&p, None).unwrap_err();
+        assert_eq!((e.to_string().contains("i.img.roothash: listed in the manifest but missing"), e.exit_code()), (true, 3), "{e}");
         // Sidecars on the medium but not listed: not trusted, not used.
         std::fs::write(d.join("SHA256SUMS"), format!("{}  i.img\n", sha_hex(b"img"))).unwrap();
         assert!(check_manifest(&p, None).unwrap().roothash.is_none());

@@ -136,7 +136,7 @@ fn help_and_usage() {
     assert_eq!(o.status.code(), Some(0));
     let out = text(&o.stdout);
     assert!(out.starts_with("Usage: syncflash"), "{out}");
-    for opt in ["--medium", "--image", "--manifest", "--sig", "--dry-run", "--progress", ".old"] {
+    for opt in ["--medium", "--image", "--manifest", "--sig", "--pubkey-file", "--dry-run", "--progress", ".old", "sidecars"] {
         assert!(out.contains(opt), "help lacks {opt}: {out}");
     }
     for args in [&["--image", "x"][..], &["--manifest", "y"], &["--bogus"], &["extra"]] {
@@ -164,7 +164,7 @@ fn refusals_before_writing() {
     let (img1, _) = (env.p("src/v1/squashfs.img"), 0);
     let (code, err) = fails(&env.run(&["--medium", &medium, "--image", &img1, "--manifest", &env.p("src/v2/SHA256SUMS")]));
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("does not match") && err.contains("nothing written"), "{err}");
+    assert!(err.contains("checksum mismatch") && err.contains("nothing written"), "{err}");
     assert_eq!(listing(&medium), before);
     // The medium missing.
     let (code, err) = fails(&env.sync(&env.p("nonexistent"), 2));
@@ -268,8 +268,9 @@ fn from_the_state_and_the_step_hook() {
     assert_eq!(
         steps,
         [
-            "preflight", "remount-rw", "delete", "write-image", "write-half", "write-manifest", "verify", "old-manifest",
-            "old-sig", "old-image", "new-image", "new-sig", "new-manifest"
+            "preflight", "remount-rw", "delete", "write-image", "write-half", "write-sidecars", "write-manifest", "verify",
+            "old-manifest", "old-sig", "old-roothash", "old-verity", "old-image", "new-image", "new-verity", "new-roothash",
+            "new-sig", "new-manifest"
         ]
     );
     assert!(std::fs::read_to_string(&state).unwrap().contains("medium_pair=primary\n"));
@@ -395,4 +396,301 @@ fn state_vouched_image_is_checked_on_read_back() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("nothing written"), "{err}");
     assert_eq!(listing(&medium), before);
+}
+
+// Signatures, dm-verity sidecars and FIBMAP failing closed. These pairs live in src/TAG/ and
+// are compared by content, all five files of a pair included.
+
+impl Env {
+    /// A minisign key pair made here with the real minisign (no password): (public, secret).
+    fn key(&self, tag: &str) -> (String, String) {
+        let (p, s) = (self.p(&format!("{tag}.pub")), self.p(&format!("{tag}.sec")));
+        let o = Command::new("minisign").args(["-G", "-W", "-f", "-p", &p, "-s", &s]).output().unwrap();
+        assert!(o.status.success(), "minisign -G: {}", text(&o.stderr));
+        (p, s)
+    }
+    /// src/TAG/: an image of `size` bytes derived from `v`; with `sidecars`, a stand-in
+    /// squashfs.img.verity and .roothash listed in the manifest (syncflash only copies and
+    /// checksums them); signed with `version=v` by the secret key `signer`, or unsigned.
+    fn make(&self, tag: &str, v: u8, size: usize, sidecars: bool, signer: Option<&str>) {
+        let d = self.dir.join(format!("src/{tag}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let data: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(17).wrapping_add(v)).collect();
+        std::fs::write(d.join("squashfs.img"), &data).unwrap();
+        let mut sums = format!("{}  squashfs.img\n", sha(&data));
+        if sidecars {
+            let tree: Vec<u8> = (0..8192 + v as usize).map(|i| (i as u8) ^ v).collect();
+            let root = format!("{}\n", sha(&tree));
+            std::fs::write(d.join("squashfs.img.verity"), &tree).unwrap();
+            std::fs::write(d.join("squashfs.img.roothash"), &root).unwrap();
+            sums.push_str(&format!("{}  squashfs.img.verity\n{}  squashfs.img.roothash\n", sha(&tree), sha(root.as_bytes())));
+        }
+        std::fs::write(d.join("SHA256SUMS"), sums).unwrap();
+        if let Some(sec) = signer {
+            let m = d.join("SHA256SUMS").display().to_string();
+            let o = Command::new("minisign").args(["-S", "-W", "-s", sec, "-m", &m, "-t", &format!("version={v}")]).output().unwrap();
+            assert!(o.status.success(), "minisign -S: {}", text(&o.stderr));
+        }
+    }
+    /// Every file of src/TAG on the medium under suffix `sfx`.
+    fn place_tag(&self, medium: &str, tag: &str, sfx: &str) {
+        for (name, _) in contents(&self.dir.join(format!("src/{tag}"))) {
+            std::fs::copy(self.dir.join(format!("src/{tag}/{name}")), format!("{medium}/LiveOS/{name}{sfx}")).unwrap();
+        }
+    }
+    fn sync_tag(&self, medium: &str, tag: &str, extra: &[&str]) -> Output {
+        let (img, sums) = (self.p(&format!("src/{tag}/squashfs.img")), self.p(&format!("src/{tag}/SHA256SUMS")));
+        let mut args = vec!["--medium", medium, "--image", &img, "--manifest", &sums];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+    /// What the medium should hold: the files of src/TAG under each suffix.
+    fn expect_tags(&self, pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = pairs
+            .iter()
+            .flat_map(|(sfx, tag)| {
+                contents(&self.dir.join(format!("src/{tag}"))).into_iter().map(move |(n, h)| (format!("{n}{sfx}"), h))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// (name, sha256) of every file in DIR (or DIR/LiveOS for a medium), sorted.
+fn contents(dir: &Path) -> Vec<(String, String)> {
+    let d = if dir.join("LiveOS").is_dir() { dir.join("LiveOS") } else { dir.to_path_buf() };
+    let mut v: Vec<(String, String)> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().into_string().unwrap(), sha(&std::fs::read(e.path()).unwrap()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn medium_contents(medium: &str) -> Vec<(String, String)> {
+    contents(Path::new(medium))
+}
+
+#[test]
+fn with_a_key_only_signed_pairs_are_kept() {
+    let env = Env::new("keyed");
+    let medium = env.p("medium");
+    let (key, sec) = env.key("k");
+    let (_, other) = env.key("o");
+    env.make("v0", 0, 50_000, false, Some(&sec));
+    env.make("v1-other", 1, 60_000, false, Some(&other));
+    env.make("v2", 2, 70_000, false, Some(&sec));
+    env.make("v3-unsigned", 3, 40_000, false, None);
+    env.make("v4", 4, 45_000, true, Some(&sec));
+    env.place_tag(&medium, "v0", ".old");
+    env.place_tag(&medium, "v1-other", "");
+
+    // Without a key the primary (checksums fine) would be kept.
+    let o = env.sync_tag(&medium, "v2", &["--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("keeping the current image"), "{}", text(&o.stdout));
+
+    // With the key its signature (another key's) does not verify: the signed .old is kept.
+    let o = env.sync_tag(&medium, "v2", &["--pubkey-file", &key]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("primary pair not kept") && out.contains("made with a different key"), "{out}");
+    assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "v2"), (".old", "v0")]));
+
+    // A source that is unsigned, or signed by another key: exit 3, nothing written.
+    let before = medium_contents(&medium);
+    let (code, err) = fails(&env.sync_tag(&medium, "v3-unsigned", &["--pubkey-file", &key]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("SHA256SUMS.minisig: missing") && err.contains("nothing written"), "{err}");
+    let (code, err) = fails(&env.sync_tag(&medium, "v1-other", &["--pubkey-file", &key]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("signature verification failed") && err.contains("nothing written"), "{err}");
+    assert_eq!(medium_contents(&medium), before);
+
+    // The primary loses its signature: with the key from the state (as the boot records it),
+    // it is not kept; the signed .old (v0) is.
+    std::fs::remove_file(format!("{medium}/LiveOS/SHA256SUMS.minisig")).unwrap();
+    let state = env.p("state");
+    let v4 = env.p("src/v4/squashfs.img");
+    std::fs::write(&state, format!("medium_mount={medium}\nimage_file={v4}\npubkey={key}\n")).unwrap();
+    let o = env.run(&["--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("primary pair not kept"), "{}", text(&o.stdout));
+    assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "v4"), (".old", "v0")]));
+
+    // A recorded key that cannot be read is a refusal, not "no key".
+    std::fs::write(&state, format!("medium_mount={medium}\nimage_file={}\npubkey=/nonexistent.pub\n", env.p("src/v2/squashfs.img"))).unwrap();
+    let before = medium_contents(&medium);
+    let (code, err) = fails(&env.run(&["--state", &state]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/nonexistent.pub") && err.contains("nothing written"), "{err}");
+    assert_eq!(medium_contents(&medium), before);
+
+    // Only unsigned pairs on the medium: none is kept, the new one is written alone.
+    let lone = env.p("lone");
+    std::fs::create_dir_all(format!("{lone}/LiveOS")).unwrap();
+    env.place_tag(&lone, "v3-unsigned", "");
+    let o = env.sync_tag(&lone, "v2", &["--pubkey-file", &key]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(medium_contents(&lone), env.expect_tags(&[("", "v2")]));
+}
+
+#[test]
+fn sidecars_travel_with_their_pair() {
+    let env = Env::new("sidecars");
+    let medium = env.p("medium");
+    env.make("s1", 1, 80_000, true, None);
+    env.make("s2", 2, 90_000, true, None);
+    env.make("p3", 3, 85_000, false, None);
+    env.make("s4", 4, 70_000, true, None);
+    env.place_tag(&medium, "s1", "");
+    for (tag, want) in [("s2", [("", "s2"), (".old", "s1")]), ("p3", [("", "p3"), (".old", "s2")]), ("s4", [("", "s4"), (".old", "p3")])] {
+        let o = env.sync_tag(&medium, tag, &[]);
+        assert_eq!(o.status.code(), Some(0), "{tag}: {}", text(&o.stderr));
+        assert_eq!(medium_contents(&medium), env.expect_tags(&want), "after {tag}");
+    }
+    let (code, err) = fails(&env.sync_tag(&medium, "s4", &[]));
+    assert_eq!(code, 5, "{err}");
+
+    // The primary's hash tree no longer matches its manifest: not kept, the .old (p3) is.
+    let tree = format!("{medium}/LiveOS/squashfs.img.verity");
+    let mut t = std::fs::read(&tree).unwrap();
+    t[100] ^= 1;
+    std::fs::write(&tree, t).unwrap();
+    let o = env.sync_tag(&medium, "s2", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("squashfs.img.verity: checksum mismatch"), "{}", text(&o.stdout));
+    assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "s2"), (".old", "p3")]));
+
+    // An interrupted rotation with sidecars: the primary lost its manifest, .new is whole.
+    let m2 = env.p("m2");
+    std::fs::create_dir_all(format!("{m2}/LiveOS")).unwrap();
+    env.place_tag(&m2, "s1", "");
+    std::fs::remove_file(format!("{m2}/LiveOS/SHA256SUMS")).unwrap();
+    env.place_tag(&m2, "s2", ".new");
+    let o = env.sync_tag(&m2, "s4", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(medium_contents(&m2), env.expect_tags(&[("", "s4"), (".old", "s2")]));
+}
+
+#[test]
+fn source_sidecars_must_match() {
+    let env = Env::new("badsidecar");
+    let medium = env.p("medium");
+    env.make("p1", 1, 30_000, false, None);
+    env.make("s2", 2, 30_000, true, None);
+    env.place_tag(&medium, "p1", "");
+    let before = medium_contents(&medium);
+    let src = |f: &str| env.p(&format!("src/s2/{f}"));
+    let saved = |f: &str| std::fs::read(src(f)).unwrap();
+    let (tree, root) = (saved("squashfs.img.verity"), saved("squashfs.img.roothash"));
+
+    let mut bad = tree.clone();
+    bad[4000] ^= 0x80;
+    std::fs::write(src("squashfs.img.verity"), &bad).unwrap();
+    let (code, err) = fails(&env.sync_tag(&medium, "s2", &[]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("squashfs.img.verity: checksum mismatch") && err.contains("nothing written"), "{err}");
+    std::fs::write(src("squashfs.img.verity"), &tree).unwrap();
+
+    std::fs::write(src("squashfs.img.roothash"), "00\n").unwrap();
+    let (code, err) = fails(&env.sync_tag(&medium, "s2", &[]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("squashfs.img.roothash: checksum mismatch") && err.contains("nothing written"), "{err}");
+
+    for f in ["squashfs.img.roothash", "squashfs.img.verity"] {
+        std::fs::write(src("squashfs.img.roothash"), &root).unwrap();
+        std::fs::write(src("squashfs.img.verity"), &tree).unwrap();
+        std::fs::remove_file(src(f)).unwrap();
+        let (code, err) = fails(&env.sync_tag(&medium, "s2", &[]));
+        assert_eq!(code, 3, "{f}: {err}");
+        assert!(err.contains(&format!("{f}: listed in the manifest but missing")) && err.contains("nothing written"), "{err}");
+    }
+    assert_eq!(medium_contents(&medium), before);
+    std::fs::write(src("squashfs.img.roothash"), &root).unwrap();
+    std::fs::write(src("squashfs.img.verity"), &tree).unwrap();
+    let o = env.sync_tag(&medium, "s2", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "s2"), (".old", "p1")]));
+}
+
+#[test]
+fn no_fibmap_fails_closed() {
+    // tmpfs has no FIBMAP: whether a file to delete shares the keeper's data cannot be told.
+    let mut env = Env::new("nofibmap");
+    let mnt = env.dir.join("tmpfs");
+    env.mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs"], &mnt);
+    let m = mnt.display().to_string();
+    std::fs::create_dir_all(format!("{m}/LiveOS")).unwrap();
+    env.make("p1", 1, 100_000, false, None);
+    env.make("p2", 2, 100_000, false, None);
+    env.place_tag(&m, "p1", "");
+    std::fs::write(format!("{m}/LiveOS/squashfs.img.new"), b"leftover of a cut run").unwrap();
+    let before = medium_contents(&m);
+    let (code, err) = fails(&env.sync_tag(&m, "p2", &[]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FIBMAP cannot tell where its data lies") && err.contains("nothing written"), "{err}");
+    assert_eq!(medium_contents(&m), before);
+    // Nothing to delete: nothing to decide, the sync goes ahead.
+    std::fs::remove_file(format!("{m}/LiveOS/squashfs.img.new")).unwrap();
+    let o = env.sync_tag(&m, "p2", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(medium_contents(&m), env.expect_tags(&[("", "p2"), (".old", "p1")]));
+}
+
+#[test]
+fn killed_at_any_step_a_signed_pair_with_sidecars_remains() {
+    // syncflash killed at each step (the state a power cut leaves when every earlier step
+    // reached the card; QEMU's syncflash-powercut covers the card side): a dry run then still
+    // finds a good pair, the old or the new one, and the next run finishes cleanly.
+    use std::io::BufRead;
+    let env = Env::new("killed");
+    let (key, sec) = env.key("k");
+    env.make("s0", 0, 20_000, true, Some(&sec));
+    env.make("s1", 1, 200_000, true, Some(&sec));
+    env.make("s2", 2, 210_000, true, Some(&sec));
+    env.make("s3", 3, 190_000, true, Some(&sec));
+    let steps = [
+        "preflight", "delete", "write-image", "write-half", "write-sidecars", "write-manifest", "verify", "old-manifest",
+        "old-sig", "old-roothash", "old-verity", "old-image", "new-image", "new-verity", "new-roothash", "new-sig",
+        "new-manifest",
+    ];
+    for (i, at) in steps.iter().enumerate() {
+        let medium = env.p(&format!("m{i}"));
+        std::fs::create_dir_all(format!("{medium}/LiveOS")).unwrap();
+        env.place_tag(&medium, "s1", "");
+        env.place_tag(&medium, "s0", ".old");
+        let (img, sums) = (env.p("src/s2/squashfs.img"), env.p("src/s2/SHA256SUMS"));
+        let mut child = Command::new(env.dir.join("syncflash"))
+            .args(["--medium", &medium, "--image", &img, "--manifest", &sums, "--pubkey-file", &key])
+            .env("LIVEROOT_SYNCFLASH_PAUSE_AT", at)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let reached = std::io::BufReader::new(child.stderr.take().unwrap())
+            .lines()
+            .map_while(|l| l.ok())
+            .any(|l| l == format!("syncflash-step {at}"));
+        assert!(reached, "step {at} never announced");
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let o = env.sync_tag(&medium, "s3", &["--pubkey-file", &key, "--dry-run"]);
+        let out = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "after {at}: {}", text(&o.stderr));
+        let kept = out.lines().find(|l| l.contains("keeping the")).unwrap_or_else(|| panic!("after {at}: {out}"));
+        assert!(!kept.contains("no verified image"), "killed at {at}: {out}");
+        let o = env.sync_tag(&medium, "s3", &["--pubkey-file", &key]);
+        assert_eq!(o.status.code(), Some(0), "after {at}: {}", text(&o.stderr));
+        let now = medium_contents(&medium);
+        assert!(
+            now == env.expect_tags(&[("", "s3"), (".old", "s1")]) || now == env.expect_tags(&[("", "s3"), (".old", "s2")]),
+            "killed at {at}, then synced: {now:?}"
+        );
+    }
 }

@@ -59,3 +59,17 @@ medium_list() {
 }
 
 is_ext() { debugfs -R stats "$1" 2>/dev/null | grep -q '^Filesystem magic number'; }
+
+# fat_sidecars_to FLASH SFX: copy the primary's dm-verity sidecars (when the sample image has
+# them) on a FAT flash to NAME.verity$SFX / NAME.roothash$SFX, so that a pair made from the
+# primary's manifest (which then lists them) is complete. Prints the names written.
+fat_sidecars_to() {
+	local flash=$1 sfx=$2 f tmp
+	tmp=$(mktemp -d)
+	for f in squashfs.img.verity squashfs.img.roothash; do
+		MTOOLS_SKIP_CHECK=1 mcopy -i "$flash" "::/LiveOS/$f" "$tmp/$f" 2>/dev/null || continue
+		MTOOLS_SKIP_CHECK=1 mcopy -i "$flash" "$tmp/$f" "::/LiveOS/$f$sfx"
+		echo "$f$sfx"
+	done
+	rm -rf "$tmp"
+}

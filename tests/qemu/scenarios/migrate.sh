@@ -6,7 +6,7 @@
 DESC="migrate with a writer running, then boot the target disk alone"
 TIMEOUT=240
 EXPECT="root-md7 migrate writer-overlapped md7-only-target no-live-rw no-loops medium-unmounted
-	overlay-unmounted mem-freed state-migrated df-grown sums"
+	overlay-unmounted mem-freed state-migrated df-grown sums flushed-before-switch"
 prepare() {
 	TARGET_IMG=$RUNDIR/target.img
 	truncate -s 512M "$TARGET_IMG"
@@ -37,6 +37,7 @@ n0=$(wc -l </root/during.txt)
 if migrate --yes "$TARGET" >/tmp/migrate.out 2>&1; then ok migrate; else fail migrate "exit $?: $(tail -n 2 /tmp/migrate.out)"; fi
 n1=$(wc -l </root/during.txt)
 sed 's/^/  | /' /tmp/migrate.out
+check flushed-before-switch awk '/flushed to/ { f = NR } /runs on .* alone/ { s = NR } END { exit !(f && s && f < s) }' /tmp/migrate.out
 touch /tmp/stop
 wait $W
 echo "written after migrate" >/root/after.txt

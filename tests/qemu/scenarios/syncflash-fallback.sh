@@ -13,6 +13,7 @@ prepare() {
 	"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.img" ::/LiveOS/squashfs.img.old
 	"${m[@]}" mcopy -i "$FLASH" ::/LiveOS/SHA256SUMS "$RUNDIR/v1.sums"
 	"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.sums" ::/LiveOS/SHA256SUMS.old
+	fat_sidecars_to "$FLASH" .old >/dev/null
 	"${m[@]}" mcopy -o -i "$FLASH" "$BUILD/syncflash-v2/squashfs.img" ::/LiveOS/squashfs.img
 	"${m[@]}" mcopy -i "$FLASH" "$BUILD/syncflash-v2/squashfs.img" ::/LiveOS/squashfs.img.new
 }

@@ -10,7 +10,8 @@ MEDIUM=
 FLASH_UNCHANGED=
 TIMEOUT=120
 EXPECT="root-md7 synced"
-STEPS="preflight remount-rw delete write-image write-half write-manifest verify old-manifest old-sig old-image new-image new-sig new-manifest remount-ro"
+STEPS="preflight remount-rw delete write-image write-half write-sidecars write-manifest verify old-manifest old-sig
+	old-roothash old-verity old-image new-image new-verity new-roothash new-sig new-manifest remount-ro"
 CUTS=${SYNCFLASH_CUTS:-20}
 BPS=${SYNCFLASH_BPS:-2000000}
 prepare() {

@@ -30,7 +30,7 @@ expect() {
 	if [ "$rc" = "$code" ] && echo "$out" | grep -q "$words"; then ok "$name"; else fail "$name" "exit $rc: $out"; fi
 }
 expect no-room 1 "no room for the new image beside the current one" syncflash --image $T/big.img --manifest $T/big.sums
-expect bad-image 3 "does not match" syncflash --image $T/v2.img --manifest $T/bad.sums
+expect bad-image 3 "checksum mismatch" syncflash --image $T/v2.img --manifest $T/bad.sums
 grep -v '^medium_mount=' /run/live/state | sed 's|^medium=.*|medium=/dev/nonexistent|' >/tmp/state.nomedium
 mkdir -p /tmp/v2 && cp $T/v2.img /tmp/v2/squashfs.img && cp $T/v2.sums /tmp/v2/SHA256SUMS
 echo "image_file=/tmp/v2/squashfs.img" >>/tmp/state.nomedium

@@ -39,7 +39,12 @@ verify() {
 	done
 	want=$(debugfs -R "cat /LiveOS/squashfs.img" "$BUILD/$LIVE_IMG" 2>/dev/null | sha256sum | cut -c1-64)
 	[[ $(medium_sha "$FLASH" /LiveOS/squashfs.img.old) == "$want" ]] || problem "flash LiveOS/squashfs.img.old is not v1"
-	[[ $(medium_list "$FLASH" | tr '\n' ' ') == "SHA256SUMS SHA256SUMS.minisig SHA256SUMS.old squashfs.img squashfs.img.old " ]] ||
+	# v1's sidecars (when the sample image has them) went to .old with it; v2 has none.
+	local list="SHA256SUMS SHA256SUMS.minisig SHA256SUMS.old squashfs.img squashfs.img.old" sc
+	for sc in squashfs.img.verity squashfs.img.roothash; do
+		[[ $(medium_sha "$BUILD/$LIVE_IMG" "/LiveOS/$sc") != - ]] && list+=" $sc.old"
+	done
+	[[ $(medium_list "$FLASH" | tr '\n' ' ') == "$(tr ' ' '\n' <<<"$list" | sort | tr '\n' ' ')" ]] ||
 		problem "flash LiveOS holds: $(medium_list "$FLASH" | tr '\n' ' ')"
 	local script=$RUNDIR/again.sh
 	cat >"$script" <<'G'
