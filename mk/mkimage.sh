@@ -24,6 +24,11 @@ busybox=${BUSYBOX:-/bin/busybox}
 liveroot=${LIVEROOT:-$build/liveroot}
 [[ -x $liveroot ]] || { echo "mkimage: $liveroot: missing (run make build)" >&2; exit 1; }
 ROOT_MIB=${ROOT_MIB:-256} # room for the tests' writes (64 MiB into a 32 MiB overlay)
+# FILL_MIB=N: an incompressible file of N MiB (/usr/share/filler, the same bytes every time) in
+# the root, so that squashfs.img itself is N MiB bigger (boot-time and bytes-read checks of
+# big images). Then only live-flash.img and live-images.env are made.
+FILL_MIB=${FILL_MIB:-0}
+(( ROOT_MIB >= 256 + FILL_MIB * 11 / 10 )) || ROOT_MIB=$((256 + FILL_MIB * 11 / 10))
 
 LIVE_UUID=4c495645-0000-4000-8000-000000000001
 ALT_UUID=4c495645-0000-4000-8000-000000000002
@@ -34,11 +39,12 @@ VERITY_UUID=4c495645-0000-4000-8000-0000000000b1
 
 stamp=$build/.image-stamp
 inputs=$( {
-	echo "$epoch $ROOT_MIB"
+	echo "$epoch $ROOT_MIB $FILL_MIB"
 	sha256sum "$0" "$busybox"
 	cd "$here/sample-os" && find . -print0 | LC_ALL=C sort -z | xargs -0 sha256sum 2>/dev/null || true
 } | sha256sum | cut -d' ' -f1)
 outs=(live-flash.img live-flash-fat.img live-flash-alt.img live-images.env)
+((FILL_MIB > 0)) && outs=(live-flash.img live-images.env)
 if [[ -f $stamp && $(cat "$stamp") == "$inputs" ]] && (cd "$build" && ls "${outs[@]}" >/dev/null 2>&1); then
 	exit 0
 fi
@@ -60,6 +66,12 @@ cp "$busybox" "$root/bin/busybox"
 	ln -s "$rel/bin/busybox" "$root/$p"
 done
 chmod 1777 "$root/tmp"
+if ((FILL_MIB > 0)); then
+	# AES-CTR over zeros: fast, incompressible, and the same bytes for the same size.
+	mkdir -p "$root/usr/share"
+	head -c "$((FILL_MIB << 20))" /dev/zero |
+		openssl enc -aes-128-ctr -nosalt -K 4c495645000000000000000000000000 -iv 00000000000000000000000000000000 >"$root/usr/share/filler"
+fi
 chmod 0700 "$root/root"
 
 stamp_tree() { find "$1" -exec touch -h -d "@$epoch" {} +; }
@@ -105,6 +117,7 @@ mksq "$tmp/sq1" "$tmp/squashfs.img"
 m1=$(medium_dir LiveOS squashfs.img "$tmp/squashfs.img")
 mkext ext4 LIVE "$LIVE_UUID" "$m1" "$tmp/live-flash.img" "$(mib_for "$m1")"
 
+if ((FILL_MIB == 0)); then
 # --- the same on FAT32 (mkfs.fat needs ≥ 65525 clusters for FAT32: at least ~33 MiB) ---
 fat_mib=$(mib_for "$m1")
 (( fat_mib < 64 )) && fat_mib=64
@@ -117,6 +130,7 @@ mkext ext3 rootfs "$ROOTFS_UUID" "$root" "$tmp/sq2/LiveOS/ext3fs.img" "$ROOT_MIB
 mksq "$tmp/sq2" "$tmp/root.sqfs"
 m2=$(medium_dir live root.sqfs "$tmp/root.sqfs")
 mkext ext4 LIVEALT "$ALT_UUID" "$m2" "$tmp/live-flash-alt.img" "$(mib_for "$m2")"
+fi
 
 cat >"$tmp/live-images.env" <<EOF
 # Written by mk/mkimage.sh: the sample media and how to address them.
@@ -134,6 +148,7 @@ ROOT_MIB=$ROOT_MIB
 EOF
 for f in "${outs[@]}"; do mv -f "$tmp/$f" "$build/$f"; done
 echo "$inputs" >"$stamp"
-for f in live-flash.img live-flash-fat.img live-flash-alt.img; do
+for f in "${outs[@]}"; do
+	[[ $f == *.img ]] || continue
 	echo "image: $build/$f ($(du -m --apparent-size "$build/$f" | cut -f1) MiB)"
 done
