@@ -7,6 +7,8 @@ mod cmdline;
 mod digest;
 mod error;
 mod fsutil;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod manifest;
 mod pairs;

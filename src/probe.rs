@@ -653,18 +653,22 @@ mod tests {
     }
 }
 
-/// Recompute both GPT CRCs of a disk image with `sector`-byte sectors (tests, fuzz seeds).
+/// Recompute both GPT CRCs of a disk image with `sector`-byte sectors (tests, and the fuzzer,
+/// which uses it to get mutated tables past the CRC checks: it must take any bytes).
 #[cfg(test)]
 pub fn fix_gpt_crcs(d: &mut [u8], sector: usize) {
     let h = sector;
+    if d.len() < h + GPT_HEADER_MIN {
+        return;
+    }
     let count = le32(d, h + 80) as usize;
     let esize = le32(d, h + 84) as usize;
-    let lba = le64(d, h + 72) as usize;
-    let ents = slice(d, lba.saturating_mul(sector), lba.saturating_mul(sector).saturating_add(count.saturating_mul(esize).min(1 << 24)));
+    let at = (le64(d, h + 72) as usize).saturating_mul(sector);
+    let ents = slice(d, at, at.saturating_add(count.saturating_mul(esize).min(GPT_ENTRIES_MAX)));
     let ecrc = crc32fast::hash(ents);
     d[h + 88..h + 92].copy_from_slice(&ecrc.to_le_bytes());
     d[h + 16..h + 20].fill(0);
-    let hsize = (le32(d, h + 12) as usize).min(sector);
+    let hsize = (le32(d, h + 12) as usize).clamp(GPT_HEADER_MIN, sector).min(d.len() - h);
     let crc = crc32fast::hash(&d[h..h + hsize]);
     d[h + 16..h + 20].copy_from_slice(&crc.to_le_bytes());
 }
