@@ -175,7 +175,7 @@ fn seeds_http_head() -> Vec<Vec<u8>> {
 fn run_dm_targets(d: &[u8]) -> bool {
     let count = u32::from_le_bytes([0, 1, 2, 3].map(|i| d.get(i).copied().unwrap_or(0)));
     crate::sys::dm::decode_targets(d.get(4..).unwrap_or(&[]), count)
-        .map(|ts| ts.iter().map(|t| t.to_string()).count())
+        .map(|ts| ts.iter().map(|t| t.to_string().len()).sum::<usize>())
         .is_some()
 }
 
@@ -674,7 +674,7 @@ mod tests {
 
     #[test]
     fn mutations_stay_in_bounds() {
-        let corpus = vec![vec![1u8, 2, 3], vec![]];
+        let corpus = [vec![1u8, 2, 3], vec![]];
         let mut r = Rng(1);
         for i in 0..20_000 {
             let mut d = corpus[i % 2].clone();

@@ -125,6 +125,7 @@ impl Response {
     /// Bound the body: reading past `max` bytes fails (`InvalidData`, "body larger than N
     /// bytes") instead of filling the disk. Meant for bodies without a Content-Length, which
     /// are read until the server closes; a body of exactly `max` bytes is fine.
+    #[allow(dead_code)] // for imgfetch's body of unknown length (issue 9, item 4)
     pub fn limit(&mut self, max: u64) {
         self.max = Some(max);
     }
@@ -232,14 +233,14 @@ impl Client {
         if let Some((_, _, a)) = self.resolved.borrow().iter().find(|(h, p, _)| h == host && *p == port) {
             return Ok(a.clone());
         }
+        // Like a connect or a read: at most `stall`, never past the deadline.
+        let timed_out = || Error::network(url, format!("{host}: name lookup timed out"));
+        let until = Instant::now() + self.lim.wait().map_err(|_| timed_out())?;
         let name = host.to_owned();
         let job = std::thread::spawn(move || (name.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
-        loop {
-            if job.is_finished() {
-                break;
-            }
-            if self.lim.wait().is_err() {
-                return Err(Error::network(url, format!("{host}: name lookup timed out")));
+        while !job.is_finished() {
+            if Instant::now() >= until {
+                return Err(timed_out());
             }
             std::thread::sleep(Duration::from_millis(2));
         }

@@ -450,6 +450,60 @@ impl Found {
     }
 }
 
+/// Recompute both GPT CRCs of a disk image with `sector`-byte sectors (tests, and the fuzzer,
+/// which uses it to get mutated tables past the CRC checks: it must take any bytes).
+#[cfg(test)]
+pub fn fix_gpt_crcs(d: &mut [u8], sector: usize) {
+    let h = sector;
+    if d.len() < h + GPT_HEADER_MIN {
+        return;
+    }
+    let count = le32(d, h + 80) as usize;
+    let esize = le32(d, h + 84) as usize;
+    let at = (le64(d, h + 72) as usize).saturating_mul(sector);
+    let ents = slice(d, at, at.saturating_add(count.saturating_mul(esize).min(GPT_ENTRIES_MAX)));
+    let ecrc = crc32fast::hash(ents);
+    d[h + 88..h + 92].copy_from_slice(&ecrc.to_le_bytes());
+    d[h + 16..h + 20].fill(0);
+    let hsize = (le32(d, h + 12) as usize).clamp(GPT_HEADER_MIN, sector).min(d.len() - h);
+    let crc = crc32fast::hash(&d[h..h + hsize]);
+    d[h + 16..h + 20].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A 64 KiB disk: protective MBR, GPT (512-byte sectors, 128 entries) with one partition in
+/// slot 3 (LBAs 34..=43, label "live"), CRCs right.
+#[cfg(test)]
+pub fn sample_gpt() -> Vec<u8> {
+    let mut g = vec![0u8; 64 * 1024];
+    g[446 + 4] = 0xEE;
+    g[510] = 0x55;
+    g[511] = 0xAA;
+    let h = &mut g[512..1024];
+    h[0..8].copy_from_slice(b"EFI PART");
+    h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+    h[12..16].copy_from_slice(&92u32.to_le_bytes());
+    h[24..32].copy_from_slice(&1u64.to_le_bytes());
+    h[32..40].copy_from_slice(&127u64.to_le_bytes());
+    h[40..48].copy_from_slice(&34u64.to_le_bytes());
+    h[48..56].copy_from_slice(&94u64.to_le_bytes());
+    let disk = [0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
+    h[56..72].copy_from_slice(&disk);
+    h[72..80].copy_from_slice(&2u64.to_le_bytes());
+    h[80..84].copy_from_slice(&128u32.to_le_bytes());
+    h[84..88].copy_from_slice(&128u32.to_le_bytes());
+    let e = &mut g[1024 + 2 * 128..1024 + 3 * 128];
+    e[0] = 1;
+    e[16..32].copy_from_slice(&disk);
+    e[16] = 0x34;
+    e[32..40].copy_from_slice(&34u64.to_le_bytes());
+    e[40..48].copy_from_slice(&43u64.to_le_bytes());
+    for (i, c) in "live".encode_utf16().enumerate() {
+        e[56 + 2 * i..58 + 2 * i].copy_from_slice(&c.to_le_bytes());
+    }
+    fix_gpt_crcs(&mut g, 512);
+    g
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -651,58 +705,4 @@ mod tests {
         assert_eq!(show_value(""), "\"\"");
         assert_eq!(show_value("a\"b"), "\"a\\\"b\"");
     }
-}
-
-/// Recompute both GPT CRCs of a disk image with `sector`-byte sectors (tests, and the fuzzer,
-/// which uses it to get mutated tables past the CRC checks: it must take any bytes).
-#[cfg(test)]
-pub fn fix_gpt_crcs(d: &mut [u8], sector: usize) {
-    let h = sector;
-    if d.len() < h + GPT_HEADER_MIN {
-        return;
-    }
-    let count = le32(d, h + 80) as usize;
-    let esize = le32(d, h + 84) as usize;
-    let at = (le64(d, h + 72) as usize).saturating_mul(sector);
-    let ents = slice(d, at, at.saturating_add(count.saturating_mul(esize).min(GPT_ENTRIES_MAX)));
-    let ecrc = crc32fast::hash(ents);
-    d[h + 88..h + 92].copy_from_slice(&ecrc.to_le_bytes());
-    d[h + 16..h + 20].fill(0);
-    let hsize = (le32(d, h + 12) as usize).clamp(GPT_HEADER_MIN, sector).min(d.len() - h);
-    let crc = crc32fast::hash(&d[h..h + hsize]);
-    d[h + 16..h + 20].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// A 64 KiB disk: protective MBR, GPT (512-byte sectors, 128 entries) with one partition in
-/// slot 3 (LBAs 34..=43, label "live"), CRCs right.
-#[cfg(test)]
-pub fn sample_gpt() -> Vec<u8> {
-    let mut g = vec![0u8; 64 * 1024];
-    g[446 + 4] = 0xEE;
-    g[510] = 0x55;
-    g[511] = 0xAA;
-    let h = &mut g[512..1024];
-    h[0..8].copy_from_slice(b"EFI PART");
-    h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
-    h[12..16].copy_from_slice(&92u32.to_le_bytes());
-    h[24..32].copy_from_slice(&1u64.to_le_bytes());
-    h[32..40].copy_from_slice(&127u64.to_le_bytes());
-    h[40..48].copy_from_slice(&34u64.to_le_bytes());
-    h[48..56].copy_from_slice(&94u64.to_le_bytes());
-    let disk = [0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
-    h[56..72].copy_from_slice(&disk);
-    h[72..80].copy_from_slice(&2u64.to_le_bytes());
-    h[80..84].copy_from_slice(&128u32.to_le_bytes());
-    h[84..88].copy_from_slice(&128u32.to_le_bytes());
-    let e = &mut g[1024 + 2 * 128..1024 + 3 * 128];
-    e[0] = 1;
-    e[16..32].copy_from_slice(&disk);
-    e[16] = 0x34;
-    e[32..40].copy_from_slice(&34u64.to_le_bytes());
-    e[40..48].copy_from_slice(&43u64.to_le_bytes());
-    for (i, c) in "live".encode_utf16().enumerate() {
-        e[56 + 2 * i..58 + 2 * i].copy_from_slice(&c.to_le_bytes());
-    }
-    fix_gpt_crcs(&mut g, 512);
-    g
 }
