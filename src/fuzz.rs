@@ -238,7 +238,13 @@ fn seeds_md_sysfs() -> Vec<Vec<u8>> {
 /// that mutated tables get past the checksums to the arithmetic behind them.
 fn run_probe(d: &[u8]) -> bool {
     let v = d.to_vec();
-    let found = matches!(crate::probe::probe(&v), Ok(Some(_)));
+    let found = match crate::probe::probe(&v) {
+        Ok(Some(f)) => {
+            let _ = (f.describe(), f.matches("LABEL=LIVE"), f.matches("UUID=1234-ABCD"));
+            true
+        }
+        _ => false,
+    };
     let _ = crate::probe::table(&v);
     for sector in [512, 4096] {
         if v.get(sector..sector + 8) != Some(b"EFI PART") {
