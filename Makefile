@@ -11,7 +11,7 @@ APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minis
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time \
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin
 
-.PHONY: all deps build test unit qemu-test bench size kernel initramfs stock-initramfs image demo run clean
+.PHONY: all deps build test unit qemu-test fuzz bench size kernel initramfs stock-initramfs image demo run clean
 all: $(BUILD)/liveroot
 
 # Install what is missing (apt-get update first, as on a fresh machine), add the musl target.
@@ -62,6 +62,17 @@ build: $(BUILD)/liveroot
 test: $(BUILD)/liveroot
 	cargo test --locked
 	@$(MAKE) --no-print-directory qemu-test
+
+# The mutation fuzzer (src/fuzz.rs): every target for FUZZ_SECONDS each, in an optimised build
+# with overflow checks, seeded from the clock (FUZZ_SEED=N repeats a run, FUZZ_TARGETS=a,b picks
+# targets). Crashes are saved under tests/fuzz/TARGET/ and fail the run. `make test` runs the
+# same targets 1 s each with a fixed seed, and replays tests/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_SEED ?= $(shell date +%s)
+FUZZ_TARGETS ?=
+fuzz:
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_SEED='$(FUZZ_SEED)' FUZZ_TARGETS='$(FUZZ_TARGETS)' \
+		cargo test --locked --profile fuzz --bin liveroot -- fuzz::tests:: --nocapture --test-threads 1
 
 qemu-test: $(BUILD)/liveroot
 	@if [ -x tests/qemu/run.sh ]; then tests/qemu/run.sh; else echo "qemu: no scenarios yet"; fi

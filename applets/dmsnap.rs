@@ -378,9 +378,10 @@ pub fn describe(name: &str, params: &str) -> String {
             let pct = if t == 0 { 0.0 } else { a as f64 * 100.0 / t as f64 };
             format!(
                 "{name}: {} / {} used ({pct:.1}%), metadata {}\n",
-                human_size(a * 512),
-                human_size(t * 512),
-                human_size(m * 512)
+                // Sector counts from the kernel's status line; a wrap would print nonsense.
+                human_size(a.saturating_mul(512)),
+                human_size(t.saturating_mul(512)),
+                human_size(m.saturating_mul(512))
             )
         }
         (None, "Overflow") => format!("{name}: Overflow: the overlay is full; writes fail with I/O errors, reads still work\n"),
@@ -497,5 +498,8 @@ mod tests {
         assert!(describe("live-rw", "Invalid").starts_with("live-rw: Invalid: "));
         assert_eq!(describe("x", "Merge failed"), "x: Merge failed\n");
         assert_eq!(describe("x", "0/0 0"), "x: 0B / 0B used (0.0%), metadata 0B\n");
+        // Sector counts whose byte counts do not fit in u64 (overflowed before).
+        let max = u64::MAX;
+        assert_eq!(describe("x", &format!("{max}/{max} {max}")), "x: 16E / 16E used (100.0%), metadata 16E\n");
     }
 }

@@ -189,8 +189,8 @@ fn permanent(e: &Error) -> bool {
     e.code != Code::Network || e.reason.starts_with("HTTP 4")
 }
 
-fn send(method: &str, url: &str, range: Option<(u64, u64)>, lim: &Limits, ok: &[u16]) -> Result<Response> {
-    let r = http::request(method, url, range, lim)?;
+fn send(method: &str, url: &str, range: Option<(u64, u64)>, http: &http::Client, ok: &[u16]) -> Result<Response> {
+    let r = http.request(method, url, range)?;
     if !ok.contains(&r.status) {
         return Err(Error::network(url, format!("HTTP {} {}", r.status, r.reason)));
     }
@@ -199,15 +199,12 @@ fn send(method: &str, url: &str, range: Option<(u64, u64)>, lim: &Limits, ok: &[
 
 struct Fetcher {
     clock: Clock,
-    stall: u64,
     retries: u32,
+    /// One per run: the server's name is looked up once, inside the deadline.
+    http: http::Client,
 }
 
 impl Fetcher {
-    fn lim(&self) -> Limits {
-        Limits { stall: Duration::from_secs(self.stall), deadline: self.clock.end }
-    }
-
     /// Run `f` until it succeeds, fails for good, or fails `retries + 1` times in a row with no
     /// progress in between (`f` reports progress by returning `Err((e, true))`).
     fn retry<T>(&self, obj: &str, mut f: impl FnMut() -> std::result::Result<T, (Error, bool)>) -> Result<T> {
@@ -237,7 +234,7 @@ impl Fetcher {
     /// A small file (manifest, signature), at most [`manifest::MAX_SIZE`] bytes.
     fn small(&self, url: &str) -> Result<Vec<u8>> {
         self.retry(url, || {
-            let r = send("GET", url, None, &self.lim(), &[200]).map_err(|e| (e, false))?;
+            let r = send("GET", url, None, &self.http, &[200]).map_err(|e| (e, false))?;
             let mut data = Vec::new();
             r.take(manifest::MAX_SIZE + 1)
                 .read_to_end(&mut data)
@@ -252,7 +249,7 @@ impl Fetcher {
     /// Size, Range support and the URL after redirects. A server refusing HEAD is not an error.
     fn head(&self, url: &str) -> Result<(Option<u64>, bool, String)> {
         self.retry(url, || {
-            let r = match send("HEAD", url, None, &self.lim(), &[200]) {
+            let r = match send("HEAD", url, None, &self.http, &[200]) {
                 Ok(r) => r,
                 Err(e) if e.reason.starts_with("HTTP 405") || e.reason.starts_with("HTTP 501") => {
                     return Ok((None, false, url.to_owned()))
@@ -444,11 +441,9 @@ pub fn run(argv: &[String]) -> Result<()> {
         _ => None,
     };
     let now = Instant::now();
-    let fx = Fetcher {
-        clock: Clock { start: now, end: (a.timeout > 0).then(|| now + Duration::from_secs(a.timeout)), total: a.timeout },
-        stall: a.stall,
-        retries: a.retries,
-    };
+    let clock = Clock { start: now, end: (a.timeout > 0).then(|| now + Duration::from_secs(a.timeout)), total: a.timeout };
+    let http = http::Client::new(Limits { stall: Duration::from_secs(a.stall), deadline: clock.end });
+    let fx = Fetcher { clock, retries: a.retries, http };
     std::fs::metadata(&a.to).ctx(&a.to)?;
 
     // 1. The manifest, trusted only once its signature verifies over the bytes received.
@@ -536,7 +531,7 @@ pub fn run(argv: &[String]) -> Result<()> {
             let total = size.unwrap_or(0);
             while sink.pos < total {
                 let end = (sink.pos + chunk).min(total) - 1;
-                let mut r = send("GET", &url, Some((sink.pos, end)), &fx.lim(), &[200, 206]).map_err(|e| (e, false))?;
+                let mut r = send("GET", &url, Some((sink.pos, end)), &fx.http, &[200, 206]).map_err(|e| (e, false))?;
                 if r.status == 200 {
                     warn(&format!("{url}: the server ignores Range; fetching it in one request"));
                     ranged = false;
@@ -559,7 +554,7 @@ pub fn run(argv: &[String]) -> Result<()> {
             if sink.pos > 0 {
                 sink.restart().map_err(|e| (e, false))?;
             }
-            let mut r = send("GET", &url, None, &fx.lim(), &[200]).map_err(|e| (e, false))?;
+            let mut r = send("GET", &url, None, &fx.http, &[200]).map_err(|e| (e, false))?;
             let cl = r.content_length();
             if let (Some(s), Some(c)) = (size, cl) {
                 if s != c {

@@ -89,9 +89,12 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         1
     } else {
         let up = suffix.to_ascii_uppercase();
-        let (letter, kind) = up.split_at(1);
+        // By char, not byte: a non-ASCII first letter (`1é`) must be an error, not a split
+        // inside a UTF-8 sequence.
+        let mut chars = up.chars();
+        let letter = chars.next().ok_or_else(bad)?;
         let exp = "KMGTPE".find(letter).ok_or_else(bad)? as u32 + 1;
-        match kind {
+        match chars.as_str() {
             "" | "IB" => 1024u64.pow(exp),
             "B" => 1000u64.pow(exp),
             _ => return Err(bad()),
@@ -150,6 +153,18 @@ mod tests {
         assert!(parse_size("1X").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("99999999999E").is_err());
+        // Non-ASCII suffixes: these split a UTF-8 sequence (a panic, SIGILL) before.
+        assert!(parse_size("1é").is_err());
+        assert!(parse_size("1 é").is_err());
+        assert!(parse_size("0x1é").is_err());
+        assert!(parse_size("1Ké").is_err());
+        assert!(parse_size("1\u{1F4A9}").is_err());
+    }
+
+    #[test]
+    fn normalize_non_ascii_clusters() {
+        assert_eq!(normalize(&v(&["-é", "-oé"]), "ob"), v(&["-é", "-o", "é"]));
+        assert_eq!(normalize(&v(&["--é=ü"]), "ob"), v(&["--é", "ü"]));
     }
 
     #[test]

@@ -8,6 +8,8 @@ mod digest;
 mod dmverity;
 mod error;
 mod fsutil;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod manifest;
 mod pairs;

@@ -16,7 +16,8 @@ impl ReadAt for std::fs::File {
         buf.fill(0);
         let mut done = 0;
         while done < buf.len() {
-            match FileExt::read_at(self, &mut buf[done..], off + done as u64) {
+            let at = off.checked_add(done as u64).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+            match FileExt::read_at(self, &mut buf[done..], at) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -30,7 +31,7 @@ impl ReadAt for std::fs::File {
 impl ReadAt for Vec<u8> {
     fn read_at(&self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
         buf.fill(0);
-        let start = (off as usize).min(self.len());
+        let start = usize::try_from(off).unwrap_or(usize::MAX).min(self.len());
         let end = start.saturating_add(buf.len()).min(self.len());
         buf[..end - start].copy_from_slice(&self[start..end]);
         Ok(())
@@ -91,14 +92,23 @@ impl Table {
     }
 }
 
+// Bytes past the end of `b` read as zero, as a short read of the device does: a probe never
+// indexes out of bounds, whatever the offsets it computes from the medium.
+fn byte(b: &[u8], o: usize) -> u8 {
+    b.get(o).copied().unwrap_or(0)
+}
 fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
+    u16::from_le_bytes([byte(b, o), byte(b, o.saturating_add(1))])
 }
 fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+    (le16(b, o) as u32) | ((le16(b, o.saturating_add(2)) as u32) << 16)
 }
 fn le64(b: &[u8], o: usize) -> u64 {
-    (le32(b, o) as u64) | ((le32(b, o + 4) as u64) << 32)
+    (le32(b, o) as u64) | ((le32(b, o.saturating_add(4)) as u64) << 32)
+}
+/// `b[from..to]`, or what of it exists.
+fn slice(b: &[u8], from: usize, to: usize) -> &[u8] {
+    b.get(from.min(b.len())..to.min(b.len())).unwrap_or(&[])
 }
 
 /// A fixed-size on-disk string: up to the first NUL, trailing spaces dropped; None if empty.
@@ -122,7 +132,7 @@ fn uuid_be(b: &[u8]) -> String {
         if i > 0 {
             s.push('-');
         }
-        hex(&mut s, &b[r.0..r.1]);
+        hex(&mut s, slice(b, r.0, r.1));
     }
     s
 }
@@ -130,7 +140,9 @@ fn uuid_be(b: &[u8]) -> String {
 /// A GUID as stored by EFI: the first three fields are little-endian.
 fn guid(b: &[u8]) -> String {
     let mut g = [0u8; 16];
-    g.copy_from_slice(&b[..16]);
+    for (i, x) in g.iter_mut().enumerate() {
+        *x = byte(b, i);
+    }
     g[0..4].reverse();
     g[4..6].reverse();
     g[6..8].reverse();
@@ -163,48 +175,49 @@ fn probe_ext(sb: &[u8]) -> Option<Found> {
     } else {
         "ext2"
     };
-    let u = &sb[104..120];
+    let u = slice(sb, 104, 120);
     Some(Found {
         fstype,
-        label: fixed_str(&sb[120..136]),
+        label: fixed_str(slice(sb, 120, 136)),
         uuid: u.iter().any(|&b| b != 0).then(|| uuid_be(u)),
         table: None,
     })
 }
 
 fn probe_squashfs(b: &[u8]) -> Option<Found> {
-    (&b[0..4] == b"hsqs").then(|| Found { fstype: "squashfs", ..Found::default() })
+    (slice(b, 0, 4) == b"hsqs").then(|| Found { fstype: "squashfs", ..Found::default() })
 }
 
 /// ISO 9660 dates are "YYYYMMDDHHMMSScc" + a timezone byte; blkid turns one into the UUID.
 fn iso_date(d: &[u8]) -> Option<String> {
-    let digits = &d[..16];
-    if !digits.iter().all(u8::is_ascii_digit) || digits.iter().all(|&c| c == b'0') {
+    let digits = slice(d, 0, 16);
+    if digits.len() != 16 || !digits.iter().all(u8::is_ascii_digit) || digits.iter().all(|&c| c == b'0') {
         return None;
     }
     let s = std::str::from_utf8(digits).ok()?;
-    Some(format!("{}-{}-{}-{}-{}-{}-{}", &s[0..4], &s[4..6], &s[6..8], &s[8..10], &s[10..12], &s[12..14], &s[14..16]))
+    let f = |a: usize, z: usize| s.get(a..z).unwrap_or("");
+    Some(format!("{}-{}-{}-{}-{}-{}-{}", f(0, 4), f(4, 6), f(6, 8), f(8, 10), f(10, 12), f(12, 14), f(14, 16)))
 }
 
 fn probe_iso(pvd: &[u8]) -> Option<Found> {
     // pvd is the 2048-byte sector at 32 KiB.
-    if pvd[0] != 1 || &pvd[1..6] != b"CD001" {
+    if byte(pvd, 0) != 1 || slice(pvd, 1, 6) != b"CD001" {
         return None;
     }
     // blkid prefers the modification date (GRUB's choice), else the creation date.
-    let uuid = iso_date(&pvd[830..847]).or_else(|| iso_date(&pvd[813..830]));
-    Some(Found { fstype: "iso9660", label: fixed_str(&pvd[40..72]), uuid, table: None })
+    let uuid = iso_date(slice(pvd, 830, 847)).or_else(|| iso_date(slice(pvd, 813, 830)));
+    Some(Found { fstype: "iso9660", label: fixed_str(slice(pvd, 40, 72)), uuid, table: None })
 }
 
 /// A FAT boot sector with a sane BIOS parameter block.
 fn fat_geometry(b: &[u8]) -> Option<(u64, u64, u64, u64, u64, bool)> {
-    if b[510] != 0x55 || b[511] != 0xAA || !(b[0] == 0xEB || b[0] == 0xE9) {
+    if byte(b, 510) != 0x55 || byte(b, 511) != 0xAA || !(byte(b, 0) == 0xEB || byte(b, 0) == 0xE9) {
         return None;
     }
     let bps = le16(b, 11) as u64;
-    let spc = b[13] as u64;
+    let spc = byte(b, 13) as u64;
     let reserved = le16(b, 14) as u64;
-    let nfats = b[16] as u64;
+    let nfats = byte(b, 16) as u64;
     let root_entries = le16(b, 17) as u64;
     let fat16_size = le16(b, 22) as u64;
     if !bps.is_power_of_two() || !(512..=4096).contains(&bps) || !spc.is_power_of_two() || reserved == 0 || !(1..=2).contains(&nfats) {
@@ -221,15 +234,16 @@ fn fat_geometry(b: &[u8]) -> Option<(u64, u64, u64, u64, u64, bool)> {
 /// The volume-label entry of a FAT root directory (attribute 0x08, not a long-name slot).
 fn fat_root_label(dir: &[u8]) -> Option<String> {
     for e in dir.chunks_exact(32) {
-        match e[0] {
+        match byte(e, 0) {
             0 => break,
             0xE5 => continue,
             _ => {}
         }
-        if e[11] & 0x0F == 0x0F || e[11] & 0x08 == 0 {
+        let attr = byte(e, 11);
+        if attr & 0x0F == 0x0F || attr & 0x08 == 0 {
             continue;
         }
-        return fixed_str(&e[0..11]);
+        return fixed_str(slice(e, 0, 11));
     }
     None
 }
@@ -238,17 +252,24 @@ fn probe_vfat(dev: &dyn ReadAt, b: &[u8]) -> Option<Found> {
     let (bps, spc, reserved, fats, root_entries, fat32) = fat_geometry(b)?;
     let (serial_at, label_at) = if fat32 { (67, 71) } else { (39, 43) };
     // Extended boot signature 0x29 says serial and label are present.
-    let ext = b[serial_at - 1] == 0x29;
+    let ext = byte(b, serial_at - 1) == 0x29;
     let serial = le32(b, serial_at);
-    let boot_label = if ext { fixed_str(&b[label_at..label_at + 11]) } else { None }.filter(|l| l != "NO NAME");
-    let (root_off, root_len) = if fat32 {
+    let boot_label = if ext { fixed_str(slice(b, label_at, label_at + 11)) } else { None }.filter(|l| l != "NO NAME");
+    // Geometry comes from the medium: a sum that does not fit means no root directory to read.
+    let root = if fat32 {
         let cluster = le32(b, 44) as u64;
-        ((reserved + fats + cluster.saturating_sub(2) * spc) * bps, spc * bps)
+        cluster
+            .saturating_sub(2)
+            .checked_mul(spc)
+            .and_then(|c| c.checked_add(reserved)?.checked_add(fats)?.checked_mul(bps))
+            .zip(spc.checked_mul(bps))
     } else {
-        ((reserved + fats) * bps, root_entries * 32)
+        reserved.checked_add(fats).and_then(|s| s.checked_mul(bps)).zip(root_entries.checked_mul(32))
     };
-    let mut dir = vec![0u8; root_len.min(64 * 1024) as usize];
-    let root_label = dev.read_at(root_off, &mut dir).ok().and_then(|()| fat_root_label(&dir));
+    let root_label = root.and_then(|(root_off, root_len)| {
+        let mut dir = vec![0u8; root_len.min(64 * 1024) as usize];
+        dev.read_at(root_off, &mut dir).ok().and_then(|()| fat_root_label(&dir))
+    });
     Some(Found {
         fstype: "vfat",
         label: root_label.or(boot_label),
@@ -257,49 +278,86 @@ fn probe_vfat(dev: &dyn ReadAt, b: &[u8]) -> Option<Found> {
     })
 }
 
+/// `sizeof(gpt_header)` up to the entry-array CRC, and `sizeof(gpt_entry)`, as the kernel has them.
+const GPT_HEADER_MIN: usize = 92;
+const GPT_ENTRY: usize = 128;
+/// The entry array is read whole to check its CRC: 128 entries is the usual 16 KiB; allow 8 MiB.
+const GPT_ENTRIES_MAX: usize = 8 << 20;
+
+/// The GPT header at LBA 1 for `sector`-byte sectors, checked as block/partitions/efi.c
+/// (`is_gpt_valid`) does: signature, header size within [92, sector], header CRC32 with its own
+/// field zeroed, `my_lba` = 1, usable range ordered, entry size exactly 128, the entry array's
+/// CRC32 over `count * 128` bytes. Bounds against the device's last LBA are not checked: a
+/// `ReadAt` has no size (reads past the end are zeros, which then fail the entry CRC).
+///
+/// A primary header that fails is "no GPT", as for the kernel: it looks at the alternate header
+/// (at the last LBA) only when booted with `gpt` (force_gpt), which /init never passes.
 fn probe_gpt(dev: &dyn ReadAt, sector: u64) -> Option<Table> {
-    let mut h = [0u8; 512];
+    let mut h = vec![0u8; usize::try_from(sector).ok()?];
     dev.read_at(sector, &mut h).ok()?;
-    if &h[0..8] != b"EFI PART" {
+    if slice(&h, 0, 8) != b"EFI PART" {
+        return None;
+    }
+    let hsize = le32(&h, 12) as usize;
+    if !(GPT_HEADER_MIN..=h.len()).contains(&hsize) {
+        return None;
+    }
+    let mut zeroed = slice(&h, 0, hsize).to_vec();
+    zeroed.get_mut(16..20)?.fill(0);
+    if crc32fast::hash(&zeroed) != le32(&h, 16) {
+        return None;
+    }
+    let (my_lba, first_usable, last_usable) = (le64(&h, 24), le64(&h, 40), le64(&h, 48));
+    if my_lba != 1 || last_usable < first_usable {
         return None;
     }
     let entries_lba = le64(&h, 72);
-    let count = le32(&h, 80).min(1024) as usize;
-    let esize = le32(&h, 84) as usize;
-    if !(128..=4096).contains(&esize) {
+    let count = le32(&h, 80) as usize;
+    if le32(&h, 84) as usize != GPT_ENTRY {
         return None;
     }
-    let mut t = vec![0u8; count * esize];
-    dev.read_at(entries_lba * sector, &mut t).ok()?;
+    let len = count.checked_mul(GPT_ENTRY).filter(|&l| l <= GPT_ENTRIES_MAX)?;
+    let mut t = vec![0u8; len];
+    dev.read_at(entries_lba.checked_mul(sector)?, &mut t).ok()?;
+    if crc32fast::hash(&t) != le32(&h, 88) {
+        return None;
+    }
     let mut parts = Vec::new();
-    for (i, e) in t.chunks_exact(esize).enumerate() {
-        if e[0..16].iter().all(|&b| b == 0) {
+    for (i, e) in t.chunks_exact(GPT_ENTRY).enumerate() {
+        if slice(e, 0, 16).iter().all(|&b| b == 0) {
             continue;
         }
-        let first = le64(e, 32);
-        let last = le64(e, 40);
-        let name: Vec<u16> = e[56..128].chunks_exact(2).map(|c| le16(c, 0)).take_while(|&c| c != 0).collect();
+        let (first, last) = (le64(e, 32), le64(e, 40));
+        // An entry whose range is reversed or does not fit in bytes is no partition.
+        let Some((start, size)) = last
+            .checked_sub(first)
+            .and_then(|n| n.checked_add(1))
+            .and_then(|n| Some((first.checked_mul(sector)?, n.checked_mul(sector)?)))
+        else {
+            continue;
+        };
+        let name: Vec<u16> = slice(e, 56, 128).chunks_exact(2).map(|c| le16(c, 0)).take_while(|&c| c != 0).collect();
         let name = String::from_utf16_lossy(&name);
         parts.push(Part {
-            number: i as u32 + 1,
-            start: first * sector,
-            size: (last + 1).saturating_sub(first) * sector,
-            partuuid: guid(&e[16..32]),
+            number: u32::try_from(i).ok()?.checked_add(1)?,
+            start,
+            size,
+            partuuid: guid(slice(e, 16, 32)),
             partlabel: (!name.is_empty()).then_some(name),
         });
     }
-    Some(Table { kind: TableKind::Gpt, ptuuid: guid(&h[56..72]), parts })
+    Some(Table { kind: TableKind::Gpt, ptuuid: guid(slice(&h, 56, 72)), parts })
 }
 
 fn probe_table(dev: &dyn ReadAt, mbr: &[u8]) -> Option<Table> {
-    if mbr[510] != 0x55 || mbr[511] != 0xAA {
+    if byte(mbr, 510) != 0x55 || byte(mbr, 511) != 0xAA {
         return None;
     }
-    let slots: Vec<&[u8]> = (0..4).map(|i| &mbr[446 + 16 * i..462 + 16 * i]).collect();
-    if slots.iter().any(|s| s[0] != 0 && s[0] != 0x80) {
+    let slots: Vec<&[u8]> = (0..4).map(|i| slice(mbr, 446 + 16 * i, 462 + 16 * i)).collect();
+    if slots.iter().any(|s| byte(s, 0) != 0 && byte(s, 0) != 0x80) {
         return None;
     }
-    if slots.iter().any(|s| s[4] == 0xEE) {
+    if slots.iter().any(|s| byte(s, 4) == 0xEE) {
         // Protective MBR: the GPT header is at LBA 1, whose size we do not know for an image.
         return [512u64, 4096].iter().find_map(|&ss| probe_gpt(dev, ss));
     }
@@ -308,7 +366,7 @@ fn probe_table(dev: &dyn ReadAt, mbr: &[u8]) -> Option<Table> {
     let parts = slots
         .iter()
         .enumerate()
-        .filter(|(_, s)| s[4] != 0)
+        .filter(|(_, s)| byte(s, 4) != 0)
         .map(|(i, s)| Part {
             number: i as u32 + 1,
             start: le32(s, 8) as u64 * 512,
@@ -327,7 +385,7 @@ fn probe_table(dev: &dyn ReadAt, mbr: &[u8]) -> Option<Table> {
 pub fn probe(dev: &dyn ReadAt) -> std::io::Result<Option<Found>> {
     let mut head = vec![0u8; 4096];
     dev.read_at(0, &mut head)?;
-    if let Some(f) = probe_squashfs(&head).or_else(|| probe_ext(&head[1024..2048])) {
+    if let Some(f) = probe_squashfs(&head).or_else(|| probe_ext(slice(&head, 1024, 2048))) {
         return Ok(Some(f));
     }
     let mut pvd = vec![0u8; 2048];
@@ -390,6 +448,60 @@ impl Found {
         }
         false
     }
+}
+
+/// Recompute both GPT CRCs of a disk image with `sector`-byte sectors (tests, and the fuzzer,
+/// which uses it to get mutated tables past the CRC checks: it must take any bytes).
+#[cfg(test)]
+pub fn fix_gpt_crcs(d: &mut [u8], sector: usize) {
+    let h = sector;
+    if d.len() < h + GPT_HEADER_MIN {
+        return;
+    }
+    let count = le32(d, h + 80) as usize;
+    let esize = le32(d, h + 84) as usize;
+    let at = (le64(d, h + 72) as usize).saturating_mul(sector);
+    let ents = slice(d, at, at.saturating_add(count.saturating_mul(esize).min(GPT_ENTRIES_MAX)));
+    let ecrc = crc32fast::hash(ents);
+    d[h + 88..h + 92].copy_from_slice(&ecrc.to_le_bytes());
+    d[h + 16..h + 20].fill(0);
+    let hsize = (le32(d, h + 12) as usize).clamp(GPT_HEADER_MIN, sector).min(d.len() - h);
+    let crc = crc32fast::hash(&d[h..h + hsize]);
+    d[h + 16..h + 20].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A 64 KiB disk: protective MBR, GPT (512-byte sectors, 128 entries) with one partition in
+/// slot 3 (LBAs 34..=43, label "live"), CRCs right.
+#[cfg(test)]
+pub fn sample_gpt() -> Vec<u8> {
+    let mut g = vec![0u8; 64 * 1024];
+    g[446 + 4] = 0xEE;
+    g[510] = 0x55;
+    g[511] = 0xAA;
+    let h = &mut g[512..1024];
+    h[0..8].copy_from_slice(b"EFI PART");
+    h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+    h[12..16].copy_from_slice(&92u32.to_le_bytes());
+    h[24..32].copy_from_slice(&1u64.to_le_bytes());
+    h[32..40].copy_from_slice(&127u64.to_le_bytes());
+    h[40..48].copy_from_slice(&34u64.to_le_bytes());
+    h[48..56].copy_from_slice(&94u64.to_le_bytes());
+    let disk = [0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
+    h[56..72].copy_from_slice(&disk);
+    h[72..80].copy_from_slice(&2u64.to_le_bytes());
+    h[80..84].copy_from_slice(&128u32.to_le_bytes());
+    h[84..88].copy_from_slice(&128u32.to_le_bytes());
+    let e = &mut g[1024 + 2 * 128..1024 + 3 * 128];
+    e[0] = 1;
+    e[16..32].copy_from_slice(&disk);
+    e[16] = 0x34;
+    e[32..40].copy_from_slice(&34u64.to_le_bytes());
+    e[40..48].copy_from_slice(&43u64.to_le_bytes());
+    for (i, c) in "live".encode_utf16().enumerate() {
+        e[56 + 2 * i..58 + 2 * i].copy_from_slice(&c.to_le_bytes());
+    }
+    fix_gpt_crcs(&mut g, 512);
+    g
 }
 
 #[cfg(test)]
@@ -497,34 +609,93 @@ mod tests {
         assert_eq!(t.partuuid(2).as_deref(), Some("0badcafe-02"));
         assert_eq!(t.partuuid(5).as_deref(), Some("0badcafe-05"));
 
-        // Protective MBR + GPT with one entry in slot 3.
-        let mut g = vec![0u8; 64 * 1024];
-        g[446 + 4] = 0xEE;
-        g[510] = 0x55;
-        g[511] = 0xAA;
-        let h = &mut g[512..1024];
-        h[0..8].copy_from_slice(b"EFI PART");
-        let disk = [0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
-        h[56..72].copy_from_slice(&disk);
-        h[72..80].copy_from_slice(&2u64.to_le_bytes());
-        h[80..84].copy_from_slice(&128u32.to_le_bytes());
-        h[84..88].copy_from_slice(&128u32.to_le_bytes());
-        let e = &mut g[1024 + 2 * 128..1024 + 3 * 128];
-        e[0] = 1;
-        e[16..32].copy_from_slice(&disk);
-        e[16] = 0x34;
-        e[32..40].copy_from_slice(&34u64.to_le_bytes());
-        e[40..48].copy_from_slice(&43u64.to_le_bytes());
-        for (i, c) in "live".encode_utf16().enumerate() {
-            e[56 + 2 * i..58 + 2 * i].copy_from_slice(&c.to_le_bytes());
-        }
-        let t = table(&g).unwrap().unwrap();
+        let t = table(&sample_gpt()).unwrap().unwrap();
         assert_eq!(t.kind, TableKind::Gpt);
         assert_eq!(t.ptuuid, "00112233-4455-6677-8899-aabbccddeeff");
         let p = t.part(3).unwrap();
         assert_eq!(p.partuuid, "00112234-4455-6677-8899-aabbccddeeff");
         assert_eq!((p.start, p.size, p.partlabel.as_deref()), (34 * 512, 10 * 512, Some("live")));
         assert_eq!(t.partuuid(1), None);
+    }
+
+    fn put64(d: &mut [u8], at: usize, v: u64) {
+        d[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put32(d: &mut [u8], at: usize, v: u32) {
+        d[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    #[test]
+    fn gpt_crcs_checked_like_the_kernel() {
+        let good = sample_gpt();
+        assert!(table(&good).unwrap().is_some());
+        // One bit of the header, not its CRC: refused.
+        let mut d = good.clone();
+        d[512 + 56] ^= 1;
+        assert_eq!(table(&d).unwrap(), None);
+        // One bit of an entry: the entry-array CRC fails, the header is fine: refused.
+        let mut d = good.clone();
+        d[1024 + 2 * 128 + 60] ^= 1;
+        assert_eq!(table(&d).unwrap(), None);
+        // Header size out of [92, sector], my_lba not 1, entry size not 128: refused even with
+        // the CRCs recomputed.
+        for (at, v) in [(12usize, 91u32), (12, 513), (24, 2), (84, 256)] {
+            let mut d = good.clone();
+            put32(&mut d, 512 + at, v);
+            fix_gpt_crcs(&mut d, 512);
+            assert_eq!(table(&d).unwrap(), None, "field at {at} = {v}");
+        }
+        // A header of 92 bytes (the minimum) with junk after it: the CRC covers only 92.
+        let mut d = good.clone();
+        put32(&mut d, 512 + 12, 92);
+        fix_gpt_crcs(&mut d, 512);
+        d[512 + 200] = 0xAB;
+        assert!(table(&d).unwrap().is_some());
+    }
+
+    #[test]
+    fn gpt_crafted_numbers_do_not_overflow() {
+        let good = sample_gpt();
+        // The entry array's LBA times the sector size overflows: no table (was a panic).
+        let mut d = good.clone();
+        put64(&mut d, 512 + 72, u64::MAX / 3);
+        fix_gpt_crcs(&mut d, 512);
+        assert_eq!(table(&d).unwrap(), None);
+        // A huge entry count is refused before anything is allocated.
+        let mut d = good.clone();
+        put32(&mut d, 512 + 80, u32::MAX);
+        fix_gpt_crcs(&mut d, 512);
+        assert_eq!(table(&d).unwrap(), None);
+        // Entries whose LBAs overflow or are reversed are skipped, the others stay.
+        let mut d = good.clone();
+        let e = 1024;
+        d[e] = 1;
+        d[e + 16] = 0x77;
+        put64(&mut d, e + 32, u64::MAX);
+        put64(&mut d, e + 40, u64::MAX);
+        let e = 1024 + 128;
+        d[e] = 1;
+        put64(&mut d, e + 32, 100);
+        put64(&mut d, e + 40, 99);
+        fix_gpt_crcs(&mut d, 512);
+        let t = table(&d).unwrap().unwrap();
+        assert_eq!(t.parts.iter().map(|p| p.number).collect::<Vec<_>>(), [3]);
+        // A FAT32 boot sector whose root cluster times its geometry overflows: still vfat.
+        let mut f = vec![0u8; 4096];
+        f[0] = 0xEB;
+        f[11..13].copy_from_slice(&4096u16.to_le_bytes());
+        f[13] = 128;
+        f[14..16].copy_from_slice(&0xFFFFu16.to_le_bytes());
+        f[16] = 2;
+        put32(&mut f, 36, u32::MAX);
+        put32(&mut f, 44, u32::MAX);
+        f[510] = 0x55;
+        f[511] = 0xAA;
+        assert_eq!(probe(&f).unwrap().unwrap().fstype, "vfat");
+        // Offsets past u64/usize in the readers themselves.
+        let mut b = [1u8; 8];
+        ReadAt::read_at(&vec![5u8; 4], u64::MAX, &mut b).unwrap();
+        assert_eq!(b, [0; 8]);
     }
 
     #[test]

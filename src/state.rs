@@ -55,12 +55,17 @@ pub fn load(path: &str) -> Result<Vec<(String, String)>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(path, &e)),
     };
-    Ok(text
-        .lines()
+    Ok(parse(&text))
+}
+
+/// The entries of a state file's text: `key=value` lines; blank lines, `#` comments and lines
+/// without `=` are skipped.
+pub fn parse(text: &str) -> Vec<(String, String)> {
+    text.lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect())
+        .collect()
 }
 
 pub fn get(path: &str, key: &str) -> Result<Option<String>> {

@@ -491,3 +491,14 @@ fn warns_about_partial_sectors() {
     );
     assert_eq!(ul_assoc(&img).len(), 1);
 }
+
+#[test]
+fn non_ascii_size_suffix_is_a_usage_error() {
+    // `-o 1é` used to split the suffix inside the UTF-8 sequence: a panic (SIGILL in the
+    // size build, exit code -1 here), not a message.
+    for off in ["1é", "0x1é", "1Kü"] {
+        let (code, err) = common::fails(&ours(&["-f", "-o", off, "/nonexistent"]));
+        assert_eq!(code, 2, "{off}: {err}");
+        assert!(err.contains(&format!("invalid size '{off}'")), "{off}: {err}");
+    }
+}

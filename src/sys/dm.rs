@@ -246,15 +246,16 @@ pub fn encode_table(targets: &[Target]) -> Result<Vec<u8>> {
 /// Targets of a TABLE_STATUS reply: `data` starts at the first spec; each `next` is an offset
 /// from that first spec.
 pub fn decode_targets(data: &[u8], count: u32) -> Option<Vec<Target>> {
-    let mut out = Vec::with_capacity(count as usize);
+    // `count` is the kernel's word: reserve no more than the reply can hold.
+    let mut out = Vec::with_capacity((count as usize).min(data.len() / SPEC));
     let mut at = 0usize;
     for i in 0..count {
-        let spec = data.get(at..at + SPEC)?;
-        let params = data.get(at + SPEC..)?;
+        let spec = data.get(at..at.checked_add(SPEC)?)?;
+        let params = data.get(at.checked_add(SPEC)?..)?;
         out.push(Target {
             start: rd_u64(spec, 0)?,
             length: rd_u64(spec, 8)?,
-            kind: cstr(&spec[24..40]),
+            kind: cstr(spec.get(24..40)?),
             params: cstr(params),
         });
         if i + 1 < count {
@@ -284,13 +285,13 @@ pub fn decode_names(data: &[u8]) -> Option<Vec<(String, u32, u32)>> {
             return Some(out); // "no devices"
         }
         let next = rd_u32(data, at + 8)? as usize;
-        let name = cstr(data.get(at + 12..)?);
+        let name = cstr(data.get(at.checked_add(12)?..)?);
         let (ma, mi) = decode_dev(dev);
         out.push((name, ma, mi));
         if next == 0 {
             return Some(out);
         }
-        at += next;
+        at = at.checked_add(next)?;
     }
 }
 
@@ -561,6 +562,8 @@ mod tests {
         assert_eq!(t.iter().map(|t| t.to_string()).collect::<Vec<_>>(), ["0 10 linear 7:0 0", "10 10 error ", "20 10 zero x"]);
         assert!(decode_targets(&b[..30], 1).is_none());
         assert!(decode_targets(&b, 4).is_none(), "the third has next 0: a fourth cannot follow");
+        // A count the reply cannot hold: no 4-billion-entry allocation (an abort before).
+        assert!(decode_targets(&b, u32::MAX).is_none());
     }
 
     #[test]

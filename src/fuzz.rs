@@ -1,0 +1,691 @@
+//! A mutation fuzzer for the parsers that read what the outside hands us (kernel command line,
+//! manifest, signature, HTTP head, kernel replies, sysfs, disk images). Compiled for tests only.
+//!
+//! Why not cargo-fuzz: it needs a library target (liveroot is one binary crate), nightly
+//! sanitizer flags and a C++ libFuzzer build. This is a plain loop instead: structure-aware seed
+//! corpora built in code, random mutations, every input run under `catch_unwind` with overflow
+//! checks on. No coverage feedback; inputs a parser still accepts after mutation join the corpus
+//! (valid-looking inputs reach deeper code).
+//!
+//! - `cargo test` (and `make test`) runs each target for `FUZZ_SECONDS` (default 1) with a fixed
+//!   seed, then replays every file under `tests/fuzz/<target>/` (regression inputs).
+//! - `make fuzz FUZZ_SECONDS=N` runs each target N seconds in an optimised build with overflow
+//!   checks (`[profile.fuzz]`), seeded from the clock. `FUZZ_SEED` repeats a run,
+//!   `FUZZ_TARGETS=a,b` picks targets.
+//! - A panic writes the input to `tests/fuzz/<target>/crash-<sha256 prefix>` and fails the run,
+//!   naming the target and the file. Commit the file with the fix: it is replayed from then on.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A fuzz target: `run` feeds one input to a parser and says whether it was accepted.
+pub struct Target {
+    pub name: &'static str,
+    pub run: fn(&[u8]) -> bool,
+    pub seeds: fn() -> Vec<Vec<u8>>,
+}
+
+const fn t(name: &'static str, run: fn(&[u8]) -> bool, seeds: fn() -> Vec<Vec<u8>>) -> Target {
+    Target { name, run, seeds }
+}
+
+/// Every target. Adding one is one line: a name (also the directory under tests/fuzz/), a
+/// function that feeds the bytes to the parser, and a function that returns valid inputs.
+pub const TARGETS: &[Target] = &[
+    t("cmdline", run_cmdline, seeds_cmdline),
+    t("size", run_size, seeds_size),
+    t("manifest", run_manifest, seeds_manifest),
+    t("minisign", run_minisign, seeds_minisign),
+    t("http-head", run_http_head, seeds_http_head),
+    t("dm-targets", run_dm_targets, seeds_dm_targets),
+    t("dm-names", run_dm_names, seeds_dm_names),
+    t("dm-status", run_dm_status, seeds_dm_status),
+    t("md-sysfs", run_md_sysfs, seeds_md_sysfs),
+    t("probe", run_probe, seeds_probe),
+    t("state", run_state, seeds_state),
+    t("roothash", run_roothash, seeds_roothash),
+    // New targets here, e.g. the verity superblock parser (src/verity.rs):
+    // t("verity-sb", |d| crate::verity::parse_superblock(d).is_ok(), || vec![/* a veritysetup superblock */]),
+];
+
+fn text(d: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(d)
+}
+
+fn run_cmdline(d: &[u8]) -> bool {
+    let s = text(d);
+    let _ = crate::cmdline::split(&s);
+    let _ = crate::cmdline::normalize_spec(&s);
+    crate::cmdline::parse(&s).map(|l| l.to_shell()).is_ok()
+}
+
+fn seeds_cmdline() -> Vec<Vec<u8>> {
+    [
+        "BOOT_IMAGE=/vmlinuz root=live:LABEL=LIVE rd.live.image quiet",
+        "root=live:UUID=ab-cd rd.live.dir=live rd.live.squashimg=squashfs.img rd.live.ram=1 rd.minmem=512 rd.live.overlay.size=64M rd.live.check live.md=md7 rd.retry=30 rd.shell=0 init=/sbin/init",
+        "root=live:LABEL=\"it's $(x)\" rd.live.overlay.size=8 -- single",
+        "root=live:LABEL=LIVE live.fetch=http://10.0.2.100/img/ ip=eth0:dhcp live.fetch.timeout=9 live.fetch.allow-downgrade live.pubkey=RWQx",
+        "root=live:http://h:8080/live/ ip=dhcp",
+        "root=live:CDLABEL=x rd.break console=ttyS0",
+        "root=live:PARTUUID=0badcafe-02 rd.live.overlay.size=99999999999999999999999M",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
+fn run_size(d: &[u8]) -> bool {
+    let s = text(d);
+    let args: Vec<String> = s.split(' ').map(str::to_owned).collect();
+    let _ = crate::cli::normalize(&args, "ob");
+    crate::cli::parse_size(&s).map(crate::cli::human_size).is_ok()
+}
+
+fn seeds_size() -> Vec<Vec<u8>> {
+    ["512", "1K", "1KiB", "1KB", "2M", "3g", "0x200", "7E", "-o512 --sizelimit=1M -rf"].iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+fn run_manifest(d: &[u8]) -> bool {
+    match crate::manifest::parse("SUMS", d) {
+        Ok(m) => {
+            for e in &m.entries {
+                let _ = crate::manifest::quote_name(&e.name);
+                let _ = crate::manifest::escape(&e.name);
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIX}{name}")).unwrap_or_default()
+}
+
+/// The fixture manifest and key, read once (the minisign target runs them thousands of times).
+fn signed() -> &'static (Vec<u8>, Option<minisign_verify::PublicKey>) {
+    static S: std::sync::OnceLock<(Vec<u8>, Option<minisign_verify::PublicKey>)> = std::sync::OnceLock::new();
+    S.get_or_init(|| (fixture("SHA256SUMS"), crate::manifest::pubkey_from_file(&format!("{FIX}minisign.pub")).ok()))
+}
+
+fn seeds_manifest() -> Vec<Vec<u8>> {
+    let h = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    vec![
+        fixture("SHA256SUMS"),
+        format!("{h}  a.img\n{h} *B\r\n# comment\n\n\\{h}  x\\\\y\\nz\n").into_bytes(),
+        format!("{h}  squashfs.img\n{h}  squashfs.img.verity\n{h}  squashfs.img.roothash\n").into_bytes(),
+    ]
+}
+
+/// The input is a signature file, checked over the fixture manifest with the fixture key; and,
+/// as text, a public key.
+fn run_minisign(d: &[u8]) -> bool {
+    let _ = crate::manifest::pubkey_from_base64(&text(d));
+    let (data, Some(k)) = signed() else { return false };
+    match crate::manifest::verify_signature(data, d, "S.minisig", k) {
+        Ok(tc) => {
+            let _ = crate::manifest::version(&tc);
+            true
+        }
+        Err(_) => {
+            let _ = crate::manifest::version(&text(d));
+            false
+        }
+    }
+}
+
+fn seeds_minisign() -> Vec<Vec<u8>> {
+    let pubkey = fixture("minisign.pub");
+    let line = text(&pubkey).lines().nth(1).unwrap_or("").as_bytes().to_vec();
+    vec![fixture("SHA256SUMS.minisig"), fixture("SHA256SUMS.legacy.minisig"), line]
+}
+
+fn run_http_head(d: &[u8]) -> bool {
+    let _ = crate::http::parse_url(&text(d));
+    match crate::http::parse_head(d) {
+        Ok(h) => {
+            if let Some(l) = h.header("location") {
+                let _ = crate::http::parse_url(l);
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn seeds_http_head() -> Vec<Vec<u8>> {
+    [
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nAccept-Ranges: bytes\r\n\r\nhello",
+        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-2/9\r\nContent-Length: 3\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\n",
+        "HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n",
+        "HTTP/1.0 302 Found\r\nLocation: http://[::1]:8080/x/y\r\ncontent-length: 0, 0\r\n\r\n",
+        "HTTP/1.1 301 Moved\r\nLocation: /other\r\nTransfer-Encoding: identity\r\n\r\n",
+        "http://10.0.2.100:8080/img/SHA256SUMS",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
+/// First 4 bytes: the target count the kernel reports; the rest: the reply.
+fn run_dm_targets(d: &[u8]) -> bool {
+    let count = u32::from_le_bytes([0, 1, 2, 3].map(|i| d.get(i).copied().unwrap_or(0)));
+    crate::sys::dm::decode_targets(d.get(4..).unwrap_or(&[]), count)
+        .map(|ts| ts.iter().map(|t| t.to_string().len()).sum::<usize>())
+        .is_some()
+}
+
+fn seeds_dm_targets() -> Vec<Vec<u8>> {
+    let mut b = vec![0u8; 200];
+    for (i, (at, next, kind, params)) in
+        [(0usize, 48u32, "linear", "7:0 0"), (48, 104, "snapshot", "7:0 7:1 P 8"), (104, 0, "zero", "x")].iter().enumerate()
+    {
+        b[*at..at + 8].copy_from_slice(&(i as u64 * 10).to_ne_bytes());
+        b[at + 8..at + 16].copy_from_slice(&10u64.to_ne_bytes());
+        b[at + 20..at + 24].copy_from_slice(&next.to_ne_bytes());
+        b[at + 24..at + 24 + kind.len()].copy_from_slice(kind.as_bytes());
+        b[at + 40..at + 40 + params.len()].copy_from_slice(params.as_bytes());
+    }
+    let with = |n: u32, b: &[u8]| [&n.to_le_bytes()[..], b].concat();
+    vec![with(3, &b), with(1, &b[..60])]
+}
+
+fn run_dm_names(d: &[u8]) -> bool {
+    crate::sys::dm::decode_names(d).is_some()
+}
+
+fn seeds_dm_names() -> Vec<Vec<u8>> {
+    let mut b = vec![0u8; 64];
+    let rec = |b: &mut Vec<u8>, at: usize, dev: u64, next: u32, name: &str| {
+        b[at..at + 8].copy_from_slice(&dev.to_ne_bytes());
+        b[at + 8..at + 12].copy_from_slice(&next.to_ne_bytes());
+        b[at + 12..at + 12 + name.len()].copy_from_slice(name.as_bytes());
+        b[at + 24..at + 28].copy_from_slice(&7u32.to_ne_bytes());
+    };
+    rec(&mut b, 0, crate::sys::md::encode_dev(254, 0), 32, "live-rw");
+    rec(&mut b, 32, crate::sys::md::encode_dev(254, 1), 0, "other");
+    vec![b, vec![0u8; 16]]
+}
+
+fn run_dm_status(d: &[u8]) -> bool {
+    crate::applets::dmsnap::describe("live-rw", &text(d)).contains(" used (")
+}
+
+fn seeds_dm_status() -> Vec<Vec<u8>> {
+    ["25600/1048576 80", "Overflow", "Invalid", "Merge failed", "0/0 0", "18446744073709551615/1 1"].iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+/// md sysfs values: `sync_completed` (with the progress line built from it) and `dev`.
+fn run_md_sysfs(d: &[u8]) -> bool {
+    let s = text(d);
+    let mut ok = false;
+    if let Some((done, total)) = crate::sys::md::parse_sync_completed(&s) {
+        let _ = crate::applets::mdmirror::progress_line("md7", "recover", done, total, done % 1_000_000);
+        ok = true;
+    }
+    ok | crate::sys::md::parse_devno(&s).is_some()
+}
+
+fn seeds_md_sysfs() -> Vec<Vec<u8>> {
+    ["8448 / 65536\n", "none\n", "delayed\n", "253:0\n", "18446744073709551615 / 1", "0 / 0"].iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+/// Probe the image as is, its partition table, and the same with its GPT CRCs recomputed so
+/// that mutated tables get past the checksums to the arithmetic behind them.
+fn run_probe(d: &[u8]) -> bool {
+    let v = d.to_vec();
+    let found = match crate::probe::probe(&v) {
+        Ok(Some(f)) => {
+            let _ = (f.describe(), f.matches("LABEL=LIVE"), f.matches("UUID=1234-ABCD"));
+            true
+        }
+        _ => false,
+    };
+    let _ = crate::probe::table(&v);
+    for sector in [512, 4096] {
+        if v.get(sector..sector + 8) != Some(b"EFI PART") {
+            continue;
+        }
+        let mut w = v.clone();
+        crate::probe::fix_gpt_crcs(&mut w, sector);
+        if let Ok(Some(t)) = crate::probe::table(&w) {
+            let _ = (t.partuuid(1), t.part(3), t.name());
+        }
+    }
+    found
+}
+
+fn put(d: &mut [u8], at: usize, b: &[u8]) {
+    if let Some(x) = d.get_mut(at..at + b.len()) {
+        x.copy_from_slice(b);
+    }
+}
+
+fn seeds_probe() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    // ext4: superblock at 1024.
+    let mut d = vec![0u8; 4096];
+    put(&mut d, 1024 + 56, &0xEF53u16.to_le_bytes());
+    put(&mut d, 1024 + 92, &0x4u32.to_le_bytes());
+    put(&mut d, 1024 + 96, &0x42u32.to_le_bytes());
+    put(&mut d, 1024 + 104, &[0x11; 16]);
+    put(&mut d, 1024 + 120, b"LIVE");
+    out.push(d);
+    // vfat: FAT16 with a label in the root directory, and FAT32.
+    let mut d = vec![0u8; 12 * 1024];
+    d[0] = 0xEB;
+    put(&mut d, 11, &512u16.to_le_bytes());
+    d[13] = 4;
+    put(&mut d, 14, &1u16.to_le_bytes());
+    d[16] = 2;
+    put(&mut d, 17, &512u16.to_le_bytes());
+    put(&mut d, 22, &8u16.to_le_bytes());
+    d[38] = 0x29;
+    put(&mut d, 43, b"BOOTLABEL  ");
+    put(&mut d, 510, &[0x55, 0xAA]);
+    put(&mut d, 17 * 512, b"ROOT LABEL ");
+    d[17 * 512 + 11] = 0x08;
+    out.push(d.clone());
+    put(&mut d, 22, &0u16.to_le_bytes());
+    put(&mut d, 36, &4u32.to_le_bytes());
+    put(&mut d, 44, &2u32.to_le_bytes());
+    d[66] = 0x29;
+    put(&mut d, 71, b"FAT32LABEL ");
+    out.push(d);
+    // iso9660: primary volume descriptor at 32 KiB.
+    let mut d = vec![0u8; 34 * 1024];
+    d[32768] = 1;
+    put(&mut d, 32769, b"CD001");
+    put(&mut d, 32768 + 40, b"LIVE CD                         ");
+    put(&mut d, 32768 + 813, b"2024010203040506");
+    out.push(d);
+    // squashfs.
+    let mut d = vec![0u8; 1024];
+    put(&mut d, 0, b"hsqs");
+    out.push(d);
+    // MBR with two partitions.
+    let mut d = vec![0u8; 512];
+    put(&mut d, 440, &0x0badcafeu32.to_le_bytes());
+    for (slot, start) in [(0usize, 2048u32), (1, 4096)] {
+        d[446 + 16 * slot + 4] = 0x83;
+        put(&mut d, 446 + 16 * slot + 8, &start.to_le_bytes());
+        put(&mut d, 446 + 16 * slot + 12, &100u32.to_le_bytes());
+    }
+    put(&mut d, 510, &[0x55, 0xAA]);
+    out.push(d);
+    // GPT, 512-byte sectors; a small one (4 entries) so mutations land in the structures.
+    let g = crate::probe::sample_gpt();
+    let mut small = g.get(..2048).unwrap_or(&[]).to_vec();
+    put(&mut small, 512 + 80, &4u32.to_le_bytes());
+    small.extend_from_slice(&[0u8; 512]);
+    put(&mut small, 1024, &[1]);
+    put(&mut small, 1024 + 32, &34u64.to_le_bytes());
+    put(&mut small, 1024 + 40, &43u64.to_le_bytes());
+    crate::probe::fix_gpt_crcs(&mut small, 512);
+    out.push(small);
+    out.push(g);
+    out
+}
+
+fn run_state(d: &[u8]) -> bool {
+    let s = text(d);
+    let kv = crate::state::parse(&s);
+    for (k, v) in &kv {
+        let _ = crate::state::check(k, v);
+    }
+    !kv.is_empty()
+}
+
+fn seeds_state() -> Vec<Vec<u8>> {
+    vec![b"medium=/dev/vda1\nbooted=ram\nmd=/dev/md7\nimage=a=b\n# c\n\nversion=5\nfloor=3\n".to_vec()]
+}
+
+fn run_roothash(d: &[u8]) -> bool {
+    crate::pairs::parse_roothash(d).is_some()
+}
+
+fn seeds_roothash() -> Vec<Vec<u8>> {
+    vec![b"4392712ba01368efdf14b05c76f9e4df0d53664630b5d48632ed17a137f39076\n".to_vec(), b"00".to_vec()]
+}
+
+/// splitmix64: small, fast, and the same sequence for the same seed on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform-ish in `0..n` (`n` > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
+const INTERESTING: &[u64] = &[
+    0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x200, 0x1000, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fff_ffff, 0x8000_0000,
+    0xffff_ffff, 0x1_0000_0000, 0x7fff_ffff_ffff_ffff, 0x8000_0000_0000_0000, u64::MAX, u64::MAX - 1,
+];
+
+/// Byte strings that mean something to one parser or another.
+const TOKENS: &[&[u8]] = &[
+    b"\r\n", b"\r\n\r\n", b"\n", b"=", b"\"", b" ", b"  ", b" *", b":", b"/", b",", b"-", b"--", b"0x", b"\\",
+    b"\xc3\xa9", b"\xf0\x9f\x92\xa9", b"\xff", b"\0", b"99999999999999999999", b"18446744073709551616", b"-1",
+    b"KiB", b"E", b"live:", b"http://", b"Content-Length: ", b"HTTP/1.1 ", b"100", b"Location: ", b"EFI PART",
+    b"hsqs", b"CD001", b"untrusted comment: ", b"trusted comment: ", b"version=",
+];
+
+/// An offset in `d`: anywhere, or (half the time) one of the non-zero bytes of the seed it
+/// came from (`hot`), so that mutations of a mostly-zero disk image land in its structures.
+fn offset(r: &mut Rng, d: &[u8], hot: &[u32]) -> usize {
+    if !hot.is_empty() && r.chance(2) {
+        let i = hot[r.below(hot.len())] as usize;
+        if i < d.len() {
+            return i;
+        }
+    }
+    r.below(d.len())
+}
+
+/// Where a seed's non-zero bytes are.
+fn hot(d: &[u8]) -> Vec<u32> {
+    d.iter().enumerate().filter(|(_, &b)| b != 0).map(|(i, _)| i as u32).collect()
+}
+
+fn mutate(r: &mut Rng, d: &mut Vec<u8>, hot: &[u32], corpus: &[Vec<u8>], max_len: usize) {
+    if d.is_empty() {
+        d.push(r.next() as u8);
+    }
+    match r.below(10) {
+        0 => {
+            let at = offset(r, d, hot);
+            d[at] ^= 1 << r.below(8);
+        }
+        1 => {
+            let at = offset(r, d, hot);
+            d[at] = r.next() as u8;
+        }
+        2 | 3 => {
+            // An interesting number, 1/2/4/8 bytes, little- or big-endian, maybe off by one.
+            let mut v = INTERESTING[r.below(INTERESTING.len())];
+            if r.chance(4) {
+                v = (d.len() as u64).wrapping_add(r.below(3) as u64).wrapping_sub(1);
+            }
+            let w = [1usize, 2, 4, 8][r.below(4)];
+            let bytes = if r.chance(2) { v.to_le_bytes() } else { v.to_be_bytes() };
+            let bytes = if r.chance(2) { &bytes[..w] } else { &bytes[8 - w..] };
+            // On-disk and in-kernel fields are aligned to their size: mostly write there.
+            let at = offset(r, d, hot);
+            let at = if r.chance(4) { at } else { at & !(w - 1) };
+            for (i, b) in bytes.iter().enumerate() {
+                if let Some(x) = d.get_mut(at + i) {
+                    *x = *b;
+                }
+            }
+        }
+        4 => {
+            let tok = TOKENS[r.below(TOKENS.len())];
+            let at = r.below(d.len() + 1);
+            if r.chance(2) {
+                d.splice(at..at, tok.iter().copied());
+            } else {
+                let end = (at + tok.len()).min(d.len());
+                d.splice(at..end, tok.iter().copied());
+            }
+        }
+        5 => {
+            // Delete a chunk.
+            let at = r.below(d.len());
+            let n = 1 + r.below((d.len() - at).min(64));
+            d.drain(at..at + n);
+        }
+        6 => {
+            // Duplicate a chunk somewhere else.
+            let at = r.below(d.len());
+            let n = 1 + r.below((d.len() - at).min(64));
+            let chunk: Vec<u8> = d[at..at + n].to_vec();
+            let to = r.below(d.len() + 1);
+            d.splice(to..to, chunk);
+        }
+        7 => {
+            // Splice: our head, another input's tail.
+            let other = &corpus[r.below(corpus.len())];
+            let a = r.below(d.len() + 1);
+            let b = r.below(other.len() + 1);
+            d.truncate(a);
+            d.extend_from_slice(&other[b..]);
+        }
+        8 => {
+            let n = r.below(d.len() + 1);
+            d.truncate(n);
+        }
+        _ => {
+            let n = 1 + r.below(256);
+            let fill = if r.chance(2) { 0 } else { r.next() as u8 };
+            d.extend(std::iter::repeat_n(fill, n));
+        }
+    }
+    d.truncate(max_len);
+}
+
+thread_local! {
+    /// Set while a fuzz input runs: its panic message goes here instead of stderr.
+    static CAUGHT: std::cell::RefCell<Option<Option<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run one input; `Err(message)` if it panicked.
+fn run_caught(t: &Target, d: &[u8]) -> Result<bool, String> {
+    CAUGHT.with(|c| *c.borrow_mut() = Some(None));
+    let r = panic::catch_unwind(AssertUnwindSafe(|| (t.run)(d)));
+    let msg = CAUGHT.with(|c| c.borrow_mut().take()).flatten();
+    r.map_err(|_| msg.unwrap_or_else(|| "panic".to_owned()))
+}
+
+/// Route panics of fuzz inputs (on this thread) into `CAUGHT`; other panics print as usual.
+fn install_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let quiet = CAUGHT.with(|c| {
+                let mut c = c.borrow_mut();
+                match c.as_mut() {
+                    Some(slot) => {
+                        *slot = Some(info.to_string());
+                        true
+                    }
+                    None => false,
+                }
+            });
+            if !quiet {
+                default(info);
+            }
+        }));
+    });
+}
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz").join(target)
+}
+
+fn save_crash(target: &str, d: &[u8]) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let dir = corpus_dir(target);
+    let _ = std::fs::create_dir_all(&dir);
+    let name = format!("crash-{}", crate::digest::hex(&Sha256::digest(d)[..8]));
+    let p = dir.join(name);
+    let _ = std::fs::write(&p, d);
+    p
+}
+
+/// The files under `tests/fuzz/<target>/`.
+fn saved(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(corpus_dir(target))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.path(), std::fs::read(e.path()).ok()?)))
+        .collect();
+    out.sort();
+    out
+}
+
+pub struct Report {
+    pub execs: u64,
+    pub accepted: u64,
+    pub crash: Option<(PathBuf, String)>,
+}
+
+/// Mutate and run `t` for `budget`; stop at the first crash.
+pub fn fuzz(t: &Target, budget: Duration, seed: u64) -> Report {
+    install_hook();
+    let mut r = Rng(seed ^ t.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
+    let mut corpus = (t.seeds)();
+    corpus.extend(saved(t.name).into_iter().map(|(_, d)| d));
+    corpus.retain(|d| !d.is_empty());
+    if corpus.is_empty() {
+        corpus.push(vec![0]);
+    }
+    let base = corpus.len();
+    // Each input remembers the hot bytes of the seed it descends from.
+    let mut hots: Vec<std::rc::Rc<Vec<u32>>> = corpus.iter().map(|d| std::rc::Rc::new(hot(d))).collect();
+    let max_len = corpus.iter().map(Vec::len).max().unwrap_or(0).saturating_mul(2).clamp(4096, 1 << 20);
+    let mut rep = Report { execs: 0, accepted: 0, crash: None };
+    let end = Instant::now() + budget;
+    // Seeds as they are first.
+    let mut queue: Vec<(Vec<u8>, std::rc::Rc<Vec<u32>>)> = corpus.iter().cloned().zip(hots.iter().cloned()).collect();
+    while Instant::now() < end {
+        let (d, h) = match queue.pop() {
+            Some(x) => x,
+            None => {
+                // Half the time a seed: accepted mutants must not crowd out the valid inputs.
+                let pick = if r.chance(2) { r.below(base) } else { r.below(corpus.len()) };
+                let mut d = corpus[pick].clone();
+                let h = hots[pick].clone();
+                for _ in 0..1 + r.below(4) {
+                    mutate(&mut r, &mut d, &h, &corpus, max_len);
+                }
+                (d, h)
+            }
+        };
+        rep.execs += 1;
+        match run_caught(t, &d) {
+            Ok(true) => {
+                rep.accepted += 1;
+                // Keep some accepted mutants: a bounded pool that replaces at random.
+                if corpus.len() < base + 256 {
+                    corpus.push(d);
+                    hots.push(h);
+                } else if r.chance(8) {
+                    let i = base + r.below(256);
+                    corpus[i] = d;
+                    hots[i] = h;
+                }
+            }
+            Ok(false) => {}
+            Err(msg) => {
+                let p = save_crash(t.name, &d);
+                rep.crash = Some((p, msg));
+                break;
+            }
+        }
+    }
+    rep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_u64(name: &str) -> Option<u64> {
+        std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Every target for `FUZZ_SECONDS` (default 1) each, with `FUZZ_SEED` (default fixed).
+    #[test]
+    fn fuzz_targets() {
+        let secs = std::env::var("FUZZ_SECONDS").ok().and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(1.0);
+        let seed = env_u64("FUZZ_SEED").unwrap_or(0x11fe_2007);
+        let only = std::env::var("FUZZ_TARGETS").unwrap_or_default();
+        let only: Vec<&str> = only.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        if let Some(bad) = only.iter().find(|n| !TARGETS.iter().any(|t| t.name == **n)) {
+            panic!("FUZZ_TARGETS: no target '{bad}'");
+        }
+        eprintln!("fuzz: seed {seed}, {secs} s per target");
+        let mut crashes = Vec::new();
+        for t in TARGETS.iter().filter(|t| only.is_empty() || only.contains(&t.name)) {
+            let start = Instant::now();
+            let rep = fuzz(t, Duration::from_secs_f64(secs), seed);
+            eprintln!(
+                "fuzz: {:<11} {:>10} inputs ({} accepted) in {:.1} s",
+                t.name,
+                rep.execs,
+                rep.accepted,
+                start.elapsed().as_secs_f64()
+            );
+            if let Some((p, msg)) = rep.crash {
+                eprintln!("fuzz: {} CRASHED: {msg}\nfuzz: input saved as {}", t.name, p.display());
+                crashes.push(format!("{}: {}", t.name, p.display()));
+            }
+        }
+        assert!(crashes.is_empty(), "fuzz crashes (inputs saved; replay with cargo test fuzz::tests::regressions):\n{}", crashes.join("\n"));
+    }
+
+    /// Every saved input under tests/fuzz/<target>/ through its target: found crashes stay fixed.
+    #[test]
+    fn regressions() {
+        install_hook();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+        let mut failed = Vec::new();
+        let mut n = 0;
+        for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if !dir.path().is_dir() {
+                continue;
+            }
+            let Some(t) = TARGETS.iter().find(|t| t.name == name) else {
+                failed.push(format!("{}: no fuzz target named '{name}'", dir.path().display()));
+                continue;
+            };
+            for (p, d) in saved(t.name) {
+                n += 1;
+                if let Err(msg) = run_caught(t, &d) {
+                    failed.push(format!("{}: {msg}", p.display()));
+                }
+            }
+        }
+        eprintln!("fuzz: {n} regression inputs replayed");
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
+    #[test]
+    fn seeds_are_accepted() {
+        // A seed its parser refuses teaches the fuzzer nothing about the valid format.
+        for t in TARGETS {
+            let seeds = (t.seeds)();
+            let ok = seeds.iter().filter(|d| (t.run)(d)).count();
+            assert!(ok > 0, "{}: no seed is accepted", t.name);
+        }
+    }
+
+    #[test]
+    fn mutations_stay_in_bounds() {
+        let corpus = [vec![1u8, 2, 3], vec![]];
+        let mut r = Rng(1);
+        for i in 0..20_000 {
+            let mut d = corpus[i % 2].clone();
+            mutate(&mut r, &mut d, &[1, 70], &corpus[..1], 64);
+            assert!(d.len() <= 64);
+        }
+    }
+}
