@@ -45,8 +45,8 @@ pub const TARGETS: &[Target] = &[
     t("probe", run_probe, seeds_probe),
     t("state", run_state, seeds_state),
     t("roothash", run_roothash, seeds_roothash),
-    // New targets here, e.g. the verity superblock parser (src/verity.rs):
-    // t("verity-sb", |d| crate::verity::parse_superblock(d).is_ok(), || vec![/* a veritysetup superblock */]),
+    t("verity", run_verity, seeds_verity),
+    // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
 fn text(d: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -350,6 +350,34 @@ fn run_roothash(d: &[u8]) -> bool {
 
 fn seeds_roothash() -> Vec<Vec<u8>> {
     vec![b"4392712ba01368efdf14b05c76f9e4df0d53664630b5d48632ed17a137f39076\n".to_vec(), b"00".to_vec()]
+}
+
+/// A hash device's first 512 bytes as the superblock; what follows it feeds the sanity checks
+/// that build the table: data size, exactness, hash size and a root hash, all from the input.
+fn run_verity(d: &[u8]) -> bool {
+    let Ok(sb) = crate::verity::parse_superblock(d) else { return false };
+    let word = |at: usize| d.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+    let root = d.get(536..).unwrap_or(&[]);
+    let ok = crate::verity::table_params("fuzz", &sb, word(512), word(528) & 1 == 1, word(520), root)
+        .map(|p| (p.table("/dev/a", "/dev/b", crate::verity::OnCorruption::Eio), p.sectors()))
+        .is_ok();
+    let _ = crate::verity::geometry(sb.data_blocks, sb.hash_block_size, word(528) >> 1);
+    ok
+}
+
+fn seeds_verity() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (blocks, salt) in [(1u64, &[0xab_u8; 32][..]), (129, &[][..]), (16385, &[7; 256][..])] {
+        let sb = crate::verity::Superblock::new(blocks, salt, [0x4c; 16]);
+        let mut v = sb.to_bytes().to_vec();
+        let data = blocks * 4096;
+        v.extend_from_slice(&data.to_le_bytes());
+        v.extend_from_slice(&(1u64 << 30).to_le_bytes());
+        v.extend_from_slice(&(2u64 | 1).to_le_bytes());
+        v.extend_from_slice(&[0x5a; 32]);
+        out.push(v);
+    }
+    out
 }
 
 /// splitmix64: small, fast, and the same sequence for the same seed on every machine.
