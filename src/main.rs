@@ -11,6 +11,8 @@ mod http;
 mod manifest;
 mod pairs;
 mod probe;
+mod ramcopy;
+mod select;
 mod state;
 mod sys;
 
