@@ -22,7 +22,7 @@
 //! | `overlay_size` | `512`                            | COW size in MiB |
 //! | `dm`           | `/dev/mapper/live-rw`            | the dm snapshot |
 //! | `md`           | `/dev/md7`                       | the one-legged raid1 mounted as / |
-//! | `booted`       | `local`, `ram` or `net`          | image read from the medium, a RAM copy of it (rd.live.ram, or a key and no dm-verity sidecars), or fetched into RAM |
+//! | `booted`       | `local`, `ram` or `net`          | the medium's image (read through dm-verity, or, with a key and no sidecars, from a RAM copy verified as it was made: `image_file` says which), a RAM copy of it with the medium released (rd.live.ram), or fetched into RAM |
 //! | `image_version`| `3`                              | `version=N` of the signature the image was verified with (empty if unsigned) |
 //! | `fetched_from` | `http://10.0.2.100/img/`         | server directory a `net` image came from (empty otherwise) |
 //! | `medium_pair`  | `primary`, `old` or `new`        | which pair on the medium verified at boot (syncflash's `.old`/`.new`; empty if unchecked) |

@@ -111,7 +111,6 @@ fetch_setup
 # fetch_falls_back MODE DIR REASON: a scenario where the fetch must fail and the signed local
 # image (version 1) boot instead, with one console line `liveroot: fetch: ...REASON...; booting
 # the local image`. Sets MEDIUM, EXPECT and defines prepare/guest/verify.
-# A keyed boot without dm-verity sidecars runs from a RAM copy (/run/live/ram/local): booted=ram.
 fetch_falls_back() {
 	FB_MODE=$1 FB_DIR=$2 FB_REASON=$3
 	MEDIUM=fetch/flash-v1.img
@@ -123,7 +122,7 @@ fetch_falls_back() {
 	guest() {
 		cat <<G
 check_live_root
-check state-booted grep -qxE 'booted=(local|ram)' /run/live/state
+$(state_is booted local)
 $(state_is image_version 1)
 check no-v2 test ! -e /etc/image-version
 check no-image-in-ram test ! -e /run/live/ram/squashfs.img
