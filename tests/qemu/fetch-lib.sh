@@ -61,8 +61,15 @@ fetch_setup() {
 	rm -f "$tmp/SHA256SUMS.minisig"
 	minisign -S -W -s "$FETCH/key.sec" -m "$tmp/SHA256SUMS" -t "version=5" >/dev/null
 	cp "$BUILD/live-flash.img" "$FETCH/flash-oldv5.img"
-	printf 'cd /LiveOS\nln squashfs.img squashfs.img.old\nunlink squashfs.img\nrm SHA256SUMS\nwrite %s SHA256SUMS.old\nwrite %s SHA256SUMS.minisig.old\n' \
-		"$tmp/SHA256SUMS" "$tmp/SHA256SUMS.minisig" | debugfs -w -f - "$FETCH/flash-oldv5.img" >/dev/null 2>&1
+	# (debugfs ln + unlink: a rename. Sidecars, when the image has them, move with it.)
+	{
+		for f in squashfs.img squashfs.img.verity squashfs.img.roothash; do
+			debugfs -R "stat /LiveOS/$f" "$FETCH/flash-oldv5.img" >/dev/null 2>&1 || continue
+			printf 'ln /LiveOS/%s /LiveOS/%s.old\nunlink /LiveOS/%s\n' "$f" "$f" "$f"
+		done
+		printf 'cd /LiveOS\nrm SHA256SUMS\nwrite %s SHA256SUMS.old\nwrite %s SHA256SUMS.minisig.old\n' \
+			"$tmp/SHA256SUMS" "$tmp/SHA256SUMS.minisig"
+	} | debugfs -w -f - "$FETCH/flash-oldv5.img" >/dev/null 2>&1
 	# The newer image: the same OS with /etc/image-version = 2.
 	unsquashfs -q -n -d "$tmp/sq/root" "$tmp/v1.img" >/dev/null
 	echo 2 >"$tmp/image-version"
