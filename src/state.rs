@@ -26,7 +26,7 @@
 //! | `image_version`| `3`                              | `version=N` of the signature the image was verified with (empty if unsigned) |
 //! | `fetched_from` | `http://10.0.2.100/img/`         | server directory a `net` image came from (empty otherwise) |
 //! | `medium_pair`  | `primary`, `old` or `new`        | which pair on the medium verified at boot (syncflash's `.old`/`.new`; empty if unchecked) |
-//! | `floor`        | `5`                              | highest signed version among the medium's pairs that verify, never below the initramfs minimum (`MIN_VERSION`); a fetched image had to be above it |
+//! | `floor`        | `5`                              | highest signed version among the medium's pairs that verify, never below the initramfs minimum (`MIN_VERSION`): a fetched image had to be above it; when one booted, its version |
 //! | `pubkey`       | `/run/live/pubkey`               | the initramfs's public key, copied for the running system (empty: no key, checksums only) |
 //! | `verity`       | `4f8b...`                        | dm-verity root hash the squashfs is mapped with (`/dev/mapper/live-base`; empty: not mapped) |
 //!
