@@ -3,7 +3,7 @@
 DESC="no primary manifest, .old signed v5, server signed v3 → v5 boots, floor=5"
 . "$TOP/tests/qemu/fetch-lib.sh"
 MEDIUM=fetch/flash-oldv5.img
-EXPECT="root-md7 state-floor state-image_version state-medium_pair no-v3"
+EXPECT="root-md7 state-floor state-image_version state-medium_pair no-v3 state-pubkey pubkey-copied bound-digest"
 prepare() {
 	fetch_server ok v3
 	APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=60"
@@ -15,6 +15,9 @@ $(state_is floor 5)
 $(state_is image_version 5)
 $(state_is medium_pair old)
 check no-v3 test ! -e /etc/image-version
+$(state_is pubkey /run/live/pubkey)
+check pubkey-copied grep -q '^untrusted comment: minisign public key' /run/live/pubkey
+check bound-digest sh -c 'grep -qx "\$(liveinit state get image_sha256)  squashfs.img" /run/live/medium/LiveOS/SHA256SUMS.old'
 G
 }
 verify() {
