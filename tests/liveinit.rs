@@ -641,4 +641,32 @@ fn select_image_ram_copy_is_hashed_as_written() {
     assert_eq!(o.code, 3, "{}", o.stderr);
     assert!(o.stderr.contains("checksum mismatch") && o.stderr.contains("as copied to RAM"), "{}", o.stderr);
     assert!(!std::path::Path::new(&format!("{ram}/squashfs.img")).exists());
+
+    // A directory that is not a mount point gets a tmpfs sized to what RAM can spare, not to the
+    // pair: a larger .old or an image fetched later must fit beside it.
+    m.put("squashfs.img", &img);
+    let fresh = m.t.path_str("fresh");
+    let o = m.select(&["--ram-to", &fresh, "--minmem", "0"]);
+    let _f = Umount(fresh.clone());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let df = sh("stat", &["-f", "-c", "%T %b %S", &fresh]).stdout;
+    let w: Vec<&str> = df.split_whitespace().collect();
+    assert_eq!(w[0], "tmpfs", "{df}");
+    let size: u64 = w[1].parse::<u64>().unwrap() * w[2].parse::<u64>().unwrap();
+    assert!(size > 64 << 20, "tmpfs sized to the pair: {df}");
+}
+
+#[test]
+fn select_image_output_evaluates_in_sh() {
+    // A medium directory with a quote and a space in its name comes back byte for byte.
+    let m = Medium::new("quote");
+    let dir = m.t.join("it's a dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("squashfs.img"), b"img").unwrap();
+    std::fs::write(dir.join("SHA256SUMS"), format!("{}  squashfs.img\n", sha256_hex(b"img"))).unwrap();
+    let li = applet_path("liveinit");
+    let script = r#"eval "$("$0" select-image "$1" squashfs.img)" && printf '%s|%s|%s' "$IMG_FILE" "$IMG_PAIR" "$IMG_FLOOR""#;
+    let o = run(Command::new("sh").args(["-c", script]).arg(&li).arg(&dir));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, format!("{}|primary|0", dir.join("squashfs.img").display()));
 }
