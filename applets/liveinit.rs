@@ -10,7 +10,7 @@
 //! liveinit ram-copy FILE... --to DIR [--minmem MIB] [--tmpfs]
 //!                                               copy files into RAM if enough stays free
 //! liveinit select-image DIR NAME [--pubkey-file F] [--min-version N] [--check auto|full|manifest|none]
-//!          [--ram-to DIR [--minmem MIB] [--ram-unless-verity]]
+//!          [--ram-to DIR [--minmem MIB] [--ram-unless-verity]] [--skip primary|old|new]...
 //!                                               choose the pair that boots; IMG_* assignments
 //! liveinit state set KEY=VALUE... | get KEY | show   [--file F]   /run/live/state
 //! liveinit switch-root NEWROOT [INIT [ARG...]]  move /dev /proc /sys /run, free the
@@ -167,6 +167,9 @@ struct SelectArgs {
     /// with --ram-to: copy only a pair without dm-verity sidecars
     #[argh(switch)]
     ram_unless_verity: bool,
+    /// do not try this pair (primary, old or new; repeatable)
+    #[argh(option)]
+    skip: Vec<String>,
     /// the directory on the medium (e.g. /run/live/medium/LiveOS)
     #[argh(positional)]
     dir: String,
@@ -620,7 +623,10 @@ fn select_image(a: SelectArgs) -> Result<()> {
         return Err(Error::usage(format!("select-image: '{}': expected a file name", a.name)));
     }
     let ram = a.ram_to.map(|d| Ram { dir: PathBuf::from(d), minmem: a.minmem, unless_verity: a.ram_unless_verity });
-    let o = Options { key: key.as_ref(), min_version: a.min_version, check, ram };
+    if let Some(bad) = a.skip.iter().find(|s| !["primary", "old", "new"].contains(&s.as_str())) {
+        return Err(Error::usage(format!("select-image: --skip {bad}: expected primary, old or new")));
+    }
+    let o = Options { key: key.as_ref(), min_version: a.min_version, check, ram, skip: a.skip };
     let s = select(Path::new(&a.dir), &a.name, &o, &mut |e| {
         let _ = std::io::stderr().write_all(format!("select-image: {e}\n").as_bytes());
     })?;

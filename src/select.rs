@@ -58,6 +58,9 @@ pub struct Options<'a> {
     pub min_version: u64,
     pub check: Check,
     pub ram: Option<Ram>,
+    /// Pairs (`primary`, `old`, `new`) not to try: /init already found them failing later (a
+    /// dm-verity mapping that does not verify).
+    pub skip: Vec<String>,
 }
 
 /// The pair that boots, as /init needs it.
@@ -112,6 +115,9 @@ pub fn select(dir: &Path, name: &str, o: &Options, refused: &mut dyn FnMut(&Erro
     let mut first: Option<Error> = None;
     for sfx in pairs::SUFFIXES {
         let p = Pair::new(dir, name, sfx);
+        if o.skip.iter().any(|s| s == p.label()) {
+            continue;
+        }
         match try_pair(&p, o) {
             Ok(mut s) => {
                 s.floor = floor;
@@ -123,7 +129,7 @@ pub fn select(dir: &Path, name: &str, o: &Options, refused: &mut dyn FnMut(&Erro
             }
         }
     }
-    let e = first.unwrap_or_else(|| Error::new(show(&dir.join(name)), "no image"));
+    let e = first.unwrap_or_else(|| Error::new(show(&dir.join(name)), "no image pair left to try"));
     Err(e.code(Code::Verify))
 }
 

@@ -543,6 +543,12 @@ fn select_image_falls_back_to_old_and_keeps_the_floor() {
     m.manifest("", &format!("{}  squashfs.img\n", sha256_hex(&new)), Some(("key", 9)));
     let o = m.select(&[]);
     assert_eq!((var(&o.stdout, "IMG_PAIR"), var(&o.stdout, "IMG_FLOOR")), ("primary".into(), "9".into()));
+    // /init found the primary failing later (its dm-verity mapping): the next pair, same floor.
+    let o = m.select(&["--skip", "primary"]);
+    assert_eq!((var(&o.stdout, "IMG_PAIR"), var(&o.stdout, "IMG_FLOOR")), ("old".into(), "9".into()));
+    let o = m.select(&["--skip", "primary", "--skip", "old"]);
+    assert!(o.code == 3 && o.stderr.contains("squashfs.img.new: missing"), "{}", o.stderr);
+    assert_eq!(m.select(&["--skip", "x"]).code, 2);
     // An unsigned primary with a key installed: refused.
     m.manifest("", &format!("{}  squashfs.img\n", sha256_hex(&new)), None);
     let o = m.select(&[]);
