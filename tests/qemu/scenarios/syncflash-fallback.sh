@@ -13,6 +13,12 @@ prepare() {
 	"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.img" ::/LiveOS/squashfs.img.old
 	"${m[@]}" mcopy -i "$FLASH" ::/LiveOS/SHA256SUMS "$RUNDIR/v1.sums"
 	"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.sums" ::/LiveOS/SHA256SUMS.old
+	# The .old pair is complete: its dm-verity sidecars too, when the sample image has them.
+	local f
+	for f in verity roothash; do
+		"${m[@]}" mcopy -i "$FLASH" "::/LiveOS/squashfs.img.$f" "$RUNDIR/v1.$f" 2>/dev/null || continue
+		"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.$f" "::/LiveOS/squashfs.img.$f.old"
+	done
 	"${m[@]}" mcopy -o -i "$FLASH" "$BUILD/syncflash-v2/squashfs.img" ::/LiveOS/squashfs.img
 	"${m[@]}" mcopy -i "$FLASH" "$BUILD/syncflash-v2/squashfs.img" ::/LiveOS/squashfs.img.new
 }
