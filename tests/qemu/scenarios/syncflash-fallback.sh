@@ -33,7 +33,7 @@ G
 verify() {
 	local log
 	log=$(tr -d '\r' <"$RUNDIR/console.log")
-	grep -aqE 'liveroot: (verify|verity): .*LiveOS/squashfs.img: (checksum mismatch( with [^ ]*SHA256SUMS)?, image refused|does not verify through dm-verity)' <<<"$log" ||
+	grep -aqE 'liveroot: (verify|verity): .*LiveOS/squashfs.img: (checksum mismatch( with [^ ]*SHA256SUMS)?, image refused|.*does not verify through dm-verity)' <<<"$log" ||
 		problem "no line saying why the primary was refused"
 	grep -aq 'liveroot: verify: .*squashfs.img refused; booting the old image .*squashfs.img.old' <<<"$log" ||
 		problem "no line saying the .old image boots"
