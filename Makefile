@@ -5,6 +5,8 @@ BUILD := build
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
 KERNEL_MODULES ?=
 PUBKEY ?=
+# The lowest signed image version the initramfs boots or fetches (version=N in the trusted comment).
+MIN_VERSION ?= 0
 
 # Debian packages the build, the tests and the benchmarks need.
 APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign \
@@ -87,7 +89,7 @@ kernel: $(BUILD)/.deps
 	@KERNEL_MODULES='$(KERNEL_MODULES)' mk/kernel.sh $(BUILD)/kernel
 
 initramfs: $(BUILD)/liveroot kernel
-	@PUBKEY='$(PUBKEY)' mk/mkinitramfs.sh $(BUILD)/initramfs.cpio.gz
+	@PUBKEY='$(PUBKEY)' MIN_VERSION='$(MIN_VERSION)' mk/mkinitramfs.sh $(BUILD)/initramfs.cpio.gz
 
 # The same boot done with busybox + util-linux/dmsetup/mdadm: benchmark baseline, plumbing check.
 stock-initramfs: kernel

@@ -1,15 +1,23 @@
 //! imgfetch — fetch a signed live image over HTTP, verifying its SHA-256 while it streams.
 //!
 //! ```text
-//! imgfetch [--pubkey KEY|--pubkey-file F] [--if-newer LOCAL_DIR] [--allow-downgrade]
+//! imgfetch [--pubkey KEY|--pubkey-file F] [--newer-than N | --if-newer LOCAL_DIR]
+//!          [--allow-downgrade] [--min-version N] [--max-size SIZE] [--keep-partial]
 //!          [--to DIR] [--timeout S] [--stall-timeout S] [--retries N] [--chunk-size SIZE]
 //!          [--progress] URL
 //! ```
 //!
 //! URL is the server directory (`http://HOST[:PORT]/PATH/`, image `squashfs.img`) or the image
 //! itself (`.../NAME`). The directory holds `SHA256SUMS`, `SHA256SUMS.minisig` and the image.
-//! The manifest is fetched first and its signature checked; with `--if-newer` the signed
-//! `version=N` must be above the one signed for LOCAL_DIR's manifest, else nothing is downloaded.
+//! The manifest is fetched first and its signature checked; with `--newer-than N` the signed
+//! `version=` must be above N (the floor /init computed), with `--if-newer DIR` above the highest
+//! version signed among the pairs in DIR (primary, .old, .new: a cut mid-rotation must not lower
+//! it), else nothing is downloaded; `--min-version N` is never overridden (the initramfs minimum).
+//! When the manifest lists dm-verity sidecars (`NAME.verity`, `NAME.roothash`) they are fetched
+//! too and checked against their digests.
+//! A body of unknown length (no HEAD, no Content-Length) is capped by the room checks (free space
+//! of DIR, and MemAvailable on a tmpfs, each minus a reserve) and by `--max-size` (default 16G),
+//! and refused past the cap. On failure the `.part` file is removed unless `--keep-partial`.
 //! The image is fetched in Range requests of bounded size over src/http.rs (not minreq: see
 //! there), every read under a stall deadline and the whole run under `--timeout`: a stalled or
 //! cut connection is retried with backoff from where it stopped, `Content-Range` is checked
@@ -30,9 +38,10 @@ use std::time::{Duration, Instant};
 
 pub const SUMMARY: &str = "fetch a newer signed image over HTTP, verified while it streams";
 
-const HELP: &str = "Usage: imgfetch [--pubkey KEY|--pubkey-file F] [--if-newer LOCAL_DIR]
-                [--allow-downgrade] [--to DIR] [--timeout S] [--stall-timeout S]
-                [--retries N] [--chunk-size SIZE] [--progress] URL
+const HELP: &str = "Usage: imgfetch [--pubkey KEY|--pubkey-file F] [--newer-than N|--if-newer DIR]
+                [--allow-downgrade] [--min-version N] [--max-size SIZE] [--keep-partial]
+                [--to DIR] [--timeout S] [--stall-timeout S] [--retries N]
+                [--chunk-size SIZE] [--progress] URL
 
 Fetch SHA256SUMS (+ .minisig) and the image from URL (http://HOST[:PORT]/PATH/ for
 squashfs.img, or http://.../NAME), check the signature, stream the image into DIR/NAME.part
@@ -41,9 +50,15 @@ authenticity comes from the minisign signature, not from the transport.
 
   --pubkey KEY          trust the manifest only if signed by this minisign key (base64)
   --pubkey-file F       the same, key read from a minisign.pub file
-  --if-newer DIR        download only if the signed version=N is above the version signed
-                        for DIR/SHA256SUMS (exit 5 when equal; an older one is refused)
-  --allow-downgrade     with --if-newer, accept an older signed version
+  --newer-than N        download only if the signed version=M is above N (exit 5 when
+                        equal; an older one is refused)
+  --if-newer DIR        the same with N the highest version signed among the image pairs in
+                        DIR (NAME, NAME.old, NAME.new with their SHA256SUMS and .minisig)
+  --allow-downgrade     with --newer-than/--if-newer, accept an older signed version
+  --min-version N       refuse a signed version below N, whatever else is given
+  --max-size SIZE       the most a body of unknown length may be (default 16G; the free
+                        space and RAM checks usually cap it lower)
+  --keep-partial        keep DIR/NAME.part after a failure, to resume it next run
   --to DIR              where to put the image and its manifest (default: .)
   --timeout S           bound the whole run to S seconds (default: none)
   --stall-timeout S     give up on a connection that sends nothing for S s (default 15)
@@ -62,11 +77,19 @@ const BUF: usize = 256 << 10;
 const MIB: u64 = 1 << 20;
 /// RAM that must stay free beside an image downloaded into tmpfs.
 const RAM_RESERVE: u64 = 32 * MIB;
+/// Free space that must stay on the target beside an image of unknown length.
+const DISK_RESERVE: u64 = 16 * MIB;
+/// Default cap for a body whose length nobody announced.
+const MAX_UNKNOWN: u64 = 16 << 30;
 
 struct Args {
     pubkey: Option<String>,
     pubkey_file: Option<String>,
     if_newer: Option<String>,
+    newer_than: Option<u64>,
+    min_version: u64,
+    max_size: u64,
+    keep_partial: bool,
     allow_downgrade: bool,
     to: String,
     timeout: u64,
@@ -90,6 +113,10 @@ fn parse_args(argv: &[String]) -> Result<Args> {
         pubkey: None,
         pubkey_file: None,
         if_newer: None,
+        newer_than: None,
+        min_version: 0,
+        max_size: MAX_UNKNOWN,
+        keep_partial: false,
         allow_downgrade: false,
         to: ".".into(),
         timeout: 0,
@@ -112,6 +139,13 @@ fn parse_args(argv: &[String]) -> Result<Args> {
             "--pubkey" => a.pubkey = Some(value()?),
             "--pubkey-file" => a.pubkey_file = Some(value()?),
             "--if-newer" => a.if_newer = Some(value()?),
+            "--newer-than" => a.newer_than = Some(number(&arg, &value()?)?),
+            "--min-version" => a.min_version = number(&arg, &value()?)?,
+            "--max-size" => {
+                let v = value()?;
+                a.max_size = crate::cli::parse_size(&v).map_err(|e| usage(&e))?;
+            }
+            "--keep-partial" => a.keep_partial = true,
             "--allow-downgrade" => a.allow_downgrade = true,
             "--to" => a.to = value()?,
             "--timeout" => a.timeout = number(&arg, &value()?)?,
@@ -133,8 +167,12 @@ fn parse_args(argv: &[String]) -> Result<Args> {
     if a.pubkey.is_some() && a.pubkey_file.is_some() {
         return Err(usage("--pubkey and --pubkey-file are exclusive"));
     }
-    if a.if_newer.is_some() && a.pubkey.is_none() && a.pubkey_file.is_none() {
-        return Err(usage("--if-newer needs --pubkey or --pubkey-file (versions are signed)"));
+    let versioned = a.if_newer.is_some() || a.newer_than.is_some() || a.min_version > 0;
+    if versioned && a.pubkey.is_none() && a.pubkey_file.is_none() {
+        return Err(usage("--if-newer, --newer-than and --min-version need --pubkey or --pubkey-file (versions are signed)"));
+    }
+    if a.if_newer.is_some() && a.newer_than.is_some() {
+        return Err(usage("--if-newer and --newer-than are exclusive"));
     }
     Ok(a)
 }
@@ -270,6 +308,8 @@ struct Sink {
     meter: Option<Meter>,
     name: String,
     stall: u64,
+    /// The most a body of unknown length may bring, and what sets that limit.
+    cap: (u64, String),
 }
 
 impl Sink {
@@ -286,7 +326,8 @@ impl Sink {
     /// Errors carry whether any byte was stored (the next attempt resumes from `pos`).
     fn pump(&mut self, r: &mut Response, url: &str, want: Option<u64>, max: Option<u64>, buf: &mut [u8]) -> std::result::Result<(), (Error, bool)> {
         let start = self.pos;
-        let limit = want.or(max.map(|m| m + 1));
+        // Unknown length: stop one byte past the cap, which is enough to know it was passed.
+        let limit = want.or(max.map(|m| m.saturating_add(1))).or(Some(self.cap.0.saturating_add(1).saturating_sub(start)));
         let mut got = 0u64;
         loop {
             let room = limit.map_or(buf.len() as u64, |l| (l - got).min(buf.len() as u64)) as usize;
@@ -308,6 +349,12 @@ impl Sink {
             };
             if max.is_some_and(|m| self.pos + n as u64 > m) {
                 return Err((Error::network(url, format!("server sent more than the {} bytes announced", max.unwrap_or(0))).code(Code::Verify), false));
+            }
+            if want.is_none() && max.is_none() && self.pos.saturating_add(n as u64) > self.cap.0 {
+                return Err((
+                    Error::new(url, format!("no length announced and the body goes past the cap of {} ({}): refused", size_str(self.cap.0), self.cap.1)),
+                    false,
+                ));
             }
             self.file.write_all(&buf[..n]).map_err(|e| (Error::io(&self.name, &e), false))?;
             self.hasher.update(&buf[..n]);
@@ -407,20 +454,69 @@ fn check_room(dir: &str, need: u64) -> Result<()> {
     Ok(())
 }
 
-/// The version signed for LOCAL_DIR's manifest; 0 when it has none or it does not verify.
-fn local_version(dir: &str, key: &minisign_verify::PublicKey) -> u64 {
-    let m = format!("{dir}/{MANIFEST}");
-    let s = format!("{dir}/{SIG}");
-    let res = manifest::read(&m)
-        .and_then(|data| std::fs::read(&s).ctx(&s).map(|sig| (data, sig)))
-        .and_then(|(data, sig)| manifest::verify_signature(&data, &sig, &s, key));
-    match res {
-        Ok(tc) => manifest::version(&tc).unwrap_or(0),
-        Err(e) => {
-            warn(&format!("{e}; taking the local version as 0"));
-            0
+/// The most a body of unknown length may be in `dir`: its free space and, on a tmpfs, the RAM
+/// available, each minus a reserve, and `max`; with the reason naming the binding limit.
+fn room(dir: &str, max: u64) -> Result<(u64, String)> {
+    use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
+    const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
+    let vfs = nix::sys::statvfs::statvfs(dir).ctx(dir)?;
+    let free = (vfs.blocks_available() as u64).saturating_mul(vfs.fragment_size() as u64);
+    let mut cap = (max, "--max-size".to_owned());
+    let disk = free.saturating_sub(DISK_RESERVE);
+    if disk < cap.0 {
+        cap = (disk, format!("{dir}: {} free minus {} reserve", size_str(free), size_str(DISK_RESERVE)));
+    }
+    let fs = statfs(dir).ctx(dir)?.filesystem_type();
+    if fs == TMPFS_MAGIC || fs == RAMFS_MAGIC {
+        let avail = meminfo_available().unwrap_or(0);
+        let ram = avail.saturating_sub(RAM_RESERVE);
+        if ram < cap.0 {
+            cap = (ram, format!("{} of RAM available minus {} reserve", size_str(avail), size_str(RAM_RESERVE)));
         }
     }
+    Ok(cap)
+}
+
+/// Files removed when the run fails (`.part` files, sidecars not yet vouched for), unless
+/// `--keep-partial`: at boot nothing of a failed fetch may stay in RAM.
+struct Leftovers {
+    files: Vec<String>,
+    armed: bool,
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if self.armed {
+            for f in &self.files {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+}
+
+/// Fetch a sidecar of the image in one GET into `dest.part`, checked against its listed digest,
+/// then renamed to `dest`. Bounded by `cap` (a hash tree is about 1 % of its image).
+fn fetch_sidecar(fx: &Fetcher, url: &str, dest: &str, want: &[u8; 32], cap: (u64, String)) -> Result<()> {
+    let part = format!("{dest}.part");
+    let file = File::create(&part).ctx(&part)?;
+    let mut sink = Sink { file, hasher: Hasher::new(false), pos: 0, meter: None, name: part.clone(), stall: fx.stall, cap };
+    let mut buf = vec![0u8; BUF];
+    fx.retry(url, || {
+        sink.restart().map_err(|e| (e, false))?;
+        let mut r = send("GET", url, None, &fx.lim(), &[200]).map_err(|e| (e, false))?;
+        let cl = r.content_length();
+        if cl.is_some_and(|c| c > sink.cap.0) {
+            return Err((Error::new(url, format!("{} is larger than the cap of {} ({})", size_str(cl.unwrap_or(0)), size_str(sink.cap.0), sink.cap.1)), false));
+        }
+        sink.pump(&mut r, url, cl, None, &mut buf)
+    })?;
+    let got = std::mem::replace(&mut sink.hasher, Hasher::new(false)).finish();
+    if &got.sha256 != want {
+        return Err(Error::verify(url, "checksum mismatch with the signed manifest, refused"));
+    }
+    sink.file.sync_all().ctx(&part)?;
+    drop(sink);
+    std::fs::rename(&part, dest).ctx(dest)
 }
 
 /// Write `data` to DIR/NAME through a temporary name.
@@ -460,9 +556,18 @@ pub fn run(argv: &[String]) -> Result<()> {
         }
         None => warn(&format!("{murl}: no public key given: the manifest is not authenticated")),
     }
-    if let (Some(dir), Some(key)) = (&a.if_newer, &key) {
+    let floor = match (&a.if_newer, &key) {
+        (Some(dir), Some(key)) => Some(crate::pairs::floor(std::path::Path::new(dir), &name, key, 0)),
+        _ => a.newer_than,
+    };
+    if key.is_some() && a.min_version > 0 {
+        let v = version.unwrap_or(0);
+        if v < a.min_version {
+            return Err(Error::verify(&a.url, format!("version {v} is below the minimum {}: refused", a.min_version)));
+        }
+    }
+    if let Some(local) = floor {
         let remote = version.ok_or_else(|| Error::verify(format!("{base}{SIG}"), "no version=N in the trusted comment"))?;
-        let local = local_version(dir, key);
         if remote == local {
             return Err(Error::new(&a.url, format!("already up to date (version {local})")).code(Code::NoChange));
         }
@@ -473,6 +578,12 @@ pub fn run(argv: &[String]) -> Result<()> {
     }
     let m = manifest::parse(&murl, &data)?;
     let want = m.get(name.as_bytes()).ok_or_else(|| Error::verify(&murl, format!("{name}: not listed")))?.sha256;
+    let (vname, rname) = (format!("{name}{}", crate::pairs::VERITY), format!("{name}{}", crate::pairs::ROOTHASH));
+    let sidecars = match (m.get(vname.as_bytes()), m.get(rname.as_bytes())) {
+        (None, None) => None,
+        (Some(v), Some(r)) => Some([(vname.clone(), v.sha256), (rname.clone(), r.sha256)]),
+        _ => return Err(Error::verify(&murl, format!("lists only one of {vname} and {rname}"))),
+    };
 
     // 2. Size and room before a byte of the image is fetched.
     let iurl = format!("{base}{name}");
@@ -481,6 +592,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     let part = format!("{path}.part");
     let note = format!("{part}.sha256");
     let want_hex = hex(&want);
+    let mut left = Leftovers { files: vec![part.clone(), note.clone()], armed: !a.keep_partial };
     let mut resume = 0;
     if std::fs::read_to_string(&note).is_ok_and(|s| s.trim() == want_hex) {
         resume = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
@@ -520,6 +632,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         meter: a.progress.then(|| Meter::new(&name, size, resume)),
         name: part.clone(),
         stall: a.stall,
+        cap: room(&a.to, a.max_size)?,
     };
     if resume > 0 && !ranged {
         sink.restart()?;
@@ -556,6 +669,9 @@ pub fn run(argv: &[String]) -> Result<()> {
             }
             let mut r = send("GET", &url, None, &fx.http, &[200]).map_err(|e| (e, false))?;
             let cl = r.content_length();
+            if let (None, Some(c)) = (size, cl) {
+                check_room(&a.to, c).map_err(|e| (e, false))?;
+            }
             if let (Some(s), Some(c)) = (size, cl) {
                 if s != c {
                     return Err((Error::network(&url, format!("Content-Length {c}, but HEAD said {s}")).code(Code::Verify), false));
@@ -582,11 +698,25 @@ pub fn run(argv: &[String]) -> Result<()> {
     }
     sink.file.sync_all().ctx(&part)?;
     drop(sink);
+    // 5. The dm-verity sidecars the manifest lists, so that syncflash can write them beside the
+    // image; each is checked against its digest (and the root hash must be one).
+    for (f, digest) in sidecars.iter().flatten() {
+        let dest = format!("{}/{f}", a.to.trim_end_matches('/'));
+        left.files.push(format!("{dest}.part"));
+        left.files.push(dest.clone());
+        fetch_sidecar(&fx, &format!("{base}{f}"), &dest, digest, room(&a.to, a.max_size)?)?;
+    }
+    if sidecars.is_some() {
+        let rpath = format!("{}/{rname}", a.to.trim_end_matches('/'));
+        let text = std::fs::read(&rpath).ctx(&rpath)?;
+        crate::pairs::parse_roothash(&text).ok_or_else(|| Error::verify(&rpath, "not a root hash (one line of hex)"))?;
+    }
     put(&a.to, MANIFEST, &data)?;
     if key.is_some() {
         put(&a.to, SIG, &sig)?;
     }
     std::fs::rename(&part, &path).ctx(&path)?;
+    left.armed = false;
     let _ = std::fs::remove_file(&note);
     if let Ok(d) = File::open(&a.to) {
         let _ = d.sync_all();

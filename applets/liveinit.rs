@@ -9,6 +9,9 @@
 //! liveinit overlay-size ORIGIN [--size MIB]     COW size in MiB (default: min(origin, RAM/2))
 //! liveinit ram-copy FILE... --to DIR [--minmem MIB] [--tmpfs]
 //!                                               copy files into RAM if enough stays free
+//! liveinit select-image DIR NAME [--pubkey-file F] [--min-version N] [--check auto|full|manifest|none]
+//!          [--ram-to DIR [--minmem MIB] [--ram-unless-verity]] [--skip primary|old|new]...
+//!                                               choose the pair that boots; IMG_* assignments
 //! liveinit state set KEY=VALUE... | get KEY | show   [--file F]   /run/live/state
 //! liveinit switch-root NEWROOT [INIT [ARG...]]  move /dev /proc /sys /run, free the
 //!                                               initramfs, chroot, exec INIT (/sbin/init)
@@ -39,6 +42,7 @@ enum Cmd {
     Probe(ProbeArgs),
     OverlaySize(OverlayArgs),
     RamCopy(RamArgs),
+    SelectImage(SelectArgs),
     State(StateArgs),
     SwitchRoot(SwitchArgs),
 }
@@ -136,6 +140,45 @@ struct RamArgs {
 }
 
 #[derive(FromArgs)]
+#[argh(subcommand, name = "select-image")]
+/// Choose the image pair that boots among DIR/NAME, NAME.old, NAME.new (with their SHA256SUMS,
+/// .minisig, .verity, .roothash of the same suffix) and print shell assignments for eval:
+/// IMG_FILE IMG_PAIR (primary|old|new) IMG_SHA256 (the digest the manifest binds) IMG_VERSION
+/// IMG_VERIFIED (sig|sha256|no) IMG_ROOTHASH IMG_VERITY (dm-verity root hash and hash tree file,
+/// when listed and the image was not read whole) IMG_FLOOR (highest signed version among the
+/// pairs that verify, never below --min-version) IMG_RAM (1 when IMG_FILE is a RAM copy).
+/// One line on stderr per refused pair; exit 3 when none passes.
+struct SelectArgs {
+    /// minisign public key: manifests must be signed by it
+    #[argh(option)]
+    pubkey_file: Option<String>,
+    /// refuse a signed version below N (the minimum built into the initramfs; default 0)
+    #[argh(option, default = "0")]
+    min_version: u64,
+    /// auto (dm-verity when the sidecars are listed, else hash whole), full, manifest, none
+    #[argh(option, default = "String::from(\"auto\")")]
+    check: String,
+    /// copy the chosen image (and its small files) into DIR, a tmpfs, hashing what is written
+    #[argh(option)]
+    ram_to: Option<String>,
+    /// with --ram-to: how many MiB of RAM must stay available (default 256)
+    #[argh(option, default = "256")]
+    minmem: u64,
+    /// with --ram-to: copy only a pair without dm-verity sidecars
+    #[argh(switch)]
+    ram_unless_verity: bool,
+    /// do not try this pair (primary, old or new; repeatable)
+    #[argh(option)]
+    skip: Vec<String>,
+    /// the directory on the medium (e.g. /run/live/medium/LiveOS)
+    #[argh(positional)]
+    dir: String,
+    /// the image name (e.g. squashfs.img)
+    #[argh(positional)]
+    name: String,
+}
+
+#[derive(FromArgs)]
 #[argh(subcommand, name = "state")]
 /// Read or update the live-boot state file (key=value lines, default /run/live/state).
 struct StateArgs {
@@ -172,6 +215,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         Cmd::Probe(a) => probe_cmd(a),
         Cmd::OverlaySize(a) => overlay_size(a),
         Cmd::RamCopy(a) => ram_copy(a),
+        Cmd::SelectImage(a) => select_image(a),
         Cmd::State(a) => state(a),
         Cmd::SwitchRoot(a) => switch_root_or_rescue(a),
     }
@@ -531,22 +575,8 @@ fn probe_line(dev: &str, found: Option<&Found>) -> String {
 
 // ---- overlay-size / ram-copy -----------------------------------------------------------------
 
-fn meminfo(key: &str) -> Result<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ctx("/proc/meminfo")?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| Error::new("/proc/meminfo", format!("no {key}")))
-}
+use crate::ramcopy::{file_size, meminfo, MIB};
 
-fn file_size(path: &str) -> Result<u64> {
-    use std::io::{Seek, SeekFrom};
-    // Seeking to the end gives the size of block devices and files alike.
-    let mut f = std::fs::File::open(path).ctx(path)?;
-    f.seek(SeekFrom::End(0)).ctx(path)
-}
-
-const MIB: u64 = 1 << 20;
 
 fn overlay_size(a: OverlayArgs) -> Result<()> {
     let origin = file_size(&a.origin)?;
@@ -567,32 +597,40 @@ fn ram_copy(a: RamArgs) -> Result<()> {
     }
     let mut total = 0u64;
     for f in &a.files {
-        total += file_size(f)?;
+        total = total.saturating_add(file_size(f)?);
     }
-    let avail = meminfo("MemAvailable")?;
-    if avail < total.saturating_add(a.minmem.saturating_mul(MIB)) {
-        return Err(Error::new(
-            &a.files[0],
-            format!(
-                "copying to RAM needs {} MiB but only {} MiB are available and rd.minmem={} MiB must stay free",
-                total.div_ceil(MIB),
-                avail / MIB,
-                a.minmem
-            ),
-        ));
-    }
+    crate::ramcopy::check_mem(a.files.first().map_or("", String::as_str), total, a.minmem)?;
     std::fs::create_dir_all(&a.to).ctx(&a.to)?;
-    if a.tmpfs && !is_mountpoint(Path::new(&a.to)) {
-        use nix::mount::{mount, MsFlags};
-        let opts = format!("size={}k,mode=0755", (total + MIB).div_ceil(1024));
-        mount(Some("tmpfs"), a.to.as_str(), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
-            .ctx(&a.to)?;
+    if a.tmpfs {
+        crate::ramcopy::mount_tmpfs(Path::new(&a.to), total + MIB)?;
     }
     for f in &a.files {
         let name = Path::new(f).file_name().ok_or_else(|| Error::new(f, "not a file name"))?;
         let dest = Path::new(&a.to).join(name);
         std::fs::copy(f, &dest).ctx(dest.display())?;
     }
+    Ok(())
+}
+
+// ---- select-image ----------------------------------------------------------------------------
+
+fn select_image(a: SelectArgs) -> Result<()> {
+    use crate::select::{select, Check, Options, Ram};
+    let check = Check::parse(&a.check)
+        .ok_or_else(|| Error::usage(format!("select-image: --check {}: expected auto, full, manifest or none", a.check)))?;
+    let key = a.pubkey_file.as_deref().map(crate::manifest::pubkey_from_file).transpose()?;
+    if a.name.is_empty() || a.name.contains('/') {
+        return Err(Error::usage(format!("select-image: '{}': expected a file name", a.name)));
+    }
+    let ram = a.ram_to.map(|d| Ram { dir: PathBuf::from(d), minmem: a.minmem, unless_verity: a.ram_unless_verity });
+    if let Some(bad) = a.skip.iter().find(|s| !["primary", "old", "new"].contains(&s.as_str())) {
+        return Err(Error::usage(format!("select-image: --skip {bad}: expected primary, old or new")));
+    }
+    let o = Options { key: key.as_ref(), min_version: a.min_version, check, ram, skip: a.skip };
+    let s = select(Path::new(&a.dir), &a.name, &o, &mut |e| {
+        let _ = std::io::stderr().write_all(format!("select-image: {e}\n").as_bytes());
+    })?;
+    out(&s.to_shell());
     Ok(())
 }
 
@@ -635,21 +673,7 @@ fn state(a: StateArgs) -> Result<()> {
 
 // ---- switch-root -----------------------------------------------------------------------------
 
-/// A mount point: its device differs from its parent's, or it is listed in mountinfo.
-fn is_mountpoint(p: &Path) -> bool {
-    let (Ok(me), Ok(up)) = (std::fs::metadata(p), std::fs::metadata(p.join(".."))) else {
-        return false;
-    };
-    if me.dev() != up.dev() || me.ino() == up.ino() {
-        return true;
-    }
-    let Ok(abs) = std::fs::canonicalize(p) else { return false };
-    let abs = abs.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(abs.as_str()))
-}
+use crate::fsutil::is_mountpoint;
 
 /// Resolve `path` as if `root` were `/`: absolute symlinks restart at `root`, `..` stops there.
 pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {

@@ -12,6 +12,8 @@
 #   LIVEROOT     the liveroot binary (default build/liveroot; empty: none)
 #   SKEL         skeleton directory (default initramfs-skel)
 #   PUBKEY=file  installed as /etc/liveroot/pubkey
+#   MIN_VERSION=N  written to /etc/liveroot/min-version (default 0): /init refuses a signed image
+#                below version N, on the medium and from the network
 #   EXTRA=dir[:dir...]  trees copied on top last (test-only tools such as dmsetup/mdadm)
 #   MODULES      space-separated module list (default: the live boot's set below)
 # Reproducible: sorted entries, owner 0:0, mtimes from SOURCE_DATE_EPOCH, gzip -n.
@@ -75,10 +77,13 @@ for f in modules.builtin modules.builtin.modinfo modules.order; do
 done
 depmod -b "$stage" "$kver"
 
+mkdir -p "$stage/etc/liveroot"
 if [[ -n ${PUBKEY:-} ]]; then
-	mkdir -p "$stage/etc/liveroot"
 	cp "$PUBKEY" "$stage/etc/liveroot/pubkey"
 fi
+min=${MIN_VERSION:-0}
+[[ $min =~ ^[0-9]+$ ]] || die "MIN_VERSION=$min: expected a number"
+echo "$((10#$min))" >"$stage/etc/liveroot/min-version"
 IFS=: read -ra extras <<<"${EXTRA:-}"
 for e in "${extras[@]}"; do
 	[[ -n $e ]] && cp -a "$e/." "$stage/"

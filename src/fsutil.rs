@@ -57,3 +57,19 @@ pub fn mknod_block(path: &str, major: u32, minor: u32) -> Result<()> {
     }
     mknod(path, SFlag::S_IFBLK, Mode::from_bits_truncate(0o600), makedev(major.into(), minor.into())).ctx(path)
 }
+
+/// A mount point: its device differs from its parent's, or it is listed in mountinfo.
+pub fn is_mountpoint(p: &std::path::Path) -> bool {
+    let (Ok(me), Ok(up)) = (std::fs::metadata(p), std::fs::metadata(p.join(".."))) else {
+        return false;
+    };
+    if me.dev() != up.dev() || me.ino() == up.ino() {
+        return true;
+    }
+    let Ok(abs) = std::fs::canonicalize(p) else { return false };
+    let abs = abs.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(abs.as_str()))
+}

@@ -14,6 +14,8 @@ mod http;
 mod manifest;
 mod pairs;
 mod probe;
+mod ramcopy;
+mod select;
 mod state;
 mod sys;
 mod verity;

@@ -22,10 +22,13 @@
 //! | `overlay_size` | `512`                            | COW size in MiB |
 //! | `dm`           | `/dev/mapper/live-rw`            | the dm snapshot |
 //! | `md`           | `/dev/md7`                       | the one-legged raid1 mounted as / |
-//! | `booted`       | `local`, `ram` or `net`          | image looped from the medium, a RAM copy of it, or fetched into RAM |
+//! | `booted`       | `local`, `ram` or `net`          | the medium's image (read through dm-verity, or, with a key and no sidecars, from a RAM copy verified as it was made: `image_file` says which), a RAM copy of it with the medium released (rd.live.ram), or fetched into RAM |
 //! | `image_version`| `3`                              | `version=N` of the signature the image was verified with (empty if unsigned) |
 //! | `fetched_from` | `http://10.0.2.100/img/`         | server directory a `net` image came from (empty otherwise) |
 //! | `medium_pair`  | `primary`, `old` or `new`        | which pair on the medium verified at boot (syncflash's `.old`/`.new`; empty if unchecked) |
+//! | `floor`        | `5`                              | highest signed version among the medium's pairs that verify, never below the initramfs minimum (`MIN_VERSION`): a fetched image had to be above it; when one booted, its version |
+//! | `pubkey`       | `/run/live/pubkey`               | the initramfs's public key, copied for the running system (empty: no key, checksums only) |
+//! | `verity`       | `4f8b...`                        | dm-verity root hash the squashfs is mapped with (`/dev/mapper/live-base`; empty: not mapped) |
 //!
 //! Writers replace the file atomically (write a temporary file, rename), so readers never see a
 //! half-written state.

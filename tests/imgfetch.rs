@@ -218,6 +218,8 @@ fn versions_decide_what_is_fetched() {
     let f = Fx::new("newer");
     let local = f.p("local");
     std::fs::copy(f.p("srv/SHA256SUMS"), local.join("SHA256SUMS")).unwrap();
+    // A pair is its image and its manifest: a manifest alone vouches for nothing on the medium.
+    std::fs::copy(f.p("srv/squashfs.img"), local.join("squashfs.img")).unwrap();
     let l = local.to_str().unwrap();
     sign(&local, &f.p("key.sec"), 2);
     let o = f.fetch("ok", &["--if-newer", l]);
@@ -251,7 +253,11 @@ fn server_down_and_overall_timeout() {
 #[test]
 fn a_part_file_is_resumed_by_the_next_run() {
     let f = Fx::new("resume");
+    // By default a failed run leaves nothing (at boot it would hold RAM for the whole session).
     let o = f.fetch("close", &["--retries", "0"]);
+    f.assert_no_image(&o, 4, "connection closed after");
+    assert!(!f.p("out/squashfs.img.part").exists() && !f.p("out/squashfs.img.part.sha256").exists());
+    let o = f.fetch("close", &["--retries", "0", "--keep-partial"]);
     f.assert_no_image(&o, 4, "connection closed after");
     let part = std::fs::metadata(f.p("out/squashfs.img.part")).unwrap().len();
     assert!(part > 0 && part < SIZE as u64);
@@ -281,4 +287,72 @@ fn usage_errors() {
     let o = run(common::applet("imgfetch").arg("--help"));
     assert_eq!(o.code, 0);
     assert!(o.stdout.contains("Exit status"));
+}
+
+#[test]
+fn the_floor_is_given_or_taken_from_every_pair() {
+    let f = Fx::new("floor");
+    // --newer-than: what /init passes (the floor it computed with select-image).
+    f.assert_no_image(&f.fetch("ok", &["--newer-than", "2"]), 5, "already up to date (version 2)");
+    f.assert_no_image(&f.fetch("ok", &["--newer-than", "3"]), 3, "version 2 is older than the local version 3: rollback refused");
+    // --min-version: the initramfs minimum, which --allow-downgrade does not lift.
+    f.assert_no_image(&f.fetch("ok", &["--min-version", "3", "--allow-downgrade"]), 3, "version 2 is below the minimum 3: refused");
+    assert_eq!(f.fetch("ok", &["--newer-than", "3", "--allow-downgrade", "--min-version", "2"]).code, 0);
+    std::fs::remove_dir_all(f.p("out")).unwrap();
+    std::fs::create_dir(f.p("out")).unwrap();
+    assert_eq!(run_applet("imgfetch", &["--newer-than", "1", "http://h/"]).code, 2);
+
+    // --if-newer DIR after a cut mid-rotation: the primary manifest is gone, the .old pair is
+    // signed version 5. The floor is 5, not 0: the server's version 2 is a rollback.
+    let local = f.p("local");
+    std::fs::copy(f.p("srv/squashfs.img"), local.join("squashfs.img")).unwrap();
+    std::fs::copy(f.p("srv/squashfs.img"), local.join("squashfs.img.old")).unwrap();
+    std::fs::copy(f.p("srv/SHA256SUMS"), local.join("SHA256SUMS.old")).unwrap();
+    sh(Command::new("minisign").args(["-S", "-W", "-s"]).arg(f.p("key.sec")).arg("-m").arg(local.join("SHA256SUMS.old")).arg("-x").arg(local.join("SHA256SUMS.minisig.old")).args(["-t", "version=5"]).stdout(Stdio::null()));
+    let o = f.fetch("ok", &["--if-newer", local.to_str().unwrap()]);
+    f.assert_no_image(&o, 3, "version 2 is older than the local version 5: rollback refused");
+}
+
+#[test]
+fn a_body_without_length_is_capped_and_removed() {
+    let f = Fx::new("nolength");
+    // No HEAD, no Content-Length, but an honest body: fetched.
+    f.assert_fetched(&f.fetch("nolength", &[]));
+    std::fs::remove_dir_all(f.p("out")).unwrap();
+    std::fs::create_dir(f.p("out")).unwrap();
+    // An endless body: refused at the cap, and nothing of it stays.
+    let o = f.fetch("endless", &["--max-size", "5M", "--timeout", "60"]);
+    f.assert_no_image(&o, 1, "no length announced and the body goes past the cap of 5.0M (--max-size): refused");
+    assert!(!f.p("out/squashfs.img.part").exists(), "the .part stayed");
+    // The room on the target caps it too: 24 MiB of tmpfs minus the 16 MiB reserve.
+    let small = f.p("small");
+    std::fs::create_dir(&small).unwrap();
+    sh(Command::new("mount").args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"]).arg(&small));
+    let o = run_applet("imgfetch", &["--pubkey-file", f.p("key.pub").to_str().unwrap(), "--to", small.to_str().unwrap(), &f.url("endless")]);
+    let left = std::fs::read_dir(&small).unwrap().count();
+    let _ = Command::new("umount").arg(&small).status();
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("goes past the cap of") && o.stderr.contains("reserve"), "{}", o.stderr);
+    assert_eq!(left, 0, "files left in the target");
+}
+
+#[test]
+fn verity_sidecars_listed_in_the_manifest_are_fetched() {
+    let f = Fx::new("sidecars");
+    let srv = f.p("srv");
+    std::fs::write(srv.join("squashfs.img.verity"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(srv.join("squashfs.img.roothash"), format!("{}\n", "a1".repeat(32))).unwrap();
+    sh(Command::new("sh").arg("-c").arg("sha256sum squashfs.img squashfs.img.verity squashfs.img.roothash > SHA256SUMS").current_dir(&srv));
+    sign(&srv, &f.p("key.sec"), 2);
+    let o = f.fetch("ok", &[]);
+    f.assert_fetched(&o);
+    assert_eq!(std::fs::read(f.p("out/squashfs.img.verity")).unwrap(), vec![7u8; 100_000]);
+    assert_eq!(std::fs::read(f.p("out/squashfs.img.roothash")).unwrap(), std::fs::read(srv.join("squashfs.img.roothash")).unwrap());
+    // A hash tree other than the signed one: refused, and nothing of the fetch stays.
+    std::fs::remove_dir_all(f.p("out")).unwrap();
+    std::fs::create_dir(f.p("out")).unwrap();
+    std::fs::write(srv.join("squashfs.img.verity"), vec![8u8; 100_000]).unwrap();
+    let o = f.fetch("ok", &[]);
+    f.assert_no_image(&o, 3, "squashfs.img.verity: checksum mismatch with the signed manifest");
+    assert_eq!(std::fs::read_dir(f.p("out")).unwrap().count(), 0, "files left behind");
 }

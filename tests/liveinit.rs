@@ -412,3 +412,267 @@ fn init_script_is_posix_sh() {
         }
     }
 }
+
+// ---- select-image ----------------------------------------------------------------------------
+
+/// A medium directory with minisign keys made here (key: trusted, other: not).
+struct Medium {
+    t: TempDir,
+}
+
+impl Medium {
+    fn new(tag: &str) -> Medium {
+        let t = TempDir::new(&format!("select-{tag}"));
+        std::fs::create_dir_all(t.join("m")).unwrap();
+        for k in ["key", "other"] {
+            let o = run(Command::new("minisign").args(["-G", "-W", "-f", "-p"]).arg(t.join(&format!("{k}.pub"))).arg("-s").arg(t.join(&format!("{k}.sec"))));
+            assert!(o.code == 0, "minisign -G: {}", o.stderr);
+        }
+        Medium { t }
+    }
+    fn m(&self, f: &str) -> String {
+        self.t.path_str(&format!("m/{f}"))
+    }
+    fn put(&self, f: &str, data: &[u8]) {
+        std::fs::write(self.m(f), data).unwrap();
+    }
+    /// SHA256SUMS{sfx} with `lines`, signed by `key` as version=`v` (None: unsigned).
+    fn manifest(&self, sfx: &str, lines: &str, sign: Option<(&str, u32)>) {
+        self.put(&format!("SHA256SUMS{sfx}"), lines.as_bytes());
+        let sig = self.m(&format!("SHA256SUMS.minisig{sfx}"));
+        let _ = std::fs::remove_file(&sig);
+        if let Some((key, v)) = sign {
+            let o = run(Command::new("minisign")
+                .args(["-S", "-W", "-s"])
+                .arg(self.t.join(&format!("{key}.sec")))
+                .args(["-m", &self.m(&format!("SHA256SUMS{sfx}")), "-x", &sig, "-t", &format!("version={v}")]));
+            assert!(o.code == 0, "minisign -S: {}", o.stderr);
+        }
+    }
+    fn select(&self, extra: &[&str]) -> Out {
+        let key = self.t.path_str("key.pub");
+        let dir = self.t.path_str("m");
+        let mut args = vec!["select-image", dir.as_str(), "squashfs.img", "--pubkey-file", key.as_str()];
+        args.extend_from_slice(extra);
+        li(&args)
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let o = Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    let mut o = o;
+    o.stdin.take().unwrap().write_all(data).unwrap();
+    let out = o.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+}
+
+/// The value of `KEY='...'` in select-image's output (values here hold no quotes).
+fn var(out: &str, key: &str) -> String {
+    let line = out.lines().find(|l| l.starts_with(&format!("{key}="))).unwrap_or_else(|| panic!("no {key} in {out}"));
+    line.split_once('=').unwrap().1.trim_matches('\'').to_owned()
+}
+
+#[test]
+fn select_image_binds_the_image_to_its_signed_manifest() {
+    let m = Medium::new("bind");
+    let img = b"the image".to_vec();
+    m.put("squashfs.img", &img);
+    m.put("other.img", b"other");
+    // Signed, valid, but it lists another file only: it vouches for nothing here.
+    m.manifest("", &format!("{}  other.img\n", sha256_hex(b"other")), Some(("key", 4)));
+    let o = m.select(&[]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stdout.is_empty());
+    assert!(o.stderr.contains(&format!("select-image: {}: does not list squashfs.img", m.m("SHA256SUMS"))), "{}", o.stderr);
+    assert!(o.stderr.lines().last().unwrap().starts_with(&format!("liveinit: {}: does not list", m.m("SHA256SUMS"))), "{}", o.stderr);
+
+    // Listed in binary mode (`*name`): accepted, hashed whole, the bound digest printed.
+    m.manifest("", &format!("{} *squashfs.img\n", sha256_hex(&img)), Some(("key", 4)));
+    let o = m.select(&[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(var(&o.stdout, "IMG_FILE"), m.m("squashfs.img"));
+    assert_eq!(var(&o.stdout, "IMG_PAIR"), "primary");
+    assert_eq!(var(&o.stdout, "IMG_SHA256"), sha256_hex(&img));
+    assert_eq!(var(&o.stdout, "IMG_VERSION"), "4");
+    assert_eq!(var(&o.stdout, "IMG_VERIFIED"), "sig");
+    assert_eq!(var(&o.stdout, "IMG_ROOTHASH"), "");
+    assert_eq!(var(&o.stdout, "IMG_FLOOR"), "4");
+
+    // The bytes differ from the listed digest: refused.
+    m.put("squashfs.img", b"the imagf");
+    let o = m.select(&[]);
+    assert_eq!(o.code, 3);
+    assert!(o.stderr.contains("checksum mismatch"), "{}", o.stderr);
+
+    // Without a key: the checksum binds it, nothing is signed.
+    m.put("squashfs.img", &img);
+    let dir = m.t.path_str("m");
+    let o = li(&["select-image", &dir, "squashfs.img"]);
+    assert_eq!((o.code, var(&o.stdout, "IMG_VERIFIED"), var(&o.stdout, "IMG_VERSION")), (0, "sha256".into(), "".into()), "{}", o.stderr);
+}
+
+#[test]
+fn select_image_falls_back_to_old_and_keeps_the_floor() {
+    let m = Medium::new("floor");
+    let (new, old) = (b"image v9".to_vec(), b"image v5".to_vec());
+    m.put("squashfs.img", &new);
+    m.put("squashfs.img.old", &old);
+    m.manifest(".old", &format!("{}  squashfs.img\n", sha256_hex(&old)), Some(("key", 5)));
+    // A cut mid-rotation: the primary manifest is gone; .old (v5) boots and the floor is 5.
+    let o = m.select(&[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(var(&o.stdout, "IMG_PAIR"), "old");
+    assert_eq!(var(&o.stdout, "IMG_FILE"), m.m("squashfs.img.old"));
+    assert_eq!(var(&o.stdout, "IMG_FLOOR"), "5");
+    assert!(o.stderr.contains(&format!("select-image: {}: missing", m.m("SHA256SUMS"))), "{}", o.stderr);
+    // The initramfs says 3 at least: the floor stays the medium's 5.
+    assert_eq!(var(&m.select(&["--min-version", "3"]).stdout, "IMG_FLOOR"), "5");
+    // It says 6: v5 is refused, with the reason.
+    let o = m.select(&["--min-version", "6"]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stderr.contains("version 5 is below the minimum 6 built into the initramfs"), "{}", o.stderr);
+
+    // The primary signed by a foreign key (v9): refused, .old boots, v9 does not raise the floor.
+    m.manifest("", &format!("{}  squashfs.img\n", sha256_hex(&new)), Some(("other", 9)));
+    let o = m.select(&[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!((var(&o.stdout, "IMG_PAIR"), var(&o.stdout, "IMG_FLOOR")), ("old".into(), "5".into()));
+    assert!(o.stderr.contains("signature"), "{}", o.stderr);
+    // Signed by the key (v9): the primary boots, floor 9.
+    m.manifest("", &format!("{}  squashfs.img\n", sha256_hex(&new)), Some(("key", 9)));
+    let o = m.select(&[]);
+    assert_eq!((var(&o.stdout, "IMG_PAIR"), var(&o.stdout, "IMG_FLOOR")), ("primary".into(), "9".into()));
+    // /init found the primary failing later (its dm-verity mapping): the next pair, same floor.
+    let o = m.select(&["--skip", "primary"]);
+    assert_eq!((var(&o.stdout, "IMG_PAIR"), var(&o.stdout, "IMG_FLOOR")), ("old".into(), "9".into()));
+    let o = m.select(&["--skip", "primary", "--skip", "old"]);
+    assert!(o.code == 3 && o.stderr.contains("squashfs.img.new: missing"), "{}", o.stderr);
+    assert_eq!(m.select(&["--skip", "x"]).code, 2);
+    // An unsigned primary with a key installed: refused.
+    m.manifest("", &format!("{}  squashfs.img\n", sha256_hex(&new)), None);
+    let o = m.select(&[]);
+    assert_eq!(var(&o.stdout, "IMG_PAIR"), "old");
+    assert!(o.stderr.contains("SHA256SUMS.minisig: missing"), "{}", o.stderr);
+}
+
+#[test]
+fn select_image_with_verity_sidecars_does_not_read_the_image() {
+    let m = Medium::new("verity");
+    // A fifo: any read of the image would block forever.
+    let o = run(Command::new("mkfifo").arg(m.m("squashfs.img")));
+    assert!(o.code == 0, "{}", o.stderr);
+    let root = "4f8b3c4c1d2e5a6b7c8d9e0f11223344556677889900aabbccddeeff00112233\n";
+    m.put("squashfs.img.roothash", root.as_bytes());
+    m.put("squashfs.img.verity", b"hash tree");
+    let lines = format!(
+        "{}  squashfs.img\n{}  squashfs.img.verity\n{}  squashfs.img.roothash\n",
+        "ab".repeat(32),
+        sha256_hex(b"hash tree"),
+        sha256_hex(root.as_bytes())
+    );
+    m.manifest("", &lines, Some(("key", 7)));
+    let key = m.t.path_str("key.pub");
+    let dir = m.t.path_str("m");
+    let mut child = common::applet("liveinit")
+        .args(["select-image", &dir, "squashfs.img", "--pubkey-file", &key])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("select-image read the image although sidecars are listed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(var(&out, "IMG_ROOTHASH"), root.trim());
+    assert_eq!(var(&out, "IMG_VERITY"), m.m("squashfs.img.verity"));
+    assert_eq!(var(&out, "IMG_VERIFIED"), "sig");
+    assert_eq!(var(&out, "IMG_SHA256"), "ab".repeat(32));
+    // A root hash that is not the signed one: refused before anything is mapped.
+    m.put("squashfs.img.roothash", b"00\n");
+    let o = m.select(&["--check", "manifest"]);
+    assert_eq!(o.code, 3);
+    assert!(o.stderr.contains("squashfs.img.roothash: checksum mismatch"), "{}", o.stderr);
+}
+
+#[test]
+fn select_image_ram_copy_is_hashed_as_written() {
+    let m = Medium::new("ram");
+    let img: Vec<u8> = (0..(2 << 20) + 3).map(|i| (i * 13 % 251) as u8).collect();
+    m.put("squashfs.img", &img);
+    m.manifest("", &format!("{}  squashfs.img\n", sha256_hex(&img)), Some(("key", 2)));
+    let ram = m.t.path_str("ram");
+    std::fs::create_dir_all(&ram).unwrap();
+    struct Umount(String);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    // A tmpfs too small for the pair: refused, nothing left in it.
+    sh("mount", &["-t", "tmpfs", "-o", "size=1m", "tmpfs", &ram]);
+    let u = Umount(ram.clone());
+    let o = m.select(&["--ram-to", &ram, "--minmem", "0"]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stderr.contains("does not fit in"), "{}", o.stderr);
+    assert_eq!(std::fs::read_dir(&ram).unwrap().count(), 0);
+    // More free RAM asked than there is: refused.
+    drop(u);
+    let o = m.select(&["--ram-to", &ram, "--minmem", "999999999"]);
+    assert!(o.code == 3 && o.stderr.contains("must stay free"), "{}", o.stderr);
+
+    // Room enough: copied, hashed as written, IMG_FILE in RAM, the small files beside it.
+    sh("mount", &["-t", "tmpfs", "-o", "size=16m", "tmpfs", &ram]);
+    let _u = Umount(ram.clone());
+    let o = m.select(&["--ram-to", &ram, "--minmem", "0"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(var(&o.stdout, "IMG_FILE"), format!("{ram}/squashfs.img"));
+    assert_eq!(var(&o.stdout, "IMG_RAM"), "1");
+    assert_eq!(var(&o.stdout, "IMG_VERIFIED"), "sig");
+    assert_eq!(std::fs::read(format!("{ram}/squashfs.img")).unwrap(), img);
+    assert!(std::path::Path::new(&format!("{ram}/SHA256SUMS.minisig")).exists());
+
+    // The medium's bytes differ from the signed digest: refused, the copy removed.
+    let mut bad = img.clone();
+    bad[1 << 20] ^= 1;
+    m.put("squashfs.img", &bad);
+    let o = m.select(&["--ram-to", &ram, "--minmem", "0"]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stderr.contains("checksum mismatch") && o.stderr.contains("as copied to RAM"), "{}", o.stderr);
+    assert!(!std::path::Path::new(&format!("{ram}/squashfs.img")).exists());
+
+    // A directory that is not a mount point gets a tmpfs sized to what RAM can spare, not to the
+    // pair: a larger .old or an image fetched later must fit beside it.
+    m.put("squashfs.img", &img);
+    let fresh = m.t.path_str("fresh");
+    let o = m.select(&["--ram-to", &fresh, "--minmem", "0"]);
+    let _f = Umount(fresh.clone());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let df = sh("stat", &["-f", "-c", "%T %b %S", &fresh]).stdout;
+    let w: Vec<&str> = df.split_whitespace().collect();
+    assert_eq!(w[0], "tmpfs", "{df}");
+    let size: u64 = w[1].parse::<u64>().unwrap() * w[2].parse::<u64>().unwrap();
+    assert!(size > 64 << 20, "tmpfs sized to the pair: {df}");
+}
+
+#[test]
+fn select_image_output_evaluates_in_sh() {
+    // A medium directory with a quote and a space in its name comes back byte for byte.
+    let m = Medium::new("quote");
+    let dir = m.t.join("it's a dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("squashfs.img"), b"img").unwrap();
+    std::fs::write(dir.join("SHA256SUMS"), format!("{}  squashfs.img\n", sha256_hex(b"img"))).unwrap();
+    let li = applet_path("liveinit");
+    let script = r#"eval "$("$0" select-image "$1" squashfs.img)" && printf '%s|%s|%s' "$IMG_FILE" "$IMG_PAIR" "$IMG_FLOOR""#;
+    let o = run(Command::new("sh").args(["-c", script]).arg(&li).arg(&dir));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, format!("{}|primary|0", dir.join("squashfs.img").display()));
+}

@@ -18,6 +18,9 @@ misbehaviour; it applies to image files (anything but SHA256SUMS*) unless said o
   tamper      one byte of the image flipped
   notfound    the image is 404 (the manifest is served)
   r301 r302 r307   every request is redirected to /ok/PATH with that status
+  nolength    HEAD on the image is refused (405); GET sends it whole without Content-Length
+  endless     HEAD on the image is refused (405); GET sends no Content-Length and an endless body
+              (the file, then 0xee bytes until the client leaves or 15 minutes have passed)
 
 Exits by itself after --idle seconds without a request (default 60) and after 15 minutes in all.
 Binds 127.0.0.1 only.
@@ -84,6 +87,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if image and mode == "notfound":
             return self.fail(404, "not found\n")
         size = os.path.getsize(path)
+        if image and mode in ("nolength", "endless"):
+            if head:
+                return self.fail(405, "no HEAD here\n")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.end_headers()
+            with open(path, "rb") as f:
+                self.wfile.write(f.read())
+            if mode == "endless":
+                block = b"\xee" * (64 << 10)
+                end = time.monotonic() + 900
+                while time.monotonic() < end:
+                    self.wfile.write(block)
+                    LAST[0] = time.monotonic()
+            return
         ranges = not (image and mode in ("norange", "bigger"))
         start, end = 0, size - 1
         partial = False

@@ -8,6 +8,14 @@
 #   srv/new/                     a different image (/etc/image-version = 2), signed version=2
 #   srv/old/                     the same image signed version=0 (older than the flash's 1)
 #   srv/badsig/                  the same image signed by other.sec, version=5
+#   initramfs-min6.cpio.gz       the same with MIN_VERSION=6 (/etc/liveroot/min-version)
+#   flash-v5.img                 live-flash.img with its manifest signed version=5
+#   flash-unlisted.img           LiveOS/SHA256SUMS lists only LiveOS/other.img (present, matching),
+#                                signed version=1: it vouches for nothing about squashfs.img
+#   flash-oldv5.img              a cut mid-rotation: only squashfs.img.old + SHA256SUMS.old signed
+#                                version=5 (+ .minisig.old); no primary pair
+#   srv/v3/                      the v2 image signed version=3
+#   srv/norootfs/                a signed (version=2) squashfs with no LiveOS/rootfs.img inside
 # fetch_server MODE DIR: start tests/httpd/misbehave.py on 127.0.0.1 and let the guest reach it
 # as http://10.0.2.100/ through slirp (restrict=on: no other way out) and one socat per
 # connection; sets FETCH_URL. fetch_server down: the same wiring to a port nobody listens on.
@@ -21,18 +29,19 @@ fetch_setup() {
 		[[ -f $FETCH/$k.sec ]] || minisign -G -W -f -p "$FETCH/$k.pub" -s "$FETCH/$k.sec" >/dev/null
 	done
 	local stamp
-	stamp=$(cat "$BUILD/initramfs.cpio.gz" "$BUILD/live-flash.img" "$FETCH/key.pub" "$TOP/tests/qemu/fetch-lib.sh" | sha256sum)
+	stamp=$(cat "$BUILD/initramfs.cpio.gz" "$BUILD/live-flash.img" "$FETCH/key.pub" "$TOP/tests/qemu/fetch-lib.sh" "$TOP/mk/mkinitramfs.sh" | sha256sum)
 	[[ -f $FETCH/stamp && $(cat "$FETCH/stamp") == "$stamp" ]] && return 0
 	local tmp=$FETCH/tmp
 	rm -rf "$tmp" "$FETCH/srv"
 	mkdir -p "$tmp/init" "$tmp/sq" "$FETCH/srv"
 	# What `make initramfs PUBKEY=key.pub` builds.
 	PUBKEY=$FETCH/key.pub "$TOP/mk/mkinitramfs.sh" "$INITRD" >/dev/null
+	PUBKEY=$FETCH/key.pub MIN_VERSION=6 "$TOP/mk/mkinitramfs.sh" "$FETCH/initramfs-min6.cpio.gz" >/dev/null
 	# Local media: the flash's manifest signed as version 1, or by the wrong key.
 	debugfs -R "dump /LiveOS/SHA256SUMS $tmp/SHA256SUMS" "$BUILD/live-flash.img" 2>/dev/null
 	debugfs -R "dump /LiveOS/squashfs.img $tmp/v1.img" "$BUILD/live-flash.img" 2>/dev/null
 	local f n s v
-	for f in v1:key:1 badsig:other:1; do
+	for f in v1:key:1 badsig:other:1 v5:key:5; do
 		IFS=: read -r n s v <<<"$f"
 		rm -f "$tmp/SHA256SUMS.minisig"
 		minisign -S -W -s "$FETCH/$s.sec" -m "$tmp/SHA256SUMS" -t "version=$v" >/dev/null
@@ -40,16 +49,40 @@ fetch_setup() {
 		printf 'cd /LiveOS\nwrite %s SHA256SUMS.minisig\n' "$tmp/SHA256SUMS.minisig" |
 			debugfs -w -f - "$FETCH/flash-$n.img" >/dev/null 2>&1
 	done
+	# A signed manifest that binds another file only.
+	echo "a file the manifest does vouch for" >"$tmp/other.img"
+	(cd "$tmp" && sha256sum other.img >SHA256SUMS.other && rm -f SHA256SUMS.other.minisig &&
+		minisign -S -W -s "$FETCH/key.sec" -m SHA256SUMS.other -x SHA256SUMS.other.minisig -t "version=1" >/dev/null)
+	cp "$BUILD/live-flash.img" "$FETCH/flash-unlisted.img"
+	printf 'cd /LiveOS\nrm SHA256SUMS\nwrite %s SHA256SUMS\nwrite %s SHA256SUMS.minisig\nwrite %s other.img\n' \
+		"$tmp/SHA256SUMS.other" "$tmp/SHA256SUMS.other.minisig" "$tmp/other.img" |
+		debugfs -w -f - "$FETCH/flash-unlisted.img" >/dev/null 2>&1
+	# Mid-rotation: the primary pair is gone, the .old pair (the same image) is signed version 5.
+	rm -f "$tmp/SHA256SUMS.minisig"
+	minisign -S -W -s "$FETCH/key.sec" -m "$tmp/SHA256SUMS" -t "version=5" >/dev/null
+	cp "$BUILD/live-flash.img" "$FETCH/flash-oldv5.img"
+	# (debugfs ln + unlink: a rename. Sidecars, when the image has them, move with it.)
+	{
+		for f in squashfs.img squashfs.img.verity squashfs.img.roothash; do
+			debugfs -R "stat /LiveOS/$f" "$FETCH/flash-oldv5.img" >/dev/null 2>&1 || continue
+			printf 'ln /LiveOS/%s /LiveOS/%s.old\nunlink /LiveOS/%s\n' "$f" "$f" "$f"
+		done
+		printf 'cd /LiveOS\nrm SHA256SUMS\nwrite %s SHA256SUMS.old\nwrite %s SHA256SUMS.minisig.old\n' \
+			"$tmp/SHA256SUMS" "$tmp/SHA256SUMS.minisig"
+	} | debugfs -w -f - "$FETCH/flash-oldv5.img" >/dev/null 2>&1
 	# The newer image: the same OS with /etc/image-version = 2.
 	unsquashfs -q -n -d "$tmp/sq/root" "$tmp/v1.img" >/dev/null
 	echo 2 >"$tmp/image-version"
 	printf 'cd /etc\nwrite %s image-version\n' "$tmp/image-version" |
 		debugfs -w -f - "$tmp/sq/root/LiveOS/rootfs.img" >/dev/null 2>&1
 	mksquashfs "$tmp/sq/root" "$tmp/v2.img" -noappend -quiet -no-progress -all-root >/dev/null
-	for f in new:key:2 old:key:0 badsig:other:5; do
+	mkdir -p "$tmp/empty/LiveOS"
+	echo "no rootfs here" >"$tmp/empty/LiveOS/README"
+	mksquashfs "$tmp/empty" "$tmp/norootfs.img" -noappend -quiet -no-progress -all-root >/dev/null
+	for f in new:key:2 old:key:0 badsig:other:5 v3:key:3 norootfs:key:2; do
 		IFS=: read -r n s v <<<"$f"
 		mkdir -p "$FETCH/srv/$n"
-		cp "$tmp/v2.img" "$FETCH/srv/$n/squashfs.img"
+		if [[ $n == norootfs ]]; then cp "$tmp/norootfs.img" "$FETCH/srv/$n/squashfs.img"; else cp "$tmp/v2.img" "$FETCH/srv/$n/squashfs.img"; fi
 		(cd "$FETCH/srv/$n" && sha256sum squashfs.img >SHA256SUMS &&
 			minisign -S -W -s "$FETCH/$s.sec" -m SHA256SUMS -t "version=$v" >/dev/null)
 	done
@@ -88,7 +121,7 @@ fetch_setup
 fetch_falls_back() {
 	FB_MODE=$1 FB_DIR=$2 FB_REASON=$3
 	MEDIUM=fetch/flash-v1.img
-	EXPECT="root-md7 state-booted state-image_version no-v2 no-image-in-ram"
+	EXPECT="root-md7 state-booted state-image_version no-v2 no-image-in-ram ram-clean"
 	prepare() {
 		fetch_server "$FB_MODE" "$FB_DIR"
 		APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=60"
@@ -100,6 +133,7 @@ $(state_is booted local)
 $(state_is image_version 1)
 check no-v2 test ! -e /etc/image-version
 check no-image-in-ram test ! -e /run/live/ram/squashfs.img
+check ram-clean sh -c 'test -z "\$(ls -A /run/live/ram 2>/dev/null | grep -vx local)"'
 G
 	}
 	verify() {

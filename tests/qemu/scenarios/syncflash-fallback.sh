@@ -13,6 +13,7 @@ prepare() {
 	"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.img" ::/LiveOS/squashfs.img.old
 	"${m[@]}" mcopy -i "$FLASH" ::/LiveOS/SHA256SUMS "$RUNDIR/v1.sums"
 	"${m[@]}" mcopy -i "$FLASH" "$RUNDIR/v1.sums" ::/LiveOS/SHA256SUMS.old
+	# The .old pair is complete: its dm-verity sidecars too, when the sample image has them.
 	fat_sidecars_to "$FLASH" .old >/dev/null
 	"${m[@]}" mcopy -o -i "$FLASH" "$BUILD/syncflash-v2/squashfs.img" ::/LiveOS/squashfs.img
 	"${m[@]}" mcopy -i "$FLASH" "$BUILD/syncflash-v2/squashfs.img" ::/LiveOS/squashfs.img.new
@@ -28,7 +29,7 @@ G
 verify() {
 	local log
 	log=$(tr -d '\r' <"$RUNDIR/console.log")
-	grep -aq 'liveroot: verify: .*LiveOS/squashfs.img: checksum mismatch, image refused' <<<"$log" ||
+	grep -aqE 'liveroot: (verify|verity): .*LiveOS/squashfs.img: (checksum mismatch( with [^ ]*SHA256SUMS)?, image refused|.*does not verify through dm-verity)' <<<"$log" ||
 		problem "no line saying why the primary was refused"
 	grep -aq 'liveroot: verify: .*squashfs.img refused; booting the old image .*squashfs.img.old' <<<"$log" ||
 		problem "no line saying the .old image boots"
