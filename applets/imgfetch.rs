@@ -496,14 +496,14 @@ impl Drop for Leftovers {
 
 /// Fetch a sidecar of the image in one GET into `dest.part`, checked against its listed digest,
 /// then renamed to `dest`. Bounded by `cap` (a hash tree is about 1 % of its image).
-fn fetch_sidecar(fx: &Fetcher, url: &str, dest: &str, want: &[u8; 32], cap: (u64, String)) -> Result<()> {
+fn fetch_sidecar(fx: &Fetcher, stall: u64, url: &str, dest: &str, want: &[u8; 32], cap: (u64, String)) -> Result<()> {
     let part = format!("{dest}.part");
     let file = File::create(&part).ctx(&part)?;
-    let mut sink = Sink { file, hasher: Hasher::new(false), pos: 0, meter: None, name: part.clone(), stall: fx.stall, cap };
+    let mut sink = Sink { file, hasher: Hasher::new(false), pos: 0, meter: None, name: part.clone(), stall, cap };
     let mut buf = vec![0u8; BUF];
     fx.retry(url, || {
         sink.restart().map_err(|e| (e, false))?;
-        let mut r = send("GET", url, None, &fx.lim(), &[200]).map_err(|e| (e, false))?;
+        let mut r = send("GET", url, None, &fx.http, &[200]).map_err(|e| (e, false))?;
         let cl = r.content_length();
         if cl.is_some_and(|c| c > sink.cap.0) {
             return Err((Error::new(url, format!("{} is larger than the cap of {} ({})", size_str(cl.unwrap_or(0)), size_str(sink.cap.0), sink.cap.1)), false));
@@ -704,7 +704,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         let dest = format!("{}/{f}", a.to.trim_end_matches('/'));
         left.files.push(format!("{dest}.part"));
         left.files.push(dest.clone());
-        fetch_sidecar(&fx, &format!("{base}{f}"), &dest, digest, room(&a.to, a.max_size)?)?;
+        fetch_sidecar(&fx, a.stall, &format!("{base}{f}"), &dest, digest, room(&a.to, a.max_size)?)?;
     }
     if sidecars.is_some() {
         let rpath = format!("{}/{rname}", a.to.trim_end_matches('/'));
