@@ -2,8 +2,8 @@
 # `liveroot imgcheck --verity-format` are mapped in the live system; the content reads back
 # identical, table/status match dmsetup's, a block overwritten on the underlying file (not
 # through dm) gives EIO and a kernel log line after the caches are dropped, never the new bytes,
-# and status turns CORRUPTED. The sample medium's own squashfs.img and the sidecars `make image`
-# put beside it map and mount through dm-verity. A wrong root hash, a bad superblock, a wrong size or a data block 0
+# and status turns CORRUPTED. The boot itself mounted the sample medium's squashfs.img through
+# dm-verity (live-base) with the sidecars `make image` put beside it. A wrong root hash, a bad superblock, a wrong size or a data block 0
 # that does not match are refused with exit 3 and leave no dm device and no loop behind.
 DESC="dmsnap verity: map, read back, corruption gives EIO, refusals leave nothing"
 TOOLS="dmsetup"
@@ -13,8 +13,8 @@ EXPECT="root-md7 verity-wrong-roothash verity-bad-superblock verity-wrong-size v
 	verity-map verity-node verity-content verity-table-parity verity-table-form verity-status-parity
 	verity-status-verified verity-listed verity-readonly verity-loops verity-restart-option
 	verity-eio verity-never-new-bytes verity-kernel-log verity-status-corrupted
-	verity-other-blocks verity-remove verity-nothing-left verity-sample-map verity-status-all
-	verity-sample-mount verity-sample-remove"
+	verity-other-blocks verity-remove verity-nothing-left verity-boot-mounted verity-status-all
+	verity-boot-roothash verity-boot-state"
 prepare() {
 	local d=$RUNDIR/v
 	mkdir -p "$d"
@@ -128,14 +128,15 @@ check verity-nothing-left [ -z "$junk" ]
 [ -n "$junk" ] && echo "  left: $junk"
 umount $W
 
-# The medium's squashfs.img with the sidecars mk/mkimage.sh published, mounted through verity.
+# The boot itself: /init mapped the medium's squashfs.img through dm-verity with the sidecars
+# mk/mkimage.sh published, from the root hash the manifest binds, and mounted the squashfs
+# from that device (not from a loop of the file).
 M=/run/live/medium/LiveOS
-check verity-sample-map dmsnap verity live-base --data $M/squashfs.img --hash $M/squashfs.img.verity --roothash-file $M/squashfs.img.roothash
+check verity-boot-mounted sh -c "grep -q '^/dev/mapper/live-base /run/live/squashfs squashfs ' /proc/mounts"
 s=$(dmsnap status 2>&1)
 echo "  status (all): $(echo "$s" | tr '\n' '|')"
 check verity-status-all sh -c "echo '$s' | grep -qx 'live-base: verity, verified' && echo '$s' | grep -q '^live-rw: '"
-mkdir -p /tmp/vb
-check verity-sample-mount sh -c "mount -t squashfs -o ro /dev/mapper/live-base /tmp/vb && test -s /tmp/vb/LiveOS/rootfs.img && umount /tmp/vb"
-check verity-sample-remove dmsnap remove live-base
+check verity-boot-roothash sh -c "dmsnap table live-base | grep -q \" \$(cat $M/squashfs.img.roothash) \""
+check verity-boot-state sh -c "grep -qx \"verity=\$(cat $M/squashfs.img.roothash)\" /run/live/state"
 G
 }
