@@ -99,7 +99,8 @@ check_live_root
 $(state_is booted local)
 $(state_is image_version 1)
 check no-v2 test ! -e /etc/image-version
-check no-image-in-ram test ! -e /run/live/ram/squashfs.img
+echo "ram: \$(ls -A /run/live/ram 2>/dev/null)"
+check no-image-in-ram sh -c 'test -z "\$(ls -A /run/live/ram 2>/dev/null)"'
 G
 	}
 	verify() {

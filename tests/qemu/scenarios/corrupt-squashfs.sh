@@ -1,6 +1,5 @@
 # One byte of squashfs.img flipped on the (copied) medium: refused before anything is mounted.
 DESC="corrupted squashfs.img → refused by verification"
-FLASH_UNCHANGED=
 EXPECT="no-squashfs-mounted no-md7"
 prepare() {
 	# Physical block of the image's 200th block on the ext4 medium; flip its first byte.
