@@ -134,7 +134,7 @@ bench_fetch() {
         local url="http://127.0.0.1:$port/ok/img$mib" want
         want=$(awk -v n="img$mib" '$2 == n { print $1 }' "$d/srv/SHA256SUMS")
         # The arms; each leaves the image in $d/out and fails when its check fails.
-        local names=("imgfetch" "curl -o + sha256sum -c" "curl | tee | openssl" "curl -o (no check)")
+        local names=("imgfetch" "curl+sha256sum -c" "curl|tee|openssl" "curl (no check)")
         local cmds=(
             "'$BIN' imgfetch --pubkey-file '$d/key.pub' --to '$d/out' '$url'"
             "curl -sS -o '$d/out/img$mib' '$url' && cd '$d/out' && grep ' img$mib\$' '$d/srv/SHA256SUMS' | sha256sum -c --quiet"
