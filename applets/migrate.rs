@@ -18,7 +18,8 @@
 //! SIGINT/SIGTERM/SIGHUP during the copy: TARGET is removed from the array and the live system is
 //! left as it was (exit 1); a rerun starts over. Exit codes: 0 ok, 1 refused or failed, 2 usage.
 
-use crate::applets::{dmsnap, mdmirror};
+use crate::applets::dmsnap;
+use crate::raid;
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::state;
@@ -216,15 +217,15 @@ fn preflight(a: &Args) -> Result<Live> {
     }
     let live_md = get("md");
     if let Some(m) = &a.md {
-        let (name, _) = mdmirror::md_name(m)?;
-        let (live_name, _) = mdmirror::md_name(live_md)?;
+        let (name, _) = raid::md_name(m)?;
+        let (live_name, _) = raid::md_name(live_md)?;
         if name != live_name {
             return Err(Error::new(m.as_str(), format!("not the live array (that is {live_md})")));
         }
     }
-    let md = mdmirror::open_existing(live_md)?;
-    let info = mdmirror::active_info(&md)?;
-    let md_path = mdmirror::path_of(&md);
+    let md = raid::open_existing(live_md)?;
+    let info = raid::active_info(&md)?;
+    let md_path = raid::path_of(&md);
     let dm_path = get("dm").to_owned();
     let dm = fsutil::block_dev(&dm_path)
         .map_err(|e| Error::new(&md_path, format!("its live member is gone ({e}); not a live array")))?;
@@ -270,7 +271,7 @@ fn preflight(a: &Args) -> Result<Live> {
             return Err(Error::new(t, format!("{it}is held by {}", holders.join(", "))));
         }
     }
-    mdmirror::check_not_in_use(t)?;
+    raid::check_not_in_use(t)?;
     let target_bytes = fsutil::block_size_bytes(target.0, target.1)?;
     let array_kib: u64 = md::attr(&md.name, "component_size")?.parse().unwrap_or(0);
     if target_bytes / 1024 < array_kib {
@@ -305,7 +306,7 @@ fn confirm(t: &str, live: &Live) -> Result<()> {
     }
     say(&format!(
         "migrate: everything on {what} will be overwritten by the running system ({}).\nContinue? [y/N] ",
-        mdmirror::path_of(&live.md)
+        raid::path_of(&live.md)
     ));
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).ctx("stdin")?;
@@ -352,7 +353,7 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
     let t = a.target.as_str();
     let md = &live.md;
     let name = md.name.clone();
-    let path = mdmirror::path_of(md);
+    let path = raid::path_of(md);
 
     // Signals become readable events from here on, so an interrupt always gets cleaned up.
     let mut mask = SigSet::empty();
@@ -362,69 +363,54 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
     mask.thread_block().ctx("signals")?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ctx("signalfd")?;
 
-    let raised = mdmirror::set_raid_disks(md, 2)?;
+    let raised = raid::set_raid_disks(md, 2)?;
     let undo = |why: Error| -> Error {
         let mut msg = why.reason.clone();
-        match mdmirror::remove_member(md, t) {
+        match raid::remove_member(md, t) {
             Ok(()) => {}
             Err(e) if e.reason.starts_with("not a member") => {}
             Err(e) => msg.push_str(&format!("; could not take {t} out again: {e}")),
         }
         if let Some(old) = raised {
-            if let Err(e) = mdmirror::set_raid_disks(md, old) {
+            if let Err(e) = raid::set_raid_disks(md, old) {
                 msg.push_str(&format!("; raid devices not restored: {e}"));
             }
         }
         Error::new(why.object, msg)
     };
     let speed = Speed::raise(&name, a.speed_max).map_err(&undo)?;
-    mdmirror::hot_add(md, t).map_err(&undo)?;
+    raid::hot_add(md, t).map_err(&undo)?;
     say(&format!(
         "migrate: {path}: copying {} onto {t} ({}); the live system keeps running\n",
         mib(live.array_kib * 1024),
         mib(live.target_bytes)
     ));
 
-    let tty = std::io::stdout().is_terminal();
+    let mut lines = raid::ProgressLines::new(std::io::stdout().is_terminal());
     let start = Instant::now();
-    let mut last: Option<(Instant, f64)> = None;
-    let mut idle_since = None;
-    let mut shown = false;
-    let result = loop {
-        match mdmirror::sync_done(&name, &mut idle_since) {
-            Ok(true) => break Ok(()),
-            Ok(false) => {}
-            Err(e) => break Err(e),
-        }
-        let action = md::attr(&name, "sync_action").unwrap_or_default();
-        if let Some((done, total)) = md::parse_sync_completed(&md::attr(&name, "sync_completed").unwrap_or_default()) {
-            let speed = md::attr(&name, "sync_speed").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-            let line = mdmirror::progress_line(&name, &action, done, total, speed);
-            let pct = done as f64 * 100.0 / total as f64;
-            if tty {
-                say(&format!("\r{line}\x1b[K"));
-                shown = true;
-            } else if last.is_none_or(|(at, p)| pct >= p + 5.0 || at.elapsed() >= Duration::from_secs(10)) {
-                say(&format!("{line}\n"));
-                last = Some((Instant::now(), pct));
+    let result = raid::wait_sync(
+        md,
+        |d| {
+            let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&sfd), nix::poll::PollFlags::POLLIN)];
+            let _ = nix::poll::poll(&mut fds, u16::try_from(d.as_millis()).unwrap_or(u16::MAX));
+            match sfd.read_signal() {
+                Ok(Some(si)) => {
+                    let sig = Signal::try_from(si.ssi_signo as i32).map(|s| s.as_str()).unwrap_or("a signal");
+                    Err(Error::new(
+                        t,
+                        format!("interrupted by {sig}: removed from {path}; the live system is as it was (run migrate again to start over)"),
+                    ))
+                }
+                _ => Ok(()),
             }
-        }
-        let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&sfd), nix::poll::PollFlags::POLLIN)];
-        let _ = nix::poll::poll(&mut fds, 500u16);
-        if let Ok(Some(si)) = sfd.read_signal() {
-            let sig = Signal::try_from(si.ssi_signo as i32).map(|s| s.as_str()).unwrap_or("a signal");
-            if shown {
-                say("\n");
+        },
+        |p| {
+            if let Some(l) = lines.line(&name, p) {
+                say(&l);
             }
-            break Err(Error::new(
-                t,
-                format!("interrupted by {sig}: removed from {path}; the live system is as it was (run migrate again to start over)"),
-            ));
-        }
-    };
-    if shown {
-        say("\r\x1b[K");
-    }
+        },
+    );
+    say(&lines.end(""));
     drop(speed);
     if let Err(e) = result {
         return Err(undo(e));
@@ -456,10 +442,10 @@ fn used_bytes(dir: &str) -> u64 {
 fn switch_over(a: &Args, live: &Live) -> Result<()> {
     let t = a.target.as_str();
     let md = &live.md;
-    let path = mdmirror::path_of(md);
+    let path = raid::path_of(md);
     // 4. Only now, with the target in sync, may live-rw go.
-    mdmirror::remove_member(md, &live.dm_path)?;
-    mdmirror::set_raid_disks(md, 1)?;
+    raid::remove_member(md, &live.dm_path)?;
+    raid::set_raid_disks(md, 1)?;
     say(&format!("migrate: {path}: runs on {t} alone; {} removed from it\n", live.dm_path));
     let mut migrated = vec![("migrated".to_owned(), t.to_owned())];
 
@@ -491,8 +477,8 @@ fn switch_over(a: &Args, live: &Live) -> Result<()> {
 
 /// Grow the array to the target and its ext4 filesystem to the array.
 fn grow(md: &Md, t: &str) -> Result<()> {
-    let path = mdmirror::path_of(md);
-    match mdmirror::grow_to_max(md)? {
+    let path = raid::path_of(md);
+    match raid::grow_to_max(md)? {
         Ok((old, new)) => say(&format!("migrate: {path}: grown {} -> {} MiB\n", old >> 10, new >> 10)),
         Err(cur) => say(&format!("migrate: {path}: already {} MiB ({t} has no more room)\n", cur >> 10)),
     }

@@ -11,6 +11,7 @@ mod http;
 mod manifest;
 mod pairs;
 mod probe;
+mod raid;
 mod state;
 mod sys;
 
