@@ -19,6 +19,7 @@
 //! left as it was (exit 1); a rerun starts over. Exit codes: 0 ok, 1 refused or failed, 2 usage.
 
 use crate::applets::dmsnap;
+use crate::mountinfo;
 use crate::raid;
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
@@ -103,7 +104,7 @@ impl Live {
 
 /// (major, minor) of /sys/class/block/NAME.
 fn devno_of_name(name: &str) -> Option<(u32, u32)> {
-    md::parse_devno(&fsutil::read_attr(format!("/sys/class/block/{name}/dev")).ok()?)
+    fsutil::parse_devno(&fsutil::read_attr(format!("/sys/class/block/{name}/dev")).ok()?)
 }
 
 /// The whole disk a partition belongs to (None for a whole disk).
@@ -112,7 +113,7 @@ fn parent_disk(dev: (u32, u32)) -> Option<(u32, u32)> {
     if !std::path::Path::new(&format!("{sys}/partition")).exists() {
         return None;
     }
-    md::parse_devno(&fsutil::read_attr(format!("{sys}/../dev")).ok()?)
+    fsutil::parse_devno(&fsutil::read_attr(format!("{sys}/../dev")).ok()?)
 }
 
 /// Kernel names under /sys/dev/block/M:m/DIR (slaves, holders).
@@ -168,37 +169,13 @@ fn live_devices(live_state: &[(String, String)], md_dev: (u32, u32)) -> Vec<((u3
     out
 }
 
-/// Mount points of a device (from /proc/self/mountinfo, which names devices by number).
+/// Mount points of a device, with their filesystem types.
 fn mounts_of(dev: (u32, u32)) -> Vec<(String, String)> {
-    let want = format!("{}:{}", dev.0, dev.1);
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            if f.get(2)? != &want {
-                return None;
-            }
-            Some((unescape(f.get(4)?), f.get(sep + 1)?.to_string()))
-        })
+    mountinfo::read()
+        .into_iter()
+        .filter(|m| m.dev == dev)
+        .map(|m| (m.point.to_string_lossy().into_owned(), m.fstype))
         .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn preflight(a: &Args) -> Result<Live> {
@@ -423,14 +400,9 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
     Ok(())
 }
 
-/// Bytes of RAM the kernel would hand out now (MemAvailable).
+/// Bytes of RAM the kernel would hand out now (0 when /proc says nothing).
 fn mem_available() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
+    fsutil::mem_available().unwrap_or(0)
 }
 
 fn used_bytes(dir: &str) -> u64 {
@@ -519,11 +491,7 @@ fn release(live: &Live) {
         if dir.is_empty() || !std::path::Path::new(dir).exists() {
             return;
         }
-        let is_mnt = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(dir));
-        if is_mnt {
+        if mountinfo::at(&mountinfo::read(), std::path::Path::new(dir)).is_some() {
             if let Err(e) = umount2(dir, MntFlags::empty()) {
                 warn(&format!("{dir}: cannot unmount: {}", e.desc()));
             }
@@ -558,14 +526,4 @@ fn release(live: &Live) {
         mib(freed),
         mib(overlay_used)
     ));
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn mountinfo_unescape() {
-        assert_eq!(super::unescape("/run/live/a\\040b"), "/run/live/a b");
-        assert_eq!(super::unescape("/x\\"), "/x\\");
-        assert_eq!(super::unescape("/plain"), "/plain");
-    }
 }

@@ -9,6 +9,7 @@ mod error;
 mod fsutil;
 mod http;
 mod manifest;
+mod mountinfo;
 mod pairs;
 mod probe;
 mod raid;

@@ -169,9 +169,7 @@ fn ensure_node(dev: &str, n: u32) -> Result<()> {
 }
 
 fn sysfs_dev(n: u32) -> Option<(u32, u32)> {
-    let s = std::fs::read_to_string(format!("/sys/block/loop{n}/dev")).ok()?;
-    let (a, b) = s.trim().split_once(':')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
+    crate::fsutil::parse_devno(&std::fs::read_to_string(format!("/sys/block/loop{n}/dev")).ok()?)
 }
 
 /// The backing file, opened the way the loop device will use it.

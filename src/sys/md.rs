@@ -236,7 +236,7 @@ pub fn members(name: &str) -> crate::error::Result<Vec<Member>> {
         let base = format!("{dir}/dev-{dev}");
         // A member being removed keeps its dev-* directory a moment after its block link goes.
         let Ok(devno) = crate::fsutil::read_attr(format!("{base}/block/dev")) else { continue };
-        let (ma, mi) = parse_devno(&devno)
+        let (ma, mi) = crate::fsutil::parse_devno(&devno)
             .ok_or_else(|| crate::error::Error::new(format!("{base}/block/dev"), "unexpected value"))?;
         let slot = crate::fsutil::read_attr(format!("{base}/slot"))?.parse().ok();
         let size_kib = crate::fsutil::read_attr(format!("{base}/size"))?.parse().unwrap_or(0);
@@ -247,11 +247,6 @@ pub fn members(name: &str) -> crate::error::Result<Vec<Member>> {
     Ok(out)
 }
 
-/// "253:0" → (253, 0)
-pub fn parse_devno(s: &str) -> Option<(u32, u32)> {
-    let (a, b) = s.trim().split_once(':')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
 
 #[cfg(test)]
 mod tests {
@@ -297,8 +292,6 @@ mod tests {
 
     #[test]
     fn devno_and_flags() {
-        assert_eq!(parse_devno("253:0\n"), Some((253, 0)));
-        assert_eq!(parse_devno("x"), None);
         let m = Member {
             name: "vda".into(),
             major: 253,
