@@ -98,7 +98,7 @@ struct Live {
 
 impl Live {
     fn get(&self, k: &str) -> &str {
-        self.state.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("")
+        state::lookup(&self.state, k)
     }
 }
 
@@ -144,7 +144,7 @@ fn kname(dev: (u32, u32)) -> String {
 /// Every device the live system runs on, with what it is: the array and everything under it
 /// (live-rw, the loops), the medium, and the disks those sit on.
 fn live_devices(live_state: &[(String, String)], md_dev: (u32, u32)) -> Vec<((u32, u32), String)> {
-    let get = |k: &str| live_state.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| state::lookup(live_state, k).to_owned();
     let mut out: Vec<((u32, u32), String)> = Vec::new();
     let mut todo = vec![(md_dev, format!("the live array {}", kname(md_dev)))];
     for (key, what) in [("medium", "the live medium"), ("squash_loop", "the squashfs loop"), ("rootfs_loop", "the root image loop")] {
@@ -182,7 +182,7 @@ fn preflight(a: &Args) -> Result<Live> {
     let t = a.target.as_str();
     let target = fsutil::block_dev(t)?;
     let st = state::load(state::DEFAULT_PATH)?;
-    let get = |k: &str| st.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let get = |k: &str| state::lookup(&st, k);
     if get("md").is_empty() {
         return Err(Error::new(
             state::DEFAULT_PATH,

@@ -4,7 +4,7 @@
 //! as raw bytes (`OsString`): a mount point need not be UTF-8.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(unescape(b"\\0"), "\\0");
         assert_eq!(unescape(b"\\777"), "\\777");
         assert_eq!(unescape(b"\\101\\102"), "AB");
-        assert_eq!(unescape(b"\\200").as_bytes(), [0x80]);
+        assert_eq!(unescape(b"\\200").into_vec(), [0x80]);
         for bad in ["", "1 2 3", "1 2 x:y / /m rw - t s", "1 2 8:1 / /m rw no-dash t s", "1 2 8:1 / /m rw -"] {
             assert_eq!(parse_line(bad), None, "{bad:?}");
         }
