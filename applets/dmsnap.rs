@@ -444,8 +444,8 @@ fn our_overlay(ctl: &Control, name: &str) -> Option<(String, String)> {
     if base != format!("{name}{OVERLAY_SUFFIX}") {
         return None;
     }
-    let (ma, mi) = cow.split_once(':')?;
-    let kname = fsutil::kernel_name(ma.parse().ok()?, mi.parse().ok()?).ok()?;
+    let (ma, mi) = fsutil::parse_devno(cow)?;
+    let kname = fsutil::kernel_name(ma, mi).ok()?;
     Some((format!("/dev/{kname}"), back))
 }
 

@@ -426,12 +426,6 @@ impl Meter {
     }
 }
 
-fn meminfo_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
-}
-
 /// Refuse early when the image cannot fit: free space, and RAM when the target is tmpfs/ramfs.
 fn check_room(dir: &str, need: u64) -> Result<()> {
     use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
@@ -443,7 +437,7 @@ fn check_room(dir: &str, need: u64) -> Result<()> {
     }
     let fs = statfs(dir).ctx(dir)?.filesystem_type();
     if fs == TMPFS_MAGIC || fs == RAMFS_MAGIC {
-        let avail = meminfo_available().unwrap_or(0);
+        let avail = crate::fsutil::mem_available().unwrap_or(0);
         if avail < need.saturating_add(RAM_RESERVE) {
             return Err(Error::new(
                 dir,
@@ -468,7 +462,7 @@ fn room(dir: &str, max: u64) -> Result<(u64, String)> {
     }
     let fs = statfs(dir).ctx(dir)?.filesystem_type();
     if fs == TMPFS_MAGIC || fs == RAMFS_MAGIC {
-        let avail = meminfo_available().unwrap_or(0);
+        let avail = crate::fsutil::mem_available().unwrap_or(0);
         let ram = avail.saturating_sub(RAM_RESERVE);
         if ram < cap.0 {
             cap = (ram, format!("{} of RAM available minus {} reserve", size_str(avail), size_str(RAM_RESERVE)));

@@ -433,8 +433,7 @@ fn is_media_name(name: &str) -> bool {
 fn dev_node(name: &str) -> Result<String> {
     let path = format!("/dev/{name}");
     let mm = crate::fsutil::read_attr(format!("/sys/class/block/{name}/dev"))?;
-    let (ma, mi) = mm.split_once(':').ok_or_else(|| Error::new(&path, "unexpected sysfs dev"))?;
-    let (ma, mi) = (ma.parse().unwrap_or(0), mi.parse().unwrap_or(0));
+    let (ma, mi) = crate::fsutil::parse_devno(&mm).ok_or_else(|| Error::new(&path, "unexpected sysfs dev"))?;
     crate::fsutil::mknod_block(&path, ma, mi)?;
     Ok(path)
 }

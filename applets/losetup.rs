@@ -477,7 +477,7 @@ pub fn run(argv: &[String]) -> Result<()> {
             let mut all = loopdev::list_bound_unsorted()?;
             if let Some(f) = &file {
                 let off = o.offset;
-                all.retain(|i| loopdev::uses_file(i, Path::new(f), off));
+                all.retain(|i| loopdev::uses_file(i, &crate::osarg::path(f), off));
             }
             let text =
                 if o.list { table(&all, &cols, o.raw, o.noheadings) } else { all.iter().map(line).collect() };
@@ -537,23 +537,23 @@ fn create(o: &Opts, dev: Option<String>, file: &str) -> Result<()> {
         direct_io: o.dio.unwrap_or(false),
         block_size: o.block_size.unwrap_or(0),
     };
-    let path = Path::new(file);
+    let path = crate::osarg::path(file);
     let name = match dev {
         Some(d) => {
-            loopdev::attach_to(&d, path, &setup)?;
+            loopdev::attach_to(&d, &path, &setup)?;
             d
         }
-        None => loopdev::attach(path, &setup)?,
+        None => loopdev::attach(&path, &setup)?,
     };
     if o.show {
         out(&format!("{name}\n"));
     }
-    warn_size(file, &setup);
+    warn_size(&path, &setup);
     Ok(())
 }
 
 /// A device smaller than a sector, or with a partial last sector, surprises people later.
-fn warn_size(file: &str, s: &Setup) {
+fn warn_size(file: &Path, s: &Setup) {
     let Ok(md) = std::fs::metadata(file) else { return };
     let size = if s.sizelimit > 0 {
         s.sizelimit
@@ -564,12 +564,12 @@ fn warn_size(file: &str, s: &Setup) {
     };
     if size < 512 {
         err(&Error::new(
-            file,
+            file.display().to_string(),
             "Warning: file is smaller than 512 bytes; the loop device may be useless or invisible for system tools.",
         ));
     } else if size % 512 != 0 {
         err(&Error::new(
-            file,
+            file.display().to_string(),
             "Warning: file does not fit into a 512-byte sector; the end of the file will be ignored.",
         ));
     }

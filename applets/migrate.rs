@@ -21,9 +21,11 @@
 //! SIGINT/SIGTERM/SIGHUP during the copy: TARGET is removed from the array and the live system is
 //! left as it was (exit 1); a rerun starts over. Exit codes: 0 ok, 1 refused or failed, 2 usage.
 
-use crate::applets::{dmsnap, mdmirror};
+use crate::applets::dmsnap;
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
+use crate::mountinfo;
+use crate::raid;
 use crate::state;
 use crate::sys::md::{self, Md};
 use argh::FromArgs;
@@ -99,13 +101,13 @@ struct Live {
 
 impl Live {
     fn get(&self, k: &str) -> &str {
-        self.state.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("")
+        state::lookup(&self.state, k)
     }
 }
 
 /// (major, minor) of /sys/class/block/NAME.
 fn devno_of_name(name: &str) -> Option<(u32, u32)> {
-    md::parse_devno(&fsutil::read_attr(format!("/sys/class/block/{name}/dev")).ok()?)
+    fsutil::parse_devno(&fsutil::read_attr(format!("/sys/class/block/{name}/dev")).ok()?)
 }
 
 /// The whole disk a partition belongs to (None for a whole disk).
@@ -114,7 +116,7 @@ fn parent_disk(dev: (u32, u32)) -> Option<(u32, u32)> {
     if !std::path::Path::new(&format!("{sys}/partition")).exists() {
         return None;
     }
-    md::parse_devno(&fsutil::read_attr(format!("{sys}/../dev")).ok()?)
+    fsutil::parse_devno(&fsutil::read_attr(format!("{sys}/../dev")).ok()?)
 }
 
 /// Kernel names under /sys/dev/block/M:m/DIR (slaves, holders).
@@ -145,7 +147,7 @@ fn kname(dev: (u32, u32)) -> String {
 /// Every device the live system runs on, with what it is: the array and everything under it
 /// (live-rw, the loops), the medium, and the disks those sit on.
 fn live_devices(live_state: &[(String, String)], md_dev: (u32, u32)) -> Vec<((u32, u32), String)> {
-    let get = |k: &str| live_state.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| state::lookup(live_state, k).to_owned();
     let mut out: Vec<((u32, u32), String)> = Vec::new();
     let mut todo = vec![(md_dev, format!("the live array {}", kname(md_dev)))];
     for (key, what) in [("medium", "the live medium"), ("squash_loop", "the squashfs loop"), ("rootfs_loop", "the root image loop")] {
@@ -170,44 +172,20 @@ fn live_devices(live_state: &[(String, String)], md_dev: (u32, u32)) -> Vec<((u3
     out
 }
 
-/// Mount points of a device (from /proc/self/mountinfo, which names devices by number).
+/// Mount points of a device, with their filesystem types.
 fn mounts_of(dev: (u32, u32)) -> Vec<(String, String)> {
-    let want = format!("{}:{}", dev.0, dev.1);
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-")?;
-            if f.get(2)? != &want {
-                return None;
-            }
-            Some((unescape(f.get(4)?), f.get(sep + 1)?.to_string()))
-        })
+    mountinfo::read()
+        .into_iter()
+        .filter(|m| m.dev == dev)
+        .map(|m| (m.point.to_string_lossy().into_owned(), m.fstype))
         .collect()
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn preflight(a: &Args) -> Result<Live> {
     let t = a.target.as_str();
     let target = fsutil::block_dev(t)?;
     let st = state::load(state::DEFAULT_PATH)?;
-    let get = |k: &str| st.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or("");
+    let get = |k: &str| state::lookup(&st, k);
     if get("md").is_empty() {
         return Err(Error::new(
             state::DEFAULT_PATH,
@@ -219,15 +197,15 @@ fn preflight(a: &Args) -> Result<Live> {
     }
     let live_md = get("md");
     if let Some(m) = &a.md {
-        let (name, _) = mdmirror::md_name(m)?;
-        let (live_name, _) = mdmirror::md_name(live_md)?;
+        let (name, _) = raid::md_name(m)?;
+        let (live_name, _) = raid::md_name(live_md)?;
         if name != live_name {
             return Err(Error::new(m.as_str(), format!("not the live array (that is {live_md})")));
         }
     }
-    let md = mdmirror::open_existing(live_md)?;
-    let info = mdmirror::active_info(&md)?;
-    let md_path = mdmirror::path_of(&md);
+    let md = raid::open_existing(live_md)?;
+    let info = raid::active_info(&md)?;
+    let md_path = raid::path_of(&md);
     let dm_path = get("dm").to_owned();
     let dm = fsutil::block_dev(&dm_path)
         .map_err(|e| Error::new(&md_path, format!("its live member is gone ({e}); not a live array")))?;
@@ -273,7 +251,7 @@ fn preflight(a: &Args) -> Result<Live> {
             return Err(Error::new(t, format!("{it}is held by {}", holders.join(", "))));
         }
     }
-    mdmirror::check_not_in_use(t)?;
+    raid::check_not_in_use(t)?;
     let target_bytes = fsutil::block_size_bytes(target.0, target.1)?;
     let array_kib: u64 = md::attr(&md.name, "component_size")?.parse().unwrap_or(0);
     if target_bytes / 1024 < array_kib {
@@ -308,7 +286,7 @@ fn confirm(t: &str, live: &Live) -> Result<()> {
     }
     say(&format!(
         "migrate: everything on {what} will be overwritten by the running system ({}).\nContinue? [y/N] ",
-        mdmirror::path_of(&live.md)
+        raid::path_of(&live.md)
     ));
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).ctx("stdin")?;
@@ -355,7 +333,7 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
     let t = a.target.as_str();
     let md = &live.md;
     let name = md.name.clone();
-    let path = mdmirror::path_of(md);
+    let path = raid::path_of(md);
 
     // Signals become readable events from here on, so an interrupt always gets cleaned up.
     let mut mask = SigSet::empty();
@@ -365,69 +343,54 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
     mask.thread_block().ctx("signals")?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ctx("signalfd")?;
 
-    let raised = mdmirror::set_raid_disks(md, 2)?;
+    let raised = raid::set_raid_disks(md, 2)?;
     let undo = |why: Error| -> Error {
         let mut msg = why.reason.clone();
-        match mdmirror::remove_member(md, t) {
+        match raid::remove_member(md, t) {
             Ok(()) => {}
             Err(e) if e.reason.starts_with("not a member") => {}
             Err(e) => msg.push_str(&format!("; could not take {t} out again: {e}")),
         }
         if let Some(old) = raised {
-            if let Err(e) = mdmirror::set_raid_disks(md, old) {
+            if let Err(e) = raid::set_raid_disks(md, old) {
                 msg.push_str(&format!("; raid devices not restored: {e}"));
             }
         }
         Error::new(why.object, msg)
     };
     let speed = Speed::raise(&name, a.speed_max).map_err(&undo)?;
-    mdmirror::hot_add(md, t).map_err(&undo)?;
+    raid::hot_add(md, t).map_err(&undo)?;
     say(&format!(
         "migrate: {path}: copying {} onto {t} ({}); the live system keeps running\n",
         mib(live.array_kib * 1024),
         mib(live.target_bytes)
     ));
 
-    let tty = std::io::stdout().is_terminal();
+    let mut lines = raid::ProgressLines::new(std::io::stdout().is_terminal());
     let start = Instant::now();
-    let mut last: Option<(Instant, f64)> = None;
-    let mut idle_since = None;
-    let mut shown = false;
-    let result = loop {
-        match mdmirror::sync_done(&name, &mut idle_since) {
-            Ok(true) => break Ok(()),
-            Ok(false) => {}
-            Err(e) => break Err(e),
-        }
-        let action = md::attr(&name, "sync_action").unwrap_or_default();
-        if let Some((done, total)) = md::parse_sync_completed(&md::attr(&name, "sync_completed").unwrap_or_default()) {
-            let speed = md::attr(&name, "sync_speed").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-            let line = mdmirror::progress_line(&name, &action, done, total, speed);
-            let pct = done as f64 * 100.0 / total as f64;
-            if tty {
-                say(&format!("\r{line}\x1b[K"));
-                shown = true;
-            } else if last.is_none_or(|(at, p)| pct >= p + 5.0 || at.elapsed() >= Duration::from_secs(10)) {
-                say(&format!("{line}\n"));
-                last = Some((Instant::now(), pct));
+    let result = raid::wait_sync(
+        md,
+        |d| {
+            let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&sfd), nix::poll::PollFlags::POLLIN)];
+            let _ = nix::poll::poll(&mut fds, u16::try_from(d.as_millis()).unwrap_or(u16::MAX));
+            match sfd.read_signal() {
+                Ok(Some(si)) => {
+                    let sig = Signal::try_from(si.ssi_signo as i32).map(|s| s.as_str()).unwrap_or("a signal");
+                    Err(Error::new(
+                        t,
+                        format!("interrupted by {sig}: removed from {path}; the live system is as it was (run migrate again to start over)"),
+                    ))
+                }
+                _ => Ok(()),
             }
-        }
-        let mut fds = [nix::poll::PollFd::new(std::os::fd::AsFd::as_fd(&sfd), nix::poll::PollFlags::POLLIN)];
-        let _ = nix::poll::poll(&mut fds, 500u16);
-        if let Ok(Some(si)) = sfd.read_signal() {
-            let sig = Signal::try_from(si.ssi_signo as i32).map(|s| s.as_str()).unwrap_or("a signal");
-            if shown {
-                say("\n");
+        },
+        |p| {
+            if let Some(l) = lines.line(&name, p) {
+                say(&l);
             }
-            break Err(Error::new(
-                t,
-                format!("interrupted by {sig}: removed from {path}; the live system is as it was (run migrate again to start over)"),
-            ));
-        }
-    };
-    if shown {
-        say("\r\x1b[K");
-    }
+        },
+    );
+    say(&lines.end(""));
     drop(speed);
     if let Err(e) = result {
         return Err(undo(e));
@@ -440,14 +403,9 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
     Ok(())
 }
 
-/// Bytes of RAM the kernel would hand out now (MemAvailable).
+/// Bytes of RAM the kernel would hand out now (0 when /proc says nothing).
 fn mem_available() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
+    fsutil::mem_available().unwrap_or(0)
 }
 
 fn used_bytes(dir: &str) -> u64 {
@@ -492,7 +450,7 @@ struct RealSwitch<'a> {
 impl SwitchOps for RealSwitch<'_> {
     fn flush(&mut self) -> Result<()> {
         let md = &self.live.md;
-        let path = mdmirror::path_of(md);
+        let path = raid::path_of(md);
         // Dirty pages of the root filesystem reach TARGET only through md: write them first.
         for (mp, _) in mounts_of((md::MD_MAJOR, md.minor)) {
             let d = std::fs::File::open(&mp).ctx(&mp)?;
@@ -509,9 +467,9 @@ impl SwitchOps for RealSwitch<'_> {
     }
     fn drop_live(&mut self) -> Result<()> {
         let md = &self.live.md;
-        mdmirror::remove_member(md, &self.live.dm_path)?;
-        mdmirror::set_raid_disks(md, 1)?;
-        say(&format!("migrate: {}: runs on {} alone; {} removed from it\n", mdmirror::path_of(md), self.target, self.live.dm_path));
+        raid::remove_member(md, &self.live.dm_path)?;
+        raid::set_raid_disks(md, 1)?;
+        say(&format!("migrate: {}: runs on {} alone; {} removed from it\n", raid::path_of(md), self.target, self.live.dm_path));
         Ok(())
     }
     fn record(&mut self) -> Result<()> {
@@ -524,7 +482,7 @@ impl SwitchOps for RealSwitch<'_> {
                 format!(
                     "{}; {} runs on {} all the same (migrated={} recorded): grow it later (resize2fs)",
                     e.reason,
-                    mdmirror::path_of(&self.live.md),
+                    raid::path_of(&self.live.md),
                     self.target,
                     self.target
                 ),
@@ -538,7 +496,7 @@ impl SwitchOps for RealSwitch<'_> {
 
 fn switch_over(a: &Args, live: &Live) -> Result<()> {
     let t = a.target.as_str();
-    let path = mdmirror::path_of(&live.md);
+    let path = raid::path_of(&live.md);
     // 4. Only now, with the target in sync and flushed, may live-rw go. 5. Grow. 6. Release.
     let grow_failed = switch_sequence(&mut RealSwitch { live, target: t }, !a.no_grow, !a.keep_live)?;
 
@@ -560,8 +518,8 @@ fn switch_over(a: &Args, live: &Live) -> Result<()> {
 
 /// Grow the array to the target and its ext4 filesystem to the array.
 fn grow(md: &Md, t: &str) -> Result<()> {
-    let path = mdmirror::path_of(md);
-    match mdmirror::grow_to_max(md)? {
+    let path = raid::path_of(md);
+    match raid::grow_to_max(md)? {
         Ok((old, new)) => say(&format!("migrate: {path}: grown {} -> {} MiB\n", old >> 10, new >> 10)),
         Err(cur) => say(&format!("migrate: {path}: already {} MiB ({t} has no more room)\n", cur >> 10)),
     }
@@ -602,11 +560,7 @@ fn release(live: &Live) {
         if dir.is_empty() || !std::path::Path::new(dir).exists() {
             return;
         }
-        let is_mnt = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(dir));
-        if is_mnt {
+        if mountinfo::at(&mountinfo::read(), std::path::Path::new(dir)).is_some() {
             if let Err(e) = umount2(dir, MntFlags::empty()) {
                 warn(&format!("{dir}: cannot unmount: {}", e.desc()));
             }
@@ -699,12 +653,5 @@ mod tests {
         assert_eq!(calls, ["flush"]);
         let (calls, _) = run("", false, false);
         assert_eq!(calls, ["flush", "drop_live", "record"]);
-    }
-
-    #[test]
-    fn mountinfo_unescape() {
-        assert_eq!(super::unescape("/run/live/a\\040b"), "/run/live/a b");
-        assert_eq!(super::unescape("/x\\"), "/x\\");
-        assert_eq!(super::unescape("/plain"), "/plain");
     }
 }

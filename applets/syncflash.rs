@@ -628,14 +628,7 @@ fn mount_ro(dev: &str, dir: &str, fstype: &str) -> Result<()> {
 
 /// The mount at exactly `dir`, if any: whether it is read-only.
 fn mount_ro_state(dir: &Path) -> Option<bool> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let want = dir.to_str()?;
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            (f.get(4)? == &want).then(|| f.get(5).is_some_and(|o| o.split(',').any(|x| x == "ro")))
-        })
-        .next_back()
+    crate::mountinfo::at(&crate::mountinfo::read(), dir).map(|m| m.read_only())
 }
 
 /// Remount the medium read-write (`ro` false) if it is a read-only mount, or back read-only.

@@ -50,7 +50,7 @@ echo "demo: the write went to the RAM overlay: $(snap_status 2>&1)"
 done_tests
 G
 [[ -n ${STOCK:-} ]] && tools=dmsetup || tools=
-STOCK=${STOCK:-} make_tests_disk "$run/tests.img" "$run/demo.sh" $tools
+STOCK=${STOCK:-} make_tests_disk "$run/tests.img" "$run/demo.sh" $tools || { echo "demo: cannot build the TESTS disk" >&2; exit 1; }
 qemu_start "$run" "$append" "$run/flash.img" "$run/tests.img" "${DEMO_TIMEOUT:-300}"
 t0=$(date +%s)
 tail -n +1 --pid="$QEMU_PID" -f "$run/console.log" | tr -d '\r'

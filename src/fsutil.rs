@@ -25,6 +25,30 @@ pub fn block_dev(path: &str) -> Result<(u32, u32)> {
     Ok((nix::sys::stat::major(rdev) as u32, nix::sys::stat::minor(rdev) as u32))
 }
 
+/// "253:0" (a sysfs `dev` attribute, mountinfo's third field) → (253, 0).
+pub fn parse_devno(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.trim().split_once(':')?;
+    let num = |x: &str| x.bytes().all(|c| c.is_ascii_digit()).then(|| x.parse().ok()).flatten();
+    Some((num(a)?, num(b)?))
+}
+
+/// Bytes of RAM the kernel could hand out now (`MemAvailable` in /proc/meminfo).
+pub fn mem_available() -> Option<u64> {
+    meminfo_field(&std::fs::read_to_string("/proc/meminfo").ok()?, "MemAvailable")
+}
+
+/// A `NAME:   N kB` field of /proc/meminfo text, in bytes.
+pub fn meminfo_field(text: &str, name: &str) -> Option<u64> {
+    let v = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?;
+    let mut w = v.split_whitespace();
+    let n: u64 = w.next()?.parse().ok()?;
+    match w.next() {
+        Some("kB") => n.checked_mul(1024),
+        None => Some(n),
+        Some(_) => None,
+    }
+}
+
 /// Kernel name of a block device ("loop0", "dm-1", "md7", "vda1") from its device number.
 pub fn kernel_name(major: u32, minor: u32) -> Result<String> {
     let link = format!("/sys/dev/block/{major}:{minor}");
@@ -67,9 +91,25 @@ pub fn is_mountpoint(p: &std::path::Path) -> bool {
         return true;
     }
     let Ok(abs) = std::fs::canonicalize(p) else { return false };
-    let abs = abs.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(abs.as_str()))
+    crate::mountinfo::at(&crate::mountinfo::read(), &abs).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn meminfo() {
+        let t = "MemTotal:       24000000 kB\nMemAvailable:     123 kB\nHugePages_Total:       0\n";
+        assert_eq!(super::meminfo_field(t, "MemAvailable"), Some(123 * 1024));
+        assert_eq!(super::meminfo_field(t, "HugePages_Total"), Some(0));
+        assert_eq!(super::meminfo_field(t, "Mem"), None);
+        assert_eq!(super::meminfo_field("MemAvailable: 99999999999999999999 kB", "MemAvailable"), None);
+    }
+
+    #[test]
+    fn devnos() {
+        assert_eq!(super::parse_devno("253:0\n"), Some((253, 0)));
+        for bad in ["x", "1:", ":1", "+1:2", "1:-2", "1:2:3", "4294967296:0", " : "] {
+            assert_eq!(super::parse_devno(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -12,8 +12,11 @@ mod fsutil;
 mod fuzz;
 mod http;
 mod manifest;
+mod mountinfo;
+mod osarg;
 mod pairs;
 mod probe;
+mod raid;
 mod ramcopy;
 mod select;
 mod state;
@@ -123,7 +126,8 @@ fn run(argv: &[String]) -> i32 {
 }
 
 fn main() {
-    let argv: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    // Lossless: a non-UTF-8 argument survives as escapes that osarg::path() undoes.
+    let argv: Vec<String> = std::env::args_os().map(|a| osarg::encode(&a)).collect();
     let base = argv.first().and_then(|a| a.rsplit('/').next()).unwrap_or("liveroot");
     let code = if base == "liveroot" || base.is_empty() { multicall(&argv) } else { run(&argv) };
     std::process::exit(code);

@@ -13,10 +13,7 @@ pub const MIB: u64 = 1 << 20;
 /// A `/proc/meminfo` value (`MemAvailable`, `MemTotal`) in bytes.
 pub fn meminfo(key: &str) -> Result<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ctx("/proc/meminfo")?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
-        .and_then(|kb| kb.checked_mul(1024))
-        .ok_or_else(|| Error::new("/proc/meminfo", format!("no {key}")))
+    crate::fsutil::meminfo_field(&text, key).ok_or_else(|| Error::new("/proc/meminfo", format!("no {key}")))
 }
 
 /// Size of a file or block device (seeking to the end answers for both).

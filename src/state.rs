@@ -72,7 +72,17 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
 }
 
 pub fn get(path: &str, key: &str) -> Result<Option<String>> {
-    Ok(load(path)?.into_iter().rev().find(|(k, _)| k == key).map(|(_, v)| v))
+    Ok(lookup_opt(&load(path)?, key).map(str::to_owned))
+}
+
+/// The value of `key` in loaded entries (the last one wins, as `set` would leave it).
+pub fn lookup_opt<'a>(entries: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Like [`lookup_opt`], with "" for a key that is not there (the state's "unset").
+pub fn lookup<'a>(entries: &'a [(String, String)], key: &str) -> &'a str {
+    lookup_opt(entries, key).unwrap_or("")
 }
 
 /// Set (or replace) entries, keeping the others in place; new keys go at the end.

@@ -502,3 +502,21 @@ fn non_ascii_size_suffix_is_a_usage_error() {
         assert!(err.contains(&format!("invalid size '{off}'")), "{off}: {err}");
     }
 }
+
+#[test]
+fn non_utf8_file_name_is_passed_through_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let sc = Scratch::new("latin1");
+    // "café.img" in Latin-1, as a FAT stick written on an old system may name it.
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.img");
+    let img = sc.dir.path().join(name);
+    std::fs::File::create(&img).unwrap().set_len(1 << 20).unwrap();
+    let o = run(common::applet("losetup").args(["-f", "--show"]).arg(&img));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let dev = o.stdout.trim().to_owned();
+    let back = std::fs::read(format!("/sys/block/{}/loop/backing_file", dev.trim_start_matches("/dev/"))).unwrap();
+    assert_eq!(back.strip_suffix(b"\n").unwrap_or(&back), img.as_os_str().as_bytes(), "the kernel got another name");
+    let o = run(common::applet("losetup").arg("-j").arg(&img));
+    assert_eq!((o.code, o.stdout.starts_with(&format!("{dev}: "))), (0, true), "{} {}", o.stdout, o.stderr);
+    assert_eq!(ours(&["-d", &dev]).code, 0);
+}

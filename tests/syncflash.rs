@@ -306,7 +306,9 @@ fn read_only_mount_is_remounted_and_forced_read_only_refused() {
     env.version(1, 1 << 20);
     env.version(2, 3 << 20);
     let dev = losetup(&mut env, &img);
-    let mnt = env.dir.join("fat");
+    // A space in the mount point: mountinfo writes it as \040, and syncflash must still see the
+    // read-only mount there (else the write fails with EROFS).
+    let mnt = env.dir.join("my stick");
     let m = mnt.display().to_string();
     env.mount(&["-t", fstype, &dev], &mnt);
     std::fs::create_dir_all(format!("{m}/LiveOS")).unwrap();
@@ -317,7 +319,8 @@ fn read_only_mount_is_remounted_and_forced_read_only_refused() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(listing(&m), expect(&env, &[("", 2), (".old", 1)]));
     let ro = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(ro.lines().any(|l| l.split(' ').nth(1) == Some(m.as_str()) && l.split(' ').nth(3).unwrap().starts_with("ro")), "not read-only again");
+    let escaped = m.replace(' ', "\\040");
+    assert!(ro.lines().any(|l| l.split(' ').nth(1) == Some(escaped.as_str()) && l.split(' ').nth(3).unwrap().starts_with("ro")), "not read-only again");
 
     // The device forced read-only: the remount fails, nothing written.
     assert!(Command::new("blockdev").args(["--setro", &dev]).status().unwrap().success());

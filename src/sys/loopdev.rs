@@ -4,6 +4,7 @@
 //! LOOP_SET_FD + LOOP_SET_STATUS64. Free devices come from /dev/loop-control, which only
 //! names a candidate: another process may bind it first, so [`attach`] retries on EBUSY.
 
+use super::{ioctl_ptr, ioctl_val, Req, ValReq};
 use crate::error::{Error, Result};
 use nix::errno::Errno;
 use std::ffi::CString;
@@ -13,18 +14,18 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 // The loop ioctls predate _IOC encoding: plain 0x4C00 + n ('L' << 8).
-pub const LOOP_SET_FD: u32 = 0x4C00;
-pub const LOOP_CLR_FD: u32 = 0x4C01;
-pub const LOOP_SET_STATUS64: u32 = 0x4C04;
-pub const LOOP_GET_STATUS64: u32 = 0x4C05;
-pub const LOOP_SET_CAPACITY: u32 = 0x4C07;
-pub const LOOP_SET_DIRECT_IO: u32 = 0x4C08;
-pub const LOOP_SET_BLOCK_SIZE: u32 = 0x4C09;
-pub const LOOP_CONFIGURE: u32 = 0x4C0A;
-pub const LOOP_CTL_ADD: u32 = 0x4C80;
+pub const LOOP_SET_FD: ValReq = ValReq(0x4C00);
+pub const LOOP_CLR_FD: ValReq = ValReq(0x4C01);
+pub const LOOP_SET_STATUS64: Req<LoopInfo64> = Req::new(0x4C04);
+pub const LOOP_GET_STATUS64: Req<LoopInfo64> = Req::new(0x4C05);
+pub const LOOP_SET_CAPACITY: ValReq = ValReq(0x4C07);
+pub const LOOP_SET_DIRECT_IO: ValReq = ValReq(0x4C08);
+pub const LOOP_SET_BLOCK_SIZE: ValReq = ValReq(0x4C09);
+pub const LOOP_CONFIGURE: Req<LoopConfig> = Req::new(0x4C0A);
+pub const LOOP_CTL_ADD: ValReq = ValReq(0x4C80);
 #[allow(dead_code)] // completes the set; pinned by the tests
-pub const LOOP_CTL_REMOVE: u32 = 0x4C81;
-pub const LOOP_CTL_GET_FREE: u32 = 0x4C82;
+pub const LOOP_CTL_REMOVE: ValReq = ValReq(0x4C81);
+pub const LOOP_CTL_GET_FREE: ValReq = ValReq(0x4C82);
 
 pub const LO_FLAGS_READ_ONLY: u32 = 1;
 pub const LO_FLAGS_AUTOCLEAR: u32 = 4;
@@ -124,20 +125,6 @@ pub struct Info {
     pub flags: u32,
 }
 
-fn ioctl_ptr<T>(fd: RawFd, req: u32, arg: *mut T) -> std::result::Result<i32, Errno> {
-    // SAFETY: callers pass a request whose argument is a pointer to exactly a `T`
-    // (LoopInfo64 or LoopConfig, layouts asserted above) that lives across the call.
-    let r = unsafe { libc::ioctl(fd, req as _, arg) };
-    Errno::result(r)
-}
-
-fn ioctl_val(fd: RawFd, req: u32, arg: libc::c_ulong) -> std::result::Result<i32, Errno> {
-    // SAFETY: these requests take an integer argument (fd, flag, size or nothing), never a
-    // pointer, so the kernel dereferences no user memory.
-    let r = unsafe { libc::ioctl(fd, req as _, arg) };
-    Errno::result(r)
-}
-
 fn open_raw(path: &Path, flags: libc::c_int) -> std::result::Result<OwnedFd, Errno> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
@@ -182,9 +169,7 @@ fn ensure_node(dev: &str, n: u32) -> Result<()> {
 }
 
 fn sysfs_dev(n: u32) -> Option<(u32, u32)> {
-    let s = std::fs::read_to_string(format!("/sys/block/loop{n}/dev")).ok()?;
-    let (a, b) = s.trim().split_once(':')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
+    crate::fsutil::parse_devno(&std::fs::read_to_string(format!("/sys/block/loop{n}/dev")).ok()?)
 }
 
 /// The backing file, opened the way the loop device will use it.
@@ -471,18 +456,18 @@ mod tests {
     #[test]
     fn ioctl_numbers() {
         let l = (b'L' as u32) << 8;
-        assert_eq!(LOOP_SET_FD, l);
-        assert_eq!(LOOP_SET_FD, 0x4C00);
-        assert_eq!(LOOP_CLR_FD, 0x4C01);
-        assert_eq!(LOOP_SET_STATUS64, 0x4C04);
-        assert_eq!(LOOP_GET_STATUS64, 0x4C05);
-        assert_eq!(LOOP_SET_CAPACITY, 0x4C07);
-        assert_eq!(LOOP_SET_DIRECT_IO, 0x4C08);
-        assert_eq!(LOOP_SET_BLOCK_SIZE, 0x4C09);
-        assert_eq!(LOOP_CONFIGURE, 0x4C0A);
-        assert_eq!(LOOP_CTL_ADD, 0x4C80);
-        assert_eq!(LOOP_CTL_REMOVE, 0x4C81);
-        assert_eq!(LOOP_CTL_GET_FREE, 0x4C82);
+        assert_eq!(LOOP_SET_FD.0, l);
+        assert_eq!(LOOP_SET_FD.0, 0x4C00);
+        assert_eq!(LOOP_CLR_FD.0, 0x4C01);
+        assert_eq!(LOOP_SET_STATUS64.nr, 0x4C04);
+        assert_eq!(LOOP_GET_STATUS64.nr, 0x4C05);
+        assert_eq!(LOOP_SET_CAPACITY.0, 0x4C07);
+        assert_eq!(LOOP_SET_DIRECT_IO.0, 0x4C08);
+        assert_eq!(LOOP_SET_BLOCK_SIZE.0, 0x4C09);
+        assert_eq!(LOOP_CONFIGURE.nr, 0x4C0A);
+        assert_eq!(LOOP_CTL_ADD.0, 0x4C80);
+        assert_eq!(LOOP_CTL_REMOVE.0, 0x4C81);
+        assert_eq!(LOOP_CTL_GET_FREE.0, 0x4C82);
     }
 
     #[test]

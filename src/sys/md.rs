@@ -3,7 +3,7 @@
 //!
 //! Errors are returned as `Errno` so callers can tell EBUSY from ENOSPC; nothing here prints.
 
-use nix::errno::Errno;
+use super::{Req, ValReq};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Block major of /dev/mdN.
@@ -68,16 +68,15 @@ pub const DISK_WRITEMOSTLY: i32 = 1 << 9;
 /// `ArrayInfo::state` bit: no writes in flight (mdadm's "clean" vs "active").
 pub const ARRAY_CLEAN: i32 = 1 << 0;
 
-type Req = u32;
-pub const GET_ARRAY_INFO: Req = nix::request_code_read!(MD_MAJOR, 0x11, std::mem::size_of::<ArrayInfo>()) as Req;
-pub const GET_DISK_INFO: Req = nix::request_code_read!(MD_MAJOR, 0x12, std::mem::size_of::<DiskInfo>()) as Req;
-pub const ADD_NEW_DISK: Req = nix::request_code_write!(MD_MAJOR, 0x21, std::mem::size_of::<DiskInfo>()) as Req;
-pub const HOT_REMOVE_DISK: Req = nix::request_code_none!(MD_MAJOR, 0x22) as Req;
-pub const SET_ARRAY_INFO: Req = nix::request_code_write!(MD_MAJOR, 0x23, std::mem::size_of::<ArrayInfo>()) as Req;
-pub const HOT_ADD_DISK: Req = nix::request_code_none!(MD_MAJOR, 0x28) as Req;
-pub const SET_DISK_FAULTY: Req = nix::request_code_none!(MD_MAJOR, 0x29) as Req;
-pub const RUN_ARRAY: Req = nix::request_code_write!(MD_MAJOR, 0x30, std::mem::size_of::<Param>()) as Req;
-pub const STOP_ARRAY: Req = nix::request_code_none!(MD_MAJOR, 0x32) as Req;
+pub const GET_ARRAY_INFO: Req<ArrayInfo> = Req::new(nix::request_code_read!(MD_MAJOR, 0x11, std::mem::size_of::<ArrayInfo>()) as u32);
+pub const GET_DISK_INFO: Req<DiskInfo> = Req::new(nix::request_code_read!(MD_MAJOR, 0x12, std::mem::size_of::<DiskInfo>()) as u32);
+pub const ADD_NEW_DISK: Req<DiskInfo> = Req::new(nix::request_code_write!(MD_MAJOR, 0x21, std::mem::size_of::<DiskInfo>()) as u32);
+pub const HOT_REMOVE_DISK: ValReq = ValReq(nix::request_code_none!(MD_MAJOR, 0x22) as u32);
+pub const SET_ARRAY_INFO: Req<ArrayInfo> = Req::new(nix::request_code_write!(MD_MAJOR, 0x23, std::mem::size_of::<ArrayInfo>()) as u32);
+pub const HOT_ADD_DISK: ValReq = ValReq(nix::request_code_none!(MD_MAJOR, 0x28) as u32);
+pub const SET_DISK_FAULTY: ValReq = ValReq(nix::request_code_none!(MD_MAJOR, 0x29) as u32);
+const RUN_ARRAY: Req<Param> = Req::new(nix::request_code_write!(MD_MAJOR, 0x30, std::mem::size_of::<Param>()) as u32);
+pub const STOP_ARRAY: ValReq = ValReq(nix::request_code_none!(MD_MAJOR, 0x32) as u32);
 
 /// The kernel's `new_encode_dev`, which the dev_t-taking md ioctls decode.
 pub fn encode_dev(major: u32, minor: u32) -> u64 {
@@ -92,18 +91,12 @@ pub struct Md {
     pub minor: u32,
 }
 
-fn ioctl_ptr<T>(fd: &OwnedFd, req: Req, arg: *mut T) -> nix::Result<()> {
-    // SAFETY: every caller passes a request whose encoded size is size_of::<T>() and a pointer
-    // to a live, exclusively borrowed T; the kernel reads or writes at most that many bytes.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
-    Errno::result(r).map(drop)
+fn ioctl_ptr<T>(fd: &OwnedFd, req: Req<T>, arg: &mut T) -> nix::Result<()> {
+    super::ioctl_ptr(fd.as_raw_fd(), req, arg).map(drop)
 }
 
-fn ioctl_val(fd: &OwnedFd, req: Req, arg: u64) -> nix::Result<()> {
-    // SAFETY: these requests take their argument by value (a dev_t or nothing); no memory is
-    // passed. The value is a full unsigned long so no register bits are left undefined.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg as libc::c_ulong) };
-    Errno::result(r).map(drop)
+fn ioctl_val(fd: &OwnedFd, req: ValReq, arg: u64) -> nix::Result<()> {
+    super::ioctl_val(fd.as_raw_fd(), req, arg as libc::c_ulong).map(drop)
 }
 
 impl Md {
@@ -243,7 +236,7 @@ pub fn members(name: &str) -> crate::error::Result<Vec<Member>> {
         let base = format!("{dir}/dev-{dev}");
         // A member being removed keeps its dev-* directory a moment after its block link goes.
         let Ok(devno) = crate::fsutil::read_attr(format!("{base}/block/dev")) else { continue };
-        let (ma, mi) = parse_devno(&devno)
+        let (ma, mi) = crate::fsutil::parse_devno(&devno)
             .ok_or_else(|| crate::error::Error::new(format!("{base}/block/dev"), "unexpected value"))?;
         let slot = crate::fsutil::read_attr(format!("{base}/slot"))?.parse().ok();
         let size_kib = crate::fsutil::read_attr(format!("{base}/size"))?.parse().unwrap_or(0);
@@ -254,11 +247,6 @@ pub fn members(name: &str) -> crate::error::Result<Vec<Member>> {
     Ok(out)
 }
 
-/// "253:0" → (253, 0)
-pub fn parse_devno(s: &str) -> Option<(u32, u32)> {
-    let (a, b) = s.trim().split_once(':')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
 
 #[cfg(test)]
 mod tests {
@@ -266,15 +254,15 @@ mod tests {
 
     #[test]
     fn ioctl_numbers() {
-        assert_eq!(GET_ARRAY_INFO, 0x80480911);
-        assert_eq!(GET_DISK_INFO, 0x80140912);
-        assert_eq!(ADD_NEW_DISK, 0x40140921);
-        assert_eq!(SET_ARRAY_INFO, 0x40480923);
-        assert_eq!(RUN_ARRAY, 0x400C0930);
-        assert_eq!(STOP_ARRAY, 0x932);
-        assert_eq!(HOT_REMOVE_DISK, 0x922);
-        assert_eq!(HOT_ADD_DISK, 0x928);
-        assert_eq!(SET_DISK_FAULTY, 0x929);
+        assert_eq!(GET_ARRAY_INFO.nr, 0x80480911);
+        assert_eq!(GET_DISK_INFO.nr, 0x80140912);
+        assert_eq!(ADD_NEW_DISK.nr, 0x40140921);
+        assert_eq!(SET_ARRAY_INFO.nr, 0x40480923);
+        assert_eq!(RUN_ARRAY.nr, 0x400C0930);
+        assert_eq!(STOP_ARRAY.0, 0x932);
+        assert_eq!(HOT_REMOVE_DISK.0, 0x922);
+        assert_eq!(HOT_ADD_DISK.0, 0x928);
+        assert_eq!(SET_DISK_FAULTY.0, 0x929);
     }
 
     #[test]
@@ -304,8 +292,6 @@ mod tests {
 
     #[test]
     fn devno_and_flags() {
-        assert_eq!(parse_devno("253:0\n"), Some((253, 0)));
-        assert_eq!(parse_devno("x"), None);
         let m = Member {
             name: "vda".into(),
             major: 253,

@@ -132,6 +132,7 @@ check_live_root
 $(state_is booted local)
 $(state_is image_version 1)
 check no-v2 test ! -e /etc/image-version
+echo "ram: \$(ls -A /run/live/ram 2>/dev/null)"
 check no-image-in-ram test ! -e /run/live/ram/squashfs.img
 check ram-clean sh -c 'test -z "\$(ls -A /run/live/ram 2>/dev/null | grep -vx local)"'
 G

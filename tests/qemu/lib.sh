@@ -46,12 +46,19 @@ make_tests_disk() {
 	fi
 	if (($#)); then
 		# Wrappers in bin/, programs in usr/sbin/, libraries at their host paths.
-		"$TOP/mk/bundle.sh" --wrap "$dir" "$@" >/dev/null
+		# A tool that cannot be bundled fails the boot's set-up: the checks that need it must
+		# not run without it and pass.
+		if ! "$TOP/mk/bundle.sh" --wrap "$dir" "$@" >/dev/null; then
+			rm -rf "$dir"
+			return 1
+		fi
 	fi
 	printf 'STOCK=%s\n' "${STOCK:-}" >"$dir/env"
 	rm -f "$out"
-	mke2fs -q -F -t ext4 -L TESTS -d "$dir" "$out" 32M >/dev/null
+	local rc=0
+	mke2fs -q -F -t ext4 -L TESTS -d "$dir" "$out" 32M >/dev/null || rc=1
 	rm -rf "$dir"
+	return $rc
 }
 
 # qemu_args APPEND FLASH [TESTSDISK]: QEMU_ARGS without the console/monitor wiring.
@@ -145,7 +152,7 @@ boot_again() {
 	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
 	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
 	{ echo ". /run/tests/lib.sh"; cat "$script"; echo done_tests; } >"$RUNDIR/test.$n.sh"
-	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh"
+	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh" || { problem "cannot build the TESTS disk"; return 1; }
 	QEMU_EXTRA=()
 	for d in "$@" "$RUNDIR/tests.$n.img"; do
 		i=$((i + 1))

@@ -5,8 +5,7 @@
 #                                  /dev/vda). ITS CONTENTS ARE DESTROYED.
 # Environment: MDCHECK_MD (default md7), TMPDIR (tmpfs; 80 MiB used).
 # Needs: mdmirror in PATH, md-mod + raid1 + loop loaded, busybox (losetup dd md5sum cmp diff).
-# mdadm in PATH is optional: without it the parity checks with `mdadm --detail` are skipped
-# (and say so). Prints `ok NAME` or `FAIL NAME: why` per check; exits 1 if any check failed.
+# mdadm must be in PATH: without it every parity check with `mdadm --detail` FAILs. Prints `ok NAME` or `FAIL NAME: why` per check; exits 1 if any check failed.
 
 DISK=${1:-/dev/vda}
 MD=${MDCHECK_MD:-md7}
@@ -50,7 +49,7 @@ detail_fields() {
 }
 parity() {
 	if [ -z "$MDADM" ]; then
-		echo "skip $1: mdadm not in PATH, parity with mdadm --detail NOT checked"
+		fail "$1" "mdadm not in PATH: parity with mdadm --detail cannot be checked"
 		return
 	fi
 	if ! mdmirror detail "$DEV" >"$T/mine" 2>&1; then fail "$1" "mdmirror detail: $(cat "$T/mine")"; return; fi
@@ -76,7 +75,6 @@ if ! command -v mdmirror >/dev/null; then fail prereq "mdmirror not in PATH"; ex
 if [ ! -b "$DISK" ]; then fail prereq "$DISK is not a block device"; exit 1; fi
 if [ ! -e /proc/mdstat ]; then fail prereq "md is not loaded (no /proc/mdstat)"; exit 1; fi
 if grep -q "^$MD :" /proc/mdstat; then fail prereq "$MD is in use"; exit 1; fi
-[ -n "$MDADM" ] || echo "note: mdadm not in PATH: parity checks with mdadm --detail are SKIPPED"
 mkdir -p "$T" || exit 1
 SPEED_MAX=$(cat /proc/sys/dev/raid/speed_limit_max)
 DISK_KIB=$(( $(cat /sys/class/block/${DISK#/dev/}/size) / 2 ))

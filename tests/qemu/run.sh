@@ -102,7 +102,10 @@ run_one() {
 			EXPECT="$EXPECT done"
 			tests=$run/tests.img
 			# shellcheck disable=SC2086
-			make_tests_disk "$tests" "$run/test.sh" $TOOLS
+			if ! make_tests_disk "$tests" "$run/test.sh" $TOOLS; then
+				echo "FAIL $name: cannot build the TESTS disk (bundling: $TOOLS)"
+				return 1
+			fi
 		fi
 		qemu_start "$run" "$APPEND" "$FLASH" "$tests" "$TIMEOUT"
 		drive

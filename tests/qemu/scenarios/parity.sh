@@ -5,14 +5,10 @@
 DESC="dmsetup/mdadm parity checks"
 TOOLS="dmsetup mdadm"
 TIMEOUT=300
-checks=()
-for c in dmsnap-check.sh mdmirror-check.sh; do
-	[[ -f $TOP/tests/qemu/$c ]] && checks+=("$TOP/tests/qemu/$c")
-done
+checks=("$TOP/tests/qemu/dmsnap-check.sh" "$TOP/tests/qemu/mdmirror-check.sh")
 TESTS_FILES=("${checks[@]}")
 EXPECT="root-md7"
 for c in "${checks[@]}"; do EXPECT="$EXPECT $(basename "$c" .sh)"; done
-skip() { ((${#checks[@]})) || echo "no tests/qemu/dmsnap-check.sh or mdmirror-check.sh yet"; }
 prepare() {
 	truncate -s 96M "$RUNDIR/scratch.img"
 	QEMU_EXTRA+=(-drive "file=$RUNDIR/scratch.img,format=raw,if=none,id=scratchdrv"

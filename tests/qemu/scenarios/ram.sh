@@ -11,11 +11,19 @@ med=${med#/dev/}
 echo "medium: $med"
 check medium-unmounted sh -c "! grep -q '^/dev/$med ' /proc/mounts"
 holders() {
-	[ -z "$(ls /sys/block/$med/holders)" ] || { echo "holders: $(ls /sys/block/$med/holders)"; return 1; }
+	h=/sys/class/block/$med/holders
+	[ -d "$h" ] || { echo "no $h"; return 1; }
+	[ -z "$(ls "$h")" ] || { echo "holders: $(ls "$h")"; return 1; }
+	# Every loop left must read from RAM (the copy, the overlay, or files inside the squashfs
+	# mounted from the copy), never from the medium.
 	for f in /sys/block/loop*/loop/backing_file; do
-		[ -e "$f" ] && echo "$(cat $f)"
+		[ -e "$f" ] || continue
+		b=$(cat "$f")
+		case $b in
+		/run/live/ram/* | /run/live/overlay/* | /run/live/squashfs/*) echo "loop reads $b" ;;
+		*) echo "a loop still reads $b"; return 1 ;;
+		esac
 	done
-	return 0
 }
 check medium-not-held holders
 echo "LIVEROOT-TEST unplug-now"

@@ -118,7 +118,7 @@ verify() {
 	local missed=
 	echo ". /run/tests/lib.sh" >"$RUNDIR/cycle.sh"
 	cycle >>"$RUNDIR/cycle.sh"
-	make_tests_disk "$TESTS_IMG" "$RUNDIR/cycle.sh"
+	make_tests_disk "$TESTS_IMG" "$RUNDIR/cycle.sh" || { problem "cannot build the TESTS disk"; return; }
 	local s i d
 	for s in $STEPS; do
 		cut_boot "$s" "$s" 0 || cut_boot "$s" "$s" 0 || missed+=" $s"

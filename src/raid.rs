@@ -1,0 +1,361 @@
+//! md raid1 operations on a running superblock-less array ("build" mode): what mdmirror and
+//! migrate both do, over the ioctls and sysfs attributes of `sys::md`. Nothing here prints;
+//! errors name the device.
+
+use crate::error::{Context, Error, Result};
+use crate::sys::md::{self, ArrayInfo, Md};
+use nix::errno::Errno;
+use std::time::{Duration, Instant};
+
+/// "md7" or "/dev/md7" → ("md7", 7).
+pub fn md_name(arg: &str) -> Result<(String, u32)> {
+    let name = arg.strip_prefix("/dev/").unwrap_or(arg);
+    match name.strip_prefix("md").map(str::parse::<u32>) {
+        Some(Ok(n)) if n < (1 << 20) && !name[2..].starts_with('+') => Ok((name.to_owned(), n)),
+        _ => Err(Error::usage(format!("'{arg}' is not an md device (expected mdN or /dev/mdN)"))),
+    }
+}
+
+/// An existing array's node, opened (made with mknod when /dev has none).
+pub fn open_existing(arg: &str) -> Result<Md> {
+    let (name, minor) = md_name(arg)?;
+    let path = format!("/dev/{name}");
+    // Opening /dev/mdN would create an empty array; look in sysfs first.
+    if !std::path::Path::new(&format!("/sys/block/{name}")).exists() {
+        return Err(Error::new(path, "no such array"));
+    }
+    crate::fsutil::mknod_block(&path, md::MD_MAJOR, minor)?;
+    Md::open(&path, &name, minor).ctx(&path)
+}
+
+pub fn path_of(md: &Md) -> String {
+    format!("/dev/{}", md.name)
+}
+
+pub fn active_info(md: &Md) -> Result<ArrayInfo> {
+    match md.array_info() {
+        Ok(i) => Ok(i),
+        Err(Errno::ENODEV) => Err(Error::new(path_of(md), "not active")),
+        Err(e) => Err(Error::sys(path_of(md), e)),
+    }
+}
+
+/// Refuse a device something else holds (mounted, in another array, under dm) before md
+/// gets to see it: md's own error for that case is a bare EINVAL or EBUSY.
+pub fn check_not_in_use(path: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            Err(Error::new(path, "in use (mounted, or held by another array or mapping)"))
+        }
+        Err(e) => Err(Error::io(path, &e)),
+    }
+}
+
+/// Size of a block device in KiB.
+pub fn dev_kib(major: u32, minor: u32) -> Result<u64> {
+    Ok(crate::fsutil::block_size_bytes(major, minor)? / 1024)
+}
+
+/// Hot-add `dev` into a free slot of a running raid1 (HOT_ADD_DISK, never the SYNC flag: md
+/// copies the data onto it). Refuses a full array, a member, a too-small or busy device.
+pub fn hot_add(md: &Md, dev: &str) -> Result<()> {
+    let path = path_of(md);
+    let info = active_info(md)?;
+    if info.level != 1 {
+        return Err(Error::new(path, "not a raid1"));
+    }
+    let (ma, mi) = crate::fsutil::block_dev(dev)?;
+    if md::members(&md.name)?.iter().any(|m| (m.major, m.minor) == (ma, mi)) {
+        return Err(Error::new(dev, format!("already a member of {path}")));
+    }
+    if info.working_disks >= info.raid_disks {
+        return Err(Error::new(
+            path.as_str(),
+            format!(
+                "no free slot (all {} raid devices in use); run 'mdmirror grow {path} --raid-devices {}' first",
+                info.raid_disks,
+                info.raid_disks + 1
+            ),
+        ));
+    }
+    let need: u64 = md::attr(&md.name, "component_size")?.parse().unwrap_or(0);
+    let have = dev_kib(ma, mi)?;
+    if have < need {
+        return Err(Error::new(dev, format!("too small: {have} KiB, {path} needs {need} KiB")));
+    }
+    check_not_in_use(dev)?;
+    md.hot_add(ma, mi).map_err(|e| match e {
+        Errno::ENOSPC => Error::new(dev, format!("too small for {path}")),
+        Errno::EINVAL => Error::new(dev, format!("{path} refused it (in use, gone, or unusable)")),
+        Errno::EROFS => Error::new(path.as_str(), "read-only array"),
+        e => Error::new(dev, format!("cannot add to {path}: {}", e.desc())),
+    })
+}
+
+/// One progress line: "md7: recover 42.5% (13.6/32.0 MiB) 4.2 MiB/s ETA 0:00:05".
+pub fn progress_line(name: &str, action: &str, done: u64, total: u64, speed_kib: u64) -> String {
+    let pct = done as f64 * 100.0 / total as f64;
+    let mib = |sectors: u64| sectors as f64 / 2048.0;
+    let eta = match (total.saturating_sub(done) / 2).checked_div(speed_kib) {
+        _ if done >= total => "0:00:00".to_owned(),
+        Some(s) => format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
+        None => "?".to_owned(),
+    };
+    format!(
+        "{name}: {action} {pct:.1}% ({:.1}/{:.1} MiB) {:.1} MiB/s ETA {eta}",
+        mib(done),
+        mib(total),
+        speed_kib as f64 / 1024.0
+    )
+}
+
+/// One look at a recovering array: Ok(true) when recovery is over and every slot holds an
+/// in-sync member; an error when it is frozen or will not start (`idle_since` tracks that).
+pub fn sync_done(name: &str, idle_since: &mut Option<std::time::Instant>) -> Result<bool> {
+    use std::time::{Duration, Instant};
+    let path = format!("/dev/{name}");
+    let action = md::attr(name, "sync_action")?;
+    let degraded: u64 = md::attr(name, "degraded")?.parse().unwrap_or(0);
+    let members = md::members(name)?;
+    let working = members.iter().filter(|m| !m.has("faulty"));
+    let slots_in_sync = working.clone().filter(|m| m.slot.is_some()).all(|m| m.has("in_sync"));
+    if action == "idle" && degraded == 0 && slots_in_sync {
+        return Ok(true);
+    }
+    if action == "frozen" {
+        return Err(Error::new(path, "recovery is frozen (sync_action)"));
+    }
+    if action == "idle" && degraded > 0 {
+        if !working.clone().any(|m| !m.has("in_sync")) {
+            return Err(Error::new(path, "degraded, and no spare to recover onto (add a disk first)"));
+        }
+        let state = md::attr(name, "array_state")?;
+        if state == "readonly" || state == "read-auto" {
+            return Err(Error::new(path, format!("array is {state}: recovery cannot start")));
+        }
+        // The md thread picks a new spare up within moments; a long idle spell means it won't.
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > Duration::from_secs(30) {
+            return Err(Error::new(path, "recovery does not start"));
+        }
+    } else {
+        *idle_since = None;
+    }
+    Ok(false)
+}
+
+/// A member named by device path, or by kernel name when its node is gone.
+pub fn find_member(md: &Md, dev: &str) -> Result<md::Member> {
+    let members = md::members(&md.name)?;
+    let found = match crate::fsutil::block_dev(dev) {
+        Ok(devno) => members.into_iter().find(|m| (m.major, m.minor) == devno),
+        Err(e) => {
+            let base = dev.rsplit('/').next().unwrap_or(dev);
+            match members.into_iter().find(|m| m.name == base) {
+                Some(m) => Some(m),
+                None => return Err(e),
+            }
+        }
+    };
+    found.ok_or_else(|| Error::new(dev, format!("not a member of {}", path_of(md))))
+}
+
+/// Fail (unless already faulty) and remove member `dev`; never the last in-sync one.
+pub fn remove_member(md: &Md, dev: &str) -> Result<()> {
+    use std::time::Duration;
+    let path = path_of(md);
+    active_info(md)?;
+    let m = find_member(md, dev)?;
+    if !m.has("faulty") {
+        let in_sync = md::members(&md.name)?.iter().filter(|x| !x.has("faulty") && x.has("in_sync")).count();
+        if m.has("in_sync") && in_sync <= 1 {
+            return Err(Error::new(
+                dev,
+                format!(
+                    "refusing to remove the last in-sync member of {path}: failing it breaks the \
+                     array and every write fails (add a disk and 'mdmirror wait' first)"
+                ),
+            ));
+        }
+        md.set_faulty(m.major, m.minor).map_err(|e| Error::new(dev, format!("cannot mark faulty: {}", e.desc())))?;
+    }
+    // Pending I/O on the failed member keeps it busy for a moment.
+    let mut tries = 0;
+    loop {
+        match md.hot_remove(m.major, m.minor) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EBUSY) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(Error::new(dev, format!("marked faulty but not removed: {}", e.desc()))),
+        }
+    }
+}
+
+/// A freshly built array is auto-read-only until its first write (md-mod start_ro=1), and md
+/// refuses reshapes with EROFS then. HOT_ADD_DISK switches such an array to read-write by
+/// itself; this does the same for the other changes.
+pub fn make_writable(md: &Md) -> Result<()> {
+    if md::attr(&md.name, "array_state")? == "read-auto" {
+        md::set_attr(&md.name, "array_state", "active")?;
+    }
+    Ok(())
+}
+
+/// Set the number of slots; Some(old) when it changed, None when it already was `n`.
+pub fn set_raid_disks(md: &Md, n: i32) -> Result<Option<i32>> {
+    let path = path_of(md);
+    let info = active_info(md)?;
+    make_writable(md)?;
+    if n == info.raid_disks {
+        return Ok(None);
+    }
+    let action = md::attr(&md.name, "sync_action")?;
+    if action != "idle" {
+        return Err(Error::new(path, format!("busy ({action} running); wait for it first")));
+    }
+    let slotted = md::members(&md.name)?.iter().filter(|m| m.slot.is_some()).count() as i32;
+    if slotted > n {
+        return Err(Error::new(
+            path,
+            format!("{slotted} members hold slots, {n} slots cannot take them; remove members first"),
+        ));
+    }
+    let new = ArrayInfo { raid_disks: n, ..info };
+    md.set_array_info(&new).map_err(|e| match e {
+        Errno::EBUSY => Error::new(path.as_str(), "busy (recovery running?); try again after 'mdmirror wait'"),
+        Errno::EROFS => Error::new(path.as_str(), "read-only array"),
+        e => Error::new(path.as_str(), format!("cannot change raid devices: {}", e.desc())),
+    })?;
+    Ok(Some(info.raid_disks))
+}
+
+/// Grow the array to its smallest member: Ok((old, new)) KiB, or Err(current) when it
+/// already is that big.
+pub fn grow_to_max(md: &Md) -> Result<std::result::Result<(u64, u64), u64>> {
+    let path = path_of(md);
+    active_info(md)?;
+    make_writable(md)?;
+    let members = md::members(&md.name)?;
+    let mut target = u64::MAX;
+    for m in &members {
+        target = target.min(dev_kib(m.major, m.minor)?);
+    }
+    let cur: u64 = md::attr(&md.name, "component_size")?.parse().unwrap_or(0);
+    if members.is_empty() || target <= cur {
+        return Ok(Err(cur));
+    }
+    // md only grows into space each member has recorded as usable; 0 means "the whole device"
+    // for slotted members of a build array, members without a slot need the number.
+    for m in &members {
+        let attr = format!("dev-{}/size", m.name);
+        if md::set_attr(&md.name, &attr, "0").is_err() {
+            md::set_attr(&md.name, &attr, &dev_kib(m.major, m.minor)?.to_string())?;
+        }
+    }
+    md::set_attr(&md.name, "component_size", &target.to_string())
+        .map_err(|e| Error::new(path.as_str(), format!("cannot grow to {target} KiB: {}", e.reason)))?;
+    Ok(Ok((cur, target)))
+}
+
+
+/// Where a recovery stands, as md reports it (`sync_completed` in sectors, `sync_speed`).
+pub struct SyncProgress {
+    pub action: String,
+    pub done: u64,
+    pub total: u64,
+    pub speed_kib: u64,
+}
+
+/// Wait until every slot of `md` holds an in-sync member. Between looks `pause` waits about
+/// half a second (and may end the wait with its error: a signal, say); `report` sees each
+/// progress md reports.
+pub fn wait_sync(md: &Md, mut pause: impl FnMut(Duration) -> Result<()>, mut report: impl FnMut(&SyncProgress)) -> Result<()> {
+    let name = md.name.as_str();
+    let mut idle_since = None;
+    while !sync_done(name, &mut idle_since)? {
+        // Progress is for show: an attribute that cannot be read now is skipped, not fatal.
+        let action = md::attr(name, "sync_action").unwrap_or_default();
+        if let Some((done, total)) = md::attr(name, "sync_completed").ok().and_then(|s| md::parse_sync_completed(&s)) {
+            let speed_kib = md::attr(name, "sync_speed").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+            report(&SyncProgress { action, done, total, speed_kib });
+        }
+        pause(Duration::from_millis(500))?;
+    }
+    Ok(())
+}
+
+/// Which progress lines to show: on a terminal every one, rewritten in place; elsewhere (a
+/// serial console, a log file) a new line every 5 % or 10 s.
+pub struct ProgressLines {
+    tty: bool,
+    last: Option<(Instant, f64)>,
+    shown: bool,
+}
+
+impl ProgressLines {
+    pub fn new(tty: bool) -> Self {
+        ProgressLines { tty, last: None, shown: false }
+    }
+
+    /// The text to write for this progress of array `name`, if any.
+    pub fn line(&mut self, name: &str, p: &SyncProgress) -> Option<String> {
+        let line = progress_line(name, &p.action, p.done, p.total, p.speed_kib);
+        if self.tty {
+            self.shown = true;
+            return Some(format!("\r{line}\x1b[K"));
+        }
+        let pct = if p.total > 0 { p.done as f64 * 100.0 / p.total as f64 } else { 0.0 };
+        if self.last.is_none_or(|(at, last)| pct >= last + 5.0 || at.elapsed() >= Duration::from_secs(10)) {
+            self.last = Some((Instant::now(), pct));
+            return Some(format!("{line}\n"));
+        }
+        None
+    }
+
+    /// What ends a terminal's updating line before other output ("" when nothing was shown).
+    pub fn end(&mut self, then: &str) -> String {
+        let s = if self.shown { format!("\r{then}\x1b[K") } else { then.to_owned() };
+        self.shown = false;
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md_names() {
+        assert_eq!(md_name("md7").unwrap(), ("md7".to_owned(), 7));
+        assert_eq!(md_name("/dev/md127").unwrap(), ("md127".to_owned(), 127));
+        for bad in ["md", "sda", "/dev/mdx", "md-1", "md+1", "/dev/md/7", "7"] {
+            assert_eq!(md_name(bad).unwrap_err().exit_code(), 2, "{bad}");
+        }
+    }
+
+    #[test]
+    fn progress_text() {
+        assert_eq!(
+            progress_line("md7", "recover", 16384, 65536, 2048),
+            "md7: recover 25.0% (8.0/32.0 MiB) 2.0 MiB/s ETA 0:00:12"
+        );
+        assert!(progress_line("md7", "recover", 0, 65536, 0).ends_with("ETA ?"));
+    }
+
+    #[test]
+    fn serial_lines_every_5_percent() {
+        let at = |done| SyncProgress { action: "recover".into(), done, total: 1000, speed_kib: 0 };
+        let mut l = ProgressLines::new(false);
+        assert!(l.line("md7", &at(0)).is_some_and(|s| s.ends_with('\n')));
+        assert!(l.line("md7", &at(30)).is_none());
+        assert!(l.line("md7", &at(50)).is_some());
+        assert_eq!(l.end("x"), "x");
+        let mut t = ProgressLines::new(true);
+        assert!(t.line("md7", &at(1)).is_some_and(|s| s.starts_with('\r')));
+        assert_eq!(t.end("done"), "\rdone\x1b[K");
+    }
+}
