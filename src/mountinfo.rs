@@ -3,7 +3,7 @@
 //! space, tab, newline and backslash in paths written as `\ooo` octal escapes. Paths come back
 //! as raw bytes (`OsString`): a mount point need not be UTF-8.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
