@@ -31,14 +31,13 @@ use crate::dmverity;
 use crate::verity::{self as vt, OnCorruption};
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
+use crate::snapshot::{self, mapper_path, OVERLAY_SUFFIX, UUID_PREFIX};
 use crate::sys::dm::{self, Control, Target};
 use crate::sys::loopdev;
 use argh::FromArgs;
 
 pub const SUMMARY: &str = "create, inspect and remove device-mapper snapshots (the live root overlay)";
 
-const UUID_PREFIX: &str = "LIVEROOT-";
-const OVERLAY_SUFFIX: &str = ".overlay";
 
 #[derive(FromArgs)]
 /// Create, inspect and remove device-mapper snapshots without libdevmapper or udev.
@@ -177,10 +176,6 @@ pub fn run(argv: &[String]) -> Result<()> {
     }
 }
 
-fn mapper_path(name: &str) -> String {
-    format!("/dev/mapper/{name}")
-}
-
 fn out(text: &str) {
     use std::io::Write;
     let mut o = std::io::stdout().lock();
@@ -293,7 +288,7 @@ fn create(c: Create) -> Result<()> {
         kind: "snapshot".into(),
         params: format!("{oma}:{omi} {cma}:{cmi} {mode} {}", c.chunk),
     };
-    let uuid = format!("{UUID_PREFIX}{}", c.name);
+    let uuid = snapshot::uuid(&c.name, undo.loopdev.is_some());
     ctl.create(&c.name, &uuid)?;
     undo.dm = Some(c.name.clone());
     undo.ctl = Some(Control::open()?);
@@ -329,7 +324,7 @@ fn verity(v: Verity) -> Result<()> {
         }
         _ => return Err(Error::usage("need one of --roothash HEX or --roothash-file FILE")),
     };
-    let uuid = format!("{UUID_PREFIX}{}", v.name);
+    let uuid = snapshot::uuid(&v.name, false);
     dmverity::create(&v.name, &uuid, &v.data, &v.hash, &root, v.on_corruption).map(|_| ())
 }
 
@@ -433,56 +428,11 @@ fn status(s: Status) -> Result<()> {
     Ok(())
 }
 
-/// The overlay file dmsnap made for `name`, found from the table's COW loop device.
-fn our_overlay(ctl: &Control, name: &str) -> Option<(String, String)> {
-    let t = ctl.targets(name, true).ok()?;
-    let snap = t.iter().find(|t| t.kind == "snapshot")?;
-    let cow = snap.params.split_whitespace().nth(1)?;
-    let back = fsutil::read_attr(format!("/sys/dev/block/{cow}/loop/backing_file")).ok()?;
-    let back = back.strip_suffix(" (deleted)").unwrap_or(&back).to_owned();
-    let base = back.rsplit('/').next()?;
-    if base != format!("{name}{OVERLAY_SUFFIX}") {
-        return None;
-    }
-    let (ma, mi) = fsutil::parse_devno(cow)?;
-    let kname = fsutil::kernel_name(ma, mi).ok()?;
-    Some((format!("/dev/{kname}"), back))
-}
-
 fn remove(r: Remove) -> Result<()> {
     dm::check_name(&r.name).map_err(|e| Error::usage(e.to_string()))?;
-    remove_snapshot(&r.name)
+    snapshot::remove(&r.name)
 }
 
-/// Remove snapshot `name` made by dmsnap, its /dev/mapper node, and its overlay loop and file.
-pub fn remove_snapshot(name: &str) -> Result<()> {
-    let ctl = Control::open()?;
-    let info = ctl.info(name)?.ok_or_else(|| Error::new(name, "no such device-mapper device"))?;
-    if !info.uuid.starts_with(UUID_PREFIX) {
-        return Err(Error::new(name, "not made by dmsnap (uuid is not LIVEROOT-*); use dmsetup remove"));
-    }
-    let overlay = our_overlay(&ctl, name);
-    ctl.remove(name)?;
-    let node = mapper_path(name);
-    match std::fs::remove_file(&node) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(node, &e)),
-        _ => {}
-    }
-    if let Some((dev, file)) = overlay {
-        // Autoclear normally released the loop with the snapshot; detach covers a loop that
-        // never got the flag. Only while it still backs our file.
-        if let Ok(i) = loopdev::info(&dev) {
-            if i.back_file.trim_end_matches(" (deleted)") == file {
-                loopdev::detach(&dev)?;
-            }
-        }
-        match std::fs::remove_file(&file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(file, &e)),
-            _ => {}
-        }
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

@@ -21,11 +21,11 @@
 //! SIGINT/SIGTERM/SIGHUP during the copy: TARGET is removed from the array and the live system is
 //! left as it was (exit 1); a rerun starts over. Exit codes: 0 ok, 1 refused or failed, 2 usage.
 
-use crate::applets::dmsnap;
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::mountinfo;
 use crate::raid;
+use crate::snapshot;
 use crate::state;
 use crate::sys::md::{self, Md};
 use argh::FromArgs;
@@ -553,7 +553,7 @@ fn release(live: &Live) {
     let overlay_used = if overlay_dir.is_empty() { 0 } else { used_bytes(&overlay_dir) };
     let dm_name = live.dm_path.rsplit('/').next().unwrap_or("live-rw").to_owned();
     let _ = live.dm;
-    if let Err(e) = dmsnap::remove_snapshot(&dm_name) {
+    if let Err(e) = snapshot::remove(&dm_name) {
         warn(&format!("{e}"));
     }
     let unmount = |dir: &str| {
@@ -570,6 +570,13 @@ fn release(live: &Live) {
     // The root image loop lets go when live-rw does, the squashfs loop at the unmount (both were
     // set to autoclear by /init); detach them here only if they are still bound.
     unmount(live.get("squash_mount"));
+    // The squashfs came through dm-verity: the mapping holds the image's loops (and so the
+    // medium) until it goes.
+    if let Some(v) = live.get("verity_dev").strip_prefix("/dev/mapper/").filter(|v| !v.is_empty()) {
+        if let Err(e) = snapshot::remove(v) {
+            warn(&format!("{e}"));
+        }
+    }
     for key in ["rootfs_loop", "squash_loop"] {
         let dev = live.get(key);
         if dev.is_empty() {
@@ -590,7 +597,7 @@ fn release(live: &Live) {
     unmount(live.get("medium_mount"));
     let freed = mem_available().saturating_sub(mem0);
     say(&format!(
-        "migrate: live stack released (live-rw, overlay, loops, squashfs, medium): {} of RAM back \
+        "migrate: live stack released (live-rw, overlay, loops, squashfs, verity, medium): {} of RAM back \
          (the overlay held {})\n",
         mib(freed),
         mib(overlay_used)

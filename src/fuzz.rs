@@ -224,10 +224,10 @@ fn run_md_sysfs(d: &[u8]) -> bool {
     let s = text(d);
     let mut ok = false;
     if let Some((done, total)) = crate::sys::md::parse_sync_completed(&s) {
-        let _ = crate::applets::mdmirror::progress_line("md7", "recover", done, total, done % 1_000_000);
+        let _ = crate::raid::progress_line("md7", "recover", done, total, done % 1_000_000);
         ok = true;
     }
-    ok | crate::sys::md::parse_devno(&s).is_some()
+    ok | crate::fsutil::parse_devno(&s).is_some()
 }
 
 fn seeds_md_sysfs() -> Vec<Vec<u8>> {

@@ -19,6 +19,7 @@ mod probe;
 mod raid;
 mod ramcopy;
 mod select;
+mod snapshot;
 mod state;
 mod sys;
 mod verity;

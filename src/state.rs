@@ -29,6 +29,8 @@
 //! | `floor`        | `5`                              | highest signed version among the medium's pairs that verify, never below the initramfs minimum (`MIN_VERSION`): a fetched image had to be above it; when one booted, its version |
 //! | `pubkey`       | `/run/live/pubkey`               | the initramfs's public key, copied for the running system (empty: no key, checksums only) |
 //! | `verity`       | `4f8b...`                        | dm-verity root hash the squashfs is mapped with (`/dev/mapper/live-base`; empty: not mapped) |
+//! | `verity_dev`   | `/dev/mapper/live-base`          | the dm-verity device the squashfs is mounted from (migrate removes it with the live stack; empty: a loop) |
+//! | `migrated`     | `/dev/sdb`                       | set by migrate once the system runs on that disk alone (before the grow) |
 //!
 //! Writers replace the file atomically (write a temporary file, rename), so readers never see a
 //! half-written state.

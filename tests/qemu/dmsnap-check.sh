@@ -143,7 +143,7 @@ if [ $have_dmsetup = 1 ]; then
 	echo "$info" | sed 's/^/  dmsetup info: /'
 	maj=${MM%:*} min=${MM#*:}
 	check info-name "no 'Name: $N'" sh -c 'echo "$1" | grep -qx "Name: *$2"' - "$info" "$N"
-	check info-uuid "no 'UUID: LIVEROOT-$N'" sh -c 'echo "$1" | grep -qx "UUID: LIVEROOT-$2"' - "$info" "$N"
+	check info-uuid "no 'UUID: LIVEROOT-$N.overlay'" sh -c 'echo "$1" | grep -qx "UUID: LIVEROOT-$2.overlay"' - "$info" "$N"
 	check info-state "not ACTIVE" sh -c 'echo "$1" | grep -qx "State: *ACTIVE"' - "$info"
 	check info-live "no live table" sh -c 'echo "$1" | grep -qx "Tables present: *LIVE"' - "$info"
 	check info-devno "not $maj, $min" sh -c 'echo "$1" | grep -qx "Major, minor: *$2, $3"' - "$info" "$maj" "$min"
@@ -237,6 +237,17 @@ got=$(dmsnap table "$N")
 check transient-table "got '$got'" [ "$got" = "0 $SECTORS snapshot $OMM $(devno "$COW") N 16" ]
 dmsnap remove "$N"
 check cow-kept "the user's COW was detached or deleted" [ -f "$W/cow.img" -a "$(loop_of "$W/cow.img")" = "$COW" ]
+# A COW the user gave on a file that happens to be named like dmsnap's own overlay: still the
+# user's, never detached or deleted.
+dd if=/dev/zero of="$W/ovl/$N.overlay" bs=1M count=2 2>/dev/null
+UCOW=$(losetup -f)
+losetup "$UCOW" "$W/ovl/$N.overlay"
+dmsnap create "$N" --origin "$ORIG" --cow "$UCOW"
+check user-overlay-create "exit $?" [ $? -eq 0 ]
+dmsnap remove "$N"
+check user-overlay-kept "the user's $N.overlay was detached or deleted" [ -f "$W/ovl/$N.overlay" -a "$(loop_of "$W/ovl/$N.overlay")" = "$UCOW" ]
+losetup -d "$UCOW"
+rm -f "$W/ovl/$N.overlay"
 dd if=/dev/zero of="$COW" bs=64k count=1 conv=fsync 2>/dev/null # forget the transient's data
 dmsnap create "$N" --origin "$ORIG" --cow "$COW" --persistent
 got=$(dmsnap table "$N")

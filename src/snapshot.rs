@@ -1,0 +1,86 @@
+//! Device-mapper devices that dmsnap makes (snapshots and verity mappings), as operations the
+//! applets share: dmsnap makes and lists them, migrate removes the live ones. Nothing here
+//! prints.
+//!
+//! Every such device carries the uuid `LIVEROOT-NAME`; a snapshot whose COW store dmsnap made
+//! itself (a sparse `NAME.overlay` file on a loop, `--overlay-size`) carries
+//! `LIVEROOT-NAME.overlay`, so that removing it deletes that file and never a COW the user gave.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::sys::dm::Control;
+use crate::sys::loopdev;
+
+pub const UUID_PREFIX: &str = "LIVEROOT-";
+pub const OVERLAY_SUFFIX: &str = ".overlay";
+
+/// The uuid dmsnap gives device `name`; `own_overlay` when dmsnap made its COW file.
+pub fn uuid(name: &str, own_overlay: bool) -> String {
+    format!("{UUID_PREFIX}{name}{}", if own_overlay { OVERLAY_SUFFIX } else { "" })
+}
+
+pub fn mapper_path(name: &str) -> String {
+    format!("/dev/mapper/{name}")
+}
+
+/// The overlay loop and file dmsnap made for snapshot `name`, found from the table's COW device;
+/// only when the uuid says dmsnap made them.
+fn own_overlay(ctl: &Control, name: &str, dm_uuid: &str) -> Option<(String, String)> {
+    if dm_uuid != uuid(name, true) {
+        return None;
+    }
+    let t = ctl.targets(name, true).ok()?;
+    let snap = t.iter().find(|t| t.kind == "snapshot")?;
+    let cow = snap.params.split_whitespace().nth(1)?;
+    let back = fsutil::read_attr(format!("/sys/dev/block/{cow}/loop/backing_file")).ok()?;
+    let back = back.strip_suffix(" (deleted)").unwrap_or(&back).to_owned();
+    if back.rsplit('/').next()? != format!("{name}{OVERLAY_SUFFIX}") {
+        return None;
+    }
+    let (ma, mi) = fsutil::parse_devno(cow)?;
+    let kname = fsutil::kernel_name(ma, mi).ok()?;
+    Some((format!("/dev/{kname}"), back))
+}
+
+/// Remove device `name` made by dmsnap (snapshot or verity), its /dev/mapper node, and the
+/// overlay loop and file dmsnap made for it. Loops dmsnap attached for a verity mapping were set
+/// to autoclear: they go with the device.
+pub fn remove(name: &str) -> Result<()> {
+    let ctl = Control::open()?;
+    let info = ctl.info(name)?.ok_or_else(|| Error::new(name, "no such device-mapper device"))?;
+    if !info.uuid.starts_with(UUID_PREFIX) {
+        return Err(Error::new(name, "not made by dmsnap (uuid is not LIVEROOT-*); use dmsetup remove"));
+    }
+    let overlay = own_overlay(&ctl, name, &info.uuid);
+    ctl.remove(name)?;
+    let node = mapper_path(name);
+    match std::fs::remove_file(&node) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(node, &e)),
+        _ => {}
+    }
+    if let Some((dev, file)) = overlay {
+        // Autoclear normally released the loop with the snapshot; detach covers a loop that
+        // never got the flag. Only while it still backs our file.
+        if let Ok(i) = loopdev::info(&dev) {
+            if i.back_file.trim_end_matches(" (deleted)") == file {
+                loopdev::detach(&dev)?;
+            }
+        }
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(file, &e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuids() {
+        assert_eq!(super::uuid("live-rw", true), "LIVEROOT-live-rw.overlay");
+        assert_eq!(super::uuid("live-rw", false), "LIVEROOT-live-rw");
+        // A device named like an overlay, with a COW the user gave, is not taken for one.
+        assert_ne!(super::uuid("a.overlay", false), super::uuid("a.overlay", true));
+    }
+}
