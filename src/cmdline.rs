@@ -68,6 +68,13 @@ pub struct Live {
     pub ip: Option<String>,
     /// `live.pubkey=BASE64`: weaker than a key baked into the initramfs.
     pub pubkey: String,
+    /// A `root=` that is not `live:...` (`/dev/sdb`, `UUID=...`, `LABEL=...`): an installed
+    /// system, booted as a plain root with no live stack. `root` is then empty.
+    pub plain_root: String,
+    /// `rootfstype=`, `rootflags=`, and `ro`/`rw` (default rw) for a plain root.
+    pub root_fstype: String,
+    pub root_flags: String,
+    pub root_ro: bool,
 }
 
 impl Default for Live {
@@ -90,6 +97,10 @@ impl Default for Live {
             allow_downgrade: false,
             ip: None,
             pubkey: String::new(),
+            plain_root: String::new(),
+            root_fstype: String::new(),
+            root_flags: String::new(),
+            root_ro: false,
         }
     }
 }
@@ -183,6 +194,10 @@ pub fn parse(line: &str) -> Result<Live> {
                 };
                 l.ip = Some(iface.to_owned());
             }
+            "rootfstype" => l.root_fstype = val.unwrap_or("").to_owned(),
+            "rootflags" => l.root_flags = val.unwrap_or("").to_owned(),
+            "ro" if val.is_none() => l.root_ro = true,
+            "rw" if val.is_none() => l.root_ro = false,
             // dracut's marker for live media; the root= form already says it.
             "rd.live.image" => {}
             _ => {}
@@ -192,7 +207,11 @@ pub fn parse(line: &str) -> Result<Live> {
         return Err(Error::new("root", "no root=live:... on the kernel command line"));
     };
     let Some(spec) = root.strip_prefix("live:") else {
-        return Err(bad("root", &root, "expected root=live:LABEL=..., UUID=..., PARTUUID=... or /dev/..."));
+        if root.is_empty() {
+            return Err(bad("root", &root, "expected a device: root=/dev/..., UUID=..., LABEL=..., or root=live:..."));
+        }
+        l.plain_root = root;
+        return Ok(l);
     };
     if spec.starts_with("http://") || spec.starts_with("https://") {
         l.fetch = http_url("root", Some(&root[5..]))?;
@@ -253,7 +272,7 @@ impl Live {
     /// `NAME='value'` lines for `eval`.
     pub fn to_shell(&self) -> String {
         let b = |x: bool| if x { "1" } else { "0" }.to_owned();
-        let vars: [(&str, String); 18] = [
+        let vars: [(&str, String); 22] = [
             ("LIVE_ROOT", self.root.clone()),
             ("LIVE_DIR", self.dir.clone()),
             ("LIVE_SQUASHIMG", self.squashimg.clone()),
@@ -272,6 +291,10 @@ impl Live {
             ("LIVE_IP", if self.ip.is_some() { "dhcp" } else { "" }.to_owned()),
             ("LIVE_IP_IFACE", self.ip.clone().unwrap_or_default()),
             ("LIVE_PUBKEY", self.pubkey.clone()),
+            ("ROOT_PLAIN", self.plain_root.clone()),
+            ("ROOT_FSTYPE", self.root_fstype.clone()),
+            ("ROOT_FLAGS", self.root_flags.clone()),
+            ("ROOT_MODE", if self.root_ro { "ro" } else { "rw" }.to_owned()),
         ];
         let mut s = String::new();
         for (k, v) in vars {
@@ -367,7 +390,14 @@ mod tests {
         assert!(e("root=live:LABEL=x rd.live.dir=../etc").contains("without '..'"));
         assert!(e("root=live:LABEL=x init=sbin/init").contains("absolute"));
         assert!(e("quiet").contains("no root=live:"));
-        assert!(e("root=/dev/sda1").contains("root=/dev/sda1: expected root=live:"));
+        // Not live: a plain root, with its mount options; no live settings apply.
+        let p = parse("root=UUID=ab-cd rootfstype=ext4 rootflags=noatime,data=journal ro quiet").unwrap();
+        assert_eq!((p.root.as_str(), p.plain_root.as_str()), ("", "UUID=ab-cd"));
+        assert_eq!((p.root_fstype.as_str(), p.root_flags.as_str(), p.root_ro), ("ext4", "noatime,data=journal", true));
+        assert!(!parse("root=/dev/sda1 ro rw").unwrap().root_ro, "the last of ro/rw wins");
+        let sh = parse("root=\"/dev/disk/by-label/my disk\" rootflags=\"a b\"").unwrap().to_shell();
+        assert!(sh.contains("ROOT_PLAIN='/dev/disk/by-label/my disk'\n") && sh.contains("ROOT_FLAGS='a b'\n"), "{sh}");
+        assert!(e("root=").contains("expected a device"));
         assert!(e("root=live:ftp://x/y.img").contains("network images"));
         assert!(e("root=live:LABEL=x live.fetch=https://h/").contains("https is not supported"));
         assert!(e("root=live:LABEL=x live.fetch=h/").contains("expected http://"));
@@ -414,6 +444,7 @@ mod tests {
         assert!(s.contains("LIVE_OVERLAY_SIZE='8'\n"));
         assert!(s.contains("LIVE_CHECK=''\n"));
         assert!(s.contains("LIVE_INIT=''\n"));
-        assert!(s.ends_with("LIVE_PUBKEY=''\n"));
+        assert!(s.contains("LIVE_PUBKEY=''\n"));
+        assert!(s.ends_with("ROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\n"));
     }
 }
