@@ -204,7 +204,7 @@ pub fn parse(line: &str) -> Result<Live> {
         }
     }
     let Some(root) = root else {
-        return Err(Error::new("root", "no root=live:... on the kernel command line"));
+        return Err(Error::new("root", "no root= on the kernel command line (root=live:... or a device)"));
     };
     let Some(spec) = root.strip_prefix("live:") else {
         if root.is_empty() {
@@ -389,7 +389,7 @@ mod tests {
         assert!(e("root=live:LABEL=x rd.live.ram=maybe").contains("expected 0 or 1"));
         assert!(e("root=live:LABEL=x rd.live.dir=../etc").contains("without '..'"));
         assert!(e("root=live:LABEL=x init=sbin/init").contains("absolute"));
-        assert!(e("quiet").contains("no root=live:"));
+        assert!(e("quiet").contains("no root= on the kernel command line"));
         // Not live: a plain root, with its mount options; no live settings apply.
         let p = parse("root=UUID=ab-cd rootfstype=ext4 rootflags=noatime,data=journal ro quiet").unwrap();
         assert_eq!((p.root.as_str(), p.plain_root.as_str()), ("", "UUID=ab-cd"));
