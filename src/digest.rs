@@ -77,9 +77,9 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Parse exactly 64 hex digits (either case) into a SHA-256 digest.
-pub fn parse_sha256(s: &[u8]) -> Option<[u8; 32]> {
-    if s.len() != 64 {
+/// Hex digits (either case, an even number of them, possibly none) to bytes.
+pub fn parse_hex(s: &[u8]) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nib = |c: u8| match c {
@@ -88,11 +88,17 @@ pub fn parse_sha256(s: &[u8]) -> Option<[u8; 32]> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     };
-    let mut out = [0u8; 32];
-    for (i, pair) in s.chunks(2).enumerate() {
-        out[i] = nib(pair[0])? << 4 | nib(pair[1])?;
-    }
-    Some(out)
+    s.chunks(2)
+        .map(|p| match p {
+            [h, l] => Some(nib(*h)? << 4 | nib(*l)?),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Parse exactly 64 hex digits (either case) into a SHA-256 digest.
+pub fn parse_sha256(s: &[u8]) -> Option<[u8; 32]> {
+    parse_hex(s)?.try_into().ok()
 }
 
 /// One updating line on stderr: bytes done, rate, ETA.

@@ -181,15 +181,10 @@ fn read_roothash(path: &Path, listed: &[u8; 32]) -> Result<Vec<u8>> {
 /// One line of an even number (2..=128) of hex digits, as `veritysetup` prints a root hash.
 pub fn parse_roothash(data: &[u8]) -> Option<Vec<u8>> {
     let line = data.strip_suffix(b"\n").unwrap_or(data);
-    if line.is_empty() || !line.len().is_multiple_of(2) || line.len() > 128 {
+    if line.is_empty() || line.len() > 128 {
         return None;
     }
-    line.chunks(2)
-        .map(|c| {
-            let s = std::str::from_utf8(c).ok()?;
-            u8::from_str_radix(s, 16).ok().filter(|_| c.iter().all(u8::is_ascii_hexdigit))
-        })
-        .collect()
+    crate::digest::parse_hex(line)
 }
 
 /// Hash the whole image and compare with the manifest's digest.

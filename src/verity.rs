@@ -169,22 +169,7 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
 
 /// Hex (either case, even length, possibly empty) to bytes.
 pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(2) {
-        return None;
-    }
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    b.chunks(2)
-        .map(|p| match p {
-            [h, l] => Some(nib(*h)? << 4 | nib(*l)?),
-            _ => None,
-        })
-        .collect()
+    crate::digest::parse_hex(s.as_bytes())
 }
 
 /// A random uuid (version 4, RFC 4122 variant) from 16 random bytes, as uuid_generate makes.
