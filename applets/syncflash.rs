@@ -185,7 +185,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     }
     let state_path = a.state.clone().unwrap_or_else(|| state::DEFAULT_PATH.to_owned());
     let st = state::load(&state_path)?;
-    let get = |k: &str| st.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| state::lookup(&st, k).to_owned();
 
     // The key the boot trusts: a recorded one that cannot be read is a refusal, never "no key".
     let key_path = a.pubkey_file.clone().or_else(|| Some(get("pubkey")).filter(|k| !k.is_empty()));

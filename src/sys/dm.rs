@@ -4,6 +4,7 @@
 //! kernel sets DM_BUFFER_FULL_FLAG. The encoders and decoders work on plain byte buffers so they
 //! can be tested without a kernel. Errors name the device and say what was attempted.
 
+use super::cstr;
 use crate::error::{Error, Result};
 use nix::errno::Errno;
 use std::os::fd::AsRawFd;
@@ -139,11 +140,6 @@ fn check_uuid(uuid: &str) -> Result<()> {
         return Err(Error::new(uuid, "uuid is longer than 128 bytes or contains a space"));
     }
     Ok(())
-}
-
-fn cstr(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 fn put(dst: &mut [u8], s: &str) {

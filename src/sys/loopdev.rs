@@ -4,7 +4,7 @@
 //! LOOP_SET_FD + LOOP_SET_STATUS64. Free devices come from /dev/loop-control, which only
 //! names a candidate: another process may bind it first, so [`attach`] retries on EBUSY.
 
-use super::{ioctl_ptr, ioctl_val, Req, ValReq};
+use super::{cstr, ioctl_ptr, ioctl_val, Req, ValReq};
 use crate::error::{Error, Result};
 use nix::errno::Errno;
 use std::ffi::CString;
@@ -363,11 +363,6 @@ pub fn status(dev: &str) -> Result<LoopInfo64> {
 
 fn sysfs_u64(n: u32, attr: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/sys/block/loop{n}/{attr}")).ok()?.trim().parse().ok()
-}
-
-fn cstr(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 /// What the kernel holds for a bound device; an error when it is unbound.

@@ -12,6 +12,13 @@ pub mod pagecache;
 pub mod random;
 
 use nix::errno::Errno;
+
+/// A NUL-terminated string in a fixed kernel buffer (a name in dm_ioctl, loop_info64), lossily
+/// as text; a buffer with no NUL is taken whole.
+pub fn cstr(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(bytes.get(..end).unwrap_or(bytes)).into_owned()
+}
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
