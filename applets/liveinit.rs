@@ -18,7 +18,7 @@
 //! ```
 
 use crate::error::{Context, Error, Result};
-use crate::probe::{self, Found, Table};
+use crate::probe::{self, Found};
 use argh::FromArgs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -393,110 +393,18 @@ fn load_module(file: &Path, params: &str) -> Result<()> {
 
 // ---- find-medium / probe ---------------------------------------------------------------------
 
-struct Candidate {
-    name: String,
-    found: Option<Found>,
-    partuuid: Option<String>,
-    partlabel: Option<String>,
-}
-
-impl Candidate {
-    fn matches(&self, spec: &str) -> bool {
-        if let Some(u) = spec.strip_prefix("PARTUUID=") {
-            return self.partuuid.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(u));
-        }
-        if let Some(l) = spec.strip_prefix("PARTLABEL=") {
-            return self.partlabel.as_deref() == Some(l);
-        }
-        self.found.as_ref().is_some_and(|f| f.matches(spec))
-    }
-
-    /// `vda1 (ext4, LABEL=LIVE, UUID=..., PARTUUID=...)`.
-    fn describe(&self) -> String {
-        let mut parts: Vec<String> = match &self.found {
-            Some(f) => f.describe().split(' ').map(str::to_owned).collect(),
-            None => vec!["unknown".into()],
-        };
-        if let Some(p) = &self.partuuid {
-            parts.push(format!("PARTUUID={p}"));
-        }
-        format!("{} ({})", self.name, parts.join(", "))
-    }
-}
-
-/// Block devices a medium can be on. Loop, dm and md devices are what we build, not media.
-fn is_media_name(name: &str) -> bool {
-    !["loop", "ram", "zram", "dm-", "md", "nbd"].iter().any(|p| name.starts_with(p))
-}
-
-/// The node for a kernel block device name, created if devtmpfs has none.
-fn dev_node(name: &str) -> Result<String> {
-    let path = format!("/dev/{name}");
-    let mm = crate::fsutil::read_attr(format!("/sys/class/block/{name}/dev"))?;
-    let (ma, mi) = crate::fsutil::parse_devno(&mm).ok_or_else(|| Error::new(&path, "unexpected sysfs dev"))?;
-    crate::fsutil::mknod_block(&path, ma, mi)?;
-    Ok(path)
-}
-
-/// The disk and partition number of a partition, from sysfs.
-fn partition_of(name: &str) -> Option<(String, u32)> {
-    let n = std::fs::read_to_string(format!("/sys/class/block/{name}/partition")).ok()?;
-    let n = n.trim().parse().ok()?;
-    let real = std::fs::canonicalize(format!("/sys/class/block/{name}")).ok()?;
-    let parent = real.parent()?.file_name()?.to_str()?.to_owned();
-    Some((parent, n))
-}
-
-fn open_probe(path: &str) -> std::io::Result<Option<Found>> {
-    let f = std::fs::File::open(path)?;
-    probe::probe(&f)
-}
-
-fn open_table(path: &str) -> Option<Table> {
-    let f = std::fs::File::open(path).ok()?;
-    probe::table(&f).ok().flatten()
-}
-
-/// Probe every media-like block device, with PARTUUID/PARTLABEL from the parent's table.
-fn scan(all: bool) -> Vec<Candidate> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
-        .unwrap_or_default();
-    names.retain(|n| all || is_media_name(n));
-    names.sort();
-    let mut tables: Vec<(String, Option<Table>)> = Vec::new();
-    let mut out = Vec::new();
-    for name in names {
-        let Ok(path) = dev_node(&name) else { continue };
-        let found = open_probe(&path).ok().flatten();
-        let (mut partuuid, mut partlabel) = (None, None);
-        if let Some((disk, n)) = partition_of(&name) {
-            if !tables.iter().any(|(d, _)| *d == disk) {
-                let t = dev_node(&disk).ok().and_then(|p| open_table(&p));
-                tables.push((disk.clone(), t));
-            }
-            if let Some((_, Some(t))) = tables.iter().find(|(d, _)| *d == disk) {
-                partuuid = t.partuuid(n);
-                partlabel = t.part(n).and_then(|p| p.partlabel.clone());
-            }
-        }
-        out.push(Candidate { name, found, partuuid, partlabel });
-    }
-    out
-}
-
 fn find_medium(a: FindArgs) -> Result<()> {
     let spec = crate::cmdline::normalize_spec(&a.spec).map_err(|why| Error::usage(format!("{}: {why}", a.spec)))?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.wait);
     loop {
         if spec.starts_with("/dev/") {
-            if let Some(p) = find_path(&spec) {
+            if let Some(p) = probe::find_path(&spec) {
                 out(&format!("{p}\n"));
                 return Ok(());
             }
         }
-        let cands = scan(a.all);
-        let hits: Vec<&Candidate> = cands.iter().filter(|c| c.matches(&spec)).collect();
+        let cands = probe::scan(a.all);
+        let hits: Vec<&probe::Candidate> = cands.iter().filter(|c| c.matches(&spec)).collect();
         if let Some(first) = hits.first() {
             if hits.len() > 1 {
                 let others: Vec<&str> = hits[1..].iter().map(|c| c.name.as_str()).collect();
@@ -506,25 +414,12 @@ fn find_medium(a: FindArgs) -> Result<()> {
             return Ok(());
         }
         if std::time::Instant::now() >= deadline {
-            let list: Vec<String> = cands.iter().map(Candidate::describe).collect();
+            let list: Vec<String> = cands.iter().map(probe::Candidate::describe).collect();
             let found = if list.is_empty() { "no block devices".to_owned() } else { list.join(", ") };
             return Err(Error::new(spec, format!("not found after {} s; found: {found}", a.wait)));
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-}
-
-/// `/dev/NAME`: present as a block device, or creatable from sysfs.
-fn find_path(spec: &str) -> Option<String> {
-    use std::os::unix::fs::FileTypeExt;
-    if std::fs::metadata(spec).is_ok_and(|m| m.file_type().is_block_device()) {
-        return Some(spec.to_owned());
-    }
-    let name = spec.strip_prefix("/dev/")?;
-    if !name.contains('/') && Path::new("/sys/class/block").join(name).exists() {
-        return dev_node(name).ok();
-    }
-    None
 }
 
 fn probe_cmd(a: ProbeArgs) -> Result<()> {
@@ -533,7 +428,7 @@ fn probe_cmd(a: ProbeArgs) -> Result<()> {
     }
     let mut failed = None;
     for d in &a.devices {
-        match open_probe(d) {
+        match probe::open_probe(d) {
             Err(e) => {
                 if let Some(prev) = failed.replace(Error::io(d, &e)) {
                     warn(&prev.to_string());
@@ -549,8 +444,8 @@ fn probe_line(dev: &str, found: Option<&Found>) -> String {
     let mut s = format!("{dev}: {}", found.map(Found::describe).unwrap_or_else(|| "unknown".into()));
     // A partition of a block device: add what its disk's table says about it.
     let kname = crate::fsutil::block_dev(dev).ok().and_then(|(ma, mi)| crate::fsutil::kernel_name(ma, mi).ok());
-    if let Some((disk, n)) = kname.as_deref().and_then(partition_of) {
-        if let Some(t) = dev_node(&disk).ok().and_then(|p| open_table(&p)) {
+    if let Some((disk, n)) = kname.as_deref().and_then(probe::partition_of) {
+        if let Some(t) = probe::dev_node(&disk).ok().and_then(|p| probe::open_table(&p)) {
             if let Some(u) = t.partuuid(n) {
                 s.push_str(&format!(" PARTUUID={u}"));
             }
@@ -859,9 +754,4 @@ mod tests {
         std::fs::remove_dir_all(root).unwrap();
     }
 
-    #[test]
-    fn media_names() {
-        assert!(is_media_name("vda1") && is_media_name("sr0") && is_media_name("mmcblk0p1"));
-        assert!(!is_media_name("loop0") && !is_media_name("dm-0") && !is_media_name("md7"));
-    }
 }

@@ -504,6 +504,113 @@ pub fn sample_gpt() -> Vec<u8> {
     g
 }
 
+// --- The system's block devices: what find-medium and probe look through. ---
+
+pub struct Candidate {
+    pub name: String,
+    pub found: Option<Found>,
+    pub partuuid: Option<String>,
+    pub partlabel: Option<String>,
+}
+
+impl Candidate {
+    pub fn matches(&self, spec: &str) -> bool {
+        if let Some(u) = spec.strip_prefix("PARTUUID=") {
+            return self.partuuid.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(u));
+        }
+        if let Some(l) = spec.strip_prefix("PARTLABEL=") {
+            return self.partlabel.as_deref() == Some(l);
+        }
+        self.found.as_ref().is_some_and(|f| f.matches(spec))
+    }
+
+    /// `vda1 (ext4, LABEL=LIVE, UUID=..., PARTUUID=...)`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = match &self.found {
+            Some(f) => f.describe().split(' ').map(str::to_owned).collect(),
+            None => vec!["unknown".into()],
+        };
+        if let Some(p) = &self.partuuid {
+            parts.push(format!("PARTUUID={p}"));
+        }
+        format!("{} ({})", self.name, parts.join(", "))
+    }
+}
+
+/// Block devices a medium can be on. Loop, dm and md devices are what we build, not media.
+pub fn is_media_name(name: &str) -> bool {
+    !["loop", "ram", "zram", "dm-", "md", "nbd"].iter().any(|p| name.starts_with(p))
+}
+
+/// The node for a kernel block device name, created if devtmpfs has none.
+pub fn dev_node(name: &str) -> crate::error::Result<String> {
+    let path = format!("/dev/{name}");
+    let mm = crate::fsutil::read_attr(format!("/sys/class/block/{name}/dev"))?;
+    let (ma, mi) = crate::fsutil::parse_devno(&mm).ok_or_else(|| crate::error::Error::new(&path, "unexpected sysfs dev"))?;
+    crate::fsutil::mknod_block(&path, ma, mi)?;
+    Ok(path)
+}
+
+/// The disk and partition number of a partition, from sysfs.
+pub fn partition_of(name: &str) -> Option<(String, u32)> {
+    let n = std::fs::read_to_string(format!("/sys/class/block/{name}/partition")).ok()?;
+    let n = n.trim().parse().ok()?;
+    let real = std::fs::canonicalize(format!("/sys/class/block/{name}")).ok()?;
+    let parent = real.parent()?.file_name()?.to_str()?.to_owned();
+    Some((parent, n))
+}
+
+pub fn open_probe(path: &str) -> std::io::Result<Option<Found>> {
+    let f = std::fs::File::open(path)?;
+    probe(&f)
+}
+
+pub fn open_table(path: &str) -> Option<Table> {
+    let f = std::fs::File::open(path).ok()?;
+    table(&f).ok().flatten()
+}
+
+/// Probe every media-like block device, with PARTUUID/PARTLABEL from the parent's table.
+pub fn scan(all: bool) -> Vec<Candidate> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    names.retain(|n| all || is_media_name(n));
+    names.sort();
+    let mut tables: Vec<(String, Option<Table>)> = Vec::new();
+    let mut out = Vec::new();
+    for name in names {
+        let Ok(path) = dev_node(&name) else { continue };
+        let found = open_probe(&path).ok().flatten();
+        let (mut partuuid, mut partlabel) = (None, None);
+        if let Some((disk, n)) = partition_of(&name) {
+            if !tables.iter().any(|(d, _)| *d == disk) {
+                let t = dev_node(&disk).ok().and_then(|p| open_table(&p));
+                tables.push((disk.clone(), t));
+            }
+            if let Some((_, Some(t))) = tables.iter().find(|(d, _)| *d == disk) {
+                partuuid = t.partuuid(n);
+                partlabel = t.part(n).and_then(|p| p.partlabel.clone());
+            }
+        }
+        out.push(Candidate { name, found, partuuid, partlabel });
+    }
+    out
+}
+
+/// `/dev/NAME`: present as a block device, or creatable from sysfs.
+pub fn find_path(spec: &str) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::metadata(spec).is_ok_and(|m| m.file_type().is_block_device()) {
+        return Some(spec.to_owned());
+    }
+    let name = spec.strip_prefix("/dev/")?;
+    if !name.contains('/') && std::path::Path::new("/sys/class/block").join(name).exists() {
+        return dev_node(name).ok();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,5 +811,11 @@ mod tests {
         assert_eq!(show_value("A B"), "\"A B\"");
         assert_eq!(show_value(""), "\"\"");
         assert_eq!(show_value("a\"b"), "\"a\\\"b\"");
+    }
+
+    #[test]
+    fn media_names() {
+        assert!(is_media_name("vda1") && is_media_name("sr0") && is_media_name("mmcblk0p1"));
+        assert!(!is_media_name("loop0") && !is_media_name("dm-0") && !is_media_name("md7"));
     }
 }
