@@ -17,6 +17,9 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$TOP" log -1 --format=%c
 CONSOLE_APPEND=${CONSOLE_APPEND:-console=ttyS0 panic=-1 loglevel=4}
 [[ -v QEMU_EXTRA ]] || QEMU_EXTRA=()
 [[ -v TESTS_FILES ]] || TESTS_FILES=()
+# FLASH_DRIVE_OPTS: extra -drive options for the flash only (mk/bench.sh bootverity throttles its
+# reads: throttling.bps-read=N); empty for every scenario.
+FLASH_DRIVE_OPTS=${FLASH_DRIVE_OPTS:-}
 
 # make_flash IMAGE OUT: a private sparse copy (reflink when the filesystem can).
 make_flash() {
@@ -68,7 +71,7 @@ qemu_args() {
 	QEMU_ARGS=(-accel tcg -m "$QEMU_MEM" -smp 1 -no-reboot -display none -nodefaults
 		-kernel "$KERNEL" -initrd "$INITRD" -append "$CONSOLE_APPEND $append")
 	if [[ -n $flash ]]; then
-		QEMU_ARGS+=(-drive "file=$flash,format=raw,if=none,id=flashdrv"
+		QEMU_ARGS+=(-drive "file=$flash,format=raw,if=none,id=flashdrv${FLASH_DRIVE_OPTS:+,$FLASH_DRIVE_OPTS}"
 			-device "virtio-blk-pci,drive=flashdrv,id=flash")
 	fi
 	if [[ -n $tests ]]; then
