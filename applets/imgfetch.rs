@@ -527,7 +527,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     let (base, name) = split_url(&a.url)?;
     let key = match (&a.pubkey, &a.pubkey_file) {
         (Some(k), _) => Some(manifest::pubkey_from_base64(k)?),
-        (None, Some(f)) => Some(manifest::pubkey_from_file(f)?),
+        (None, Some(f)) => Some(manifest::pubkey_from_file(&crate::osarg::path(f))?),
         _ => None,
     };
     let now = Instant::now();

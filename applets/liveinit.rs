@@ -617,7 +617,7 @@ fn select_image(a: SelectArgs) -> Result<()> {
     use crate::select::{select, Check, Options, Ram};
     let check = Check::parse(&a.check)
         .ok_or_else(|| Error::usage(format!("select-image: --check {}: expected auto, full, manifest or none", a.check)))?;
-    let key = a.pubkey_file.as_deref().map(crate::manifest::pubkey_from_file).transpose()?;
+    let key = a.pubkey_file.as_deref().map(|f| crate::manifest::pubkey_from_file(&crate::osarg::path(f))).transpose()?;
     if a.name.is_empty() || a.name.contains('/') {
         return Err(Error::usage(format!("select-image: '{}': expected a file name", a.name)));
     }

@@ -190,7 +190,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     // The key the boot trusts: a recorded one that cannot be read is a refusal, never "no key".
     let key_path = a.pubkey_file.clone().or_else(|| Some(get("pubkey")).filter(|k| !k.is_empty()));
     let key = match &key_path {
-        Some(k) => Some(manifest::pubkey_from_file(k).map_err(|e| Error::new(e.object, format!("{} (the public key); nothing written", e.reason)))?),
+        Some(k) => Some(manifest::pubkey_from_file(&crate::osarg::path(k)).map_err(|e| Error::new(e.object, format!("{} (the public key); nothing written", e.reason)))?),
         None => None,
     };
 
