@@ -551,7 +551,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         None => warn(&format!("{murl}: no public key given: the manifest is not authenticated")),
     }
     let floor = match (&a.if_newer, &key) {
-        (Some(dir), Some(key)) => Some(crate::pairs::floor(std::path::Path::new(dir), &name, key, 0)),
+        (Some(dir), Some(key)) => Some(crate::pairs::floor(&crate::osarg::path(dir), &name, key, 0)),
         _ => a.newer_than,
     };
     if key.is_some() && a.min_version > 0 {
