@@ -31,6 +31,8 @@ use crate::dmverity;
 use crate::verity::{self as vt, OnCorruption};
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
+use crate::osarg;
+use std::path::PathBuf;
 use crate::snapshot::{self, mapper_path, OVERLAY_SUFFIX, UUID_PREFIX};
 use crate::sys::dm::{self, Control, Target};
 use crate::sys::loopdev;
@@ -186,7 +188,7 @@ fn out(text: &str) {
 /// Things made so far by `create`, undone in reverse unless disarmed.
 #[derive(Default)]
 struct Undo {
-    file: Option<String>,
+    file: Option<PathBuf>,
     loopdev: Option<String>,
     dm: Option<String>,
     ctl: Option<Control>,
@@ -223,7 +225,7 @@ fn create(c: Create) -> Result<()> {
                 return Err(Error::usage("--overlay-size must be greater than 0"));
             }
             let bytes = bytes.checked_next_multiple_of(4096).ok_or_else(|| Error::usage("--overlay-size is too large"))?;
-            Some((bytes, dir.clone()))
+            Some((bytes, osarg::path(dir)))
         }
         (Some(_), _, _) => return Err(Error::usage("--cow excludes --overlay-size and --overlay-dir")),
         (None, Some(_), None) | (None, None, Some(_)) => {
@@ -232,24 +234,25 @@ fn create(c: Create) -> Result<()> {
         (None, None, None) => return Err(Error::usage("need --cow DEV or --overlay-size SIZE --overlay-dir DIR")),
     };
 
-    let (oma, omi) = fsutil::block_dev(&c.origin)?;
+    let origin = osarg::path(&c.origin);
+    let (oma, omi) = fsutil::block_dev(&origin)?;
     let sectors = fsutil::block_size_bytes(oma, omi)? / 512;
     if sectors == 0 {
-        return Err(Error::new(&c.origin, "origin is empty (0 sectors)"));
+        return Err(Error::new(origin.display().to_string(), "origin is empty (0 sectors)"));
     }
     if let Some(cow) = &c.cow {
-        let (cma, cmi) = fsutil::block_dev(cow)?;
+        let (cma, cmi) = fsutil::block_dev(osarg::path(cow))?;
         if (cma, cmi) == (oma, omi) {
             return Err(Error::usage("--cow and --origin are the same device"));
         }
     }
     let overlay_file = match &overlay {
         Some((_, dir)) => {
-            let md = std::fs::metadata(dir).ctx(dir)?;
+            let md = std::fs::metadata(dir).ctx(dir.display())?;
             if !md.is_dir() {
-                return Err(Error::new(dir, "not a directory"));
+                return Err(Error::new(dir.display().to_string(), "not a directory"));
             }
-            Some(format!("{}/{}{OVERLAY_SUFFIX}", dir.trim_end_matches('/'), c.name))
+            Some(dir.join(format!("{}{OVERLAY_SUFFIX}", c.name)))
         }
         None => None,
     };
@@ -261,24 +264,25 @@ fn create(c: Create) -> Result<()> {
     let mut undo = Undo::default();
 
     let cow_dev = match (&overlay, &overlay_file) {
-        (Some((bytes, _)), Some(path)) => {
-            let f = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
+        (Some((bytes, _)), Some(file)) => {
+            let path = &file.display().to_string();
+            let f = std::fs::OpenOptions::new().write(true).create_new(true).open(file).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
                     Error::new(path, "overlay file already exists (left from an earlier snapshot? remove it)")
                 } else {
                     Error::io(path, &e)
                 }
             })?;
-            undo.file = Some(path.clone());
+            undo.file = Some(file.clone());
             f.set_len(*bytes).ctx(path)?;
             drop(f);
             // Not autoclear yet: with no other opener the kernel would clear the loop as soon
             // as attach closes it. Autoclear is set below, once the snapshot holds it open.
-            let dev = loopdev::attach(std::path::Path::new(path), &loopdev::Setup::default())?;
+            let dev = loopdev::attach(file, &loopdev::Setup::default())?;
             undo.loopdev = Some(dev.clone());
-            dev
+            PathBuf::from(dev)
         }
-        _ => c.cow.clone().unwrap_or_default(),
+        _ => osarg::path(c.cow.as_deref().unwrap_or_default()),
     };
     let (cma, cmi) = fsutil::block_dev(&cow_dev)?;
 
@@ -319,13 +323,14 @@ fn verity(v: Verity) -> Result<()> {
         (None, Some(f)) => {
             use std::io::Read;
             let mut data = Vec::new();
-            std::fs::File::open(f).ctx(f)?.take(1025).read_to_end(&mut data).ctx(f)?;
+            let (file, f) = (osarg::path(f), osarg::path(f).display().to_string());
+            std::fs::File::open(&file).ctx(&f)?.take(1025).read_to_end(&mut data).ctx(&f)?;
             crate::pairs::parse_roothash(&data).ok_or_else(|| Error::verify(f, "not a root hash (one line of hex)"))?
         }
         _ => return Err(Error::usage("need one of --roothash HEX or --roothash-file FILE")),
     };
     let uuid = snapshot::uuid(&v.name, false);
-    dmverity::create(&v.name, &uuid, &v.data, &v.hash, &root, v.on_corruption).map(|_| ())
+    dmverity::create(&v.name, &uuid, &osarg::path(&v.data), &osarg::path(&v.hash), &root, v.on_corruption).map(|_| ())
 }
 
 /// Our devices (uuid LIVEROOT-...) or all, as (name, major, minor).

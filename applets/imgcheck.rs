@@ -35,7 +35,8 @@
 use crate::digest::{hash_file, hex, input_size, Hasher, Progress};
 use crate::error::{Context, Error, Result};
 use crate::manifest;
-use std::ffi::OsStr;
+use crate::osarg;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -188,10 +189,10 @@ fn parse_args(argv: &[String]) -> Result<Args> {
 pub fn run(argv: &[String]) -> Result<()> {
     let a = parse_args(argv)?;
     if let Some(img) = &a.verity_format {
-        return verity_format(img, a.salt.as_deref(), a.uuid.as_deref());
+        return verity_format(&osarg::path(img), a.salt.as_deref(), a.uuid.as_deref());
     }
     if let Some(img) = &a.verity_verify {
-        return verity_verify(img, a.roothash.as_deref(), a.roothash_file.as_deref());
+        return verity_verify(&osarg::path(img), a.roothash.as_deref(), a.roothash_file.as_deref().map(osarg::path).as_deref());
     }
     match &a.check {
         Some(m) => check(&a, m),
@@ -209,7 +210,7 @@ fn open_input(name: &str) -> std::io::Result<File> {
         // A duplicate of fd 0, so a redirected file gets the same fast path as a named one.
         Ok(File::from(std::io::stdin().as_fd().try_clone_to_owned()?))
     } else {
-        File::open(name)
+        File::open(osarg::path(name))
     }
 }
 
@@ -231,18 +232,20 @@ fn print_sums(a: &Args) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut last_err: Option<Error> = None;
     for name in files {
-        let res = open_input(name).and_then(|f| digest(&f, name, a.crc32, a.progress));
+        let raw = osarg::decode(name);
+        let label = Path::new(&raw).display().to_string();
+        let res = open_input(name).and_then(|f| digest(&f, &label, a.crc32, a.progress));
         let d = match res {
             Ok(d) => d,
             Err(e) => {
                 // Reported in order; the last one becomes the exit status, as sha256sum exits 1.
-                if let Some(prev) = last_err.replace(Error::io(manifest::quote_name(name.as_bytes()), &e)) {
+                if let Some(prev) = last_err.replace(Error::io(manifest::quote_name(raw.as_bytes()), &e)) {
                     warn(&prev.to_string());
                 }
                 continue;
             }
         };
-        let (escaped, ename) = manifest::escape(name.as_bytes());
+        let (escaped, ename) = manifest::escape(raw.as_bytes());
         let mut line = Vec::with_capacity(80 + ename.len());
         if escaped {
             line.push(b'\\');
@@ -265,23 +268,29 @@ fn print_sums(a: &Args) -> Result<()> {
 fn load_manifest(a: &Args, path: &str) -> Result<(manifest::Manifest, Option<String>)> {
     let key = match (&a.pubkey, &a.pubkey_file) {
         (Some(k), _) => Some(manifest::pubkey_from_base64(k)?),
-        (None, Some(f)) => Some(manifest::pubkey_from_file(f)?),
+        (None, Some(f)) => Some(manifest::pubkey_from_file(&osarg::path(f))?),
         (None, None) => None,
     };
-    let data = manifest::read(path)?;
+    let path = osarg::path(path);
+    let shown = path.display().to_string();
+    let data = manifest::read(&path)?;
     let comment = match key {
         Some(key) => {
-            let sig_path = a.sig.clone().unwrap_or_else(|| format!("{path}.minisig"));
-            let sig = std::fs::read(&sig_path).ctx(&sig_path)?;
-            let tc = manifest::verify_signature(&data, &sig, &sig_path, &key)?;
+            let sig_path = match &a.sig {
+                Some(s) => osarg::path(s),
+                None => with_suffix(&path, ".minisig"),
+            };
+            let sig_shown = sig_path.display().to_string();
+            let sig = std::fs::read(&sig_path).ctx(&sig_shown)?;
+            let tc = manifest::verify_signature(&data, &sig, &sig_shown, &key)?;
             if a.print_version && manifest::version(&tc).is_none() {
-                return Err(Error::verify(sig_path, format!("no version=N in trusted comment '{tc}'")));
+                return Err(Error::verify(sig_shown, format!("no version=N in trusted comment '{tc}'")));
             }
             Some(tc)
         }
         None => None,
     };
-    let label = if path == "-" { "standard input" } else { path };
+    let label = if shown == "-" { "standard input" } else { &shown };
     Ok((manifest::parse(label, &data)?, comment))
 }
 
@@ -296,7 +305,7 @@ fn check(a: &Args, path: &str) -> Result<()> {
         let mut out = std::io::stdout().lock();
         return out.write_all(format!("{v}\n").as_bytes()).and_then(|_| out.flush()).ctx("standard output");
     }
-    let dir = PathBuf::from(a.dir.as_deref().unwrap_or("."));
+    let dir = osarg::path(a.dir.as_deref().unwrap_or("."));
     let (mut unread, mut mismatched) = (0usize, 0usize);
     let mut out = std::io::stdout().lock();
     for e in &m.entries {
@@ -364,14 +373,15 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Write `data` to `path` so that the name only ever holds the complete file: a temporary name
 /// in the same directory, fsync, rename, fsync of the directory.
-fn write_durably(path: &str, data: &[u8]) -> Result<()> {
-    let p = Path::new(path);
+fn write_durably(p: &Path, data: &[u8]) -> Result<()> {
     let dir = match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let base = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{base}.tmp{}", std::process::id()));
+    let mut base = OsString::from(".");
+    base.push(p.file_name().unwrap_or_default());
+    base.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(base);
     let res = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
@@ -381,12 +391,12 @@ fn write_durably(path: &str, data: &[u8]) -> Result<()> {
     })();
     if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, &e));
+        return Err(Error::io(p.display().to_string(), &e));
     }
     Ok(())
 }
 
-fn verity_format(image: &str, salt: Option<&str>, uuid: Option<&str>) -> Result<()> {
+fn verity_format(path: &Path, salt: Option<&str>, uuid: Option<&str>) -> Result<()> {
     use crate::verity::{self, Superblock, TreeBuilder};
     let salt = match salt {
         Some("-") => Vec::new(),
@@ -408,7 +418,9 @@ fn verity_format(image: &str, salt: Option<&str>, uuid: Option<&str>) -> Result<
             verity::uuid_from_random(r)
         }
     };
-    let mut f = File::open(image).ctx(image)?;
+    let image = path.display().to_string();
+    let image = image.as_str();
+    let mut f = File::open(path).ctx(image)?;
     let size = input_size(&f).ok_or_else(|| Error::new(image, "not a regular file or block device"))?;
     let bs = u64::from(verity::DEFAULT_BLOCK);
     let blocks = size / bs;
@@ -444,8 +456,8 @@ fn verity_format(image: &str, salt: Option<&str>, uuid: Option<&str>) -> Result<
     let sb = Superblock::new(blocks, &salt, uuid);
     let root = hex(&tree.root);
     // The tree first, the root hash last: a publisher that sees .roothash sees a complete pair.
-    write_durably(&format!("{image}.verity"), &verity::hash_file(&sb, &tree))?;
-    write_durably(&format!("{image}.roothash"), root.as_bytes())?;
+    write_durably(&with_suffix(path, ".verity"), &verity::hash_file(&sb, &tree))?;
+    write_durably(&with_suffix(path, ".roothash"), root.as_bytes())?;
     let mut out = std::io::stdout().lock();
     out.write_all(format!("{root}\n").as_bytes()).and_then(|_| out.flush()).ctx("standard output")
 }
@@ -454,25 +466,36 @@ fn verity_format(image: &str, salt: Option<&str>, uuid: Option<&str>) -> Result<
 /// syscalls vanish next to SHA-256.
 const VERITY_READ: usize = 1 << 20;
 
-fn verity_verify(image: &str, roothash: Option<&str>, roothash_file: Option<&str>) -> Result<()> {
+/// `path` with `suffix` appended to its last component, bytes kept.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn verity_verify(ipath: &Path, roothash: Option<&str>, roothash_file: Option<&Path>) -> Result<()> {
     use crate::verity::{self, Mismatch, Verifier};
     use std::io::{Read, Seek, SeekFrom};
     let root = match (roothash, roothash_file) {
         (Some(h), _) => verity::parse_hex(h).ok_or_else(|| usage(&format!("--roothash '{h}': not hex")))?,
         (None, f) => {
-            let path = f.map(str::to_owned).unwrap_or_else(|| format!("{image}.roothash"));
+            let file = f.map_or_else(|| with_suffix(ipath, ".roothash"), Path::to_path_buf);
+            let path = file.display().to_string();
             let mut data = Vec::new();
-            File::open(&path).ctx(&path)?.take(1025).read_to_end(&mut data).ctx(&path)?;
+            File::open(&file).ctx(&path)?.take(1025).read_to_end(&mut data).ctx(&path)?;
             crate::pairs::parse_roothash(&data).ok_or_else(|| Error::verify(&path, "not a root hash (one line of hex)"))?
         }
     };
-    let hpath = format!("{image}.verity");
-    let mut hf = File::open(&hpath).ctx(&hpath)?;
+    let hfile = with_suffix(ipath, ".verity");
+    let hpath = hfile.display().to_string();
+    let image = ipath.display().to_string();
+    let image = image.as_str();
+    let mut hf = File::open(&hfile).ctx(&hpath)?;
     let hash_size = input_size(&hf).ok_or_else(|| Error::new(&hpath, "not a regular file or block device"))?;
     let mut sbb = [0u8; verity::SB_SIZE];
     let n = read_full(&mut hf, &mut sbb).ctx(&hpath)?;
     let sb = verity::parse_superblock(sbb.get(..n).unwrap_or_default()).map_err(|e| Error::verify(&hpath, e.reason))?;
-    let mut f = File::open(image).ctx(image)?;
+    let mut f = File::open(ipath).ctx(image)?;
     let size = input_size(&f).ok_or_else(|| Error::new(image, "not a regular file or block device"))?;
     let exact = f.metadata().map(|m| m.is_file()).unwrap_or(true);
     let p = verity::table_params(&hpath, &sb, size, exact, hash_size, &root)?;

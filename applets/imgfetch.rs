@@ -32,6 +32,8 @@ use crate::digest::{hex, size_str, Hasher};
 use crate::error::{Code, Context, Error, Result};
 use crate::http::{self, Limits, Response};
 use crate::manifest;
+use crate::osarg;
+use std::path::{Path, PathBuf};
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Read, Write};
 use std::time::{Duration, Instant};
@@ -427,15 +429,17 @@ impl Meter {
 }
 
 /// Refuse early when the image cannot fit: free space, and RAM when the target is tmpfs/ramfs.
-fn check_room(dir: &str, need: u64) -> Result<()> {
+fn check_room(dir_path: &Path, need: u64) -> Result<()> {
     use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
     const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
-    let vfs = nix::sys::statvfs::statvfs(dir).ctx(dir)?;
+    let dir = dir_path.display().to_string();
+    let dir = dir.as_str();
+    let vfs = nix::sys::statvfs::statvfs(dir_path).ctx(dir)?;
     let free = vfs.blocks_available() as u64 * vfs.fragment_size() as u64;
     if free < need {
         return Err(Error::new(dir, format!("not enough space: the image needs {}, {} free", size_str(need), size_str(free))));
     }
-    let fs = statfs(dir).ctx(dir)?.filesystem_type();
+    let fs = statfs(dir_path).ctx(dir)?.filesystem_type();
     if fs == TMPFS_MAGIC || fs == RAMFS_MAGIC {
         let avail = crate::fsutil::mem_available().unwrap_or(0);
         if avail < need.saturating_add(RAM_RESERVE) {
@@ -450,17 +454,19 @@ fn check_room(dir: &str, need: u64) -> Result<()> {
 
 /// The most a body of unknown length may be in `dir`: its free space and, on a tmpfs, the RAM
 /// available, each minus a reserve, and `max`; with the reason naming the binding limit.
-fn room(dir: &str, max: u64) -> Result<(u64, String)> {
+fn room(dir_path: &Path, max: u64) -> Result<(u64, String)> {
     use nix::sys::statfs::{statfs, FsType, TMPFS_MAGIC};
     const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
-    let vfs = nix::sys::statvfs::statvfs(dir).ctx(dir)?;
+    let dir = dir_path.display().to_string();
+    let dir = dir.as_str();
+    let vfs = nix::sys::statvfs::statvfs(dir_path).ctx(dir)?;
     let free = (vfs.blocks_available() as u64).saturating_mul(vfs.fragment_size() as u64);
     let mut cap = (max, "--max-size".to_owned());
     let disk = free.saturating_sub(DISK_RESERVE);
     if disk < cap.0 {
         cap = (disk, format!("{dir}: {} free minus {} reserve", size_str(free), size_str(DISK_RESERVE)));
     }
-    let fs = statfs(dir).ctx(dir)?.filesystem_type();
+    let fs = statfs(dir_path).ctx(dir)?.filesystem_type();
     if fs == TMPFS_MAGIC || fs == RAMFS_MAGIC {
         let avail = crate::fsutil::mem_available().unwrap_or(0);
         let ram = avail.saturating_sub(RAM_RESERVE);
@@ -474,7 +480,7 @@ fn room(dir: &str, max: u64) -> Result<(u64, String)> {
 /// Files removed when the run fails (`.part` files, sidecars not yet vouched for), unless
 /// `--keep-partial`: at boot nothing of a failed fetch may stay in RAM.
 struct Leftovers {
-    files: Vec<String>,
+    files: Vec<PathBuf>,
     armed: bool,
 }
 
@@ -490,9 +496,10 @@ impl Drop for Leftovers {
 
 /// Fetch a sidecar of the image in one GET into `dest.part`, checked against its listed digest,
 /// then renamed to `dest`. Bounded by `cap` (a hash tree is about 1 % of its image).
-fn fetch_sidecar(fx: &Fetcher, stall: u64, url: &str, dest: &str, want: &[u8; 32], cap: (u64, String)) -> Result<()> {
-    let part = format!("{dest}.part");
-    let file = File::create(&part).ctx(&part)?;
+fn fetch_sidecar(fx: &Fetcher, stall: u64, url: &str, dest_path: &Path, want: &[u8; 32], cap: (u64, String)) -> Result<()> {
+    let part_path = with_suffix(dest_path, ".part");
+    let (part, dest) = (part_path.display().to_string(), dest_path.display().to_string());
+    let file = File::create(&part_path).ctx(&part)?;
     let mut sink = Sink { file, hasher: Hasher::new(false), pos: 0, meter: None, name: part.clone(), stall, cap };
     let mut buf = vec![0u8; BUF];
     fx.retry(url, || {
@@ -510,16 +517,22 @@ fn fetch_sidecar(fx: &Fetcher, stall: u64, url: &str, dest: &str, want: &[u8; 32
     }
     sink.file.sync_all().ctx(&part)?;
     drop(sink);
-    std::fs::rename(&part, dest).ctx(dest)
+    std::fs::rename(&part_path, dest_path).ctx(dest)
+}
+
+/// `path` with `suffix` appended to its last component, bytes kept.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 /// Write `data` to DIR/NAME through a temporary name.
-fn put(dir: &str, name: &str, data: &[u8]) -> Result<()> {
-    let tmp = format!("{dir}/.{name}.tmp");
-    let path = format!("{dir}/{name}");
-    let mut f = File::create(&tmp).ctx(&tmp)?;
-    f.write_all(data).and_then(|_| f.sync_all()).ctx(&tmp)?;
-    std::fs::rename(&tmp, &path).ctx(&path)
+fn put(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
+    let (tmp, path) = (dir.join(format!(".{name}.tmp")), dir.join(name));
+    let mut f = File::create(&tmp).ctx(tmp.display())?;
+    f.write_all(data).and_then(|_| f.sync_all()).ctx(tmp.display())?;
+    std::fs::rename(&tmp, &path).ctx(path.display())
 }
 
 pub fn run(argv: &[String]) -> Result<()> {
@@ -527,14 +540,15 @@ pub fn run(argv: &[String]) -> Result<()> {
     let (base, name) = split_url(&a.url)?;
     let key = match (&a.pubkey, &a.pubkey_file) {
         (Some(k), _) => Some(manifest::pubkey_from_base64(k)?),
-        (None, Some(f)) => Some(manifest::pubkey_from_file(f)?),
+        (None, Some(f)) => Some(manifest::pubkey_from_file(&crate::osarg::path(f))?),
         _ => None,
     };
     let now = Instant::now();
     let clock = Clock { start: now, end: (a.timeout > 0).then(|| now + Duration::from_secs(a.timeout)), total: a.timeout };
     let http = http::Client::new(Limits { stall: Duration::from_secs(a.stall), deadline: clock.end });
     let fx = Fetcher { clock, retries: a.retries, http };
-    std::fs::metadata(&a.to).ctx(&a.to)?;
+    let to = osarg::path(&a.to);
+    std::fs::metadata(&to).ctx(to.display())?;
 
     // 1. The manifest, trusted only once its signature verifies over the bytes received.
     let murl = format!("{base}{MANIFEST}");
@@ -551,7 +565,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         None => warn(&format!("{murl}: no public key given: the manifest is not authenticated")),
     }
     let floor = match (&a.if_newer, &key) {
-        (Some(dir), Some(key)) => Some(crate::pairs::floor(std::path::Path::new(dir), &name, key, 0)),
+        (Some(dir), Some(key)) => Some(crate::pairs::floor(&crate::osarg::path(dir), &name, key, 0)),
         _ => a.newer_than,
     };
     if key.is_some() && a.min_version > 0 {
@@ -582,27 +596,27 @@ pub fn run(argv: &[String]) -> Result<()> {
     // 2. Size and room before a byte of the image is fetched.
     let iurl = format!("{base}{name}");
     let (size, mut ranged, url) = fx.head(&iurl)?;
-    let path = format!("{}/{name}", a.to.trim_end_matches('/'));
-    let part = format!("{path}.part");
-    let note = format!("{part}.sha256");
+    let path_file = to.join(&name);
+    let (part_file, note_file) = (with_suffix(&path_file, ".part"), with_suffix(&path_file, ".part.sha256"));
+    let (path, part) = (path_file.display().to_string(), part_file.display().to_string());
     let want_hex = hex(&want);
-    let mut left = Leftovers { files: vec![part.clone(), note.clone()], armed: !a.keep_partial };
+    let mut left = Leftovers { files: vec![part_file.clone(), note_file.clone()], armed: !a.keep_partial };
     let mut resume = 0;
-    if std::fs::read_to_string(&note).is_ok_and(|s| s.trim() == want_hex) {
-        resume = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    if std::fs::read_to_string(&note_file).is_ok_and(|s| s.trim() == want_hex) {
+        resume = std::fs::metadata(&part_file).map(|m| m.len()).unwrap_or(0);
         if size.is_some_and(|s| resume > s) {
             resume = 0;
         }
     }
     if let Some(s) = size {
-        check_room(&a.to, s - resume)?;
+        check_room(&to, s - resume)?;
     }
     ranged &= size.is_some();
 
     // 3. Stream into NAME.part; the hash restarts from the bytes already there.
     let mut hasher = Hasher::new(false);
     let file = if resume > 0 {
-        let f = OpenOptions::new().read(true).write(true).open(&part).ctx(&part)?;
+        let f = OpenOptions::new().read(true).write(true).open(&part_file).ctx(&part)?;
         let mut buf = vec![0u8; BUF];
         let mut r = (&f).take(resume);
         loop {
@@ -615,8 +629,8 @@ pub fn run(argv: &[String]) -> Result<()> {
         warn(&format!("{part}: resuming at {}", size_str(resume)));
         f
     } else {
-        let f = File::create(&part).ctx(&part)?;
-        put(&a.to, &format!("{name}.part.sha256"), want_hex.as_bytes())?;
+        let f = File::create(&part_file).ctx(&part)?;
+        put(&to, &format!("{name}.part.sha256"), want_hex.as_bytes())?;
         f
     };
     let mut sink = Sink {
@@ -626,7 +640,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         meter: a.progress.then(|| Meter::new(&name, size, resume)),
         name: part.clone(),
         stall: a.stall,
-        cap: room(&a.to, a.max_size)?,
+        cap: room(&to, a.max_size)?,
     };
     if resume > 0 && !ranged {
         sink.restart()?;
@@ -664,7 +678,7 @@ pub fn run(argv: &[String]) -> Result<()> {
             let mut r = send("GET", &url, None, &fx.http, &[200]).map_err(|e| (e, false))?;
             let cl = r.content_length();
             if let (None, Some(c)) = (size, cl) {
-                check_room(&a.to, c).map_err(|e| (e, false))?;
+                check_room(&to, c).map_err(|e| (e, false))?;
             }
             if let (Some(s), Some(c)) = (size, cl) {
                 if s != c {
@@ -686,8 +700,8 @@ pub fn run(argv: &[String]) -> Result<()> {
     }
     if got.sha256 != want {
         drop(sink);
-        let _ = std::fs::remove_file(&part);
-        let _ = std::fs::remove_file(&note);
+        let _ = std::fs::remove_file(&part_file);
+        let _ = std::fs::remove_file(&note_file);
         return Err(Error::verify(&iurl, format!("checksum mismatch ({} bytes), image refused", got.bytes)));
     }
     sink.file.sync_all().ctx(&part)?;
@@ -695,24 +709,25 @@ pub fn run(argv: &[String]) -> Result<()> {
     // 5. The dm-verity sidecars the manifest lists, so that syncflash can write them beside the
     // image; each is checked against its digest (and the root hash must be one).
     for (f, digest) in sidecars.iter().flatten() {
-        let dest = format!("{}/{f}", a.to.trim_end_matches('/'));
-        left.files.push(format!("{dest}.part"));
+        let dest = to.join(f);
+        left.files.push(with_suffix(&dest, ".part"));
         left.files.push(dest.clone());
-        fetch_sidecar(&fx, a.stall, &format!("{base}{f}"), &dest, digest, room(&a.to, a.max_size)?)?;
+        fetch_sidecar(&fx, a.stall, &format!("{base}{f}"), &dest, digest, room(&to, a.max_size)?)?;
     }
     if sidecars.is_some() {
-        let rpath = format!("{}/{rname}", a.to.trim_end_matches('/'));
-        let text = std::fs::read(&rpath).ctx(&rpath)?;
+        let rfile = to.join(&rname);
+        let rpath = rfile.display().to_string();
+        let text = std::fs::read(&rfile).ctx(&rpath)?;
         crate::pairs::parse_roothash(&text).ok_or_else(|| Error::verify(&rpath, "not a root hash (one line of hex)"))?;
     }
-    put(&a.to, MANIFEST, &data)?;
+    put(&to, MANIFEST, &data)?;
     if key.is_some() {
-        put(&a.to, SIG, &sig)?;
+        put(&to, SIG, &sig)?;
     }
-    std::fs::rename(&part, &path).ctx(&path)?;
+    std::fs::rename(&part_file, &path_file).ctx(&path)?;
     left.armed = false;
-    let _ = std::fs::remove_file(&note);
-    if let Ok(d) = File::open(&a.to) {
+    let _ = std::fs::remove_file(&note_file);
+    if let Ok(d) = File::open(&to) {
         let _ = d.sync_all();
     }
     let secs = fx.clock.start.elapsed().as_millis() as u64;
@@ -723,8 +738,11 @@ pub fn run(argv: &[String]) -> Result<()> {
         secs / 1000,
         secs % 1000 / 100
     ));
+    // The exact bytes, for the script that uses the name.
+    let mut line = std::os::unix::ffi::OsStrExt::as_bytes(path_file.as_os_str()).to_vec();
+    line.push(b'\n');
     let mut out = std::io::stdout().lock();
-    out.write_all(format!("{path}\n").as_bytes()).and_then(|_| out.flush()).ctx("standard output")
+    out.write_all(&line).and_then(|_| out.flush()).ctx("standard output")
 }
 
 #[cfg(test)]

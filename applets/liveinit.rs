@@ -17,6 +17,9 @@
 //!                                               initramfs, chroot, exec INIT (/sbin/init)
 //! ```
 
+use crate::osarg;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use crate::error::{Context, Error, Result};
 use crate::probe::{self, Found};
 use argh::FromArgs;
@@ -234,8 +237,8 @@ fn warn(text: &str) {
 // ---- cmdline ---------------------------------------------------------------------------------
 
 fn cmdline(a: CmdlineArgs) -> Result<()> {
-    let path = a.file.as_deref().unwrap_or("/proc/cmdline");
-    let line = std::fs::read_to_string(path).ctx(path)?;
+    let path = osarg::path(a.file.as_deref().unwrap_or("/proc/cmdline"));
+    let line = std::fs::read_to_string(&path).ctx(path.display())?;
     let live = crate::cmdline::parse(&line)?;
     out(&live.to_shell());
     Ok(())
@@ -427,23 +430,24 @@ fn probe_cmd(a: ProbeArgs) -> Result<()> {
         return Err(Error::usage("probe: no device named\nTry 'liveinit probe --help' for more information."));
     }
     let mut failed = None;
-    for d in &a.devices {
-        match probe::open_probe(d) {
+    for d in a.devices.iter().map(|d| osarg::path(d)) {
+        match probe::open_probe(&d) {
             Err(e) => {
-                if let Some(prev) = failed.replace(Error::io(d, &e)) {
+                if let Some(prev) = failed.replace(Error::io(d.display().to_string(), &e)) {
                     warn(&prev.to_string());
                 }
             }
-            Ok(found) => out(&probe_line(d, found.as_ref())),
+            Ok(found) => out(&probe_line(&d, found.as_ref())),
         }
     }
     failed.map_or(Ok(()), Err)
 }
 
-fn probe_line(dev: &str, found: Option<&Found>) -> String {
+fn probe_line(path: &Path, found: Option<&Found>) -> String {
+    let dev = path.display();
     let mut s = format!("{dev}: {}", found.map(Found::describe).unwrap_or_else(|| "unknown".into()));
     // A partition of a block device: add what its disk's table says about it.
-    let kname = crate::fsutil::block_dev(dev).ok().and_then(|(ma, mi)| crate::fsutil::kernel_name(ma, mi).ok());
+    let kname = crate::fsutil::block_dev(path).ok().and_then(|(ma, mi)| crate::fsutil::kernel_name(ma, mi).ok());
     if let Some((disk, n)) = kname.as_deref().and_then(probe::partition_of) {
         if let Some(t) = probe::dev_node(&disk).ok().and_then(|p| probe::open_table(&p)) {
             if let Some(u) = t.partuuid(n) {
@@ -473,7 +477,7 @@ use crate::ramcopy::{file_size, meminfo, MIB};
 
 
 fn overlay_size(a: OverlayArgs) -> Result<()> {
-    let origin = file_size(&a.origin)?;
+    let origin = file_size(osarg::path(&a.origin))?;
     let mib = match a.size.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => match s.parse::<u64>() {
             Ok(n) if n > 0 => n,
@@ -489,18 +493,21 @@ fn ram_copy(a: RamArgs) -> Result<()> {
     if a.files.is_empty() {
         return Err(Error::usage("ram-copy: no file named\nTry 'liveinit ram-copy --help' for more information."));
     }
+    let files: Vec<PathBuf> = a.files.iter().map(|f| osarg::path(f)).collect();
+    let to = osarg::path(&a.to);
     let mut total = 0u64;
-    for f in &a.files {
+    for f in &files {
         total = total.saturating_add(file_size(f)?);
     }
-    crate::ramcopy::check_mem(a.files.first().map_or("", String::as_str), total, a.minmem)?;
-    std::fs::create_dir_all(&a.to).ctx(&a.to)?;
+    let first = files.first().map(|f| f.display().to_string()).unwrap_or_default();
+    crate::ramcopy::check_mem(&first, total, a.minmem)?;
+    std::fs::create_dir_all(&to).ctx(to.display())?;
     if a.tmpfs {
-        crate::ramcopy::mount_tmpfs(Path::new(&a.to), total + MIB)?;
+        crate::ramcopy::mount_tmpfs(&to, total + MIB)?;
     }
-    for f in &a.files {
-        let name = Path::new(f).file_name().ok_or_else(|| Error::new(f, "not a file name"))?;
-        let dest = Path::new(&a.to).join(name);
+    for f in &files {
+        let name = f.file_name().ok_or_else(|| Error::new(f.display().to_string(), "not a file name"))?;
+        let dest = to.join(name);
         std::fs::copy(f, &dest).ctx(dest.display())?;
     }
     Ok(())
@@ -512,16 +519,16 @@ fn select_image(a: SelectArgs) -> Result<()> {
     use crate::select::{select, Check, Options, Ram};
     let check = Check::parse(&a.check)
         .ok_or_else(|| Error::usage(format!("select-image: --check {}: expected auto, full, manifest or none", a.check)))?;
-    let key = a.pubkey_file.as_deref().map(crate::manifest::pubkey_from_file).transpose()?;
+    let key = a.pubkey_file.as_deref().map(|f| crate::manifest::pubkey_from_file(&crate::osarg::path(f))).transpose()?;
     if a.name.is_empty() || a.name.contains('/') {
         return Err(Error::usage(format!("select-image: '{}': expected a file name", a.name)));
     }
-    let ram = a.ram_to.map(|d| Ram { dir: PathBuf::from(d), minmem: a.minmem, unless_verity: a.ram_unless_verity });
+    let ram = a.ram_to.map(|d| Ram { dir: osarg::path(&d), minmem: a.minmem, unless_verity: a.ram_unless_verity });
     if let Some(bad) = a.skip.iter().find(|s| !["primary", "old", "new"].contains(&s.as_str())) {
         return Err(Error::usage(format!("select-image: --skip {bad}: expected primary, old or new")));
     }
     let o = Options { key: key.as_ref(), min_version: a.min_version, check, ram, skip: a.skip };
-    let s = select(Path::new(&a.dir), &a.name, &o, &mut |e| {
+    let s = select(&osarg::path(&a.dir), &a.name, &o, &mut |e| {
         let _ = std::io::stderr().write_all(format!("select-image: {e}\n").as_bytes());
     })?;
     out(&s.to_shell());
@@ -532,6 +539,7 @@ fn select_image(a: SelectArgs) -> Result<()> {
 
 fn state(a: StateArgs) -> Result<()> {
     use crate::state;
+    let file = osarg::path(&a.file);
     match a.action.as_str() {
         "set" => {
             let mut kv = Vec::new();
@@ -542,22 +550,22 @@ fn state(a: StateArgs) -> Result<()> {
             if kv.is_empty() {
                 return Err(Error::usage("state set: expected KEY=VALUE..."));
             }
-            state::set(&a.file, &kv)
+            state::set(&file, &kv)
         }
         "get" => {
             let [key] = a.args.as_slice() else {
                 return Err(Error::usage("state get: expected one KEY"));
             };
-            match state::get(&a.file, key)? {
+            match state::get(&file, key)? {
                 Some(v) => {
                     out(&format!("{v}\n"));
                     Ok(())
                 }
-                None => Err(Error::new(format!("{}: {key}", a.file), "no such key")),
+                None => Err(Error::new(format!("{}: {key}", file.display()), "no such key")),
             }
         }
         "show" => {
-            let s: String = state::load(&a.file)?.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            let s: String = state::load(&file)?.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
             out(&s);
             Ok(())
         }
@@ -570,18 +578,26 @@ fn state(a: StateArgs) -> Result<()> {
 use crate::fsutil::is_mountpoint;
 
 /// Resolve `path` as if `root` were `/`: absolute symlinks restart at `root`, `..` stops there.
-pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
-    let mut todo: Vec<String> = path.split('/').rev().filter(|c| !c.is_empty()).map(str::to_owned).collect();
-    let mut done: Vec<String> = Vec::new();
+pub fn resolve_in_root(root: &Path, path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    // Names and `..`, last first (a stack); components() already drops `.` and empty names.
+    let names = |p: &Path| -> Vec<OsString> {
+        p.components()
+            .rev()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_owned()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut todo = names(path);
+    let mut done: Vec<OsString> = Vec::new();
     let mut links = 0;
     while let Some(c) = todo.pop() {
-        match c.as_str() {
-            "." => continue,
-            ".." => {
-                done.pop();
-                continue;
-            }
-            _ => {}
+        if c == ".." {
+            done.pop();
+            continue;
         }
         let here = done.iter().fold(root.to_path_buf(), |p, c| p.join(c)).join(&c);
         let md = std::fs::symlink_metadata(&here).ok()?;
@@ -591,11 +607,10 @@ pub fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
                 return None;
             }
             let target = std::fs::read_link(&here).ok()?;
-            let t = target.to_string_lossy();
-            if t.starts_with('/') {
+            if target.has_root() {
                 done.clear();
             }
-            todo.extend(t.split('/').rev().filter(|c| !c.is_empty()).map(str::to_owned));
+            todo.extend(names(&target));
         } else {
             done.push(c);
         }
@@ -628,17 +643,20 @@ fn delete_tree(dir: &Path, dev: u64) {
 fn switch_root(a: &SwitchArgs) -> Result<std::convert::Infallible> {
     use nix::mount::{mount, MsFlags};
     use std::ffi::CString;
-    let newroot = std::fs::canonicalize(&a.newroot).ctx(&a.newroot)?;
+    let newroot = std::fs::canonicalize(osarg::path(&a.newroot)).ctx(osarg::path(&a.newroot).display())?;
     let nr = newroot.display().to_string();
     if newroot == Path::new("/") || !is_mountpoint(&newroot) {
         return Err(Error::new(&nr, "not a mount point"));
     }
-    let init = a.init.first().map(String::as_str).unwrap_or("/sbin/init");
-    if !init.starts_with('/') {
+    let argv: Vec<OsString> =
+        if a.init.is_empty() { vec![OsString::from("/sbin/init")] } else { a.init.iter().map(|s| osarg::decode(s)).collect() };
+    let init_path = Path::new(argv.first().map_or("/sbin/init".as_ref(), OsString::as_os_str));
+    let init = init_path.display().to_string();
+    if !init_path.has_root() {
         return Err(Error::usage(format!("switch-root: {init}: init must be an absolute path")));
     }
     let shown = format!("{nr}{init}");
-    let real = resolve_in_root(&newroot, init).ok_or_else(|| Error::new(&shown, "No such file or directory"))?;
+    let real = resolve_in_root(&newroot, init_path).ok_or_else(|| Error::new(&shown, "No such file or directory"))?;
     let md = std::fs::metadata(&real).ctx(&shown)?;
     if !md.is_file() || md.permissions().mode() & 0o111 == 0 {
         return Err(Error::new(&shown, "not an executable file"));
@@ -663,9 +681,9 @@ fn switch_root(a: &SwitchArgs) -> Result<std::convert::Infallible> {
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(format!("move {nr} to /"))?;
     nix::unistd::chroot(".").ctx(&nr)?;
     nix::unistd::chdir("/").ctx("/")?;
-    let argv: Vec<CString> = if a.init.is_empty() { vec![init.to_owned()] } else { a.init.clone() }
+    let argv: Vec<CString> = argv
         .into_iter()
-        .map(|s| CString::new(s).map_err(|_| Error::usage("switch-root: argument with a NUL byte")))
+        .map(|s| CString::new(s.into_vec()).map_err(|_| Error::usage("switch-root: argument with a NUL byte")))
         .collect::<Result<_>>()?;
     let Err(e) = nix::unistd::execv(&argv[0], &argv);
     Err(Error::sys(init, e))
@@ -746,11 +764,11 @@ mod tests {
         std::os::unix::fs::symlink("../lib/systemd/../systemd/systemd", root.join("sbin/rel")).unwrap();
         std::os::unix::fs::symlink("/../../../sbin/loop", root.join("sbin/loop")).unwrap();
         let want = root.join("lib/systemd/systemd");
-        assert_eq!(resolve_in_root(&root, "/sbin/init").unwrap(), want);
-        assert_eq!(resolve_in_root(&root, "/sbin/rel").unwrap(), want);
-        assert_eq!(resolve_in_root(&root, "/../../sbin/./init").unwrap(), want);
-        assert_eq!(resolve_in_root(&root, "/sbin/loop"), None);
-        assert_eq!(resolve_in_root(&root, "/sbin/missing"), None);
+        assert_eq!(resolve_in_root(&root, Path::new("/sbin/init")).unwrap(), want);
+        assert_eq!(resolve_in_root(&root, Path::new("/sbin/rel")).unwrap(), want);
+        assert_eq!(resolve_in_root(&root, Path::new("/../../sbin/./init")).unwrap(), want);
+        assert_eq!(resolve_in_root(&root, Path::new("/sbin/loop")), None);
+        assert_eq!(resolve_in_root(&root, Path::new("/sbin/missing")), None);
         std::fs::remove_dir_all(root).unwrap();
     }
 

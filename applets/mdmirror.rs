@@ -159,14 +159,14 @@ fn build(a: &BuildArgs) -> Result<()> {
         if dev == "missing" {
             continue;
         }
-        let (ma, mi) = crate::fsutil::block_dev(dev)?;
+        let (ma, mi) = crate::fsutil::block_dev(crate::osarg::path(dev))?;
         if present.iter().any(|&(_, _, a, b): &(usize, &String, u32, u32)| (a, b) == (ma, mi)) {
             return Err(Error::new(dev.as_str(), "given twice"));
         }
         if ma == md::MD_MAJOR && mi == minor {
             return Err(Error::new(dev.as_str(), "is the array itself"));
         }
-        check_not_in_use(dev)?;
+        check_not_in_use(crate::osarg::path(dev))?;
         present.push((slot, dev, ma, mi));
     }
     if present.is_empty() {
@@ -231,8 +231,9 @@ fn build(a: &BuildArgs) -> Result<()> {
 fn add(a: &AddArgs) -> Result<()> {
     let md = open_existing(&a.md)?;
     let path = path_of(&md);
-    hot_add(&md, &a.dev)?;
-    say(&format!("{path}: added {}; recovery runs in the background ('mdmirror wait {path}')\n", a.dev));
+    let dev = crate::osarg::path(&a.dev);
+    hot_add(&md, &dev)?;
+    say(&format!("{path}: added {}; recovery runs in the background ('mdmirror wait {path}')\n", dev.display()));
     Ok(())
 }
 
@@ -262,8 +263,9 @@ fn wait(a: &WaitArgs) -> Result<()> {
 
 fn remove(a: &RemoveArgs) -> Result<()> {
     let md = open_existing(&a.md)?;
-    remove_member(&md, &a.dev)?;
-    say(&format!("{}: removed {}\n", path_of(&md), a.dev));
+    let dev = crate::osarg::path(&a.dev);
+    remove_member(&md, &dev)?;
+    say(&format!("{}: removed {}\n", path_of(&md), dev.display()));
     Ok(())
 }
 

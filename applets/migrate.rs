@@ -23,6 +23,7 @@
 
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
+use crate::osarg;
 use crate::mountinfo;
 use crate::raid;
 use crate::snapshot;
@@ -151,7 +152,7 @@ fn live_devices(live_state: &[(String, String)], md_dev: (u32, u32)) -> Vec<((u3
     let mut out: Vec<((u32, u32), String)> = Vec::new();
     let mut todo = vec![(md_dev, format!("the live array {}", kname(md_dev)))];
     for (key, what) in [("medium", "the live medium"), ("squash_loop", "the squashfs loop"), ("rootfs_loop", "the root image loop")] {
-        if let Ok(d) = fsutil::block_dev(&get(key)) {
+        if let Ok(d) = fsutil::block_dev(get(key)) {
             todo.push((d, format!("{what} {}", get(key))));
         }
     }
@@ -182,8 +183,10 @@ fn mounts_of(dev: (u32, u32)) -> Vec<(String, String)> {
 }
 
 fn preflight(a: &Args) -> Result<Live> {
-    let t = a.target.as_str();
-    let target = fsutil::block_dev(t)?;
+    let tp = osarg::path(&a.target);
+    let shown = tp.display().to_string();
+    let t = shown.as_str();
+    let target = fsutil::block_dev(&tp)?;
     let st = state::load(state::DEFAULT_PATH)?;
     let get = |k: &str| state::lookup(&st, k);
     if get("md").is_empty() {
@@ -251,7 +254,7 @@ fn preflight(a: &Args) -> Result<Live> {
             return Err(Error::new(t, format!("{it}is held by {}", holders.join(", "))));
         }
     }
-    raid::check_not_in_use(t)?;
+    raid::check_not_in_use(&tp)?;
     let target_bytes = fsutil::block_size_bytes(target.0, target.1)?;
     let array_kib: u64 = md::attr(&md.name, "component_size")?.parse().unwrap_or(0);
     if target_bytes / 1024 < array_kib {
@@ -330,7 +333,9 @@ impl Drop for Speed {
 fn copy(a: &Args, live: &Live) -> Result<()> {
     use nix::sys::signal::{SigSet, Signal};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
-    let t = a.target.as_str();
+    let tp = osarg::path(&a.target);
+    let shown = tp.display().to_string();
+    let t = shown.as_str();
     let md = &live.md;
     let name = md.name.clone();
     let path = raid::path_of(md);
@@ -346,7 +351,7 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
     let raised = raid::set_raid_disks(md, 2)?;
     let undo = |why: Error| -> Error {
         let mut msg = why.reason.clone();
-        match raid::remove_member(md, t) {
+        match raid::remove_member(md, &tp) {
             Ok(()) => {}
             Err(e) if e.reason.starts_with("not a member") => {}
             Err(e) => msg.push_str(&format!("; could not take {t} out again: {e}")),
@@ -359,7 +364,7 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
         Error::new(why.object, msg)
     };
     let speed = Speed::raise(&name, a.speed_max).map_err(&undo)?;
-    raid::hot_add(md, t).map_err(&undo)?;
+    raid::hot_add(md, &tp).map_err(&undo)?;
     say(&format!(
         "migrate: {path}: copying {} onto {t} ({}); the live system keeps running\n",
         mib(live.array_kib * 1024),
@@ -445,6 +450,7 @@ fn switch_sequence(ops: &mut dyn SwitchOps, grow: bool, release: bool) -> Result
 struct RealSwitch<'a> {
     live: &'a Live,
     target: &'a str,
+    target_path: &'a std::path::Path,
 }
 
 impl SwitchOps for RealSwitch<'_> {
@@ -458,8 +464,8 @@ impl SwitchOps for RealSwitch<'_> {
         }
         // fsync of a block device writes its cache and sends a cache flush: md passes it to
         // every member; TARGET's own then covers what md wrote there without the page cache.
-        for dev in [path.as_str(), self.target] {
-            let f = std::fs::File::open(dev).ctx(dev)?;
+        for (file, dev) in [(std::path::Path::new(&path), path.as_str()), (self.target_path, self.target)] {
+            let f = std::fs::File::open(file).ctx(dev)?;
             f.sync_all().map_err(|e| Error::new(dev, format!("cannot flush: {}; live-rw kept", crate::error::io_reason(&e))))?;
         }
         say(&format!("migrate: {path}: flushed to {}\n", self.target));
@@ -495,13 +501,15 @@ impl SwitchOps for RealSwitch<'_> {
 }
 
 fn switch_over(a: &Args, live: &Live) -> Result<()> {
-    let t = a.target.as_str();
+    let tp = osarg::path(&a.target);
+    let shown = tp.display().to_string();
+    let t = shown.as_str();
     let path = raid::path_of(&live.md);
     // 4. Only now, with the target in sync and flushed, may live-rw go. 5. Grow. 6. Release.
-    let grow_failed = switch_sequence(&mut RealSwitch { live, target: t }, !a.no_grow, !a.keep_live)?;
+    let grow_failed = switch_sequence(&mut RealSwitch { live, target: t, target_path: &tp }, !a.no_grow, !a.keep_live)?;
 
     // 7. What the user has now.
-    let f = std::fs::File::open(t).ok().and_then(|f| crate::probe::probe(&f).ok().flatten());
+    let f = std::fs::File::open(&tp).ok().and_then(|f| crate::probe::probe(&f).ok().flatten());
     let (fstype, uuid, label) = match &f {
         Some(f) => (f.fstype, f.uuid.clone().unwrap_or_default(), f.label.clone().unwrap_or_default()),
         None => ("unknown", String::new(), String::new()),

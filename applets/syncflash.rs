@@ -79,6 +79,7 @@
 use crate::digest::{hex, Progress};
 use crate::error::{Code, Context, Error, Result};
 use crate::manifest;
+use crate::osarg;
 use crate::pairs::{self, Files, Pair, Trusted, SUFFIXES, SUMS};
 use crate::state;
 use argh::FromArgs;
@@ -183,12 +184,13 @@ pub fn run(argv: &[String]) -> Result<()> {
     if a.image.is_some() != a.manifest.is_some() {
         return Err(Error::usage("--image and --manifest go together\nTry 'syncflash --help' for more information."));
     }
-    let state_path = a.state.clone().unwrap_or_else(|| state::DEFAULT_PATH.to_owned());
-    let st = state::load(&state_path)?;
+    let state_file = a.state.as_deref().map_or_else(|| PathBuf::from(state::DEFAULT_PATH), osarg::path);
+    let state_path = state_file.display().to_string();
+    let st = state::load(&state_file)?;
     let get = |k: &str| state::lookup(&st, k).to_owned();
 
     // The key the boot trusts: a recorded one that cannot be read is a refusal, never "no key".
-    let key_path = a.pubkey_file.clone().or_else(|| Some(get("pubkey")).filter(|k| !k.is_empty()));
+    let key_path = a.pubkey_file.as_deref().map(osarg::path).or_else(|| Some(PathBuf::from(get("pubkey"))).filter(|k| !k.as_os_str().is_empty()));
     let key = match &key_path {
         Some(k) => Some(manifest::pubkey_from_file(k).map_err(|e| Error::new(e.object, format!("{} (the public key); nothing written", e.reason)))?),
         None => None,
@@ -196,7 +198,7 @@ pub fn run(argv: &[String]) -> Result<()> {
 
     // The new pair.
     let (image, manifest_path) = match (&a.image, &a.manifest) {
-        (Some(i), Some(m)) => (i.clone(), m.clone()),
+        (Some(i), Some(m)) => (osarg::path(i), osarg::path(m)),
         _ => {
             let f = get("image_file");
             if f.is_empty() {
@@ -206,15 +208,15 @@ pub fn run(argv: &[String]) -> Result<()> {
                 ));
             }
             let dir = Path::new(&f).parent().map(|d| d.to_path_buf()).unwrap_or_default();
-            (f, show(&dir.join(SUMS)))
+            (PathBuf::from(f), dir.join(SUMS))
         }
     };
     let files = Files {
-        image: PathBuf::from(&image),
-        manifest: PathBuf::from(&manifest_path),
-        sig: PathBuf::from(a.sig.clone().unwrap_or_else(|| format!("{manifest_path}.minisig"))),
-        verity: PathBuf::from(format!("{image}{}", pairs::VERITY)),
-        roothash: PathBuf::from(format!("{image}{}", pairs::ROOTHASH)),
+        image: image.clone(),
+        manifest: manifest_path.clone(),
+        sig: a.sig.as_deref().map_or_else(|| with_suffix(&manifest_path, ".minisig"), osarg::path),
+        verity: with_suffix(&image, pairs::VERITY),
+        roothash: with_suffix(&image, pairs::ROOTHASH),
     };
 
     // Where it goes.
@@ -231,8 +233,8 @@ pub fn run(argv: &[String]) -> Result<()> {
         return Err(Error::usage(format!("--dest: '{dest}' is not a file path on the medium")));
     }
     let (root, private) = match (&a.medium, get("medium_mount")) {
-        (Some(m), _) => (m.clone(), false),
-        (None, m) if !m.is_empty() => (m, false),
+        (Some(m), _) => (osarg::path(m), false),
+        (None, m) if !m.is_empty() => (PathBuf::from(m), false),
         (None, _) => {
             let dev = get("medium");
             if dev.is_empty() {
@@ -241,13 +243,13 @@ pub fn run(argv: &[String]) -> Result<()> {
             if !Path::new(&dev).exists() {
                 return Err(Error::new(&dev, "the medium is missing (unplugged?)"));
             }
-            (PRIVATE_MOUNT.to_owned(), true)
+            (PathBuf::from(PRIVATE_MOUNT), true)
         }
     };
 
     // The boot (or imgfetch) already hashed the image it booted: no second pass over it then;
     // the read-back from the card is checked against the manifest all the same.
-    let vouched = (get("image_file") == image && matches!(get("verified").as_str(), "sha256" | "sig"))
+    let vouched = (Path::new(&get("image_file")) == image && matches!(get("verified").as_str(), "sha256" | "sig"))
         .then(|| crate::digest::parse_sha256(get("image_sha256").as_bytes()))
         .flatten();
     let src = read_source(files, &name, key.as_ref(), vouched).map_err(|e| {
@@ -269,10 +271,17 @@ pub fn run(argv: &[String]) -> Result<()> {
         let _ = nix::mount::umount(PRIVATE_MOUNT);
     }
     let done = res?;
-    if done && a.medium.is_none() && Path::new(&state_path).exists() {
-        state::set(&state_path, &[("medium_pair".to_owned(), "primary".to_owned())])?;
+    if done && a.medium.is_none() && state_file.exists() {
+        state::set(&state_file, &[("medium_pair".to_owned(), "primary".to_owned())])?;
     }
     Ok(())
+}
+
+/// `path` with `suffix` appended to its last component, bytes kept.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 /// Check the new pair where it is: manifest (signature with a key, binding of `name`,
@@ -308,11 +317,10 @@ fn pair_trusted(p: &Pair, key: Option<&PublicKey>, booted: bool) -> Result<Trust
 }
 
 /// Everything after the source checked. Ok(true) when the flash now holds the new pair.
-fn sync(a: &Args, src: &Source, key: Option<&PublicKey>, root: &str, rel_dir: &str, name: &str, booted_pair: &str) -> Result<bool> {
+fn sync(a: &Args, src: &Source, key: Option<&PublicKey>, rootp: &Path, rel_dir: &str, name: &str, booted_pair: &str) -> Result<bool> {
     step("preflight");
-    let rootp = Path::new(root);
     if !rootp.is_dir() {
-        return Err(Error::new(root, "the medium is missing (not a directory)"));
+        return Err(Error::new(show(rootp), "the medium is missing (not a directory)"));
     }
     let dir = rootp.join(rel_dir);
     if !dir.is_dir() {
@@ -394,11 +402,11 @@ fn sync(a: &Args, src: &Source, key: Option<&PublicKey>, root: &str, rel_dir: &s
     }
 
     step("remount-rw");
-    let remounted = remount(root, false)?;
+    let remounted = remount(rootp, false)?;
     let res = write_and_rotate(a, src, key, &dir, name, keeper, &doomed);
     if remounted {
         step("remount-ro");
-        let r = remount(root, true);
+        let r = remount(rootp, true);
         if res.is_ok() {
             r?;
         }
@@ -584,9 +592,9 @@ fn write_small(p: &Path, data: &[u8]) -> Result<()> {
 /// card, not from the cache. `hook`: announce the `write-half` step (the image copy).
 fn copy_file(from: &Path, to: &Path, progress: bool, hook: bool) -> Result<()> {
     use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as Adv};
-    let from_s = show(from);
-    let from = from_s.as_str();
-    let mut src = File::open(from).ctx(from)?;
+    let mut src = File::open(from).ctx(from.display())?;
+    let from = show(from);
+    let from = from.as_str();
     let size = src.metadata().ctx(from)?.len();
     let _ = posix_fadvise(src.as_raw_fd(), 0, 0, Adv::POSIX_FADV_SEQUENTIAL);
     let mut dst = create(to)?;
@@ -634,9 +642,9 @@ fn mount_ro_state(dir: &Path) -> Option<bool> {
 /// Remount the medium read-write (`ro` false) if it is a read-only mount, or back read-only.
 /// Returns whether the read-write remount was done. A directory that is not a mount point is
 /// used as it is.
-fn remount(root: &str, ro: bool) -> Result<bool> {
+fn remount(root: &Path, ro: bool) -> Result<bool> {
     use nix::mount::{mount, MsFlags};
-    let dir = std::fs::canonicalize(root).ctx(root)?;
+    let dir = std::fs::canonicalize(root).ctx(root.display())?;
     let Some(is_ro) = mount_ro_state(&dir) else { return Ok(false) };
     if ro {
         return match mount(None::<&str>, &dir, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>) {

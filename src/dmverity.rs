@@ -15,6 +15,7 @@ use crate::verity::{self, OnCorruption, Params};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
 
 /// What [`create`] made (for Rust callers such as liveinit; the applet needs none of it).
 #[allow(dead_code)]
@@ -30,25 +31,29 @@ pub struct Mapped {
 
 /// One input: a block device as is, or a regular file attached to a read-only loop.
 struct Input {
-    path: String,
+    path: PathBuf,
     size: u64,
     is_file: bool,
 }
 
-fn input(path: &str) -> Result<Input> {
-    let f = File::open(path).ctx(path)?;
+fn input(file: &Path) -> Result<Input> {
+    let path = file.display().to_string();
+    let path = path.as_str();
+    let f = File::open(file).ctx(path)?;
     let ft = f.metadata().ctx(path)?.file_type();
     if !ft.is_file() && !ft.is_block_device() {
         return Err(Error::new(path, "not a regular file or block device"));
     }
     let size = input_size(&f).ok_or_else(|| Error::new(path, "cannot tell its size"))?;
-    Ok(Input { path: path.to_owned(), size, is_file: ft.is_file() })
+    Ok(Input { path: file.to_path_buf(), size, is_file: ft.is_file() })
 }
 
 /// Read and parse the superblock at the start of `path`; errors name the file.
-pub fn read_superblock(path: &str) -> Result<verity::Superblock> {
+pub fn read_superblock(file: &Path) -> Result<verity::Superblock> {
+    let path = file.display().to_string();
+    let path = path.as_str();
     let mut b = Vec::with_capacity(verity::SB_SIZE);
-    File::open(path).ctx(path)?.take(verity::SB_SIZE as u64).read_to_end(&mut b).ctx(path)?;
+    File::open(file).ctx(path)?.take(verity::SB_SIZE as u64).read_to_end(&mut b).ctx(path)?;
     verity::parse_superblock(&b).map_err(|e| Error::verify(path, e.reason))
 }
 
@@ -76,9 +81,9 @@ fn device_for(i: &Input, undo: &mut Undo) -> Result<String> {
         let setup = loopdev::Setup { read_only: true, ..Default::default() };
         // Not autoclear yet: with no opener the kernel would clear it at once. Marked once the
         // table holds it.
-        let dev = loopdev::attach(std::path::Path::new(&i.path), &setup)?;
+        let dev = loopdev::attach(&i.path, &setup)?;
         undo.loops.push(dev.clone());
-        dev
+        PathBuf::from(dev)
     } else {
         i.path.clone()
     };
@@ -88,12 +93,14 @@ fn device_for(i: &Input, undo: &mut Undo) -> Result<String> {
 
 /// Map `name` (uuid `uuid`) through a `verity` target over `data` and `hash` (files or block
 /// devices) under `root_hash`, loaded read-only, with `/dev/mapper/NAME`.
-pub fn create(name: &str, uuid: &str, data: &str, hash: &str, root_hash: &[u8], on: OnCorruption) -> Result<Mapped> {
-    let d = input(data)?;
-    let h = input(hash)?;
-    let sb = read_superblock(hash)?;
+pub fn create(name: &str, uuid: &str, data_path: &Path, hash_path: &Path, root_hash: &[u8], on: OnCorruption) -> Result<Mapped> {
+    let d = input(data_path)?;
+    let h = input(hash_path)?;
+    let sb = read_superblock(hash_path)?;
+    let (data, hash) = (data_path.display().to_string(), hash_path.display().to_string());
+    let (data, hash) = (data.as_str(), hash.as_str());
     let params = verity::table_params(hash, &sb, d.size, d.is_file, h.size, root_hash)?;
-    check_top(&params, data, hash)?;
+    check_top(&params, data_path, hash_path)?;
     let ctl = Control::open()?;
     if ctl.info(name)?.is_some() {
         return Err(Error::new(name, "a device-mapper device with this name already exists"));
@@ -139,22 +146,23 @@ pub fn create(name: &str, uuid: &str, data: &str, hash: &str, root_hash: &[u8], 
 }
 
 /// One block read before anything is made: the block under the root hash must hash to it.
-fn check_top(p: &Params, data: &str, hash: &str) -> Result<()> {
+fn check_top(p: &Params, data_path: &Path, hash_path: &Path) -> Result<()> {
     use std::io::{Seek, SeekFrom};
-    let (path, off, len) = match p.top() {
-        verity::Top::Hash(off, len) => (hash, off, len),
-        verity::Top::Data(off, len) => (data, off, len),
+    let (data, hash) = (data_path.display().to_string(), hash_path.display().to_string());
+    let (file, path, off, len) = match p.top() {
+        verity::Top::Hash(off, len) => (hash_path, &hash, off, len),
+        verity::Top::Data(off, len) => (data_path, &data, off, len),
     };
     let mut block = vec![0u8; len];
-    let mut f = File::open(path).ctx(path)?;
+    let mut f = File::open(file).ctx(path)?;
     f.seek(SeekFrom::Start(off)).ctx(path)?;
     f.read_exact(&mut block).ctx(path)?;
     if p.top_matches(&block) {
         return Ok(());
     }
     Err(match p.top() {
-        verity::Top::Hash(..) => Error::verify(hash, "hash tree does not match the root hash (wrong root hash, or a corrupt tree)"),
-        verity::Top::Data(..) => Error::verify(data, "data block 0 does not match the root hash"),
+        verity::Top::Hash(..) => Error::verify(&hash, "hash tree does not match the root hash (wrong root hash, or a corrupt tree)"),
+        verity::Top::Data(..) => Error::verify(&data, "data block 0 does not match the root hash"),
     })
 }
 
@@ -187,7 +195,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let h = dir.join("h");
         std::fs::write(&h, b"not a superblock").unwrap();
-        let e = read_superblock(h.to_str().unwrap()).unwrap_err();
+        let e = read_superblock(&h).unwrap_err();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(e.exit_code(), 3);
         assert!(e.to_string().ends_with("/h: shorter than 512 bytes"), "{e}");

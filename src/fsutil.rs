@@ -16,10 +16,11 @@ pub fn write_attr(path: impl AsRef<std::path::Path>, value: &str) -> Result<()> 
 }
 
 /// (major, minor) of a block device node; errors name the path.
-pub fn block_dev(path: &str) -> Result<(u32, u32)> {
-    let md = std::fs::metadata(path).ctx(path)?;
+pub fn block_dev(path: impl AsRef<std::path::Path>) -> Result<(u32, u32)> {
+    let path = path.as_ref();
+    let md = std::fs::metadata(path).ctx(path.display())?;
     if !md.file_type().is_block_device() {
-        return Err(Error::new(path, "not a block device"));
+        return Err(Error::new(path.display().to_string(), "not a block device"));
     }
     let rdev = md.rdev();
     Ok((nix::sys::stat::major(rdev) as u32, nix::sys::stat::minor(rdev) as u32))

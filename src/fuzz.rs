@@ -108,7 +108,7 @@ fn fixture(name: &str) -> Vec<u8> {
 /// The fixture manifest and key, read once (the minisign target runs them thousands of times).
 fn signed() -> &'static (Vec<u8>, Option<minisign_verify::PublicKey>) {
     static S: std::sync::OnceLock<(Vec<u8>, Option<minisign_verify::PublicKey>)> = std::sync::OnceLock::new();
-    S.get_or_init(|| (fixture("SHA256SUMS"), crate::manifest::pubkey_from_file(&format!("{FIX}minisign.pub")).ok()))
+    S.get_or_init(|| (fixture("SHA256SUMS"), crate::manifest::pubkey_from_file(format!("{FIX}minisign.pub").as_ref()).ok()))
 }
 
 fn seeds_manifest() -> Vec<Vec<u8>> {

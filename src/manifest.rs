@@ -41,16 +41,17 @@ impl Manifest {
 }
 
 /// Read a manifest (or `-` for stdin), refusing more than [`MAX_SIZE`] bytes.
-pub fn read(path: &str) -> Result<Vec<u8>> {
+pub fn read(path: &std::path::Path) -> Result<Vec<u8>> {
     let mut data = Vec::new();
-    let src: Box<dyn Read> = if path == "-" {
+    let shown = path.display().to_string();
+    let src: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::fs::File::open(path).ctx(path)?)
+        Box::new(std::fs::File::open(path).ctx(&shown)?)
     };
-    src.take(MAX_SIZE + 1).read_to_end(&mut data).ctx(path)?;
+    src.take(MAX_SIZE + 1).read_to_end(&mut data).ctx(&shown)?;
     if data.len() as u64 > MAX_SIZE {
-        return Err(Error::verify(path, "manifest is larger than 1 MiB"));
+        return Err(Error::verify(shown, "manifest is larger than 1 MiB"));
     }
     Ok(data)
 }
@@ -217,15 +218,15 @@ pub fn pubkey_from_base64(b64: &str) -> Result<PublicKey> {
 }
 
 /// A minisign public key file (`minisign.pub`: comment line + base64 line, or the base64 alone).
-pub fn pubkey_from_file(path: &str) -> Result<PublicKey> {
-    let text = std::fs::read_to_string(path).ctx(path)?;
+pub fn pubkey_from_file(path: &std::path::Path) -> Result<PublicKey> {
+    let text = std::fs::read_to_string(path).ctx(path.display())?;
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let b64 = match lines.as_slice() {
         [key] => Some(*key),
         [comment, key] if comment.starts_with("untrusted comment:") => Some(*key),
         _ => None,
     };
-    b64.and_then(|k| PublicKey::from_base64(k).ok()).ok_or_else(|| Error::new(path, "not a minisign public key"))
+    b64.and_then(|k| PublicKey::from_base64(k).ok()).ok_or_else(|| Error::new(path.display().to_string(), "not a minisign public key"))
 }
 
 /// Check the minisign signature `sig` (text of `sig_label`) over `data`; return the signed
@@ -372,7 +373,7 @@ mod tests {
 
     #[test]
     fn minisign_vectors() {
-        let key = pubkey_from_file(&format!("{FIX}minisign.pub")).unwrap();
+        let key = pubkey_from_file(format!("{FIX}minisign.pub").as_ref()).unwrap();
         let data = fixture("SHA256SUMS");
         for sig in ["SHA256SUMS.minisig", "SHA256SUMS.legacy.minisig"] {
             let tc = verify_signature(&data, &fixture(sig), sig, &key).unwrap();
@@ -410,7 +411,7 @@ mod tests {
         assert_eq!(fail(&data, tampered.as_bytes(), &key).exit_code(), 3);
 
         // A different key.
-        let other = pubkey_from_file(&format!("{FIX}other.pub")).unwrap();
+        let other = pubkey_from_file(format!("{FIX}other.pub").as_ref()).unwrap();
         assert_eq!(
             fail(&data, &sig, &other).to_string(),
             "S.minisig: signature verification failed: made with a different key"

@@ -126,14 +126,14 @@ pub fn check_files(p: &Files, name: &str, key: Option<&PublicKey>) -> Result<Tru
     if !p.manifest.exists() {
         return Err(Error::verify(&mpath, "missing"));
     }
-    let data = manifest::read(&mpath)?;
+    let data = manifest::read(&p.manifest)?;
     let (sig, version, signed) = match key {
         Some(k) => {
             let spath = show(&p.sig);
             if !p.sig.exists() {
                 return Err(Error::verify(&spath, "missing (a public key is installed: the manifest must be signed)"));
             }
-            let sig = manifest::read(&spath)?;
+            let sig = manifest::read(&p.sig)?;
             let comment = manifest::verify_signature(&data, &sig, &spath, k)?;
             (Some(sig), manifest::version(&comment), true)
         }
@@ -253,7 +253,7 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
     fn fixture_key() -> PublicKey {
-        manifest::pubkey_from_file(&format!("{FIXTURES}/minisign.pub")).unwrap()
+        manifest::pubkey_from_file(format!("{FIXTURES}/minisign.pub").as_ref()).unwrap()
     }
 
     #[test]
@@ -291,7 +291,7 @@ mod tests {
         let t = check_manifest(&p, None).unwrap();
         assert_eq!((t.signed, t.version), (false, None));
         check_image(&p, &t, None).unwrap();
-        let other = manifest::pubkey_from_file(&format!("{FIXTURES}/other.pub")).unwrap();
+        let other = manifest::pubkey_from_file(format!("{FIXTURES}/other.pub").as_ref()).unwrap();
         std::fs::copy(format!("{FIXTURES}/SHA256SUMS.minisig"), d.join("SHA256SUMS.minisig.old")).unwrap();
         assert!(check_manifest(&p, Some(&other)).is_err());
         assert!(check_manifest(&p, Some(&fixture_key())).is_ok());

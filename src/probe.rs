@@ -560,7 +560,7 @@ pub fn partition_of(name: &str) -> Option<(String, u32)> {
     Some((parent, n))
 }
 
-pub fn open_probe(path: &str) -> std::io::Result<Option<Found>> {
+pub fn open_probe(path: &std::path::Path) -> std::io::Result<Option<Found>> {
     let f = std::fs::File::open(path)?;
     probe(&f)
 }
@@ -581,7 +581,7 @@ pub fn scan(all: bool) -> Vec<Candidate> {
     let mut out = Vec::new();
     for name in names {
         let Ok(path) = dev_node(&name) else { continue };
-        let found = open_probe(&path).ok().flatten();
+        let found = open_probe(std::path::Path::new(&path)).ok().flatten();
         let (mut partuuid, mut partlabel) = (None, None);
         if let Some((disk, n)) = partition_of(&name) {
             if !tables.iter().any(|(d, _)| *d == disk) {

@@ -6,6 +6,7 @@ use crate::error::{Context, Error, Result};
 use crate::sys::md::{self, ArrayInfo, Md};
 use nix::errno::Errno;
 use std::time::{Duration, Instant};
+use std::path::Path;
 
 /// "md7" or "/dev/md7" → ("md7", 7).
 pub fn md_name(arg: &str) -> Result<(String, u32)> {
@@ -42,9 +43,11 @@ pub fn active_info(md: &Md) -> Result<ArrayInfo> {
 
 /// Refuse a device something else holds (mounted, in another array, under dm) before md
 /// gets to see it: md's own error for that case is a bare EINVAL or EBUSY.
-pub fn check_not_in_use(path: &str) -> Result<()> {
+pub fn check_not_in_use(file: impl AsRef<Path>) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(path) {
+    let file = file.as_ref();
+    let path = file.display().to_string();
+    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(file) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
             Err(Error::new(path, "in use (mounted, or held by another array or mapping)"))
@@ -60,13 +63,16 @@ pub fn dev_kib(major: u32, minor: u32) -> Result<u64> {
 
 /// Hot-add `dev` into a free slot of a running raid1 (HOT_ADD_DISK, never the SYNC flag: md
 /// copies the data onto it). Refuses a full array, a member, a too-small or busy device.
-pub fn hot_add(md: &Md, dev: &str) -> Result<()> {
+pub fn hot_add(md: &Md, file: impl AsRef<Path>) -> Result<()> {
+    let file = file.as_ref();
+    let dev = file.display().to_string();
+    let dev = dev.as_str();
     let path = path_of(md);
     let info = active_info(md)?;
     if info.level != 1 {
         return Err(Error::new(path, "not a raid1"));
     }
-    let (ma, mi) = crate::fsutil::block_dev(dev)?;
+    let (ma, mi) = crate::fsutil::block_dev(file)?;
     if md::members(&md.name)?.iter().any(|m| (m.major, m.minor) == (ma, mi)) {
         return Err(Error::new(dev, format!("already a member of {path}")));
     }
@@ -85,7 +91,7 @@ pub fn hot_add(md: &Md, dev: &str) -> Result<()> {
     if have < need {
         return Err(Error::new(dev, format!("too small: {have} KiB, {path} needs {need} KiB")));
     }
-    check_not_in_use(dev)?;
+    check_not_in_use(file)?;
     md.hot_add(ma, mi).map_err(|e| match e {
         Errno::ENOSPC => Error::new(dev, format!("too small for {path}")),
         Errno::EINVAL => Error::new(dev, format!("{path} refused it (in use, gone, or unusable)")),
@@ -147,13 +153,15 @@ pub fn sync_done(name: &str, idle_since: &mut Option<std::time::Instant>) -> Res
 }
 
 /// A member named by device path, or by kernel name when its node is gone.
-pub fn find_member(md: &Md, dev: &str) -> Result<md::Member> {
+pub fn find_member(md: &Md, file: impl AsRef<Path>) -> Result<md::Member> {
+    let file = file.as_ref();
+    let dev = file.display().to_string();
     let members = md::members(&md.name)?;
-    let found = match crate::fsutil::block_dev(dev) {
+    let found = match crate::fsutil::block_dev(file) {
         Ok(devno) => members.into_iter().find(|m| (m.major, m.minor) == devno),
         Err(e) => {
-            let base = dev.rsplit('/').next().unwrap_or(dev);
-            match members.into_iter().find(|m| m.name == base) {
+            let base = file.file_name().unwrap_or(file.as_os_str());
+            match members.into_iter().find(|m| base == m.name.as_str()) {
                 Some(m) => Some(m),
                 None => return Err(e),
             }
@@ -163,11 +171,14 @@ pub fn find_member(md: &Md, dev: &str) -> Result<md::Member> {
 }
 
 /// Fail (unless already faulty) and remove member `dev`; never the last in-sync one.
-pub fn remove_member(md: &Md, dev: &str) -> Result<()> {
+pub fn remove_member(md: &Md, file: impl AsRef<Path>) -> Result<()> {
     use std::time::Duration;
+    let file = file.as_ref();
+    let dev = file.display().to_string();
+    let dev = dev.as_str();
     let path = path_of(md);
     active_info(md)?;
-    let m = find_member(md, dev)?;
+    let m = find_member(md, file)?;
     if !m.has("faulty") {
         let in_sync = md::members(&md.name)?.iter().filter(|x| !x.has("faulty") && x.has("in_sync")).count();
         if m.has("in_sync") && in_sync <= 1 {

@@ -17,9 +17,10 @@ pub fn meminfo(key: &str) -> Result<u64> {
 }
 
 /// Size of a file or block device (seeking to the end answers for both).
-pub fn file_size(path: &str) -> Result<u64> {
-    let mut f = File::open(path).ctx(path)?;
-    f.seek(SeekFrom::End(0)).ctx(path)
+pub fn file_size(path: impl AsRef<Path>) -> Result<u64> {
+    let path = path.as_ref();
+    let mut f = File::open(path).ctx(path.display())?;
+    f.seek(SeekFrom::End(0)).ctx(path.display())
 }
 
 /// Refuse when copying `need` bytes would leave less than `minmem_mib` MiB of RAM available.

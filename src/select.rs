@@ -213,7 +213,7 @@ fn copy_to_ram(p: &Pair, ram: &Ram) -> Result<Copied> {
     let files: Vec<PathBuf> = p.files().into_iter().filter(|f| f.exists()).collect();
     let mut need = 0u64;
     for f in &files {
-        need = need.saturating_add(ramcopy::file_size(&show(f))?);
+        need = need.saturating_add(ramcopy::file_size(f)?);
     }
     ramcopy::check_mem(&img, need, ram.minmem)?;
     // Size the tmpfs to what RAM can spare, not to this pair: a larger `.old`, or an image

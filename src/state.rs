@@ -36,6 +36,7 @@
 //! half-written state.
 
 use crate::error::{Context, Error, Result};
+use std::path::Path;
 
 pub const DEFAULT_PATH: &str = "/run/live/state";
 
@@ -54,11 +55,12 @@ pub fn check(key: &str, value: &str) -> Result<()> {
 }
 
 /// All entries in file order. A missing file is an empty state.
-pub fn load(path: &str) -> Result<Vec<(String, String)>> {
+pub fn load(path: impl AsRef<Path>) -> Result<Vec<(String, String)>> {
+    let path = path.as_ref();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(path, &e)),
+        Err(e) => return Err(Error::io(path.display().to_string(), &e)),
     };
     Ok(parse(&text))
 }
@@ -73,7 +75,7 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn get(path: &str, key: &str) -> Result<Option<String>> {
+pub fn get(path: impl AsRef<Path>, key: &str) -> Result<Option<String>> {
     Ok(lookup_opt(&load(path)?, key).map(str::to_owned))
 }
 
@@ -88,11 +90,12 @@ pub fn lookup<'a>(entries: &'a [(String, String)], key: &str) -> &'a str {
 }
 
 /// Set (or replace) entries, keeping the others in place; new keys go at the end.
-pub fn set(path: &str, updates: &[(String, String)]) -> Result<()> {
+pub fn set(path: impl AsRef<Path>, updates: &[(String, String)]) -> Result<()> {
+    let p = path.as_ref();
     for (k, v) in updates {
         check(k, v)?;
     }
-    let mut all = load(path)?;
+    let mut all = load(p)?;
     for (k, v) in updates {
         match all.iter_mut().find(|(ek, _)| ek == k) {
             Some(e) => e.1 = v.clone(),
@@ -106,13 +109,13 @@ pub fn set(path: &str, updates: &[(String, String)]) -> Result<()> {
         text.push_str(v);
         text.push('\n');
     }
-    let p = std::path::Path::new(path);
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).ctx(dir.display())?;
     }
-    let tmp = format!("{path}.tmp");
-    std::fs::write(&tmp, text).ctx(&tmp)?;
-    std::fs::rename(&tmp, path).ctx(path)
+    let mut tmp = p.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text).ctx(Path::new(&tmp).display())?;
+    std::fs::rename(&tmp, p).ctx(p.display())
 }
 
 #[cfg(test)]

@@ -617,3 +617,31 @@ fn verity_usage_and_io_errors() {
     veritysetup(&e, &["format", "ref.img", "ref.img.verity", "--salt", "-", "--uuid", UUID]);
     cmp(&e, "ok.img.verity", "ref.img.verity");
 }
+
+#[test]
+fn latin1_names_are_hashed_and_checked_exactly_as_sha256sum() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new("latin1");
+    // "café" in Latin-1, inside a directory named the same way: not UTF-8 anywhere.
+    let dir = env.data().join(OsStr::from_bytes(b"d\xe9p\xf4t"));
+    fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(OsStr::from_bytes(b"caf\xe9"));
+    fs::write(&file, b"latin-1 file name\n").unwrap();
+
+    let ours = run_cmd(applet("imgcheck").arg(&file), None);
+    let theirs = Command::new("sha256sum").arg(&file).output().unwrap();
+    assert_eq!((ours.status.code(), theirs.status.code()), (Some(0), Some(0)), "{}", String::from_utf8_lossy(&ours.stderr));
+    assert_eq!(ours.stdout, theirs.stdout, "imgcheck and sha256sum disagree on the name");
+
+    // A manifest in that directory, checked from elsewhere with -c and --dir.
+    let sums = run_cmd(applet("imgcheck").arg(OsStr::from_bytes(b"caf\xe9")).current_dir(&dir), None);
+    assert_eq!(sums.status.code(), Some(0), "{}", String::from_utf8_lossy(&sums.stderr));
+    let manifest = dir.join("SHA256SUMS");
+    fs::write(&manifest, &sums.stdout).unwrap();
+    let ours = run_cmd(applet("imgcheck").arg("-c").arg(&manifest).arg("--dir").arg(&dir).current_dir(env.data()), None);
+    let theirs = Command::new("sha256sum").args(["-c", "SHA256SUMS"]).current_dir(&dir).output().unwrap();
+    assert_eq!((ours.status.code(), theirs.status.code()), (Some(0), Some(0)), "{}", String::from_utf8_lossy(&ours.stderr));
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert_eq!(ours.stdout, b"caf\xe9: OK\n");
+}

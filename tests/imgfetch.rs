@@ -356,3 +356,31 @@ fn verity_sidecars_listed_in_the_manifest_are_fetched() {
     f.assert_no_image(&o, 3, "squashfs.img.verity: checksum mismatch with the signed manifest");
     assert_eq!(std::fs::read_dir(f.p("out")).unwrap().count(), 0, "files left behind");
 }
+
+#[test]
+fn latin1_destination_directory_is_used_exactly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let f = Fx::new("latin1");
+    // "téléchargé" in Latin-1: not UTF-8.
+    let to = f.dir.0.join(OsStr::from_bytes(b"t\xe9l\xe9charg\xe9"));
+    std::fs::create_dir_all(&to).unwrap();
+    let o = std::process::Command::new(common::applet_path("imgfetch"))
+        .arg("--pubkey-file")
+        .arg(f.p("key.pub"))
+        .arg("--to")
+        .arg(&to)
+        .args(["--stall-timeout", "2", "--chunk-size", "1M"])
+        .arg(f.url("ok"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = to.join("squashfs.img");
+    let mut want = img.as_os_str().as_bytes().to_vec();
+    want.push(b'\n');
+    assert_eq!(o.stdout, want, "stdout must name the image byte for byte");
+    assert!(std::fs::read(&img).unwrap() == image(), "image bytes differ");
+    assert_eq!(std::fs::read(to.join("SHA256SUMS")).unwrap(), std::fs::read(f.p("srv/SHA256SUMS")).unwrap());
+    assert!(to.join("SHA256SUMS.minisig").exists());
+    assert!(!to.join("squashfs.img.part").exists() && !to.join("squashfs.img.part.sha256").exists());
+}

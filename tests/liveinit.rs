@@ -669,3 +669,23 @@ fn select_image_output_evaluates_in_sh() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.stdout, format!("{}|primary|0", dir.join("squashfs.img").display()));
 }
+
+#[test]
+fn latin1_file_names_reach_the_system_calls() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = TempDir::new("liveinit-latin1");
+    // "café.img" in Latin-1: not UTF-8.
+    let img = t.path().join(OsStr::from_bytes(b"caf\xe9.img"));
+    std::fs::File::create(&img).unwrap().set_len(8 << 20).unwrap();
+    let o = run(Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-L", "LIVE", "-U", "0f0e0d0c-0b0a-0908-0706-050403020100"]).arg(&img));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = run(Command::new(applet_path("liveinit")).arg("probe").arg(&img));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, format!("{}: ext4 LABEL=LIVE UUID=0f0e0d0c-0b0a-0908-0706-050403020100\n", img.display()));
+
+    let state = t.path().join(OsStr::from_bytes(b"\xe9tat"));
+    let o = run(Command::new(applet_path("liveinit")).args(["state", "set", "--file"]).arg(&state).arg("k=v"));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "k=v\n");
+}

@@ -697,3 +697,30 @@ fn killed_at_any_step_a_signed_pair_with_sidecars_remains() {
         );
     }
 }
+
+#[test]
+fn latin1_medium_and_source_paths_are_used_exactly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new("latin1");
+    env.version(1, 200_000);
+    // A medium mounted at ".../clé" and a source in ".../café", both Latin-1 (not UTF-8).
+    let medium = env.dir.join(OsStr::from_bytes(b"cl\xe9"));
+    std::fs::create_dir_all(medium.join("LiveOS")).unwrap();
+    let src = env.dir.join(OsStr::from_bytes(b"caf\xe9"));
+    std::fs::rename(env.dir.join("src/v1"), &src).unwrap();
+    let o = Command::new(env.dir.join("syncflash"))
+        .arg("--medium")
+        .arg(&medium)
+        .arg("--image")
+        .arg(src.join("squashfs.img"))
+        .arg("--manifest")
+        .arg(src.join("SHA256SUMS"))
+        .env_remove("LIVEROOT_SYNCFLASH_PAUSE_AT")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    for f in ["squashfs.img", "SHA256SUMS", "SHA256SUMS.minisig"] {
+        assert_eq!(std::fs::read(medium.join("LiveOS").join(f)).unwrap(), std::fs::read(src.join(f)).unwrap(), "{f}");
+    }
+}
