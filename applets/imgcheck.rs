@@ -32,10 +32,11 @@
 //! Exit: 0 ok, 1 I/O failure, 2 usage, 3 verification failed (mismatch, missing listed file,
 //! malformed manifest, bad signature, verity mismatch).
 
-use crate::digest::{hash_file, hex, input_size, Hasher, Progress};
+use crate::digest::{hash_file, hex, input_size, progress_wanted, Hasher};
 use crate::error::{Context, Error, Result};
 use crate::manifest;
 use crate::osarg;
+use crate::progress::Progress;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
@@ -217,9 +218,9 @@ fn open_input(name: &str) -> std::io::Result<File> {
 fn digest(file: &File, label: &str, crc32: bool, progress: Option<bool>) -> std::io::Result<crate::digest::Digests> {
     let size = input_size(file);
     let mut p = match progress {
-        Some(true) => Some(Progress::new(label, size)),
+        Some(true) => Some(Progress::on_stderr(label, size)),
         Some(false) => None,
-        None => Progress::wanted(size).then(|| Progress::new(label, size)),
+        None => progress_wanted(size).then(|| Progress::on_stderr(label, size)),
     };
     let mut h = Hasher::new(crc32);
     hash_file(file, &mut h, p.as_mut())?;

@@ -28,14 +28,15 @@
 //! no RAM), 2 usage, 3 verification failed (signature, checksum, rollback), 4 network failure,
 //! 5 already up to date.
 
-use crate::digest::{hex, size_str, Hasher};
+use crate::digest::{hex, Hasher};
 use crate::error::{Code, Context, Error, Result};
 use crate::http::{self, Limits, Response};
 use crate::manifest;
 use crate::osarg;
+use crate::progress::{size_str, Progress};
 use std::path::{Path, PathBuf};
 use std::fs::{File, OpenOptions};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 pub const SUMMARY: &str = "fetch a newer signed image over HTTP, verified while it streams";
@@ -66,7 +67,7 @@ authenticity comes from the minisign signature, not from the transport.
   --stall-timeout S     give up on a connection that sends nothing for S s (default 15)
   --retries N           failed requests in a row before giving up (default 5)
   --chunk-size SIZE     bytes per Range request (default 16M)
-  --progress            bytes, MiB/s and ETA on stderr
+  --progress            bytes, percent, rate and ETA on stderr
   -h, --help            show this help
 
 Exit status: 0 fetched and verified, 1 failure (no space, no RAM), 2 usage,
@@ -307,7 +308,7 @@ struct Sink {
     file: File,
     hasher: Hasher,
     pos: u64,
-    meter: Option<Meter>,
+    meter: Option<Progress>,
     name: String,
     stall: u64,
     /// The most a body of unknown length may bring, and what sets that limit.
@@ -363,68 +364,13 @@ impl Sink {
             self.pos += n as u64;
             got += n as u64;
             if let Some(m) = self.meter.as_mut() {
-                m.tick(self.pos);
+                m.update(self.pos);
             }
         }
         if let Some(w) = want.filter(|&w| got < w) {
             return Err((Error::network(url, format!("connection closed after {got} of {w} bytes")), got > 0));
         }
         Ok(())
-    }
-}
-
-/// Progress: one updating line on a terminal, otherwise a line per 10 %.
-struct Meter {
-    label: String,
-    total: Option<u64>,
-    tty: bool,
-    start: Instant,
-    next: Instant,
-    next_pct: u64,
-    from: u64,
-}
-
-impl Meter {
-    fn new(label: &str, total: Option<u64>, from: u64) -> Meter {
-        let now = Instant::now();
-        Meter { label: label.into(), total, tty: std::io::stderr().is_terminal(), start: now, next: now, next_pct: 10, from }
-    }
-
-    fn line(&self, done: u64) -> String {
-        let ms = (self.start.elapsed().as_millis() as u64).max(1);
-        let rate = done.saturating_sub(self.from).saturating_mul(1000) / ms;
-        let tenths = rate * 10 / MIB;
-        let mut s = format!("{}: {}", self.label, size_str(done));
-        if let Some(t) = self.total.filter(|&t| t > 0) {
-            s.push_str(&format!("/{} {}%", size_str(t), done.min(t) * 100 / t));
-        }
-        s.push_str(&format!(" {}.{} MiB/s", tenths / 10, tenths % 10));
-        if let Some(t) = self.total.filter(|_| rate > 0) {
-            let eta = t.saturating_sub(done) / rate;
-            s.push_str(&format!(" ETA {}:{:02}", eta / 60, eta % 60));
-        }
-        s
-    }
-
-    fn tick(&mut self, done: u64) {
-        if self.tty {
-            let now = Instant::now();
-            if now >= self.next {
-                self.next = now + Duration::from_millis(500);
-                let _ = std::io::stderr().write_all(format!("\r{}\x1b[K", self.line(done)).as_bytes());
-            }
-        } else if let Some(t) = self.total.filter(|&t| t > 0) {
-            // 100 % is the final line's.
-            if done < t && done * 100 >= self.next_pct * t {
-                self.next_pct = done * 100 / t / 10 * 10 + 10;
-                let _ = std::io::stderr().write_all(format!("{}\n", self.line(done)).as_bytes());
-            }
-        }
-    }
-
-    fn finish(&mut self, done: u64) {
-        let end = if self.tty { "\r\x1b[K" } else { "" };
-        let _ = std::io::stderr().write_all(format!("{end}{} done\n", self.line(done)).as_bytes());
     }
 }
 
@@ -637,7 +583,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         file,
         hasher,
         pos: resume,
-        meter: a.progress.then(|| Meter::new(&name, size, resume)),
+        meter: a.progress.then(|| Progress::on_stderr(&name, size).resumed_at(resume)),
         name: part.clone(),
         stall: a.stall,
         cap: room(&to, a.max_size)?,

@@ -238,10 +238,9 @@ fn add(a: &AddArgs) -> Result<()> {
 }
 
 fn wait(a: &WaitArgs) -> Result<()> {
-    use std::io::IsTerminal;
     let md = open_existing(&a.md)?;
     active_info(&md)?;
-    let mut lines = raid::ProgressLines::new(std::io::stdout().is_terminal());
+    let mut report = raid::SyncReport::on_stdout();
     raid::wait_sync(
         &md,
         |d| {
@@ -249,14 +248,15 @@ fn wait(a: &WaitArgs) -> Result<()> {
             Ok(())
         },
         |p| {
-            if let Some(l) = lines.line(&md.name, p).filter(|_| a.progress) {
-                say(&l);
+            if a.progress {
+                report.update(&md.name, p);
             }
         },
     )?;
     if a.progress {
         let n = md::members(&md.name)?.iter().filter(|m| m.slot.is_some() && m.has("in_sync")).count();
-        say(&lines.end(&format!("{}: in sync ({n} slots)\n", md.name)));
+        report.finish();
+        say(&format!("{}: in sync ({n} slots)\n", md.name));
     }
     Ok(())
 }

@@ -9,7 +9,7 @@
 //!    live-rw, the array), at least as big as the array; the array must be the live one from
 //!    /run/live/state. Without --yes, ask on a terminal; no terminal, no --yes: refuse.
 //! 2. Hot-add TARGET (md copies the data; writes meanwhile go to both), sync speed raised.
-//! 3. Progress: one updating line on a terminal, else a line every 5 % or 10 s.
+//! 3. Progress: one updating line on a terminal, else a line every 10 %.
 //! 4. In sync: the root filesystem, the array and TARGET flushed (syncfs, fsync of both block
 //!    devices: every byte md wrote to TARGET is on it), then live-rw failed and removed, one
 //!    slot; `migrated=TARGET` recorded in /run/live/state at once.
@@ -371,7 +371,7 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
         mib(live.target_bytes)
     ));
 
-    let mut lines = raid::ProgressLines::new(std::io::stdout().is_terminal());
+    let mut report = raid::SyncReport::on_stdout();
     let start = Instant::now();
     let result = raid::wait_sync(
         md,
@@ -390,12 +390,13 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
             }
         },
         |p| {
-            if let Some(l) = lines.line(&name, p) {
-                say(&l);
-            }
+            report.update(&name, p);
         },
     );
-    say(&lines.end(""));
+    if result.is_ok() {
+        report.finish();
+    }
+    drop(report);
     drop(speed);
     if let Err(e) = result {
         return Err(undo(e));

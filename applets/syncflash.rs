@@ -76,11 +76,12 @@
 //! Exit: 0 written, 1 refused or failed, 2 usage, 3 the new pair does not verify (checksum,
 //! signature, sidecars) or its read-back does not, 5 the flash already holds this image.
 
-use crate::digest::{hex, Progress};
+use crate::digest::hex;
 use crate::error::{Code, Context, Error, Result};
 use crate::manifest;
 use crate::osarg;
 use crate::pairs::{self, Files, Pair, Trusted, SUFFIXES, SUMS};
+use crate::progress::Progress;
 use crate::state;
 use argh::FromArgs;
 use minisign_verify::PublicKey;
@@ -498,7 +499,7 @@ fn read_back(a: &Args, src: &Source, key: Option<&PublicKey>, new: &Pair) -> Res
         return Err(Error::verify(show(&new.manifest()), "read back differs from the source"));
     }
     pairs::check_verity_file(&new.paths(), &t).map_err(|e| Error::verify(e.object, format!("read back: {}", e.reason)))?;
-    let mut p = a.progress.then(|| Progress::new("verify", Some(src.size)));
+    let mut p = a.progress.then(|| Progress::on_stderr("verify", Some(src.size)));
     pairs::check_image(new, &t, p.as_mut()).map_err(|e| {
         Error::verify(e.object, "read back does not match the manifest (bad card or image?)")
     })
@@ -598,7 +599,7 @@ fn copy_file(from: &Path, to: &Path, progress: bool, hook: bool) -> Result<()> {
     let size = src.metadata().ctx(from)?.len();
     let _ = posix_fadvise(src.as_raw_fd(), 0, 0, Adv::POSIX_FADV_SEQUENTIAL);
     let mut dst = create(to)?;
-    let mut p = progress.then(|| Progress::new("write", Some(size)));
+    let mut p = progress.then(|| Progress::on_stderr("write", Some(size)));
     let mut buf = vec![0u8; 1 << 20];
     let (mut done, mut half) = (0u64, false);
     loop {
@@ -611,7 +612,7 @@ fn copy_file(from: &Path, to: &Path, progress: bool, hook: bool) -> Result<()> {
         dst.write_all(&buf[..n]).ctx(to.display())?;
         done += n as u64;
         if let Some(p) = p.as_mut() {
-            p.tick(done);
+            p.update(done);
         }
         if hook && !half && done.saturating_mul(2) >= size {
             half = true;
@@ -619,7 +620,7 @@ fn copy_file(from: &Path, to: &Path, progress: bool, hook: bool) -> Result<()> {
         }
     }
     if let Some(p) = p.as_mut() {
-        p.finish();
+        p.finish(done);
     }
     dst.sync_all().ctx(to.display())?;
     let _ = posix_fadvise(dst.as_raw_fd(), 0, 0, Adv::POSIX_FADV_DONTNEED);

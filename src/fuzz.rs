@@ -224,7 +224,10 @@ fn run_md_sysfs(d: &[u8]) -> bool {
     let s = text(d);
     let mut ok = false;
     if let Some((done, total)) = crate::sys::md::parse_sync_completed(&s) {
-        let _ = crate::raid::progress_line("md7", "recover", done, total, done % 1_000_000);
+        let out = crate::progress::Buf::default();
+        let mut r = crate::raid::SyncReport::new(done % 2 == 0, Box::new(out.clone()));
+        r.update("md7", &crate::raid::SyncProgress { action: "recover".into(), done, total, speed_kib: done % 1_000_000 });
+        r.finish();
         ok = true;
     }
     ok | crate::fsutil::parse_devno(&s).is_some()

@@ -15,6 +15,7 @@ mod manifest;
 mod mountinfo;
 mod osarg;
 mod pairs;
+mod progress;
 mod probe;
 mod raid;
 mod ramcopy;

@@ -12,9 +12,10 @@
 //! whole and must match its digest). The image itself is then checked either whole
 //! ([`check_image`]) or block by block as it is read (dm-verity, from [`Trusted::roothash`]).
 
-use crate::digest::{hash_file, Hasher, Progress};
+use crate::digest::{hash_file, Hasher};
 use crate::error::{Context, Error, Result};
 use crate::manifest;
+use crate::progress::Progress;
 use minisign_verify::PublicKey;
 use std::fs::File;
 use std::io::Read;

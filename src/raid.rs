@@ -1,12 +1,13 @@
 //! md raid1 operations on a running superblock-less array ("build" mode): what mdmirror and
-//! migrate both do, over the ioctls and sysfs attributes of `sys::md`. Nothing here prints;
-//! errors name the device.
+//! migrate both do, over the ioctls and sysfs attributes of `sys::md`. Nothing here prints but
+//! [`SyncReport`] (their progress line); errors name the device.
 
 use crate::error::{Context, Error, Result};
+use crate::progress::Progress;
 use crate::sys::md::{self, ArrayInfo, Md};
 use nix::errno::Errno;
-use std::time::{Duration, Instant};
 use std::path::Path;
+use std::time::Duration;
 
 /// "md7" or "/dev/md7" → ("md7", 7).
 pub fn md_name(arg: &str) -> Result<(String, u32)> {
@@ -98,23 +99,6 @@ pub fn hot_add(md: &Md, file: impl AsRef<Path>) -> Result<()> {
         Errno::EROFS => Error::new(path.as_str(), "read-only array"),
         e => Error::new(dev, format!("cannot add to {path}: {}", e.desc())),
     })
-}
-
-/// One progress line: "md7: recover 42.5% (13.6/32.0 MiB) 4.2 MiB/s ETA 0:00:05".
-pub fn progress_line(name: &str, action: &str, done: u64, total: u64, speed_kib: u64) -> String {
-    let pct = done as f64 * 100.0 / total as f64;
-    let mib = |sectors: u64| sectors as f64 / 2048.0;
-    let eta = match (total.saturating_sub(done) / 2).checked_div(speed_kib) {
-        _ if done >= total => "0:00:00".to_owned(),
-        Some(s) => format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
-        None => "?".to_owned(),
-    };
-    format!(
-        "{name}: {action} {pct:.1}% ({:.1}/{:.1} MiB) {:.1} MiB/s ETA {eta}",
-        mib(done),
-        mib(total),
-        speed_kib as f64 / 1024.0
-    )
 }
 
 /// One look at a recovering array: Ok(true) when recovery is over and every slot holds an
@@ -299,39 +283,39 @@ pub fn wait_sync(md: &Md, mut pause: impl FnMut(Duration) -> Result<()>, mut rep
     Ok(())
 }
 
-/// Which progress lines to show: on a terminal every one, rewritten in place; elsewhere (a
-/// serial console, a log file) a new line every 5 % or 10 s.
-pub struct ProgressLines {
-    tty: bool,
-    last: Option<(Instant, f64)>,
-    shown: bool,
+/// A recovery's progress through the one reporter: label `md7 recover`, md's sectors as bytes,
+/// md's own `sync_speed` as the rate. The reporter is made at the first report, when the size
+/// is known.
+pub struct SyncReport {
+    out: Option<(bool, Box<dyn std::io::Write>)>,
+    bar: Option<(u64, Progress)>,
 }
 
-impl ProgressLines {
-    pub fn new(tty: bool) -> Self {
-        ProgressLines { tty, last: None, shown: false }
+impl SyncReport {
+    pub fn new(tty: bool, out: Box<dyn std::io::Write>) -> Self {
+        SyncReport { out: Some((tty, out)), bar: None }
     }
 
-    /// The text to write for this progress of array `name`, if any.
-    pub fn line(&mut self, name: &str, p: &SyncProgress) -> Option<String> {
-        let line = progress_line(name, &p.action, p.done, p.total, p.speed_kib);
-        if self.tty {
-            self.shown = true;
-            return Some(format!("\r{line}\x1b[K"));
-        }
-        let pct = if p.total > 0 { p.done as f64 * 100.0 / p.total as f64 } else { 0.0 };
-        if self.last.is_none_or(|(at, last)| pct >= last + 5.0 || at.elapsed() >= Duration::from_secs(10)) {
-            self.last = Some((Instant::now(), pct));
-            return Some(format!("{line}\n"));
-        }
-        None
+    pub fn on_stdout() -> Self {
+        use std::io::IsTerminal;
+        Self::new(std::io::stdout().is_terminal(), Box::new(std::io::stdout()))
     }
 
-    /// What ends a terminal's updating line before other output ("" when nothing was shown).
-    pub fn end(&mut self, then: &str) -> String {
-        let s = if self.shown { format!("\r{then}\x1b[K") } else { then.to_owned() };
-        self.shown = false;
-        s
+    pub fn update(&mut self, name: &str, p: &SyncProgress) {
+        let total = p.total.saturating_mul(512);
+        if let Some((tty, out)) = self.out.take() {
+            self.bar = Some((total, Progress::new(&format!("{name} {}", p.action), Some(total), tty, out)));
+        }
+        if let Some((_, bar)) = self.bar.as_mut() {
+            bar.update_with_rate(p.done.saturating_mul(512), p.speed_kib.saturating_mul(1024));
+        }
+    }
+
+    /// The final 100 % line (none when md never reported progress: nothing was copied).
+    pub fn finish(&mut self) {
+        if let Some((total, bar)) = self.bar.as_mut() {
+            bar.finish(*total);
+        }
     }
 }
 
@@ -349,24 +333,22 @@ mod tests {
     }
 
     #[test]
-    fn progress_text() {
-        assert_eq!(
-            progress_line("md7", "recover", 16384, 65536, 2048),
-            "md7: recover 25.0% (8.0/32.0 MiB) 2.0 MiB/s ETA 0:00:12"
-        );
-        assert!(progress_line("md7", "recover", 0, 65536, 0).ends_with("ETA ?"));
-    }
-
-    #[test]
-    fn serial_lines_every_5_percent() {
-        let at = |done| SyncProgress { action: "recover".into(), done, total: 1000, speed_kib: 0 };
-        let mut l = ProgressLines::new(false);
-        assert!(l.line("md7", &at(0)).is_some_and(|s| s.ends_with('\n')));
-        assert!(l.line("md7", &at(30)).is_none());
-        assert!(l.line("md7", &at(50)).is_some());
-        assert_eq!(l.end("x"), "x");
-        let mut t = ProgressLines::new(true);
-        assert!(t.line("md7", &at(1)).is_some_and(|s| s.starts_with('\r')));
-        assert_eq!(t.end("done"), "\rdone\x1b[K");
+    fn sync_progress_in_bytes_with_md_speed() {
+        let b = crate::progress::Buf::default();
+        let mut r = SyncReport::new(false, Box::new(b.clone()));
+        let at = |done| SyncProgress { action: "recover".into(), done, total: 65536, speed_kib: 2048 };
+        for done in (0..65536).step_by(1000) {
+            r.update("md7", &at(done));
+        }
+        r.finish();
+        let out = b.take();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 10, "{out}");
+        // 7000 sectors of 65536: 3.4 MiB of 32 MiB at md's 2 MiB/s, 14 s to go.
+        assert_eq!(lines.first(), Some(&"md7 recover: 3.4M/32.0M  10% 2.0M/s ETA 0:14"), "{out}");
+        assert_eq!(lines.last(), Some(&"md7 recover: 32.0M/32.0M 100% 2.0M/s done"), "{out}");
+        // No progress seen: no final line either.
+        SyncReport::new(false, Box::new(b.clone())).finish();
+        assert_eq!(b.take(), "");
     }
 }

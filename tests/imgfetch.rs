@@ -115,11 +115,17 @@ fn plain_server_with_ranges() {
     let o = f.fetch("ok", &["--progress"]);
     f.assert_fetched(&o);
     assert!(o.stderr.contains("verified, version 2"), "{}", o.stderr);
-    // Not a terminal: one line per 10 %, then the final one.
+    // Not a terminal: a line at each 10 % step (one per step however the chunks fall), then the
+    // final 100 % one; no terminal control characters.
     let lines: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("squashfs.img: ")).collect();
-    assert!((2..=10).contains(&lines.len()), "{}", o.stderr);
-    assert!(lines.iter().all(|l| l.contains(" MiB/s") && l.contains(" ETA ") && l.contains("/2.8M ")), "{}", o.stderr);
-    assert!(lines.last().is_some_and(|l| l.contains(" 100% ") && l.ends_with(" done")), "{}", o.stderr);
+    let pcts: Vec<u64> = lines.iter().filter_map(|l| l.split_whitespace().nth(2)?.strip_suffix('%')?.parse().ok()).collect();
+    assert_eq!(pcts.len(), lines.len(), "{}", o.stderr);
+    assert!((2..=10).contains(&lines.len()) && pcts.windows(2).all(|w| w[0] / 10 < w[1] / 10), "{}", o.stderr);
+    assert!(pcts.iter().rev().skip(1).all(|&p| (10..100).contains(&p)), "{}", o.stderr);
+    let (last, steps) = lines.split_last().unwrap();
+    assert!(steps.iter().all(|l| l.contains("/2.8M ") && l.contains("/s ETA ")), "{}", o.stderr);
+    assert!(last.contains(" 2.8M/2.8M 100% ") && last.ends_with("/s done"), "{}", o.stderr);
+    assert!(!o.stderr.contains(['\r', '\x1b']), "{:?}", o.stderr);
 }
 
 #[test]

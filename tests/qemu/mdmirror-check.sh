@@ -125,7 +125,12 @@ refuse add-no-free-slot 1 "no free slot" mdmirror add "$DEV" "$SMALL"
 mdmirror wait "$DEV" --progress >"$T/progress" 2>&1; rc=$?
 echo "$SPEED_MAX" >/proc/sys/dev/raid/speed_limit_max
 sed 's/^/  | /' "$T/progress" | tail -n 6
-if [ $rc = 0 ] && grep -q "% (" "$T/progress" && grep -q "MiB/s ETA" "$T/progress" && tail -n 1 "$T/progress" | grep -q "in sync"; then
+# Not a terminal: lines at 10 % steps with md's rate and an ETA, the 100 % line, then "in sync";
+# no terminal control characters.
+sz='[0-9.]+[BKMGT]'
+if [ $rc = 0 ] && grep -Eq "^$MD recover: $sz/$sz +[0-9]{1,2}% $sz/s ETA [0-9]+:[0-9]{2}\$" "$T/progress" &&
+	tail -n 2 "$T/progress" | head -n 1 | grep -Eq "^$MD recover: $sz/$sz 100% $sz/s done\$" &&
+	tail -n 1 "$T/progress" | grep -q "in sync" && ! grep -q "$(printf '[\r\033]')" "$T/progress"; then
 	ok wait-progress
 else
 	fail wait-progress "exit $rc: $(tail -n 2 "$T/progress")"

@@ -38,7 +38,7 @@ check_live_root
 TARGET=$(ls /dev/vd* | while read -r d; do [ "$(findfs LABEL=TESTS)" = "$d" ] || [ "$(mount_dev /run/live/medium)" = "$d" ] || echo "$d"; done | head -n 1)
 echo "target: $TARGET"
 if migrate --yes "$TARGET" >/tmp/m.out 2>&1; then ok rerun; else fail rerun "exit $?: $(tail -n 1 /tmp/m.out)"; fi
-grep -v ' recover ' /tmp/m.out
+grep -v ' recover: ' /tmp/m.out
 check md7-only-target test "$(md7_members)" = "${TARGET#/dev/}"
 G
 	boot_again "root=live:LABEL=$LIVE_LABEL rd.live.image" 150 "$script" "$FLASH" "$TARGET_IMG"
