@@ -385,7 +385,7 @@ bench_migrate() {
     local top out dd=() mig=() r order n=${MIGRATE_RUNS:-3} d m
     top=$(cd "$HERE/.." && pwd)
     echo "== migrate: 1 GiB image, dd vs migrate --no-grow --keep-live, each onto a fresh 2 GiB virtio disk, both flushed; QEMU TCG, $n boots alternating the order, medians =="
-    ROOT_MIB=1024 "$HERE/mkimage.sh" "$top/build/bench-1g" >/dev/null
+    LIVEROOT=$BIN ROOT_MIB=1024 "$HERE/mkimage.sh" "$top/build/bench-1g" >/dev/null
     for ((r = 0; r < n; r++)); do
         ((r % 2)) && order=migrate-first || order=dd-first
         out=$(MIGRATE_ORDER=$order "$top/tests/qemu/run.sh" "$top/tests/qemu/bench/migrate-1g.sh" 2>&1) || {
