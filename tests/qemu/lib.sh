@@ -165,3 +165,25 @@ boot_again() {
 	QEMU_EXTRA=("${saved[@]}")
 	qemu_wait
 }
+
+# refused_before_mounting PATTERN WHAT: drive() of a boot that must stop at verify: wait for the
+# console line matching PATTERN (WHAT names it when it never comes), then ask the rescue shell
+# whether a squashfs is mounted or md7 exists (markers no-squashfs-mounted and no-md7).
+refused_before_mounting() {
+	if ! wait_for "$1" "$TIMEOUT"; then
+		problem "no $2 line"
+		return
+	fi
+	sleep 3
+	send 'grep -q squashfs /proc/mounts && echo LIVEROOT-TEST" FAIL" no-squashfs-mounted: squashfs mounted || echo LIVEROOT-TEST" ok" no-squashfs-mounted'
+	send 'test -b /dev/md7 && echo LIVEROOT-TEST" FAIL" no-md7: md7 exists || echo LIVEROOT-TEST" ok" no-md7'
+	wait_for 'LIVEROOT-TEST (ok|FAIL) no-md7' 30
+	qemu_quit
+	ENDED_BY_DRIVE=1
+}
+
+# not_booted: part of verify() for such a boot: the sample OS must not have come up.
+not_booted() {
+	grep -aq 'sample-os: up' "$RUNDIR/console.log" && problem "the sample OS booted anyway"
+	return 0
+}
