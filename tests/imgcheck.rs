@@ -432,15 +432,7 @@ const UUID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 
 /// Pseudo-random content, distinct per block, so a tree built from the wrong block differs.
 fn content(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2654435761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    common::xorshift_bytes(len, seed.wrapping_mul(2654435761) | 1)
 }
 
 fn veritysetup(e: &Env, args: &[&str]) -> Output {

@@ -33,15 +33,7 @@ fn sign(dir: &Path, key: &Path, version: u32) {
 }
 
 fn image() -> Vec<u8> {
-    let mut x: u32 = 0x1234_5678;
-    (0..SIZE)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    common::xorshift_bytes(SIZE, 0x1234_5678)
 }
 
 impl Fx {

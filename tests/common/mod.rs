@@ -101,3 +101,16 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Deterministic bytes (xorshift32 from `state`, which must not be 0): test images whose blocks
+/// all differ, the same on every run.
+pub fn xorshift_bytes(len: usize, mut state: u32) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
