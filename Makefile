@@ -4,6 +4,8 @@ MUSL := x86_64-unknown-linux-musl
 BUILD := build
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 1700000000)
 KERNEL_MODULES ?=
+# generic (Debian's linux-image-amd64, real hardware) or cloud (linux-image-cloud-amd64, VMs only).
+KERNEL_FLAVOUR ?= generic
 PUBKEY ?=
 # The lowest signed image version the initramfs boots or fetches (version=N in the trusted comment).
 MIN_VERSION ?= 0
@@ -86,7 +88,7 @@ bench: $(BUILD)/liveroot
 	@mk/bench.sh $(BUILD)/liveroot
 
 kernel: $(BUILD)/.deps
-	@KERNEL_MODULES='$(KERNEL_MODULES)' mk/kernel.sh $(BUILD)/kernel
+	@KERNEL_MODULES='$(KERNEL_MODULES)' KERNEL_FLAVOUR='$(KERNEL_FLAVOUR)' mk/kernel.sh $(BUILD)/kernel
 
 initramfs: $(BUILD)/liveroot kernel
 	@PUBKEY='$(PUBKEY)' MIN_VERSION='$(MIN_VERSION)' mk/mkinitramfs.sh $(BUILD)/initramfs.cpio.gz

@@ -2,8 +2,10 @@
 # mk/kernel.sh DIR — fetch the kernel the QEMU tests and the demo boot.
 #
 # DIR/vmlinuz, DIR/kver, DIR/modules/lib/modules/<kver> (depmod run there).
-# Default: Debian's cloud kernel (small, virtio built for it), resolved from the meta package
-# linux-image-cloud-amd64 and unpacked with dpkg-deb: no root-owned install, no initramfs hooks.
+# Default: Debian's generic kernel (linux-image-amd64: USB, SATA/PATA, MMC/SD, NVMe, NICs, the
+# watchdog; what a real box needs), resolved from the meta package and unpacked with dpkg-deb: no
+# root-owned install, no initramfs hooks. KERNEL_FLAVOUR=cloud: Debian's cloud kernel instead
+# (linux-image-cloud-amd64: smaller, virtio only, no USB or MMC: QEMU and VMs only).
 # KERNEL_MODULES=/lib/modules/<kver>: use the host's kernel instead (vmlinuz from /boot).
 # KERNEL_DEB=file.deb: unpack that package instead of downloading (offline machines, caches).
 # Idempotent: does nothing when DIR is complete and was made from the same source.
@@ -12,7 +14,12 @@ set -euo pipefail
 dir=${1:?usage: mk/kernel.sh DIR}
 src=${KERNEL_MODULES:+host:$KERNEL_MODULES}
 src=${src:-${KERNEL_DEB:+deb:$KERNEL_DEB}}
-src=${src:-apt:linux-image-cloud-amd64}
+case ${KERNEL_FLAVOUR:-generic} in
+generic) meta=linux-image-amd64 ;;
+cloud) meta=linux-image-cloud-amd64 ;;
+*) echo "kernel: KERNEL_FLAVOUR=$KERNEL_FLAVOUR: expected generic or cloud" >&2; exit 1 ;;
+esac
+src=${src:-apt:$meta}
 
 complete() {
 	[[ -s $dir/kver && -s $dir/vmlinuz && -s $dir/source ]] || return 1
@@ -38,13 +45,13 @@ else
 	if [[ -n ${KERNEL_DEB:-} ]]; then
 		deb=$KERNEL_DEB
 	else
-		if ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
+		if ! apt-cache show "$meta" >/dev/null 2>&1; then
 			echo "kernel: apt has no package lists; running apt-get update"
 			apt-get update -qq
 		fi
 		# The meta package depends on exactly one versioned image package.
-		pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
-		[[ -n $pkg ]] || { echo "kernel: cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
+		pkg=$(apt-cache depends "$meta" | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+		[[ -n $pkg ]] || { echo "kernel: cannot resolve $meta" >&2; exit 1; }
 		echo "kernel: downloading $pkg"
 		# apt's sandbox user must be able to write the download directory.
 		chmod 0777 "$tmp"

@@ -15,7 +15,7 @@
 #   MIN_VERSION=N  written to /etc/liveroot/min-version (default 0): /init refuses a signed image
 #                below version N, on the medium and from the network
 #   EXTRA=dir[:dir...]  trees copied on top last (test-only tools such as dmsetup/mdadm)
-#   MODULES      space-separated module list (default: the live boot's set below)
+#   MODULES      space-separated module list (default: the boot set and the hardware set below)
 # Reproducible: sorted entries, owner 0:0, mtimes from SOURCE_DATE_EPOCH, gzip -n.
 set -euo pipefail
 
@@ -26,8 +26,19 @@ liveroot=${LIVEROOT-$top/build/liveroot}
 skel=${SKEL:-$top/initramfs-skel}
 busybox=${BUSYBOX:-/bin/busybox}
 epoch=${SOURCE_DATE_EPOCH:-1700000000}
-modules=${MODULES:-virtio_pci virtio_blk virtio_net failover net_failover loop squashfs dm-snapshot dm-verity dm-bufio dm-mod raid1 md-mod
-	vfat fat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs}
+# The live stack and the file systems: /init loads these by name (no hardware asks for them).
+boot_modules="loop squashfs dm-snapshot dm-verity dm-bufio dm-mod raid1 md-mod ext4
+	vfat fat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs"
+# Drivers a flash, a disk or a NIC sits behind on real machines and VMs; /init loads them by the
+# hardware's modalias (liveinit coldplug). An entry with a / is a glob under kernel/ (every PATA
+# driver: CF cards sit on odd adapters).
+hw_modules="virtio_pci virtio_blk virtio_scsi virtio_net failover net_failover
+	sd_mod sr_mod ahci ata_piix ata_generic drivers/ata/pata_*
+	xhci_pci xhci_hcd ehci_pci ehci_hcd ohci_pci ohci_hcd uhci_hcd usb_storage uas usbhid hid_generic
+	sdhci_pci sdhci_acpi mmc_block nvme
+	e1000 e1000e igb igc r8169 tg3 bnx2 atl1c alx
+	i6300esb iTCO_wdt"
+modules=${MODULES:-$boot_modules $hw_modules}
 
 die() { echo "mkinitramfs: $*" >&2; exit 1; }
 [[ -x $skel/init ]] || die "$skel/init: missing or not executable"
@@ -63,7 +74,21 @@ while read -r p; do
 done < <("$busybox" --list-full)
 
 # Modules: the closure of the list, copied with their paths, then depmod for this subset.
-for m in $modules; do
+expand() { # module names, with kernel/ globs turned into names
+	local m f
+	for m in $modules; do
+		if [[ $m == */* ]]; then
+			for f in "$mbase/lib/modules/$kver/kernel/"$m.ko*; do
+				[[ -e $f ]] || die "module glob $m: nothing for $kver"
+				f=${f##*/}
+				echo "${f%%.ko*}"
+			done
+		else
+			echo "$m"
+		fi
+	done
+}
+for m in $(expand); do
 	modprobe -d "$mbase" -S "$kver" --show-depends "$m" ||
 		die "module $m: not found for $kver"
 done | awk '$1 == "insmod" { print $2 }' | sort -u | while read -r ko; do
