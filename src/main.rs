@@ -7,6 +7,7 @@ mod cmdline;
 mod digest;
 mod dmverity;
 mod error;
+mod fat;
 mod fsutil;
 #[cfg(test)]
 mod fuzz;
