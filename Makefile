@@ -13,7 +13,8 @@ MIN_VERSION ?= 0
 # Debian packages the build, the tests and the benchmarks need.
 APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign \
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time \
-	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin
+	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
+	syslinux syslinux-common
 
 .PHONY: all deps build test unit qemu-test fuzz bench size kernel initramfs stock-initramfs image demo run clean
 all: $(BUILD)/liveroot

@@ -46,6 +46,7 @@ pub const TARGETS: &[Target] = &[
     t("state", run_state, seeds_state),
     t("roothash", run_roothash, seeds_roothash),
     t("verity", run_verity, seeds_verity),
+    t("syslinux", run_syslinux, seeds_syslinux),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -378,6 +379,52 @@ fn seeds_verity() -> Vec<Vec<u8>> {
         v.extend_from_slice(&(1u64 << 30).to_le_bytes());
         v.extend_from_slice(&(2u64 | 1).to_le_bytes());
         v.extend_from_slice(&[0x5a; 32]);
+        out.push(v);
+    }
+    out
+}
+
+/// Input: the medium's boot sector (512 bytes), 5 bytes that make the new sector list (first
+/// sector, and a gap every N sectors), then the installed ldlinux.sys.
+fn run_syslinux(d: &[u8]) -> bool {
+    let mut vbr = [0u8; 512];
+    for (v, b) in vbr.iter_mut().zip(d) {
+        *v = *b;
+    }
+    let first = d.get(512..516).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])));
+    let every = d.get(516).copied().unwrap_or(0).max(1) as u64;
+    let mut ldl = d.get(517..).unwrap_or(&[]).to_vec();
+    let n = (ldl.len() / 512).min(4096) as u64;
+    let sectors: Vec<u64> = (0..n).map(|k| u64::from(first) + k + k / every).collect();
+    let Ok(sect1) = crate::syslinux::patch_ldlinux(&mut ldl, &sectors) else { return false };
+    let mut new = [0u8; 512];
+    crate::syslinux::boot_sector(&vbr, &ldl, &mut new, sect1).is_ok()
+}
+
+/// A made-up installed copy (the real ldlinux.sys is not ours to commit): the patch area, the
+/// extended patch area and a checksum that adds up, as syslinux's installer leaves them.
+fn seeds_syslinux() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (sectors, every) in [(8usize, 200u8), (40, 3), (130, 1)] {
+        let mut vbr = vec![0u8; 512];
+        vbr[82..90].copy_from_slice(b"FAT32   ");
+        vbr[510] = 0x55;
+        vbr[511] = 0xAA;
+        let mut f = vec![0u8; sectors * 512 + 1024];
+        let w16 = |f: &mut Vec<u8>, at: usize, v: u16| f[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        f[0x200..0x204].copy_from_slice(&0x3EB2_02FEu32.to_le_bytes());
+        w16(&mut f, 0x216, 0x300);
+        for (k, v) in [0x400u16, 0x420, 64, 0x460, 32, 0x500, 60, 0x1F0, 0x1F4, 0x1F8].iter().enumerate() {
+            w16(&mut f, 0x300 + 2 * k, *v);
+        }
+        f[0x420..0x430].copy_from_slice(b"/boot/syslinux/\0");
+        let image = sectors * 512;
+        let sum = f[..image].chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).fold(0u32, u32::wrapping_add);
+        f[0x210..0x214].copy_from_slice(&0x3EB2_02FEu32.wrapping_sub(sum).to_le_bytes());
+        let mut v = vbr;
+        v.extend_from_slice(&(2048 + sectors as u32 * 7).to_le_bytes());
+        v.push(every);
+        v.extend_from_slice(&f);
         out.push(v);
     }
     out

@@ -24,6 +24,7 @@ mod select;
 mod snapshot;
 mod state;
 mod sys;
+mod syslinux;
 mod verity;
 
 use std::io::Write;
