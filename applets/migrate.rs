@@ -2,27 +2,35 @@
 //! switch the array to that disk, grow it and its ext4 filesystem, and release the live stack.
 //!
 //! ```text
-//! migrate [--yes] [--md /dev/mdN] [--no-grow] [--keep-live] [--speed-max KiB/s] TARGET
+//! migrate [--yes] [--md /dev/mdN] [--no-grow] [--keep-live] [--no-bootloader] [--speed-max KiB/s] TARGET
 //! ```
 //! 1. Preflight, nothing written: TARGET must be an unused block device (not mounted, no
 //!    holders, openable exclusively), not part of the live stack (medium, its disk, the loops,
 //!    live-rw, the array), at least as big as the array; the array must be the live one from
-//!    /run/live/state. Without --yes, ask on a terminal; no terminal, no --yes: refuse.
+//!    /run/live/state. A whole disk (unless --no-bootloader) also needs the kernel, initramfs
+//!    and boot code the box booted with, read from the live medium now (src/install.rs).
+//!    Without --yes, ask on a terminal; no terminal, no --yes: refuse.
+//! 1b. A whole disk: partitioned (FAT32 boot partition + root partition), the boot partition
+//!    written, nothing bootable yet; the root partition is the target from here on.
 //! 2. Hot-add TARGET (md copies the data; writes meanwhile go to both), sync speed raised.
 //! 3. Progress: one updating line on a terminal, else a line every 10 %.
 //! 4. In sync: the root filesystem, the array and TARGET flushed (syncfs, fsync of both block
 //!    devices: every byte md wrote to TARGET is on it), then live-rw failed and removed, one
-//!    slot; `migrated=TARGET` recorded in /run/live/state at once.
+//!    slot; `migrated=TARGET` recorded in /run/live/state at once. A whole disk is made
+//!    bootable only now (boot sector, EFI directory, MBR code: the last writes), so a disk cut
+//!    off earlier has no boot path at all.
 //! 5. Unless --no-grow: array and ext4 grown to TARGET. A failing grow is reported (exit 1)
 //!    after step 6: the system runs on TARGET all the same and `migrated=` stays recorded.
 //! 6. Unless --keep-live: live-rw, overlay, loops, squashfs and medium released.
-//! 7. TARGET holds a plain ext4 filesystem (no md metadata): boot it with root=UUID=...
+//! 7. TARGET (its root partition) holds a plain ext4 filesystem (no md metadata); a whole disk
+//!    boots it by itself with root=UUID=..., a partition needs the disk's own boot loader.
 //!
 //! SIGINT/SIGTERM/SIGHUP during the copy: TARGET is removed from the array and the live system is
 //! left as it was (exit 1); a rerun starts over. Exit codes: 0 ok, 1 refused or failed, 2 usage.
 
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
+use crate::install;
 use crate::osarg;
 use crate::mountinfo;
 use crate::raid;
@@ -38,8 +46,9 @@ pub const SUMMARY: &str = "install the running live system onto a disk without a
 #[derive(FromArgs)]
 /// Install the running live system onto TARGET without a reboot: md mirrors the live root onto
 /// it, then the live stack (RAM overlay, loops, squashfs, medium) is released. TARGET ends up
-/// holding a plain ext4 filesystem (no md metadata) that boots with root=UUID=...
-/// Everything on TARGET is overwritten. Exit codes: 0 done, 1 refused or failed, 2 usage.
+/// holding a plain ext4 filesystem (no md metadata) that boots with root=UUID=... A whole disk
+/// is partitioned and gets the live medium's kernel, initramfs and boot loaders (BIOS and UEFI)
+/// so that it boots by itself. Everything on TARGET is overwritten. Exit codes: 0 done, 1 refused or failed, 2 usage.
 struct Args {
     #[argh(switch, short = 'y')]
     /// do not ask for confirmation (required without a terminal)
@@ -53,6 +62,9 @@ struct Args {
     #[argh(switch)]
     /// keep live-rw, the overlay, the loops and the medium (only switch the array)
     keep_live: bool,
+    #[argh(switch)]
+    /// a whole disk: no partitions and no boot loader, only the filesystem (as on a partition)
+    no_bootloader: bool,
     #[argh(option)]
     /// cap the copy at this many KiB/s (default: as fast as the disks go)
     speed_max: Option<u64>,
@@ -67,11 +79,75 @@ pub fn run(argv: &[String]) -> Result<()> {
         return Err(Error::usage("--speed-max must be at least 1 KiB/s"));
     }
     let live = preflight(&a)?;
+    let plan = plan_install(&a, &live)?;
     if !a.yes {
         confirm(&a.target, &live)?;
     }
-    copy(&a, &live)?;
-    switch_over(&a, &live)
+    // From the first write on, a signal is only noticed (the copy loop reads it): a partly
+    // written boot partition is never left by a signal mid-write.
+    let mut mask = nix::sys::signal::SigSet::empty();
+    for s in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask.thread_block().ctx("signals")?;
+    let disk = osarg::path(&a.target);
+    let prepared = match &plan {
+        Some(p) => {
+            let pr = install::prepare(&disk, &kname(live.target), &p.files, &p.uuid, &p.options)?;
+            say(&format!(
+                "migrate: {}: partitioned: {} boot (FAT32: kernel {}, syslinux, systemd-boot), {} root ({}); not bootable until the end\n",
+                pr.disk, pr.boot_part, p.files.kernel_release, pr.root_part, mib(pr.root_bytes)
+            ));
+            Some(pr)
+        }
+        None => None,
+    };
+    let tp = prepared.as_ref().map_or(disk.clone(), |p| std::path::PathBuf::from(&p.root_part));
+    copy(&a, &live, &tp).map_err(|e| match &prepared {
+        Some(p) => Error::new(e.object, format!("{}; {} is partitioned but boots nothing", e.reason, p.disk)),
+        None => e,
+    })?;
+    switch_over(&a, &live, &tp, prepared.as_ref())
+}
+
+/// What a whole-disk install needs, gathered before anything is written.
+struct Plan {
+    files: install::BootFiles,
+    uuid: String,
+    options: Vec<String>,
+}
+
+fn plan_install(a: &Args, live: &Live) -> Result<Option<Plan>> {
+    let t = osarg::path(&a.target).display().to_string();
+    if parent_disk(live.target).is_some() || a.no_bootloader {
+        return Ok(None);
+    }
+    let md_path = raid::path_of(&live.md);
+    let uuid = std::fs::File::open(&md_path)
+        .ok()
+        .and_then(|f| crate::probe::probe(&f).ok().flatten())
+        .and_then(|f| f.uuid)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| Error::new(&md_path, "its filesystem has no UUID for the boot entry; use --no-bootloader"))?;
+    let files = install::gather(live.get("medium_mount"), live.get("medium"), live.get("booted"))?;
+    let parts = install::layout(live.target_bytes / 512).ok_or_else(|| {
+        Error::new(&t, format!("too small: {}, the boot partition alone takes {} MiB", mib(live.target_bytes), install::BOOT_MIB))
+    })?;
+    if parts[1].sectors * 512 / 1024 < live.array_kib {
+        return Err(Error::new(
+            &t,
+            format!(
+                "too small: {} holds {} MiB of boot partition and {} of root; {} needs {} KiB (--no-bootloader: no boot partition)",
+                mib(live.target_bytes),
+                install::BOOT_MIB,
+                mib(parts[1].sectors * 512),
+                md_path,
+                live.array_kib
+            ),
+        ));
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    Ok(Some(Plan { files, uuid, options: install::kept_options(&cmdline) }))
 }
 
 fn say(text: &str) {
@@ -330,10 +406,9 @@ impl Drop for Speed {
     }
 }
 
-fn copy(a: &Args, live: &Live) -> Result<()> {
+fn copy(a: &Args, live: &Live, tp: &std::path::Path) -> Result<()> {
     use nix::sys::signal::{SigSet, Signal};
     use nix::sys::signalfd::{SfdFlags, SignalFd};
-    let tp = osarg::path(&a.target);
     let shown = tp.display().to_string();
     let t = shown.as_str();
     let md = &live.md;
@@ -351,7 +426,7 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
     let raised = raid::set_raid_disks(md, 2)?;
     let undo = |why: Error| -> Error {
         let mut msg = why.reason.clone();
-        match raid::remove_member(md, &tp) {
+        match raid::remove_member(md, tp) {
             Ok(()) => {}
             Err(e) if e.reason.starts_with("not a member") => {}
             Err(e) => msg.push_str(&format!("; could not take {t} out again: {e}")),
@@ -364,11 +439,12 @@ fn copy(a: &Args, live: &Live) -> Result<()> {
         Error::new(why.object, msg)
     };
     let speed = Speed::raise(&name, a.speed_max).map_err(&undo)?;
-    raid::hot_add(md, &tp).map_err(&undo)?;
+    raid::hot_add(md, tp).map_err(&undo)?;
+    let tdev = fsutil::block_dev(tp)?;
     say(&format!(
         "migrate: {path}: copying {} onto {t} ({}); the live system keeps running\n",
         mib(live.array_kib * 1024),
-        mib(live.target_bytes)
+        mib(fsutil::block_size_bytes(tdev.0, tdev.1).unwrap_or(live.target_bytes))
     ));
 
     let mut report = raid::SyncReport::on_stdout();
@@ -429,29 +505,35 @@ trait SwitchOps {
     fn drop_live(&mut self) -> Result<()>;
     /// `migrated=TARGET` into the state.
     fn record(&mut self) -> Result<()>;
+    /// Make a whole disk bootable (its last writes).
+    fn boot(&mut self) -> Result<()>;
     fn grow(&mut self) -> Result<()>;
     fn release(&mut self);
 }
 
 /// live-rw leaves only after a flush; the state says `migrated=` as soon as it has left, so a
-/// grow that fails (the system already runs on TARGET alone) leaves the record. The live stack
-/// is released even then: nothing uses it any more. Err: failed before the switch (nothing
-/// changed for the user); Ok(Some(e)): switched, but the grow failed.
-fn switch_sequence(ops: &mut dyn SwitchOps, grow: bool, release: bool) -> Result<Option<Error>> {
+/// grow that fails (the system already runs on TARGET alone) leaves the record. A whole disk
+/// becomes bootable only once its root is complete and on it, and before the grow (a failed
+/// grow leaves a smaller, working filesystem). The live stack is released even after a failure:
+/// nothing uses it any more. Err: failed before the switch (nothing changed for the user);
+/// Ok(Some(e)): switched, but the boot code or the grow failed.
+fn switch_sequence(ops: &mut dyn SwitchOps, boot: bool, grow: bool, release: bool) -> Result<Option<Error>> {
     ops.flush()?;
     ops.drop_live()?;
     ops.record()?;
+    let booted = if boot { ops.boot().err() } else { None };
     let grown = if grow { ops.grow().err() } else { None };
     if release {
         ops.release();
     }
-    Ok(grown)
+    Ok(booted.or(grown))
 }
 
 struct RealSwitch<'a> {
     live: &'a Live,
     target: &'a str,
     target_path: &'a std::path::Path,
+    prepared: Option<&'a install::Prepared>,
 }
 
 impl SwitchOps for RealSwitch<'_> {
@@ -482,6 +564,15 @@ impl SwitchOps for RealSwitch<'_> {
     fn record(&mut self) -> Result<()> {
         state::set(state::DEFAULT_PATH, &[("migrated".to_owned(), self.target.to_owned())])
     }
+    fn boot(&mut self) -> Result<()> {
+        let Some(p) = self.prepared else { return Ok(()) };
+        p.commit().map_err(|e| {
+            Error::new(
+                e.object,
+                format!("{}; the system runs on {} all the same, but the disk does not boot by itself", e.reason, p.root_part),
+            )
+        })
+    }
     fn grow(&mut self) -> Result<()> {
         grow(&self.live.md, self.target).map_err(|e| {
             Error::new(
@@ -501,25 +592,44 @@ impl SwitchOps for RealSwitch<'_> {
     }
 }
 
-fn switch_over(a: &Args, live: &Live) -> Result<()> {
-    let tp = osarg::path(&a.target);
+fn switch_over(a: &Args, live: &Live, tp: &std::path::Path, prepared: Option<&install::Prepared>) -> Result<()> {
     let shown = tp.display().to_string();
     let t = shown.as_str();
     let path = raid::path_of(&live.md);
-    // 4. Only now, with the target in sync and flushed, may live-rw go. 5. Grow. 6. Release.
-    let grow_failed = switch_sequence(&mut RealSwitch { live, target: t, target_path: &tp }, !a.no_grow, !a.keep_live)?;
+    // 4. Only now, with the target in sync and flushed, may live-rw go. 4b. Boot code. 5. Grow.
+    // 6. Release.
+    let grow_failed = switch_sequence(
+        &mut RealSwitch { live, target: t, target_path: tp, prepared },
+        prepared.is_some(),
+        !a.no_grow,
+        !a.keep_live,
+    )?;
 
     // 7. What the user has now.
-    let f = std::fs::File::open(&tp).ok().and_then(|f| crate::probe::probe(&f).ok().flatten());
+    let f = std::fs::File::open(tp).ok().and_then(|f| crate::probe::probe(&f).ok().flatten());
     let (fstype, uuid, label) = match &f {
         Some(f) => (f.fstype, f.uuid.clone().unwrap_or_default(), f.label.clone().unwrap_or_default()),
         None => ("unknown", String::new(), String::new()),
     };
     let root = if uuid.is_empty() { t.to_owned() } else { format!("UUID={uuid}") };
+    let how = match prepared {
+        Some(p) if grow_failed.is_none() => format!(
+            "migrate: {} boots by itself (BIOS: syslinux, UEFI: systemd-boot; kernel and initramfs on {}) with root={root}\n",
+            p.disk, p.boot_part
+        ),
+        Some(p) => format!("migrate: {}: see the error below\n", p.disk),
+        None if parent_disk(fsutil::block_dev(tp).unwrap_or((0, 0))).is_some() => format!(
+            "migrate: {t} is a partition: the disk's own boot loader must point at it (root={root});\n\
+             migrate: the liveroot initramfs mounts any root= that is not live:\n"
+        ),
+        None => format!(
+            "migrate: no boot loader installed (--no-bootloader): point one at root={root}\n\
+             migrate: (the liveroot initramfs mounts any root= that is not live:)\n"
+        ),
+    };
     say(&format!(
         "migrate: {}. {t} holds a plain {fstype} filesystem (no md metadata): UUID={uuid} LABEL={label}\n\
-         migrate: until the next boot / stays on {path}; point the boot loader at root={root}\n\
-         migrate: (the liveroot initramfs mounts any root= that is not live:)\n",
+         migrate: until the next boot / stays on {path}\n{how}",
         if grow_failed.is_none() { "done" } else { "switched, not grown" }
     ));
     grow_failed.map_or(Ok(()), Err)
@@ -640,6 +750,9 @@ mod tests {
         fn record(&mut self) -> Result<()> {
             self.step("record")
         }
+        fn boot(&mut self) -> Result<()> {
+            self.step("boot")
+        }
         fn grow(&mut self) -> Result<()> {
             self.step("grow")
         }
@@ -650,8 +763,23 @@ mod tests {
 
     fn run(fail: &'static str, grow: bool, release: bool) -> (Vec<&'static str>, Result<Option<Error>>) {
         let mut l = Log { calls: Vec::new(), fail };
-        let r = switch_sequence(&mut l, grow, release);
+        let r = switch_sequence(&mut l, false, grow, release);
         (l.calls, r)
+    }
+
+    #[test]
+    fn a_disk_becomes_bootable_after_the_switch_and_before_the_grow() {
+        let mut l = Log { calls: Vec::new(), fail: "" };
+        assert!(matches!(switch_sequence(&mut l, true, true, true), Ok(None)));
+        assert_eq!(l.calls, ["flush", "drop_live", "record", "boot", "grow", "release"]);
+        // Flush fails: never bootable.
+        let mut l = Log { calls: Vec::new(), fail: "flush" };
+        assert!(switch_sequence(&mut l, true, true, true).is_err());
+        assert_eq!(l.calls, ["flush"]);
+        // The boot code fails: reported, the grow and the release still happen.
+        let mut l = Log { calls: Vec::new(), fail: "boot" };
+        assert_eq!(switch_sequence(&mut l, true, true, true).unwrap().unwrap().reason, "boot failed");
+        assert_eq!(l.calls, ["flush", "drop_live", "record", "boot", "grow", "release"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod fsutil;
 #[cfg(test)]
 mod fuzz;
 mod http;
+mod install;
 mod manifest;
 mod mountinfo;
 mod osarg;

@@ -2,6 +2,7 @@
 //! comment. Structs are hand-written `#[repr(C)]` with compile-time size checks. This layer
 //! returns errors and never prints.
 #![allow(unsafe_code)]
+pub mod blk;
 pub mod dm;
 pub mod ext4;
 pub mod fibmap;

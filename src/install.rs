@@ -1,0 +1,431 @@
+//! A disk that boots by itself: what `migrate` puts around the root partition when its target is
+//! a whole disk. One MBR table (what both firmwares boot): partition 1 a FAT32 boot partition
+//! with the kernel and the initramfs the box booted with, syslinux for BIOS and systemd-boot for
+//! UEFI (both taken from the live medium, nothing built here); partition 2 the root, which joins
+//! the mirror. Both boot entries say `root=UUID=` of the root filesystem plus the running
+//! kernel's own options, minus the live ones.
+//!
+//! Power cuts: until [`Prepared::commit`], the MBR's code is `int 18h` ("not bootable, try the
+//! next device") and the EFI directory is not in the boot partition's root directory, so no
+//! firmware starts anything from the disk. The commit is three single-sector writes (the boot
+//! sector, the root directory sector that shows EFI, the MBR), each of which leaves either a
+//! complete boot path or none.
+
+use crate::error::{Context, Error, Result};
+use crate::fat::FatBuilder;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The boot partition starts at 1 MiB and takes this much (two kernels and initramfs fit).
+pub const BOOT_START: u64 = 2048;
+pub const BOOT_MIB: u64 = 128;
+const SECTOR: u64 = 512;
+/// Partitions start and end on 1 MiB boundaries.
+const ALIGN: u64 = 2048;
+pub const BOOT_LABEL: &str = "BOOT";
+pub const TYPE_ESP: u8 = 0xef;
+pub const TYPE_LINUX: u8 = 0x83;
+/// The MBR code until the commit: `int 18h`, which BIOSes take as "no boot here, next device".
+const NOT_BOOTABLE: [u8; 2] = [0xcd, 0x18];
+
+/// Where the medium keeps what the installed disk needs (the `make flash` layout).
+pub const KERNEL: &str = "boot/vmlinuz";
+pub const INITRD: &str = "boot/initrd.img";
+pub const LDLINUX_SYS: &str = "boot/syslinux/ldlinux.sys";
+pub const LDLINUX_C32: &str = "boot/syslinux/ldlinux.c32";
+pub const MBR_BIN: &str = "boot/syslinux/mbr.bin";
+pub const EFI_BOOT: &str = "EFI/BOOT/BOOTX64.EFI";
+
+/// What preflight read from the medium; held in memory, so the medium can go before the commit.
+pub struct BootFiles {
+    pub kernel: Vec<u8>,
+    pub initrd: Vec<u8>,
+    pub ldlinux_sys: Vec<u8>,
+    pub ldlinux_c32: Vec<u8>,
+    pub mbr_code: [u8; 440],
+    pub efi: Vec<u8>,
+    /// The medium partition's boot sector: syslinux's boot code.
+    pub vbr: [u8; 512],
+    pub kernel_release: String,
+}
+
+fn read_file(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(path).map_err(|e| {
+        Error::new(path.display().to_string(), format!("{}: no {what} to install", crate::error::io_reason(&e)))
+    })?;
+    let mut v = Vec::new();
+    f.take(max.saturating_add(1)).read_to_end(&mut v).ctx(path.display())?;
+    if v.len() as u64 > max {
+        return Err(Error::new(path.display().to_string(), format!("bigger than {} MiB: not a {what}", max >> 20)));
+    }
+    if v.is_empty() {
+        return Err(Error::new(path.display().to_string(), format!("empty: no {what} to install")));
+    }
+    Ok(v)
+}
+
+/// The release string in a bzImage's setup header ("6.1.0-56-amd64 (debian-kernel@...) ...").
+pub fn bzimage_release(k: &[u8]) -> Option<String> {
+    if k.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let p = u16::from_le_bytes([*k.get(0x20e)?, *k.get(0x20f)?]) as usize;
+    let s = k.get(p.checked_add(0x200)?..)?;
+    let end = s.iter().take(256).position(|&b| b == 0 || b == b' ')?;
+    let r = std::str::from_utf8(s.get(..end)?).ok()?;
+    (!r.is_empty()).then(|| r.to_owned())
+}
+
+fn running_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
+/// Read and check everything the disk will need, from the mounted medium and its partition.
+/// Any miss: the reason, and `--no-bootloader` as the way out.
+/// `booted` is the state's booted= (local, ram, net).
+pub fn gather(medium_mount: &str, medium_dev: &str, booted: &str) -> Result<BootFiles> {
+    let way_out = "use --no-bootloader to install the filesystem only";
+    if medium_mount.is_empty() || !crate::fsutil::is_mountpoint(Path::new(medium_mount)) {
+        let what = match booted {
+            "ram" => "the medium was released (rd.live.ram)".to_owned(),
+            _ if medium_dev.is_empty() => "no live medium (a network boot)".to_owned(),
+            _ if medium_mount.is_empty() => format!("{medium_dev} is not mounted"),
+            _ => format!("{medium_mount} is not mounted (the medium was released)"),
+        };
+        return Err(Error::new(
+            "boot files",
+            format!("{what}: the kernel, initramfs and boot code to install are not reachable; {way_out}"),
+        ));
+    }
+    let m = PathBuf::from(medium_mount);
+    let get = |rel: &str, max: u64, what: &str| {
+        read_file(&m.join(rel), max, what).map_err(|e| Error::new(e.object, format!("{}; {way_out}", e.reason)))
+    };
+    let kernel = get(KERNEL, 256 << 20, "kernel")?;
+    let initrd = get(INITRD, 1 << 30, "initramfs")?;
+    let ldlinux_sys = get(LDLINUX_SYS, 1 << 20, "syslinux loader (BIOS boot code)")?;
+    let ldlinux_c32 = get(LDLINUX_C32, 4 << 20, "syslinux module (BIOS boot code)")?;
+    let mbr = get(MBR_BIN, 512, "master boot record code")?;
+    let efi = get(EFI_BOOT, 64 << 20, "UEFI boot loader")?;
+    let kpath = m.join(KERNEL).display().to_string();
+    let release = bzimage_release(&kernel)
+        .ok_or_else(|| Error::new(&kpath, format!("not a Linux kernel image (no bzImage header); {way_out}")))?;
+    let running = running_release();
+    if release != running {
+        return Err(Error::new(
+            &kpath,
+            format!("is kernel {release}, but {running} is running: the disk would boot another kernel than this system's; {way_out}"),
+        ));
+    }
+    let mut mbr_code = [0u8; 440];
+    let n = mbr.len().min(440);
+    mbr_code[..n].copy_from_slice(&mbr[..n]);
+    let mut vbr = [0u8; 512];
+    std::fs::File::open(medium_dev)
+        .and_then(|f| f.read_exact_at(&mut vbr, 0))
+        .map_err(|e| Error::new(medium_dev, format!("cannot read its boot sector: {}; {way_out}", crate::error::io_reason(&e))))?;
+    // The boot code must re-target here, before anything is written.
+    let mut probe_sys = ldlinux_sys.clone();
+    let sectors: Vec<u64> = (0..probe_sys.len().div_ceil(512) as u64).map(|i| 100_000 + i).collect();
+    let sect1 = crate::syslinux::patch_ldlinux(&mut probe_sys, &sectors)
+        .map_err(|e| Error::new(m.join(LDLINUX_SYS).display().to_string(), format!("{}; {way_out}", e.reason)))?;
+    let mut probe_vbr = vbr;
+    crate::syslinux::boot_sector(&vbr, &probe_sys, &mut probe_vbr, sect1)
+        .map_err(|e| Error::new(medium_dev, format!("{}; {way_out}", e.reason)))?;
+    Ok(BootFiles { kernel, initrd, ldlinux_sys, ldlinux_c32, mbr_code, efi, vbr, kernel_release: release })
+}
+
+/// The kernel options the installed system keeps: everything but root=, the live ones and what
+/// a boot loader adds by itself.
+pub fn kept_options(cmdline: &str) -> Vec<String> {
+    let drop_key = |k: &str| {
+        matches!(k, "root" | "rootfstype" | "rootflags" | "ro" | "rw" | "BOOT_IMAGE" | "initrd" | "ip" | "rd.break" | "rd.shell")
+            || k.starts_with("rd.live.")
+            || k.starts_with("live.")
+    };
+    crate::cmdline::split(cmdline)
+        .into_iter()
+        .filter(|(k, _)| !drop_key(k))
+        .map(|(k, v)| match v {
+            Some(v) if v.contains(char::is_whitespace) => format!("{k}=\"{v}\""),
+            Some(v) => format!("{k}={v}"),
+            None => k,
+        })
+        .collect()
+}
+
+/// The serial line syslinux should talk on: `console=ttyS1,57600` → "1 57600".
+fn serial_for(options: &[String]) -> Option<String> {
+    options.iter().rev().find_map(|o| {
+        let rest = o.strip_prefix("console=ttyS")?;
+        let (port, speed) = rest.split_once(',').unwrap_or((rest, "115200"));
+        let port: u8 = port.parse().ok()?;
+        let digits = speed.find(|c: char| !c.is_ascii_digit()).unwrap_or(speed.len());
+        let speed: u32 = speed.get(..digits)?.parse().ok()?;
+        Some(format!("{port} {speed}"))
+    })
+}
+
+/// syslinux.cfg and the systemd-boot files for `options` (root= first).
+pub fn configs(options: &str, serial: Option<&str>) -> Vec<(&'static str, Vec<u8>)> {
+    let mut sys = String::from("# Written by liveroot migrate: the installed system boots from this disk.\n");
+    if let Some(s) = serial {
+        sys.push_str(&format!("SERIAL {s}\n"));
+    }
+    sys.push_str(&format!(
+        "PROMPT 0\nTIMEOUT 10\nDEFAULT liveroot\nLABEL liveroot\n  KERNEL /{KERNEL}\n  INITRD /{INITRD}\n  APPEND {options}\n"
+    ));
+    let loader = "default liveroot.conf\ntimeout 0\n".to_owned();
+    let entry = format!(
+        "# Written by liveroot migrate.\ntitle liveroot (installed)\nlinux /{KERNEL}\ninitrd /{INITRD}\noptions {options}\n"
+    );
+    vec![
+        ("boot/syslinux/syslinux.cfg", sys.into_bytes()),
+        ("loader/loader.conf", loader.into_bytes()),
+        ("loader/entries/liveroot.conf", entry.into_bytes()),
+    ]
+}
+
+/// One MBR partition entry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Part {
+    pub start: u64,
+    pub sectors: u64,
+    pub kind: u8,
+}
+
+/// The two partitions on a disk of `disk_sectors`: boot, then root up to the last whole MiB
+/// (MBR addresses at most 2 TiB: beyond that the root stops there).
+pub fn layout(disk_sectors: u64) -> Option<[Part; 2]> {
+    let boot = Part { start: BOOT_START, sectors: BOOT_MIB * 2048, kind: TYPE_ESP };
+    let root_start = boot.start + boot.sectors;
+    let end = (disk_sectors.min(u64::from(u32::MAX)) / ALIGN) * ALIGN;
+    let root = Part { start: root_start, sectors: end.checked_sub(root_start)?, kind: TYPE_LINUX };
+    (root.sectors >= ALIGN).then_some([boot, root])
+}
+
+/// CHS of an LBA for the legacy fields (255 heads, 63 sectors; past cylinder 1023 the maximum).
+fn chs(lba: u64) -> [u8; 3] {
+    let c = lba / (255 * 63);
+    if c > 1023 {
+        return [254, 0xff, 0xff];
+    }
+    let h = (lba / 63) % 255;
+    let s = lba % 63 + 1;
+    [h as u8, (s as u8) | (((c >> 2) & 0xc0) as u8), (c & 0xff) as u8]
+}
+
+/// The MBR: `code` (440 bytes), a disk signature, the partitions, 0x55AA. `active`: partition 1
+/// gets the boot flag (what mbr.bin looks for).
+pub fn mbr(code: &[u8; 440], signature: u32, parts: &[Part; 2], active: bool) -> [u8; 512] {
+    let mut s = [0u8; 512];
+    s[..440].copy_from_slice(code);
+    s[440..444].copy_from_slice(&signature.to_le_bytes());
+    for (i, p) in parts.iter().enumerate() {
+        let e = &mut s[446 + 16 * i..462 + 16 * i];
+        e[0] = if active && i == 0 { 0x80 } else { 0 };
+        e[1..4].copy_from_slice(&chs(p.start));
+        e[4] = p.kind;
+        e[5..8].copy_from_slice(&chs(p.start + p.sectors - 1));
+        e[8..12].copy_from_slice(&(p.start as u32).to_le_bytes());
+        e[12..16].copy_from_slice(&(p.sectors as u32).to_le_bytes());
+    }
+    s[510] = 0x55;
+    s[511] = 0xaa;
+    s
+}
+
+/// The disk after [`prepare`]: partitioned, boot partition written, nothing bootable yet.
+pub struct Prepared {
+    pub disk: String,
+    pub boot_part: String,
+    pub root_part: String,
+    pub root_bytes: u64,
+    mbr_final: [u8; 512],
+    /// The boot sector with syslinux's code, and where it goes (the sector and its backup).
+    vbr_final: [u8; 512],
+    vbr_at: [u64; 2],
+    commit: Vec<(u64, Vec<u8>)>,
+}
+
+fn write_at(f: &std::fs::File, obj: &str, data: &[u8], off: u64) -> Result<()> {
+    f.write_all_at(data, off).map_err(|e| Error::new(obj, format!("write at byte {off}: {}", crate::error::io_reason(&e))))
+}
+
+/// Sysfs name of partition `n` of `disk` (vdb1, nvme0n1p1, mmcblk0p1).
+fn part_name(disk: &str, n: u32) -> String {
+    if disk.ends_with(|c: char| c.is_ascii_digit()) { format!("{disk}p{n}") } else { format!("{disk}{n}") }
+}
+
+/// Partition the disk, write the boot partition (EFI hidden, no boot code in the MBR) and wait
+/// for the kernel's partition devices.
+pub fn prepare(disk_path: &Path, disk_kname: &str, files: &BootFiles, root_uuid: &str, options: &[String]) -> Result<Prepared> {
+    let disk = disk_path.display().to_string();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(disk_path).ctx(&disk)?;
+    let bytes = f.metadata().map(|_| ()).and_then(|_| {
+        use std::io::Seek;
+        (&f).seek(std::io::SeekFrom::End(0))
+    }).ctx(&disk)?;
+    let parts = layout(bytes / SECTOR).ok_or_else(|| Error::new(&disk, "too small for a boot partition and a root partition"))?;
+    let uuid_hex: String = root_uuid.chars().filter(char::is_ascii_hexdigit).collect();
+    let signature = u32::from_str_radix(uuid_hex.get(..8).unwrap_or("4c495645"), 16).unwrap_or(0x4c49_5645);
+
+    // Old boot code and partition tables go first (a GPT at both ends, anything before 1 MiB).
+    let zero = vec![0u8; (ALIGN * SECTOR) as usize];
+    write_at(&f, &disk, &zero, 0)?;
+    if bytes > 64 * SECTOR {
+        write_at(&f, &disk, &zero[..(34 * SECTOR) as usize], bytes - 34 * SECTOR)?;
+    }
+    let mut stub = [0u8; 440];
+    stub[..2].copy_from_slice(&NOT_BOOTABLE);
+    write_at(&f, &disk, &mbr(&stub, signature, &parts, false), 0)?;
+    f.sync_all().ctx(&disk)?;
+    crate::sys::blk::reread_partitions(&f).map_err(|e| {
+        Error::new(&disk, format!("the kernel cannot re-read its partition table: {} (a partition in use?)", e.desc()))
+    })?;
+    drop(f);
+    let (bname, rname) = (part_name(disk_kname, 1), part_name(disk_kname, 2));
+    let mut tries = 0;
+    while !(Path::new(&format!("/sys/class/block/{bname}")).exists() && Path::new(&format!("/sys/class/block/{rname}")).exists()) {
+        tries += 1;
+        if tries > 50 {
+            return Err(Error::new(&disk, format!("partitions {bname} and {rname} did not appear after the table was written")));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let boot_part = crate::probe::dev_node(&bname)?;
+    let root_part = crate::probe::dev_node(&rname)?;
+
+    // The boot partition, EFI hidden until the commit.
+    let mut opts = vec![format!("root=UUID={root_uuid}"), "rw".to_owned()];
+    opts.extend(options.iter().cloned());
+    let options_line = opts.join(" ");
+    let serial = serial_for(options);
+    let volume_id = u32::from_str_radix(uuid_hex.get(8..16).unwrap_or("0"), 16).unwrap_or(0);
+    let mut fat = FatBuilder::new(BOOT_LABEL, volume_id)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    fat.set_time(i64::try_from(now).unwrap_or(0));
+    fat.add_file(KERNEL, files.kernel.clone())?;
+    fat.add_file(INITRD, files.initrd.clone())?;
+    fat.add_file(LDLINUX_SYS, files.ldlinux_sys.clone())?;
+    fat.add_file(LDLINUX_C32, files.ldlinux_c32.clone())?;
+    fat.add_file(MBR_BIN, files.mbr_code.to_vec())?;
+    fat.add_file(EFI_BOOT, files.efi.clone())?;
+    for (path, data) in configs(&options_line, serial.as_deref()) {
+        fat.add_file(path, data)?;
+    }
+    fat.hide_until_commit("EFI");
+    let bf = std::fs::OpenOptions::new().read(true).write(true).open(&boot_part).ctx(&boot_part)?;
+    let bsize = parts[0].sectors * SECTOR;
+    let written = fat.write(&bf, 0, bsize, BOOT_START as u32)?;
+    // syslinux finds its loader by sector: point the copy at where it landed.
+    let sectors = written
+        .sectors(LDLINUX_SYS)
+        .ok_or_else(|| Error::new(&boot_part, "ldlinux.sys: not laid out"))?
+        .to_vec();
+    let mut sys = files.ldlinux_sys.clone();
+    let sect1 = crate::syslinux::patch_ldlinux(&mut sys, &sectors)?;
+    for (i, chunk) in sys.chunks(SECTOR as usize).enumerate() {
+        let s = sectors.get(i).copied().ok_or_else(|| Error::new(&boot_part, "ldlinux.sys: sector list too short"))?;
+        write_at(&bf, &boot_part, chunk, s * SECTOR)?;
+    }
+    let mut vbr = written.vbr;
+    crate::syslinux::boot_sector(&files.vbr, &sys, &mut vbr, sect1)?;
+    bf.sync_all().ctx(&boot_part)?;
+    let root_bytes = parts[1].sectors * SECTOR;
+    Ok(Prepared {
+        disk,
+        boot_part,
+        root_part,
+        root_bytes,
+        mbr_final: mbr(&files.mbr_code, signature, &parts, true),
+        vbr_final: vbr,
+        vbr_at: written.vbr_at,
+        commit: written.commit.clone(),
+    })
+}
+
+impl Prepared {
+    /// Make the disk bootable: the boot sector's code, then EFI shown, then the MBR's code.
+    pub fn commit(&self) -> Result<()> {
+        let bf = std::fs::OpenOptions::new().write(true).open(&self.boot_part).ctx(&self.boot_part)?;
+        for at in self.vbr_at {
+            write_at(&bf, &self.boot_part, &self.vbr_final, at)?;
+        }
+        bf.sync_all().ctx(&self.boot_part)?;
+        for (off, data) in &self.commit {
+            write_at(&bf, &self.boot_part, data, *off)?;
+        }
+        bf.sync_all().ctx(&self.boot_part)?;
+        drop(bf);
+        let d = std::fs::OpenOptions::new().write(true).open(&self.disk).ctx(&self.disk)?;
+        write_at(&d, &self.disk, &self.mbr_final, 0)?;
+        d.sync_all().ctx(&self.disk)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_options_are_dropped_others_kept() {
+        let k = kept_options(
+            "BOOT_IMAGE=/boot/vmlinuz initrd=/boot/initrd.img root=live:LABEL=LIVE rd.live.ram=1 live.fetch=http://x/ \
+             console=tty0 console=ttyS0,115200 quiet ro panic=10 ip=dhcp rd.retry=20 foo=\"a b\" liveroot.x=1",
+        );
+        assert_eq!(k, ["console=tty0", "console=ttyS0,115200", "quiet", "panic=10", "rd.retry=20", "foo=\"a b\"", "liveroot.x=1"]);
+        assert_eq!(serial_for(&k).as_deref(), Some("0 115200"));
+        assert_eq!(serial_for(&["console=ttyS1,57600n8".to_owned()]).as_deref(), Some("1 57600"));
+        assert_eq!(serial_for(&["console=tty0".to_owned()]), None);
+    }
+
+    #[test]
+    fn entries_carry_the_same_options() {
+        let c = configs("root=UUID=1234 rw console=ttyS0,115200", Some("0 115200"));
+        let text: Vec<String> = c.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
+        assert!(text[0].contains("SERIAL 0 115200\n"));
+        assert!(text[0].contains("  APPEND root=UUID=1234 rw console=ttyS0,115200\n"));
+        assert!(text[0].contains("  KERNEL /boot/vmlinuz\n  INITRD /boot/initrd.img\n"));
+        assert!(text[2].contains("\noptions root=UUID=1234 rw console=ttyS0,115200\n"));
+        assert!(text[2].contains("\nlinux /boot/vmlinuz\ninitrd /boot/initrd.img\n"));
+    }
+
+    #[test]
+    fn layout_and_mbr_bytes() {
+        assert_eq!(layout(100 * 2048), None, "100 MiB holds no 128 MiB boot partition");
+        let p = layout(1024 * 2048 + 7).unwrap();
+        assert_eq!(p[0], Part { start: 2048, sectors: 128 * 2048, kind: 0xef });
+        assert_eq!(p[1], Part { start: 129 * 2048, sectors: (1024 - 129) * 2048, kind: 0x83 });
+        let code = [0x90u8; 440];
+        let m = mbr(&code, 0xdead_beef, &p, true);
+        assert_eq!(&m[440..444], &[0xef, 0xbe, 0xad, 0xde]);
+        assert_eq!(m[446], 0x80);
+        assert_eq!(m[462], 0);
+        assert_eq!(m[450], 0xef);
+        assert_eq!(u32::from_le_bytes(m[454..458].try_into().unwrap()), 2048);
+        assert_eq!(u32::from_le_bytes(m[470..474].try_into().unwrap()), 129 * 2048);
+        assert_eq!(u32::from_le_bytes(m[474..478].try_into().unwrap()), (1024 - 129) * 2048);
+        assert_eq!(&m[510..], &[0x55, 0xaa]);
+        // sfdisk reads it back as we meant it
+        assert_eq!(chs(2048), [32, 33, 0]);
+        assert_eq!(mbr(&code, 1, &p, false)[446], 0);
+        // Past 2 TiB the root stops at the last sector MBR can address.
+        let big = layout(8 << 31).unwrap();
+        assert!(big[1].start + big[1].sectors <= u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn bzimage_release_is_read_from_the_header() {
+        let mut k = vec![0u8; 0x400];
+        k[0x202..0x206].copy_from_slice(b"HdrS");
+        k[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+        k[0x300..0x31a].copy_from_slice(b"6.1.0-56-amd64 (debian) #1");
+        assert_eq!(bzimage_release(&k).as_deref(), Some("6.1.0-56-amd64"));
+        k[0x20e..0x210].copy_from_slice(&0xfff0u16.to_le_bytes());
+        assert_eq!(bzimage_release(&k), None);
+        assert_eq!(bzimage_release(b"short"), None);
+    }
+}
