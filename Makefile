@@ -14,9 +14,9 @@ MIN_VERSION ?= 0
 APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign \
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time \
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
-	syslinux syslinux-common
+	syslinux syslinux-common systemd-boot-efi ovmf
 
-.PHONY: all deps build test unit qemu-test fuzz bench size kernel initramfs stock-initramfs image demo run clean
+.PHONY: all deps build test unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash demo run clean
 all: $(BUILD)/liveroot
 
 # Install what is missing (apt-get update first, as on a fresh machine), add the musl target.
@@ -101,6 +101,21 @@ stock-initramfs: kernel
 # The dm-verity sidecars beside each image are made by liveroot itself.
 image: $(BUILD)/.deps $(BUILD)/liveroot
 	@mk/mkimage.sh $(BUILD)
+
+# A whole-disk image to dd onto a USB stick or a CF/SD card, booting under BIOS and UEFI (see
+# README "From an image to a bootable stick" and mk/mkflash.sh). Without SQUASHFS=DIR: the sample
+# image (make image). Passed through the environment, so APPEND may hold any characters.
+FLASH ?= $(BUILD)/flash.img
+flash: export SQUASHFS := $(SQUASHFS)
+flash: export PUBKEY := $(PUBKEY)
+flash: export LABEL := $(LABEL)
+flash: export SIZE_MIB := $(SIZE_MIB)
+flash: export APPEND := $(APPEND)
+flash: export MIN_VERSION := $(MIN_VERSION)
+flash: export FLASH := $(FLASH)
+flash: $(BUILD)/liveroot kernel
+	@[ -n "$$SQUASHFS" ] || $(MAKE) --no-print-directory image
+	@mk/mkflash.sh "$$FLASH"
 
 demo: $(BUILD)/liveroot
 	@mk/demo.sh
