@@ -33,7 +33,7 @@ arm_dd() {
 arm_migrate() {
 	sync; echo 3 >/proc/sys/vm/drop_caches
 	t0=$(up)
-	if migrate --yes --no-grow --keep-live "$MIG" >/tmp/m.out 2>&1; then ok migrate; else fail migrate "$(tail -n 1 /tmp/m.out)"; fi
+	if migrate --yes --no-bootloader --no-grow --keep-live "$MIG" >/tmp/m.out 2>&1; then ok migrate; else fail migrate "$(tail -n 1 /tmp/m.out)"; fi
 	t1=$(up)
 	echo "BENCH migrate $(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }')"
 	grep -v ' recover ' /tmp/m.out | sed 's/^/BENCH-LOG /'

@@ -16,7 +16,7 @@ check_live_root
 TARGET=$(disk_by_serial TARGET) || fail target "no disk with serial TARGET"
 sync
 check root-ro mount -o remount,ro /
-migrate --yes "$TARGET" >/run/mg.out 2>&1
+migrate --yes --no-bootloader "$TARGET" >/run/mg.out 2>&1
 rc=$?
 sed 's/^/  | /' /run/mg.out
 check grow-fails test "$rc" = 1

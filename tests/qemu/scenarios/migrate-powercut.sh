@@ -12,7 +12,7 @@ guest() {
 	cat <<'G'
 check_live_root
 TARGET=$(disk_by_serial TARGET)
-migrate --yes --speed-max 10000 "$TARGET" >/tmp/m.out 2>&1 &
+migrate --yes --no-bootloader --speed-max 10000 "$TARGET" >/tmp/m.out 2>&1 &
 n=0
 until [ "$(cut -d' ' -f1 /sys/block/md7/md/sync_completed)" -gt 40000 ] 2>/dev/null; do
 	n=$((n + 1)); [ $n -gt 300 ] && break; sleep 0.1
@@ -37,7 +37,7 @@ verify() {
 check_live_root
 TARGET=$(ls /dev/vd* | while read -r d; do [ "$(findfs LABEL=TESTS)" = "$d" ] || [ "$(mount_dev /run/live/medium)" = "$d" ] || echo "$d"; done | head -n 1)
 echo "target: $TARGET"
-if migrate --yes "$TARGET" >/tmp/m.out 2>&1; then ok rerun; else fail rerun "exit $?: $(tail -n 1 /tmp/m.out)"; fi
+if migrate --yes --no-bootloader "$TARGET" >/tmp/m.out 2>&1; then ok rerun; else fail rerun "exit $?: $(tail -n 1 /tmp/m.out)"; fi
 grep -v ' recover: ' /tmp/m.out
 check md7-only-target test "$(md7_members)" = "${TARGET#/dev/}"
 G

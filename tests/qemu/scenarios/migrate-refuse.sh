@@ -1,12 +1,13 @@
 # migrate's refusals write nothing: a target smaller than the array, the flash disk, a mounted
 # disk, live-rw, a nonexistent path, a regular file, another array than the live one, no --yes
-# without a terminal (the disks are checksummed before and after; the flash by the runner). Then
+# without a terminal, a whole disk when the medium has no kernel to install (this test flash holds
+# only LiveOS/; the disks are checksummed before and after; the flash by the runner). Then
 # SIGTERM in the middle of the copy: exit 1, the target out of the array, the live system as it
 # was and writable; a rerun with --no-grow --keep-live migrates and changes nothing else.
 DESC="migrate refusals write nothing; SIGTERM mid-copy leaves the live system, a rerun works"
 TIMEOUT=240
 EXPECT="root-md7 refuse-small refuse-flash refuse-mounted refuse-live-rw refuse-missing
-	refuse-regular refuse-other-md refuse-notty mounted-unchanged still-live sigterm-exit
+	refuse-regular refuse-other-md refuse-notty refuse-no-kernel mounted-unchanged still-live sigterm-exit
 	sigterm-message sigterm-live sigterm-slots sigterm-speed sigterm-writable sigterm-no-state
 	rerun md7-only-target no-grow keep-live rerun-state refuse-again"
 prepare() {
@@ -49,13 +50,14 @@ refuse refuse-live-rw "is .*live-rw\|under the live array" --yes /dev/mapper/liv
 refuse refuse-missing "No such file" --yes /dev/nonexistent
 refuse refuse-regular "not a block device" --yes /root/plain-file
 refuse refuse-other-md "not the live array" --yes --md /dev/md9 "$TARGET"
-refuse refuse-notty "no terminal" "$NOTTY"
+refuse refuse-notty "no terminal" --no-bootloader "$NOTTY"
+refuse refuse-no-kernel "/run/live/medium/boot/vmlinuz: No such file.*no kernel to install.*--no-bootloader" --yes "$NOTTY"
 check mounted-unchanged test "$(sha256sum <"$MNT")" = "$m0"
 umount /mnt/m
 check still-live member_is_live_rw
 
 # SIGTERM mid-copy (capped at 20 MiB/s so the copy lasts a while).
-migrate --yes --speed-max 20000 "$TARGET" >/tmp/m1.out 2>&1 &
+migrate --yes --no-bootloader --speed-max 20000 "$TARGET" >/tmp/m1.out 2>&1 &
 P=$!
 n=0
 until [ "$(cat /sys/block/md7/md/sync_action)" = recover ] &&
@@ -76,7 +78,7 @@ check sigterm-writable sh -c 'echo after-term >/root/after-term && sync && grep 
 check sigterm-no-state sh -c '! grep -q "^migrated=" /run/live/state'
 
 # The rerun keeps the live stack and the size: the target is the only member, nothing else moved.
-if migrate --yes --no-grow --keep-live "$TARGET" >/tmp/m2.out 2>&1; then ok rerun; else fail rerun "exit $?: $(tail -n 1 /tmp/m2.out)"; fi
+if migrate --yes --no-bootloader --no-grow --keep-live "$TARGET" >/tmp/m2.out 2>&1; then ok rerun; else fail rerun "exit $?: $(tail -n 1 /tmp/m2.out)"; fi
 grep -v recover /tmp/m2.out | sed 's/^/  | /'
 check md7-only-target test "$(md7_members)" = "${TARGET#/dev/}"
 check no-grow test "$(cat /sys/block/md7/md/component_size)" = 262144
@@ -87,6 +89,6 @@ G
 }
 verify() {
 	cmp -s -n 128M "$RUNDIR/small.img" /dev/zero || problem "the too-small disk was written to"
-	cmp -s -n 300M "$RUNDIR/notty.img" /dev/zero || problem "the disk refused without a terminal was written to"
+	cmp -s -n 300M "$RUNDIR/notty.img" /dev/zero || problem "the disk refused (no terminal, no kernel) was written to"
 	[[ $(sha256sum <"$RUNDIR/mnt.img") == "$MNT_SHA" ]] || problem "the mounted disk changed (mounted read-only)"
 }

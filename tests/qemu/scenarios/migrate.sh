@@ -35,7 +35,7 @@ rm -f /tmp/stop
 W=$!
 sleep 1
 n0=$(wc -l </root/during.txt)
-if migrate --yes "$TARGET" >/tmp/migrate.out 2>&1; then ok migrate; else fail migrate "exit $?: $(tail -n 2 /tmp/migrate.out)"; fi
+if migrate --yes --no-bootloader "$TARGET" >/tmp/migrate.out 2>&1; then ok migrate; else fail migrate "exit $?: $(tail -n 2 /tmp/migrate.out)"; fi
 n1=$(wc -l </root/during.txt)
 sed 's/^/  | /' /tmp/migrate.out
 check flushed-before-switch awk '/flushed to/ { f = NR } /runs on .* alone/ { s = NR } END { exit !(f && s && f < s) }' /tmp/migrate.out

@@ -1,8 +1,14 @@
 # rd.live.ram: the image is copied to RAM, the medium is released and can be unplugged; the
-# system keeps running from RAM after the disk is gone.
+# system keeps running from RAM after the disk is gone. migrate onto a whole disk is then refused
+# (no kernel or boot code left to install) and writes nothing.
 DESC="rd.live.ram → medium released and hot-unplugged"
 APPEND="root=live:LABEL=$LIVE_LABEL rd.live.image rd.live.ram"
-EXPECT="root-md7 medium-unmounted medium-not-held medium-unplugged root-readable-after-unplug"
+EXPECT="root-md7 medium-unmounted medium-not-held medium-unplugged root-readable-after-unplug
+	migrate-refused-released"
+prepare() {
+	truncate -s 1G "$RUNDIR/spare.img"
+	add_disk "$RUNDIR/spare.img" SPARE
+}
 guest() {
 	cat <<'G'
 check_live_root
@@ -32,7 +38,14 @@ while [ -e /sys/block/$med ] && [ $i -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
 check medium-unplugged test ! -e /sys/block/$med
 echo 3 > /proc/sys/vm/drop_caches
 check root-readable-after-unplug sh -c 'find / -xdev -type f -exec cat {} + >/dev/null && test -s /etc/hostname'
+migrate --yes "$(disk_by_serial SPARE)" >/tmp/m.out 2>/tmp/m.err
+rc=$?
+echo "migrate: exit $rc: $(cat /tmp/m.err)"
+check migrate-refused-released sh -c "[ $rc = 1 ] && grep -q 'the medium was released (rd.live.ram).*--no-bootloader' /tmp/m.err && [ ! -s /tmp/m.out ]"
 G
+}
+verify() {
+	cmp -s -n 1G "$RUNDIR/spare.img" /dev/zero || problem "migrate wrote to the disk it refused"
 }
 drive() {
 	wait_for 'LIVEROOT-TEST unplug-now' "$TIMEOUT" || return
