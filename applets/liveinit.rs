@@ -472,11 +472,16 @@ impl Plug {
         let devices = crate::coldplug::scan(&self.sysfs.join("devices"));
         self.devices = devices.len();
         self.unbound = devices.iter().filter(|d| !d.bound).count();
+        // Decided before loading: a module another one pulls in as a dependency in this pass
+        // (usb-storage under uas) is still reported as loaded here.
+        let todo: Vec<String> = self
+            .state
+            .wanted(&devices, &self.aliases)
+            .into_iter()
+            .filter(|m| !self.db.builtin.contains(m) && !self.blacklist.contains(m) && !self.is_loaded(m))
+            .collect();
         let mut now = Vec::new();
-        for m in self.state.wanted(&devices, &self.aliases) {
-            if self.db.builtin.contains(&m) || self.blacklist.contains(&m) || self.is_loaded(&m) {
-                continue;
-            }
+        for m in todo {
             let mut order = Vec::new();
             // Listed in modules.alias but not in this tree: nothing to load, as with no alias.
             if self.db.plan(&m, &mut order).is_none() {
