@@ -221,6 +221,16 @@ fn find_medium_times_out_with_a_listing() {
     assert!(o.stderr.contains("/dev/no-such-disk: not found after 0 s"));
 }
 
+#[test]
+fn find_medium_says_what_it_waits_for() {
+    let o = li(&["find-medium", "LABEL=NO-SUCH-LABEL-7f3a", "--wait", "6"]);
+    assert_eq!(o.code, 1);
+    let mut lines = o.stderr.lines();
+    assert_eq!(lines.next(), Some("liveinit: find-medium: waiting for LABEL=NO-SUCH-LABEL-7f3a (5 s of 6)"), "{}", o.stderr);
+    assert!(lines.next().is_some_and(|l| l.starts_with("liveinit: LABEL=NO-SUCH-LABEL-7f3a: not found after 6 s")), "{}", o.stderr);
+    assert_eq!(lines.next(), None);
+}
+
 /// A loop device, detached at the end.
 struct Loop(String);
 impl Drop for Loop {

@@ -28,7 +28,7 @@ verify() {
 	mkdir -p "$d"
 	(cd "$d" && gzip -dc "$INITRD" | cpio -id --quiet init 2>/dev/null) || { problem "cannot unpack /init from $INITRD"; return; }
 	local m
-	for m in xhci usb_storage usb-storage uas sd_mod virtio_pci virtio_blk virtio_net e1000 ahci ata_piix nvme sdhci; do
+	for m in xhci_pci ehci_pci usb_storage usb-storage uas sd_mod virtio_pci virtio_blk virtio_net e1000 ahci ata_piix nvme sdhci_pci mmc_block; do
 		grep -qw -- "$m" "$d/init" && problem "/init names the hardware driver $m"
 	done
 	return 0
