@@ -4,7 +4,10 @@
 //! liveinit cmdline [--file F]                   shell assignments (LIVE_*) from /proc/cmdline
 //! liveinit modprobe [-q] [-n] [--dir D] [--cmdline F] MODULE...
 //!                                               load modules and their dependencies
-//! liveinit find-medium SPEC [--wait S] [--all]  wait for LABEL=/UUID=/PARTUUID=/PARTLABEL=//dev/..
+//! liveinit coldplug [-n] [--settle MS] [--modules-dir D] [--sysfs D] [--cmdline F]
+//!                                               load the drivers the present hardware asks for
+//! liveinit find-medium SPEC [--wait S] [--all] [--coldplug]
+//!                                               wait for LABEL=/UUID=/PARTUUID=/PARTLABEL=//dev/..
 //! liveinit probe DEV|FILE...                    filesystem type, label, UUID (like blkid -p)
 //! liveinit overlay-size ORIGIN [--size MIB]     COW size in MiB (default: min(origin, RAM/2))
 //! liveinit ram-copy FILE... --to DIR [--minmem MIB] [--tmpfs]
@@ -27,7 +30,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-pub const SUMMARY: &str = "helpers for the live-boot /init (cmdline, modprobe, find-medium, switch-root)";
+pub const SUMMARY: &str = "helpers for the live-boot /init (cmdline, modprobe, coldplug, find-medium, switch-root)";
 
 #[derive(FromArgs)]
 /// Helpers for the live-boot /init: everything busybox sh cannot do well.
@@ -41,6 +44,7 @@ struct Args {
 enum Cmd {
     Cmdline(CmdlineArgs),
     Modprobe(ModprobeArgs),
+    Coldplug(ColdplugArgs),
     FindMedium(FindArgs),
     Probe(ProbeArgs),
     OverlaySize(OverlayArgs),
@@ -86,6 +90,33 @@ struct ModprobeArgs {
 }
 
 #[derive(FromArgs)]
+#[argh(subcommand, name = "coldplug")]
+/// Load the modules the present hardware asks for, as udev does at boot: the modalias of every
+/// device under /sys/devices matched against modules.alias (glob patterns, as modprobe matches
+/// them), each module with its dependencies. Passes repeat while new devices appear (a USB
+/// stick shows up only after its host controller's driver loads) until --settle ms have passed
+/// since the last pass that loaded something. Built-in, loaded and blacklisted
+/// (modprobe.blacklist=) modules are skipped; one that fails to load is a warning, not an error.
+/// Prints "coldplug: loaded M... (N devices, K without a driver)".
+struct ColdplugArgs {
+    /// print the modules one pass would load, one a line, and load nothing
+    #[argh(switch, short = 'n')]
+    dry_run: bool,
+    /// ms to wait for new devices after a pass that loaded something (default 2000)
+    #[argh(option, default = "2000")]
+    settle: u64,
+    /// module directory (default /lib/modules/$(uname -r))
+    #[argh(option)]
+    modules_dir: Option<String>,
+    /// sysfs to read (default /sys): devices under DIR/devices, loaded modules in DIR/module
+    #[argh(option)]
+    sysfs: Option<String>,
+    /// kernel command line to take parameters and the blacklist from (default /proc/cmdline)
+    #[argh(option)]
+    cmdline: Option<String>,
+}
+
+#[derive(FromArgs)]
 #[argh(subcommand, name = "find-medium")]
 /// Wait for the block device named by SPEC (LABEL=, UUID=, PARTUUID=, PARTLABEL=, CDLABEL= or
 /// /dev/...) and print its path. Exit 1 with a list of what was found on timeout.
@@ -93,6 +124,9 @@ struct FindArgs {
     /// also consider loop, dm, md and ram devices
     #[argh(switch)]
     all: bool,
+    /// before each look, load the drivers new devices ask for (one coldplug pass)
+    #[argh(switch)]
+    coldplug: bool,
     /// seconds to wait (default 30)
     #[argh(option, default = "30")]
     wait: u64,
@@ -214,6 +248,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     match args.cmd {
         Cmd::Cmdline(a) => cmdline(a),
         Cmd::Modprobe(a) => modprobe(a),
+        Cmd::Coldplug(a) => coldplug(a),
         Cmd::FindMedium(a) => find_medium(a),
         Cmd::Probe(a) => probe_cmd(a),
         Cmd::OverlaySize(a) => overlay_size(a),
@@ -334,17 +369,21 @@ fn module_params(cmdline: &str) -> (Vec<(String, String)>, Vec<String>) {
     (params, blacklist)
 }
 
-fn modprobe(a: ModprobeArgs) -> Result<()> {
-    if a.modules.is_empty() {
-        return Err(Error::usage("modprobe: no module named\nTry 'liveinit modprobe --help' for more information."));
-    }
-    let dir = match &a.dir {
-        Some(d) => PathBuf::from(d),
+fn modules_dir(dir: Option<&str>) -> Result<PathBuf> {
+    Ok(match dir {
+        Some(d) => osarg::path(d),
         None => {
             let u = nix::sys::utsname::uname().ctx("uname")?;
             Path::new("/lib/modules").join(u.release())
         }
-    };
+    })
+}
+
+fn modprobe(a: ModprobeArgs) -> Result<()> {
+    if a.modules.is_empty() {
+        return Err(Error::usage("modprobe: no module named\nTry 'liveinit modprobe --help' for more information."));
+    }
+    let dir = modules_dir(a.dir.as_deref())?;
     let db = ModDb::load(&dir)?;
     let cmdline_path = a.cmdline.as_deref().unwrap_or("/proc/cmdline");
     let (params, blacklist) = module_params(&std::fs::read_to_string(cmdline_path).unwrap_or_default());
@@ -394,12 +433,141 @@ fn load_module(file: &Path, params: &str) -> Result<()> {
     }
 }
 
+// ---- coldplug --------------------------------------------------------------------------------
+
+/// Coldplug over the modprobe machinery: modules.alias picks the modules, ModDb orders their
+/// dependencies, load_module loads them.
+struct Plug {
+    aliases: crate::coldplug::Aliases,
+    db: ModDb,
+    params: Vec<(String, String)>,
+    blacklist: Vec<String>,
+    sysfs: PathBuf,
+    state: crate::coldplug::State,
+    loaded: Vec<String>,
+    failed: Vec<String>,
+    devices: usize,
+    unbound: usize,
+}
+
+impl Plug {
+    fn new(dir: Option<&str>, sysfs: Option<&str>, cmdline: Option<&str>) -> Result<Plug> {
+        let dir = modules_dir(dir)?;
+        let db = ModDb::load(&dir)?;
+        let file = dir.join("modules.alias");
+        let aliases = crate::coldplug::Aliases::parse(&std::fs::read_to_string(&file).ctx(file.display())?);
+        let (params, blacklist) = module_params(&std::fs::read_to_string(osarg::path(cmdline.unwrap_or("/proc/cmdline"))).unwrap_or_default());
+        let sysfs = osarg::path(sysfs.unwrap_or("/sys"));
+        let state = crate::coldplug::State::default();
+        Ok(Plug { aliases, db, params, blacklist, sysfs, state, loaded: Vec::new(), failed: Vec::new(), devices: 0, unbound: 0 })
+    }
+
+    fn is_loaded(&self, name: &str) -> bool {
+        self.sysfs.join("module").join(name).exists()
+    }
+
+    /// One pass over the devices not seen before: the modules loaded (with `dry_run`: that
+    /// would be), in order. Failures are warnings.
+    fn pass(&mut self, dry_run: bool) -> Vec<String> {
+        let devices = crate::coldplug::scan(&self.sysfs.join("devices"));
+        self.devices = devices.len();
+        self.unbound = devices.iter().filter(|d| !d.bound).count();
+        // Decided before loading: a module another one pulls in as a dependency in this pass
+        // (usb-storage under uas) is still reported as loaded here.
+        let todo: Vec<String> = self
+            .state
+            .wanted(&devices, &self.aliases)
+            .into_iter()
+            .filter(|m| !self.db.builtin.contains(m) && !self.blacklist.contains(m) && !self.is_loaded(m))
+            .collect();
+        let mut now = Vec::new();
+        for m in todo {
+            let mut order = Vec::new();
+            // Listed in modules.alias but not in this tree: nothing to load, as with no alias.
+            if self.db.plan(&m, &mut order).is_none() {
+                continue;
+            }
+            if !dry_run {
+                let failed = order.iter().find_map(|rel| {
+                    let name = module_name(rel);
+                    if self.is_loaded(&name) {
+                        return None;
+                    }
+                    let p = self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str());
+                    load_module(&self.db.dir.join(rel), p).err()
+                });
+                if let Some(e) = failed {
+                    warn(&format!("coldplug: {m}: {e}"));
+                    self.failed.push(m);
+                    continue;
+                }
+            }
+            now.push(m);
+        }
+        self.loaded.extend(now.iter().cloned());
+        now
+    }
+
+    fn counts(&self) -> String {
+        format!("({} devices, {} without a driver)", self.devices, self.unbound)
+    }
+
+    fn loaded_list(&self) -> String {
+        if self.loaded.is_empty() { "none".to_owned() } else { self.loaded.join(" ") }
+    }
+}
+
+fn coldplug(a: ColdplugArgs) -> Result<()> {
+    use std::time::{Duration, Instant};
+    let mut plug = Plug::new(a.modules_dir.as_deref(), a.sysfs.as_deref(), a.cmdline.as_deref())?;
+    if a.dry_run {
+        let s: String = plug.pass(true).iter().map(|m| format!("{m}\n")).collect();
+        out(&s);
+        return Ok(());
+    }
+    let settle = Duration::from_millis(a.settle);
+    let mut last_load: Option<Instant> = None;
+    loop {
+        if !plug.pass(false).is_empty() {
+            last_load = Some(Instant::now());
+        }
+        match last_load {
+            Some(t) if t.elapsed() < settle => std::thread::sleep(Duration::from_millis(100)),
+            _ => break,
+        }
+    }
+    let what = match (plug.loaded.is_empty(), plug.failed.is_empty()) {
+        (true, true) => "nothing to load".to_owned(),
+        (_, true) => format!("loaded {}", plug.loaded_list()),
+        _ => format!("loaded {}; failed: {}", plug.loaded_list(), plug.failed.join(" ")),
+    };
+    out(&format!("coldplug: {what} {}\n", plug.counts()));
+    Ok(())
+}
+
 // ---- find-medium / probe ---------------------------------------------------------------------
 
 fn find_medium(a: FindArgs) -> Result<()> {
     let spec = crate::cmdline::normalize_spec(&a.spec).map_err(|why| Error::usage(format!("{}: {why}", a.spec)))?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(a.wait);
+    let start = std::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(a.wait);
+    // Unknown hardware or no modules.alias: say so once and keep looking for the device.
+    let mut plug = match a.coldplug.then(|| Plug::new(None, None, None)) {
+        Some(Err(e)) => {
+            warn(&format!("coldplug: {e}"));
+            None
+        }
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
+    let mut note_at = 5;
     loop {
+        if let Some(p) = plug.as_mut() {
+            let now = p.pass(false);
+            if !now.is_empty() {
+                warn(&format!("coldplug: loaded {} {}", now.join(" "), p.counts()));
+            }
+        }
         if spec.starts_with("/dev/") {
             if let Some(p) = probe::find_path(&spec) {
                 out(&format!("{p}\n"));
@@ -419,7 +587,14 @@ fn find_medium(a: FindArgs) -> Result<()> {
         if std::time::Instant::now() >= deadline {
             let list: Vec<String> = cands.iter().map(probe::Candidate::describe).collect();
             let found = if list.is_empty() { "no block devices".to_owned() } else { list.join(", ") };
-            return Err(Error::new(spec, format!("not found after {} s; found: {found}", a.wait)));
+            let drivers = plug.as_ref().map(|p| format!("; drivers loaded: {}", p.loaded_list())).unwrap_or_default();
+            return Err(Error::new(spec, format!("not found after {} s; found: {found}{drivers}", a.wait)));
+        }
+        let waited = start.elapsed().as_secs();
+        if waited >= note_at {
+            let drivers = plug.as_ref().map(|p| format!("; drivers loaded: {}", p.loaded_list())).unwrap_or_default();
+            warn(&format!("find-medium: waiting for {spec} ({waited} s of {}{drivers})", a.wait));
+            note_at = waited + 5;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

@@ -47,6 +47,7 @@ pub const TARGETS: &[Target] = &[
     t("roothash", run_roothash, seeds_roothash),
     t("verity", run_verity, seeds_verity),
     t("syslinux", run_syslinux, seeds_syslinux),
+    t("modalias", run_modalias, seeds_modalias),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -354,6 +355,42 @@ fn run_roothash(d: &[u8]) -> bool {
 
 fn seeds_roothash() -> Vec<Vec<u8>> {
     vec![b"4392712ba01368efdf14b05c76f9e4df0d53664630b5d48632ed17a137f39076\n".to_vec(), b"00".to_vec()]
+}
+
+/// modules.alias text; every line is also tried as a modalias against the parsed patterns and
+/// as a pattern against the others (fnmatch on hostile patterns: backtracking, brackets).
+fn run_modalias(d: &[u8]) -> bool {
+    let s = text(d);
+    let a = crate::coldplug::Aliases::parse(&s);
+    let lines: Vec<&str> = s.lines().take(64).collect();
+    let mut hits = 0;
+    for l in &lines {
+        hits += a.modules_for(l).len();
+        let w = l.split_whitespace().nth(1).unwrap_or(l);
+        for m in &lines {
+            let _ = crate::coldplug::fnmatch(w.as_bytes(), m.as_bytes());
+        }
+    }
+    let mut st = crate::coldplug::State::default();
+    let devs: Vec<_> = lines
+        .iter()
+        .map(|l| crate::coldplug::Device { path: std::path::PathBuf::from("/x"), modalias: (*l).to_owned(), bound: false })
+        .collect();
+    let _ = st.wanted(&devs, &a);
+    hits > 0
+}
+
+fn seeds_modalias() -> Vec<Vec<u8>> {
+    [
+        "# Aliases extracted from modules themselves.\nalias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000\npci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00\n",
+        "alias usb:v*p*d*dc*dsc*dp*ic08isc06ip50in* usb-storage\nusb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00\n",
+        "alias usb:v04CEp0002d026[0-9A-B]dc*dsc*dp*ic*isc*ip*in* usb_storage\nusb:v04CEp0002d026Adc00dsc00dp00ic08isc06ip50in00\n",
+        "alias usb:v13FDp3940d0[!3-9]*dc*dsc*dp*ic*isc*ip*in* uas\nusb:v13FDp3940d0150dc00dsc00dp00ic08isc06ip62in00\n",
+        "alias x[[:xdigit:]]\\* m\nxF*\nalias fs-vfat vfat\nfs-vfat\n",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
 }
 
 /// A hash device's first 512 bytes as the superblock; what follows it feeds the sanity checks

@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmdline;
+mod coldplug;
 mod digest;
 mod dmverity;
 mod error;

@@ -221,6 +221,16 @@ fn find_medium_times_out_with_a_listing() {
     assert!(o.stderr.contains("/dev/no-such-disk: not found after 0 s"));
 }
 
+#[test]
+fn find_medium_says_what_it_waits_for() {
+    let o = li(&["find-medium", "LABEL=NO-SUCH-LABEL-7f3a", "--wait", "6"]);
+    assert_eq!(o.code, 1);
+    let mut lines = o.stderr.lines();
+    assert_eq!(lines.next(), Some("liveinit: find-medium: waiting for LABEL=NO-SUCH-LABEL-7f3a (5 s of 6)"), "{}", o.stderr);
+    assert!(lines.next().is_some_and(|l| l.starts_with("liveinit: LABEL=NO-SUCH-LABEL-7f3a: not found after 6 s")), "{}", o.stderr);
+    assert_eq!(lines.next(), None);
+}
+
 /// A loop device, detached at the end.
 struct Loop(String);
 impl Drop for Loop {
@@ -308,6 +318,132 @@ fn modprobe_resolves_dependencies_from_modules_dep() {
     let o = li(&["modprobe", "--dir", "/nonexistent", "loop"]);
     assert_eq!(o.code, 1);
     assert_eq!(o.stderr, "liveinit: /nonexistent/modules.dep: No such file or directory\n");
+}
+
+/// A module tree and a sysfs as a QEMU guest with a USB stick on qemu-xhci shows them, after
+/// every stage has appeared (controller, stick, its SCSI disk).
+fn coldplug_tree(t: &TempDir) -> (String, String) {
+    let d = t.join("mods");
+    let mods = [
+        ("kernel/drivers/usb/host/xhci-pci.ko.xz", "kernel/drivers/usb/host/xhci-hcd.ko.xz kernel/drivers/usb/core/usbcore.ko.xz"),
+        ("kernel/drivers/usb/host/xhci-hcd.ko.xz", "kernel/drivers/usb/core/usbcore.ko.xz"),
+        ("kernel/drivers/usb/core/usbcore.ko.xz", ""),
+        ("kernel/drivers/usb/storage/usb-storage.ko.xz", "kernel/drivers/scsi/scsi_mod.ko.xz kernel/drivers/usb/core/usbcore.ko.xz"),
+        ("kernel/drivers/usb/storage/uas.ko.xz", "kernel/drivers/usb/storage/usb-storage.ko.xz kernel/drivers/scsi/scsi_mod.ko.xz kernel/drivers/usb/core/usbcore.ko.xz"),
+        ("kernel/drivers/scsi/scsi_mod.ko.xz", ""),
+        ("kernel/drivers/scsi/sd_mod.ko.xz", "kernel/drivers/scsi/scsi_mod.ko.xz"),
+        ("kernel/drivers/virtio/virtio_pci.ko.xz", ""),
+        ("kernel/drivers/ata/ata_piix.ko.xz", ""),
+        ("kernel/drivers/ata/ata_generic.ko.xz", ""),
+    ];
+    let mut dep = String::new();
+    for (m, deps) in mods {
+        let f = d.join(m);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, "").unwrap();
+        dep.push_str(&format!("{m}: {deps}\n"));
+    }
+    std::fs::write(d.join("modules.dep"), dep).unwrap();
+    std::fs::write(d.join("modules.builtin"), "kernel/drivers/block/virtio_blk.ko\n").unwrap();
+    // Lines as depmod writes them for Debian's 6.1 kernel; "gone" is listed but not in the tree.
+    std::fs::write(
+        d.join("modules.alias"),
+        "# Aliases extracted from modules themselves.\n\
+         alias pci:v*d*sv*sd*bc0Csc03i30* xhci_pci\n\
+         alias usb:v*p*d*dc*dsc*dp*ic08isc06ip62in* uas\n\
+         alias usb:v*p*d*dc*dsc*dp*ic08isc06ip50in* uas\n\
+         alias usb:v*p*d*dc*dsc*dp*ic08isc06ip50in* usb_storage\n\
+         alias scsi:t-0x00* sd_mod\n\
+         alias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n\
+         alias virtio:d00000002v* virtio_blk\n\
+         alias pci:v*d*sv*sd*bc01sc01i* ata_generic\n\
+         alias pci:v00008086d00007010sv*sd*bc*sc*i* ata_piix\n\
+         alias acpi:PNP0501:* gone\n\
+         alias fs-vfat vfat\n",
+    )
+    .unwrap();
+    let s = t.join("sys");
+    let pci = s.join("devices/pci0000:00");
+    let dev = |rel: &str, alias: &str, bound: bool| {
+        let p = pci.join(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("modalias"), format!("{alias}\n")).unwrap();
+        if bound {
+            std::os::unix::fs::symlink("../../bus/pci/drivers/x", p.join("driver")).unwrap();
+        }
+    };
+    dev("0000:00:00.0", "pci:v00008086d00001237sv00001AF4sd00001100bc06sc00i00", false);
+    dev("0000:00:01.1", "pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80", true);
+    dev("0000:00:04.0", "pci:v00001B36d0000000Dsv00001AF4sd00001100bc0Csc03i30", false);
+    dev("0000:00:04.0/usb1/1-1/1-1:1.0", "usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00", false);
+    dev("0000:00:04.0/usb1/1-1/1-1:1.0/host0/target0:0:0/0:0:0:0", "scsi:t-0x00", false);
+    dev("0000:00:05.0", "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", false);
+    dev("0000:00:05.0/virtio0", "virtio:d00000002v00001AF4", false);
+    dev("0000:00:06.0", "pci:v00001234d00001111sv00001AF4sd00001100bc03sc00i00", false);
+    let pnp = s.join("devices/pnp0/00:04");
+    std::fs::create_dir_all(&pnp).unwrap();
+    std::fs::write(pnp.join("modalias"), "acpi:PNP0501:\n").unwrap();
+    // sysfs links everywhere, loops included: never followed.
+    std::os::unix::fs::symlink("../../..", pci.join("0000:00:04.0/usb1/subsystem")).unwrap();
+    std::os::unix::fs::symlink("../devices/pci0000:00/0000:00:05.0", s.join("devices/pci0000:00/link")).unwrap();
+    // ata_piix is loaded already.
+    std::fs::create_dir_all(s.join("module/ata_piix")).unwrap();
+    (d.to_str().unwrap().to_owned(), s.to_str().unwrap().to_owned())
+}
+
+#[test]
+fn coldplug_picks_modules_by_modalias() {
+    let t = TempDir::new("liveinit-coldplug");
+    let (mods, sys) = coldplug_tree(&t);
+    let cl = cmdline_file(&t, "quiet modprobe.blacklist=ata-generic\n");
+    let o = li(&["coldplug", "-n", "--modules-dir", &mods, "--sysfs", &sys, "--cmdline", &cl]);
+    assert!(o.code == 0, "{}", o.stderr);
+    // Path order; the stick's uas and usb-storage in modules.alias order; not: ata_piix
+    // (loaded), ata_generic (blacklisted), virtio_blk (built in), gone (not in the tree), the
+    // host bridge and the display (no alias).
+    assert_eq!(o.stdout, "xhci_pci\nuas\nusb_storage\nsd_mod\nvirtio_pci\n");
+    assert_eq!(o.stderr, "");
+
+    // Without the blacklist, the generic IDE driver comes too.
+    let none = cmdline_file(&t, "quiet\n");
+    let o = li(&["coldplug", "--dry-run", "--modules-dir", &mods, "--sysfs", &sys, "--cmdline", &none]);
+    assert_eq!(o.stdout, "ata_generic\nxhci_pci\nuas\nusb_storage\nsd_mod\nvirtio_pci\n");
+
+    // Everything loaded already: nothing to do, and the counts.
+    for m in ["xhci_pci", "uas", "usb_storage", "sd_mod", "virtio_pci", "ata_generic"] {
+        std::fs::create_dir_all(Path::new(&sys).join("module").join(m)).unwrap();
+    }
+    let o = li(&["coldplug", "--settle", "0", "--modules-dir", &mods, "--sysfs", &sys, "--cmdline", &none]);
+    assert!(o.code == 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "coldplug: nothing to load (9 devices, 8 without a driver)\n");
+
+    let o = li(&["coldplug", "--modules-dir", "/nonexistent", "--sysfs", &sys]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr, "liveinit: /nonexistent/modules.dep: No such file or directory\n");
+    std::fs::remove_file(Path::new(&mods).join("modules.alias")).unwrap();
+    let o = li(&["coldplug", "--modules-dir", &mods, "--sysfs", &sys]);
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr, format!("liveinit: {mods}/modules.alias: No such file or directory\n"));
+}
+
+/// A module the kernel refuses (these are empty files) is a warning naming it; the boot goes on.
+#[test]
+fn coldplug_load_failure_is_a_warning() {
+    let t = TempDir::new("liveinit-coldplug-fail");
+    let (mods, sys) = coldplug_tree(&t);
+    let none = cmdline_file(&t, "quiet\n");
+    for m in ["uas", "usb_storage", "sd_mod", "virtio_pci", "ata_generic"] {
+        std::fs::create_dir_all(Path::new(&sys).join("module").join(m)).unwrap();
+    }
+    // xhci_pci's dependencies are "loaded": only xhci-pci.ko itself reaches finit_module.
+    for m in ["usbcore", "xhci_hcd"] {
+        std::fs::create_dir_all(Path::new(&sys).join("module").join(m)).unwrap();
+    }
+    let o = li(&["coldplug", "--settle", "0", "--modules-dir", &mods, "--sysfs", &sys, "--cmdline", &none]);
+    assert!(o.code == 0, "{}", o.stderr);
+    assert!(o.stderr.starts_with(&format!("liveinit: coldplug: xhci_pci: {mods}/kernel/drivers/usb/host/xhci-pci.ko.xz: ")), "{}", o.stderr);
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    assert_eq!(o.stdout, "coldplug: loaded none; failed: xhci_pci (9 devices, 8 without a driver)\n");
 }
 
 #[test]

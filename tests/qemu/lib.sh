@@ -20,6 +20,9 @@ CONSOLE_APPEND=${CONSOLE_APPEND:-console=ttyS0 panic=-1 loglevel=4}
 # FLASH_DRIVE_OPTS: extra -drive options for the flash only (mk/bench.sh bootverity throttles its
 # reads: throttling.bps-read=N); empty for every scenario.
 FLASH_DRIVE_OPTS=${FLASH_DRIVE_OPTS:-}
+# FLASH_BUS: how the flash is attached: virtio (default) or usb (a USB stick on a qemu-xhci
+# controller, the only device on it: the boot must load xhci_pci and usb-storage to see it).
+FLASH_BUS=${FLASH_BUS:-virtio}
 
 # make_flash IMAGE OUT: a private sparse copy (reflink when the filesystem can).
 make_flash() {
@@ -71,8 +74,11 @@ qemu_args() {
 	QEMU_ARGS=(-accel tcg -m "$QEMU_MEM" -smp 1 -no-reboot -display none -nodefaults
 		-kernel "$KERNEL" -initrd "$INITRD" -append "$CONSOLE_APPEND $append")
 	if [[ -n $flash ]]; then
-		QEMU_ARGS+=(-drive "file=$flash,format=raw,if=none,id=flashdrv${FLASH_DRIVE_OPTS:+,$FLASH_DRIVE_OPTS}"
-			-device "virtio-blk-pci,drive=flashdrv,id=flash")
+		QEMU_ARGS+=(-drive "file=$flash,format=raw,if=none,id=flashdrv${FLASH_DRIVE_OPTS:+,$FLASH_DRIVE_OPTS}")
+		case $FLASH_BUS in
+		usb) QEMU_ARGS+=(-device qemu-xhci,id=xhci -device "usb-storage,bus=xhci.0,drive=flashdrv,id=flash") ;;
+		*) QEMU_ARGS+=(-device "virtio-blk-pci,drive=flashdrv,id=flash") ;;
+		esac
 	fi
 	if [[ -n $tests ]]; then
 		QEMU_ARGS+=(-drive "file=$tests,format=raw,if=none,id=testsdrv"

@@ -24,5 +24,8 @@ verify() {
 		grep -qE "(^|/)${m//_/[-_]}\.ko(\.[a-z]+)?:" "$d/lib/modules/$kver/modules.dep" ||
 			problem "module $m missing from modules.dep"
 	done
+	# The hardware's drivers are found through it (liveinit coldplug).
+	grep -qE '^alias pci:v00001AF4d\*sv\*sd\*bc\*sc\*i\* virtio_pci$' "$d/lib/modules/$kver/modules.alias" ||
+		problem "no modules.alias with virtio_pci's alias"
 	return 0
 }
