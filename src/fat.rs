@@ -633,17 +633,25 @@ impl FatBuilder {
             if count == 0 {
                 continue;
             }
-            let mut data = match &node.kind {
-                Kind::Dir(_) => self.dir_entries(i, &l.place, &l.hidden, i != 0)?,
-                Kind::File(d) => d.clone(),
-            };
-            data.resize((u64::from(count) * csize) as usize, 0);
-            if i == 0 {
-                root_fin = self.dir_entries(0, &l.place, &l.hidden, true)?;
-                root_fin.resize(data.len(), 0);
-                root_pre = data.clone();
+            let span = u64::from(count) * csize;
+            match &node.kind {
+                Kind::Dir(_) => {
+                    let mut data = self.dir_entries(i, &l.place, &l.hidden, i != 0)?;
+                    data.resize(span as usize, 0);
+                    if i == 0 {
+                        root_fin = self.dir_entries(0, &l.place, &l.hidden, true)?;
+                        root_fin.resize(data.len(), 0);
+                        root_pre = data.clone();
+                    }
+                    put(cluster_at(first), &data)?;
+                }
+                Kind::File(d) => {
+                    // The last cluster's tail is zeroed: the same files give the same bytes.
+                    put(cluster_at(first), d)?;
+                    let tail = span - d.len() as u64;
+                    put(cluster_at(first) + d.len() as u64, zeros.get(..tail as usize).unwrap_or(&[]))?;
+                }
             }
-            put(cluster_at(first), &data)?;
         }
 
         // The commit: changed FAT sectors (both copies), FSInfo (both), then the root's

@@ -358,7 +358,8 @@ mod tests {
     /// A whole disk made only by our code: syslinux's MBR, one active FAT32 partition at
     /// sector 2048 written by FatBuilder, ldlinux.sys and the boot sector re-targeted from
     /// `a`'s installed copy.
-    fn make_disk(dir: &Path, a: &Installed, files: Vec<(String, Vec<u8>)>, append: &str) -> PathBuf {
+    /// `/EFI` is hidden until the commit; `commit` says whether to write it.
+    fn make_disk(dir: &Path, a: &Installed, files: Vec<(String, Vec<u8>)>, append: &str, commit: bool) -> PathBuf {
         let disk = dir.join("disk.img");
         let size: u64 = 96 << 20;
         let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&disk).unwrap();
@@ -372,6 +373,8 @@ mod tests {
         b.add_file("/boot/syslinux/ldlinux.c32", mtype(&a.img, "/boot/syslinux/ldlinux.c32")).unwrap();
         let cfg = format!("SERIAL 0 115200\nDEFAULT linux\nPROMPT 0\nLABEL linux\n  LINUX /boot/vmlinuz\n  {append}\n");
         b.add_file("/boot/syslinux/syslinux.cfg", cfg.into_bytes()).unwrap();
+        b.add_file("/EFI/BOOT/BOOTX64.EFI", noise(50_000, 3)).unwrap();
+        b.hide_until_commit("EFI");
         let mut ldl = a.ldlinux.clone();
         let sectors = b.layout(size).unwrap().sectors("/boot/syslinux/ldlinux.sys").unwrap().to_vec();
         assert_ne!(sectors, a.sectors);
@@ -395,6 +398,11 @@ mod tests {
         mbr[510] = 0x55;
         mbr[511] = 0xAA;
         f.write_all_at(&mbr, 0).unwrap();
+        if commit {
+            for (at, d) in &w.commit {
+                f.write_all_at(d, *at).unwrap();
+            }
+        }
         drop(f);
         crate::fat::tests::fsck_clean(&disk, OFF, size);
         disk
@@ -437,8 +445,8 @@ mod tests {
         let a = install(&dir, "a.img", 70_000, false);
         let build = build_top(&["kernel"]);
         let files = vec![("/boot/vmlinuz".to_owned(), std::fs::read(build.join("kernel/vmlinuz")).unwrap())];
-        let disk = make_disk(&dir, &a, files, "APPEND console=ttyS0 panic=-1");
-        let log = boot(&disk, &["Linux version"], 150);
+        let disk = make_disk(&dir, &a, files, "APPEND console=ttyS0 panic=-1", true);
+        let log = boot(&disk, &["Linux version"], 300);
         assert!(log.contains("Loading /boot/vmlinuz... ok"), "syslinux did not run from our FAT:\n{log}");
         assert!(log.contains("Linux version"), "the kernel did not start from our FAT:\n{log}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -446,7 +454,8 @@ mod tests {
 
     /// The whole flash made by our code boots the live system: Linux's vfat driver finds
     /// the partition by label, reads the long-named LiveOS files (verity sidecars included)
-    /// and /init reaches the real init.
+    /// and /init reaches the real init. The EFI directory is left uncommitted: what a power
+    /// cut leaves behind mounts fine.
     #[test]
     fn our_fat_flash_boots_the_live_system() {
         let dir = tmpdir("liveboot");
@@ -466,8 +475,8 @@ mod tests {
             files.push((format!("/LiveOS/{}", e.file_name().to_string_lossy()), std::fs::read(e.path()).unwrap()));
         }
         assert!(files.iter().any(|(p, _)| p.ends_with("squashfs.img.verity")), "{:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
-        let disk = make_disk(&dir, &a, files, "INITRD /boot/initrd.img\n  APPEND root=live:LABEL=LIVE console=ttyS0 panic=-1 loglevel=4");
-        let log = boot(&disk, &["liveroot-stamp init-exec"], 240);
+        let disk = make_disk(&dir, &a, files, "INITRD /boot/initrd.img\n  APPEND root=live:LABEL=LIVE console=ttyS0 panic=-1 loglevel=4", false);
+        let log = boot(&disk, &["liveroot-stamp init-exec"], 420);
         assert!(log.contains("liveroot-stamp init-exec"), "the live system did not come up from our FAT:\n{log}");
         let _ = std::fs::remove_dir_all(&dir);
     }
