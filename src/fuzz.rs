@@ -424,7 +424,8 @@ fn run_syslinux(d: &[u8]) -> bool {
     let n = (ldl.len() / 512).min(4096) as u64;
     let sectors: Vec<u64> = (0..n).map(|k| u64::from(first) + k + k / every).collect();
     let Ok(sect1) = crate::syslinux::patch_ldlinux(&mut ldl, &sectors) else { return false };
-    let mut new = [0u8; 512];
+    // The new BPB: the medium's, as a same-sized copy would have.
+    let mut new = vbr;
     crate::syslinux::boot_sector(&vbr, &ldl, &mut new, sect1).is_ok()
 }
 

@@ -171,6 +171,9 @@ pub fn boot_sector(installed_vbr: &[u8; 512], ldlinux: &[u8], new_vbr: &mut [u8;
     if installed_vbr.get(82..90) != Some(&b"FAT32   "[..]) {
         return Err(err("boot sector", "not a FAT32 boot sector"));
     }
+    if new_vbr.get(82..90) != Some(&b"FAT32   "[..]) {
+        return Err(err("new boot sector", "not a FAT32 boot sector"));
+    }
     let a = Areas::find(ldlinux)?;
     let (lo, hi) = (a.field(ldlinux, 7), a.field(ldlinux, 8));
     // The pointer must lie in the code syslinux owns, never in the BPB.
