@@ -14,9 +14,24 @@
 //! writes (FATs and FSInfo first, the root-directory sector last) link them in. UEFI firmware
 //! boots `\EFI\BOOT\BOOTX64.EFI` from any FAT partition it sees, so that path must only appear
 //! once the kernel, the initramfs and the boot entry are complete; before the commit the file
-//! system is consistent (fsck-clean) and simply has no EFI directory.
+//! system is consistent (fsck-clean) and simply has no EFI directory. A cut during the commit
+//! leaves at worst allocated clusters no directory names (fsck reclaims them), never a name
+//! that points at free clusters.
+//!
+//! Use (what migrate does; ldlinux.sys must be patched for its final sectors before it is
+//! written, and replacing a file by one of the same length keeps the layout):
+//! ```text
+//! let mut b = FatBuilder::new("BOOT", volume_id)?;
+//! b.add_file("/boot/syslinux/ldlinux.sys", ldl.clone())?;   // ... and every other file
+//! b.hide_until_commit("EFI");
+//! let sectors = b.layout(size)?.sectors("/boot/syslinux/ldlinux.sys")...;
+//! let sect1 = syslinux::patch_ldlinux(&mut ldl, sectors)?;
+//! b.add_file("/boot/syslinux/ldlinux.sys", ldl.clone())?;
+//! let mut w = b.write(&dev, offset, size, start_lba)?;
+//! syslinux::boot_sector(&medium_vbr, &ldl, &mut w.vbr, sect1)?;
+//! pwrite w.vbr at both w.vbr_at; fsync; pwrite each w.commit in order; fsync
+//! ```
 
-#![cfg_attr(not(test), allow(dead_code))] // Until migrate (the caller) is merged.
 
 use crate::error::{Error, Result};
 use std::os::unix::fs::FileExt;
@@ -82,7 +97,8 @@ pub struct Layout {
 pub struct Written {
     layout: Layout,
     /// Writes (byte offset in the device, bytes) that make the hidden names appear. Write them
-    /// in this order (FATs and FSInfo before the directory sector), after everything else.
+    /// in this order (FATs and FSInfo before the directory sector), after everything else is
+    /// on the disk: fsync the device before the first one (a write cache may reorder).
     pub commit: Vec<(u64, Vec<u8>)>,
     /// The volume boot record as written (the BPB plus a stub that asks the BIOS for the next
     /// boot device); patch boot code into it and write it back at both `vbr_at` offsets.
@@ -616,17 +632,25 @@ impl FatBuilder {
             if count == 0 {
                 continue;
             }
-            let mut data = match &node.kind {
-                Kind::Dir(_) => self.dir_entries(i, &l.place, &l.hidden, i != 0)?,
-                Kind::File(d) => d.clone(),
-            };
-            data.resize((u64::from(count) * csize) as usize, 0);
-            if i == 0 {
-                root_fin = self.dir_entries(0, &l.place, &l.hidden, true)?;
-                root_fin.resize(data.len(), 0);
-                root_pre = data.clone();
+            let span = u64::from(count) * csize;
+            match &node.kind {
+                Kind::Dir(_) => {
+                    let mut data = self.dir_entries(i, &l.place, &l.hidden, i != 0)?;
+                    data.resize(span as usize, 0);
+                    if i == 0 {
+                        root_fin = self.dir_entries(0, &l.place, &l.hidden, true)?;
+                        root_fin.resize(data.len(), 0);
+                        root_pre = data.clone();
+                    }
+                    put(cluster_at(first), &data)?;
+                }
+                Kind::File(d) => {
+                    // The last cluster's tail is zeroed: the same files give the same bytes.
+                    put(cluster_at(first), d)?;
+                    let tail = span - d.len() as u64;
+                    put(cluster_at(first) + d.len() as u64, zeros.get(..tail as usize).unwrap_or(&[]))?;
+                }
             }
-            put(cluster_at(first), &data)?;
         }
 
         // The commit: changed FAT sectors (both copies), FSInfo (both), then the root's
@@ -823,6 +847,9 @@ pub(crate) mod tests {
         assert!(list.contains("Volume in drive : is LIVE"), "{list}");
         assert!(list.contains("A name with spaces and more than 26 characters.txt"), "{list}");
         assert!(list.contains("gr\u{fc}n.txt"), "{list}");
+        // What find-medium and root=UUID= see.
+        let (ok, id) = sh(Command::new("blkid").args(["-p", "-o", "export", "-O", &OFF.to_string()]).arg(&img));
+        assert!(ok && id.contains("\nLABEL=LIVE\n") && id.contains("\nUUID=1234-ABCD\n") && id.contains("\nTYPE=vfat\n"), "{id}");
         // The sector lists say where the bytes are.
         let all = std::fs::read(&img).unwrap();
         let secs = w.sectors("/boot/syslinux/ldlinux.sys").unwrap();

@@ -48,6 +48,7 @@ pub const TARGETS: &[Target] = &[
     t("verity", run_verity, seeds_verity),
     t("syslinux", run_syslinux, seeds_syslinux),
     t("modalias", run_modalias, seeds_modalias),
+    t("fat-names", run_fat_names, seeds_fat_names),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -421,6 +422,32 @@ fn seeds_verity() -> Vec<Vec<u8>> {
     out
 }
 
+/// Input lines: the label, then paths (a leading `!` hides the name until the commit).
+fn run_fat_names(d: &[u8]) -> bool {
+    let s = text(d);
+    let mut lines = s.split('\n');
+    let Ok(mut b) = crate::fat::FatBuilder::new(lines.next().unwrap_or(""), 1) else { return false };
+    let mut ok = true;
+    for (i, l) in lines.enumerate().take(200) {
+        match l.strip_prefix('!') {
+            Some(h) => b.hide_until_commit(h),
+            None => ok &= b.add_file(l, vec![7; i * 300]).is_ok(),
+        }
+    }
+    ok && b.layout(40 << 20).is_ok_and(|l| l.sectors("/boot/syslinux/ldlinux.sys").is_some())
+}
+
+fn seeds_fat_names() -> Vec<Vec<u8>> {
+    [
+        "LIVE\n/boot/syslinux/ldlinux.sys\n/boot/vmlinuz\n/loader/entries/liveroot.conf\n/EFI/BOOT/BOOTX64.EFI\n!EFI",
+        "\n/boot/syslinux/ldlinux.sys\n/A long name with many many characters.and.dots\n/gr\u{fc}n/\u{20ac}.txt",
+        "NO NAME\n/boot/syslinux/LDLINUX.SYS\n/boot/syslinux/ldlinux.c32\n/long_name_1.txt\n/long_name_2.txt\n/LONG_N~1.TXT",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
 /// Input: the medium's boot sector (512 bytes), 5 bytes that make the new sector list (first
 /// sector, and a gap every N sectors), then the installed ldlinux.sys.
 fn run_syslinux(d: &[u8]) -> bool {
@@ -434,7 +461,8 @@ fn run_syslinux(d: &[u8]) -> bool {
     let n = (ldl.len() / 512).min(4096) as u64;
     let sectors: Vec<u64> = (0..n).map(|k| u64::from(first) + k + k / every).collect();
     let Ok(sect1) = crate::syslinux::patch_ldlinux(&mut ldl, &sectors) else { return false };
-    let mut new = [0u8; 512];
+    // The new BPB: the medium's, as a same-sized copy would have.
+    let mut new = vbr;
     crate::syslinux::boot_sector(&vbr, &ldl, &mut new, sect1).is_ok()
 }
 

@@ -316,19 +316,21 @@ pub fn prepare(disk_path: &Path, disk_kname: &str, files: &BootFiles, root_uuid:
         fat.add_file(path, data)?;
     }
     fat.hide_until_commit("EFI");
-    let bf = std::fs::OpenOptions::new().read(true).write(true).open(&boot_part).ctx(&boot_part)?;
+    // syslinux finds its loader by sector: patch the copy for where it will land (placement
+    // depends only on names and sizes, so the patched bytes land there too).
     let bsize = parts[0].sectors * SECTOR;
-    let written = fat.write(&bf, 0, bsize, BOOT_START as u32)?;
-    // syslinux finds its loader by sector: point the copy at where it landed.
-    let sectors = written
+    let sectors = fat
+        .layout(bsize)?
         .sectors(LDLINUX_SYS)
         .ok_or_else(|| Error::new(&boot_part, "ldlinux.sys: not laid out"))?
         .to_vec();
     let mut sys = files.ldlinux_sys.clone();
     let sect1 = crate::syslinux::patch_ldlinux(&mut sys, &sectors)?;
-    for (i, chunk) in sys.chunks(SECTOR as usize).enumerate() {
-        let s = sectors.get(i).copied().ok_or_else(|| Error::new(&boot_part, "ldlinux.sys: sector list too short"))?;
-        write_at(&bf, &boot_part, chunk, s * SECTOR)?;
+    fat.add_file(LDLINUX_SYS, sys.clone())?;
+    let bf = std::fs::OpenOptions::new().read(true).write(true).open(&boot_part).ctx(&boot_part)?;
+    let written = fat.write(&bf, 0, bsize, BOOT_START as u32)?;
+    if written.sectors(LDLINUX_SYS) != Some(&sectors[..]) {
+        return Err(Error::new(&boot_part, "ldlinux.sys landed elsewhere than laid out"));
     }
     let mut vbr = written.vbr;
     crate::syslinux::boot_sector(&files.vbr, &sys, &mut vbr, sect1)?;

@@ -16,7 +16,6 @@
 //! Everything here comes from the medium and is untrusted: offsets are checked against the
 //! buffers, arithmetic is checked, nothing panics.
 
-#![cfg_attr(not(test), allow(dead_code))] // Until migrate (the caller) is merged.
 
 use crate::error::{Error, Result};
 
@@ -61,7 +60,7 @@ struct Areas {
 impl Areas {
     fn find(file: &[u8]) -> Result<Areas> {
         let obj = "ldlinux.sys";
-        if file.len() % SECTOR != 0 || file.len() <= ADV_BYTES {
+        if !file.len().is_multiple_of(SECTOR) || file.len() <= ADV_BYTES {
             return Err(err(obj, format!("{} bytes, not whole sectors of an installed copy", file.len())));
         }
         let image_len = file.len() - ADV_BYTES;
@@ -170,6 +169,9 @@ pub fn boot_sector(installed_vbr: &[u8; 512], ldlinux: &[u8], new_vbr: &mut [u8;
     }
     if installed_vbr.get(82..90) != Some(&b"FAT32   "[..]) {
         return Err(err("boot sector", "not a FAT32 boot sector"));
+    }
+    if new_vbr.get(82..90) != Some(&b"FAT32   "[..]) {
+        return Err(err("new boot sector", "not a FAT32 boot sector"));
     }
     let a = Areas::find(ldlinux)?;
     let (lo, hi) = (a.field(ldlinux, 7), a.field(ldlinux, 8));
@@ -327,30 +329,54 @@ mod tests {
         assert!(extents(&[]).is_empty());
     }
 
-    /// End to end: a disk made only by our code (FatBuilder, the re-targeted ldlinux.sys and
-    /// boot sector, syslinux's MBR) boots under SeaBIOS; syslinux reads its config (SAY on the
-    /// serial port) and loads the kernel from our FAT (the kernel's first line on ttyS0).
-    #[test]
-    fn seabios_boots_our_fat_with_syslinux() {
-        let dir = tmpdir("seabios");
-        let a = install(&dir, "a.img", 70_000, false);
-        let top = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let kernel = top.join("build/kernel/vmlinuz");
-        if !kernel.exists() {
-            let (ok, out) = sh(Command::new("make").arg("-s").arg("-C").arg(top).arg("kernel"));
-            assert!(ok, "make kernel: {out}");
+    /// SeaBIOS mirrors the screen on the serial port with cursor moves between the characters.
+    fn strip_escapes(s: &str) -> String {
+        let mut out = String::new();
+        let mut it = s.chars().peekable();
+        while let Some(c) = it.next() {
+            if c == '\u{1b}' {
+                if it.peek() == Some(&'[') {
+                    it.next();
+                    for d in it.by_ref() {
+                        if d.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            out.push(c);
         }
+        out
+    }
+
+    fn build_top(targets: &[&str]) -> PathBuf {
+        let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (ok, out) = sh(Command::new("make").arg("-s").arg("-C").arg(top).args(targets));
+        assert!(ok, "make {targets:?}: {out}");
+        top.join("build")
+    }
+
+    /// A whole disk made only by our code: syslinux's MBR, one active FAT32 partition at
+    /// sector 2048 written by FatBuilder, ldlinux.sys and the boot sector re-targeted from
+    /// `a`'s installed copy.
+    /// `/EFI` is hidden until the commit; `commit` says whether to write it.
+    fn make_disk(dir: &Path, a: &Installed, files: Vec<(String, Vec<u8>)>, append: &str, commit: bool) -> PathBuf {
         let disk = dir.join("disk.img");
-        let size: u64 = 64 << 20;
+        let size: u64 = 96 << 20;
         let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&disk).unwrap();
         f.set_len(OFF + size).unwrap();
         let mut b = FatBuilder::new("LIVE", 0x5eed).unwrap();
-        // Something first, so ldlinux.sys lands elsewhere than on the medium.
-        b.add_file("/boot/vmlinuz", std::fs::read(&kernel).unwrap()).unwrap();
+        // The kernel first, so ldlinux.sys lands elsewhere than on the medium.
+        for (p, d) in files {
+            b.add_file(&p, d).unwrap();
+        }
         b.add_file("/boot/syslinux/ldlinux.sys", a.ldlinux.clone()).unwrap();
         b.add_file("/boot/syslinux/ldlinux.c32", mtype(&a.img, "/boot/syslinux/ldlinux.c32")).unwrap();
-        let cfg = "SERIAL 0 115200\nSAY LIVEROOT-SYSLINUX-SAYS-HELLO\nDEFAULT linux\nPROMPT 0\nLABEL linux\n  LINUX /boot/vmlinuz\n  APPEND console=ttyS0 panic=-1\n";
-        b.add_file("/boot/syslinux/syslinux.cfg", cfg.as_bytes().to_vec()).unwrap();
+        let cfg = format!("SERIAL 0 115200\nDEFAULT linux\nPROMPT 0\nLABEL linux\n  LINUX /boot/vmlinuz\n  {append}\n");
+        b.add_file("/boot/syslinux/syslinux.cfg", cfg.into_bytes()).unwrap();
+        b.add_file("/EFI/BOOT/BOOTX64.EFI", noise(50_000, 3)).unwrap();
+        b.hide_until_commit("EFI");
         let mut ldl = a.ldlinux.clone();
         let sectors = b.layout(size).unwrap().sectors("/boot/syslinux/ldlinux.sys").unwrap().to_vec();
         assert_ne!(sectors, a.sectors);
@@ -374,20 +400,86 @@ mod tests {
         mbr[510] = 0x55;
         mbr[511] = 0xAA;
         f.write_all_at(&mbr, 0).unwrap();
+        if commit {
+            for (at, d) in &w.commit {
+                f.write_all_at(d, *at).unwrap();
+            }
+        }
         drop(f);
         crate::fat::tests::fsck_clean(&disk, OFF, size);
-        let serial = dir.join("serial.log");
-        let (_, out) = sh(Command::new("timeout")
-            .arg("60")
-            .arg("qemu-system-x86_64")
-            .args(["-nographic", "-monitor", "none", "-no-reboot", "-m", "256", "-display", "none"])
+        disk
+    }
+
+    /// Boots `disk` (IDE, SeaBIOS, no -kernel) until the serial log shows every marker or
+    /// `secs` pass; returns the log without escape sequences.
+    fn boot(disk: &Path, markers: &[&str], secs: u64) -> String {
+        let serial = disk.with_extension("serial");
+        let _ = std::fs::remove_file(&serial);
+        let mut child = Command::new("qemu-system-x86_64")
+            .args(["-accel", "tcg", "-nodefaults", "-display", "none", "-no-reboot", "-m", "768", "-vga", "std"])
             .arg("-drive")
             .arg(format!("file={},format=raw,if=ide", disk.display()))
             .arg("-serial")
-            .arg(format!("file:{}", serial.display())));
-        let log = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
-        assert!(log.contains("LIVEROOT-SYSLINUX-SAYS-HELLO"), "syslinux did not run from our FAT:\n{log}\n{out}");
-        assert!(log.contains("Linux version"), "the kernel did not start from our FAT:\n{log}\n{out}");
+            .arg(format!("file:{}", serial.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut log = String::new();
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            log = strip_escapes(&String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()));
+            if markers.iter().all(|m| log.contains(m)) || child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        log
+    }
+
+    /// syslinux loads from a FAT it never installed: it reads its config (SERIAL: it speaks on
+    /// ttyS0), loads the kernel from our FAT, and the kernel starts (its first line).
+    #[test]
+    fn seabios_boots_our_fat_with_syslinux() {
+        let dir = tmpdir("seabios");
+        let a = install(&dir, "a.img", 70_000, false);
+        let build = build_top(&["kernel"]);
+        let files = vec![("/boot/vmlinuz".to_owned(), std::fs::read(build.join("kernel/vmlinuz")).unwrap())];
+        let disk = make_disk(&dir, &a, files, "APPEND console=ttyS0 panic=-1", true);
+        let log = boot(&disk, &["Linux version"], 300);
+        assert!(log.contains("Loading /boot/vmlinuz... ok"), "syslinux did not run from our FAT:\n{log}");
+        assert!(log.contains("Linux version"), "the kernel did not start from our FAT:\n{log}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The whole flash made by our code boots the live system: Linux's vfat driver finds
+    /// the partition by label, reads the long-named LiveOS files (verity sidecars included)
+    /// and /init reaches the real init. The EFI directory is left uncommitted: what a power
+    /// cut leaves behind mounts fine.
+    #[test]
+    fn our_fat_flash_boots_the_live_system() {
+        let dir = tmpdir("liveboot");
+        let a = install(&dir, "a.img", 70_000, false);
+        let build = build_top(&["kernel", "image", "initramfs"]);
+        let mut files = vec![
+            ("/boot/vmlinuz".to_owned(), std::fs::read(build.join("kernel/vmlinuz")).unwrap()),
+            ("/boot/initrd.img".to_owned(), std::fs::read(build.join("initramfs.cpio.gz")).unwrap()),
+        ];
+        let live = dir.join("live");
+        std::fs::create_dir_all(&live).unwrap();
+        let fat = build.join("live-flash-fat.img");
+        let (ok, out) = sh(Command::new("mcopy").arg("-s").arg("-i").arg(&fat).arg("::/LiveOS").arg(&live));
+        assert!(ok, "mcopy: {out}");
+        for e in std::fs::read_dir(live.join("LiveOS")).unwrap() {
+            let e = e.unwrap();
+            files.push((format!("/LiveOS/{}", e.file_name().to_string_lossy()), std::fs::read(e.path()).unwrap()));
+        }
+        assert!(files.iter().any(|(p, _)| p.ends_with("squashfs.img.verity")), "{:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
+        let disk = make_disk(&dir, &a, files, "INITRD /boot/initrd.img\n  APPEND root=live:LABEL=LIVE console=ttyS0 panic=-1 loglevel=4", false);
+        let log = boot(&disk, &["liveroot-stamp init-exec"], 420);
+        assert!(log.contains("liveroot-stamp init-exec"), "the live system did not come up from our FAT:\n{log}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
