@@ -14,7 +14,7 @@ MIN_VERSION ?= 0
 APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign \
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time \
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
-	syslinux syslinux-common systemd-boot-efi ovmf
+	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools
 
 .PHONY: all deps build test unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash demo run clean
 all: $(BUILD)/liveroot
@@ -82,8 +82,8 @@ fuzz:
 qemu-test: $(BUILD)/liveroot
 	@if [ -x tests/qemu/run.sh ]; then tests/qemu/run.sh; else echo "qemu: no scenarios yet"; fi
 
-size: $(BUILD)/liveroot
-	@mk/size.sh $(BUILD)/liveroot
+size: $(BUILD)/liveroot initramfs
+	@mk/size.sh $(BUILD)/liveroot $(BUILD)/initramfs.cpio.gz
 
 bench: $(BUILD)/liveroot
 	@mk/bench.sh $(BUILD)/liveroot

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: mk/bench.sh BINARY [SECTION...]
-# Sections (default: all, in this order): hash verity fetch size boot bootverity migrate syncflash.
+# Sections (default: all, in this order): hash verity fetch size boot bootverity migrate syncflash
+# firmware initramfs.
 # bootverity boots (QEMU TCG, flash reads throttled to 20 MB/s) a 1 GiB image with dm-verity
 # sidecars, the same image without them (/init hashes it whole) and an 8 MiB image with them,
 # BOOT_RUNS times interleaved (images built once into build/fill-1024/ and build/fill-8/, slow
@@ -19,7 +20,7 @@
 # flash read throttle, bytes/s, default 20000000), FULLHASH_TIMEOUT (s per full-hash boot, 900).
 set -euo pipefail
 
-SECTIONS=(hash verity fetch size boot bootverity migrate syncflash)
+SECTIONS=(hash verity fetch size boot bootverity migrate syncflash firmware initramfs)
 RUNS=${RUNS:-5}
 BENCH_MIB=${BENCH_MIB:-1024}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -428,6 +429,100 @@ bench_syncflash() {
     BENCH_MIB=512 row "  read back (cat)" "$rd" "$(BENCH_MIB=512 mbps "$rd")" "" "" "" "the read-back pass without SHA-256"
     echo "syncflash = write + fsync + read back + SHA-256 (+ renames); under TCG SHA-256 is emulated without"
     echo "SHA instructions (~15-20 MB/s) and dominates; cp + sync + read back is the I/O floor."
+    echo
+}
+
+# firmware: one boot each of the `make flash` image through SeaBIOS (syslinux) and OVMF
+# (systemd-boot), next to the -kernel boot of the same kernel and initramfs (taken from the
+# flash) with the same image; the flash on virtio in all three, so only the way in differs (plus
+# SeaBIOS from the flash as a USB stick). Host clock from QEMU's start to the console line
+# `liveroot-stamp init-start` (/init's first line), and the guest's own uptime at that line
+# (kernel -> /init): the difference is firmware + boot loader + loading the files. One run of each,
+# side by side: report only.
+bench_firmware() {
+    local top=$HERE/.. img run t0 t1 k i
+    top=$(cd "$top" && pwd)
+    echo "== firmware: QEMU start -> /init start, make flash image, QEMU TCG, one boot each =="
+    # shellcheck source=tests/qemu/lib.sh
+    . "$top/tests/qemu/lib.sh"
+    img=$BUILD/flash-bench.img
+    PATH=$HOST_PATH make -s -C "$top" flash FLASH="$img" APPEND="rd.live.image panic=-1 loglevel=4" >/dev/null
+    run=$WORK/fw
+    mkdir -p "$run"
+    MTOOLS_SKIP_CHECK=1 mcopy -n -i "$img@@1M" ::/boot/initrd.img "$run/initrd.img"
+    MTOOLS_SKIP_CHECK=1 mcopy -n -i "$img@@1M" ::/boot/vmlinuz "$run/vmlinuz"
+    local names=("-kernel (virtio)" "SeaBIOS+syslinux (virtio)" "SeaBIOS+syslinux (USB)" "OVMF+systemd-boot (virtio)")
+    local fws=("" bios bios uefi) buses=(virtio virtio usb virtio)
+    printf '%-28s %14s %14s %16s\n' "boot" "QEMU start->" "kernel->" "firmware+loader"
+    printf '%-28s %14s %14s %16s\n' "" "/init s (host)" "/init s (guest)" "s (difference)"
+    for i in 0 1 2 3; do
+        make_flash "$img" "$run/flash.img"
+        : >"$run/console.log"
+        t0=$(now)
+        FIRMWARE=${fws[i]} FLASH_BUS=${buses[i]} KERNEL=$run/vmlinuz INITRD=$run/initrd.img \
+            qemu_start "$run" "root=live:LABEL=LIVE rd.live.image" "$run/flash.img" "" 600
+        if wait_for 'liveroot-stamp init-start [0-9]' 600; then t1=$(now); else t1=; fi
+        qemu_quit
+        qemu_wait
+        if [[ -z $t1 ]]; then
+            cp "$run/console.log" "${TMPDIR:-/tmp}/liveroot-bench-firmware.log"
+            echo "bench: firmware: ${names[i]}: no init-start stamp (console: ${TMPDIR:-/tmp}/liveroot-bench-firmware.log)" >&2
+            exit 1
+        fi
+        k=$(tr -d '\r' <"$run/console.log" | grep -aoE 'liveroot-stamp init-start [0-9.]+' | head -n1 | awk '{print $3}')
+        printf '%-28s %14s %14s %16s\n' "${names[i]}" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b - a}')" "$k" \
+            "$(awk -v a="$t0" -v b="$t1" -v k="$k" 'BEGIN{printf "%.2f", b - a - k}')"
+    done
+    echo "host times are polled every 0.25 s; the -kernel row's difference is QEMU's own start-up."
+    echo
+}
+
+# initramfs: ours (make initramfs: liveroot + busybox + the boot and real-hardware modules) vs
+# Debian's initramfs-tools image for the same kernel with its default configuration
+# (MODULES=most, COMPRESS=zstd; the hooks of the packages installed here, e.g. mdadm, busybox),
+# built by mkinitramfs in a temporary directory. mkinitramfs reads /lib/modules/KVER and
+# /boot/config-KVER only: both are made symlinks into build/kernel for the run and removed
+# after (refused when they already exist). Goal: ours <= 0.25 x Debian's.
+bench_initramfs() {
+    local top=$HERE/.. kver kdir d ours deb made=()
+    top=$(cd "$top" && pwd)
+    echo "== initramfs: size, liveroot's vs Debian's initramfs-tools, same kernel =="
+    PATH=$HOST_PATH make -s -C "$top" kernel initramfs >/dev/null
+    kdir=$top/build/kernel
+    kver=$(cat "$kdir/kver")
+    for p in "/lib/modules/$kver" "/boot/config-$kver"; do
+        if [[ -e $p || -L $p ]]; then
+            echo "bench: initramfs: $p exists; not replacing it for mkinitramfs" >&2
+            return 1
+        fi
+    done
+    d=$WORK/deb
+    mkdir -p "$d"
+    cp -a /etc/initramfs-tools "$d/conf"
+    [[ -d /lib/modules ]] || { mkdir /lib/modules && made+=(/lib/modules); }
+    ln -s "$kdir/modules/lib/modules/$kver" "/lib/modules/$kver" && made=("/lib/modules/$kver" "${made[@]}")
+    ln -s "$kdir/config" "/boot/config-$kver" && made=("/boot/config-$kver" "${made[@]}")
+    local rc=0
+    PATH=$HOST_PATH mkinitramfs -d "$d/conf" -o "$d/initrd.img" "$kver" >"$d/log" 2>&1 || rc=$?
+    local m
+    for m in "${made[@]}"; do
+        if [[ -L $m ]]; then rm -f "$m"; else rmdir "$m"; fi
+    done
+    if ((rc != 0)); then
+        tail -n 5 "$d/log" >&2
+        echo "bench: initramfs: mkinitramfs failed" >&2
+        return 1
+    fi
+    ours=$(stat -c %s "$top/build/initramfs.cpio.gz")
+    deb=$(stat -c %s "$d/initrd.img")
+    local mods
+    mods=$(zcat "$top/build/initramfs.cpio.gz" | cpio -t --quiet 2>/dev/null | grep -c '\.ko' || true)
+    printf '%-44s %12s %8s %8s\n' "initramfs" "bytes" "modules" "x Debian"
+    printf '%-44s %12s %8s %8s\n' "liveroot (build/initramfs.cpio.gz, gzip -9)" "$ours" "$mods" \
+        "$(awk -v a="$ours" -v b="$deb" 'BEGIN{printf "%.3f", a/b}')"
+    printf '%-44s %12s %8s %8s\n' "Debian mkinitramfs (MODULES=most, zstd)" "$deb" \
+        "$(PATH=$HOST_PATH lsinitramfs "$d/initrd.img" 2>/dev/null | grep -c '\.ko' || true)" "1.000"
+    printf '%-44s %12s %8s %8s\n' "goal" "" "" "<= 0.25"
     echo
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Usage: mk/size.sh BINARY
+# Usage: mk/size.sh BINARY [INITRAMFS]
 # Prints the size of the liveroot binary beside busybox's and the stock tool set it replaces
 # (util-linux losetup + dmsetup + mdadm, with the shared libraries they load), in KiB, and the
-# budget. Sourced by mk/bench.sh for the same numbers; run it directly to print them.
+# budget; with INITRAMFS, that image's size and module count too. Sourced by mk/bench.sh for the
+# same numbers; run it directly to print them.
 set -euo pipefail
 
 BUDGET_KIB=768
@@ -57,7 +58,18 @@ size_table() {
     fi
 }
 
+# The initramfs as booted: compressed bytes, and the kernel modules it carries.
+initramfs_line() {
+    local f=$1 n
+    n=$(zcat "$f" | cpio -t --quiet 2>/dev/null | grep -c '\.ko' || true)
+    printf '%-52s %8s %8s\n' "initramfs ($f, $n modules)" "$(kib "$(file_size "$f")")" ""
+}
+
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
-    [[ $# -eq 1 && -f $1 ]] || { echo "usage: $0 BINARY" >&2; exit 2; }
+    [[ ($# -eq 1 || $# -eq 2) && -f $1 ]] || { echo "usage: $0 BINARY [INITRAMFS]" >&2; exit 2; }
     size_table "$1"
+    if [[ -n ${2:-} ]]; then
+        [[ -f $2 ]] || { echo "size: $2: missing" >&2; exit 1; }
+        initramfs_line "$2"
+    fi
 fi

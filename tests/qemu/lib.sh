@@ -20,9 +20,6 @@ CONSOLE_APPEND=${CONSOLE_APPEND:-console=ttyS0 panic=-1 loglevel=4}
 # FLASH_DRIVE_OPTS: extra -drive options for the flash only (mk/bench.sh bootverity throttles its
 # reads: throttling.bps-read=N); empty for every scenario.
 FLASH_DRIVE_OPTS=${FLASH_DRIVE_OPTS:-}
-# FLASH_BUS: how the flash is attached: virtio (default) or usb (a USB stick on a qemu-xhci
-# controller, the only device on it: the boot must load xhci_pci and usb-storage to see it).
-FLASH_BUS=${FLASH_BUS:-virtio}
 
 # make_flash IMAGE OUT: a private sparse copy (reflink when the filesystem can).
 make_flash() {
@@ -67,18 +64,57 @@ make_tests_disk() {
 	return $rc
 }
 
+# Boots through firmware (the flash's own boot loader, never -kernel), for qemu_args/qemu_start
+# and boot_again; a scenario sets them (run.sh runs each scenario in its own subshell):
+#   FIRMWARE=        "" the fast path: -kernel KERNEL -initrd INITRD -append "CONSOLE_APPEND APPEND"
+#                    bios: SeaBIOS (QEMU's default) boots the boot disk's MBR; APPEND is not used
+#                    uefi: OVMF (OVMF_CODE below, a fresh copy of OVMF_VARS per boot in RUNDIR)
+#                          boots the boot disk's \EFI\BOOT\BOOTX64.EFI; APPEND is not used
+#   FLASH_BUS=virtio how the boot disk (the flash; boot_again's first DISK) is attached:
+#                    virtio (virtio-blk-pci), usb (qemu-xhci + usb-storage: a USB stick, the
+#                    only device on that controller, so the boot must load xhci_pci and
+#                    usb-storage by modalias to see it) or
+#                    ide (ide-hd on the PIIX IDE controller: a CF card on an IDE adapter).
+#                    With FIRMWARE set it is the first boot device (bootindex=0).
+# The kernel command line is then the boot entry's on the disk (mk/mkflash.sh: APPEND=...).
+FIRMWARE=${FIRMWARE:-}
+FLASH_BUS=${FLASH_BUS:-virtio}
+OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
+OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd}
+
+# boot_disk_args FILE ID [DRIVEOPTS]: QEMU arguments attaching FILE as the boot disk on FLASH_BUS
+# (device id ID, drive ID"drv").
+boot_disk_args() {
+	local file=$1 id=$2 opts=${3:-} boot=
+	[[ -n $FIRMWARE ]] && boot=,bootindex=0
+	local drive="file=$file,format=raw,if=none,id=${id}drv${opts:+,$opts}"
+	case $FLASH_BUS in
+	virtio) printf '%s\n' -drive "$drive" -device "virtio-blk-pci,drive=${id}drv,id=$id$boot" ;;
+	usb) printf '%s\n' -device "qemu-xhci,id=xhci$id" -drive "$drive" -device "usb-storage,bus=xhci$id.0,drive=${id}drv,id=$id$boot" ;;
+	ide) printf '%s\n' -drive "$drive" -device "ide-hd,drive=${id}drv,bus=ide.0,id=$id$boot" ;;
+	*) echo "FLASH_BUS=$FLASH_BUS: expected virtio, usb or ide" >&2; return 1 ;;
+	esac
+}
+
 # qemu_args APPEND FLASH [TESTSDISK]: QEMU_ARGS without the console/monitor wiring.
 # The flash disk's device id is "flash" (for `device_del flash`), the TESTS disk's "tests".
+# FIRMWARE and FLASH_BUS (above) choose how it boots; RUNDIR holds the UEFI variables.
 qemu_args() {
 	local append=$1 flash=$2 tests=${3:-}
-	QEMU_ARGS=(-accel tcg -m "$QEMU_MEM" -smp 1 -no-reboot -display none -nodefaults
-		-kernel "$KERNEL" -initrd "$INITRD" -append "$CONSOLE_APPEND $append")
+	QEMU_ARGS=(-accel tcg -m "$QEMU_MEM" -smp 1 -no-reboot -display none -nodefaults)
+	case $FIRMWARE in
+	"") QEMU_ARGS+=(-kernel "$KERNEL" -initrd "$INITRD" -append "$CONSOLE_APPEND $append") ;;
+	bios) QEMU_ARGS+=(-boot menu=off,strict=on) ;;
+	uefi)
+		cp "$OVMF_VARS" "$RUNDIR/ovmf-vars.fd"
+		QEMU_ARGS+=(-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
+			-drive "if=pflash,format=raw,file=$RUNDIR/ovmf-vars.fd") ;;
+	*) echo "FIRMWARE=$FIRMWARE: expected bios or uefi (or empty)" >&2; return 1 ;;
+	esac
 	if [[ -n $flash ]]; then
-		QEMU_ARGS+=(-drive "file=$flash,format=raw,if=none,id=flashdrv${FLASH_DRIVE_OPTS:+,$FLASH_DRIVE_OPTS}")
-		case $FLASH_BUS in
-		usb) QEMU_ARGS+=(-device qemu-xhci,id=xhci -device "usb-storage,bus=xhci.0,drive=flashdrv,id=flash") ;;
-		*) QEMU_ARGS+=(-device "virtio-blk-pci,drive=flashdrv,id=flash") ;;
-		esac
+		local a
+		mapfile -t a < <(boot_disk_args "$flash" flash "$FLASH_DRIVE_OPTS")
+		QEMU_ARGS+=("${a[@]}")
 	fi
 	if [[ -n $tests ]]; then
 		QEMU_ARGS+=(-drive "file=$tests,format=raw,if=none,id=testsdrv"
@@ -92,6 +128,7 @@ qemu_args() {
 # HMP monitor at RUNDIR/monitor.sock.
 qemu_start() {
 	local run=$1 tmo=${5:-180}
+	RUNDIR=$run
 	qemu_args "$2" "$3" "${4:-}"
 	rm -f "$run/console.in" "$run/monitor.sock"
 	mkfifo "$run/console.in"
@@ -155,6 +192,8 @@ add_disk() {
 # no flash, DISK... as vda, vdb, ... and a TESTS disk with SCRIPTFILE (guest-lib.sh sourced,
 # done_tests appended) last. The previous console log is kept as console.N.log; the new one is
 # console.log (marker() reads it). Returns when QEMU has ended; QEMU_RC as qemu_wait.
+# With FIRMWARE=bios|uefi (e.g. `FIRMWARE=uefi boot_again "" 400 script disk.img`), the first
+# DISK is the boot disk, attached on FLASH_BUS, and firmware boots it (APPEND unused).
 boot_again() {
 	local append=$1 tmo=$2 script=$3 n=1 i=0 d saved=("${QEMU_EXTRA[@]}")
 	shift 3
@@ -163,11 +202,13 @@ boot_again() {
 	{ echo ". /run/tests/lib.sh"; cat "$script"; echo done_tests; } >"$RUNDIR/test.$n.sh"
 	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh" || { problem "cannot build the TESTS disk"; return 1; }
 	QEMU_EXTRA=()
+	local boot=
+	[[ -n $FIRMWARE ]] && { boot=$1; shift; }
 	for d in "$@" "$RUNDIR/tests.$n.img"; do
 		i=$((i + 1))
 		QEMU_EXTRA+=(-drive "file=$d,format=raw,if=none,id=again$i" -device "virtio-blk-pci,drive=again$i")
 	done
-	qemu_start "$RUNDIR" "$append" "" "" "$tmo"
+	qemu_start "$RUNDIR" "$append" "$boot" "" "$tmo"
 	QEMU_EXTRA=("${saved[@]}")
 	qemu_wait
 }

@@ -14,6 +14,9 @@
 #   TESTS_FILES=(file ...)       extra files put next to test.sh on the TESTS disk
 #   FLASH_UNCHANGED=1            the flash copy's sha256 must be the same after the boot
 #   HOST_ONLY=1                  no QEMU: only verify() runs
+#   FIRMWARE=bios|uefi           boot the flash through SeaBIOS/OVMF and its own boot loader
+#                                instead of -kernel (APPEND unused); FLASH_BUS=virtio|usb|ide
+#                                attaches it (see lib.sh; flash-lib.sh builds a `make flash` image)
 #   guest()    prints the guest script (sourced after lib.sh, i.e. guest-lib.sh)
 #   skip()     prints a reason when the scenario cannot run here (counted as skipped)
 #   prepare()  host side, after $FLASH (the copy) is made, before the boot
