@@ -7,14 +7,13 @@
 DESC="migrate onto a whole disk, then the disk boots alone under SeaBIOS and OVMF"
 # The live session runs from the `make flash` image (partitioned, FAT32 LIVE, boot files); the
 # runner's copy of the sample medium is replaced with it in prepare().
+. "$TOP/tests/qemu/flash-lib.sh"
 APPEND="root=live:LABEL=LIVE rd.live.check=1 installtest.keep=yes"
 TIMEOUT=300
 EXPECT="root-md7 half-sigterm half-not-member install partitioned boot-entry-uuid md7-only-root
 	state-migrated"
 prepare() {
-	make -s -C "$TOP" flash FLASH="$BUILD/flash-install.img" >"$RUNDIR/make-flash.log" 2>&1 ||
-		{ problem "make flash: $(tail -n 2 "$RUNDIR/make-flash.log" | tr '\n' ' ')"; : >"$FLASH"; return 1; }
-	make_flash "$BUILD/flash-install.img" "$FLASH"
+	flash_prepare || return 1
 	truncate -s 1G "$RUNDIR/disk.img"
 	truncate -s 1G "$RUNDIR/half.img"
 	add_disk "$RUNDIR/disk.img" DISK
