@@ -10,8 +10,9 @@
 //!    /run/live/state. A whole disk (unless --no-bootloader) also needs the kernel, initramfs
 //!    and boot code the box booted with, read from the live medium now (src/install.rs).
 //!    Without --yes, ask on a terminal; no terminal, no --yes: refuse.
-//! 1b. A whole disk: partitioned (FAT32 boot partition + root partition), the boot partition
-//!    written, nothing bootable yet; the root partition is the target from here on.
+//!    After the confirmation a whole disk is partitioned (FAT32 boot partition + root
+//!    partition) and the boot partition written, nothing bootable yet; the root partition is the
+//!    target from here on.
 //! 2. Hot-add TARGET (md copies the data; writes meanwhile go to both), sync speed raised.
 //! 3. Progress: one updating line on a terminal, else a line every 10 %.
 //! 4. In sync: the root filesystem, the array and TARGET flushed (syncfs, fsync of both block
