@@ -73,3 +73,34 @@ fat_sidecars_to() {
 	done
 	rm -rf "$tmp"
 }
+
+# signed_v2: prepare() of a sync-v2 scenario: a signed v2 (version=2, a throw-away minisign key
+# made at test time, never committed: the signature must travel with its manifest) in $V2, its
+# three files on the TESTS disk.
+signed_v2() {
+	V2=$BUILD/syncflash-v2
+	make_version "$V2" 2 0
+	local k=$BUILD/syncflash-key
+	[[ -f $k/sec ]] || { mkdir -p "$k" && minisign -G -W -f -p "$k/pub" -s "$k/sec" >/dev/null; }
+	minisign -S -s "$k/sec" -m "$V2/SHA256SUMS" -x "$V2/SHA256SUMS.minisig" -t "version=2" >/dev/null
+	TESTS_FILES=("$V2/squashfs.img" "$V2/SHA256SUMS" "$V2/SHA256SUMS.minisig")
+}
+
+# sync_v2_guest [LINE]: the guest of a sync-v2 scenario: v1 runs (LINE: one more check), v2 is put
+# in /run/live/ram as imgfetch leaves it, `syncflash` writes it (marker synced), a second run has
+# nothing to do (exit 5), the medium is read-only again.
+sync_v2_guest() {
+	echo 'check_live_root'
+	echo 'check booted-v1 test "$(cat /etc/liveroot-version)" = 1'
+	[[ -n ${1:-} ]] && echo "$1"
+	cat <<'G'
+mkdir -p /run/live/ram && cp $T/squashfs.img $T/SHA256SUMS $T/SHA256SUMS.minisig /run/live/ram/
+liveinit state set booted=ram image_file=/run/live/ram/squashfs.img
+if syncflash >/tmp/sf.out 2>&1; then ok synced; else fail synced "exit $?: $(cat /tmp/sf.out)"; fi
+cat /tmp/sf.out
+syncflash >/tmp/sf2.out 2>&1; rc=$?
+check nothing-to-do test "$rc" = 5
+cat /tmp/sf2.out
+check medium-ro-again sh -c "grep ' /run/live/medium ' /proc/mounts | grep -q ' ro[ ,]'"
+G
+}

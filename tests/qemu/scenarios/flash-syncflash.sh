@@ -13,12 +13,7 @@ FLASH_UNCHANGED=
 EXPECT="root-md7 booted-v1 medium-partition synced nothing-to-do medium-ro-again"
 prepare() {
 	flash_prepare || return
-	V2=$BUILD/syncflash-v2
-	make_version "$V2" 2 0
-	local k=$BUILD/syncflash-key
-	[[ -f $k/sec ]] || { mkdir -p "$k" && minisign -G -W -f -p "$k/pub" -s "$k/sec" >/dev/null; }
-	minisign -S -s "$k/sec" -m "$V2/SHA256SUMS" -x "$V2/SHA256SUMS.minisig" -t "version=2" >/dev/null
-	TESTS_FILES=("$V2/squashfs.img" "$V2/SHA256SUMS" "$V2/SHA256SUMS.minisig")
+	signed_v2
 	BOOT_SHA=$(boot_files_sha "$FLASH")
 }
 # The boot files on the flash's partition, one digest.
@@ -30,19 +25,7 @@ boot_files_sha() {
 	done | sha256sum | cut -c1-64
 }
 guest() {
-	cat <<'G'
-check_live_root
-check booted-v1 test "$(cat /etc/liveroot-version)" = 1
-check medium-partition sh -c 'case "$(liveinit state get medium)" in /dev/vd[a-z]1) true ;; *) false ;; esac'
-mkdir -p /run/live/ram && cp $T/squashfs.img $T/SHA256SUMS $T/SHA256SUMS.minisig /run/live/ram/
-liveinit state set booted=ram image_file=/run/live/ram/squashfs.img
-if syncflash >/tmp/sf.out 2>&1; then ok synced; else fail synced "exit $?: $(cat /tmp/sf.out)"; fi
-cat /tmp/sf.out
-syncflash >/tmp/sf2.out 2>&1; rc=$?
-check nothing-to-do test "$rc" = 5
-cat /tmp/sf2.out
-check medium-ro-again sh -c "grep ' /run/live/medium ' /proc/mounts | grep -q ' ro[ ,]'"
-G
+	sync_v2_guest "check medium-partition sh -c 'case \"\$(liveinit state get medium)\" in /dev/vd[a-z]1) true ;; *) false ;; esac'"
 }
 verify() {
 	local f want fat=$FLASH@@1M
