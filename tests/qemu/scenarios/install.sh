@@ -67,8 +67,12 @@ boot_firmware_nothing() {
 	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
 	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
 	QEMU_EXTRA=(-machine graphics=off)
-	qemu_start "$RUNDIR" "" "$2" "" "$([[ $FIRMWARE == uefi ]] && echo 120 || echo 30)"
+	qemu_start "$RUNDIR" "" "$2" "" 180
 	QEMU_EXTRA=("${saved[@]}")
+	# Until the firmware gives up (or a loader or kernel shows up), then off.
+	wait_for 'No bootable device|Shell>|Linux version|SYSLINUX|systemd-boot|EFI stub' 150
+	sleep 2
+	qemu_quit
 	qemu_wait
 	log=$(tr -d '\r' <"$RUNDIR/console.log" | strings)
 	cp "$RUNDIR/console.log" "$LOGDIR/install.half-$FIRMWARE.log"
