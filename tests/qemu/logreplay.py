@@ -3,7 +3,7 @@
 the device at every point a power cut could leave it in.
 
     logreplay.py LOG BASE WORK [--offset BYTES] [--points flush|every] [--check CMD]
-                 [--from-mark NAME] [--to-mark NAME] [--list]
+                 [--reorder N [--seed S]] [--from-mark NAME] [--to-mark NAME] [--list]
 
 LOG is the log device's image, BASE the data device (or the whole disk holding it at --offset
 bytes) as it was before logging began, WORK the copy the log is replayed onto (BASE is copied
@@ -26,15 +26,20 @@ what a card with a volatile write-back cache may be left with after a power cut 
 after that point (its cache lost, everything it acknowledged as flushed kept). `--points flush`
 (default) checks those prefixes, and the state before the data of a FLUSH entry that carries
 data (the flush itself covers only what came before), and each MARK. `--points every` checks after
-every entry: a device that writes back in order but can stop anywhere. Neither models a cache
-that writes back in another order: that is any subset of the writes between two flushes.
+every entry: a device that writes back in order but can stop anywhere. `--reorder N` adds, for
+each FLUSH, up to N states holding only a subset of the plain writes logged just before it (all
+subsets when there are few, else N random ones, reproducible with --seed) on top of the previous
+point: a cache that wrote back in another order and lost the rest. At a reordered state
+REPLAY_IMAGE is a scratch copy (WORK.sub). Torn sectors (a write cut inside a sector) are not
+modelled.
 
-Prints one line per point and a summary `N points, M distinct states checked, all good` or
-`... K bad`; exit 0 all good, 1 a state was bad or the log is malformed, 2 usage.
+Prints one line per point and a summary `N points, M distinct states checked[ (+R reordered)],
+all good` or `... K bad`; exit 0 all good, 1 a state was bad or the log is malformed, 2 usage.
 """
 
 import argparse
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -129,25 +134,28 @@ class Replayer:
             raise LogError(f"{e.describe(self.ss)}: beyond the end of the image ({self.size} bytes)")
         return at, n
 
-    def apply(self, e):
+    def apply(self, e, onto=None):
+        """Entry e onto WORK (or onto the open file `onto`, a scratch copy)."""
         if not e.nr_sectors:
             return
+        dst = onto or self.work
         at, n = self._target(e)
         if e.flags & DISCARD:
             # What a discarded range reads back as is up to the device: zeros is one answer.
-            self.work.seek(at)
-            self.work.write(bytes(n))
+            dst.seek(at)
+            dst.write(bytes(n))
         else:
             self.log.seek(e.data_at)
             left = n
-            self.work.seek(at)
+            dst.seek(at)
             while left:
                 chunk = self.log.read(min(left, 1 << 20))
                 if not chunk:
                     raise LogError(f"{e.describe(self.ss)}: data cut short")
-                self.work.write(chunk)
+                dst.write(chunk)
                 left -= len(chunk)
-        self.dirty = True
+        if onto is None:
+            self.dirty = True
 
 
 def points(entries, mode):
@@ -162,10 +170,33 @@ def points(entries, mode):
             yield e, False
 
 
-def replay(log_path, base, work, offset=0, mode="flush", check=None, from_mark=None, to_mark=None, out=print):
-    """Replay; call check(index, description) -> bool at each point. Returns (points, distinct
-    states checked, bad descriptions, entry count by kind)."""
+def subsets(m, n, rng):
+    """Up to n proper, non-empty subsets of range(m) (as sorted index lists): all of them when
+    there are no more than n, else n drawn at random (each write kept with probability 1/2)."""
+    if m < 2 or n <= 0:
+        return []
+    if (1 << m) - 2 <= n:
+        return [[i for i in range(m) if bits >> i & 1] for bits in range(1, (1 << m) - 1)]
+    out, seen = [], set()
+    tries = 0
+    while len(out) < n and tries < 50 * n:
+        tries += 1
+        keep = tuple(i for i in range(m) if rng.random() < 0.5)
+        if 0 < len(keep) < m and keep not in seen:
+            seen.add(keep)
+            out.append(list(keep))
+    return out
+
+
+def replay(log_path, base, work, offset=0, mode="flush", check=None, from_mark=None, to_mark=None, out=print, reorder=0, seed=0):
+    """Replay; call check(image, index, description) -> bool at each point. With reorder=N, also
+    up to N states per flush interval that hold only some of the plain writes logged before that
+    FLUSH (a cache that wrote back out of order), built on a scratch copy WORK.sub. Returns
+    (points, distinct states checked, bad descriptions, entry count by kind, reordered states)."""
     shutil.copyfile(base, work)
+    sub = work + ".sub"
+    prev = work + ".prev"
+    rng = random.Random(seed)
     with open(log_path, "rb") as log, open(work, "r+b") as w:
         ss, entries = parse(log, os.fstat(log.fileno()).st_size)
         r = Replayer(log, ss, w, offset)
@@ -173,7 +204,8 @@ def replay(log_path, base, work, offset=0, mode="flush", check=None, from_mark=N
         for e, before in points(entries, mode):
             plan.setdefault(e.index, set()).add(before)
         counts = {}
-        tally = {"points": 0, "states": 0, "last": None}
+        tally = {"points": 0, "states": 0, "last": None, "reordered": 0}
+        group = []  # plain writes logged since the last checked point, in log order
         bad = []
         active = from_mark is None
 
@@ -183,7 +215,7 @@ def replay(log_path, base, work, offset=0, mode="flush", check=None, from_mark=N
             if r.dirty or tally["last"] is None:
                 w.flush()
                 os.fsync(w.fileno())
-                tally["last"] = check(e.index, desc) if check else True
+                tally["last"] = check(work, e.index, desc) if check else True
                 tally["states"] += 1
                 r.dirty = False
                 out(f"{'ok ' if tally['last'] else 'BAD'} {desc}")
@@ -192,11 +224,38 @@ def replay(log_path, base, work, offset=0, mode="flush", check=None, from_mark=N
             if not tally["last"]:
                 bad.append(desc)
 
+        def reordered(e):
+            # The state before this FLUSH could hold any subset of `group` (written back in
+            # any order); the empty and the full subset are the points checked anyway.
+            for keep in subsets(len(group), reorder, rng):
+                shutil.copyfile(prev, sub)
+                with open(sub, "r+b") as f:
+                    for i in keep:
+                        r.apply(group[i], onto=f)
+                left = [group[i].index for i in range(len(group)) if i not in keep]
+                desc = f"{e.describe(ss)}: {len(keep)} of the {len(group)} writes before it (without entries {','.join(map(str, left))})"
+                tally["reordered"] += 1
+                good = check(sub, e.index, desc) if check else True
+                out(f"{'ok ' if good else 'BAD'} {desc}")
+                if not good:
+                    bad.append(desc)
+
+        plain = lambda e: not e.flags & (FLUSH | FUA | MARK)  # noqa: E731
         for e in entries:
             counts[e.kind()] = counts.get(e.kind(), 0) + 1
             if e.flags & MARK and e.mark == from_mark:
                 active = True
             want = plan.get(e.index, set()) if active else set()
+            if reorder and plain(e):
+                if not group:
+                    w.flush()
+                    shutil.copyfile(work, prev)
+                group.append(e)
+            elif reorder and e.flags & FLUSH and active and group:
+                w.flush()
+                reordered(e)
+            if not plain(e):
+                group = []
             if True in want:
                 at_point(e, True)
             r.apply(e)
@@ -205,7 +264,10 @@ def replay(log_path, base, work, offset=0, mode="flush", check=None, from_mark=N
             if e.flags & MARK and e.mark == to_mark:
                 break
         npoints, nstates = tally["points"], tally["states"]
-        return npoints, nstates, bad, counts
+    for f in (sub, prev):
+        if os.path.exists(f):
+            os.unlink(f)
+    return npoints, nstates, bad, counts, tally["reordered"]
 
 
 def main(argv):
@@ -218,6 +280,9 @@ def main(argv):
     p.add_argument("--check", help="shell command run at each point; exit 0 = good")
     p.add_argument("--from-mark", help="check only after the mark with this text")
     p.add_argument("--to-mark", help="stop after the mark with this text")
+    p.add_argument("--reorder", type=int, default=0, metavar="N",
+                   help="also check up to N states per flush interval holding only some of its writes")
+    p.add_argument("--seed", type=int, default=0, help="for --reorder's random subsets")
     p.add_argument("--list", action="store_true", help="print the entries and exit")
     a = p.parse_args(argv)
     if a.offset < 0:
@@ -229,19 +294,24 @@ def main(argv):
             print(e.describe(ss))
         return 0
 
-    def check(index, desc):
-        env = dict(os.environ, REPLAY_IMAGE=a.work, REPLAY_OFFSET=str(a.offset), REPLAY_POINT=desc, REPLAY_INDEX=str(index))
+    if a.reorder < 0:
+        p.error("--reorder: must not be negative")
+
+    def check(image, index, desc):
+        env = dict(os.environ, REPLAY_IMAGE=image, REPLAY_OFFSET=str(a.offset), REPLAY_POINT=desc, REPLAY_INDEX=str(index))
         return subprocess.run(["sh", "-c", a.check], env=env).returncode == 0
 
     try:
-        n, states, bad, counts = replay(a.log, a.base, a.work, a.offset, a.points, check if a.check else None, a.from_mark, a.to_mark)
+        n, states, bad, counts, nre = replay(a.log, a.base, a.work, a.offset, a.points, check if a.check else None,
+                                             a.from_mark, a.to_mark, reorder=a.reorder, seed=a.seed)
     except (LogError, OSError) as e:
         print(f"logreplay: {a.log}: {e}", file=sys.stderr)
         return 1
     kinds = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
     print(f"log: {sum(counts.values())} entries ({kinds})")
     verdict = "all good" if not bad else f"{len(bad)} bad"
-    print(f"{n} points, {states} distinct states checked, {verdict}")
+    extra = f" (+{nre} reordered)" if a.reorder else ""
+    print(f"{n} points, {states} distinct states checked{extra}, {verdict}")
     return 0 if not bad else 1
 
 

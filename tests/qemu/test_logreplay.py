@@ -50,8 +50,8 @@ class Replay(unittest.TestCase):
         """Replay the log; returns replay()'s answer and (point, image bytes) per check."""
         seen = []
 
-        def check(index, desc):
-            with open(self.work, "rb") as f:
+        def check(image, index, desc):
+            with open(image, "rb") as f:
                 img = f.read()
             seen.append((desc, img))
             return verdict(desc, img)
@@ -69,7 +69,7 @@ class Replay(unittest.TestCase):
             (3, lr.FUA, fill(3), None),
             (4, 0, fill(4), None),
         ])
-        (n, states, bad, counts), seen = self.run_replay()
+        (n, states, bad, counts, _), seen = self.run_replay()
         self.assertEqual([d for d, _ in seen], ["entry 2 flush", "entry 3 fua 512 bytes at 1536"])
         self.assertEqual((n, states, bad), (2, 2, []))
         self.assertEqual(counts, {"write": 3, "flush": 1, "fua": 1})
@@ -87,7 +87,7 @@ class Replay(unittest.TestCase):
 
     def test_flush_with_data_checked_before_and_after_its_data(self):
         write_log(self.log, [(1, 0, fill(1), None), (2, lr.FLUSH | lr.FUA, fill(2), None)])
-        (n, states, bad, _), seen = self.run_replay()
+        (n, states, bad, _, _), seen = self.run_replay()
         self.assertEqual([d for d, _ in seen], ["entry 1 flush+fua 512 bytes at 1024 (before its data)", "entry 1 flush+fua 512 bytes at 1024"])
         self.assertEqual(seen[0][1][512:1536], fill(1) + fill(0xEE))
         self.assertEqual(seen[1][1][512:1536], fill(1) + fill(2))
@@ -99,7 +99,7 @@ class Replay(unittest.TestCase):
             (0, lr.FLUSH, b"", None),
             (0, lr.MARK, b"", "done"),
         ])
-        (n, states, bad, _), seen = self.run_replay()
+        (n, states, bad, _, _), seen = self.run_replay()
         self.assertEqual((n, states, bad), (3, 1, []))
 
     def test_bad_state_reported_and_kept_bad_while_unchanged(self):
@@ -110,7 +110,7 @@ class Replay(unittest.TestCase):
             (1, 0, fill(1), None),
             (0, lr.FLUSH, b"", None),
         ])
-        (n, states, bad, _), _ = self.run_replay(verdict=lambda d, img: img[512] != 0x66)
+        (n, states, bad, _, _), _ = self.run_replay(verdict=lambda d, img: img[512] != 0x66)
         self.assertEqual(bad, ["entry 1 flush", "entry 2 flush"])
         self.assertEqual((n, states), (3, 2))
 
@@ -129,22 +129,57 @@ class Replay(unittest.TestCase):
         self.assertEqual([e.mark for e in entries], [None, "begin", None, None, "end", None])
         self.assertEqual(entries[2].data_at, None, "a discard carries no data")
         self.assertEqual(entries[5].data_at, 512 + 512 + 1024 + 512 + 512 + 512 + 512 + 512)
-        (n, states, bad, _), seen = self.run_replay(from_mark="begin", to_mark="end")
+        (n, states, bad, _, _), seen = self.run_replay(from_mark="begin", to_mark="end")
         self.assertEqual([d for d, _ in seen], ["entry 1 mark 'begin'", "entry 3 flush"])
         self.assertEqual(n, 3)
         self.assertEqual(seen[1][1][512:1536], bytes(512) + fill(1), "discarded sectors read back as zeros")
 
     def test_every_entry(self):
         write_log(self.log, [(1, 0, fill(1), None), (2, 0, fill(2), None), (0, lr.FLUSH, b"", None)])
-        (n, states, _, _), seen = self.run_replay(mode="every")
+        (n, states, _, _, _), seen = self.run_replay(mode="every")
         self.assertEqual((n, states), (3, 2), "the empty flush changes nothing: not a new state")
         self.assertEqual(seen[0][1][512:1536], fill(1) + fill(0xEE))
+
+    def test_reorder_checks_every_proper_subset_of_a_small_interval(self):
+        write_log(self.log, [
+            (1, lr.FUA, fill(9), None),
+            (2, 0, fill(2), None),
+            (3, 0, fill(3), None),
+            (4, lr.DISCARD, 1, None),
+            (0, lr.FLUSH, b"", None),
+        ])
+        (n, states, bad, _, nre), seen = self.run_replay(reorder=10)
+        self.assertEqual((n, states, nre, bad), (2, 2, 6, []))
+        subs = [(d, img) for d, img in seen if "of the 3 writes" in d]
+        self.assertEqual(len(subs), 6)
+        kept = set()
+        for d, img in subs:
+            self.assertEqual(img[512:1024], fill(9), f"{d}: the FUA write before the interval is kept")
+            have = (img[1024:1536] == fill(2), img[1536:2048] == fill(3), img[2048:2560] == bytes(512))
+            self.assertEqual(img[1024:1536] in (fill(2), fill(0xEE)), True)
+            kept.add(have)
+        self.assertEqual(len(kept), 6, "each proper non-empty subset once")
+        self.assertNotIn((True, True, True), kept)
+        self.assertNotIn((False, False, False), kept)
+        self.assertIn("1 of the 3 writes before it (without entries 2,3)", [d.split(": ", 1)[1] for d, _ in subs][0])
+        # Bad when only the second write made it.
+        (_, _, bad, _, _), _ = self.run_replay(reorder=10, verdict=lambda d, img: not (img[1536:2048] == fill(3) and img[1024:1536] != fill(2)))
+        self.assertEqual(len(bad), 2, bad)
+
+    def test_reorder_draws_at_most_n_reproducibly(self):
+        write_log(self.log, [(i, 0, fill(i), None) for i in range(1, 8)] + [(0, lr.FLUSH, b"", None)])
+        (_, _, _, _, nre), seen = self.run_replay(reorder=5, seed=7)
+        (_, _, _, _, nre2), seen2 = self.run_replay(reorder=5, seed=7)
+        self.assertEqual((nre, nre2), (5, 5))
+        self.assertEqual([d for d, _ in seen], [d for d, _ in seen2])
+        self.assertEqual(lr.subsets(1, 5, None), [])
+        self.assertEqual(len(lr.subsets(3, 100, None)), 6)
 
     def test_offset_and_4k_sectors(self):
         with open(self.base, "wb") as f:
             f.write(fill(0xEE, 3 * 4096))
         write_log(self.log, [(1, lr.FUA, fill(7, 4096), None)], ss=4096)
-        (_, _, _, _), seen = self.run_replay(offset=4096)
+        (_, _, _, _, _), seen = self.run_replay(offset=4096)
         self.assertEqual(seen[0][1][8192:], fill(7, 4096))
         self.assertEqual(seen[0][1][:8192], fill(0xEE, 8192))
 
