@@ -229,6 +229,13 @@ class Replay(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn("log: 3 entries (1 flush, 1 fua, 1 write)", p.stdout)
         self.assertIn("2 points, 2 distinct states checked, all good", p.stdout)
+        write_log(self.log, [(1, 0, fill(1), None), (2, 0, fill(2), None), (0, lr.FLUSH, b"", None)])
+        p = subprocess.run([sys.executable, TOOL, self.log, self.base, self.work, "--reorder", "1", "--check", "true"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("1 points, 1 distinct states checked (+1 reordered), all good", p.stdout)
+        self.assertFalse(os.path.exists(self.work + ".sub"), "the scratch copy is removed")
+        p = subprocess.run([sys.executable, TOOL, self.log, self.base, self.work, "--reorder", "-1"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 2)
         with open(self.log, "r+b") as f:
             f.write(b"\0")
         p = subprocess.run([sys.executable, TOOL, self.log, self.base, self.work, "--check", "true"], capture_output=True, text=True)
