@@ -433,9 +433,14 @@ fn write_and_rotate(
     doomed: &[PathBuf],
 ) -> Result<()> {
     let dirf = File::open(dir).ctx(dir.display())?;
+    // syncfs first, then fsync: on FAT a renamed file's directory entry gets its first cluster
+    // and size only when the file's inode is written back (syncfs does that), and syncfs issues
+    // no cache flush; the directory's fsync that follows does (fat_file_fsync). The other order
+    // left each rename's entry at cluster 0 on the card until the next step's flush, and the
+    // last one unflushed (tests/qemu/scenarios/syncflash-flushpoints.sh found both).
     let sync_dir = || -> Result<()> {
-        dirf.sync_all().ctx(dir.display())?;
-        nix::unistd::syncfs(dirf.as_raw_fd()).ctx(dir.display())
+        nix::unistd::syncfs(dirf.as_raw_fd()).ctx(dir.display())?;
+        dirf.sync_all().ctx(dir.display())
     };
     let (prim, old, new) = (Pair::new(dir, name, ""), Pair::new(dir, name, ".old"), Pair::new(dir, name, ".new"));
 
