@@ -188,7 +188,9 @@ verify() {
 	grep -q 'version=1 ' "$RUNDIR/states.txt" || problem "no checked state booted v1"
 	tail -n 1 "$RUNDIR/states.txt" | grep -q 'pair=primary version=2 ' || problem "the last state is not v2 as primary: $(tail -n 1 "$RUNDIR/states.txt")"
 	grep -qE '^log: ' <<<"$out" && echo "    $(grep -E '^log: ' <<<"$out")"
-	echo "    $n flush states checked, all bootable ($states distinct; points: $POINTS; +${re:-0} reordered states, all bootable)"
+	local what="flush states"
+	[[ $POINTS == every ]] && what="states (one per log entry)"
+	echo "    $n $what checked, all bootable ($states distinct; +${re:-0} reordered states, all bootable)"
 	echo "    pairs chosen: $(sed -E 's/.*pair=([a-z]+) version=([0-9?]+).*/\1:v\2/' "$RUNDIR/states.txt" | sort | uniq -c | awk '{ printf "%s %sx, ", $2, $1 }' | sed 's/, $//')"
 	echo "    fsck.fat -n complained in $(grep -c 'fsck=complains' "$RUNDIR/states.txt") of $((states + ${re:-0})) states (noted, not fatal); most often:"
 	grep -hvE '^(==|fsck.fat |Checking we can access|/tmp/)' "$RUNDIR/fsck-notes.txt" 2>/dev/null | sed 's/[0-9]\{3,\}/N/g' | sort | uniq -c | sort -rn | head -n 3 | sed 's/^/      /'
