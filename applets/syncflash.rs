@@ -26,8 +26,9 @@
 //! bad pair) and an unsigned or wrongly signed source is refused (exit 3).
 //!
 //! No step relies on a rename that replaces an existing name (not atomic on FAT32); every
-//! rename goes to a name that no longer exists, and each step is followed by fsync of the file
-//! or directory and syncfs, so the steps reach the card in order:
+//! rename goes to a name that no longer exists, and each step is followed by fsync of the file,
+//! or by syncfs then fsync of the directory (the fsync flushes the card's write cache after
+//! everything syncfs wrote), so the steps reach the card in order:
 //! 1. `preflight`: the new pair is checked where it is, as the boot would: manifest, signature,
 //!    sidecars (listed but missing or different: exit 3, nothing written), image — unless the
 //!    state vouches for the image (`image_file` is this file, `verified` is sha256/sig and
