@@ -26,8 +26,9 @@
 //! bad pair) and an unsigned or wrongly signed source is refused (exit 3).
 //!
 //! No step relies on a rename that replaces an existing name (not atomic on FAT32); every
-//! rename goes to a name that no longer exists, and each step is followed by fsync of the file
-//! or directory and syncfs, so the steps reach the card in order:
+//! rename goes to a name that no longer exists, and each step is followed by fsync of the file,
+//! or by syncfs then fsync of the directory (the fsync flushes the card's write cache after
+//! everything syncfs wrote), so the steps reach the card in order:
 //! 1. `preflight`: the new pair is checked where it is, as the boot would: manifest, signature,
 //!    sidecars (listed but missing or different: exit 3, nothing written), image — unless the
 //!    state vouches for the image (`image_file` is this file, `verified` is sha256/sig and
@@ -433,9 +434,14 @@ fn write_and_rotate(
     doomed: &[PathBuf],
 ) -> Result<()> {
     let dirf = File::open(dir).ctx(dir.display())?;
+    // syncfs first, then fsync: on FAT a renamed file's directory entry gets its first cluster
+    // and size only when the file's inode is written back (syncfs does that), and syncfs issues
+    // no cache flush; the directory's fsync that follows does (fat_file_fsync). The other order
+    // left each rename's entry at cluster 0 on the card until the next step's flush, and the
+    // last one unflushed (tests/qemu/scenarios/syncflash-flushpoints.sh found both).
     let sync_dir = || -> Result<()> {
-        dirf.sync_all().ctx(dir.display())?;
-        nix::unistd::syncfs(dirf.as_raw_fd()).ctx(dir.display())
+        nix::unistd::syncfs(dirf.as_raw_fd()).ctx(dir.display())?;
+        dirf.sync_all().ctx(dir.display())
     };
     let (prim, old, new) = (Pair::new(dir, name, ""), Pair::new(dir, name, ".old"), Pair::new(dir, name, ".new"));
 
