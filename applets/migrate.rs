@@ -86,15 +86,11 @@ pub fn run(argv: &[String]) -> Result<()> {
     }
     // From the first write on, a signal is only noticed (the copy loop reads it): a partly
     // written boot partition is never left by a signal mid-write.
-    let mut mask = nix::sys::signal::SigSet::empty();
-    for s in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGHUP] {
-        mask.add(s);
-    }
-    mask.thread_block().ctx("signals")?;
+    stop_signals().thread_block().ctx("signals")?;
     let disk = osarg::path(&a.target);
     let prepared = match &plan {
         Some(p) => {
-            let pr = install::prepare(&disk, &kname(live.target), &p.files, &p.uuid, &p.options)?;
+            let pr = install::prepare(&disk, &kname(live.target), p)?;
             say(&format!(
                 "migrate: {}: partitioned: {} boot (FAT32: kernel {}, syslinux, systemd-boot), {} root ({}); not bootable until the end\n",
                 pr.disk, pr.boot_part, p.files.kernel_release, pr.root_part, mib(pr.root_bytes)
@@ -111,14 +107,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     switch_over(&a, &live, &tp, prepared.as_ref())
 }
 
-/// What a whole-disk install needs, gathered before anything is written.
-struct Plan {
-    files: install::BootFiles,
-    uuid: String,
-    options: Vec<String>,
-}
-
-fn plan_install(a: &Args, live: &Live) -> Result<Option<Plan>> {
+fn plan_install(a: &Args, live: &Live) -> Result<Option<install::Plan>> {
     let t = osarg::path(&a.target).display().to_string();
     if parent_disk(live.target).is_some() || a.no_bootloader {
         return Ok(None);
@@ -148,7 +137,13 @@ fn plan_install(a: &Args, live: &Live) -> Result<Option<Plan>> {
         ));
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    Ok(Some(Plan { files, uuid, options: install::kept_options(&cmdline) }))
+    Ok(Some(install::Plan {
+        files,
+        uuid,
+        options: install::kept_options(&cmdline),
+        disk_bytes: live.target_bytes,
+        parts,
+    }))
 }
 
 fn say(text: &str) {
@@ -407,8 +402,18 @@ impl Drop for Speed {
     }
 }
 
-fn copy(a: &Args, live: &Live, tp: &std::path::Path) -> Result<()> {
+/// The signals that stop migrate: blocked from the first write on, read by the copy loop.
+fn stop_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask
+}
+
+fn copy(a: &Args, live: &Live, tp: &std::path::Path) -> Result<()> {
+    use nix::sys::signal::Signal;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     let shown = tp.display().to_string();
     let t = shown.as_str();
@@ -417,10 +422,7 @@ fn copy(a: &Args, live: &Live, tp: &std::path::Path) -> Result<()> {
     let path = raid::path_of(md);
 
     // Signals become readable events from here on, so an interrupt always gets cleaned up.
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        mask.add(s);
-    }
+    let mask = stop_signals();
     mask.thread_block().ctx("signals")?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ctx("signalfd")?;
 

@@ -236,6 +236,18 @@ pub fn mbr(code: &[u8; 440], signature: u32, parts: &[Part; 2], active: bool) ->
     s
 }
 
+/// What a whole-disk install needs, gathered before anything is written.
+pub struct Plan {
+    pub files: BootFiles,
+    /// The root filesystem's UUID, for `root=UUID=`.
+    pub uuid: String,
+    /// The running kernel's options the entries keep ([`kept_options`]).
+    pub options: Vec<String>,
+    pub disk_bytes: u64,
+    /// From [`layout`] of the disk's size.
+    pub parts: [Part; 2],
+}
+
 /// The disk after [`prepare`]: partitioned, boot partition written, nothing bootable yet.
 pub struct Prepared {
     pub disk: String,
@@ -260,14 +272,11 @@ fn part_name(disk: &str, n: u32) -> String {
 
 /// Partition the disk, write the boot partition (EFI hidden, no boot code in the MBR) and wait
 /// for the kernel's partition devices.
-pub fn prepare(disk_path: &Path, disk_kname: &str, files: &BootFiles, root_uuid: &str, options: &[String]) -> Result<Prepared> {
+pub fn prepare(disk_path: &Path, disk_kname: &str, plan: &Plan) -> Result<Prepared> {
+    let Plan { files, uuid: root_uuid, options, disk_bytes: bytes, parts } = plan;
+    let (bytes, parts) = (*bytes, *parts);
     let disk = disk_path.display().to_string();
     let f = std::fs::OpenOptions::new().read(true).write(true).open(disk_path).ctx(&disk)?;
-    let bytes = f.metadata().map(|_| ()).and_then(|_| {
-        use std::io::Seek;
-        (&f).seek(std::io::SeekFrom::End(0))
-    }).ctx(&disk)?;
-    let parts = layout(bytes / SECTOR).ok_or_else(|| Error::new(&disk, "too small for a boot partition and a root partition"))?;
     let uuid_hex: String = root_uuid.chars().filter(char::is_ascii_hexdigit).collect();
     let signature = u32::from_str_radix(uuid_hex.get(..8).unwrap_or("4c495645"), 16).unwrap_or(0x4c49_5645);
 
