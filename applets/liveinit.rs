@@ -285,8 +285,7 @@ fn cmdline(a: CmdlineArgs) -> Result<()> {
 /// kernel does for /sys/module names.
 fn module_name(path: &str) -> String {
     let base = path.rsplit('/').next().unwrap_or(path);
-    let base = base.split(".ko").next().unwrap_or(base);
-    base.replace('-', "_")
+    crate::coldplug::norm(base.split(".ko").next().unwrap_or(base))
 }
 
 struct ModDb {
@@ -348,7 +347,7 @@ fn module_params(cmdline: &str) -> (Vec<(String, String)>, Vec<String>) {
     let mut blacklist = Vec::new();
     for (k, v) in crate::cmdline::split(cmdline) {
         if k == "modprobe.blacklist" || k == "module_blacklist" {
-            blacklist.extend(v.unwrap_or_default().split(',').map(|m| m.replace('-', "_")));
+            blacklist.extend(v.unwrap_or_default().split(',').map(crate::coldplug::norm));
             continue;
         }
         let Some((m, p)) = k.split_once('.') else { continue };
@@ -357,7 +356,7 @@ fn module_params(cmdline: &str) -> (Vec<(String, String)>, Vec<String>) {
             Some(v) => format!("{p}={v}"),
             None => p.to_owned(),
         };
-        let m = m.replace('-', "_");
+        let m = crate::coldplug::norm(m);
         match params.iter_mut().find(|(n, _)| *n == m) {
             Some((_, e)) => {
                 e.push(' ');
@@ -389,7 +388,7 @@ fn modprobe(a: ModprobeArgs) -> Result<()> {
     let (params, blacklist) = module_params(&std::fs::read_to_string(cmdline_path).unwrap_or_default());
     let mut order = Vec::new();
     for m in &a.modules {
-        let name = m.replace('-', "_");
+        let name = crate::coldplug::norm(m);
         if blacklist.contains(&name) {
             warn(&format!("modprobe: {m}: blacklisted on the kernel command line (skipped)"));
             continue;
