@@ -104,3 +104,14 @@ cat /tmp/sf2.out
 check medium-ro-again sh -c "grep ' /run/live/medium ' /proc/mounts | grep -q ' ro[ ,]'"
 G
 }
+
+# v2_boot_checks: the first guest lines of the boot after a sync-v2: v2 runs from the flash's
+# primary pair, verified.
+v2_boot_checks() {
+	cat <<'G'
+check_live_root
+check booted-v2 test "$(cat /etc/liveroot-version)" = 2
+check verified test "$(liveinit state get verified)" = sha256
+check primary-pair test "$(liveinit state get medium_pair)" = primary
+G
+}

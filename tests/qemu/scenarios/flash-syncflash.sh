@@ -38,14 +38,13 @@ verify() {
 	[[ $(boot_files_sha "$FLASH") == "$BOOT_SHA" ]] || problem "the boot files on the flash changed"
 	cmp -s -n 440 "$FLASH" "$FLASH_TEST_IMG" || problem "the MBR code changed"
 	local script=$RUNDIR/again.sh
-	cat >"$script" <<'G'
-check_live_root
-check booted-v2 test "$(cat /etc/liveroot-version)" = 2
-check verified test "$(liveinit state get verified)" = sha256
-check primary-pair test "$(liveinit state get medium_pair)" = primary
+	{
+		v2_boot_checks
+		cat <<'G'
 check medium-partition sh -c 'case "$(liveinit state get medium)" in /dev/vd[a-z]1) true ;; *) false ;; esac'
 check via-syslinux sh -c 'grep -q "^BOOT_IMAGE=/boot/vmlinuz " /proc/cmdline'
 G
+	} >"$script"
 	FIRMWARE=bios boot_again "" 300 "$script" "$FLASH"
 	not_kernel_boot
 	local m

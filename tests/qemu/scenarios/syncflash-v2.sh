@@ -29,13 +29,12 @@ verify() {
 	[[ $(medium_list "$FLASH" | tr '\n' ' ') == "$(tr ' ' '\n' <<<"$list" | sort | tr '\n' ' ')" ]] ||
 		problem "flash LiveOS holds: $(medium_list "$FLASH" | tr '\n' ' ')"
 	local script=$RUNDIR/again.sh
-	cat >"$script" <<'G'
-check_live_root
-check booted-v2 test "$(cat /etc/liveroot-version)" = 2
-check verified test "$(liveinit state get verified)" = sha256
-check primary-pair test "$(liveinit state get medium_pair)" = primary
+	{
+		v2_boot_checks
+		cat <<'G'
 check no-network sh -c '! ls /sys/class/net | grep -qv "^lo$"'
 G
+	} >"$script"
 	boot_again "root=live:LABEL=$LIVE_LABEL rd.live.image" 150 "$script" "$FLASH"
 	local m
 	for m in root-md7 booted-v2 verified primary-pair no-network done; do
