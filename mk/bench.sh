@@ -37,7 +37,7 @@ shift
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/liveroot-bench.XXXXXX")
 QEMU_PID=
-trap '[[ -n $QEMU_PID ]] && kill "$QEMU_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap '{ [[ -z $QEMU_PID ]] || kill "$QEMU_PID" 2>/dev/null || true; }; rm -rf "$WORK"' EXIT
 mkdir "$WORK/bin"
 for a in $("$BIN" --list); do ln -s "$BIN" "$WORK/bin/$a"; done
 HOST_PATH=$PATH
