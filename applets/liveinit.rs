@@ -879,7 +879,7 @@ fn state(a: StateArgs) -> Result<()> {
 
 // ---- trial / mark-good -----------------------------------------------------------------------
 
-use crate::trial::{self, Boot, Ident, Store};
+use crate::trial::{self, Boot, Ident};
 
 /// Where the medium is mounted when the boot released it (rd.live.ram, a fetched image).
 const TRIAL_MOUNT: &str = "/run/live/trial-medium";
@@ -938,33 +938,6 @@ fn ident(sha256: &str, version: &str) -> Result<Option<Ident>> {
     Ok(Some(Ident { version, sha256 }))
 }
 
-/// The record as the file system shows it (cached pages dropped first: the raw writes bypass
-/// them). A missing file is `None`.
-fn read_record(path: &Path) -> Result<Option<trial::Current>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    if let Ok(f) = std::fs::File::open(path) {
-        use std::os::fd::AsRawFd;
-        let _ = nix::fcntl::posix_fadvise(f.as_raw_fd(), 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
-    }
-    let mut s = trial::FileStore::open(path, false)?;
-    trial::load(&mut s).map(Some)
-}
-
-fn open_store(path: &Path, via_fs: bool) -> Result<Box<dyn Store>> {
-    Ok(if via_fs { Box::new(trial::FileStore::open(path, true)?) } else { Box::new(trial::RawStore::open(path)?) })
-}
-
-/// Write `r` over the older copy, deciding again on what the store itself reads (the device).
-fn write_record(path: &Path, via_fs: bool, decide: impl Fn(Option<&trial::Record>) -> Option<trial::Record>) -> Result<Option<trial::Record>> {
-    let mut store = open_store(path, via_fs)?;
-    let cur = trial::load(store.as_mut())?;
-    let Some(r) = decide(cur.record.as_ref()) else { return Ok(None) };
-    trial::save(store.as_mut(), &cur, &r)?;
-    Ok(Some(r))
-}
-
 fn nonzero(v: u64) -> String {
     if v == 0 { String::new() } else { v.to_string() }
 }
@@ -991,18 +964,22 @@ fn trial_take(a: TakeArgs) -> Result<()> {
     let (boot, cur) = match (&loc, img) {
         (_, None) => (Boot::Plain("the image is unchecked: no trial".into()), None),
         (Err(e), _) => (Boot::Plain(format!("no trial state: {e}")), None),
-        (Ok(l), Some(img)) => match read_record(&l.path) {
+        (Ok(l), Some(img)) => match trial::read(&l.path) {
             Ok(None) => (Boot::Plain(format!("{}: missing, no trial state (a flash from before trials)", l.path.display())), None),
             Err(e) => (Boot::Plain(format!("no trial state: {e}")), None),
             Ok(Some(cur)) => {
-                if cur.record.is_none() {
-                    warn(&format!("trial: {}: {}", l.path.display(), cur.why()));
-                }
                 let (boot, w) = trial::take(cur.record.as_ref(), &img, a.start);
+                // A fresh file has no record in either copy: normal. Anything else is news.
+                let boot = match boot {
+                    Boot::Plain(why) if cur.bad.iter().any(|b| b.is_some_and(|b| !b.starts_with("no record"))) && cur.record.is_none() => {
+                        Boot::Plain(format!("{why}: {}", cur.why()))
+                    }
+                    b => b,
+                };
                 let mut rec = cur.record.clone();
                 let boot = match w {
                     None => boot,
-                    Some(_) => match write_record(&l.path, a.via_fs, |c| trial::take(c, &img, a.start).1) {
+                    Some(_) => match trial::update(&l.path, a.via_fs, |c| trial::take(c, &img, a.start).1) {
                         Ok(w) => {
                             rec = w.or(rec);
                             boot
@@ -1017,7 +994,7 @@ fn trial_take(a: TakeArgs) -> Result<()> {
             }
         },
     };
-    let v = img.map_or(0, |i| i.version);
+    let l = img.map(|i| i.label()).unwrap_or_default();
     let (left, fallback) = match &boot {
         Boot::Plain(why) => {
             if !why.is_empty() {
@@ -1027,7 +1004,7 @@ fn trial_take(a: TakeArgs) -> Result<()> {
         }
         Boot::Trial(n) => {
             let tries = cur.as_ref().map_or(0, |r| r.tries);
-            warn(&format!("trial: version {v} is on trial: try {} of {tries}, {n} left after this boot", tries.saturating_sub(*n)));
+            warn(&format!("trial: {l} is on trial: try {} of {tries}, {n} left after this boot", tries.saturating_sub(*n)));
             (n.to_string(), String::new())
         }
         Boot::Fallback(why) => {
@@ -1046,7 +1023,7 @@ fn trial_take(a: TakeArgs) -> Result<()> {
 
 fn trial_status(a: TrialStatusArgs) -> Result<()> {
     let loc = locate(a.file.as_deref(), &a.state)?;
-    let cur = read_record(&loc.path)?.ok_or_else(|| Error::new(loc.path.display().to_string(), "No such file or directory"))?;
+    let cur = trial::read(&loc.path)?.ok_or_else(|| Error::new(loc.path.display().to_string(), "No such file or directory"))?;
     let r = cur.record.as_ref();
     let num = |f: fn(&trial::Record) -> u64| r.map(|r| f(r).to_string()).unwrap_or_default();
     out(&assignments(&[
@@ -1070,16 +1047,16 @@ fn trial_start(a: StartArgs) -> Result<()> {
         return Err(Error::usage("trial start: --tries 0: a trial needs at least one try"));
     }
     let loc = locate(a.file.as_deref(), &a.state)?;
-    let w = write_record(&loc.path, a.via_fs, |c| match c {
+    let w = trial::update(&loc.path, a.via_fs, |c| match c {
         Some(r) if r.image == img => None,
         _ => Some(trial::begin(c, &img, a.tries, a.net)),
     })?;
     match w {
         Some(_) => {
-            out(&format!("trial: version {} is on trial: {} tries to call mark-good\n", img.version, a.tries));
+            out(&format!("trial: {} is on trial: {} tries to call mark-good\n", img.label(), a.tries));
             Ok(())
         }
-        None => Err(Error::new(loc.path.display().to_string(), format!("already about version {}; unchanged", img.version)).code(crate::error::Code::NoChange)),
+        None => Err(Error::new(loc.path.display().to_string(), format!("already about {}; unchanged", img.label())).code(crate::error::Code::NoChange)),
     }
 }
 
@@ -1098,13 +1075,13 @@ fn mark_good(a: MarkGoodArgs) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let Some(cur) = read_record(&loc.path)? else {
+    let Some(cur) = trial::read(&loc.path)? else {
         out(&format!("mark-good: {}: missing; nothing to mark\n", loc.path.display()));
         return Ok(());
     };
     let (w, msg) = trial::mark_good(cur.record.as_ref(), &img);
     if w.is_some() {
-        write_record(&loc.path, a.via_fs, |c| trial::mark_good(c, &img).0)?;
+        trial::update(&loc.path, a.via_fs, |c| trial::mark_good(c, &img).0)?;
     }
     out(&format!("mark-good: {msg}\n"));
     Ok(())

@@ -84,6 +84,16 @@ pub struct Ident {
     pub sha256: [u8; 32],
 }
 
+impl Ident {
+    /// "version 3", or for an unsigned image "the image 1a2b3c4d…" (its digest's start).
+    pub fn label(&self) -> String {
+        match self.version {
+            0 => format!("image {}", crate::digest::hex(self.sha256.get(..4).unwrap_or(&[]))),
+            v => format!("version {v}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub seq: u32,
@@ -271,7 +281,7 @@ pub fn take(cur: Option<&Record>, img: &Ident, start: Option<u8>) -> (Boot, Opti
             Some(_) if v > 0 && cur.is_some_and(|r| v <= r.failed_version) => {
                 (Boot::Fallback(format!("version {v} is not above version {} that failed its trial", cur.map_or(0, |r| r.failed_version))), None)
             }
-            Some(0) => (Boot::Fallback(format!("version {v}: 0 tries (rd.live.tries=0)")), None),
+            Some(0) => (Boot::Fallback(format!("{}: 0 tries (rd.live.tries=0)", img.label())), None),
             Some(n) => {
                 let mut r = begin(cur, img, n, true);
                 r.tries_left = n - 1;
@@ -282,7 +292,7 @@ pub fn take(cur: Option<&Record>, img: &Ident, start: Option<u8>) -> (Boot, Opti
 }
 
 fn failed_text(r: &Record) -> String {
-    format!("version {} failed its trial: {} boots without mark-good", r.image.version, r.tries)
+    format!("{} failed its trial: {} boots without mark-good", r.image.label(), r.tries)
 }
 
 /// A new trial of `img` with `tries` tries; the failed version and the floor carry over.
@@ -302,17 +312,17 @@ pub fn begin(cur: Option<&Record>, img: &Ident, tries: u8, net: bool) -> Record 
 /// `liveinit mark-good` for the running image `img`: the record to write (None: nothing to
 /// change) and what to say.
 pub fn mark_good(cur: Option<&Record>, img: &Ident) -> (Option<Record>, String) {
-    let v = img.version;
+    let (v, l) = (img.version, img.label());
     match cur {
         Some(r) if r.image == *img => match r.status {
-            Status::Good => (None, format!("version {v} is already good")),
+            Status::Good => (None, format!("{l} is already good")),
             Status::Trial | Status::Failed => (
                 Some(Record { status: Status::Good, floor: r.floor.max(v), ..r.next() }),
-                format!("version {v} marked good; the trial is over (floor {})", r.floor.max(v)),
+                format!("{l} marked good; the trial is over (floor {})", r.floor.max(v)),
             ),
         },
-        Some(_) => (None, format!("version {v} is not on trial; nothing to mark")),
-        None => (None, format!("version {v}: no trial record; nothing to mark")),
+        Some(_) => (None, format!("{l} is not on trial; nothing to mark")),
+        None => (None, format!("{l}: no trial record; nothing to mark")),
     }
 }
 
@@ -530,6 +540,33 @@ pub fn save(store: &mut dyn Store, cur: &Current, r: &Record) -> Result<()> {
         return Err(Error::new(store.name(), "the record read back differs from the one written"));
     }
     Ok(())
+}
+
+/// The record as the file system shows it (cached pages dropped first: the raw writes bypass
+/// them). A missing file is `None`.
+pub fn read(path: &Path) -> Result<Option<Current>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    if let Ok(f) = File::open(path) {
+        drop_cache(&f);
+    }
+    let mut s = FileStore::open(path, false)?;
+    load(&mut s).map(Some)
+}
+
+fn open_store(path: &Path, via_fs: bool) -> Result<Box<dyn Store>> {
+    Ok(if via_fs { Box::new(FileStore::open(path, true)?) } else { Box::new(RawStore::open(path)?) })
+}
+
+/// Write what `decide` makes of the current record (None: nothing) over the older copy. It
+/// decides on what the store itself reads: the device, for the raw store.
+pub fn update(path: &Path, via_fs: bool, decide: impl Fn(Option<&Record>) -> Option<Record>) -> Result<Option<Record>> {
+    let mut store = open_store(path, via_fs)?;
+    let cur = load(store.as_mut())?;
+    let Some(r) = decide(cur.record.as_ref()) else { return Ok(None) };
+    save(store.as_mut(), &cur, &r)?;
+    Ok(Some(r))
 }
 
 /// A fresh trial file (no record): both slots the filler.
