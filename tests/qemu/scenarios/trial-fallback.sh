@@ -6,12 +6,12 @@
 # 4th boot finds no tries left: v2 is marked failed, v1 (.old) boots and /run/live/state says why
 # (fallback_reason=, no trial=). The 5th boot stays on v1 and writes nothing (flash identical).
 . "$TOP/tests/qemu/syncflash-lib.sh"
+. "$TOP/tests/qemu/trial-lib.sh"
 DESC="v2 whose init exits: 3 tries (one sector each), then v1 boots by itself, says why, and stays without writes"
 MEDIUM=$FAT_IMG
 FLASH_UNCHANGED=
 TIMEOUT=240
 EXPECT="booted-v1 synced on-trial tries-3"
-TRIAL_APPEND="root=live:LABEL=LIVE rd.live.image panic=1"
 
 # bad_v2: $BAD/squashfs.img = v2 (make_version) whose /sbin/init is a script that exits 1.
 bad_v2() {
@@ -38,29 +38,12 @@ bad_v2() {
 prepare() {
 	bad_v2
 	TESTS_FILES=("$BAD/squashfs.img" "$BAD/SHA256SUMS")
-	local t
-	t=$(mktemp -d)
-	"$BUILD/liveroot" liveinit trial create "$t/trial.state"
-	MTOOLS_SKIP_CHECK=1 mcopy -i "$FLASH" "$t/trial.state" ::/LiveOS/trial.state
-	rm -rf "$t"
+	trial_file_on_flash
 }
 
 guest() {
-	cat <<'G'
-check_live_root
-check booted-v1 test "$(cat /etc/liveroot-version)" = 1
-mkdir -p /run/live/ram && cp $T/squashfs.img $T/SHA256SUMS /run/live/ram/
-liveinit state set booted=ram image_file=/run/live/ram/squashfs.img
-if syncflash >/tmp/sf.out 2>&1; then ok synced; else fail synced "exit $?: $(cat /tmp/sf.out)"; fi
-cat /tmp/sf.out
-eval "$(liveinit trial status --file /run/live/medium/LiveOS/trial.state)"
-check on-trial test "$TRIAL_STATUS" = trial
-check tries-3 test "$TRIAL_LEFT" = 3
-G
+	trial_sync_guest
 }
-
-# changed_sectors A B: how many 512-byte sectors differ between two images.
-changed_sectors() { cmp -l "$1" "$2" | awk '{ print int(($1 - 1) / 512) }' | sort -u | wc -l; }
 
 verify() {
 	local script=$RUNDIR/v1.sh n prev=$RUNDIR/prev.img log t0 s
@@ -100,7 +83,7 @@ G
 	done
 	cmp -s "$prev" "$FLASH" || problem "the boot after the fallback wrote $(changed_sectors "$prev" "$FLASH") sectors of the flash"
 	local fs
-	fs=$(cat "$RUNDIR"/console*.log | tr -d '\r' | grep -aoE 'LIVEROOT-TEST FAIL .*')
+	fs=$(all_fails)
 	[[ -n $fs ]] && problem "$fs"
 	echo "    measured: 1 sector (512 bytes) written per trial boot; v2's first boot to v1 up: 4 boots, ${up}s (TCG)"
 }
