@@ -18,6 +18,12 @@
 //! liveinit state set KEY=VALUE... | get KEY | show   [--file F]   /run/live/state
 //! liveinit switch-root NEWROOT [INIT [ARG...]]  move /dev /proc /sys /run, free the
 //!                                               initramfs, chroot, exec INIT (/sbin/init)
+//! liveinit mark-good [--state F] [--file F]     the running image is healthy: end its trial
+//! liveinit trial take --sha256 HEX --version N [--start TRIES] [--file F]
+//!                                               before switch_root: count a try; TRIAL_* for eval
+//! liveinit trial status [--file F]              the record, as TRIAL_* assignments
+//! liveinit trial start --sha256 HEX --version N [--tries N] [--net] [--file F]
+//! liveinit trial create FILE                    a fresh trial file (make flash, syncflash)
 //! ```
 
 use crate::osarg;
@@ -52,6 +58,8 @@ enum Cmd {
     SelectImage(SelectArgs),
     State(StateArgs),
     SwitchRoot(SwitchArgs),
+    MarkGood(MarkGoodArgs),
+    Trial(TrialArgs),
 }
 
 #[derive(FromArgs)]
@@ -243,6 +251,125 @@ struct SwitchArgs {
     init: Vec<String>,
 }
 
+#[derive(FromArgs)]
+#[argh(subcommand, name = "mark-good")]
+/// The running image is healthy: end its trial (src/trial.rs), so the next boots are plain boots,
+/// and raise the anti-rollback floor to its version. Idempotent: exit 0 with nothing written when
+/// it is already good or not on trial. The image is the one /run/live/state names (image_sha256,
+/// image_version); the record is LiveOS/trial.state on the medium, written in place through the
+/// block device. Exit 1 when the record cannot be written.
+struct MarkGoodArgs {
+    /// the live state file (default /run/live/state)
+    #[argh(option, default = "crate::state::DEFAULT_PATH.to_owned()")]
+    state: String,
+    /// the trial file (default: on the medium the state names, beside the image)
+    #[argh(option)]
+    file: Option<String>,
+    /// write through the file system instead of the block device (a file not on a block
+    /// device; it rewrites the directory entry too)
+    #[argh(switch)]
+    via_fs: bool,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "trial")]
+/// The trial state of a new image (LiveOS/trial.state): take a try at boot, show, start, create.
+struct TrialArgs {
+    #[argh(subcommand)]
+    cmd: TrialCmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum TrialCmd {
+    Take(TakeArgs),
+    Status(TrialStatusArgs),
+    Start(StartArgs),
+    Create(CreateArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "take")]
+/// Before switch_root: the image that is about to boot (--sha256, --version: IMG_SHA256 and
+/// IMG_VERSION of select-image). On trial with tries left: one is taken (written to the flash).
+/// None left, or it failed before: do not boot it. Prints for eval: TRIAL (tries left after this
+/// boot; empty: not on trial), TRIAL_FALLBACK (why not to boot it; empty: boot it), TRIAL_FAILED
+/// (the highest version that failed a trial), TRIAL_FLOOR (highest version marked good).
+/// A try that cannot be written is a fallback: an uncounted try could loop forever.
+struct TakeArgs {
+    /// the image's SHA-256 (empty: unchecked, never on trial)
+    #[argh(option)]
+    sha256: String,
+    /// its signed version (empty: 0)
+    #[argh(option, default = "String::new()")]
+    version: String,
+    /// a fetched image: begin its trial with this many tries if the record is not about it
+    #[argh(option)]
+    start: Option<u8>,
+    /// the trial file (default: on the medium the state names)
+    #[argh(option)]
+    file: Option<String>,
+    /// the live state file, to find the medium (default /run/live/state)
+    #[argh(option, default = "crate::state::DEFAULT_PATH.to_owned()")]
+    state: String,
+    /// write through the file system instead of the block device
+    #[argh(switch)]
+    via_fs: bool,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "status")]
+/// Print the record as TRIAL_STATUS (trial, good, failed or none) TRIAL_LEFT TRIAL_TRIES
+/// TRIAL_VERSION TRIAL_SHA256 TRIAL_NET TRIAL_FAILED TRIAL_FLOOR TRIAL_SEQ TRIAL_WHY (why a copy
+/// was ignored).
+struct TrialStatusArgs {
+    /// the trial file (default: on the medium the state names)
+    #[argh(option)]
+    file: Option<String>,
+    /// the live state file, to find the medium (default /run/live/state)
+    #[argh(option, default = "crate::state::DEFAULT_PATH.to_owned()")]
+    state: String,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "start")]
+/// Put an image on trial (after syncflash wrote it as the primary): --tries boots to come up
+/// and call mark-good. The failed version and the floor are kept. Exit 5 when the record is
+/// already about this image (its trial goes on, or it is already good).
+struct StartArgs {
+    /// the image's SHA-256
+    #[argh(option)]
+    sha256: String,
+    /// its signed version (empty: 0)
+    #[argh(option, default = "String::new()")]
+    version: String,
+    /// tries (default 3)
+    #[argh(option, default = "crate::trial::DEFAULT_TRIES")]
+    tries: u8,
+    /// the image came from the network
+    #[argh(switch)]
+    net: bool,
+    /// the trial file (default: on the medium the state names)
+    #[argh(option)]
+    file: Option<String>,
+    /// the live state file, to find the medium (default /run/live/state)
+    #[argh(option, default = "crate::state::DEFAULT_PATH.to_owned()")]
+    state: String,
+    /// write through the file system instead of the block device
+    #[argh(switch)]
+    via_fs: bool,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "create")]
+/// Create a fresh trial file (8 KiB, no record; it must not exist). Written once through the
+/// file system, e.g. on the flash image by make flash; boots only ever overwrite it in place.
+struct CreateArgs {
+    /// the file (on the medium: LiveOS/trial.state)
+    #[argh(positional)]
+    file: String,
+}
+
 pub fn run(argv: &[String]) -> Result<()> {
     let args: Args = crate::cli::parse(argv, "")?;
     match args.cmd {
@@ -256,6 +383,8 @@ pub fn run(argv: &[String]) -> Result<()> {
         Cmd::SelectImage(a) => select_image(a),
         Cmd::State(a) => state(a),
         Cmd::SwitchRoot(a) => switch_root_or_rescue(a),
+        Cmd::MarkGood(a) => mark_good(a),
+        Cmd::Trial(a) => trial(a),
     }
 }
 
@@ -745,6 +874,216 @@ fn state(a: StateArgs) -> Result<()> {
         }
         other => Err(Error::usage(format!("state: unknown action '{other}' (set, get, show)"))),
     }
+}
+
+// ---- trial / mark-good -----------------------------------------------------------------------
+
+use crate::trial::{self, Boot, Ident};
+
+/// Where the medium is mounted when the boot released it (rd.live.ram, a fetched image).
+const TRIAL_MOUNT: &str = "/run/live/trial-medium";
+
+/// The trial file and, when the medium had to be mounted for it, that mount (undone on drop).
+struct Located {
+    path: PathBuf,
+    mounted: bool,
+}
+
+impl Drop for Located {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = nix::mount::umount(TRIAL_MOUNT);
+        }
+    }
+}
+
+/// `--file`, else `trial.state` beside the image on the medium the state file names (mounted
+/// read-only at TRIAL_MOUNT if the boot released it).
+fn locate(file: Option<&str>, state_file: &str) -> Result<Located> {
+    if let Some(f) = file {
+        return Ok(Located { path: osarg::path(f), mounted: false });
+    }
+    let st = crate::state::load(osarg::path(state_file))?;
+    let get = |k: &str| crate::state::lookup(&st, k).to_owned();
+    let image = get("image");
+    let image = if image.is_empty() { "LiveOS/squashfs.img".to_owned() } else { image };
+    let rel = Path::new(image.trim_start_matches('/')).parent().map(Path::to_path_buf).unwrap_or_default().join(trial::FILE);
+    let mnt = get("medium_mount");
+    if !mnt.is_empty() {
+        return Ok(Located { path: Path::new(&mnt).join(rel), mounted: false });
+    }
+    let dev = get("medium");
+    if dev.is_empty() {
+        return Err(Error::new(state_file, "no medium recorded (a network-only boot has no trial state); give --file"));
+    }
+    std::fs::create_dir_all(TRIAL_MOUNT).ctx(TRIAL_MOUNT)?;
+    let ty = get("medium_type");
+    let ty = if ty.is_empty() || ty == "auto" { "vfat".to_owned() } else { ty };
+    nix::mount::mount(Some(dev.as_str()), TRIAL_MOUNT, Some(ty.as_str()), nix::mount::MsFlags::MS_RDONLY, None::<&str>)
+        .ctx(format!("{dev} on {TRIAL_MOUNT}"))?;
+    Ok(Located { path: Path::new(TRIAL_MOUNT).join(rel), mounted: true })
+}
+
+fn ident(sha256: &str, version: &str) -> Result<Option<Ident>> {
+    let version = match version {
+        "" => 0,
+        v => v.parse().map_err(|_| Error::usage(format!("trial: --version {v}: expected a number")))?,
+    };
+    if sha256.is_empty() {
+        return Ok(None);
+    }
+    let sha256 = crate::digest::parse_sha256(sha256.as_bytes())
+        .ok_or_else(|| Error::usage(format!("trial: --sha256 {sha256}: expected 64 hex digits")))?;
+    Ok(Some(Ident { version, sha256 }))
+}
+
+fn nonzero(v: u64) -> String {
+    if v == 0 { String::new() } else { v.to_string() }
+}
+
+fn assignments(vars: &[(&str, String)]) -> String {
+    vars.iter().map(|(k, v)| format!("{k}={}\n", crate::cmdline::sh_quote(v))).collect()
+}
+
+fn trial(a: TrialArgs) -> Result<()> {
+    match a.cmd {
+        TrialCmd::Take(a) => trial_take(a),
+        TrialCmd::Status(a) => trial_status(a),
+        TrialCmd::Start(a) => trial_start(a),
+        TrialCmd::Create(a) => trial::create(&osarg::path(&a.file)),
+    }
+}
+
+fn trial_take(a: TakeArgs) -> Result<()> {
+    let img = ident(&a.sha256, &a.version)?;
+    if a.start == Some(0) {
+        return Err(Error::usage("trial take: --start 0: a trial needs at least one try"));
+    }
+    let loc = locate(a.file.as_deref(), &a.state);
+    let (boot, cur) = match (&loc, img) {
+        (_, None) => (Boot::Plain("the image is unchecked: no trial".into()), None),
+        (Err(e), _) => (Boot::Plain(format!("no trial state: {e}")), None),
+        (Ok(l), Some(img)) => match trial::read(&l.path) {
+            Ok(None) => (Boot::Plain(format!("{}: missing, no trial state (a flash from before trials)", l.path.display())), None),
+            Err(e) => (Boot::Plain(format!("no trial state: {e}")), None),
+            Ok(Some(cur)) => {
+                let (boot, w) = trial::take(cur.record.as_ref(), &img, a.start);
+                // A fresh file has no record in either copy: normal. Anything else is news.
+                let boot = match boot {
+                    Boot::Plain(why) if cur.bad.iter().any(|b| b.is_some_and(|b| !b.starts_with("no record"))) && cur.record.is_none() => {
+                        Boot::Plain(format!("{why}: {}", cur.why()))
+                    }
+                    b => b,
+                };
+                let mut rec = cur.record.clone();
+                let boot = match w {
+                    None => boot,
+                    Some(_) => match trial::update(&l.path, a.via_fs, |c| trial::take(c, &img, a.start).1) {
+                        Ok(w) => {
+                            rec = w.or(rec);
+                            boot
+                        }
+                        Err(e) => Boot::Fallback(match boot {
+                            Boot::Fallback(why) => format!("{why} (not recorded: {e})"),
+                            _ => format!("cannot count the try on the flash ({e}): a try not counted could repeat forever"),
+                        }),
+                    },
+                };
+                (boot, rec)
+            }
+        },
+    };
+    let l = img.map(|i| i.label()).unwrap_or_default();
+    let (left, fallback) = match &boot {
+        Boot::Plain(why) => {
+            if !why.is_empty() {
+                warn(&format!("trial: {why}"));
+            }
+            (String::new(), String::new())
+        }
+        Boot::Trial(n) => {
+            let tries = cur.as_ref().map_or(0, |r| r.tries);
+            warn(&format!("trial: {l} is on trial: try {} of {tries}, {n} left after this boot", tries.saturating_sub(*n)));
+            (n.to_string(), String::new())
+        }
+        Boot::Fallback(why) => {
+            warn(&format!("trial: {why}"));
+            (String::new(), why.clone())
+        }
+    };
+    out(&assignments(&[
+        ("TRIAL", left),
+        ("TRIAL_FALLBACK", fallback),
+        ("TRIAL_FAILED", nonzero(cur.as_ref().map_or(0, |r| r.failed_version))),
+        ("TRIAL_FLOOR", nonzero(cur.as_ref().map_or(0, |r| r.floor))),
+    ]));
+    Ok(())
+}
+
+fn trial_status(a: TrialStatusArgs) -> Result<()> {
+    let loc = locate(a.file.as_deref(), &a.state)?;
+    let cur = trial::read(&loc.path)?.ok_or_else(|| Error::new(loc.path.display().to_string(), "No such file or directory"))?;
+    let r = cur.record.as_ref();
+    let num = |f: fn(&trial::Record) -> u64| r.map(|r| f(r).to_string()).unwrap_or_default();
+    out(&assignments(&[
+        ("TRIAL_STATUS", r.map_or("none", |r| r.status.name()).to_owned()),
+        ("TRIAL_LEFT", num(|r| r.tries_left.into())),
+        ("TRIAL_TRIES", num(|r| r.tries.into())),
+        ("TRIAL_VERSION", num(|r| r.image.version)),
+        ("TRIAL_SHA256", r.map(|r| crate::digest::hex(&r.image.sha256)).unwrap_or_default()),
+        ("TRIAL_NET", r.map_or("", |r| if r.net { "1" } else { "" }).to_owned()),
+        ("TRIAL_FAILED", nonzero(r.map_or(0, |r| r.failed_version))),
+        ("TRIAL_FLOOR", nonzero(r.map_or(0, |r| r.floor))),
+        ("TRIAL_SEQ", num(|r| r.seq.into())),
+        ("TRIAL_WHY", cur.why()),
+    ]));
+    Ok(())
+}
+
+fn trial_start(a: StartArgs) -> Result<()> {
+    let img = ident(&a.sha256, &a.version)?.ok_or_else(|| Error::usage("trial start: --sha256 is required"))?;
+    if a.tries == 0 {
+        return Err(Error::usage("trial start: --tries 0: a trial needs at least one try"));
+    }
+    let loc = locate(a.file.as_deref(), &a.state)?;
+    let w = trial::update(&loc.path, a.via_fs, |c| match c {
+        Some(r) if r.image == img => None,
+        _ => Some(trial::begin(c, &img, a.tries, a.net)),
+    })?;
+    match w {
+        Some(_) => {
+            out(&format!("trial: {} is on trial: {} tries to call mark-good\n", img.label(), a.tries));
+            Ok(())
+        }
+        None => Err(Error::new(loc.path.display().to_string(), format!("already about {}; unchanged", img.label())).code(crate::error::Code::NoChange)),
+    }
+}
+
+fn mark_good(a: MarkGoodArgs) -> Result<()> {
+    let st = crate::state::load(osarg::path(&a.state))?;
+    let img = ident(crate::state::lookup(&st, "image_sha256"), crate::state::lookup(&st, "image_version"))?;
+    let Some(img) = img else {
+        out("mark-good: the running image was not checked (no image_sha256 in the state): never on trial\n");
+        return Ok(());
+    };
+    let loc = match locate(a.file.as_deref(), &a.state) {
+        Ok(l) => l,
+        Err(e) if a.file.is_none() => {
+            out(&format!("mark-good: no trial state ({e}); nothing to mark\n"));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(cur) = trial::read(&loc.path)? else {
+        out(&format!("mark-good: {}: missing; nothing to mark\n", loc.path.display()));
+        return Ok(());
+    };
+    let (w, msg) = trial::mark_good(cur.record.as_ref(), &img);
+    if w.is_some() {
+        trial::update(&loc.path, a.via_fs, |c| trial::mark_good(c, &img).0)?;
+    }
+    out(&format!("mark-good: {msg}\n"));
+    Ok(())
 }
 
 // ---- switch-root -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! syncflash [--medium DIR] [--image FILE --manifest FILE [--sig FILE]] [--pubkey-file KEY]
-//!           [--dry-run] [--progress] [--state FILE]
+//!           [--dry-run] [--progress] [--state FILE] [--tries N]
 //! ```
 //! With no arguments, in a live session, everything comes from `/run/live/state`: `image_file`
 //! (the booted image; `SHA256SUMS`, `SHA256SUMS.minisig` and the sidecars `IMG.verity`,
@@ -60,6 +60,9 @@
 //!    primary (manifest last: the primary is complete only when all of it is in place;
 //!    meanwhile `.old` is). A step whose file the pair does not have renames nothing.
 //! 5. `remount-ro`. `medium_pair=primary` is recorded in the state file (if it exists).
+//! 6. The new primary is put on trial (`LiveOS/trial.state`, src/trial.rs; `--tries`, else
+//!    `rd.live.tries`, else 3) unless the trial record is already about it (a fetched image on
+//!    trial goes on with its tries; one marked good stays good).
 //!
 //! So one `.old` pair always stays: the image the primary replaced (the previous keeper). It
 //! is deleted at the start of the next syncflash, once the primary is known good.
@@ -141,6 +144,10 @@ struct Args {
     #[argh(switch)]
     /// show bytes, rate and ETA while writing and reading back
     progress: bool,
+    #[argh(option)]
+    /// boots the new image gets to call `liveinit mark-good` (default: rd.live.tries from
+    /// /proc/cmdline, else 3)
+    tries: Option<u8>,
 }
 
 fn say(text: &str) {
@@ -269,6 +276,9 @@ pub fn run(argv: &[String]) -> Result<()> {
     // What /init verified is about the live medium, not about another --medium.
     let booted_pair = if a.medium.is_some() { String::new() } else { get("medium_pair") };
     let res = sync(&a, &src, key.as_ref(), &root, &rel_dir, &name, &booted_pair);
+    if matches!(res, Ok(true)) {
+        start_trial(&root.join(&rel_dir).join(crate::trial::FILE), &src.trusted, a.tries);
+    }
     if private {
         let _ = nix::mount::umount(PRIVATE_MOUNT);
     }
@@ -277,6 +287,40 @@ pub fn run(argv: &[String]) -> Result<()> {
         state::set(&state_file, &[("medium_pair".to_owned(), "primary".to_owned())])?;
     }
     Ok(())
+}
+
+/// The new primary is on trial (src/trial.rs) until the system it boots calls `liveinit
+/// mark-good`: written in place in `LiveOS/trial.state`, through the device, as the boots do.
+/// A record already about this image (a fetched image on trial, or one marked good) is kept:
+/// its trial goes on from the flash. Without the file (a flash from before trials) or when the
+/// write fails the image is written all the same, with a warning: it boots as a plain image.
+fn start_trial(file: &Path, t: &Trusted, tries: Option<u8>) {
+    let warn = |why: String| {
+        let _ = std::io::stderr().write_all(format!("syncflash: warning: {why}: the new image is not on trial\n").as_bytes());
+    };
+    if !file.exists() {
+        return warn(format!("{}: missing (make flash creates it; liveinit trial create)", file.display()));
+    }
+    let tries = tries.unwrap_or_else(|| {
+        let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        crate::cmdline::split(&line)
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == "rd.live.tries")
+            .and_then(|(_, v)| v?.parse::<u8>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(crate::trial::DEFAULT_TRIES)
+    });
+    let img = crate::trial::Ident { version: t.version.unwrap_or(0), sha256: t.sha256 };
+    let r = crate::trial::update(file, false, |c| match c {
+        Some(r) if r.image == img => None,
+        _ => Some(crate::trial::begin(c, &img, tries, false)),
+    });
+    match r {
+        Ok(Some(_)) => say(&format!("syncflash: the new image is on trial: {tries} boots to call liveinit mark-good\n")),
+        Ok(None) => say("syncflash: the trial state already covers this image; kept\n"),
+        Err(e) => warn(e.to_string()),
+    }
 }
 
 /// `path` with `suffix` appended to its last component, bytes kept.

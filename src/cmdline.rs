@@ -75,6 +75,8 @@ pub struct Live {
     pub root_fstype: String,
     pub root_flags: String,
     pub root_ro: bool,
+    /// `rd.live.tries=N`: boots a new image gets to call `liveinit mark-good` (1 to 255).
+    pub tries: u8,
 }
 
 impl Default for Live {
@@ -101,6 +103,7 @@ impl Default for Live {
             root_fstype: String::new(),
             root_flags: String::new(),
             root_ro: false,
+            tries: crate::trial::DEFAULT_TRIES,
         }
     }
 }
@@ -194,6 +197,10 @@ pub fn parse(line: &str) -> Result<Live> {
                 };
                 l.ip = Some(iface.to_owned());
             }
+            "rd.live.tries" => {
+                let n = number(&k, val, "a number of tries")?;
+                l.tries = u8::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| bad(&k, val.unwrap_or(""), "expected 1 to 255"))?;
+            }
             "rootfstype" => l.root_fstype = val.unwrap_or("").to_owned(),
             "rootflags" => l.root_flags = val.unwrap_or("").to_owned(),
             "ro" if val.is_none() => l.root_ro = true,
@@ -272,7 +279,7 @@ impl Live {
     /// `NAME='value'` lines for `eval`.
     pub fn to_shell(&self) -> String {
         let b = |x: bool| if x { "1" } else { "0" }.to_owned();
-        let vars: [(&str, String); 22] = [
+        let vars: [(&str, String); 23] = [
             ("LIVE_ROOT", self.root.clone()),
             ("LIVE_DIR", self.dir.clone()),
             ("LIVE_SQUASHIMG", self.squashimg.clone()),
@@ -295,6 +302,7 @@ impl Live {
             ("ROOT_FSTYPE", self.root_fstype.clone()),
             ("ROOT_FLAGS", self.root_flags.clone()),
             ("ROOT_MODE", if self.root_ro { "ro" } else { "rw" }.to_owned()),
+            ("LIVE_TRIES", self.tries.to_string()),
         ];
         let mut s = String::new();
         for (k, v) in vars {
@@ -373,6 +381,11 @@ mod tests {
         let n = parse("root=live:http://h:8080/live/ ip=dhcp").unwrap();
         assert_eq!((n.root.as_str(), n.fetch.as_str(), n.netroot, n.ip.as_deref()), ("", "http://h:8080/live/", true, Some("")));
         assert_eq!(parse("root=live:LABEL=x").unwrap().fetch_timeout, 20);
+        assert_eq!(parse("root=live:LABEL=x").unwrap().tries, 3);
+        assert_eq!(parse("root=live:LABEL=x rd.live.tries=7").unwrap().tries, 7);
+        for bad in ["0", "256", "x", ""] {
+            assert!(parse(&format!("root=live:LABEL=x rd.live.tries={bad}")).is_err(), "rd.live.tries={bad}");
+        }
     }
 
     #[test]
@@ -445,6 +458,6 @@ mod tests {
         assert!(s.contains("LIVE_CHECK=''\n"));
         assert!(s.contains("LIVE_INIT=''\n"));
         assert!(s.contains("LIVE_PUBKEY=''\n"));
-        assert!(s.ends_with("ROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\n"));
+        assert!(s.ends_with("ROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\nLIVE_TRIES='3'\n"));
     }
 }

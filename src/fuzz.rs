@@ -49,6 +49,7 @@ pub const TARGETS: &[Target] = &[
     t("syslinux", run_syslinux, seeds_syslinux),
     t("modalias", run_modalias, seeds_modalias),
     t("fat-names", run_fat_names, seeds_fat_names),
+    t("trial", run_trial, seeds_trial),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -348,6 +349,42 @@ fn run_state(d: &[u8]) -> bool {
 
 fn seeds_state() -> Vec<Vec<u8>> {
     vec![b"medium=/dev/vda1\nbooted=ram\nmd=/dev/md7\nimage=a=b\n# c\n\nversion=5\nfloor=3\n".to_vec()]
+}
+
+/// The two copies of a trial file, as read from the medium: each half is one copy.
+fn run_trial(d: &[u8]) -> bool {
+    let half = d.len() / 2;
+    let (a, b) = (d.get(..half).unwrap_or(&[]), d.get(half..).unwrap_or(&[]));
+    let c = crate::trial::choose([a, b]);
+    let _ = c.why();
+    let img = crate::trial::Ident { version: 2, sha256: [2; 32] };
+    if let Some(r) = &c.record {
+        let _ = crate::trial::take(Some(r), &img, Some(3));
+        let _ = crate::trial::take(Some(r), &r.image, None);
+        let _ = crate::trial::mark_good(Some(r), &r.image);
+    }
+    c.record.is_some()
+}
+
+fn seeds_trial() -> Vec<Vec<u8>> {
+    use crate::trial::{slot_bytes, Ident, Record, Status};
+    let r = |seq: u32, status: Status, left: u8| Record {
+        seq,
+        status,
+        tries_left: left,
+        tries: 3,
+        net: seq % 2 == 1,
+        image: Ident { version: 2, sha256: [2; 32] },
+        failed_version: 1,
+        floor: u64::MAX,
+    };
+    let pair = |a: Option<&Record>, b: Option<&Record>| {
+        let mut v = slot_bytes(a);
+        v.extend_from_slice(&slot_bytes(b));
+        v
+    };
+    let (t, g, f) = (r(u32::MAX, Status::Trial, 1), r(0, Status::Good, 0), r(7, Status::Failed, 0));
+    vec![pair(Some(&t), Some(&g)), pair(Some(&f), None), pair(None, Some(&t)), t.encode().to_vec()]
 }
 
 fn run_roothash(d: &[u8]) -> bool {

@@ -27,6 +27,7 @@ mod snapshot;
 mod state;
 mod sys;
 mod syslinux;
+mod trial;
 mod verity;
 
 use std::io::Write;

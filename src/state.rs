@@ -30,6 +30,8 @@
 //! | `pubkey`       | `/run/live/pubkey`               | the initramfs's public key, copied for the running system (empty: no key, checksums only) |
 //! | `verity`       | `4f8b...`                        | dm-verity root hash the squashfs is mapped with (`/dev/mapper/live-base`; empty: not mapped) |
 //! | `verity_dev`   | `/dev/mapper/live-base`          | the dm-verity device the squashfs is mounted from (migrate removes it with the live stack; empty: a loop) |
+//! | `trial`        | `2`                              | the image is on trial (src/trial.rs): tries left after this boot (0: the last); absent when not on trial |
+//! | `fallback_reason` | `version 2 failed its trial: 3 boots without mark-good` | why the previous pair booted instead of the primary; absent otherwise |
 //! | `migrated`     | `/dev/sdb`                       | set by migrate once the system runs on that disk alone (before the grow) |
 //!
 //! Writers replace the file atomically (write a temporary file, rename), so readers never see a

@@ -170,7 +170,7 @@ fn cmdline_defaults_and_errors() {
         "LIVE_ROOT='LABEL=LIVE'\nLIVE_DIR='LiveOS'\nLIVE_SQUASHIMG='squashfs.img'\nLIVE_OVERLAY_SIZE=''\n\
          LIVE_RAM='0'\nLIVE_MINMEM='256'\nLIVE_CHECK=''\nLIVE_MD='md7'\nLIVE_RETRY='30'\nLIVE_BREAK='0'\nLIVE_INIT=''\n\
          LIVE_FETCH=''\nLIVE_NETROOT='0'\nLIVE_FETCH_TIMEOUT='20'\nLIVE_FETCH_DOWNGRADE='0'\nLIVE_IP=''\n\
-         LIVE_IP_IFACE=''\nLIVE_PUBKEY=''\nROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\n"
+         LIVE_IP_IFACE=''\nLIVE_PUBKEY=''\nROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\nLIVE_TRIES='3'\n"
     );
     let f = cmdline_file(&t, "root=live:LABEL=LIVE rd.live.overlay.size=abc");
     let o = li(&["cmdline", "--file", &f]);
@@ -824,4 +824,177 @@ fn latin1_file_names_reach_the_system_calls() {
     let o = run(Command::new(applet_path("liveinit")).args(["state", "set", "--file"]).arg(&state).arg("k=v"));
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "k=v\n");
+}
+
+// ---- trial state (src/trial.rs) ------------------------------------------------------------------
+
+const V2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const V3: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+
+fn take(file: &str, sha: &str, version: &str, extra: &[&str]) -> Out {
+    let mut a = vec!["trial", "take", "--file", file, "--sha256", sha, "--version", version];
+    a.extend_from_slice(extra);
+    let o = li(&a);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    o
+}
+
+/// A plain file written through the file system (--via-fs): the decisions of a whole trial.
+#[test]
+fn trial_counts_tries_then_falls_back_and_remembers_the_failed_version() {
+    let t = TempDir::new("trial-flow");
+    let f = t.path_str("trial.state");
+    assert_eq!(li(&["trial", "create", &f]).code, 0);
+    assert_eq!(std::fs::metadata(&f).unwrap().len(), 8192);
+    assert_ne!(li(&["trial", "create", &f]).code, 0, "create never overwrites");
+    // No record yet: a plain boot, and it says why.
+    let o = take(&f, V2, "2", &["--via-fs"]);
+    assert_eq!(var(&o.stdout, "TRIAL"), "");
+    assert_eq!(var(&o.stdout, "TRIAL_FALLBACK"), "");
+    assert!(o.stderr.contains("no trial record"), "{}", o.stderr);
+
+    let o = li(&["trial", "start", "--file", &f, "--sha256", V2, "--version", "2", "--tries", "2", "--via-fs"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = li(&["trial", "start", "--file", &f, "--sha256", V2, "--version", "2", "--via-fs"]);
+    assert_eq!(o.code, 5, "a second start of the same image leaves its trial alone: {}", o.stderr);
+    assert_eq!(var(&take(&f, V2, "2", &["--via-fs"]).stdout, "TRIAL"), "1");
+    assert_eq!(var(&take(&f, V2, "2", &["--via-fs"]).stdout, "TRIAL"), "0");
+    // Tries used up: fall back, remember version 2.
+    let o = take(&f, V2, "2", &["--via-fs"]);
+    assert_eq!(var(&o.stdout, "TRIAL"), "");
+    assert_eq!(var(&o.stdout, "TRIAL_FALLBACK"), "version 2 failed its trial: 2 boots without mark-good");
+    assert_eq!(var(&o.stdout, "TRIAL_FAILED"), "2");
+    // Later boots: the same answer and no write at all (not even --via-fs could write: read-only).
+    let before = std::fs::read(&f).unwrap();
+    let mut p = std::fs::metadata(&f).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o444);
+    std::fs::set_permissions(&f, p).unwrap();
+    let o = take(&f, V2, "2", &["--via-fs"]);
+    assert_eq!(var(&o.stdout, "TRIAL_FALLBACK"), "version 2 failed its trial: 2 boots without mark-good");
+    assert_eq!(std::fs::read(&f).unwrap(), before);
+    // The previous image boots plain, spending nothing.
+    let o = take(&f, V3.replace('3', "1").as_str(), "1", &[]);
+    assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FALLBACK")), (String::new(), String::new()));
+    assert_eq!(std::fs::read(&f).unwrap(), before);
+    let mut p = std::fs::metadata(&f).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o644);
+    std::fs::set_permissions(&f, p).unwrap();
+    // A fetched image: the failed version is not tried again, a higher one starts its trial.
+    let o = take(&f, V2, "2", &["--start", "3", "--via-fs"]);
+    assert!(!var(&o.stdout, "TRIAL_FALLBACK").is_empty());
+    let o = take(&f, V3, "3", &["--start", "3", "--via-fs"]);
+    assert_eq!(var(&o.stdout, "TRIAL"), "2");
+    let o = li(&["trial", "status", "--file", &f]);
+    assert_eq!(var(&o.stdout, "TRIAL_STATUS"), "trial");
+    assert_eq!(var(&o.stdout, "TRIAL_NET"), "1");
+    assert_eq!(var(&o.stdout, "TRIAL_FAILED"), "2");
+    assert_eq!(var(&o.stdout, "TRIAL_VERSION"), "3");
+
+    // mark-good reads the running image from the state; idempotent.
+    let st = t.path_str("state");
+    std::fs::write(&st, format!("image_sha256={V3}\nimage_version=3\n")).unwrap();
+    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "mark-good: version 3 marked good; the trial is over (floor 3)\n");
+    let before = std::fs::read(&f).unwrap();
+    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "mark-good: version 3 is already good\n"));
+    assert_eq!(std::fs::read(&f).unwrap(), before, "an image already good: nothing written");
+    let o = take(&f, V3, "3", &[]);
+    assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FLOOR")), (String::new(), "3".to_owned()));
+}
+
+/// A torn copy is ignored (the other one wins); both torn: no record, a plain boot that says why.
+#[test]
+fn trial_torn_copies() {
+    let t = TempDir::new("trial-torn");
+    let f = t.path_str("trial.state");
+    li(&["trial", "create", &f]);
+    li(&["trial", "start", "--file", &f, "--sha256", V2, "--version", "2", "--via-fs"]); // seq 1, copy 0
+    take(&f, V2, "2", &["--via-fs"]); // seq 2, copy 1: 2 left
+    let seq = |f: &str| var(&li(&["trial", "status", "--file", f]).stdout, "TRIAL_SEQ");
+    assert_eq!(seq(&f), "2");
+    let mut b = std::fs::read(&f).unwrap();
+    b[4096 + 40] ^= 0x55; // copy 1 cut mid-write
+    std::fs::write(&f, &b).unwrap();
+    let o = li(&["trial", "status", "--file", &f]);
+    assert_eq!((var(&o.stdout, "TRIAL_SEQ"), var(&o.stdout, "TRIAL_LEFT")), ("1".to_owned(), "3".to_owned()));
+    assert_eq!(var(&o.stdout, "TRIAL_WHY"), "copy 1: CRC mismatch (a write cut short?)");
+    // The next write goes over the torn copy, not over the one that is still good.
+    assert_eq!(var(&take(&f, V2, "2", &["--via-fs"]).stdout, "TRIAL"), "2");
+    let b2 = std::fs::read(&f).unwrap();
+    assert_eq!(b2[..4096], b[..4096], "copy 0 untouched");
+    b[10] ^= 0x55;
+    let mut both = b2.clone();
+    both[10] ^= 0x55;
+    both[4096 + 40] ^= 0x55;
+    std::fs::write(&f, &both).unwrap();
+    let o = take(&f, V2, "2", &["--via-fs"]);
+    assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FALLBACK")), (String::new(), String::new()));
+    assert!(o.stderr.contains("copy 0: CRC mismatch") && o.stderr.contains("no trial record"), "{}", o.stderr);
+    assert_eq!(var(&li(&["trial", "status", "--file", &f]).stdout, "TRIAL_STATUS"), "none");
+}
+
+/// The raw path, as at boot: the file on a file system mounted read-only on a loop device; a
+/// try is one sector written through the device at the file's place, nothing else changes (the
+/// host has no vfat: ext4 here; FAT32 is the QEMU scenarios').
+#[test]
+fn trial_writes_one_sector_through_the_device_under_a_read_only_mount() {
+    need("mkfs.ext4");
+    let t = TempDir::new("trial-raw");
+    let img = t.path_str("medium.img");
+    sh("truncate", &["-s", "16M", &img]);
+    sh("mkfs.ext4", &["-q", "-F", "-b", "1024", &img]);
+    let dev = sh("losetup", &["-f", "--show", &img]).stdout.trim().to_owned();
+    struct Cleanup(String, String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.1).status();
+            let _ = Command::new("losetup").args(["-d", &self.0]).status();
+        }
+    }
+    let mnt = t.path_str("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let _c = Cleanup(dev.clone(), mnt.clone());
+    sh("mount", &[&dev, &mnt]);
+    std::fs::create_dir(format!("{mnt}/LiveOS")).unwrap();
+    let f = format!("{mnt}/LiveOS/trial.state");
+    assert_eq!(li(&["trial", "create", &f]).code, 0);
+    sh("mount", &["-o", "remount,ro", &mnt]);
+    let st = t.path_str("state");
+    std::fs::write(&st, format!("medium_mount={mnt}\nimage=LiveOS/squashfs.img\nimage_sha256={V2}\nimage_version=2\n")).unwrap();
+    let mtime = std::fs::metadata(&f).unwrap().modified().unwrap();
+    let snap = || {
+        sh("sync", &[]);
+        std::fs::read(&img).unwrap()
+    };
+
+    // Located through the state, as mark-good and /init find it.
+    let o = li(&["trial", "start", "--state", &st, "--sha256", V2, "--version", "2"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let before = snap();
+    let o = li(&["trial", "take", "--state", &st, "--sha256", V2, "--version", "2"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(var(&o.stdout, "TRIAL"), "2");
+    let after = snap();
+    let changed: Vec<usize> = (0..before.len()).filter(|&i| before[i] != after[i]).collect();
+    let (lo, hi) = (*changed.first().unwrap(), *changed.last().unwrap());
+    assert_eq!(lo / 512, hi / 512, "one sector changed, bytes {lo}..{hi}");
+    // That sector is the file's second copy, as the file system reads it now.
+    let file = std::fs::read(&f).unwrap();
+    let sector = lo / 512 * 512;
+    assert_eq!(after[sector..sector + 512], file[4096..4096 + 512]);
+    assert_eq!(std::fs::metadata(&f).unwrap().modified().unwrap(), mtime, "no metadata write");
+    let o = li(&["trial", "status", "--state", &st]);
+    assert_eq!((var(&o.stdout, "TRIAL_LEFT"), var(&o.stdout, "TRIAL_SEQ")), ("2".to_owned(), "2".to_owned()));
+
+    // mark-good: written once; the next call and the boots after it write nothing.
+    let o = li(&["mark-good", "--state", &st]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "mark-good: version 2 marked good; the trial is over (floor 2)\n"), "{}", o.stderr);
+    let good = snap();
+    assert_ne!(good, after);
+    assert_eq!(li(&["mark-good", "--state", &st]).stdout, "mark-good: version 2 is already good\n");
+    let o = li(&["trial", "take", "--state", &st, "--sha256", V2, "--version", "2"]);
+    assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FALLBACK")), (String::new(), String::new()));
+    assert!(snap() == good, "after mark-good a boot writes nothing");
 }

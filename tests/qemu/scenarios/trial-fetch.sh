@@ -1,0 +1,102 @@
+# Never brick, fetched images: a signed v2 on the server whose /sbin/init exits. Each boot fetches
+# it into RAM and, since it is not on the flash, its trial begins at its first boot (3 tries,
+# recorded in the flash's LiveOS/trial.state). After three panics the 4th boot fetches it, finds
+# its tries used up, tears it down and boots the local v1 (fallback_reason=). The 5th boot does
+# not fetch v2 again (--newer-than the failed version). A v3 put on the server later is fetched,
+# on trial (trial=2), and marks itself good.
+. "$TOP/tests/qemu/fetch-lib.sh"
+. "$TOP/tests/qemu/syncflash-lib.sh"
+. "$TOP/tests/qemu/trial-lib.sh"
+DESC="fetched v2 whose init exits: 3 tries, then v1 by itself; v2 not fetched again, v3 later is"
+MEDIUM=fetch/flash-v1.img
+FLASH_UNCHANGED=
+TIMEOUT=240
+EXPECT="root-md7"
+
+prepare() {
+	local bad=$FETCH/srv/trialbad tmp
+	if [[ ! -f $bad/SHA256SUMS.minisig ]]; then
+		tmp=$(mktemp -d)
+		unsquashfs -q -n -d "$tmp/sq" "$FETCH/srv/new/squashfs.img" >/dev/null
+		printf '#!/bin/sh\necho "trial-v2: init exits at once"\nexit 1\n' >"$tmp/init"
+		printf '%s\n' "rm /sbin/init" "write $tmp/init /sbin/init" "sif /sbin/init mode 0100755" >"$tmp/cmds"
+		debugfs -w -f "$tmp/cmds" "$tmp/sq/LiveOS/rootfs.img" >/dev/null 2>&1
+		mkdir -p "$bad"
+		mksquashfs "$tmp/sq" "$bad/squashfs.img" -noappend -quiet -no-progress -all-root >/dev/null
+		(cd "$bad" && sha256sum squashfs.img >SHA256SUMS &&
+			minisign -S -W -s "$FETCH/key.sec" -m SHA256SUMS -t "version=2" >/dev/null)
+		rm -rf "$tmp"
+	fi
+	local t
+	t=$(mktemp -d)
+	"$BUILD/liveroot" liveinit trial create "$t/trial.state"
+	printf 'cd /LiveOS\nwrite %s trial.state\n' "$t/trial.state" | debugfs -w -f - "$FLASH" >/dev/null 2>&1
+	rm -rf "$t"
+	fetch_server ok trialbad
+	NET_ARGS=("${QEMU_EXTRA[@]}")
+	QEMU_EXTRA=()
+}
+guest() { echo check_live_root; }
+
+# net_boot DIR SCRIPT: boot_again from the flash with the fetch server's NIC, fetching DIR.
+net_boot() {
+	local url=http://10.0.2.100/ok/$1/ script=$2 n=1
+	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
+	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
+	{ echo ". /run/tests/lib.sh"; cat "$script"; echo done_tests; } >"$RUNDIR/test.$n.sh"
+	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh" || { problem "cannot build the TESTS disk"; return 1; }
+	QEMU_EXTRA=("${NET_ARGS[@]}" -drive "file=$FLASH,format=raw,if=none,id=again1" -device "virtio-blk-pci,drive=again1"
+		-drive "file=$RUNDIR/tests.$n.img,format=raw,if=none,id=again2" -device "virtio-blk-pci,drive=again2")
+	qemu_start "$RUNDIR" "root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$url live.fetch.timeout=60 panic=1" "" "" 200
+	QEMU_EXTRA=()
+	qemu_wait
+}
+
+verify() {
+	local v1=$RUNDIR/v1.sh v3=$RUNDIR/v3.sh n log m
+	cat >"$v1" <<'G'
+check_live_root
+check booted-local test "$(liveinit state get booted)" = local
+check version-1 test "$(liveinit state get image_version)" = 1
+check fallback-reason sh -c 'liveinit state get fallback_reason | grep -q "version 2 failed its trial: 3 boots without mark-good"'
+check no-trial-key sh -c '! liveinit state get trial'
+G
+	cat >"$v3" <<'G'
+check_live_root
+check booted-net test "$(liveinit state get booted)" = net
+check version-3 test "$(liveinit state get image_version)" = 3
+check trial-2 test "$(liveinit state get trial)" = 2
+check marked sh -c 'liveinit mark-good | grep -q "version 3 marked good"'
+eval "$(liveinit trial status)"
+check floor-3 test "$TRIAL_FLOOR" = 3
+check failed-2 test "$TRIAL_FAILED" = 2
+G
+	for n in 1 2 3; do
+		net_boot trialbad "$v1"
+		log=$(tr -d '\r' <"$RUNDIR/console.log")
+		grep -aq "version 2 is on trial: try $n of 3" <<<"$log" || problem "fetched v2 boot $n: no 'try $n of 3' line"
+		grep -aq 'trial-v2: init exits at once' <<<"$log" || problem "fetched v2 boot $n: v2's init did not run"
+	done
+	net_boot trialbad "$v1"
+	for m in root-md7 booted-local version-1 fallback-reason no-trial-key done; do
+		marker "$m" || problem "fallback boot: no 'LIVEROOT-TEST ok $m'"
+	done
+	grep -aq 'fetch: .*trial: version 2 failed its trial.*booting the local image' <(tr -d '\r' <"$RUNDIR/console.log") ||
+		problem "fallback boot: the console does not say why"
+	# No fallback in this boot: v2 is not fetched at all, the local v1 is the primary.
+	grep -v fallback-reason "$v1" >"$RUNDIR/plain.sh"
+	net_boot trialbad "$RUNDIR/plain.sh"
+	for m in root-md7 booted-local version-1 no-trial-key done; do
+		marker "$m" || problem "boot after the fallback: no 'LIVEROOT-TEST ok $m'"
+	done
+	grep -aq 'fetch: .*already up to date (version 2); booting the local image' <(tr -d '\r' <"$RUNDIR/console.log") ||
+		problem "boot after the fallback: v2 was not skipped as already up to date (the failed version)"
+	net_boot v3 "$v3"
+	for m in root-md7 booted-net version-3 trial-2 marked floor-3 failed-2 done; do
+		marker "$m" || problem "v3 boot: no 'LIVEROOT-TEST ok $m'"
+	done
+	fetch_stop
+	local fs
+	fs=$(all_fails)
+	[[ -n $fs ]] && problem "$fs"
+}
