@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A static HTTP server on 127.0.0.1 that misbehaves on purpose, for imgfetch's tests.
 
-    misbehave.py ROOT [--port N] [--idle SECONDS]
+    misbehave.py ROOT [--port N] [--idle SECONDS] [--log FILE]
 
 Prints the port it listens on (one line), then serves /MODE/PATH as ROOT/PATH. MODE picks the
 misbehaviour; it applies to image files (anything but SHA256SUMS*) unless said otherwise:
@@ -22,6 +22,11 @@ misbehaviour; it applies to image files (anything but SHA256SUMS*) unless said o
   endless     HEAD on the image is refused (405); GET sends no Content-Length and an endless body
               (the file, then 0xee bytes until the client leaves or 15 minutes have passed)
 
+With --log FILE, one line per request is appended to FILE once its answer is sent:
+`METHOD PATH STATUS RECV SENT`, RECV the bytes of the request line and headers, SENT the bytes
+written back (status line, headers, body): what the fetch cost on the wire, for the tests that
+count it.
+
 Exits by itself after --idle seconds without a request (default 60) and after 15 minutes in all.
 Binds 127.0.0.1 only.
 """
@@ -33,6 +38,7 @@ import threading
 import time
 
 ROOT = None
+LOG = None
 LOCK = threading.Lock()
 COUNT = {}
 LAST = [time.monotonic()]
@@ -48,6 +54,27 @@ def bump(mode):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
     server_version = "misbehave/1"
+
+    def setup(self):
+        super().setup()
+        self.wfile = Counting(self.wfile)
+
+    def handle_one_request(self):
+        self.wfile.sent = 0
+        self.status = 0
+        super().handle_one_request()
+        if LOG and getattr(self, "command", None):
+            recv = len(self.raw_requestline) + len(bytes(self.headers)) if self.headers else 0
+            with LOCK, open(LOG, "a") as f:
+                f.write("%s %s %d %d %d\n" % (self.command, self.path, self.status, recv, self.wfile.sent))
+
+    def send_response(self, code, message=None):
+        self.status = code
+        super().send_response(code, message)
+
+    def sendfile(self, f, start, length):
+        self.wfile.flush()
+        self.wfile.sent += self.connection.sendfile(f, start, length)
 
     def log_message(self, fmt, *args):
         if os.environ.get("MISBEHAVE_LOG"):
@@ -149,11 +176,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 data[flip] ^= 0xFF
             self.wfile.write(data)
         else:
-            self.wfile.flush()
             with open(path, "rb") as f:
-                self.connection.sendfile(f, start, length)
+                self.sendfile(f, start, length)
         if extra:
             self.wfile.write(b"\xee" * extra)
+
+
+class Counting:
+    """The response stream, counting what is written to the socket."""
+
+    def __init__(self, inner):
+        self.inner, self.sent = inner, 0
+
+    def write(self, b):
+        n = self.inner.write(b)
+        self.sent += len(b)
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -167,16 +208,18 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def main():
-    global ROOT
+    global ROOT, LOG
     args = sys.argv[1:]
     if not args or args[0].startswith("-"):
-        sys.exit("usage: misbehave.py ROOT [--port N] [--idle SECONDS]")
+        sys.exit("usage: misbehave.py ROOT [--port N] [--idle SECONDS] [--log FILE]")
     ROOT = os.path.abspath(args[0])
     port, idle = 0, 60.0
     i = 1
     while i < len(args):
         if args[i] == "--port":
             port = int(args[i + 1])
+        elif args[i] == "--log":
+            LOG = args[i + 1]
         elif args[i] == "--idle":
             idle = float(args[i + 1])
         else:
