@@ -12,8 +12,8 @@
 //! liveinit overlay-size ORIGIN [--size MIB]     COW size in MiB (default: min(origin, RAM/2))
 //! liveinit ram-copy FILE... --to DIR [--minmem MIB] [--tmpfs]
 //!                                               copy files into RAM if enough stays free
-//! liveinit select-image DIR NAME [--pubkey-file F] [--min-version N] [--check auto|full|manifest|none]
-//!          [--ram-to DIR [--minmem MIB] [--ram-unless-verity]] [--skip primary|old|new]...
+//! liveinit select-image DIR NAME [--pubkey-file F] [--min-version N] [--trial-state F]
+//!          [--check auto|full|manifest|none] [--ram-to DIR [--minmem MIB] [--ram-unless-verity]] [--skip primary|old|new]...
 //!                                               choose the pair that boots; IMG_* assignments
 //! liveinit state set KEY=VALUE... | get KEY | show   [--file F]   /run/live/state
 //! liveinit switch-root NEWROOT [INIT [ARG...]]  move /dev /proc /sys /run, free the
@@ -200,6 +200,10 @@ struct SelectArgs {
     /// refuse a signed version below N (the minimum built into the initramfs; default 0)
     #[argh(option, default = "0")]
     min_version: u64,
+    /// the trial state (LiveOS/trial.state): refuse a signed version below the highest one
+    /// marked good (the floor rises at mark-good only)
+    #[argh(option)]
+    trial_state: Option<String>,
     /// auto (dm-verity when the sidecars are listed, else hash whole), full, manifest, none
     #[argh(option, default = "String::from(\"auto\")")]
     check: String,
@@ -830,7 +834,19 @@ fn select_image(a: SelectArgs) -> Result<()> {
     if let Some(bad) = a.skip.iter().find(|s| !["primary", "old", "new"].contains(&s.as_str())) {
         return Err(Error::usage(format!("select-image: --skip {bad}: expected primary, old or new")));
     }
-    let o = Options { key: key.as_ref(), min_version: a.min_version, check, ram, skip: a.skip };
+    let good_floor = match a.trial_state.as_deref().map(osarg::path) {
+        // A missing or unreadable record lowers nothing: it cannot be trusted more than the
+        // pairs beside it, and refusing to boot over it would brick the box.
+        Some(f) => match crate::trial::read(&f) {
+            Ok(cur) => cur.and_then(|c| c.record).map_or(0, |r| r.floor),
+            Err(e) => {
+                let _ = std::io::stderr().write_all(format!("select-image: {e}: no floor from it\n").as_bytes());
+                0
+            }
+        },
+        None => 0,
+    };
+    let o = Options { key: key.as_ref(), min_version: a.min_version, good_floor, check, ram, skip: a.skip };
     let s = select(&osarg::path(&a.dir), &a.name, &o, &mut |e| {
         let _ = std::io::stderr().write_all(format!("select-image: {e}\n").as_bytes());
     })?;

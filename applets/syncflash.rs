@@ -312,11 +312,17 @@ fn start_trial(file: &Path, t: &Trusted, tries: Option<u8>) {
             .unwrap_or(crate::trial::DEFAULT_TRIES)
     });
     let img = crate::trial::Ident { version: t.version.unwrap_or(0), sha256: t.sha256 };
-    let r = crate::trial::update(file, false, |c| match c {
-        Some(r) if r.image == img => None,
-        _ => Some(crate::trial::begin(c, &img, tries, false)),
+    let kept = std::cell::Cell::new(false);
+    let r = crate::trial::update(file, false, |c| {
+        kept.set(c.is_some_and(|r| r.image == img));
+        crate::trial::synced(c, &img, tries)
     });
     match r {
+        Ok(Some(r)) if kept.get() => say(&format!(
+            "syncflash: the image's trial goes on from the flash ({}{})\n",
+            r.status.name(),
+            if r.status == crate::trial::Status::Good { format!(", floor {}", r.floor) } else { String::new() }
+        )),
         Ok(Some(_)) => say(&format!("syncflash: the new image is on trial: {tries} boots to call liveinit mark-good\n")),
         Ok(None) => say("syncflash: the trial state already covers this image; kept\n"),
         Err(e) => warn(e.to_string()),

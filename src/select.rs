@@ -56,6 +56,10 @@ pub struct Ram {
 pub struct Options<'a> {
     pub key: Option<&'a PublicKey>,
     pub min_version: u64,
+    /// The highest version the running system marked good (the trial record's floor): a signed
+    /// pair below it is a rollback. It rises only at mark-good, so the pair a trial falls back to
+    /// still boots.
+    pub good_floor: u64,
     pub check: Check,
     pub ram: Option<Ram>,
     /// Pairs (`primary`, `old`, `new`) not to try: /init already found them failing later (a
@@ -111,7 +115,8 @@ pub fn select(dir: &Path, name: &str, o: &Options, refused: &mut dyn FnMut(&Erro
     let floor = match o.key {
         Some(k) => pairs::floor(dir, name, k, o.min_version),
         None => o.min_version,
-    };
+    }
+    .max(o.good_floor);
     let mut first: Option<Error> = None;
     for sfx in pairs::SUFFIXES {
         let p = Pair::new(dir, name, sfx);
@@ -150,6 +155,12 @@ fn try_pair(p: &Pair, o: &Options) -> Result<Selected> {
             return Err(Error::verify(
                 show(&p.sig()),
                 format!("version {v} is below the minimum {} built into the initramfs", o.min_version),
+            ));
+        }
+        if v < o.good_floor {
+            return Err(Error::verify(
+                show(&p.sig()),
+                format!("version {v} is below version {} marked good: rollback refused", o.good_floor),
             ));
         }
     }

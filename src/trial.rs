@@ -316,6 +316,13 @@ pub fn mark_good(cur: Option<&Record>, img: &Ident) -> (Option<Record>, String) 
     match cur {
         Some(r) if r.image == *img => match r.status {
             Status::Good => (None, format!("{l} is already good")),
+            // A fetched image raises no floor while it is only in RAM: a box that cannot
+            // reach the server at its next boot must still boot its flash's image. It does
+            // once syncflash has written it ([`synced`]).
+            Status::Trial | Status::Failed if r.net => (
+                Some(Record { status: Status::Good, ..r.next() }),
+                format!("{l} marked good; the trial is over (the floor rises when syncflash writes it)"),
+            ),
             Status::Trial | Status::Failed => (
                 Some(Record { status: Status::Good, floor: r.floor.max(v), ..r.next() }),
                 format!("{l} marked good; the trial is over (floor {})", r.floor.max(v)),
@@ -323,6 +330,20 @@ pub fn mark_good(cur: Option<&Record>, img: &Ident) -> (Option<Record>, String) 
         },
         Some(_) => (None, format!("{l} is not on trial; nothing to mark")),
         None => (None, format!("{l}: no trial record; nothing to mark")),
+    }
+}
+
+/// syncflash made `img` the flash's primary. A trial already about it goes on from the flash
+/// (a fetched image's record now stands for the flash's copy; one marked good raises the floor
+/// now); any other record gives way to a new trial of `tries`. None: nothing to change.
+pub fn synced(cur: Option<&Record>, img: &Ident, tries: u8) -> Option<Record> {
+    match cur {
+        Some(r) if r.image == *img && !r.net => None,
+        Some(r) if r.image == *img => {
+            let floor = if r.status == Status::Good { r.floor.max(img.version) } else { r.floor };
+            Some(Record { net: false, floor, ..r.next() })
+        }
+        _ => Some(begin(cur, img, tries, false)),
     }
 }
 
@@ -708,6 +729,29 @@ mod tests {
         assert!(msg.contains("already good"));
         assert_eq!(take(Some(&w), &img, None), (Boot::Plain(String::new()), None));
         assert_eq!(mark_good(None, &img).0, None);
+    }
+
+    #[test]
+    fn a_fetched_image_raises_the_floor_only_once_on_the_flash() {
+        let img = Ident { version: 2, sha256: [7; 32] };
+        let net = Record { net: true, ..rec(4) };
+        // Good while only in RAM: the floor stays (the flash's v1 must still boot offline).
+        let (w, msg) = mark_good(Some(&net), &img);
+        let w = w.unwrap();
+        assert_eq!((w.status, w.floor, w.net), (Status::Good, 1, true));
+        assert!(msg.contains("when syncflash writes it"), "{msg}");
+        // syncflash writes it: the same record, now the flash's, and the floor rises.
+        let s = synced(Some(&w), &img, 3).unwrap();
+        assert_eq!((s.status, s.floor, s.net, s.seq), (Status::Good, 2, false, w.seq + 1));
+        assert_eq!(synced(Some(&s), &img, 3), None, "a second sync changes nothing");
+        // Synced while still on trial: its tries go on, no floor yet; mark-good then raises it.
+        let s = synced(Some(&net), &img, 3).unwrap();
+        assert_eq!((s.status, s.tries_left, s.floor, s.net), (Status::Trial, 2, 1, false));
+        assert_eq!(mark_good(Some(&s), &img).0.unwrap().floor, 2);
+        // Another image: a new trial, failed version and floor carried over.
+        let v3 = Ident { version: 3, sha256: [3; 32] };
+        let s = synced(Some(&w), &v3, 4).unwrap();
+        assert_eq!((s.status, s.tries_left, s.image, s.floor, s.net), (Status::Trial, 4, v3, 1, false));
     }
 
     #[test]

@@ -895,13 +895,14 @@ fn trial_counts_tries_then_falls_back_and_remembers_the_failed_version() {
     std::fs::write(&st, format!("image_sha256={V3}\nimage_version=3\n")).unwrap();
     let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert_eq!(o.stdout, "mark-good: version 3 marked good; the trial is over (floor 3)\n");
+    // Fetched (in RAM only): no floor until syncflash writes it, the flash's image must still boot.
+    assert_eq!(o.stdout, "mark-good: version 3 marked good; the trial is over (the floor rises when syncflash writes it)\n");
     let before = std::fs::read(&f).unwrap();
     let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
     assert_eq!((o.code, o.stdout.as_str()), (0, "mark-good: version 3 is already good\n"));
     assert_eq!(std::fs::read(&f).unwrap(), before, "an image already good: nothing written");
     let o = take(&f, V3, "3", &[]);
-    assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FLOOR")), (String::new(), "3".to_owned()));
+    assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FLOOR")), (String::new(), String::new()));
 }
 
 /// A torn copy is ignored (the other one wins); both torn: no record, a plain boot that says why.
@@ -997,4 +998,41 @@ fn trial_writes_one_sector_through_the_device_under_a_read_only_mount() {
     let o = li(&["trial", "take", "--state", &st, "--sha256", V2, "--version", "2"]);
     assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FALLBACK")), (String::new(), String::new()));
     assert!(snap() == good, "after mark-good a boot writes nothing");
+}
+
+/// The anti-rollback floor rises at mark-good, not when an image arrives: the pair a trial falls
+/// back to still boots, and once the new one is good an older pair is a rollback.
+#[test]
+fn select_image_floor_rises_only_at_mark_good() {
+    let m = Medium::new("goodfloor");
+    let (v2, v1) = (b"image v2".to_vec(), b"image v1".to_vec());
+    m.put("squashfs.img", &v2);
+    m.put("squashfs.img.old", &v1);
+    m.manifest("", &format!("{}  squashfs.img\n", sha256_hex(&v2)), Some(("key", 2)));
+    m.manifest(".old", &format!("{}  squashfs.img\n", sha256_hex(&v1)), Some(("key", 1)));
+    let f = m.m("trial.state");
+    assert_eq!(li(&["trial", "create", &f]).code, 0);
+    let (s2, s1) = (sha256_hex(&v2), sha256_hex(&v1));
+    // v1 was good (floor 1); v2 arrives on trial: the floor stays 1.
+    let st = m.t.path_str("state");
+    std::fs::write(&st, format!("image_sha256={s1}\nimage_version=1\n")).unwrap();
+    assert_eq!(li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]).code, 0);
+    assert_eq!(li(&["trial", "start", "--file", &f, "--sha256", &s2, "--version", "2", "--via-fs"]).code, 0);
+    // v2 fails a later check: .old (v1) must still boot.
+    let o = m.select(&["--trial-state", &f, "--skip", "primary"]);
+    assert_eq!((o.code, var(&o.stdout, "IMG_PAIR")), (0, "old".into()), "{}", o.stderr);
+    // v2 marked good: floor 2; v1 is now a rollback, refused with the reason.
+    std::fs::write(&st, format!("image_sha256={s2}\nimage_version=2\n")).unwrap();
+    assert_eq!(li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]).code, 0);
+    let o = m.select(&["--trial-state", &f]);
+    assert_eq!((o.code, var(&o.stdout, "IMG_PAIR"), var(&o.stdout, "IMG_FLOOR")), (0, "primary".into(), "2".into()));
+    let o = m.select(&["--trial-state", &f, "--skip", "primary"]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stderr.contains("version 1 is below version 2 marked good: rollback refused"), "{}", o.stderr);
+    // Without the record (or with a damaged one) nothing is refused for it: it cannot brick.
+    let o = m.select(&["--skip", "primary"]);
+    assert_eq!((o.code, var(&o.stdout, "IMG_PAIR")), (0, "old".into()), "{}", o.stderr);
+    std::fs::write(&f, vec![0u8; 8192]).unwrap();
+    let o = m.select(&["--trial-state", &f, "--skip", "primary"]);
+    assert_eq!((o.code, var(&o.stdout, "IMG_PAIR")), (0, "old".into()), "{}", o.stderr);
 }

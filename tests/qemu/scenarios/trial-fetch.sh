@@ -3,7 +3,9 @@
 # recorded in the flash's LiveOS/trial.state). After three panics the 4th boot fetches it, finds
 # its tries used up, tears it down and boots the local v1 (fallback_reason=). The 5th boot does
 # not fetch v2 again (--newer-than the failed version). A v3 put on the server later is fetched,
-# on trial (trial=2), and marks itself good.
+# on trial (trial=2), and marks itself good: no floor while it is only in RAM (the flash's v1 must
+# boot without the network); syncflash writes it, its good record goes on from the flash and the
+# floor rises to 3 then.
 . "$TOP/tests/qemu/fetch-lib.sh"
 . "$TOP/tests/qemu/syncflash-lib.sh"
 . "$TOP/tests/qemu/trial-lib.sh"
@@ -66,7 +68,12 @@ check_live_root
 check booted-net test "$(liveinit state get booted)" = net
 check version-3 test "$(liveinit state get image_version)" = 3
 check trial-2 test "$(liveinit state get trial)" = 2
-check marked sh -c 'liveinit mark-good | grep -q "version 3 marked good"'
+check marked sh -c 'liveinit mark-good | grep -q "version 3 marked good; the trial is over (the floor rises when syncflash writes it)"'
+eval "$(liveinit trial status)"
+check no-floor-in-ram test "${TRIAL_FLOOR:-0}" -lt 3
+if syncflash >/tmp/sf.out 2>&1; then ok synced; else fail synced "exit $?: $(cat /tmp/sf.out)"; fi
+cat /tmp/sf.out
+check trial-kept grep -q "the image's trial goes on from the flash (good, floor 3)" /tmp/sf.out
 eval "$(liveinit trial status)"
 check floor-3 test "$TRIAL_FLOOR" = 3
 check failed-2 test "$TRIAL_FAILED" = 2
@@ -92,7 +99,7 @@ G
 	grep -aq 'fetch: .*already up to date (version 2); booting the local image' <(tr -d '\r' <"$RUNDIR/console.log") ||
 		problem "boot after the fallback: v2 was not skipped as already up to date (the failed version)"
 	net_boot v3 "$v3"
-	for m in root-md7 booted-net version-3 trial-2 marked floor-3 failed-2 done; do
+	for m in root-md7 booted-net version-3 trial-2 marked no-floor-in-ram synced trial-kept floor-3 failed-2 done; do
 		marker "$m" || problem "v3 boot: no 'LIVEROOT-TEST ok $m'"
 	done
 	fetch_stop
