@@ -16,7 +16,7 @@ APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minis
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
 	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools
 
-.PHONY: all deps build test unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash demo run clean
+.PHONY: all deps build test unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash sign demo run clean
 all: $(BUILD)/liveroot
 
 # Install what is missing (apt-get update first, as on a fresh machine), add the musl target.
@@ -116,6 +116,10 @@ flash: export FLASH := $(FLASH)
 flash: $(BUILD)/liveroot kernel
 	@[ -n "$$SQUASHFS" ] || $(MAKE) --no-print-directory image
 	@mk/mkflash.sh "$$FLASH"
+
+# Sign a release directory (mk/sign.sh): DIR= KEY= VERSION= [NAME=] [ROLLOUT=] [EXPIRES=].
+sign:
+	@DIR='$(DIR)' KEY='$(KEY)' VERSION='$(VERSION)' NAME='$(NAME)' ROLLOUT='$(ROLLOUT)' EXPIRES='$(EXPIRES)' mk/sign.sh
 
 demo: $(BUILD)/liveroot
 	@mk/demo.sh

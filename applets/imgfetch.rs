@@ -4,7 +4,7 @@
 //! imgfetch [--pubkey KEY|--pubkey-file F] [--newer-than N | --if-newer LOCAL_DIR]
 //!          [--allow-downgrade] [--min-version N] [--max-size SIZE] [--keep-partial]
 //!          [--to DIR] [--timeout S] [--stall-timeout S] [--retries N] [--chunk-size SIZE]
-//!          [--progress] URL
+//!          [--progress] [--cache FILE] [--machine-id ID] [--poll INTERVAL] URL
 //! ```
 //!
 //! URL is the server directory (`http://HOST[:PORT]/PATH/`, image `squashfs.img`) or the image
@@ -26,7 +26,15 @@
 //! same digest), is fsynced and renamed to `NAME` only once the digest matches.
 //! stdout: the path of the verified image. Exit: 0 fetched and verified, 1 failure (no space,
 //! no RAM), 2 usage, 3 verification failed (signature, checksum, rollback), 4 network failure,
-//! 5 already up to date.
+//! 5 already up to date (or not yet rolled out to this box).
+//!
+//! Fleet updates (src/rollout.rs): the trusted comment's `expires=T` refuses a stale or replayed
+//! manifest (exit 3); `rollout=PCT` or `rollout=START+DURATION` holds a version back (exit 5)
+//! from boxes whose bucket is not open yet. `--cache FILE` remembers the validators of the
+//! `.minisig` that last needed nothing, so the next check is one conditional GET: a 304 is
+//! "nothing to do", never a reason to accept anything. `--poll INTERVAL` checks after a random
+//! delay below INTERVAL, then every INTERVAL, doubling the wait after failures (capped), until
+//! an image is fetched.
 
 use crate::digest::{hex, Hasher};
 use crate::error::{Code, Context, Error, Result};
@@ -44,7 +52,8 @@ pub const SUMMARY: &str = "fetch a newer signed image over HTTP, verified while 
 const HELP: &str = "Usage: imgfetch [--pubkey KEY|--pubkey-file F] [--newer-than N|--if-newer DIR]
                 [--allow-downgrade] [--min-version N] [--max-size SIZE] [--keep-partial]
                 [--to DIR] [--timeout S] [--stall-timeout S] [--retries N]
-                [--chunk-size SIZE] [--progress] URL
+                [--chunk-size SIZE] [--progress] [--cache FILE] [--machine-id ID]
+                [--poll INTERVAL] URL
 
 Fetch SHA256SUMS (+ .minisig) and the image from URL (http://HOST[:PORT]/PATH/ for
 squashfs.img, or http://.../NAME), check the signature, stream the image into DIR/NAME.part
@@ -68,10 +77,19 @@ authenticity comes from the minisign signature, not from the transport.
   --retries N           failed requests in a row before giving up (default 5)
   --chunk-size SIZE     bytes per Range request (default 16M)
   --progress            bytes, percent, rate and ETA on stderr
+  --cache FILE          remember the server's validators of SHA256SUMS.minisig when nothing
+                        was to do (or after a fetch); the next check sends If-None-Match /
+                        If-Modified-Since and a 304 ends it (exit 5)
+  --machine-id ID       this box's identity for phased rollouts (default: the DMI product
+                        UUID, else the lowest permanent MAC of a NIC)
+  --poll INTERVAL       keep checking: first after a random delay below INTERVAL, then every
+                        INTERVAL (30, 30s, 15m, 6h, 1d); failures double the wait, up to
+                        6x INTERVAL and 1 h (never below INTERVAL); ends once fetched
   -h, --help            show this help
 
 Exit status: 0 fetched and verified, 1 failure (no space, no RAM), 2 usage,
-3 verification failed, 4 network failure, 5 already up to date.
+3 verification failed (also an expired manifest), 4 network failure, 5 already up to
+date or not yet rolled out to this box.
 ";
 
 const MANIFEST: &str = "SHA256SUMS";
@@ -101,6 +119,9 @@ struct Args {
     chunk: u64,
     progress: bool,
     url: String,
+    cache: Option<String>,
+    machine_id: Option<String>,
+    poll: Option<u64>,
 }
 
 fn usage(msg: &str) -> Error {
@@ -128,6 +149,9 @@ fn parse_args(argv: &[String]) -> Result<Args> {
         chunk: 16 * MIB,
         progress: false,
         url: String::new(),
+        cache: None,
+        machine_id: None,
+        poll: None,
     };
     let mut urls = Vec::new();
     let mut it = crate::cli::normalize(argv.get(1..).unwrap_or(&[]), "").into_iter();
@@ -159,6 +183,12 @@ fn parse_args(argv: &[String]) -> Result<Args> {
                 a.chunk = crate::cli::parse_size(&v).map_err(|e| usage(&e))?.max(4096);
             }
             "--progress" => a.progress = true,
+            "--cache" => a.cache = Some(value()?),
+            "--machine-id" => a.machine_id = Some(value()?).filter(|v| !v.is_empty()),
+            "--poll" => {
+                let v = value()?;
+                a.poll = Some(interval(&v).ok_or_else(|| usage(&format!("--poll: '{v}' is not an interval (30, 30s, 15m, 6h, 1d)")))?);
+            }
             _ => return Err(usage(&format!("unrecognized option '{arg}'"))),
         }
     }
@@ -178,6 +208,69 @@ fn parse_args(argv: &[String]) -> Result<Args> {
         return Err(usage("--if-newer and --newer-than are exclusive"));
     }
     Ok(a)
+}
+
+/// `30`, `30s`, `15m`, `6h`, `1d` → seconds (at least 1).
+fn interval(v: &str) -> Option<u64> {
+    let (n, unit) = match v.strip_suffix(['s', 'm', 'h', 'd']) {
+        Some(n) => (n, v.get(n.len()..)?),
+        None => (v, "s"),
+    };
+    let mul = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 1,
+    };
+    let n: u64 = Some(n).filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))?.parse().ok()?;
+    n.checked_mul(mul).filter(|&s| s > 0)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The box's identity for rollout buckets, the same at boot and in the running system (the
+/// image's /etc/machine-id is the same on every box that boots it): `--machine-id`, else the
+/// firmware's DMI product UUID (unless a placeholder of one repeated digit), else the lowest
+/// permanent MAC address among the NICs with a device behind them (the lowest, not the first
+/// name's: the initramfs calls it eth0, the running system maybe enp1s0). None: the box is in
+/// the last bucket, which opens only when the whole fleet does.
+fn machine_id(given: Option<&str>) -> Option<(String, &'static str)> {
+    if let Some(g) = given {
+        return Some((g.to_owned(), "--machine-id"));
+    }
+    if let Ok(u) = std::fs::read_to_string("/sys/class/dmi/id/product_uuid") {
+        let u = u.trim().to_ascii_lowercase();
+        let mut digits = u.bytes().filter(|b| b.is_ascii_hexdigit());
+        let first = digits.next();
+        if first.is_some() && digits.any(|d| Some(d) != first) {
+            return Some((u, "DMI product_uuid"));
+        }
+    }
+    let mut macs = Vec::new();
+    for e in std::fs::read_dir("/sys/class/net").into_iter().flatten().flatten() {
+        let p = e.path();
+        let r = |f: &str| std::fs::read_to_string(p.join(f)).map(|s| s.trim().to_owned()).unwrap_or_default();
+        let mac = r("address");
+        if p.join("device").exists() && r("addr_assign_type") == "0" && r("type") == "1" && mac.len() == 17 && mac != "00:00:00:00:00:00" {
+            macs.push(mac);
+        }
+    }
+    macs.sort();
+    macs.into_iter().next().map(|m| (m, "NIC MAC"))
+}
+
+/// Remember `c` in FILE (through a temporary name); a failure only costs the next check a
+/// full manifest.
+fn save_cache(file: &str, c: &crate::rollout::Cache) {
+    let path = osarg::path(file);
+    let tmp = with_suffix(&path, ".tmp");
+    let r = std::fs::write(&tmp, c.text()).and_then(|_| std::fs::rename(&tmp, &path));
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        warn(&format!("{file}: cannot remember the validators: {}", crate::error::io_reason(&e)));
+    }
 }
 
 /// `http://host/dir/` → (`http://host/dir/`, `squashfs.img`); `http://host/dir/x.img` → (dir, `x.img`).
@@ -238,6 +331,9 @@ fn send(method: &str, url: &str, range: Option<(u64, u64)>, http: &http::Client,
     Ok(r)
 }
 
+/// A response's `ETag` and `Last-Modified`, when sane enough to be sent back.
+type Validators = [Option<String>; 2];
+
 struct Fetcher {
     clock: Clock,
     retries: u32,
@@ -274,8 +370,29 @@ impl Fetcher {
 
     /// A small file (manifest, signature), at most [`manifest::MAX_SIZE`] bytes.
     fn small(&self, url: &str) -> Result<Vec<u8>> {
+        self.small_if(url, None)?.map(|(d, _)| d).ok_or_else(|| Error::network(url, "HTTP 304 to an unconditional GET"))
+    }
+
+    /// [`Fetcher::small`], conditional on the validators of `cond`: `None` when the server
+    /// answers 304 Not Modified; else the body and the server's validators (ETag, Last-Modified).
+    fn small_if(&self, url: &str, cond: Option<&crate::rollout::Cache>) -> Result<Option<(Vec<u8>, Validators)>> {
+        let mut extra = String::new();
+        if let Some(c) = cond {
+            for (h, v) in [("If-None-Match", &c.etag), ("If-Modified-Since", &c.modified)] {
+                if let Some(v) = v {
+                    extra.push_str(&format!("{h}: {v}\r\n"));
+                }
+            }
+        }
         self.retry(url, || {
-            let r = send("GET", url, None, &self.http, &[200]).map_err(|e| (e, false))?;
+            let r = self.http.request_with("GET", url, None, &extra).map_err(|e| (e, false))?;
+            if r.status == 304 && cond.is_some() {
+                return Ok(None);
+            }
+            if r.status != 200 {
+                return Err((Error::network(url, format!("HTTP {} {}", r.status, r.reason)), false));
+            }
+            let v = ["etag", "last-modified"].map(|h| r.header(h).filter(|v| crate::rollout::header_safe(v)).map(str::to_owned));
             let mut data = Vec::new();
             r.take(manifest::MAX_SIZE + 1)
                 .read_to_end(&mut data)
@@ -283,7 +400,7 @@ impl Fetcher {
             if data.len() as u64 > manifest::MAX_SIZE {
                 return Err((Error::verify(url, "larger than 1 MiB"), false));
             }
-            Ok(data)
+            Ok(Some((data, v)))
         })
     }
 
@@ -483,6 +600,35 @@ fn put(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
 
 pub fn run(argv: &[String]) -> Result<()> {
     let a = parse_args(argv)?;
+    let Some(every) = a.poll else { return once(argv) };
+    // As RAUC polls: a random first delay spreads a fleet that booted together; failures back
+    // off so that a broken server is not hammered, within bounds so that it is noticed back.
+    let cap = every.saturating_mul(6).min(every.max(3600));
+    let mut r = [0u8; 8];
+    crate::sys::random::fill(&mut r)?;
+    let mut wait = u64::from_le_bytes(r) % every;
+    let mut failures = 0u32;
+    loop {
+        warn(&format!("{}: next check in {wait} s", a.url));
+        std::thread::sleep(Duration::from_secs(wait));
+        match once(argv) {
+            Err(e) if e.code == Code::NoChange => {
+                warn(&e.to_string());
+                failures = 0;
+                wait = every;
+            }
+            Err(e) if e.code != Code::Usage && !e.help => {
+                warn(&e.to_string());
+                failures = failures.saturating_add(1);
+                wait = every.saturating_mul(1u64 << failures.min(20)).min(cap).max(every);
+            }
+            done => return done,
+        }
+    }
+}
+
+fn once(argv: &[String]) -> Result<()> {
+    let a = parse_args(argv)?;
     let (base, name) = split_url(&a.url)?;
     let key = match (&a.pubkey, &a.pubkey_file) {
         (Some(k), _) => Some(manifest::pubkey_from_base64(k)?),
@@ -496,23 +642,64 @@ pub fn run(argv: &[String]) -> Result<()> {
     let to = osarg::path(&a.to);
     std::fs::metadata(&to).ctx(to.display())?;
 
-    // 1. The manifest, trusted only once its signature verifies over the bytes received.
+    // 1. The manifest, trusted only once its signature verifies over the bytes received. With a
+    // cache that still applies, the signature comes first: it changes whenever anything signed
+    // does (manifest, version, rollout, expiry), so one conditional GET of it is the whole poll.
     let murl = format!("{base}{MANIFEST}");
-    let data = fx.small(&murl)?;
-    let mut sig = Vec::new();
-    let mut version = None;
-    match &key {
-        Some(key) => {
-            let surl = format!("{base}{SIG}");
-            sig = fx.small(&surl)?;
-            let tc = manifest::verify_signature(&data, &sig, &surl, key)?;
-            version = manifest::version(&tc);
-        }
-        None => warn(&format!("{murl}: no public key given: the manifest is not authenticated")),
-    }
+    let surl = format!("{base}{SIG}");
+    let iurl = format!("{base}{name}");
+    let now_unix = unix_now();
     let floor = match (&a.if_newer, &key) {
         (Some(dir), Some(key)) => Some(crate::pairs::floor(&crate::osarg::path(dir), &name, key, 0)),
         _ => a.newer_than,
+    };
+    let cache = match (&a.cache, &key, floor) {
+        (Some(f), Some(_), Some(fl)) => std::fs::read(osarg::path(f))
+            .ok()
+            .and_then(|t| crate::rollout::Cache::parse(&t))
+            .filter(|c| c.applies(&iurl, fl, now_unix)),
+        _ => None,
+    };
+    let mut sig = Vec::new();
+    let mut version = None;
+    let mut policy = crate::rollout::Policy::default();
+    let mut validators: Validators = [None, None];
+    let mut data = Vec::new();
+    if cache.is_none() {
+        data = fx.small(&murl)?;
+    }
+    if key.is_some() {
+        match fx.small_if(&surl, cache.as_ref())? {
+            Some((s, v)) => (sig, validators) = (s, v),
+            None => {
+                let c = cache.unwrap_or_default();
+                let what = if c.waiting { format!("version {} not yet rolled out to this box", c.version) } else { format!("already up to date (version {})", c.version) };
+                return Err(Error::new(&a.url, format!("{what}: {SIG} not modified since the last check (HTTP 304)")).code(Code::NoChange));
+            }
+        }
+    }
+    if cache.is_some() {
+        data = fx.small(&murl)?;
+    }
+    match &key {
+        Some(key) => {
+            let tc = manifest::verify_signature(&data, &sig, &surl, key)?;
+            version = manifest::version(&tc);
+            policy = crate::rollout::parse(&tc).map_err(|e| Error::verify(&surl, e))?;
+        }
+        None => warn(&format!("{murl}: no public key given: the manifest is not authenticated")),
+    }
+    if let Some(t) = policy.expires.filter(|&t| now_unix >= t) {
+        return Err(Error::verify(&surl, format!("expired at {}: stale or replayed, refused", crate::rollout::utc(t))));
+    }
+    // What to remember when this manifest turns out to need nothing from a box at `above`.
+    let remember = |above: u64, waiting: bool, until: Option<u64>| {
+        if let (Some(f), true) = (&a.cache, validators.iter().any(Option::is_some)) {
+            let until = until.into_iter().chain(policy.expires).min().unwrap_or(0);
+            let [etag, modified] = validators.clone();
+            let c = crate::rollout::Cache { url: iurl.clone(), above, version: version.unwrap_or(0), waiting, until, etag, modified };
+            save_cache(f, &c);
+        }
     };
     if key.is_some() && a.min_version > 0 {
         let v = version.unwrap_or(0);
@@ -523,12 +710,29 @@ pub fn run(argv: &[String]) -> Result<()> {
     if let Some(local) = floor {
         let remote = version.ok_or_else(|| Error::verify(format!("{base}{SIG}"), "no version=N in the trusted comment"))?;
         if remote == local {
+            remember(local, false, None);
             return Err(Error::new(&a.url, format!("already up to date (version {local})")).code(Code::NoChange));
         }
         if remote < local && !a.allow_downgrade {
             return Err(Error::verify(&a.url, format!("version {remote} is older than the local version {local}: rollback refused")));
         }
         warn(&format!("{}: version {remote} (local {local})", a.url));
+        // A phased rollout gates updates only: a box with no image of its own takes what is signed.
+        if let Some(r) = policy.rollout {
+            let id = machine_id(a.machine_id.as_deref());
+            let b = id.as_ref().map_or(crate::rollout::BUCKETS - 1, |(id, _)| crate::rollout::bucket(id.as_bytes(), remote));
+            let src = id.as_ref().map_or("no machine identity: the last bucket", |(_, s)| s);
+            if let Err(at) = crate::rollout::gate(r, b, now_unix) {
+                remember(local, true, at);
+                let when = match (at, r) {
+                    (Some(t), _) => format!("open at {}", crate::rollout::utc(t)),
+                    (None, crate::rollout::Rollout::Percent(p)) => format!("rollout {}.{:02}% open", p / 100, p % 100),
+                    (None, _) => "not open".to_owned(),
+                };
+                return Err(Error::new(&a.url, format!("version {remote} not yet rolled out to this box (bucket {b}, {when}; {src})")).code(Code::NoChange));
+            }
+            warn(&format!("{}: version {remote} rolled out to this box (bucket {b}; {src})", a.url));
+        }
     }
     let m = manifest::parse(&murl, &data)?;
     let want = m.get(name.as_bytes()).ok_or_else(|| Error::verify(&murl, format!("{name}: not listed")))?.sha256;
@@ -540,7 +744,6 @@ pub fn run(argv: &[String]) -> Result<()> {
     };
 
     // 2. Size and room before a byte of the image is fetched.
-    let iurl = format!("{base}{name}");
     let (size, mut ranged, url) = fx.head(&iurl)?;
     let path_file = to.join(&name);
     let (part_file, note_file) = (with_suffix(&path_file, ".part"), with_suffix(&path_file, ".part.sha256"));
@@ -673,6 +876,10 @@ pub fn run(argv: &[String]) -> Result<()> {
     std::fs::rename(&part_file, &path_file).ctx(&path)?;
     left.armed = false;
     let _ = std::fs::remove_file(&note_file);
+    // Once this image is the local one (syncflash), the same manifest needs nothing.
+    if let Some(v) = version {
+        remember(v, false, None);
+    }
     if let Ok(d) = File::open(&to) {
         let _ = d.sync_all();
     }

@@ -164,7 +164,7 @@ bench_fetch() {
         head -c "$((mib << 20))" /dev/urandom >"$d/srv/img$mib"
     done
     (cd "$d/srv" && sha256sum img* >SHA256SUMS && minisign -S -W -s ../key.sec -m SHA256SUMS -t version=1 >/dev/null)
-    python3 "$HERE/../tests/httpd/misbehave.py" "$d/srv" --idle 120 >"$d/port" &
+    python3 "$HERE/../tests/httpd/misbehave.py" "$d/srv" --idle 120 --log "$d/wire.log" >"$d/port" &
     pid=$!
     while [[ ! -s $d/port ]]; do sleep 0.1; done
     port=$(cat "$d/port")
@@ -204,6 +204,15 @@ bench_fetch() {
                 "$([[ $i == 0 ]] && echo "x this = this arm's time / imgfetch's (> 1: imgfetch faster)")"
         done
     done
+    # A poll with nothing new (imgfetch --cache): one conditional GET of the signature, 304.
+    local mibs=${FETCH_MIBS:-64 1024} n
+    local purl="http://127.0.0.1:$port/ok/img${mibs%% *}"
+    "$BIN" imgfetch --pubkey-file "$d/key.pub" --to "$d/out" --newer-than 1 --cache "$d/cache" "$purl" >/dev/null 2>&1 || true
+    sleep 0.3
+    n=$(wc -l <"$d/wire.log")
+    "$BIN" imgfetch --pubkey-file "$d/key.pub" --to "$d/out" --newer-than 1 --cache "$d/cache" "$purl" >/dev/null 2>&1 || true
+    sleep 0.3
+    tail -n +$((n + 1)) "$d/wire.log" | awk '{ b += $4 + $5; r++ } END { printf "poll with nothing new: %d bytes on the wire (%d request, requests + responses; goal < 1024)\n", b, r }'
     kill "$pid" 2>/dev/null
     rm -rf "$d" "$out"
     echo

@@ -77,6 +77,8 @@ pub struct Live {
     pub root_ro: bool,
     /// `rd.live.tries=N`: boots a new image gets to call `liveinit mark-good` (1 to 255).
     pub tries: u8,
+    /// `rd.live.machine_id=ID`: this box's identity for phased rollouts (imgfetch --machine-id).
+    pub machine_id: String,
 }
 
 impl Default for Live {
@@ -104,6 +106,7 @@ impl Default for Live {
             root_flags: String::new(),
             root_ro: false,
             tries: crate::trial::DEFAULT_TRIES,
+            machine_id: String::new(),
         }
     }
 }
@@ -188,6 +191,13 @@ pub fn parse(line: &str) -> Result<Live> {
             }
             "live.fetch.allow-downgrade" => l.allow_downgrade = flag(&k, val)?,
             "live.pubkey" => l.pubkey = val.unwrap_or("").to_owned(),
+            "rd.live.machine_id" => {
+                let v = val.unwrap_or("");
+                if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(bad(&k, v, "expected 1 to 128 printable characters"));
+                }
+                l.machine_id = v.to_owned();
+            }
             "ip" => {
                 let v = val.unwrap_or("");
                 let iface = match v.strip_suffix(":dhcp") {
@@ -279,7 +289,7 @@ impl Live {
     /// `NAME='value'` lines for `eval`.
     pub fn to_shell(&self) -> String {
         let b = |x: bool| if x { "1" } else { "0" }.to_owned();
-        let vars: [(&str, String); 23] = [
+        let vars: [(&str, String); 24] = [
             ("LIVE_ROOT", self.root.clone()),
             ("LIVE_DIR", self.dir.clone()),
             ("LIVE_SQUASHIMG", self.squashimg.clone()),
@@ -303,6 +313,7 @@ impl Live {
             ("ROOT_FLAGS", self.root_flags.clone()),
             ("ROOT_MODE", if self.root_ro { "ro" } else { "rw" }.to_owned()),
             ("LIVE_TRIES", self.tries.to_string()),
+            ("LIVE_MACHINE_ID", self.machine_id.clone()),
         ];
         let mut s = String::new();
         for (k, v) in vars {
@@ -415,6 +426,9 @@ mod tests {
         assert!(e("root=live:LABEL=x live.fetch=https://h/").contains("https is not supported"));
         assert!(e("root=live:LABEL=x live.fetch=h/").contains("expected http://"));
         assert!(e("root=live:LABEL=x live.fetch.timeout=0").contains("at least 1 second"));
+        assert!(e("root=live:LABEL=x rd.live.machine_id=").contains("1 to 128 printable"));
+        assert!(e("root=live:LABEL=x rd.live.machine_id=a\u{1}b").contains("1 to 128 printable"));
+        assert!(parse("root=live:LABEL=x rd.live.machine_id=box-7").unwrap().to_shell().contains("LIVE_MACHINE_ID='box-7'\n"));
         assert!(e("root=live:LABEL=x ip=10.0.2.15::10.0.2.2").contains("only ip=dhcp"));
         assert!(e("root=live:LABEL=").contains("expected"));
     }
@@ -458,6 +472,6 @@ mod tests {
         assert!(s.contains("LIVE_CHECK=''\n"));
         assert!(s.contains("LIVE_INIT=''\n"));
         assert!(s.contains("LIVE_PUBKEY=''\n"));
-        assert!(s.ends_with("ROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\nLIVE_TRIES='3'\n"));
+        assert!(s.ends_with("ROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\nLIVE_TRIES='3'\nLIVE_MACHINE_ID=''\n"));
     }
 }

@@ -50,6 +50,7 @@ pub const TARGETS: &[Target] = &[
     t("modalias", run_modalias, seeds_modalias),
     t("fat-names", run_fat_names, seeds_fat_names),
     t("trial", run_trial, seeds_trial),
+    t("rollout", run_rollout, seeds_rollout),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -352,6 +353,38 @@ fn seeds_state() -> Vec<Vec<u8>> {
 }
 
 /// The two copies of a trial file, as read from the medium: each half is one copy.
+/// The trusted comment's rollout/expiry words, the gate at every instant they name, and the
+/// validators cache (read from the medium).
+fn run_rollout(d: &[u8]) -> bool {
+    let c = crate::rollout::Cache::parse(d);
+    if let Some(c) = &c {
+        let _ = crate::rollout::Cache::parse(c.text().as_bytes());
+        let _ = c.applies("u", c.above, c.until);
+    }
+    let p = crate::rollout::parse(&text(d));
+    if let Ok(p) = &p {
+        let b = crate::rollout::bucket(d, p.expires.unwrap_or(0));
+        if let Some(r) = p.rollout {
+            for now in [0, 1, p.expires.unwrap_or(0), u64::MAX] {
+                if let Err(Some(t)) = crate::rollout::gate(r, b, now) {
+                    let _ = crate::rollout::utc(t);
+                }
+            }
+        }
+        let _ = p.expires.map(crate::rollout::utc);
+    }
+    p.is_ok() || c.is_some()
+}
+
+fn seeds_rollout() -> Vec<Vec<u8>> {
+    let c = crate::rollout::Cache { url: "http://h/x/squashfs.img".into(), above: 2, version: 2, waiting: true, until: 1_800_000_000, etag: Some("\"5f-1a2b\"".into()), modified: Some("Sat, 28 Nov 2026 14:00:00 GMT".into()) };
+    ["version=3", "version=3 rollout=12.5 expires=1800000000", "version=2,rollout=100%", "rollout=1764300000+86400 expires=1764400000", "rollout=0"]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .chain([c.text().into_bytes()])
+        .collect()
+}
+
 fn run_trial(d: &[u8]) -> bool {
     let half = d.len() / 2;
     let (a, b) = (d.get(..half).unwrap_or(&[]), d.get(half..).unwrap_or(&[]));

@@ -202,9 +202,15 @@ impl Client {
 
     /// One request; redirects (301 302 303 307 308) are followed to other http:// URLs.
     pub fn request(&self, method: &str, url: &str, range: Option<(u64, u64)>) -> Result<Response> {
+        self.request_with(method, url, range, "")
+    }
+
+    /// [`Client::request`] with `extra` header lines (each ending in `\r\n`; the caller vouches
+    /// that they hold no other line breaks), e.g. `If-None-Match`.
+    pub fn request_with(&self, method: &str, url: &str, range: Option<(u64, u64)>, extra: &str) -> Result<Response> {
         let mut url = url.to_owned();
         for _ in 0..=MAX_REDIRECTS {
-            let r = self.once(method, &url, range)?;
+            let r = self.once(method, &url, range, extra)?;
             if !matches!(r.status, 301 | 302 | 303 | 307 | 308) {
                 return Ok(r);
             }
@@ -255,7 +261,7 @@ impl Client {
         Ok(addrs)
     }
 
-    fn once(&self, method: &str, url: &str, range: Option<(u64, u64)>) -> Result<Response> {
+    fn once(&self, method: &str, url: &str, range: Option<(u64, u64)>, extra: &str) -> Result<Response> {
         let lim = &self.lim;
         let (host, port, path) = parse_url(url).ok_or_else(|| Error::new(url, "expected http://HOST[:PORT]/PATH"))?;
         let addrs = self.resolve(url, host, port)?;
@@ -279,6 +285,7 @@ impl Client {
         if let Some((a, b)) = range {
             req.push_str(&format!("Range: bytes={a}-{b}\r\n"));
         }
+        req.push_str(extra);
         req.push_str("\r\n");
         let w = lim.wait().map_err(|e| io_err(url, &e, lim))?;
         stream

@@ -22,6 +22,7 @@ mod progress;
 mod probe;
 mod raid;
 mod ramcopy;
+mod rollout;
 mod select;
 mod snapshot;
 mod state;

@@ -32,6 +32,11 @@ fn sign(dir: &Path, key: &Path, version: u32) {
     sh(Command::new("minisign").args(["-S", "-W", "-s"]).arg(key).arg("-m").arg(dir.join("SHA256SUMS")).args(["-t", &format!("version={version}")]).stdout(Stdio::null()));
 }
 
+/// `minisign -S` over DIR/SHA256SUMS with the trusted comment `tc` (`version=N rollout=...`).
+fn sign_tc(dir: &Path, key: &Path, tc: &str) {
+    sh(Command::new("minisign").args(["-S", "-W", "-s"]).arg(key).arg("-m").arg(dir.join("SHA256SUMS")).args(["-t", tc]).stdout(Stdio::null()));
+}
+
 fn image() -> Vec<u8> {
     common::xorshift_bytes(SIZE, 0x1234_5678)
 }
@@ -51,7 +56,7 @@ impl Fx {
         sh(Command::new("sh").arg("-c").arg("sha256sum squashfs.img > SHA256SUMS").current_dir(p.join("srv")));
         sign(&p.join("srv"), &p.join("key.sec"), 2);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/httpd/misbehave.py");
-        let mut server = Command::new("python3").arg(script).arg(p.join("srv")).args(["--idle", "30"]).stdout(Stdio::piped()).spawn().unwrap();
+        let mut server = Command::new("python3").arg(script).arg(p.join("srv")).args(["--idle", "30", "--log"]).arg(p.join("wire.log")).stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let port = line.trim().parse().unwrap_or_else(|_| panic!("server printed {line:?}"));
@@ -381,4 +386,165 @@ fn latin1_destination_directory_is_used_exactly() {
     assert_eq!(std::fs::read(to.join("SHA256SUMS")).unwrap(), std::fs::read(f.p("srv/SHA256SUMS")).unwrap());
     assert!(to.join("SHA256SUMS.minisig").exists());
     assert!(!to.join("squashfs.img.part").exists() && !to.join("squashfs.img.part.sha256").exists());
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The bucket as the README defines it: SHA-256(id ‖ ":" ‖ version), first 8 bytes, mod 10000.
+fn bucket(id: &str, version: u64) -> u64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("{id}:{version}").as_bytes());
+    u64::from_be_bytes(d[..8].try_into().unwrap()) % 10_000
+}
+
+#[test]
+fn an_expired_manifest_is_refused() {
+    let f = Fx::new("expired");
+    sign_tc(&f.p("srv"), &f.p("key.sec"), "version=3 expires=1000");
+    let o = f.fetch("ok", &["--newer-than", "2"]);
+    f.assert_no_image(&o, 3, "SHA256SUMS.minisig: expired at 1970-01-01 00:16:40 UTC: stale or replayed, refused");
+    // Even where it would be "up to date": a replayed manifest is refused, not believed.
+    f.assert_no_image(&f.fetch("ok", &["--newer-than", "3"]), 3, "stale or replayed");
+    sign_tc(&f.p("srv"), &f.p("key.sec"), &format!("version=3 expires={}", now() + 3600));
+    f.assert_fetched(&f.fetch("ok", &["--newer-than", "2"]));
+}
+
+#[test]
+fn a_phased_rollout_opens_by_bucket() {
+    let f = Fx::new("rollout");
+    let key = f.p("key.sec");
+    // 0 % stops a rollout: nobody takes version 3, whatever its bucket.
+    sign_tc(&f.p("srv"), &key, "version=3 rollout=0");
+    for id in ["box-a", "box-b", "box-c"] {
+        let o = f.fetch("ok", &["--newer-than", "2", "--machine-id", id]);
+        let b = bucket(id, 3);
+        f.assert_no_image(&o, 5, &format!("version 3 not yet rolled out to this box (bucket {b}, rollout 0.00% open; --machine-id)"));
+        assert!(!f.p("out/squashfs.img.part").exists(), "something was downloaded");
+    }
+    // 50 %: the box below 5000 takes it, the other does not.
+    let ids: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    let open = ids.iter().find(|i| bucket(i, 3) < 5000).unwrap();
+    let shut = ids.iter().find(|i| bucket(i, 3) >= 5000).unwrap();
+    sign_tc(&f.p("srv"), &key, "version=3 rollout=50");
+    f.assert_no_image(&f.fetch("ok", &["--newer-than", "2", "--machine-id", shut]), 5, "not yet rolled out to this box");
+    let o = f.fetch("ok", &["--newer-than", "2", "--machine-id", open]);
+    f.assert_fetched(&o);
+    assert!(o.stderr.contains(&format!("version 3 rolled out to this box (bucket {}; --machine-id)", bucket(open, 3))), "{}", o.stderr);
+    // START+DURATION: the closed box is told when its bucket opens.
+    std::fs::remove_dir_all(f.p("out")).unwrap();
+    std::fs::create_dir(f.p("out")).unwrap();
+    let start = now() + 86_400;
+    sign_tc(&f.p("srv"), &key, &format!("version=3 rollout={start}+10000"));
+    let b = bucket(shut, 3);
+    let at = start + (b + 1);
+    let o = f.fetch("ok", &["--newer-than", "2", "--machine-id", shut]);
+    f.assert_no_image(&o, 5, &format!("(bucket {b}, open at "));
+    assert!(o.stderr.contains(" UTC; --machine-id)"), "{} (opens at unix {at})", o.stderr);
+    // A rollout gates updates, not an up-to-date box, and 100 % opens every bucket.
+    f.assert_no_image(&f.fetch("ok", &["--newer-than", "3", "--machine-id", shut]), 5, "already up to date (version 3)");
+    sign_tc(&f.p("srv"), &key, "version=3 rollout=100");
+    f.assert_fetched(&f.fetch("ok", &["--newer-than", "2", "--machine-id", shut]));
+}
+
+/// The log lines (METHOD PATH STATUS RECV SENT) appended since `from`. The server logs a
+/// request once it has answered, maybe after the client left: wait for a line, then a little.
+fn wire(f: &Fx, from: usize) -> Vec<(String, u16, u64)> {
+    let read = || std::fs::read_to_string(f.p("wire.log")).unwrap_or_default();
+    for _ in 0..100 {
+        if read().lines().count() > from {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = read();
+    log.lines()
+        .skip(from)
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            (format!("{} {}", w[0], w[1]), w[2].parse().unwrap(), w[3].parse::<u64>().unwrap() + w[4].parse::<u64>().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_poll_with_nothing_new_is_one_304_under_1_kib() {
+    let f = Fx::new("poll304");
+    let cache = f.p("local/fetch.cache");
+    let c = cache.to_str().unwrap();
+    // First check: the whole manifest; nothing to do, and the validators are remembered.
+    f.assert_no_image(&f.fetch("ok", &["--newer-than", "2", "--cache", c]), 5, "already up to date (version 2)");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.contains("above=2\n") && text.contains("etag=\""), "{text}");
+    // Second: one conditional GET, answered 304, under 1 KiB both ways.
+    let n = wire(&f, 1).len() + 1;
+    let o = f.fetch("ok", &["--newer-than", "2", "--cache", c]);
+    f.assert_no_image(&o, 5, "already up to date (version 2): SHA256SUMS.minisig not modified since the last check (HTTP 304)");
+    let w = wire(&f, n);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!((w[0].0.as_str(), w[0].1), ("GET /ok/SHA256SUMS.minisig", 304));
+    assert!(w[0].2 < 1024, "{} bytes on the wire", w[0].2);
+    eprintln!("poll with nothing new: {} bytes on the wire", w[0].2);
+    // Another floor (a box whose medium holds another version) does not use the cache.
+    let o = f.fetch("ok", &["--newer-than", "3", "--cache", c]);
+    f.assert_no_image(&o, 3, "rollback refused");
+    // A new signature is a new ETag: the cache never hides an update.
+    sign(&f.p("srv"), &f.p("key.sec"), 3);
+    let o = f.fetch("ok", &["--newer-than", "2", "--cache", c]);
+    f.assert_fetched(&o);
+    // ... and after the fetch it stands for the fetched version (the floor once it is synced).
+    assert!(std::fs::read_to_string(&cache).unwrap().contains("above=3\n"));
+    std::fs::remove_dir_all(f.p("out")).unwrap();
+    std::fs::create_dir(f.p("out")).unwrap();
+    let n = wire(&f, 1).len() + 1;
+    f.assert_no_image(&f.fetch("ok", &["--newer-than", "3", "--cache", c]), 5, "(HTTP 304)");
+    assert_eq!(wire(&f, n).len(), 1);
+    // A server without validators: no cache, a full check every time.
+    let _ = std::fs::remove_file(&cache);
+    f.assert_no_image(&f.fetch("novalid", &["--newer-than", "3", "--cache", c]), 5, "already up to date (version 3)");
+    assert!(!cache.exists());
+}
+
+#[test]
+fn a_rollout_not_open_is_remembered_until_it_opens() {
+    let f = Fx::new("pollwait");
+    let cache = f.p("local/fetch.cache");
+    let c = cache.to_str().unwrap();
+    sign_tc(&f.p("srv"), &f.p("key.sec"), "version=3 rollout=0");
+    f.assert_no_image(&f.fetch("ok", &["--newer-than", "2", "--cache", c, "--machine-id", "x"]), 5, "not yet rolled out");
+    let o = f.fetch("ok", &["--newer-than", "2", "--cache", c, "--machine-id", "x"]);
+    f.assert_no_image(&o, 5, "version 3 not yet rolled out to this box: SHA256SUMS.minisig not modified since the last check (HTTP 304)");
+    // Publishing 100 % re-signs: the box takes it at its next check.
+    sign_tc(&f.p("srv"), &f.p("key.sec"), "version=3 rollout=100");
+    f.assert_fetched(&f.fetch("ok", &["--newer-than", "2", "--cache", c, "--machine-id", "x"]));
+}
+
+#[test]
+fn poll_retries_with_backoff_until_an_image_is_fetched() {
+    let f = Fx::new("pollloop");
+    let sig = f.p("srv/SHA256SUMS.minisig");
+    let hidden = f.p("srv/hidden.minisig");
+    std::fs::rename(&sig, &hidden).unwrap();
+    let key = f.p("key.pub");
+    let out = f.p("out");
+    let child = common::applet("imgfetch")
+        .args(["--pubkey-file", key.to_str().unwrap(), "--to", out.to_str().unwrap(), "--newer-than", "1", "--retries", "0", "--poll", "1"])
+        .arg(f.url("ok"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The signature is missing for the first checks (failures: 2 s, then 4 s), then it is back.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::fs::rename(&hidden, &sig).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), f.image_file().to_str().unwrap());
+    let waits: Vec<&str> = stderr.lines().filter_map(|l| l.split("next check in ").nth(1)).collect();
+    assert!(waits.first().is_some_and(|w| w == &"0 s"), "the first check comes within the interval: {stderr}");
+    assert!(waits.get(1) == Some(&"2 s") && stderr.contains("SHA256SUMS.minisig: HTTP 404"), "{stderr}");
+    assert!(waits.get(2).is_none_or(|w| w == &"4 s"), "{stderr}");
 }

@@ -170,7 +170,7 @@ fn cmdline_defaults_and_errors() {
         "LIVE_ROOT='LABEL=LIVE'\nLIVE_DIR='LiveOS'\nLIVE_SQUASHIMG='squashfs.img'\nLIVE_OVERLAY_SIZE=''\n\
          LIVE_RAM='0'\nLIVE_MINMEM='256'\nLIVE_CHECK=''\nLIVE_MD='md7'\nLIVE_RETRY='30'\nLIVE_BREAK='0'\nLIVE_INIT=''\n\
          LIVE_FETCH=''\nLIVE_NETROOT='0'\nLIVE_FETCH_TIMEOUT='20'\nLIVE_FETCH_DOWNGRADE='0'\nLIVE_IP=''\n\
-         LIVE_IP_IFACE=''\nLIVE_PUBKEY=''\nROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\nLIVE_TRIES='3'\n"
+         LIVE_IP_IFACE=''\nLIVE_PUBKEY=''\nROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\nLIVE_TRIES='3'\nLIVE_MACHINE_ID=''\n"
     );
     let f = cmdline_file(&t, "root=live:LABEL=LIVE rd.live.overlay.size=abc");
     let o = li(&["cmdline", "--file", &f]);

@@ -21,6 +21,11 @@ misbehaviour; it applies to image files (anything but SHA256SUMS*) unless said o
   nolength    HEAD on the image is refused (405); GET sends it whole without Content-Length
   endless     HEAD on the image is refused (405); GET sends no Content-Length and an endless body
               (the file, then 0xee bytes until the client leaves or 15 minutes have passed)
+  novalid     manifests without ETag/Last-Modified, conditional requests ignored
+
+Manifests (SHA256SUMS*) carry ETag and Last-Modified made as nginx makes them (mtime and size);
+If-None-Match naming the ETag, or without it an If-Modified-Since not older than the file, gets
+304 Not Modified with no body (all modes but novalid).
 
 With --log FILE, one line per request is appended to FILE once its answer is sent:
 `METHOD PATH STATUS RECV SENT`, RECV the bytes of the request line and headers, SENT the bytes
@@ -30,6 +35,7 @@ count it.
 Exits by itself after --idle seconds without a request (default 60) and after 15 minutes in all.
 Binds 127.0.0.1 only.
 """
+import email.utils
 import http.server
 import os
 import socket
@@ -80,6 +86,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if os.environ.get("MISBEHAVE_LOG"):
             sys.stderr.write("misbehave: %s\n" % (fmt % args))
 
+    def end_headers(self):
+        for k, v in getattr(self, "extra", ()):
+            self.send_header(k, v)
+        self.extra = ()
+        super().end_headers()
+
+    def not_modified(self, path, mode):
+        """Validators for a manifest, and 304 when the request's match (True: answered)."""
+        if mode == "novalid":
+            return False
+        st = os.stat(path)
+        etag = '"%x-%x"' % (st.st_mtime_ns, st.st_size)
+        modified = email.utils.formatdate(st.st_mtime, usegmt=True)
+        self.extra = [("ETag", etag), ("Last-Modified", modified)]
+        inm = self.headers.get("If-None-Match")
+        ims = self.headers.get("If-Modified-Since")
+        if inm is not None:
+            hit = inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]
+        elif ims is not None:
+            try:
+                hit = int(st.st_mtime) <= email.utils.parsedate_to_datetime(ims).timestamp()
+            except (TypeError, ValueError):
+                hit = False
+        else:
+            hit = False
+        if hit:
+            self.send_response(304)
+            self.end_headers()
+        return hit
+
     def do_HEAD(self):
         self.serve(head=True)
 
@@ -113,6 +149,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         image = not os.path.basename(rel).startswith("SHA256SUMS")
         if image and mode == "notfound":
             return self.fail(404, "not found\n")
+        if not image and self.not_modified(path, mode):
+            return
         size = os.path.getsize(path)
         if image and mode in ("nolength", "endless"):
             if head:

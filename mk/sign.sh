@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# mk/sign.sh — publish a release directory: SHA256SUMS over the image (and its dm-verity sidecars
+# when present), signed with minisign; the trusted comment carries the fleet words imgfetch reads.
+#   DIR=dir KEY=release.key VERSION=N [NAME=squashfs.img] [ROLLOUT=PCT|START+DURATION]
+#   [EXPIRES=UNIXTIME|+SECONDS] mk/sign.sh      (`make sign ...` runs it)
+# ROLLOUT=25 lets a quarter of the boxes take version N; re-sign with ROLLOUT=100 (or without
+# ROLLOUT) to open it to all, ROLLOUT=0 to stop it. START+DURATION opens linearly in unix time.
+# EXPIRES=+604800 makes the manifest refused a week from now (a box then sees a replay of it as
+# stale): re-sign before that. Upload the image and sidecars first, SHA256SUMS.minisig and
+# SHA256SUMS last.
+set -euo pipefail
+die() { echo "sign: $*" >&2; exit 1; }
+: "${DIR:?DIR=release directory}" "${KEY:?KEY=minisign secret key}" "${VERSION:?VERSION=N}"
+NAME=${NAME:-squashfs.img}
+[[ $VERSION =~ ^[0-9]+$ ]] || die "VERSION=$VERSION: not a number"
+[[ -f $DIR/$NAME ]] || die "$DIR/$NAME: no such file"
+tc="version=$VERSION"
+if [[ -n ${ROLLOUT:-} ]]; then
+	[[ $ROLLOUT =~ ^([0-9]{1,3}(\.[0-9]{1,2})?|[0-9]+\+[0-9]+)$ ]] || die "ROLLOUT=$ROLLOUT: PCT (0-100, 2 decimals) or START+DURATION"
+	[[ $ROLLOUT == *+* ]] || awk -v p="$ROLLOUT" 'BEGIN { exit !(p <= 100) }' || die "ROLLOUT=$ROLLOUT: above 100"
+	tc+=" rollout=$ROLLOUT"
+fi
+if [[ -n ${EXPIRES:-} ]]; then
+	[[ $EXPIRES =~ ^\+?[0-9]+$ ]] || die "EXPIRES=$EXPIRES: UNIXTIME or +SECONDS"
+	[[ $EXPIRES == +* ]] && EXPIRES=$(($(date +%s) + ${EXPIRES#+}))
+	tc+=" expires=$EXPIRES"
+fi
+files=("$NAME")
+for s in .verity .roothash; do [[ -f $DIR/$NAME$s ]] && files+=("$NAME$s"); done
+(cd "$DIR" && sha256sum "${files[@]}" >SHA256SUMS && rm -f SHA256SUMS.minisig &&
+	minisign -S -s "$KEY" -m SHA256SUMS -t "$tc" >/dev/null) || die "signing $DIR/SHA256SUMS failed"
+echo "sign: $DIR/SHA256SUMS signed: $tc"
