@@ -488,6 +488,50 @@ fn state_file() {
     assert_eq!(li(&["state", "--file", &f, "set", "Bad=1"]).code, 1);
 }
 
+/// `watchdog arm|disarm`: the arguments, a machine without a watchdog, a device that is not one;
+/// mark-good disarms only what /init recorded in the state, then forgets it.
+#[test]
+fn watchdog_arm_disarm_and_mark_good() {
+    let t = TempDir::new("watchdog");
+    let none = t.path_str("no-watchdog");
+    for bad in [&["watchdog", "arm", "0", "--dev", &none][..], &["watchdog", "arm", "x"], &["watchdog", "arm"], &["watchdog", "kick"]] {
+        let o = li(bad);
+        assert_eq!(o.code, 2, "{bad:?}: {}", o.stderr);
+    }
+    let o = li(&["watchdog", "arm", "30", "--dev", &none]);
+    assert_eq!(o.code, 5, "no watchdog: nothing armed, nothing to do: {}", o.stderr);
+    assert!(o.stderr.contains("no watchdog; not armed"), "{}", o.stderr);
+    assert_eq!(o.stdout, "");
+    let o = li(&["watchdog", "disarm", "--dev", &none]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("no watchdog; nothing to disarm"), "{}", o.stderr);
+    // A character device that is not a watchdog: the stop ioctl is refused, and that is a failure.
+    let o = li(&["watchdog", "disarm", "--dev", "/dev/null"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("/dev/null: stop: "), "{}", o.stderr);
+
+    // mark-good: the state says /init armed a watchdog that is not there (any more): exit 0, and
+    // the keys are cleared so that the next call does not open anything.
+    let f = t.path_str("trial.state");
+    assert_eq!(li(&["trial", "create", &f]).code, 0);
+    assert_eq!(li(&["trial", "start", "--file", &f, "--sha256", V3, "--version", "3", "--via-fs"]).code, 0);
+    let st = t.path_str("state");
+    std::fs::write(&st, format!("image_sha256={V3}\nimage_version=3\nwatchdog=30\nwatchdog_dev={none}\n")).unwrap();
+    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("marked good"), "{}", o.stdout);
+    assert!(o.stderr.contains("no watchdog; nothing to disarm"), "{}", o.stderr);
+    let s = std::fs::read_to_string(&st).unwrap();
+    assert!(s.contains("\nwatchdog=\nwatchdog_dev=\n"), "{s}");
+    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""), "already good, nothing armed: {}", o.stderr);
+    // A watchdog that cannot be stopped: the trial is over, but mark-good says the box will reset.
+    std::fs::write(&st, format!("image_sha256={V3}\nimage_version=3\nwatchdog=30\nwatchdog_dev=/dev/null\n")).unwrap();
+    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stdout.contains("already good") && o.stderr.contains("/dev/null: stop: "), "{} / {}", o.stdout, o.stderr);
+}
+
 #[test]
 fn switch_root_refuses_before_touching_anything() {
     let t = TempDir::new("liveinit-switch");
@@ -997,48 +1041,4 @@ fn trial_writes_one_sector_through_the_device_under_a_read_only_mount() {
     let o = li(&["trial", "take", "--state", &st, "--sha256", V2, "--version", "2"]);
     assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FALLBACK")), (String::new(), String::new()));
     assert!(snap() == good, "after mark-good a boot writes nothing");
-}
-
-/// `watchdog arm|disarm`: the arguments, a machine without a watchdog, a device that is not one;
-/// mark-good disarms only what /init recorded in the state, then forgets it.
-#[test]
-fn watchdog_arm_disarm_and_mark_good() {
-    let t = TempDir::new("watchdog");
-    let none = t.path_str("no-watchdog");
-    for bad in [&["watchdog", "arm", "0", "--dev", &none][..], &["watchdog", "arm", "x"], &["watchdog", "arm"], &["watchdog", "kick"]] {
-        let o = li(bad);
-        assert_eq!(o.code, 2, "{bad:?}: {}", o.stderr);
-    }
-    let o = li(&["watchdog", "arm", "30", "--dev", &none]);
-    assert_eq!(o.code, 5, "no watchdog: nothing armed, nothing to do: {}", o.stderr);
-    assert!(o.stderr.contains("no watchdog; not armed"), "{}", o.stderr);
-    assert_eq!(o.stdout, "");
-    let o = li(&["watchdog", "disarm", "--dev", &none]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(o.stderr.contains("no watchdog; nothing to disarm"), "{}", o.stderr);
-    // A character device that is not a watchdog: the stop ioctl is refused, and that is a failure.
-    let o = li(&["watchdog", "disarm", "--dev", "/dev/null"]);
-    assert_eq!(o.code, 1, "{}", o.stderr);
-    assert!(o.stderr.contains("/dev/null: stop: "), "{}", o.stderr);
-
-    // mark-good: the state says /init armed a watchdog that is not there (any more): exit 0, and
-    // the keys are cleared so that the next call does not open anything.
-    let f = t.path_str("trial.state");
-    assert_eq!(li(&["trial", "create", &f]).code, 0);
-    assert_eq!(li(&["trial", "start", "--file", &f, "--sha256", V3, "--version", "3", "--via-fs"]).code, 0);
-    let st = t.path_str("state");
-    std::fs::write(&st, format!("image_sha256={V3}\nimage_version=3\nwatchdog=30\nwatchdog_dev={none}\n")).unwrap();
-    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(o.stdout.contains("marked good"), "{}", o.stdout);
-    assert!(o.stderr.contains("no watchdog; nothing to disarm"), "{}", o.stderr);
-    let s = std::fs::read_to_string(&st).unwrap();
-    assert!(s.contains("\nwatchdog=\nwatchdog_dev=\n"), "{s}");
-    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
-    assert_eq!((o.code, o.stderr.as_str()), (0, ""), "already good, nothing armed: {}", o.stderr);
-    // A watchdog that cannot be stopped: the trial is over, but mark-good says the box will reset.
-    std::fs::write(&st, format!("image_sha256={V3}\nimage_version=3\nwatchdog=30\nwatchdog_dev=/dev/null\n")).unwrap();
-    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
-    assert_eq!(o.code, 1, "{}", o.stderr);
-    assert!(o.stdout.contains("already good") && o.stderr.contains("/dev/null: stop: "), "{} / {}", o.stdout, o.stderr);
 }
