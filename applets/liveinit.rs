@@ -367,38 +367,17 @@ struct StartArgs {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "watchdog")]
 /// The hardware watchdog that ends a hang of an image on trial in a reset (rd.live.watchdog=S).
+/// arm SECONDS: start it and close it without the magic character, so it keeps running across
+/// switch_root until mark-good stops it or the OS's watchdog daemon opens it (exit 5: none).
+/// disarm: stop it (exit 0 when there is none or the OS's daemon holds it; 1 when it cannot be
+/// stopped, e.g. nowayout).
 struct WatchdogArgs {
-    #[argh(subcommand)]
-    cmd: WatchdogCmd,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand)]
-enum WatchdogCmd {
-    Arm(ArmArgs),
-    Disarm(DisarmArgs),
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "arm")]
-/// Start the watchdog with SECONDS and close it without the magic character, so it keeps
-/// running across switch_root and resets the box unless mark-good stops it or the OS's watchdog
-/// daemon opens it. Exit 5 when there is no watchdog device.
-struct ArmArgs {
-    /// seconds until the reset (1 or more; the driver may round)
+    /// arm or disarm
     #[argh(positional)]
-    seconds: u32,
-    /// the device (default /dev/watchdog)
-    #[argh(option, default = "WATCHDOG_DEV.to_owned()")]
-    dev: String,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "disarm")]
-/// Stop the watchdog (magic close and WDIOS_DISABLECARD). Exit 0 with a note when there is none
-/// or it is busy (the OS's watchdog daemon holds it and feeds it); exit 1 when it runs on and
-/// cannot be stopped (a driver with nowayout).
-struct DisarmArgs {
+    action: String,
+    /// arm: seconds until the reset (1 or more; the driver may round)
+    #[argh(positional)]
+    seconds: Option<u32>,
     /// the device (default /dev/watchdog)
     #[argh(option, default = "WATCHDOG_DEV.to_owned()")]
     dev: String,
@@ -1142,9 +1121,10 @@ use nix::errno::Errno;
 const WATCHDOG_DEV: &str = "/dev/watchdog";
 
 fn watchdog(a: WatchdogArgs) -> Result<()> {
-    match a.cmd {
-        WatchdogCmd::Arm(a) => watchdog_arm(&a.dev, a.seconds),
-        WatchdogCmd::Disarm(a) => watchdog_disarm(&a.dev),
+    match (a.action.as_str(), a.seconds) {
+        ("arm", Some(s)) => watchdog_arm(&a.dev, s),
+        ("disarm", None) => watchdog_disarm(&a.dev),
+        _ => Err(Error::usage("watchdog: expected arm SECONDS or disarm")),
     }
 }
 

@@ -494,7 +494,7 @@ fn state_file() {
 fn watchdog_arm_disarm_and_mark_good() {
     let t = TempDir::new("watchdog");
     let none = t.path_str("no-watchdog");
-    for bad in [&["watchdog", "arm", "0", "--dev", &none][..], &["watchdog", "arm", "x"], &["watchdog", "arm"], &["watchdog", "kick"]] {
+    for bad in [&["watchdog", "arm", "0", "--dev", &none][..], &["watchdog", "arm", "x"], &["watchdog", "arm"], &["watchdog", "kick"], &["watchdog", "disarm", "5"]] {
         let o = li(bad);
         assert_eq!(o.code, 2, "{bad:?}: {}", o.stderr);
     }
