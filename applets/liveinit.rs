@@ -24,6 +24,9 @@
 //! liveinit trial status [--file F]              the record, as TRIAL_* assignments
 //! liveinit trial start --sha256 HEX --version N [--tries N] [--net] [--file F]
 //! liveinit trial create FILE                    a fresh trial file (make flash, syncflash)
+//! liveinit watchdog arm SECONDS [--dev D] | disarm [--dev D]
+//!                                               start the hardware watchdog and leave it running
+//!                                               across switch_root; stop it (mark-good does)
 //! ```
 
 use crate::osarg;
@@ -60,6 +63,7 @@ enum Cmd {
     SwitchRoot(SwitchArgs),
     MarkGood(MarkGoodArgs),
     Trial(TrialArgs),
+    Watchdog(WatchdogArgs),
 }
 
 #[derive(FromArgs)]
@@ -365,6 +369,25 @@ struct StartArgs {
 }
 
 #[derive(FromArgs)]
+#[argh(subcommand, name = "watchdog")]
+/// The hardware watchdog that ends a hang of an image on trial in a reset (rd.live.watchdog=S).
+/// arm SECONDS: start it and close it without the magic character, so it keeps running across
+/// switch_root until mark-good stops it or the OS's watchdog daemon opens it (exit 5: none).
+/// disarm: stop it (exit 0 when there is none or the OS's daemon holds it; 1 when it cannot be
+/// stopped, e.g. nowayout).
+struct WatchdogArgs {
+    /// arm or disarm
+    #[argh(positional)]
+    action: String,
+    /// arm: seconds until the reset (1 or more; the driver may round)
+    #[argh(positional)]
+    seconds: Option<u32>,
+    /// the device (default /dev/watchdog)
+    #[argh(option, default = "WATCHDOG_DEV.to_owned()")]
+    dev: String,
+}
+
+#[derive(FromArgs)]
 #[argh(subcommand, name = "create")]
 /// Create a fresh trial file (8 KiB, no record; it must not exist). Written once through the
 /// file system, e.g. on the flash image by make flash; boots only ever overwrite it in place.
@@ -387,8 +410,12 @@ pub fn run(argv: &[String]) -> Result<()> {
         Cmd::SelectImage(a) => select_image(a),
         Cmd::State(a) => state(a),
         Cmd::SwitchRoot(a) => switch_root_or_rescue(a),
-        Cmd::MarkGood(a) => mark_good(a),
+        Cmd::MarkGood(a) => {
+            let st = a.state.clone();
+            mark_good(a).and_then(|()| watchdog_disarm_armed(&st))
+        }
         Cmd::Trial(a) => trial(a),
+        Cmd::Watchdog(a) => watchdog(a),
     }
 }
 
@@ -1100,6 +1127,89 @@ fn mark_good(a: MarkGoodArgs) -> Result<()> {
     }
     out(&format!("mark-good: {msg}\n"));
     Ok(())
+}
+
+// ---- watchdog -------------------------------------------------------------------------------
+
+use crate::sys::watchdog::Watchdog;
+use nix::errno::Errno;
+
+const WATCHDOG_DEV: &str = "/dev/watchdog";
+
+fn watchdog(a: WatchdogArgs) -> Result<()> {
+    match (a.action.as_str(), a.seconds) {
+        ("arm", Some(s)) => watchdog_arm(&a.dev, s),
+        ("disarm", None) => watchdog_disarm(&a.dev),
+        _ => Err(Error::usage("watchdog: expected arm SECONDS or disarm")),
+    }
+}
+
+fn watchdog_arm(dev: &str, secs: u32) -> Result<()> {
+    let secs = libc::c_int::try_from(secs).ok().filter(|s| *s > 0).ok_or_else(|| Error::usage("watchdog arm: SECONDS: expected 1 or more"))?;
+    let w = match Watchdog::open(Path::new(dev)) {
+        Err(Errno::ENOENT | Errno::ENODEV | Errno::ENXIO) => {
+            return Err(Error::new(dev, "no watchdog; not armed").code(crate::error::Code::NoChange));
+        }
+        r => r.ctx(dev)?,
+    };
+    // Opening started it with the driver's default: a failure from here on stops it again, so a
+    // refused timeout never leaves a timer the caller does not know about.
+    let armed = w.set_timeout(secs).ctx(format!("{dev}: timeout {secs} s")).and_then(|t| w.keepalive().ctx(dev).map(|()| t));
+    match armed {
+        Ok(t) => {
+            w.leave_running();
+            warn(&format!("watchdog: {dev} armed: a reset in {t} s unless mark-good or a watchdog daemon takes it over"));
+            out(&format!("{t}\n"));
+            Ok(())
+        }
+        Err(e) => {
+            let _ = w.disable();
+            let _ = w.magic_close();
+            Err(e)
+        }
+    }
+}
+
+fn watchdog_disarm(dev: &str) -> Result<()> {
+    let w = match Watchdog::open(Path::new(dev)) {
+        Err(Errno::ENOENT | Errno::ENODEV | Errno::ENXIO) => {
+            warn(&format!("watchdog: {dev}: no watchdog; nothing to disarm"));
+            return Ok(());
+        }
+        Err(Errno::EBUSY) => {
+            warn(&format!("watchdog: {dev}: busy: the OS's watchdog daemon holds it; left to it"));
+            return Ok(());
+        }
+        r => r.ctx(dev)?,
+    };
+    // Either one stops it; DISABLECARD is the one that says when it cannot (nowayout: EBUSY).
+    let stopped = w.disable();
+    w.magic_close().ctx(dev)?;
+    match stopped {
+        Ok(()) => {
+            warn(&format!("watchdog: {dev} disarmed"));
+            Ok(())
+        }
+        Err(Errno::EBUSY) => Err(Error::new(dev, "the driver refuses to stop (nowayout): it resets the box unless the OS feeds it")),
+        Err(e) => Err(Error::sys(format!("{dev}: stop"), e)),
+    }
+}
+
+/// mark-good's part: disarm the watchdog /init armed for this trial (`watchdog=` and
+/// `watchdog_dev=` in the state), then drop those keys so a second mark-good leaves the device
+/// alone. Without them nothing is touched: opening a watchdog starts it.
+fn watchdog_disarm_armed(state_file: &str) -> Result<()> {
+    let path = osarg::path(state_file);
+    let st = crate::state::load(&path)?;
+    if crate::state::lookup(&st, "watchdog").is_empty() {
+        return Ok(());
+    }
+    let dev = match crate::state::lookup(&st, "watchdog_dev") {
+        "" => WATCHDOG_DEV,
+        d => d,
+    };
+    watchdog_disarm(dev)?;
+    crate::state::set(&path, &[("watchdog".into(), String::new()), ("watchdog_dev".into(), String::new())])
 }
 
 // ---- switch-root -----------------------------------------------------------------------------

@@ -79,7 +79,15 @@ pub struct Live {
     pub tries: u8,
     /// `rd.live.machine_id=ID`: this box's identity for phased rollouts (imgfetch --machine-id).
     pub machine_id: String,
+    /// `rd.live.watchdog=S`: seconds an image on trial gets before the hardware watchdog resets
+    /// the box, unless mark-good (or the OS's watchdog daemon) takes it over; 0: never armed.
+    pub watchdog: u32,
+    /// `panic=` as given (the kernel applied it); /init sets its own only when there is none.
+    pub panic: Option<String>,
 }
+
+/// `rd.live.watchdog=` default: two minutes for an image on trial to come up and call mark-good.
+pub const DEFAULT_WATCHDOG: u32 = 120;
 
 impl Default for Live {
     fn default() -> Self {
@@ -107,6 +115,8 @@ impl Default for Live {
             root_ro: false,
             tries: crate::trial::DEFAULT_TRIES,
             machine_id: String::new(),
+            watchdog: DEFAULT_WATCHDOG,
+            panic: None,
         }
     }
 }
@@ -211,6 +221,11 @@ pub fn parse(line: &str) -> Result<Live> {
                 let n = number(&k, val, "a number of tries")?;
                 l.tries = u8::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| bad(&k, val.unwrap_or(""), "expected 1 to 255"))?;
             }
+            "rd.live.watchdog" => {
+                let n = number(&k, val, "a number of seconds")?;
+                l.watchdog = u32::try_from(n).ok().filter(|n| *n <= 65535).ok_or_else(|| bad(&k, val.unwrap_or(""), "expected 0 (off) to 65535 seconds"))?;
+            }
+            "panic" => l.panic = Some(val.unwrap_or("").to_owned()),
             "rootfstype" => l.root_fstype = val.unwrap_or("").to_owned(),
             "rootflags" => l.root_flags = val.unwrap_or("").to_owned(),
             "ro" if val.is_none() => l.root_ro = true,
@@ -289,7 +304,7 @@ impl Live {
     /// `NAME='value'` lines for `eval`.
     pub fn to_shell(&self) -> String {
         let b = |x: bool| if x { "1" } else { "0" }.to_owned();
-        let vars: [(&str, String); 24] = [
+        let vars: [(&str, String); 26] = [
             ("LIVE_ROOT", self.root.clone()),
             ("LIVE_DIR", self.dir.clone()),
             ("LIVE_SQUASHIMG", self.squashimg.clone()),
@@ -308,6 +323,8 @@ impl Live {
             ("LIVE_IP", if self.ip.is_some() { "dhcp" } else { "" }.to_owned()),
             ("LIVE_IP_IFACE", self.ip.clone().unwrap_or_default()),
             ("LIVE_PUBKEY", self.pubkey.clone()),
+            ("LIVE_WATCHDOG", self.watchdog.to_string()),
+            ("LIVE_PANIC", self.panic.clone().unwrap_or_default()),
             ("ROOT_PLAIN", self.plain_root.clone()),
             ("ROOT_FSTYPE", self.root_fstype.clone()),
             ("ROOT_FLAGS", self.root_flags.clone()),
@@ -396,6 +413,18 @@ mod tests {
         assert_eq!(parse("root=live:LABEL=x rd.live.tries=7").unwrap().tries, 7);
         for bad in ["0", "256", "x", ""] {
             assert!(parse(&format!("root=live:LABEL=x rd.live.tries={bad}")).is_err(), "rd.live.tries={bad}");
+        }
+        let d = parse("root=live:LABEL=x").unwrap();
+        assert_eq!((d.watchdog, d.panic.as_deref()), (120, None));
+        assert!(d.to_shell().contains("LIVE_WATCHDOG='120'\nLIVE_PANIC=''\n"));
+        let w = parse("root=live:LABEL=x rd.live.watchdog=0 panic=-1").unwrap();
+        assert_eq!((w.watchdog, w.panic.as_deref()), (0, Some("-1")));
+        assert!(w.to_shell().contains("LIVE_WATCHDOG='0'\nLIVE_PANIC='-1'\n"));
+        assert_eq!(parse("root=live:LABEL=x rd.live.watchdog=65535").unwrap().watchdog, 65535);
+        // A panic= inside another option's quoted value is not the kernel's.
+        assert_eq!(parse("root=live:LABEL=x \"init=/bin/x panic=5\"").unwrap().panic, None);
+        for bad in ["65536", "-1", "x", ""] {
+            assert!(parse(&format!("root=live:LABEL=x rd.live.watchdog={bad}")).is_err(), "rd.live.watchdog={bad}");
         }
     }
 

@@ -170,7 +170,7 @@ fn cmdline_defaults_and_errors() {
         "LIVE_ROOT='LABEL=LIVE'\nLIVE_DIR='LiveOS'\nLIVE_SQUASHIMG='squashfs.img'\nLIVE_OVERLAY_SIZE=''\n\
          LIVE_RAM='0'\nLIVE_MINMEM='256'\nLIVE_CHECK=''\nLIVE_MD='md7'\nLIVE_RETRY='30'\nLIVE_BREAK='0'\nLIVE_INIT=''\n\
          LIVE_FETCH=''\nLIVE_NETROOT='0'\nLIVE_FETCH_TIMEOUT='20'\nLIVE_FETCH_DOWNGRADE='0'\nLIVE_IP=''\n\
-         LIVE_IP_IFACE=''\nLIVE_PUBKEY=''\nROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\nLIVE_TRIES='3'\nLIVE_MACHINE_ID=''\n"
+         LIVE_IP_IFACE=''\nLIVE_PUBKEY=''\nLIVE_WATCHDOG='120'\nLIVE_PANIC=''\nROOT_PLAIN=''\nROOT_FSTYPE=''\nROOT_FLAGS=''\nROOT_MODE='rw'\nLIVE_TRIES='3'\nLIVE_MACHINE_ID=''\n"
     );
     let f = cmdline_file(&t, "root=live:LABEL=LIVE rd.live.overlay.size=abc");
     let o = li(&["cmdline", "--file", &f]);
@@ -486,6 +486,50 @@ fn state_file() {
     assert_eq!(o.stderr, format!("liveinit: {f}: md: no such key\n"));
     assert_eq!(li(&["state", "--file", &f, "set", "novalue"]).code, 2);
     assert_eq!(li(&["state", "--file", &f, "set", "Bad=1"]).code, 1);
+}
+
+/// `watchdog arm|disarm`: the arguments, a machine without a watchdog, a device that is not one;
+/// mark-good disarms only what /init recorded in the state, then forgets it.
+#[test]
+fn watchdog_arm_disarm_and_mark_good() {
+    let t = TempDir::new("watchdog");
+    let none = t.path_str("no-watchdog");
+    for bad in [&["watchdog", "arm", "0", "--dev", &none][..], &["watchdog", "arm", "x"], &["watchdog", "arm"], &["watchdog", "kick"], &["watchdog", "disarm", "5"]] {
+        let o = li(bad);
+        assert_eq!(o.code, 2, "{bad:?}: {}", o.stderr);
+    }
+    let o = li(&["watchdog", "arm", "30", "--dev", &none]);
+    assert_eq!(o.code, 5, "no watchdog: nothing armed, nothing to do: {}", o.stderr);
+    assert!(o.stderr.contains("no watchdog; not armed"), "{}", o.stderr);
+    assert_eq!(o.stdout, "");
+    let o = li(&["watchdog", "disarm", "--dev", &none]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("no watchdog; nothing to disarm"), "{}", o.stderr);
+    // A character device that is not a watchdog: the stop ioctl is refused, and that is a failure.
+    let o = li(&["watchdog", "disarm", "--dev", "/dev/null"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("/dev/null: stop: "), "{}", o.stderr);
+
+    // mark-good: the state says /init armed a watchdog that is not there (any more): exit 0, and
+    // the keys are cleared so that the next call does not open anything.
+    let f = t.path_str("trial.state");
+    assert_eq!(li(&["trial", "create", &f]).code, 0);
+    assert_eq!(li(&["trial", "start", "--file", &f, "--sha256", V3, "--version", "3", "--via-fs"]).code, 0);
+    let st = t.path_str("state");
+    std::fs::write(&st, format!("image_sha256={V3}\nimage_version=3\nwatchdog=30\nwatchdog_dev={none}\n")).unwrap();
+    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("marked good"), "{}", o.stdout);
+    assert!(o.stderr.contains("no watchdog; nothing to disarm"), "{}", o.stderr);
+    let s = std::fs::read_to_string(&st).unwrap();
+    assert!(s.contains("\nwatchdog=\nwatchdog_dev=\n"), "{s}");
+    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""), "already good, nothing armed: {}", o.stderr);
+    // A watchdog that cannot be stopped: the trial is over, but mark-good says the box will reset.
+    std::fs::write(&st, format!("image_sha256={V3}\nimage_version=3\nwatchdog=30\nwatchdog_dev=/dev/null\n")).unwrap();
+    let o = li(&["mark-good", "--state", &st, "--file", &f, "--via-fs"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stdout.contains("already good") && o.stderr.contains("/dev/null: stop: "), "{} / {}", o.stdout, o.stderr);
 }
 
 #[test]

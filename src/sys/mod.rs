@@ -11,6 +11,7 @@ pub mod md;
 pub mod module;
 pub mod pagecache;
 pub mod random;
+pub mod watchdog;
 
 use nix::errno::Errno;
 

@@ -17,6 +17,9 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$TOP" log -1 --format=%c
 CONSOLE_APPEND=${CONSOLE_APPEND:-console=ttyS0 panic=-1 loglevel=4}
 [[ -v QEMU_EXTRA ]] || QEMU_EXTRA=()
 [[ -v TESTS_FILES ]] || TESTS_FILES=()
+# AGAIN_EXTRA: QEMU arguments boot_again adds to each further boot (a device such as -device
+# i6300esb; QEMU_EXTRA is the first boot's and is not carried over).
+[[ -v AGAIN_EXTRA ]] || AGAIN_EXTRA=()
 # FLASH_DRIVE_OPTS: extra -drive options for the flash only (mk/bench.sh bootverity throttles its
 # reads: throttling.bps-read=N); empty for every scenario.
 FLASH_DRIVE_OPTS=${FLASH_DRIVE_OPTS:-}
@@ -201,7 +204,7 @@ boot_again() {
 	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
 	{ echo ". /run/tests/lib.sh"; cat "$script"; echo done_tests; } >"$RUNDIR/test.$n.sh"
 	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh" || { problem "cannot build the TESTS disk"; return 1; }
-	QEMU_EXTRA=()
+	QEMU_EXTRA=("${AGAIN_EXTRA[@]}")
 	local boot=
 	[[ -n $FIRMWARE ]] && { boot=$1; shift; }
 	for d in "$@" "$RUNDIR/tests.$n.img"; do
