@@ -16,6 +16,12 @@
 # (all subsets when there are few; logreplay.py --reorder). LOGREPLAY_POINTS=every adds every
 # in-order prefix. Torn sectors are not modelled.
 #
+# The trial-state writes (issue 12) are recorded too: syncflash's trial start (inside the
+# syncflash), then `liveinit trial take` and `liveinit mark-good` for v2 through /dev/mapper/lw
+# (marks begin-/end-take, begin-/end-markgood). Each state's LiveOS/trial.state must read as one
+# of the records written (none, v2 on trial with 3 then 2 tries, good), in log order never
+# back; each record durable once its command returned; each record write FUA or flushed.
+#
 # Hook for other recorded operations (e.g. the trial-state update of issue 12): FLUSHPOINT_GUEST_EXTRA
 # is guest shell run while the log is recording, after the syncflash, between the marks
 # `begin-extra` and `end-extra`; its states are replayed and checked the same way.
@@ -198,7 +204,7 @@ import logreplay as lr
 with open(sys.argv[2], "rb") as f:
     f.seek(0, 2)
     ss, es = lr.parse(f, f.tell())
-    n = bad = 0
+    n = bad = fua = 0
     for i, e in enumerate(es):
         if e.data_at is None or e.flags & (lr.MARK | lr.DISCARD):
             continue
@@ -207,18 +213,20 @@ with open(sys.argv[2], "rb") as f:
             continue
         n += 1
         if e.flags & lr.FUA:
+            fua += 1
             continue
         # Logged writes of one flush come just before it: only writes until the FLUSH entry.
         nxt = next((x for x in es[i + 1:] if not ((x.flags & ~lr.METADATA) == 0 and x.nr_sectors)), None)
         if nxt is None or not nxt.flags & lr.FLUSH:
             bad += 1
             print(f"BAD {e.describe(ss)}: no FLUSH after it ({nxt.describe(ss) if nxt else 'end of log'})")
-    print(f"{n} trial-record writes, {n - bad} of them FUA or followed by a FLUSH")
+    print(f"{n} trial-record writes, {n - bad} of them FUA or followed by a FLUSH ({fua} FUA)")
 PY
 )
-	grep '^BAD' <<<"$flushes" | while IFS= read -r m; do echo "trial write $m"; done | head -n 3 | while IFS= read -r m; do problem "$m"; done
+	local m
+	while IFS= read -r m; do problem "trial $m"; done < <(grep '^BAD' <<<"$flushes" | head -n 3)
 	TRIAL_WRITES=$(tail -n 1 <<<"$flushes")
-	[[ $TRIAL_WRITES == "3 trial-record writes, 3 of them FUA or followed by a FLUSH" ]] || problem "trial-record writes in the log: $flushes"
+	[[ $TRIAL_WRITES == "3 trial-record writes, 3 of them FUA or followed by a FLUSH"* ]] || problem "trial-record writes in the log: $flushes"
 }
 verify() {
 	marker synced || return
