@@ -61,13 +61,14 @@ record() {
 	rm -rf "$t"
 }
 
-# pair IMG: the pair select-image chooses on the flash image IMG (empty: none).
+# pair IMG: the pair select-image chooses on the flash image IMG, and which version it holds
+# (v2: the synced image's SHA-256; the sample images are unsigned); empty: none.
 pair() {
 	local t out
 	t=$(mktemp -d "$RUNDIR/sel.XXXXXX")
 	MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$1" ::/LiveOS "$t/" 2>/dev/null
 	out=$("$BUILD/liveroot" liveinit select-image "$t/LiveOS" squashfs.img --check auto 2>/dev/null) &&
-		eval "$out" && echo "$IMG_PAIR:v$IMG_VERSION"
+		eval "$out" && echo "$IMG_PAIR:$([[ $IMG_SHA256 == "$(cut -c1-64 "$V2/SHA256SUMS")" ]] && echo v2 || echo v1)"
 	rm -rf "$t"
 }
 
@@ -99,8 +100,11 @@ power_cut() {
 	old=$(record "$RUNDIR/before.img") new=$(record "$RUNDIR/after.img")
 	[[ ${old%/*} == "$WANT_OLD" ]] || problem "$label: before the write the record is $old, not $WANT_OLD/…"
 	[[ ${new%/*} == "$WANT_NEW" ]] || problem "$label: after the write the record is $new, not $WANT_NEW/…"
+	local pairs=
 	for p in before after; do
-		[[ -n $(pair "$RUNDIR/$p.img") ]] || problem "$label: no bootable pair $p the write"
+		r=$(pair "$RUNDIR/$p.img")
+		[[ -n $r ]] || problem "$label: no bootable pair $p the write"
+		pairs+=" $p: ${r:-none}"
 	done
 	# A sector torn inside the write: its first k bytes new, the rest old.
 	at=$(cmp -l "$RUNDIR/before.img" "$RUNDIR/after.img" | awk 'NR == 1 { print int(($1 - 1) / 512) * 512 }')
@@ -114,7 +118,7 @@ power_cut() {
 		torn=$((torn + 1))
 	done
 	rm -f "$RUNDIR/before.img" "$RUNDIR/after.img" "$RUNDIR/torn.img"
-	echo "    cut $label: 1 sector written; record $old → $new; $torn torn sectors read as old or new; the flash still holds a pair"
+	echo "    cut $label: 1 sector written; record $old → $new; $torn torn sectors read as old or new; pairs chosen$pairs"
 	NCUTS=$((NCUTS + 1))
 }
 
