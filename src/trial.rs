@@ -527,6 +527,7 @@ impl Store for RawStore {
         // O_DSYNC: the write returns once the device has it (FUA or a flush after it).
         self.dev.write_all_at(b, at).ctx(&self.dev_path)?;
         self.dev.sync_data().ctx(&self.dev_path)?;
+        step("written");
         // The file system's cached copy of the file is stale now.
         drop_cache(&self.file);
         Ok(())
@@ -536,15 +537,22 @@ impl Store for RawStore {
     }
 }
 
-/// Test hook, as syncflash's: with `LIVEROOT_TRIAL_PAUSE_AT=write`, say `trial-step write` on
-/// stderr and sleep for an hour before the write (the power-cut tests kill there).
+/// Test hook, as syncflash's: with `LIVEROOT_TRIAL_PAUSE_AT=STEP[,STEP]` (steps `write`, before
+/// the sector is written, and `written`, once it is flushed), say `trial-step STEP` on stderr and
+/// on /dev/console (at boot /init keeps stderr in a file), then sleep: an hour at the last step
+/// listed (the power-cut tests kill there), 10 s at an earlier one (the host copies the flash).
 fn step(name: &str) {
     let Ok(at) = std::env::var("LIVEROOT_TRIAL_PAUSE_AT") else { return };
     use std::io::Write;
-    let _ = std::io::stderr().write_all(format!("trial-step {name}\n").as_bytes());
-    if at == name {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+    let line = format!("trial-step {name}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let mut steps = at.split(',');
+    let Some(pos) = steps.position(|s| s == name) else { return };
+    if let Ok(mut c) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
+        let _ = c.write_all(line.as_bytes());
     }
+    let last = at.split(',').count() == pos.saturating_add(1);
+    std::thread::sleep(std::time::Duration::from_secs(if last { 3600 } else { 10 }));
 }
 
 /// Read both copies and choose.

@@ -16,6 +16,12 @@
 # (all subsets when there are few; logreplay.py --reorder). LOGREPLAY_POINTS=every adds every
 # in-order prefix. Torn sectors are not modelled.
 #
+# The trial-state writes (issue 12) are recorded too: syncflash's trial start (inside the
+# syncflash), then `liveinit trial take` and `liveinit mark-good` for v2 through /dev/mapper/lw
+# (marks begin-/end-take, begin-/end-markgood). Each state's LiveOS/trial.state must read as one
+# of the records written (none, v2 on trial with 3 then 2 tries, good), in log order never
+# back; each record durable once its command returned; each record write FUA or flushed.
+#
 # Hook for other recorded operations (e.g. the trial-state update of issue 12): FLUSHPOINT_GUEST_EXTRA
 # is guest shell run while the log is recording, after the syncflash, between the marks
 # `begin-extra` and `end-extra`; its states are replayed and checked the same way.
@@ -25,7 +31,7 @@ DESC="dm-log-writes during syncflash: every FLUSH/FUA state replayed on the host
 APPEND="root=live:LABEL=$LIVE_LABEL rd.live.image rd.live.ram"
 TIMEOUT=300
 FLASH_UNCHANGED=
-EXPECT="root-md7 booted-v1 medium-released insmod lw-created flash-write-back synced nothing-to-do lw-removed"
+EXPECT="root-md7 booted-v1 medium-released insmod lw-created flash-write-back synced nothing-to-do trial-started trial-take mark-good lw-removed"
 FLUSHPOINT_GUEST_EXTRA=${FLUSHPOINT_GUEST_EXTRA:-}
 POINTS=${LOGREPLAY_POINTS:-flush}
 REORDER=${LOGREPLAY_REORDER:-4}
@@ -81,6 +87,19 @@ dmsetup message lw 0 mark end-syncflash
 syncflash --pubkey-file $T/pub >/tmp/sf2.out 2>&1; rc=$?
 check nothing-to-do test "$rc" = 5
 cat /tmp/sf2.out
+grep -q 'the new image is on trial' /tmp/sf.out && ok trial-started
+# The trial-state writes a boot and the running v2 make (src/trial.rs RawStore: one sector in
+# place through the device under the FS, here /dev/mapper/lw found through st_dev), recorded too.
+SHA=$(sed -n 's/^\([0-9a-f]\{64\}\)  *\*\{0,1\}squashfs.img$/\1/p' $T/SHA256SUMS)
+liveinit state set image_sha256=$SHA image_version=2
+dmsetup message lw 0 mark begin-take
+liveinit trial take --sha256 $SHA --version 2 >/tmp/take.out; cat /tmp/take.out
+eval "$(grep '^TRIAL=' /tmp/take.out)"
+check trial-take test "$TRIAL" = 2
+dmsetup message lw 0 mark end-take
+dmsetup message lw 0 mark begin-markgood
+check mark-good sh -c 'liveinit mark-good | grep -q "marked good"'
+dmsetup message lw 0 mark end-markgood
 G
 	if [[ -n $FLUSHPOINT_GUEST_EXTRA ]]; then
 		echo 'dmsetup message lw 0 mark begin-extra'
@@ -133,14 +152,81 @@ while :; do
 done
 ver=?
 [ -n "$pair" ] && ver=${IMG_VERSION:-?}
-line="$REPLAY_POINT: pair=${pair:-none} version=$ver boot-files=$boot fsck=$fsck"
+# The trial record, read as /init reads it: one of the records written in turn (none before
+# syncflash's trial start, v2 on trial with 3 tries, after the take 2, then good), never another.
+if tr=$("$LIVEROOT" liveinit trial status --file "$d/LiveOS/trial.state" 2>&1); then
+	eval "$tr"
+	trial="$TRIAL_STATUS/${TRIAL_LEFT:-}/v${TRIAL_VERSION:-}"
+else
+	trial="unreadable"
+fi
+case $trial in
+none//v | trial/3/v2 | trial/2/v2 | good/2/v2) ;;
+*) why="${why:+$why; }trial record: $trial $(echo "$tr" | tr '\n' ' ')" ;;
+esac
+line="$REPLAY_POINT: pair=${pair:-none} version=$ver trial=$trial boot-files=$boot fsck=$fsck"
 [ -n "$why" ] && line="$line why=$why"
 echo "$line" >>"$RUNDIR/states.txt"
 if [ "$fsck" = complains ]; then
 	{ echo "== $REPLAY_POINT"; head -n 8 "$d/fsck.out"; } >>"$RUNDIR/fsck-notes.txt"
 fi
-[ -n "$pair" ] && [ "$boot" = ok ]
+[ -n "$pair" ] && [ "$boot" = ok ] && [ -z "$why" ]
 C
+}
+# durable_at MARK REPLAY_OUTPUT: the last in-order state checked at or before the mark MARK: what
+# the card holds for sure once the command before the mark returned.
+durable_at() {
+	local idx
+	idx=$(sed -n "s/.*entry \([0-9]*\) mark '$1'.*/\1/p" <<<"$2" | head -n 1)
+	[[ -n $idx ]] || return 0
+	grep -v 'writes before it' "$RUNDIR/states.txt" | awk -v n="$idx" '$2 + 0 <= n + 0 { l = $0 } END { print l }'
+}
+# trial_checks REPLAY_OUTPUT: the trial-state writes (syncflash's trial start, a boot's take,
+# mark-good) each durable when their command returned, the record only ever moving forward, and
+# each sector write of the record followed by a FLUSH (or written FUA) in the log.
+trial_checks() {
+	local d want m
+	for m in end-syncflash:trial/3/v2 end-take:trial/2/v2 end-markgood:good/2/v2; do
+		want=${m#*:} m=${m%%:*}
+		d=$(durable_at "$m" "$1")
+		[[ $d == *" trial=$want "* ]] || problem "at mark $m the durable trial record is not $want: ${d:-no state}"
+	done
+	# In log order the record goes none → trial/3 → trial/2 → good, never back.
+	local order
+	order=$(grep -v 'writes before it' "$RUNDIR/states.txt" | sed -n 's/.* trial=\([^ ]*\) .*/\1/p' | uniq | tr '\n' ' ')
+	[[ $order == "none//v trial/3/v2 trial/2/v2 good/2/v2 " ]] || problem "trial records in log order: $order"
+	TRIAL_STATES=$(grep -c ' trial=[tg]' "$RUNDIR/states.txt")
+	local flushes
+	flushes=$(python3 - "$TOP/tests/qemu" "$RUNDIR/log.img" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import logreplay as lr
+with open(sys.argv[2], "rb") as f:
+    f.seek(0, 2)
+    ss, es = lr.parse(f, f.tell())
+    n = bad = fua = 0
+    for i, e in enumerate(es):
+        if e.data_at is None or e.flags & (lr.MARK | lr.DISCARD):
+            continue
+        f.seek(e.data_at)
+        if f.read(8) != b"LRTRIAL\0":
+            continue
+        n += 1
+        if e.flags & lr.FUA:
+            fua += 1
+            continue
+        # Logged writes of one flush come just before it: only writes until the FLUSH entry.
+        nxt = next((x for x in es[i + 1:] if not ((x.flags & ~lr.METADATA) == 0 and x.nr_sectors)), None)
+        if nxt is None or not nxt.flags & lr.FLUSH:
+            bad += 1
+            print(f"BAD {e.describe(ss)}: no FLUSH after it ({nxt.describe(ss) if nxt else 'end of log'})")
+    print(f"{n} trial-record writes, {n - bad} of them FUA or followed by a FLUSH ({fua} FUA)")
+PY
+)
+	local m
+	while IFS= read -r m; do problem "trial $m"; done < <(grep '^BAD' <<<"$flushes" | head -n 3)
+	TRIAL_WRITES=$(tail -n 1 <<<"$flushes")
+	[[ $TRIAL_WRITES == "3 trial-record writes, 3 of them FUA or followed by a FLUSH"* ]] || problem "trial-record writes in the log: $flushes"
 }
 verify() {
 	marker synced || return
@@ -183,11 +269,11 @@ verify() {
 	cmp -s "$RUNDIR/work.img" "$FLASH" || problem "the replayed log does not end as the flash: $(cmp "$RUNDIR/work.img" "$FLASH" 2>&1 | head -n 1)"
 	# What syncflash reported as done must be on the card by then: the state at the mark made
 	# right after it returned (flushed writes only) boots v2 as the primary.
-	local endidx durable
-	endidx=$(sed -n "s/.*entry \([0-9]*\) mark 'end-syncflash'.*/\1/p" <<<"$out" | head -n 1)
-	durable=$(grep -v 'writes before it' "$RUNDIR/states.txt" | awk -v n="${endidx:-0}" '$2 + 0 <= n + 0 { l = $0 } END { print l }')
+	local durable
+	durable=$(durable_at end-syncflash "$out")
 	[[ $durable == *"pair=primary version=2 "* ]] ||
 		problem "syncflash returned before its last step was flushed: the card could be left with: ${durable:-no state}"
+	trial_checks "$out"
 	# Both sides of the update seen: v1 before, v2 (primary) at the end.
 	grep -q 'version=1 ' "$RUNDIR/states.txt" || problem "no checked state booted v1"
 	tail -n 1 "$RUNDIR/states.txt" | grep -q 'pair=primary version=2 ' || problem "the last state is not v2 as primary: $(tail -n 1 "$RUNDIR/states.txt")"
@@ -196,6 +282,7 @@ verify() {
 	local what="flush states"
 	[[ $POINTS == every ]] && what="states (one per log entry)"
 	echo "    $n $what checked, all bootable ($states distinct; +${re:-0} reordered states, all bootable)"
+	echo "    trial state: $TRIAL_STATES checked states hold a trial record (syncflash's start, a take, mark-good), each one of the records written, never a third; $TRIAL_WRITES"
 	echo "    pairs chosen: $(sed -E 's/.*pair=([a-z]+) version=([0-9?]+).*/\1:v\2/' "$RUNDIR/states.txt" | sort | uniq -c | awk '{ printf "%s %sx, ", $2, $1 }' | sed 's/, $//')"
 	echo "    fsck.fat -n complained in $(grep -c 'fsck=complains' "$RUNDIR/states.txt") of $((states + ${re:-0})) states (noted, not fatal); most often:"
 	grep -hvE '^(==|fsck.fat |Checking we can access|/tmp/)' "$RUNDIR/fsck-notes.txt" 2>/dev/null | sed 's/[0-9]\{3,\}/N/g' | sort | uniq -c | sort -rn | head -n 3 | sed 's/^/      /'
