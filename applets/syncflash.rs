@@ -53,6 +53,12 @@
 //!    it lists is on the card. `verify`: the `.new` pair read back from the card and checked as
 //!    a keeper is (signature with the key, sidecars, `.verity` and image hashed) and byte for
 //!    byte the source's manifest, signature and root hash; any failure removes `.new`.
+//!    Then the new pair is put on trial (`LiveOS/trial.state`, src/trial.rs; `--tries`, else
+//!    `rd.live.tries`, else 3) unless the trial record is already about it (a fetched image on
+//!    trial goes on with its tries; one marked good stays good). Before the renames: from the
+//!    first rename on, a boot may choose the new pair (the primary is incomplete, `.new` is
+//!    not), and it must find it on trial; while the old primary still boots, a record about
+//!    another image spends nothing.
 //! 4. `old-manifest`, `old-sig`, `old-roothash`, `old-verity`, `old-image`: a primary keeper
 //!    becomes `.old` (manifest first: the primary pair is incomplete at once, while `.new` is
 //!    complete and verified; `.old` is complete only once its image, the last, is there).
@@ -60,9 +66,6 @@
 //!    primary (manifest last: the primary is complete only when all of it is in place;
 //!    meanwhile `.old` is). A step whose file the pair does not have renames nothing.
 //! 5. `remount-ro`. `medium_pair=primary` is recorded in the state file (if it exists).
-//! 6. The new primary is put on trial (`LiveOS/trial.state`, src/trial.rs; `--tries`, else
-//!    `rd.live.tries`, else 3) unless the trial record is already about it (a fetched image on
-//!    trial goes on with its tries; one marked good stays good).
 //!
 //! So one `.old` pair always stays: the image the primary replaced (the previous keeper). It
 //! is deleted at the start of the next syncflash, once the primary is known good.
@@ -276,9 +279,6 @@ pub fn run(argv: &[String]) -> Result<()> {
     // What /init verified is about the live medium, not about another --medium.
     let booted_pair = if a.medium.is_some() { String::new() } else { get("medium_pair") };
     let res = sync(&a, &src, key.as_ref(), &root, &rel_dir, &name, &booted_pair);
-    if matches!(res, Ok(true)) {
-        start_trial(&root.join(&rel_dir).join(crate::trial::FILE), &src.trusted, a.tries);
-    }
     if private {
         let _ = nix::mount::umount(PRIVATE_MOUNT);
     }
@@ -532,6 +532,11 @@ fn write_and_rotate(
         let _ = sync_dir();
         return Err(Error::verify(e.object, format!("{}; removed, the current image is untouched", e.reason)));
     }
+
+    // The trial record before the renames make it the primary: a cut after the last rename
+    // must not leave a new primary that boots untried. A record about the `.new` pair while the
+    // current primary still boots is harmless: that boot is not about it and spends nothing.
+    start_trial(&dir.join(crate::trial::FILE), &src.trusted, a.tries);
 
     // Rotation: renames to names that do not exist, one at a time.
     if keeper == Some("") {

@@ -7,7 +7,9 @@
 # status --file) as the old record and the new one; a sector torn at every 64 bytes between them
 # reads as one of the two, never a third; `liveinit select-image` still finds a pair in both. The
 # next boot, from the cut flash, must be a verified v2 in the state the record says (on trial with
-# one try fewer, then good). One boot per cut plus one: 5 boots.
+# one try fewer, then good). syncflash writes the record before its renames, so the boot after
+# that cut is still v1, and a second syncflash finishes the rotation keeping the record. One boot
+# per cut plus two: 6 boots.
 . "$TOP/tests/qemu/syncflash-lib.sh"
 . "$TOP/tests/qemu/trial-lib.sh"
 DESC="SIGKILL at each trial-state write (syncflash's start, /init's take, mark-good): old or new record, next boot verified"
@@ -40,6 +42,10 @@ sync)
 	liveinit state set booted=ram image_file=/run/live/ram/squashfs.img
 	echo TC-START
 	LIVEROOT_TRIAL_PAUSE_AT=write,written syncflash ;;
+resync)
+	mkdir -p /run/live/ram && cp $T/squashfs.img $T/SHA256SUMS /run/live/ram/
+	liveinit state set booted=ram image_file=/run/live/ram/squashfs.img
+	syncflash 2>&1 | sed 's/^/TC-RESYNC /' ;;
 good)
 	echo TC-START
 	LIVEROOT_TRIAL_PAUSE_AT=write,written liveinit mark-good ;;
@@ -122,6 +128,18 @@ power_cut() {
 	NCUTS=$((NCUTS + 1))
 }
 
+# plain_boot APPEND: one boot of the flash with the cut-boot guest, run to its end; BOOTED is its
+# TRIAL-BOOTED line.
+plain_boot() {
+	local n=1
+	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
+	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
+	: >"$RUNDIR/console.log"
+	qemu_start "$RUNDIR" "$1" "$FLASH" "$CYCLE_IMG" 120
+	qemu_wait
+	BOOTED=$(tr -d '\r' <"$RUNDIR/console.log" | grep -a '^TRIAL-BOOTED' | tail -n 1)
+}
+
 # booted_line LABEL: the last TRIAL-BOOTED line of this boot, checked: verified v2 (or v1).
 booted_line() {
 	BOOTED=$(tr -d '\r' <"$RUNDIR/console.log" | grep -a '^TRIAL-BOOTED' | tail -n 1)
@@ -139,6 +157,14 @@ verify() {
 	WANT_OLD=none/ WANT_NEW=trial/3
 	power_cut "syncflash's trial start" "$base tcdo=sync" || return
 	[[ $BOOTED == *"version=1 verified=sha256 "* ]] || problem "the syncing boot was not a verified v1: ${BOOTED:-nothing}"
+	# The record is written before the renames: the cut left v1 the primary and v2 complete
+	# under .new, on trial. v1 boots plain (the record is not about it: nothing spent), and the
+	# updater's next run finishes the rotation and keeps the record.
+	plain_boot "$base tcdo=resync"
+	[[ $BOOTED == *"version=1 verified=sha256 pair=primary trial= "* ]] || problem "after the start's cut: not a plain v1 boot: ${BOOTED:-nothing}"
+	grep -aq "TC-RESYNC syncflash: the trial state already covers this image; kept" <(tr -d '\r' <"$RUNDIR/console.log") ||
+		problem "the second syncflash did not keep the record of the cut one"
+	[[ $(record "$FLASH") == trial/3/* ]] || problem "after the second syncflash the record is $(record "$FLASH"), not trial/3"
 	WANT_OLD=trial/3 WANT_NEW=trial/2
 	power_cut "/init's take" "$base LIVEROOT_TRIAL_PAUSE_AT=write,written" || return
 	# The boot after the start's cut: /init chose v2 (verified) and was taking its first try.
@@ -148,13 +174,8 @@ verify() {
 	power_cut "mark-good" "$base tcdo=good" || return
 	[[ $BOOTED == *"version=2 "*"trial=1 fallback="* ]] || problem "after the cut take: not v2 on trial with 1 try left: $BOOTED"
 	# The boot after the last cut: v2, good, a plain boot.
-	local n=1
-	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
-	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
-	: >"$RUNDIR/console.log"
 	cp "$FLASH" "$RUNDIR/prev.img"
-	qemu_start "$RUNDIR" "$base" "$FLASH" "$CYCLE_IMG" 120
-	qemu_wait
+	plain_boot "$base"
 	booted_line "after the last cut"
 	[[ $BOOTED == *"version=2 "*"pair=primary trial= fallback=" ]] || problem "after the cut mark-good: not a plain v2 boot: $BOOTED"
 	cmp -s "$RUNDIR/prev.img" "$FLASH" || problem "the boot after mark-good wrote $(changed_sectors "$RUNDIR/prev.img" "$FLASH") sectors"
