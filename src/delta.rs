@@ -12,7 +12,7 @@
 //! and a seed position is a candidate only when the weak sums of the window there AND of the
 //! window one block further match two consecutive blocks of the index (64 bits together: almost
 //! no false candidates, so almost no SHA-256 is spent on them). Two 128 KiB bitmaps of the weak
-//! sums turn away nearly every position before the sorted table is searched. A candidate is
+//! sums turn away nearly every position before the hash table of pairs is probed. A candidate is
 //! confirmed by its strong hash. After a match the scan jumps a block and first tries the next
 //! block of the index there (runs of matching blocks, and the last block of a run).
 //!
@@ -154,17 +154,25 @@ pub fn scan(idx: &Index, seeds: &[&Path], out: &File, out_name: &str) -> Result<
     let n = idx.weak.len();
     let whole = (idx.size / bs as u64) as usize; // blocks that are not a short tail
     let mut plan = Plan { have: vec![false; n], reused: 0, aligned: 0 };
-    // Pairs (weak[i], weak[i+1]) of whole blocks, sorted, and the two bitmap prefilters.
-    let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(whole);
+    // Pairs (weak[i], weak[i+1]) of whole blocks in an open-addressing table (block + 1, 0 for
+    // empty), and the two bitmap prefilters in front of it.
+    let pairs = whole.saturating_sub(1);
+    let key_of = |i: usize| (idx.weak[i] as u64) << 32 | idx.weak[i + 1] as u64;
+    let bits = (pairs.max(1) * 2).next_power_of_two().trailing_zeros();
+    let mask = (1usize << bits) - 1;
+    let slot = |k: u64| (k.wrapping_mul(MUL) >> (64 - bits)) as usize;
+    let mut table = vec![0u32; mask + 1];
     let (mut m1, mut m2) = (vec![0u64; 1 << 14], vec![0u64; 1 << 14]);
-    for i in 0..whole.saturating_sub(1) {
-        let (a, b) = (idx.weak[i], idx.weak[i + 1]);
-        pairs.push(((a as u64) << 32 | b as u64, i as u32));
-        let (x, y) = ((a >> 12) as usize, (b >> 12) as usize);
+    for i in 0..pairs {
+        let mut s = slot(key_of(i));
+        while table[s] != 0 {
+            s = (s + 1) & mask;
+        }
+        table[s] = i as u32 + 1;
+        let (x, y) = ((idx.weak[i] >> 12) as usize, (idx.weak[i + 1] >> 12) as usize);
         m1[x >> 6] |= 1 << (x & 63);
         m2[y >> 6] |= 1 << (y & 63);
     }
-    pairs.sort_unstable();
     let mut pow = 1u64; // MUL^bs, to take the leaving byte out
     for _ in 0..bs {
         pow = pow.wrapping_mul(MUL);
@@ -221,14 +229,11 @@ pub fn scan(idx: &Index, seeds: &[&Path], out: &File, out_name: &str) -> Result<
             }
             if hit.is_none() && two && bit(&m1, w1) && bit(&m2, w2) {
                 let key = (w1 as u64) << 32 | w2 as u64;
-                let from = pairs.partition_point(|e| e.0 < key);
                 let mut s: Option<[u8; 8]> = None;
-                for &(k, i) in pairs.get(from..).unwrap_or_default() {
-                    let i = i as usize;
-                    if k != key {
-                        break;
-                    }
-                    if plan.have[i] {
+                let mut t = slot(key);
+                while let Some(i) = table[t].checked_sub(1).map(|i| i as usize) {
+                    t = (t + 1) & mask;
+                    if key_of(i) != key || plan.have[i] {
                         continue;
                     }
                     let st = *s.get_or_insert_with(|| strong(&buf[p..p + bs], bs));
@@ -245,13 +250,10 @@ pub fn scan(idx: &Index, seeds: &[&Path], out: &File, out_name: &str) -> Result<
                 plan.aligned += ((base + p as u64) % bs as u64 == 0) as u64;
                 // The same block content elsewhere in the image (duplicates share a pair key).
                 let key = (w1 as u64) << 32 | w2 as u64;
-                let from = pairs.partition_point(|e| e.0 < key);
-                for &(k, i) in pairs.get(from..).unwrap_or_default() {
-                    let i = i as usize;
-                    if k != key || !two {
-                        break;
-                    }
-                    if !plan.have[i] && idx.strong[i] == idx.strong[j] && idx.weak[i] == idx.weak[j] {
+                let mut t = slot(key);
+                while let Some(i) = table[t].checked_sub(1).map(|i| i as usize).filter(|_| two) {
+                    t = (t + 1) & mask;
+                    if key_of(i) == key && !plan.have[i] && idx.strong[i] == idx.strong[j] {
                         write_block(out, out_name, &buf[p..p + bs], i, bs)?;
                         plan.have[i] = true;
                         plan.reused += 1;
