@@ -481,7 +481,7 @@ fn fetch_sidecar(fx: &Fetcher, stall: u64, url: &str, dest_path: &Path, want: &[
 /// parsed; any doubt is a line on stderr and None (the full download follows). Some(hasher):
 /// NAME.part is complete and hashed.
 #[allow(clippy::too_many_arguments)]
-fn delta_hook(fx: &Fetcher, m: &manifest::Manifest, murl: &str, base: &str, name: &str, url: &str, size: Option<u64>, ranged: bool, seeds: &[String], part: &Path) -> Result<Option<Hasher>> {
+fn delta_hook(fx: &Fetcher, m: &manifest::Manifest, murl: &str, base: &str, name: &str, url: &str, size: Option<u64>, ranged: bool, seeds: &[String], part: &Path, want: &[u8; 32]) -> Result<Option<Hasher>> {
     let iname = format!("{name}{}", crate::delta::SUFFIX);
     let Some(entry) = m.get(iname.as_bytes()) else {
         warn(&format!("{murl}: no {iname} listed: downloading in full"));
@@ -491,9 +491,9 @@ fn delta_hook(fx: &Fetcher, m: &manifest::Manifest, murl: &str, base: &str, name
         warn(&format!("{url}: no Range support: downloading in full"));
         return Ok(None);
     };
-    // The index is 12 bytes per KiB block at most, plus its header.
+    // The index is 6 bytes per KiB block at most, plus its header.
     let iurl = format!("{base}{iname}");
-    let cap = 24 + (size / 1024 + 1) * 12;
+    let cap = 24 + (size / 1024 + 1) * 6;
     let got = fx.retry(&iurl, || {
         let r = send("GET", &iurl, None, &fx.http, &[200]).map_err(|e| (e, false))?;
         let mut data = Vec::new();
@@ -507,7 +507,9 @@ fn delta_hook(fx: &Fetcher, m: &manifest::Manifest, murl: &str, base: &str, name
             return Ok(None);
         }
     };
-    if <sha2::Sha256 as sha2::Digest>::digest(&data).as_slice() != entry.sha256 {
+    let mut h = Hasher::new(false);
+    h.update(&data);
+    if h.finish().sha256 != entry.sha256 {
         return Err(Error::verify(&iurl, "checksum mismatch with the signed manifest, refused"));
     }
     let idx = match crate::delta::parse(&data) {
@@ -523,7 +525,7 @@ fn delta_hook(fx: &Fetcher, m: &manifest::Manifest, murl: &str, base: &str, name
     };
     let paths: Vec<PathBuf> = seeds.iter().map(|s| osarg::path(s)).collect();
     let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
-    match crate::delta::fetch(&fx.http, url, &idx, &refs, part)? {
+    match crate::delta::fetch(&fx.http, url, &idx, &refs, part, want)? {
         crate::delta::Outcome::Done(h) => Ok(Some(h)),
         crate::delta::Outcome::Full => Ok(None),
     }
@@ -626,7 +628,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     // result is hashed whole and checked in step 4 like a full download.
     let mut delta_hash = None;
     if !a.seeds.is_empty() && !a.no_delta && resume == 0 {
-        delta_hash = delta_hook(&fx, &m, &murl, &base, &name, &url, size, ranged, &a.seeds, &part_file)?;
+        delta_hash = delta_hook(&fx, &m, &murl, &base, &name, &url, size, ranged, &a.seeds, &part_file, &want)?;
     }
 
     // 3. Stream into NAME.part; the hash restarts from the bytes already there.

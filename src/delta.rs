@@ -4,13 +4,16 @@
 //! The publisher writes a block index `NAME.zidx` (`imgcheck --make-index NAME`) and lists it in
 //! the signed `SHA256SUMS`, so the index is as trusted as the image digest. Format (little
 //! endian): `LRZIDX1\n`, block size (u32, a power of two, 1 KiB to 64 KiB), zero (u32), image
-//! size (u64), then per block a 4-byte weak sum and the first 8 bytes of the block's SHA-256
-//! (the last block zero-padded). Exactly `24 + 12 × blocks` bytes.
+//! size (u64), then per block a 3-byte weak sum and the first 3 bytes of the block's SHA-256
+//! (the last block zero-padded). Exactly `24 + 6 × blocks` bytes: 0.15 % of the image, which
+//! is downloaded too, so it is kept as small as the matching allows (zsync's `.zsync` is about
+//! the same size). Short sums are safe because nothing rests on them alone: a wrong block they
+//! let through makes the whole-file SHA-256 fail, and then the image is downloaded in full.
 //!
 //! Squashfs moves unchanged data to other offsets when anything before it changes size, so the
 //! seeds are scanned at every byte offset (as zsync does): the weak sum rolls one byte at a time,
 //! and a seed position is a candidate only when the weak sums of the window there AND of the
-//! window one block further match two consecutive blocks of the index (64 bits together: almost
+//! window one block further match two consecutive blocks of the index (48 bits together: almost
 //! no false candidates, so almost no SHA-256 is spent on them). Two 128 KiB bitmaps of the weak
 //! sums turn away nearly every position before the hash table of pairs is probed. A candidate is
 //! confirmed by its strong hash. After a match the scan jumps a block and first tries the next
@@ -19,12 +22,12 @@
 //! Every fetched block is checked against its strong hash as it arrives (a mismatch is tampering
 //! with a signed index: refused, exit 3), and the assembled file is hashed whole against the
 //! signed SHA-256 before it gets its name. Any doubt (no index, no Range, a part that does not
-//! parse, a result that does not match) returns a reason, and imgfetch downloads in full.
+//! parse, a whole that does not match) is said on stderr, and imgfetch downloads in full (which
+//! is then checked against the same digest: a server that tampers gets refused either way).
 
 use crate::digest::Hasher;
 use crate::error::{Code, Context, Error, Result};
 use crate::http;
-use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -33,7 +36,7 @@ use std::path::Path;
 pub const SUFFIX: &str = ".zidx";
 const MAGIC: &[u8; 8] = b"LRZIDX1\n";
 const HEAD: usize = 24;
-const ENTRY: usize = 12;
+const ENTRY: usize = 6;
 pub const BLOCK: usize = 4096;
 /// Images up to 16 TiB (the index of that is 48 MiB at 4 KiB blocks).
 const MAX_SIZE: u64 = 1 << 44;
@@ -48,19 +51,17 @@ pub struct Index {
     pub bs: usize,
     pub size: u64,
     weak: Vec<u32>,
-    strong: Vec<[u8; 8]>,
+    strong: Vec<[u8; 3]>,
 }
 
-fn strong(block: &[u8], bs: usize) -> [u8; 8] {
-    let mut h = Sha256::new();
+fn strong(block: &[u8], bs: usize) -> [u8; 3] {
+    let mut h = Hasher::new(false);
     h.update(block);
     if block.len() < bs {
         h.update(&vec![0u8; bs - block.len()]);
     }
-    let d = h.finalize();
-    let mut s = [0u8; 8];
-    s.copy_from_slice(d.get(..8).unwrap_or(&[0; 8]));
-    s
+    let d = h.finish().sha256;
+    [d[0], d[1], d[2]]
 }
 
 /// The polynomial hash of a window (zero-padded to `bs`).
@@ -75,8 +76,9 @@ fn roll_init(w: &[u8], bs: usize) -> u64 {
     h
 }
 
+/// The top 24 bits of the polynomial hash (its best mixed).
 fn weak(h: u64) -> u32 {
-    (h >> 32) as u32
+    (h >> 40) as u32
 }
 
 /// The index of the file at `path` (`imgcheck --make-index`).
@@ -96,7 +98,7 @@ pub fn make(path: &Path) -> Result<Vec<u8>> {
         let n = left.min(bs as u64) as usize;
         let b = buf.get_mut(..n).unwrap_or_default();
         f.read_exact(b).ctx(&name)?;
-        out.extend_from_slice(&weak(roll_init(b, bs)).to_le_bytes());
+        out.extend_from_slice(weak(roll_init(b, bs)).to_le_bytes().get(..3).unwrap_or_default());
         out.extend_from_slice(&strong(b, bs));
         left -= n as u64;
     }
@@ -127,10 +129,8 @@ pub fn parse(data: &[u8]) -> std::result::Result<Index, String> {
     let mut weak = Vec::with_capacity(blocks as usize);
     let mut strong = Vec::with_capacity(blocks as usize);
     for e in body.chunks_exact(ENTRY) {
-        weak.push(u32::from_le_bytes([e[0], e[1], e[2], e[3]]));
-        let mut s = [0u8; 8];
-        s.copy_from_slice(&e[4..12]);
-        strong.push(s);
+        weak.push(u32::from_le_bytes([e[0], e[1], e[2], 0]));
+        strong.push([e[3], e[4], e[5]]);
     }
     Ok(Index { bs: bs as usize, size, weak, strong })
 }
@@ -144,7 +144,7 @@ pub struct Plan {
 }
 
 fn bit(map: &[u64], w: u32) -> bool {
-    let i = (w >> 12) as usize;
+    let i = (w >> 4) as usize;
     map.get(i >> 6).is_some_and(|m| m >> (i & 63) & 1 == 1)
 }
 
@@ -157,7 +157,7 @@ pub fn scan(idx: &Index, seeds: &[&Path], out: &File, out_name: &str) -> Result<
     // Pairs (weak[i], weak[i+1]) of whole blocks in an open-addressing table (block + 1, 0 for
     // empty), and the two bitmap prefilters in front of it.
     let pairs = whole.saturating_sub(1);
-    let key_of = |i: usize| (idx.weak[i] as u64) << 32 | idx.weak[i + 1] as u64;
+    let key_of = |i: usize| (idx.weak[i] as u64) << 24 | idx.weak[i + 1] as u64;
     let bits = (pairs.max(1) * 2).next_power_of_two().trailing_zeros();
     let mask = (1usize << bits) - 1;
     let slot = |k: u64| (k.wrapping_mul(MUL) >> (64 - bits)) as usize;
@@ -169,7 +169,7 @@ pub fn scan(idx: &Index, seeds: &[&Path], out: &File, out_name: &str) -> Result<
             s = (s + 1) & mask;
         }
         table[s] = i as u32 + 1;
-        let (x, y) = ((idx.weak[i] >> 12) as usize, (idx.weak[i + 1] >> 12) as usize);
+        let (x, y) = ((idx.weak[i] >> 4) as usize, (idx.weak[i + 1] >> 4) as usize);
         m1[x >> 6] |= 1 << (x & 63);
         m2[y >> 6] |= 1 << (y & 63);
     }
@@ -228,8 +228,8 @@ pub fn scan(idx: &Index, seeds: &[&Path], out: &File, out_name: &str) -> Result<
                 }
             }
             if hit.is_none() && two && bit(&m1, w1) && bit(&m2, w2) {
-                let key = (w1 as u64) << 32 | w2 as u64;
-                let mut s: Option<[u8; 8]> = None;
+                let key = (w1 as u64) << 24 | w2 as u64;
+                let mut s: Option<[u8; 3]> = None;
                 let mut t = slot(key);
                 while let Some(i) = table[t].checked_sub(1).map(|i| i as usize) {
                     t = (t + 1) & mask;
@@ -248,17 +248,6 @@ pub fn scan(idx: &Index, seeds: &[&Path], out: &File, out_name: &str) -> Result<
                 plan.have[j] = true;
                 plan.reused += 1;
                 plan.aligned += ((base + p as u64) % bs as u64 == 0) as u64;
-                // The same block content elsewhere in the image (duplicates share a pair key).
-                let key = (w1 as u64) << 32 | w2 as u64;
-                let mut t = slot(key);
-                while let Some(i) = table[t].checked_sub(1).map(|i| i as usize).filter(|_| two) {
-                    t = (t + 1) & mask;
-                    if key_of(i) == key && !plan.have[i] && idx.strong[i] == idx.strong[j] {
-                        write_block(out, out_name, &buf[p..p + bs], i, bs)?;
-                        plan.have[i] = true;
-                        plan.reused += 1;
-                    }
-                }
             }
             if let Some(i) = hit {
                 // Jump a block: window 2 becomes window 1, the expected block is the next one.
@@ -331,7 +320,7 @@ fn take_part(idx: &Index, have: &mut [bool], r: &mut impl Read, first: u64, last
     let skip = (bs - first % bs) % bs;
     if skip > 0 {
         let n = skip.min(last + 1 - first);
-        std::io::copy(&mut r.take(n), &mut std::io::sink()).map_err(io)?;
+        r.read_exact(buf.get_mut(..n as usize).unwrap_or_default()).map_err(io)?;
         pos += n;
     }
     while pos <= last {
@@ -402,7 +391,7 @@ fn request(client: &http::Client, url: &str, idx: &Index, have: &mut [bool], rs:
 }
 
 pub enum Outcome {
-    /// NAME.part holds the image; the hasher has seen all of it (not yet compared).
+    /// NAME.part holds the image; the hasher has seen all of it, and it matched.
     Done(Hasher),
     /// Nothing to trust: download in full (the reason was said on stderr).
     Full,
@@ -410,7 +399,7 @@ pub enum Outcome {
 
 /// Build `part` from the seeds and ranged requests to `url`. Verification failures (a fetched
 /// block that is not the signed one) are errors; everything else that goes wrong is `Full`.
-pub fn fetch(client: &http::Client, url: &str, idx: &Index, seeds: &[&Path], part: &Path) -> Result<Outcome> {
+pub fn fetch(client: &http::Client, url: &str, idx: &Index, seeds: &[&Path], part: &Path, want: &[u8; 32]) -> Result<Outcome> {
     let name = part.display().to_string();
     let full = |why: &str| {
         warn(&format!("delta: {why}; downloading in full"));
@@ -463,11 +452,16 @@ pub fn fetch(client: &http::Client, url: &str, idx: &Index, seeds: &[&Path], par
         }
         todo = missing(idx, &plan.have);
     }
-    // The whole file is hashed; the caller compares it with the signed digest exactly as it
-    // does a full download's.
+    // The whole file, checked here against the signed digest (a mismatch: download in full) and
+    // again by the caller, exactly as a full download's.
     out.sync_all().ctx(&name)?;
     let mut h = Hasher::new(false);
     crate::digest::hash_file(&out, &mut h, None).ctx(&name)?;
+    if &h.clone().finish().sha256 != want {
+        // A block a short sum let through that is not the signed one (a seed's chance match, or
+        // a server that forged one): no reason to trust any of it.
+        return full("the assembled image does not match the signed SHA-256");
+    }
     Ok(Outcome::Done(h))
 }
 

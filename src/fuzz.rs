@@ -415,7 +415,7 @@ fn seeds_zidx() -> Vec<Vec<u8>> {
     v.extend_from_slice(&0u32.to_le_bytes());
     v.extend_from_slice(&9000u64.to_le_bytes());
     for i in 0..3u8 {
-        v.extend_from_slice(&[i; 12]);
+        v.extend_from_slice(&[i; 6]);
     }
     let mut empty = v.get(..16).unwrap_or_default().to_vec();
     empty.extend_from_slice(&0u64.to_le_bytes());
