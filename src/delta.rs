@@ -247,7 +247,7 @@ pub fn scan(idx: &Index, seeds: &[&Path], out: &File, out_name: &str) -> Result<
                 write_block(out, out_name, &buf[p..p + bs], j, bs)?;
                 plan.have[j] = true;
                 plan.reused += 1;
-                plan.aligned += ((base + p as u64) % bs as u64 == 0) as u64;
+                plan.aligned += (base + p as u64).is_multiple_of(bs as u64) as u64;
             }
             if let Some(i) = hit {
                 // Jump a block: window 2 becomes window 1, the expected block is the next one.
@@ -310,6 +310,7 @@ pub fn missing(idx: &Index, have: &[bool]) -> Vec<(u64, u64)> {
 
 /// Take the bytes `first..=last` of the image from `r` and store every missing block they cover
 /// whole, each checked against the signed index. Returns the blocks stored.
+#[allow(clippy::too_many_arguments)]
 fn take_part(idx: &Index, have: &mut [bool], r: &mut impl Read, first: u64, last: u64, out: &File, name: &str, url: &str) -> Result<u64> {
     let bs = idx.bs as u64;
     let io = |e: std::io::Error| Error::network(url, crate::error::io_reason(&e));
