@@ -11,7 +11,7 @@ PUBKEY ?=
 MIN_VERSION ?= 0
 
 # Debian packages the build, the tests and the benchmarks need.
-APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign \
+APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign zsync \
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time \
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
 	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools

@@ -6,6 +6,7 @@
 //!          [--pubkey KEY | --pubkey-file FILE] [--sig MANIFEST.minisig] [--print-version]
 //! imgcheck --verity-format IMAGE [--salt HEX] [--uuid UUID]
 //! imgcheck --verity-verify IMAGE [--roothash HEX | --roothash-file FILE]
+//! imgcheck --make-index IMAGE
 //! ```
 //!
 //! Hashing prints `SHA256  NAME` exactly like `sha256sum` (`-` is stdin; a name with `\`, newline
@@ -76,6 +77,8 @@ Print or check SHA-256 checksums like sha256sum. With no FILE, or when FILE is -
                       'veritysetup verify'
   --roothash HEX      the root hash for --verity-verify
   --roothash-file F   read it from F (default: IMAGE.roothash)
+  --make-index IMAGE  write IMAGE.zidx, the block index imgfetch --seed uses to download
+                      only what changed (list it in the signed SHA256SUMS)
   -h, --help          show this help
 
 Exit status: 0 ok, 1 I/O failure, 2 usage, 3 verification failed.
@@ -99,6 +102,7 @@ struct Args {
     uuid: Option<String>,
     roothash: Option<String>,
     roothash_file: Option<String>,
+    make_index: Option<String>,
 }
 
 fn usage(msg: &str) -> Error {
@@ -132,6 +136,7 @@ fn parse_args(argv: &[String]) -> Result<Args> {
             "--print-version" => a.print_version = true,
             "--verity-format" => a.verity_format = Some(value(&arg)?),
             "--verity-verify" => a.verity_verify = Some(value(&arg)?),
+            "--make-index" => a.make_index = Some(value(&arg)?),
             "--salt" => a.salt = Some(value(&arg)?),
             "--uuid" => a.uuid = Some(value(&arg)?),
             "--roothash" => a.roothash = Some(value(&arg)?),
@@ -140,6 +145,13 @@ fn parse_args(argv: &[String]) -> Result<Args> {
         }
     }
     let keyed = a.pubkey.is_some() || a.pubkey_file.is_some();
+    if a.make_index.is_some() {
+        let others = a.check.is_some() || !a.files.is_empty() || a.crc32 || keyed || a.sig.is_some() || a.print_version;
+        if others || a.verity_format.is_some() || a.verity_verify.is_some() || a.salt.is_some() || a.uuid.is_some() || a.roothash.is_some() || a.roothash_file.is_some() {
+            return Err(usage("--make-index takes one IMAGE and no other mode"));
+        }
+        return Ok(a);
+    }
     let verity = a.verity_format.is_some() || a.verity_verify.is_some();
     if verity {
         let others = a.check.is_some() || !a.files.is_empty() || a.crc32 || keyed || a.sig.is_some() || a.print_version;
@@ -189,6 +201,19 @@ fn parse_args(argv: &[String]) -> Result<Args> {
 
 pub fn run(argv: &[String]) -> Result<()> {
     let a = parse_args(argv)?;
+    if let Some(img) = &a.make_index {
+        // Under a temporary name, fsynced, then renamed: a publisher never uploads half an index.
+        let img = osarg::path(img);
+        let data = crate::delta::make(&img)?;
+        let mut dest = img.as_os_str().to_owned();
+        dest.push(crate::delta::SUFFIX);
+        let mut tmp = dest.clone();
+        tmp.push(".tmp");
+        let (dest, tmp) = (std::path::PathBuf::from(dest), std::path::PathBuf::from(tmp));
+        let mut f = File::create(&tmp).ctx(tmp.display())?;
+        f.write_all(&data).and_then(|_| f.sync_all()).ctx(tmp.display())?;
+        return std::fs::rename(&tmp, &dest).ctx(dest.display());
+    }
     if let Some(img) = &a.verity_format {
         return verity_format(&osarg::path(img), a.salt.as_deref(), a.uuid.as_deref());
     }

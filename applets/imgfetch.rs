@@ -4,7 +4,8 @@
 //! imgfetch [--pubkey KEY|--pubkey-file F] [--newer-than N | --if-newer LOCAL_DIR]
 //!          [--allow-downgrade] [--min-version N] [--max-size SIZE] [--keep-partial]
 //!          [--to DIR] [--timeout S] [--stall-timeout S] [--retries N] [--chunk-size SIZE]
-//!          [--progress] [--cache FILE] [--machine-id ID] [--poll INTERVAL] URL
+//!          [--progress] [--cache FILE] [--machine-id ID] [--poll INTERVAL]
+//!          [--seed FILE]... [--no-delta] URL
 //! ```
 //!
 //! URL is the server directory (`http://HOST[:PORT]/PATH/`, image `squashfs.img`) or the image
@@ -53,7 +54,7 @@ const HELP: &str = "Usage: imgfetch [--pubkey KEY|--pubkey-file F] [--newer-than
                 [--allow-downgrade] [--min-version N] [--max-size SIZE] [--keep-partial]
                 [--to DIR] [--timeout S] [--stall-timeout S] [--retries N]
                 [--chunk-size SIZE] [--progress] [--cache FILE] [--machine-id ID]
-                [--poll INTERVAL] URL
+                [--poll INTERVAL] [--seed FILE]... [--no-delta] URL
 
 Fetch SHA256SUMS (+ .minisig) and the image from URL (http://HOST[:PORT]/PATH/ for
 squashfs.img, or http://.../NAME), check the signature, stream the image into DIR/NAME.part
@@ -85,6 +86,10 @@ authenticity comes from the minisign signature, not from the transport.
   --poll INTERVAL       keep checking: first after a random delay below INTERVAL, then every
                         INTERVAL (30, 30s, 15m, 6h, 1d); failures double the wait, up to
                         6x INTERVAL and 1 h (never below INTERVAL); ends once fetched
+  --seed FILE           a local image to reuse blocks from (repeatable): when the signed
+                        manifest lists NAME.zidx and the server does Range, only the blocks
+                        no seed holds are downloaded (the result is verified whole)
+  --no-delta            always download the whole image
   -h, --help            show this help
 
 Exit status: 0 fetched and verified, 1 failure (no space, no RAM), 2 usage,
@@ -118,6 +123,8 @@ struct Args {
     retries: u32,
     chunk: u64,
     progress: bool,
+    seeds: Vec<String>,
+    no_delta: bool,
     url: String,
     cache: Option<String>,
     machine_id: Option<String>,
@@ -148,6 +155,8 @@ fn parse_args(argv: &[String]) -> Result<Args> {
         retries: 5,
         chunk: 16 * MIB,
         progress: false,
+        seeds: Vec::new(),
+        no_delta: false,
         url: String::new(),
         cache: None,
         machine_id: None,
@@ -189,6 +198,8 @@ fn parse_args(argv: &[String]) -> Result<Args> {
                 let v = value()?;
                 a.poll = Some(interval(&v).ok_or_else(|| usage(&format!("--poll: '{v}' is not an interval (30, 30s, 15m, 6h, 1d)")))?);
             }
+            "--seed" => a.seeds.push(value()?),
+            "--no-delta" => a.no_delta = true,
             _ => return Err(usage(&format!("unrecognized option '{arg}'"))),
         }
     }
@@ -583,6 +594,61 @@ fn fetch_sidecar(fx: &Fetcher, stall: u64, url: &str, dest_path: &Path, want: &[
     std::fs::rename(&part_path, dest_path).ctx(dest)
 }
 
+/// The delta download (src/delta.rs) when it can be tried: the signed manifest lists
+/// NAME.zidx, the server does Range. Its index is fetched, checked against the manifest and
+/// parsed; any doubt is a line on stderr and None (the full download follows). Some(hasher):
+/// NAME.part is complete and hashed.
+#[allow(clippy::too_many_arguments)]
+fn delta_hook(fx: &Fetcher, m: &manifest::Manifest, murl: &str, base: &str, name: &str, url: &str, size: Option<u64>, ranged: bool, seeds: &[String], part: &Path, want: &[u8; 32]) -> Result<Option<Hasher>> {
+    let iname = format!("{name}{}", crate::delta::SUFFIX);
+    let Some(entry) = m.get(iname.as_bytes()) else {
+        warn(&format!("{murl}: no {iname} listed: downloading in full"));
+        return Ok(None);
+    };
+    let Some(size) = size.filter(|_| ranged) else {
+        warn(&format!("{url}: no Range support: downloading in full"));
+        return Ok(None);
+    };
+    // The index is 6 bytes per KiB block at most, plus its header.
+    let iurl = format!("{base}{iname}");
+    let cap = 24 + (size / 1024 + 1) * 6;
+    let got = fx.retry(&iurl, || {
+        let r = send("GET", &iurl, None, &fx.http, &[200]).map_err(|e| (e, false))?;
+        let mut data = Vec::new();
+        r.take(cap + 1).read_to_end(&mut data).map_err(|e| (Error::network(&iurl, crate::error::io_reason(&e)), false))?;
+        Ok(data)
+    });
+    let data = match got {
+        Ok(d) => d,
+        Err(e) => {
+            warn(&format!("{e}: downloading in full"));
+            return Ok(None);
+        }
+    };
+    let mut h = Hasher::new(false);
+    h.update(&data);
+    if h.finish().sha256 != entry.sha256 {
+        return Err(Error::verify(&iurl, "checksum mismatch with the signed manifest, refused"));
+    }
+    let idx = match crate::delta::parse(&data) {
+        Ok(i) if i.size == size => i,
+        Ok(i) => {
+            warn(&format!("{iurl}: indexes {} bytes, the image has {size}: downloading in full", i.size));
+            return Ok(None);
+        }
+        Err(why) => {
+            warn(&format!("{iurl}: {why}: downloading in full"));
+            return Ok(None);
+        }
+    };
+    let paths: Vec<PathBuf> = seeds.iter().map(|s| osarg::path(s)).collect();
+    let refs: Vec<&Path> = paths.iter().map(|p| p.as_path()).collect();
+    match crate::delta::fetch(&fx.http, url, &idx, &refs, part, want)? {
+        crate::delta::Outcome::Done(h) => Ok(Some(h)),
+        crate::delta::Outcome::Full => Ok(None),
+    }
+}
+
 /// `path` with `suffix` appended to its last component, bytes kept.
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -762,9 +828,21 @@ fn once(argv: &[String]) -> Result<()> {
     }
     ranged &= size.is_some();
 
+    // 2b. Delta: the blocks the seeds hold come from them, the rest in Range requests; the
+    // result is hashed whole and checked in step 4 like a full download.
+    let mut delta_hash = None;
+    if !a.seeds.is_empty() && !a.no_delta && resume == 0 {
+        delta_hash = delta_hook(&fx, &m, &murl, &base, &name, &url, size, ranged, &a.seeds, &part_file, &want)?;
+    }
+
     // 3. Stream into NAME.part; the hash restarts from the bytes already there.
     let mut hasher = Hasher::new(false);
-    let file = if resume > 0 {
+    let delta_done = delta_hash.is_some();
+    let file = if let Some(h) = delta_hash.take() {
+        hasher = h;
+        resume = size.unwrap_or(0);
+        OpenOptions::new().read(true).write(true).open(&part_file).ctx(&part)?
+    } else if resume > 0 {
         let f = OpenOptions::new().read(true).write(true).open(&part_file).ctx(&part)?;
         let mut buf = vec![0u8; BUF];
         let mut r = (&f).take(resume);
@@ -791,12 +869,15 @@ fn once(argv: &[String]) -> Result<()> {
         stall: a.stall,
         cap: room(&to, a.max_size)?,
     };
-    if resume > 0 && !ranged {
+    if resume > 0 && !ranged && !delta_done {
         sink.restart()?;
     }
     let mut buf = vec![0u8; BUF];
     let chunk = a.chunk;
     let fetched = fx.retry(&url, || {
+        if delta_done {
+            return Ok(());
+        }
         if ranged {
             let total = size.unwrap_or(0);
             while sink.pos < total {

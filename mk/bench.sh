@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Usage: mk/bench.sh BINARY [SECTION...]
-# Sections (default: all, in this order): hash verity fetch size boot bootverity migrate syncflash
-# firmware initramfs.
+# Sections (default: all, in this order): hash verity fetch delta size boot bootverity migrate
+# syncflash firmware initramfs.
+# delta builds (once per run, under TMPDIR) an ext4 image from the host's own DELTA_SRC (default
+# /usr/bin /usr/sbin) inside a squashfs, as the project's images are; v2 = the same tree with 5 %
+# of its files changed in place (every 20th file, 256 bytes overwritten), rebuilt the same way.
+# Over the same loopback server it compares imgfetch --seed v1 (its signed .zidx included)
+# with zsync -i v1 (its .zsync included) and a full download: bytes sent by the server (its
+# --log), and the median time of RUNS interleaved runs.
 # bootverity boots (QEMU TCG, flash reads throttled to 20 MB/s) a 1 GiB image with dm-verity
 # sidecars, the same image without them (/init hashes it whole) and an 8 MiB image with them,
 # BOOT_RUNS times interleaved (images built once into build/fill-1024/ and build/fill-8/, slow
@@ -20,7 +26,7 @@
 # flash read throttle, bytes/s, default 20000000), FULLHASH_TIMEOUT (s per full-hash boot, 900).
 set -euo pipefail
 
-SECTIONS=(hash verity fetch size boot bootverity migrate syncflash firmware initramfs)
+SECTIONS=(hash verity fetch delta size boot bootverity migrate syncflash firmware initramfs)
 RUNS=${RUNS:-5}
 BENCH_MIB=${BENCH_MIB:-1024}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -215,6 +221,106 @@ bench_fetch() {
     tail -n +$((n + 1)) "$d/wire.log" | awk '{ b += $4 + $5; r++ } END { printf "poll with nothing new: %d bytes on the wire (%d request, requests + responses; goal < 1024)\n", b, r }'
     kill "$pid" 2>/dev/null
     rm -rf "$d" "$out"
+    echo
+}
+
+bench_delta() {
+    local d="$WORK/delta" epoch=1700000000 i port pid
+    mkdir -p "$d/tree" "$d/sq/LiveOS" "$d/srv" "$d/out"
+    export E2FSPROGS_FAKE_TIME=$epoch
+    # shellcheck disable=SC2086
+    cp -a ${DELTA_SRC:-/usr/bin /usr/sbin} "$d/tree/"
+    find "$d/tree" -type f | LC_ALL=C sort >"$d/files"
+    # mkimg OUT: the tree as ext4 (fixed uuid, hash seed, times: only the changes differ) in a
+    # squashfs with fixed times.
+    mkimg() {
+        local mib
+        mib=$(( $(du -sm --apparent-size "$d/tree" | cut -f1) * 12 / 10 + 16 ))
+        rm -f "$d/sq/LiveOS/rootfs.img"
+        mke2fs -q -F -t ext4 -L rootfs -U 4c495645-0000-4000-8000-0000000000d1 \
+            -E hash_seed=4c495645-0000-4000-8000-0000000000d2,root_owner=0:0 -b 4096 \
+            -d "$d/tree" "$d/sq/LiveOS/rootfs.img" "${mib}M" >/dev/null
+        (cd "$d/tree" && find . -mindepth 1) | sed -e 's|^\.||' |
+            awk -v t="@$epoch" '{ printf "sif \"%s\" ctime %s\nsif \"%s\" atime %s\n", $0, t, $0, t }' >"$d/sif"
+        debugfs -w -f "$d/sif" "$d/sq/LiveOS/rootfs.img" >/dev/null 2>&1
+        env -u SOURCE_DATE_EPOCH mksquashfs "$d/sq" "$1" -noappend -quiet -no-progress -all-root \
+            -mkfs-time "$epoch" -all-time "$epoch" >/dev/null
+    }
+    mkimg "$d/v1.img"
+    local ext_mib changed
+    ext_mib=$(( $(stat -c %s "$d/sq/LiveOS/rootfs.img") >> 20 ))
+    changed=0
+    while read -r f; do
+        local sz
+        sz=$(stat -c %s "$f")
+        ((sz >= 512)) || continue
+        head -c 256 /dev/urandom | dd of="$f" bs=256 seek=$(( (sz / 2) / 256 )) conv=notrunc status=none
+        changed=$((changed + 1))
+    done < <(awk 'NR % 20 == 0' "$d/files")
+    mkimg "$d/srv/squashfs.img"
+    rm -rf "$d/tree" "$d/sq"
+    "$BIN" imgcheck --make-index "$d/srv/squashfs.img"
+    minisign -G -W -f -p "$d/key.pub" -s "$d/key.sec" >/dev/null
+    (cd "$d/srv" && sha256sum squashfs.img squashfs.img.zidx >SHA256SUMS &&
+        minisign -S -W -s ../key.sec -m SHA256SUMS -t version=2 >/dev/null &&
+        zsyncmake -u squashfs.img -o squashfs.img.zsync squashfs.img >/dev/null 2>&1)
+    python3 "$HERE/../tests/httpd/misbehave.py" "$d/srv" --idle 300 --log "$d/log" >"$d/port" &
+    pid=$!
+    while [[ ! -s $d/port ]]; do sleep 0.1; done
+    port=$(cat "$d/port")
+    local url="http://127.0.0.1:$port/ok/" size nfiles
+    size=$(stat -c %s "$d/srv/squashfs.img")
+    nfiles=$(wc -l <"$d/files")
+    # Reuse if only 4 KiB-aligned blocks could be matched (what a block-hash scheme without a
+    # rolling scan gets from squashfs).
+    local aligned
+    aligned=$(python3 - "$d/v1.img" "$d/srv/squashfs.img" <<'PY'
+import sys
+def blocks(p):
+    with open(p, "rb") as f:
+        while True:
+            b = f.read(4096)
+            if len(b) < 4096:
+                return
+            yield b
+have = set(blocks(sys.argv[1]))
+new = list(blocks(sys.argv[2]))
+print("%.1f" % (100.0 * sum(b in have for b in new) / max(len(new), 1)))
+PY
+)
+    local names=("imgfetch --seed" "zsync -i" "imgfetch (full)")
+    local cmds=(
+        "'$BIN' imgfetch --pubkey-file '$d/key.pub' --to '$d/out' --seed '$d/v1.img' '$url'"
+        "cd '$d/out' && zsync -q -i '$d/v1.img' -o '$d/out/squashfs.img' '${url}squashfs.img.zsync'"
+        "'$BIN' imgfetch --pubkey-file '$d/key.pub' --to '$d/out' --no-delta '$url'"
+    )
+    local -a E B
+    for i in "${!cmds[@]}"; do E[i]= B[i]=0; done
+    for ((r = 0; r < RUNS; r++)); do
+        for i in "${!cmds[@]}"; do
+            rm -rf "$d/out" && mkdir "$d/out"
+            : >"$d/log"
+            /usr/bin/time -f '%e' -o "$d/t" bash -c "${cmds[i]}" >/dev/null 2>"$d/err" ||
+                { echo "bench: ${names[i]} failed: $(tail -n 3 "$d/err")" >&2; kill "$pid"; exit 1; }
+            cmp -s "$d/out/squashfs.img" "$d/srv/squashfs.img" || { echo "bench: ${names[i]}: wrong result" >&2; kill "$pid"; exit 1; }
+            E[i]+="$(cat "$d/t") "
+            B[i]=$(awk '{ n += $5 } END { print n + 0 }' "$d/log")
+        done
+    done
+    echo "== delta: v2 = v1 with $changed of $nfiles files changed (ext4 $ext_mib MiB in squashfs, $((size >> 20)) MiB), loopback, median of $RUNS =="
+    echo "4 KiB blocks of v2 found at aligned offsets of v1: $aligned %"
+    printf '%-18s %14s %9s %10s %9s\n' "arm" "bytes sent" "% image" "elapsed s" "x this"
+    local ours
+    ours=$(tr ' ' '\n' <<<"${E[0]}" | grep . | median)
+    for i in "${!cmds[@]}"; do
+        local me
+        me=$(tr ' ' '\n' <<<"${E[i]}" | grep . | median)
+        printf '%-18s %14s %9s %10s %9s\n' "${names[i]}" "${B[i]}" "$(awk -v a="${B[i]}" -v b="$size" 'BEGIN{printf "%.1f", 100 * a / b}')" "$me" "$(ratio "$ours" "$me")"
+    done
+    echo "(bytes sent: everything the server wrote for the run, manifest, signature and index or .zsync included; x this > 1: imgfetch --seed faster)"
+    kill "$pid" 2>/dev/null
+    unset E2FSPROGS_FAKE_TIME
+    rm -rf "$d"
     echo
 }
 

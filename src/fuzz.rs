@@ -51,6 +51,8 @@ pub const TARGETS: &[Target] = &[
     t("fat-names", run_fat_names, seeds_fat_names),
     t("trial", run_trial, seeds_trial),
     t("rollout", run_rollout, seeds_rollout),
+    t("zidx", run_zidx, seeds_zidx),
+    t("multipart", run_multipart, seeds_multipart),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -426,6 +428,59 @@ fn run_roothash(d: &[u8]) -> bool {
 
 fn seeds_roothash() -> Vec<Vec<u8>> {
     vec![b"4392712ba01368efdf14b05c76f9e4df0d53664630b5d48632ed17a137f39076\n".to_vec(), b"00".to_vec()]
+}
+
+/// A block index (`NAME.zidx`): parsed strictly, and the missing ranges of a parsed one.
+fn run_zidx(d: &[u8]) -> bool {
+    match crate::delta::parse(d) {
+        Ok(idx) => {
+            let have: Vec<bool> = (0..(idx.size.div_ceil(idx.bs as u64)).min(1 << 16)).map(|i| i % 3 == 0).collect();
+            crate::delta::missing(&idx, &have);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn seeds_zidx() -> Vec<Vec<u8>> {
+    let mut v = b"LRZIDX1\n".to_vec();
+    v.extend_from_slice(&4096u32.to_le_bytes());
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&9000u64.to_le_bytes());
+    for i in 0..3u8 {
+        v.extend_from_slice(&[i; 6]);
+    }
+    let mut empty = v.get(..16).unwrap_or_default().to_vec();
+    empty.extend_from_slice(&0u64.to_le_bytes());
+    vec![v, empty]
+}
+
+/// A multipart/byteranges body with the boundary `B`: every part's range is read and its data
+/// taken (bounded), as delta.rs does.
+fn run_multipart(d: &[u8]) -> bool {
+    use std::io::Read;
+    let mut p = crate::http::Parts::new(d, "B");
+    let mut n = 0;
+    loop {
+        match p.next() {
+            Ok(Some((a, b, _))) => {
+                n += 1;
+                let mut sink = Vec::new();
+                if p.data().take((b - a + 1).min(1 << 20)).read_to_end(&mut sink).is_err() || n > 64 {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn seeds_multipart() -> Vec<Vec<u8>> {
+    vec![
+        b"\r\n--B\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes 0-3/10\r\n\r\nabcd\r\n--B\r\nContent-Range: bytes 8-9/10\r\n\r\nij\r\n--B--\r\n".to_vec(),
+        b"--B\r\nContent-Range: bytes 5-5/6\r\n\r\nx\r\n--B--\r\n".to_vec(),
+    ]
 }
 
 /// modules.alias text; every line is also tried as a modalias against the parsed patterns and

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use std::cell::RefCell;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -125,7 +125,6 @@ impl Response {
     /// Bound the body: reading past `max` bytes fails (`InvalidData`, "body larger than N
     /// bytes") instead of filling the disk. Meant for bodies without a Content-Length, which
     /// are read until the server closes; a body of exactly `max` bytes is fine.
-    #[allow(dead_code)] // for imgfetch's body of unknown length (issue 9, item 4)
     pub fn limit(&mut self, max: u64) {
         self.max = Some(max);
     }
@@ -202,12 +201,18 @@ impl Client {
 
     /// One request; redirects (301 302 303 307 308) are followed to other http:// URLs.
     pub fn request(&self, method: &str, url: &str, range: Option<(u64, u64)>) -> Result<Response> {
-        self.request_with(method, url, range, "")
+        let spec = range.map(|(a, b)| format!("bytes={a}-{b}"));
+        self.request_with(method, url, spec.as_deref(), "")
     }
 
-    /// [`Client::request`] with `extra` header lines (each ending in `\r\n`; the caller vouches
-    /// that they hold no other line breaks), e.g. `If-None-Match`.
-    pub fn request_with(&self, method: &str, url: &str, range: Option<(u64, u64)>, extra: &str) -> Result<Response> {
+    /// A request with a `Range:` value as given (`bytes=a-b,c-d`: several ranges at once).
+    pub fn request_spec(&self, method: &str, url: &str, spec: &str) -> Result<Response> {
+        self.request_with(method, url, Some(spec), "")
+    }
+
+    /// A request with an optional `Range:` value and `extra` header lines (each ending in
+    /// `\r\n`; the caller vouches that they hold no other line breaks), e.g. `If-None-Match`.
+    pub fn request_with(&self, method: &str, url: &str, range: Option<&str>, extra: &str) -> Result<Response> {
         let mut url = url.to_owned();
         for _ in 0..=MAX_REDIRECTS {
             let r = self.once(method, &url, range, extra)?;
@@ -261,7 +266,7 @@ impl Client {
         Ok(addrs)
     }
 
-    fn once(&self, method: &str, url: &str, range: Option<(u64, u64)>, extra: &str) -> Result<Response> {
+    fn once(&self, method: &str, url: &str, range: Option<&str>, extra: &str) -> Result<Response> {
         let lim = &self.lim;
         let (host, port, path) = parse_url(url).ok_or_else(|| Error::new(url, "expected http://HOST[:PORT]/PATH"))?;
         let addrs = self.resolve(url, host, port)?;
@@ -282,8 +287,8 @@ impl Client {
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: liveroot-imgfetch\r\nAccept-Encoding: identity\r\nConnection: close\r\n"
         );
-        if let Some((a, b)) = range {
-            req.push_str(&format!("Range: bytes={a}-{b}\r\n"));
+        if let Some(spec) = range {
+            req.push_str(&format!("Range: {spec}\r\n"));
         }
         req.push_str(extra);
         req.push_str("\r\n");
@@ -338,6 +343,106 @@ impl Client {
             got: 0,
             lim: *lim,
         })
+    }
+}
+
+/// `bytes FIRST-LAST/TOTAL` → (first, last, total), with first ≤ last < total.
+pub fn parse_content_range(v: &str) -> Option<(u64, u64, u64)> {
+    let num = |s: &str| Some(s).filter(|s| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))?.parse::<u64>().ok();
+    let (r, total) = v.strip_prefix("bytes ")?.split_once('/')?;
+    let (a, b) = r.split_once('-')?;
+    let (a, b, t) = (num(a)?, num(b)?, num(total)?);
+    (a <= b && b < t).then_some((a, b, t))
+}
+
+/// The boundary of a `multipart/byteranges; boundary=B` Content-Type (1 to 70 characters, RFC
+/// 2046), quoted or not; None for any other type.
+pub fn byteranges_boundary(ct: &str) -> Option<String> {
+    let mut it = ct.split(';');
+    if !it.next()?.trim().eq_ignore_ascii_case("multipart/byteranges") {
+        return None;
+    }
+    let b = it.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("boundary").then(|| v.trim())
+    })?;
+    let b = b.strip_prefix('"').and_then(|b| b.strip_suffix('"')).unwrap_or(b);
+    (!b.is_empty() && b.len() <= 70 && b.bytes().all(|c| c.is_ascii_graphic() || c == b' ')).then(|| b.to_owned())
+}
+
+/// A `multipart/byteranges` body, read strictly: CRLF lines of at most 512 bytes, at most two
+/// empty lines before the first delimiter and nothing else, at most 16 header lines per part, a
+/// `Content-Range` in each, and after each part's data CRLF and the next delimiter. After
+/// [`Parts::next`] returns a range, the caller reads exactly its bytes from [`Parts::data`].
+pub struct Parts<R> {
+    r: R,
+    delim: Vec<u8>,
+    first: bool,
+    done: bool,
+}
+
+const MAX_LINE: u64 = 512;
+
+impl<R: std::io::BufRead> Parts<R> {
+    pub fn new(r: R, boundary: &str) -> Self {
+        Parts { r, delim: format!("--{boundary}").into_bytes(), first: true, done: false }
+    }
+
+    pub fn data(&mut self) -> &mut R {
+        &mut self.r
+    }
+
+    fn line(&mut self) -> std::result::Result<Vec<u8>, String> {
+        let mut l = Vec::new();
+        (&mut self.r).take(MAX_LINE).read_until(b'\n', &mut l).map_err(|e| format!("multipart: {}", crate::error::io_reason(&e)))?;
+        match l.strip_suffix(b"\r\n") {
+            Some(s) => Ok(s.to_vec()),
+            None if l.is_empty() => Err("multipart: body ends before its closing delimiter".into()),
+            None => Err("multipart: line too long or not ended by CRLF".into()),
+        }
+    }
+
+    /// The next part's (first, last, total), or None after the closing delimiter.
+    pub fn next(&mut self) -> std::result::Result<Option<(u64, u64, u64)>, String> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut l = self.line()?;
+        let mut blank = 0;
+        while l.is_empty() && blank < 2 {
+            // The CRLF ending the previous part's data, or before the first delimiter.
+            blank += 1;
+            l = self.line()?;
+        }
+        if !self.first && blank != 1 {
+            return Err("multipart: part data not followed by CRLF and a delimiter".into());
+        }
+        self.first = false;
+        let rest = l.strip_prefix(&self.delim[..]).ok_or("multipart: expected a boundary delimiter")?;
+        let rest = rest.strip_suffix(b"--").map(|r| (r, true)).unwrap_or((rest, false));
+        if !rest.0.iter().all(|&c| c == b' ' || c == b'\t') {
+            return Err("multipart: expected a boundary delimiter".into());
+        }
+        if rest.1 {
+            self.done = true;
+            return Ok(None);
+        }
+        let mut range = None;
+        for _ in 0..=16 {
+            let h = self.line()?;
+            if h.is_empty() {
+                return range.map(Some).ok_or_else(|| "multipart: part without Content-Range".into());
+            }
+            let h = String::from_utf8_lossy(&h);
+            let (k, v) = h.split_once(':').ok_or("multipart: bad part header")?;
+            if k.trim().eq_ignore_ascii_case("content-range") {
+                if range.is_some() {
+                    return Err("multipart: two Content-Range headers in a part".into());
+                }
+                range = Some(parse_content_range(v.trim()).ok_or_else(|| format!("multipart: bad Content-Range '{}'", v.trim()))?);
+            }
+        }
+        Err("multipart: too many part headers".into())
     }
 }
 
@@ -449,6 +554,55 @@ mod tests {
         let past = Client::new(Limits { stall: Duration::from_secs(5), deadline: Some(Instant::now()) });
         let e = past.resolve("u", "localhost", 80).unwrap_err();
         assert!(e.to_string().contains("timed out"), "{e}");
+    }
+
+    #[test]
+    fn multipart_byteranges() {
+        assert_eq!(byteranges_boundary("multipart/byteranges; boundary=00000000000000000001"), Some("00000000000000000001".into()));
+        assert_eq!(byteranges_boundary("Multipart/Byteranges;boundary=\"a b\""), Some("a b".into()));
+        assert_eq!(byteranges_boundary("multipart/mixed; boundary=x"), None);
+        assert_eq!(byteranges_boundary("multipart/byteranges"), None);
+        assert_eq!(parse_content_range("bytes 0-3/10"), Some((0, 3, 10)));
+        for bad in ["bytes 3-2/10", "bytes 0-10/10", "bytes 0-3/*", "bytes -3/10", "bytes 0-+3/10", "items 0-3/10"] {
+            assert_eq!(parse_content_range(bad), None, "{bad}");
+        }
+        let body = b"\r\n--B\r\nContent-Type: x\r\nContent-Range: bytes 0-3/10\r\n\r\nabcd\r\n--B\r\nContent-Range: bytes 8-9/10\r\n\r\nij\r\n--B--\r\nepilogue";
+        let mut p = Parts::new(&body[..], "B");
+        let mut got = Vec::new();
+        while let Some((a, b, t)) = p.next().unwrap() {
+            let mut d = vec![0; (b - a + 1) as usize];
+            p.data().read_exact(&mut d).unwrap();
+            got.push((a, b, t, d));
+        }
+        assert_eq!(got, [(0, 3, 10, b"abcd".to_vec()), (8, 9, 10, b"ij".to_vec())]);
+        // Refused: data longer than its range, no Content-Range, no close delimiter, a foreign
+        // boundary, junk before the first delimiter, an endless header line.
+        let long_line = [&b"--B\r\nX: "[..], &[b'a'; 600], b"\r\n"].concat();
+        for bad in [
+            &b"--B\r\nContent-Range: bytes 0-1/10\r\n\r\nabc\r\n--B--\r\n"[..],
+            b"--B\r\nContent-Type: x\r\n\r\nab\r\n--B--\r\n",
+            b"--B\r\nContent-Range: bytes 0-1/10\r\n\r\nab\r\n",
+            b"--C\r\nContent-Range: bytes 0-1/10\r\n\r\nab\r\n--C--\r\n",
+            b"junk\r\n--B\r\nContent-Range: bytes 0-1/10\r\n\r\nab\r\n--B--\r\n",
+            &long_line,
+        ] {
+            let mut p = Parts::new(bad, "B");
+            let mut err = false;
+            for _ in 0..4 {
+                match p.next() {
+                    Ok(Some((a, b, _))) => {
+                        let mut d = vec![0; (b - a + 1) as usize];
+                        let _ = p.data().read_exact(&mut d);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        err = true;
+                        break;
+                    }
+                }
+            }
+            assert!(err, "accepted {:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod cli;
 mod cmdline;
 mod coldplug;
+mod delta;
 mod digest;
 mod dmverity;
 mod error;

@@ -547,4 +547,151 @@ fn poll_retries_with_backoff_until_an_image_is_fetched() {
     assert!(waits.first().is_some_and(|w| w == &"0 s"), "the first check comes within the interval: {stderr}");
     assert!(waits.get(1) == Some(&"2 s") && stderr.contains("SHA256SUMS.minisig: HTTP 404"), "{stderr}");
     assert!(waits.get(2).is_none_or(|w| w == &"4 s"), "{stderr}");
+
+// ---- delta download (--seed): the server logs what each request cost (--log) ----
+
+/// v1 (the seed) and v2 = v1 with data inserted at 6 places and 3 bytes changed: squashfs moves
+/// unchanged data to unaligned offsets like this when a file in the middle changes.
+fn delta_images() -> (Vec<u8>, Vec<u8>) {
+    let v1 = common::xorshift_bytes(SIZE, 0x5eed_0001);
+    let mut v2 = Vec::with_capacity(SIZE + 60_000);
+    let mut last = 0;
+    for (k, at) in [300_000usize, 700_001, 1_200_003, 1_900_000, 2_400_017, 2_800_000].iter().enumerate() {
+        v2.extend_from_slice(&v1[last..*at]);
+        v2.extend_from_slice(&common::xorshift_bytes(1000 + 3000 * k, 0x1000 + k as u32));
+        last = *at;
+    }
+    v2.extend_from_slice(&v1[last..]);
+    for at in [100_000, 1_500_000, 2_999_000] {
+        v2[at] ^= 0x55;
+    }
+    (v1, v2)
+}
+
+struct DeltaFx {
+    f: Fx,
+    v2: Vec<u8>,
+}
+
+impl DeltaFx {
+    /// srv/ holds v2 and (unless `index` is false) its index, both in the signed manifest;
+    /// local/v1.img is the seed; the server logs to srv.log.
+    fn new(tag: &str, index: bool) -> DeltaFx {
+        let mut f = Fx::new(tag);
+        let _ = f.server.kill();
+        let _ = f.server.wait();
+        let (v1, v2) = delta_images();
+        let srv = f.p("srv");
+        std::fs::write(srv.join("squashfs.img"), &v2).unwrap();
+        std::fs::write(f.p("local/v1.img"), &v1).unwrap();
+        let files = if index {
+            let o = run_applet("imgcheck", &["--make-index", srv.join("squashfs.img").to_str().unwrap()]);
+            assert_eq!(o.code, 0, "{}", o.stderr);
+            "squashfs.img squashfs.img.zidx"
+        } else {
+            "squashfs.img"
+        };
+        sh(Command::new("sh").arg("-c").arg(format!("sha256sum {files} > SHA256SUMS && rm -f SHA256SUMS.minisig")).current_dir(&srv));
+        sign(&srv, &f.p("key.sec"), 2);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/httpd/misbehave.py");
+        let mut server = Command::new("python3").arg(script).arg(&srv).args(["--idle", "30", "--log"]).arg(f.p("srv.log")).stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        f.port = line.trim().parse().unwrap();
+        f.server = server;
+        DeltaFx { f, v2 }
+    }
+
+    fn fetch(&self, mode: &str, extra: &[&str]) -> Out {
+        let seed = self.f.p("local/v1.img");
+        let mut args = vec!["--seed", seed.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.f.fetch(mode, &args)
+    }
+
+    /// Bytes the server sent for GETs of the image itself (its index and manifest apart).
+    fn image_bytes(&self) -> u64 {
+        let log = std::fs::read_to_string(self.f.p("srv.log")).unwrap_or_default();
+        log.lines().filter(|l| l.starts_with("GET ") && l.split(' ').nth(1).is_some_and(|p| p.ends_with("/squashfs.img"))).map(|l| l.split(' ').nth(4).unwrap().parse::<u64>().unwrap()).sum()
+    }
+
+    fn log_has(&self, what: &str) -> bool {
+        std::fs::read_to_string(self.f.p("srv.log")).unwrap_or_default().contains(what)
+    }
+
+    fn assert_v2(&self, o: &Out) {
+        assert_eq!(o.code, 0, "stderr: {}", o.stderr);
+        assert_eq!(o.stdout.trim(), self.f.image_file().to_str().unwrap());
+        assert!(std::fs::read(self.f.image_file()).unwrap() == self.v2, "image bytes differ from v2");
+        assert!(o.stderr.contains("verified, version 2"), "{}", o.stderr);
+        assert!(!self.f.p("out/squashfs.img.part").exists());
+    }
+}
+
+#[test]
+fn delta_fetches_only_the_changed_blocks_multipart() {
+    let d = DeltaFx::new("delta-multi", true);
+    let o = d.fetch("ok", &[]);
+    d.assert_v2(&o);
+    assert!(o.stderr.contains("imgfetch: delta: "), "{}", o.stderr);
+    let sent = d.image_bytes();
+    // 9 changes of at most 2 blocks each, in one or two multipart requests.
+    assert!(sent > 0 && sent < 120_000, "{sent} bytes of a {} byte image", d.v2.len());
+    let gets = std::fs::read_to_string(d.f.p("srv.log")).unwrap().lines().filter(|l| l.starts_with("GET ") && l.contains("/squashfs.img 206")).count();
+    assert_eq!(gets, 1, "one multi-range request expected");
+    assert!(!o.stderr.contains("downloading in full"), "{}", o.stderr);
+}
+
+#[test]
+fn delta_single_ranges_when_the_server_sends_multi_range_whole() {
+    let d = DeltaFx::new("delta-single", true);
+    let o = d.fetch("single", &[]);
+    d.assert_v2(&o);
+    assert!(o.stderr.contains("one range per request"), "{}", o.stderr);
+    let ranged = std::fs::read_to_string(d.f.p("srv.log")).unwrap().lines().filter(|l| l.contains("/squashfs.img 206")).count();
+    assert!(ranged >= 6, "{ranged} single-range requests");
+}
+
+#[test]
+fn delta_tampered_block_is_refused() {
+    let d = DeltaFx::new("delta-tamper", true);
+    let o = d.fetch("tamper", &[]);
+    d.f.assert_no_image(&o, 3, "does not match the signed index");
+    assert!(!d.f.p("out/squashfs.img.part").exists());
+}
+
+#[test]
+fn delta_without_range_support_downloads_in_full() {
+    let d = DeltaFx::new("delta-norange", true);
+    let o = d.fetch("norange", &[]);
+    d.assert_v2(&o);
+    assert!(o.stderr.contains("no Range support: downloading in full"), "{}", o.stderr);
+    assert!(d.image_bytes() >= d.v2.len() as u64);
+}
+
+#[test]
+fn delta_off_or_without_index_downloads_in_full() {
+    let d = DeltaFx::new("delta-off", true);
+    let o = d.fetch("ok", &["--no-delta"]);
+    d.assert_v2(&o);
+    assert!(!o.stderr.contains("imgfetch: delta:"), "{}", o.stderr);
+    assert!(!d.log_has(".zidx"), "the index was fetched with --no-delta");
+    assert!(d.image_bytes() >= d.v2.len() as u64);
+
+    let d = DeltaFx::new("delta-noidx", false);
+    let o = d.fetch("ok", &[]);
+    d.assert_v2(&o);
+    assert!(o.stderr.contains("no squashfs.img.zidx listed: downloading in full"), "{}", o.stderr);
+}
+
+#[test]
+fn delta_index_not_matching_the_manifest_is_refused() {
+    let d = DeltaFx::new("delta-badidx", true);
+    let idx = d.f.p("srv/squashfs.img.zidx");
+    let mut data = std::fs::read(&idx).unwrap();
+    let n = data.len();
+    data[n - 1] ^= 1;
+    std::fs::write(&idx, data).unwrap();
+    let o = d.fetch("ok", &[]);
+    d.f.assert_no_image(&o, 3, "squashfs.img.zidx: checksum mismatch");
 }

@@ -27,6 +27,11 @@ Manifests (SHA256SUMS*) carry ETag and Last-Modified made as nginx makes them (m
 If-None-Match naming the ETag, or without it an If-Modified-Since not older than the file, gets
 304 Not Modified with no body (all modes but novalid).
 
+Several ranges in one request (`Range: bytes=a-b,c-d`, delta downloads; see serve_multi):
+  ok          answered 206 multipart/byteranges, one part per range, as nginx does
+  tamper      the same with the first byte of the first part flipped
+  single      like S3: a single range is served, several ranges get 200 and the whole file
+
 With --log FILE, one line per request is appended to FILE once its answer is sent:
 `METHOD PATH STATUS RECV SENT`, RECV the bytes of the request line and headers, SENT the bytes
 written back (status line, headers, body): what the fetch cost on the wire, for the tests that
@@ -146,7 +151,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = os.path.join(ROOT, rel)
         if not os.path.isfile(path):
             return self.fail(404, "not found\n")
-        image = not os.path.basename(rel).startswith("SHA256SUMS")
+        # The signed block index is served plainly in every mode (the tests tamper with blocks).
+        image = not os.path.basename(rel).startswith("SHA256SUMS") and not rel.endswith(".zidx")
         if image and mode == "notfound":
             return self.fail(404, "not found\n")
         if not image and self.not_modified(path, mode):
@@ -168,9 +174,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     LAST[0] = time.monotonic()
             return
         ranges = not (image and mode in ("norange", "bigger"))
+        rng = self.headers.get("Range")
+        if rng and "," in rng and ranges and image and not head:
+            return self.serve_multi(mode, path, size, rng)
         start, end = 0, size - 1
         partial = False
-        rng = self.headers.get("Range")
         if rng and ranges and not head:
             try:
                 unit, spec = rng.split("=", 1)
@@ -218,6 +226,47 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.sendfile(f, start, length)
         if extra:
             self.wfile.write(b"\xee" * extra)
+
+    def serve_multi(self, mode, path, size, rng):
+        """Several ranges: multipart/byteranges (ok, tamper), or the whole file (single)."""
+        if mode == "single":
+            self.send_response(200)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            with open(path, "rb") as f:
+                self.sendfile(f, 0, size)
+            return
+        try:
+            unit, spec = rng.split("=", 1)
+            assert unit.strip() == "bytes"
+            spans = []
+            for r in spec.split(","):
+                a, b = r.strip().split("-", 1)
+                a, b = int(a), min(int(b), size - 1)
+                assert 0 <= a <= b
+                spans.append((a, b))
+        except Exception:
+            return self.fail(416, "bad range\n")
+        boundary = "liveroot%08x" % (len(spans) * 2654435761 % 2**32)
+        heads = [("\r\n--%s\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes %d-%d/%d\r\n\r\n"
+                  % (boundary, a, b, size)).encode() for a, b in spans]
+        tail = ("\r\n--%s--\r\n" % boundary).encode()
+        total = sum(len(h) for h in heads) + sum(b - a + 1 for a, b in spans) + len(tail)
+        self.send_response(206)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "multipart/byteranges; boundary=" + boundary)
+        self.send_header("Content-Length", str(total))
+        self.end_headers()
+        with open(path, "rb") as f:
+            for k, ((a, b), h) in enumerate(zip(spans, heads)):
+                self.wfile.write(h)
+                f.seek(a)
+                data = bytearray(f.read(b - a + 1))
+                if mode == "tamper" and k == 0:
+                    data[0] ^= 0xFF
+                self.wfile.write(data)
+        self.wfile.write(tail)
 
 
 class Counting:

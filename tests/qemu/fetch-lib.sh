@@ -16,9 +16,13 @@
 #                                version=5 (+ .minisig.old); no primary pair
 #   srv/v3/                      the v2 image signed version=3
 #   srv/norootfs/                a signed (version=2) squashfs with no LiveOS/rootfs.img inside
+#   srv/delta/                   v1 with a few files changed (/etc/image-version = 2, two files
+#                                added), its block index squashfs.img.zidx (imgcheck
+#                                --make-index), both in SHA256SUMS signed version=2
 # fetch_server MODE DIR: start tests/httpd/misbehave.py on 127.0.0.1 and let the guest reach it
 # as http://10.0.2.100/ through slirp (restrict=on: no other way out) and one socat per
-# connection; sets FETCH_URL. fetch_server down: the same wiring to a port nobody listens on.
+# connection; sets FETCH_URL; the server logs each request to $RUNDIR/http.log (misbehave.py
+# --log: METHOD PATH STATUS RECV SENT). fetch_server down: the same wiring to a port nobody listens on.
 FETCH=$BUILD/fetch
 INITRD=$FETCH/initramfs.cpio.gz
 
@@ -30,7 +34,7 @@ fetch_setup() {
 	done
 	local stamp
 	stamp=$(cat "$BUILD/initramfs.cpio.gz" "$BUILD/live-flash.img" "$FETCH/key.pub" "$TOP/tests/qemu/fetch-lib.sh" "$TOP/mk/mkinitramfs.sh" | sha256sum)
-	[[ -f $FETCH/stamp && $(cat "$FETCH/stamp") == "$stamp" ]] && return 0
+	[[ -f $FETCH/stamp && $(cat "$FETCH/stamp") == "$stamp" ]] && { delta_index; return 0; }
 	local tmp=$FETCH/tmp
 	rm -rf "$tmp" "$FETCH/srv"
 	mkdir -p "$tmp/init" "$tmp/sq" "$FETCH/srv"
@@ -76,6 +80,14 @@ fetch_setup() {
 	printf 'cd /etc\nwrite %s image-version\n' "$tmp/image-version" |
 		debugfs -w -f - "$tmp/sq/root/LiveOS/rootfs.img" >/dev/null 2>&1
 	mksquashfs "$tmp/sq/root" "$tmp/v2.img" -noappend -quiet -no-progress -all-root >/dev/null
+	# The delta image: v1 with a few files changed, published with its block index.
+	unsquashfs -q -n -d "$tmp/sq/delta" "$tmp/v1.img" >/dev/null
+	echo "a file added in the delta image" >"$tmp/delta-a"
+	head -c 20000 /dev/urandom >"$tmp/delta-b"
+	printf 'cd /etc\nwrite %s image-version\nwrite %s delta-a\nwrite %s delta-b\n' "$tmp/image-version" "$tmp/delta-a" "$tmp/delta-b" |
+		debugfs -w -f - "$tmp/sq/delta/LiveOS/rootfs.img" >/dev/null 2>&1
+	mkdir -p "$FETCH/srv/delta"
+	mksquashfs "$tmp/sq/delta" "$FETCH/srv/delta/squashfs.img" -noappend -quiet -no-progress -all-root >/dev/null
 	mkdir -p "$tmp/empty/LiveOS"
 	echo "no rootfs here" >"$tmp/empty/LiveOS/README"
 	mksquashfs "$tmp/empty" "$tmp/norootfs.img" -noappend -quiet -no-progress -all-root >/dev/null
@@ -87,7 +99,16 @@ fetch_setup() {
 			minisign -S -W -s "$FETCH/$s.sec" -m SHA256SUMS -t "version=$v" >/dev/null)
 	done
 	rm -rf "$tmp"
+	delta_index
 	echo "$stamp" >"$FETCH/stamp"
+}
+
+# delta_index: srv/delta's block index, made by the binary under test (its format is that
+# binary's), and the manifest listing it, signed version=2. Every run: it takes a moment.
+delta_index() {
+	"$BUILD/liveroot" imgcheck --make-index "$FETCH/srv/delta/squashfs.img"
+	(cd "$FETCH/srv/delta" && sha256sum squashfs.img squashfs.img.zidx >SHA256SUMS && rm -f SHA256SUMS.minisig &&
+		minisign -S -W -s "$FETCH/key.sec" -m SHA256SUMS -t "version=2" >/dev/null)
 }
 
 fetch_server() {
@@ -95,7 +116,7 @@ fetch_server() {
 	if [[ $mode == down ]]; then
 		port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	else
-		python3 "$TOP/tests/httpd/misbehave.py" "$FETCH/srv" --idle 120 >"$RUNDIR/port" &
+		python3 "$TOP/tests/httpd/misbehave.py" "$FETCH/srv" --idle 120 --log "$RUNDIR/http.log" >"$RUNDIR/port" &
 		SERVER_PID=$!
 		local n=40
 		while [[ ! -s $RUNDIR/port ]] && ((n-- > 0)); do sleep 0.1; done
@@ -142,4 +163,9 @@ G
 		grep -aqE "liveroot: fetch: .*$FB_REASON.*; booting the local image" "$RUNDIR/console.log" ||
 			problem "no 'fetch: ...$FB_REASON...; booting the local image' line"
 	}
+}
+
+# image_bytes_sent DIR: the bytes the server sent for GETs of DIR's squashfs.img (http.log).
+image_bytes_sent() {
+	awk -v p="/$1/squashfs.img" '$1 == "GET" && substr($2, length($2) - length(p) + 1) == p { n += $5 } END { print n + 0 }' "$RUNDIR/http.log" 2>/dev/null
 }
