@@ -547,6 +547,7 @@ fn poll_retries_with_backoff_until_an_image_is_fetched() {
     assert!(waits.first().is_some_and(|w| w == &"0 s"), "the first check comes within the interval: {stderr}");
     assert!(waits.get(1) == Some(&"2 s") && stderr.contains("SHA256SUMS.minisig: HTTP 404"), "{stderr}");
     assert!(waits.get(2).is_none_or(|w| w == &"4 s"), "{stderr}");
+}
 
 // ---- delta download (--seed): the server logs what each request cost (--log) ----
 
