@@ -118,8 +118,9 @@ flash: $(BUILD)/liveroot kernel
 	@mk/mkflash.sh "$$FLASH"
 
 # Sign a release directory (mk/sign.sh): DIR= KEY= VERSION= [NAME=] [ROLLOUT=] [EXPIRES=].
-sign:
-	@DIR='$(DIR)' KEY='$(KEY)' VERSION='$(VERSION)' NAME='$(NAME)' ROLLOUT='$(ROLLOUT)' EXPIRES='$(EXPIRES)' mk/sign.sh
+sign: $(BUILD)/liveroot
+	@DIR='$(DIR)' KEY='$(KEY)' VERSION='$(VERSION)' NAME='$(NAME)' ROLLOUT='$(ROLLOUT)' EXPIRES='$(EXPIRES)' \
+		INDEX='$(INDEX)' LIVEROOT='$(BUILD)/liveroot' mk/sign.sh
 
 demo: $(BUILD)/liveroot
 	@mk/demo.sh

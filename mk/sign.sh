@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# mk/sign.sh — publish a release directory: SHA256SUMS over the image (and its dm-verity sidecars
-# when present), signed with minisign; the trusted comment carries the fleet words imgfetch reads.
+# mk/sign.sh — publish a release directory: SHA256SUMS over the image, its delta block index
+# (NAME.zidx, made here with `liveroot imgcheck --make-index` unless INDEX=0) and its dm-verity
+# sidecars when present, signed with minisign; the trusted comment carries the fleet words
+# imgfetch reads.
 #   DIR=dir KEY=release.key VERSION=N [NAME=squashfs.img] [ROLLOUT=PCT|START+DURATION]
-#   [EXPIRES=UNIXTIME|+SECONDS] mk/sign.sh      (`make sign ...` runs it)
+#   [EXPIRES=UNIXTIME|+SECONDS] [INDEX=0] [LIVEROOT=build/liveroot] mk/sign.sh
+#   (`make sign ...` runs it)
 # ROLLOUT=25 lets a quarter of the boxes take version N; re-sign with ROLLOUT=100 (or without
 # ROLLOUT) to open it to all, ROLLOUT=0 to stop it. START+DURATION opens linearly in unix time.
 # EXPIRES=+604800 makes the manifest refused a week from now (a box then sees a replay of it as
@@ -26,6 +29,12 @@ if [[ -n ${EXPIRES:-} ]]; then
 	tc+=" expires=$EXPIRES"
 fi
 files=("$NAME")
+# The index is made from this very image each time (a stale one would fail every delta); with
+# INDEX=0 none is listed and boxes download in full.
+if [[ ${INDEX:-1} != 0 ]]; then
+	"${LIVEROOT:-build/liveroot}" imgcheck --make-index "$DIR/$NAME" || die "$DIR/$NAME: no block index made"
+	files+=("$NAME.zidx")
+fi
 for s in .verity .roothash; do [[ -f $DIR/$NAME$s ]] && files+=("$NAME$s"); done
 (cd "$DIR" && sha256sum "${files[@]}" >SHA256SUMS && rm -f SHA256SUMS.minisig &&
 	minisign -S -s "$KEY" -m SHA256SUMS -t "$tc" >/dev/null) || die "signing $DIR/SHA256SUMS failed"
