@@ -720,9 +720,17 @@ fn once(argv: &[String]) -> Result<()> {
         _ => a.newer_than,
     };
     let cache = match (&a.cache, &key, floor) {
+        // An unreadable or torn cache (it is a hint, written in place on the medium) is a
+        // full check, said once: never a failure.
         (Some(f), Some(_), Some(fl)) => std::fs::read(osarg::path(f))
             .ok()
-            .and_then(|t| crate::rollout::Cache::parse(&t))
+            .and_then(|t| {
+                let c = crate::rollout::Cache::parse(&t);
+                if c.is_none() {
+                    warn(&format!("{f}: not a validators cache; ignored (a full check)"));
+                }
+                c
+            })
             .filter(|c| c.applies(&iurl, fl, now_unix)),
         _ => None,
     };

@@ -65,7 +65,17 @@
 //!    `new-image`, `new-verity`, `new-roothash`, `new-sig`, `new-manifest`: `.new` becomes the
 //!    primary (manifest last: the primary is complete only when all of it is in place;
 //!    meanwhile `.old` is). A step whose file the pair does not have renames nothing.
-//! 5. `remount-ro`. `medium_pair=primary` is recorded in the state file (if it exists).
+//! 5. `cache`: imgfetch's validators cache beside the state file (`/run/live/fetch.cache`, the
+//!    boot's `--cache`) is written as `LiveOS/fetch.cache` (beside the image) when it is about
+//!    the version just written (its `above`, the floor it was decided against, is that
+//!    version): the next boot's check is then one conditional GET, a 304 while the server's
+//!    signature is unchanged. Otherwise a `fetch.cache` there is removed: it was about the
+//!    image replaced, whose floor no boot will have again. Written in place (no rename): the
+//!    file is an unsigned hint, a 304 to it only ever means "do nothing", and a torn or stale
+//!    one does not parse or does not match the floor, costing one full check (imgfetch warns
+//!    and ignores it); a FAT rename cut by a power loss could instead leave two names on one
+//!    cluster chain. A failure here is a warning: the image is written.
+//!    `remount-ro`. `medium_pair=primary` is recorded in the state file (if it exists).
 //!
 //! So one `.old` pair always stays: the image the primary replaced (the previous keeper). It
 //! is deleted at the start of the next syncflash, once the primary is known good.
@@ -101,6 +111,9 @@ use std::path::{Path, PathBuf};
 pub const SUMMARY: &str = "write the booted (fetched) image to the flash, safe against power cuts";
 
 const DEFAULT_IMAGE: &str = "LiveOS/squashfs.img";
+/// imgfetch's validators cache: beside the state file, and beside the image on the medium
+/// (where /init reads it).
+const CACHE: &str = "fetch.cache";
 /// Where the medium is mounted when the boot released it (rd.live.ram, a network boot).
 const PRIVATE_MOUNT: &str = "/run/live/syncflash";
 /// Cluster rounding and directory entries: FAT32 on a big card has 32 KiB clusters.
@@ -183,6 +196,9 @@ struct Source {
     size: u64,
     /// Bytes of the whole pair (image, sidecars, manifest, signature).
     total: u64,
+    /// imgfetch's validators cache for the medium, when the one beside the state is about this
+    /// version; None: remove the medium's (see `put_cache`).
+    cache: Option<String>,
 }
 
 impl Source {
@@ -264,11 +280,19 @@ pub fn run(argv: &[String]) -> Result<()> {
     let vouched = (Path::new(&get("image_file")) == image && matches!(get("verified").as_str(), "sha256" | "sig"))
         .then(|| crate::digest::parse_sha256(get("image_sha256").as_bytes()))
         .flatten();
-    let src = read_source(files, &name, key.as_ref(), vouched).map_err(|e| {
+    let mut src = read_source(files, &name, key.as_ref(), vouched).map_err(|e| {
         let mut e = e;
         e.reason.push_str("; nothing written");
         e
     })?;
+    // The boot's `--cache` is beside the state (/run/live/fetch.cache); only a cache decided
+    // against this version as the floor says anything about the boots that follow.
+    let cache_file = state_file.parent().unwrap_or(Path::new("/")).join(CACHE);
+    src.cache = std::fs::read(&cache_file)
+        .ok()
+        .and_then(|t| crate::rollout::Cache::parse(&t))
+        .filter(|c| Some(c.above) == src.trusted.version)
+        .map(|c| c.text());
 
     if private {
         let dev = get("medium");
@@ -354,7 +378,7 @@ fn read_source(files: Files, name: &str, key: Option<&PublicKey>, vouched: Optio
             total = total.saturating_add(std::fs::metadata(p).ctx(p.display())?.len());
         }
     }
-    Ok(Source { files, trusted, size, total })
+    Ok(Source { files, trusted, size, total, cache: None })
 }
 
 /// Is pair `p` one the box can boot from: manifest (and, with a key, signature), sidecars and
@@ -448,6 +472,12 @@ fn sync(a: &Args, src: &Source, key: Option<&PublicKey>, rootp: &Path, rel_dir: 
         );
         for p in &doomed {
             plan.push_str(&format!("syncflash: would delete {}\n", p.display()));
+        }
+        let c = dir.join(CACHE);
+        if src.cache.is_some() {
+            plan.push_str(&format!("syncflash: would write {} (the server's validators for this version)\n", c.display()));
+        } else if c.exists() {
+            plan.push_str(&format!("syncflash: would delete {} (about another version)\n", c.display()));
         }
         say(&plan);
         return Ok(false);
@@ -550,7 +580,40 @@ fn write_and_rotate(
         step(stepname);
         rename_fresh(from, &to, &sync_dir)?;
     }
+    put_cache(&dir.join(CACHE), src, &sync_dir);
     Ok(())
+}
+
+/// The medium's validators cache after the rotation (module doc, step 5): this version's, or
+/// none. In place: see there why that is safe for this file. Never an error.
+fn put_cache(file: &Path, src: &Source, sync_dir: &dyn Fn() -> Result<()>) {
+    let r = match &src.cache {
+        Some(text) => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(file)
+            .and_then(|mut f| {
+                f.write_all(text.as_bytes())?;
+                f.set_len(text.len() as u64)?;
+                f.sync_all()
+            })
+            .map(|_| true),
+        None => match std::fs::remove_file(file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            r => r.map(|_| false),
+        },
+    };
+    match r.map_err(|e| crate::error::io_reason(&e)).and_then(|w| sync_dir().map(|_| w).map_err(|e| e.reason)) {
+        Ok(true) => say(&format!("syncflash: {}: the server's validators for this version (the next boot's check is one request)\n", show(file))),
+        Ok(false) => say(&format!("syncflash: {}: removed (about the image replaced)\n", show(file))),
+        Err(why) => {
+            let _ = std::io::stderr().write_all(
+                format!("syncflash: warning: {}: {why}: the next boot's check is a full one\n", show(file)).as_bytes(),
+            );
+        }
+    }
 }
 
 /// The `.new` pair as the card holds it must be exactly the source pair, and verify.

@@ -508,6 +508,31 @@ fn a_poll_with_nothing_new_is_one_304_under_1_kib() {
 }
 
 #[test]
+fn a_torn_cache_is_a_full_check_with_a_warning() {
+    // syncflash writes the medium's fetch.cache in place: a power cut can leave it torn. That
+    // is a full check (the manifest fetched), said on stderr, never a failure; the check then
+    // leaves a whole cache, and the next check is a 304 again.
+    let f = Fx::new("polltorn");
+    let cache = f.p("local/fetch.cache");
+    let c = cache.to_str().unwrap();
+    f.assert_no_image(&f.fetch("ok", &["--newer-than", "2", "--cache", c]), 5, "already up to date (version 2)");
+    let whole = std::fs::read(&cache).unwrap();
+    for torn in [&whole[..whole.len() / 2], &b""[..], &b"\0\0\0\0"[..]] {
+        std::fs::write(&cache, torn).unwrap();
+        let n = wire(&f, 1).len() + 1;
+        let o = f.fetch("ok", &["--newer-than", "2", "--cache", c]);
+        f.assert_no_image(&o, 5, "already up to date (version 2)");
+        assert!(o.stderr.contains(&format!("imgfetch: {c}: not a validators cache; ignored (a full check)")), "{}", o.stderr);
+        let w: Vec<String> = wire(&f, n).into_iter().map(|(r, s, _)| format!("{r} {s}")).collect();
+        assert_eq!(w, ["GET /ok/SHA256SUMS 200", "GET /ok/SHA256SUMS.minisig 200"]);
+        assert_eq!(std::fs::read(&cache).unwrap(), whole);
+    }
+    let o = f.fetch("ok", &["--newer-than", "2", "--cache", c]);
+    f.assert_no_image(&o, 5, "(HTTP 304)");
+    assert!(!o.stderr.contains("not a validators cache"), "{}", o.stderr);
+}
+
+#[test]
 fn a_rollout_not_open_is_remembered_until_it_opens() {
     let f = Fx::new("pollwait");
     let cache = f.p("local/fetch.cache");

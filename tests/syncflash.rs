@@ -724,3 +724,64 @@ fn latin1_medium_and_source_paths_are_used_exactly() {
         assert_eq!(std::fs::read(medium.join("LiveOS").join(f)).unwrap(), std::fs::read(src.join(f)).unwrap(), "{f}");
     }
 }
+
+#[test]
+fn the_validators_cache_follows_the_version_written() {
+    // imgfetch's --cache beside the state (/run/live/fetch.cache at boot) goes to the medium's
+    // LiveOS/fetch.cache, where /init reads it, only when it was decided against the version
+    // written; else the medium's is removed. Never a failure.
+    let env = Env::new("cache");
+    let medium = env.p("medium");
+    let (key, sec) = env.key("k");
+    for v in 1..=4 {
+        env.make(&format!("v{v}"), v, 30_000 + v as usize, false, Some(&sec));
+    }
+    env.place_tag(&medium, "v1", "");
+    let on_medium = format!("{medium}/LiveOS/fetch.cache");
+    let in_run = env.p("fetch.cache");
+    let cache = |above: u8, etag: &str| {
+        format!(
+            "# imgfetch: validators of the last manifest that needed nothing (not trusted: a 304 only skips)\n\
+             url=http://10.0.2.100/ok/squashfs.img\nabove={above}\nversion={above}\nwaiting=0\nuntil=0\netag={etag}\n"
+        )
+    };
+    // The medium's, about v1, longer than what replaces it: rewritten in place to the exact bytes.
+    std::fs::write(&on_medium, cache(1, &format!("\"{}\"", "o".repeat(200)))).unwrap();
+    std::fs::write(&in_run, cache(2, "\"v2-etag\"")).unwrap();
+    let state = env.p("state");
+    let put_state = |tag: &str| {
+        std::fs::write(&state, format!("medium_mount={medium}\nimage_file={}\npubkey={key}\n", env.p(&format!("src/{tag}/squashfs.img"))))
+            .unwrap()
+    };
+    put_state("v2");
+    let o = env.run(&["--state", &state, "--dry-run"]);
+    assert!(text(&o.stdout).contains(&format!("would write {on_medium} (the server's validators for this version)")), "{}", text(&o.stdout));
+    let o = env.run(&["--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains(&format!("{on_medium}: the server's validators for this version")), "{}", text(&o.stdout));
+    assert_eq!(std::fs::read_to_string(&on_medium).unwrap(), cache(2, "\"v2-etag\""));
+    let mut want = env.expect_tags(&[("", "v2"), (".old", "v1")]);
+    want.push(("fetch.cache".into(), sha(cache(2, "\"v2-etag\"").as_bytes())));
+    want.sort();
+    assert_eq!(medium_contents(&medium), want);
+
+    // v3 while the cache beside the state is still about v2: the medium's (about v2) goes.
+    put_state("v3");
+    let o = env.run(&["--state", &state, "--dry-run"]);
+    assert!(text(&o.stdout).contains(&format!("would delete {on_medium} (about another version)")), "{}", text(&o.stdout));
+    let o = env.run(&["--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains(&format!("{on_medium}: removed")), "{}", text(&o.stdout));
+    assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "v3"), (".old", "v2")]));
+
+    // A torn cache beside the state is no cache; a medium path that cannot take the file
+    // (a directory) costs a warning, the image is written all the same.
+    std::fs::write(&in_run, &cache(4, "\"v4-etag\"")[..90]).unwrap();
+    std::fs::create_dir(&on_medium).unwrap();
+    put_state("v4");
+    let o = env.run(&["--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains(&format!("syncflash: warning: {on_medium}: ")), "{}", text(&o.stderr));
+    std::fs::remove_dir(&on_medium).unwrap();
+    assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "v4"), (".old", "v3")]));
+}
