@@ -122,9 +122,26 @@ fetch_server() {
 		while [[ ! -s $RUNDIR/port ]] && ((n-- > 0)); do sleep 0.1; done
 		port=$(cat "$RUNDIR/port")
 	fi
-	FETCH_URL=http://10.0.2.100/$mode/${2:-new}/
-	QEMU_EXTRA+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$port"
+	FETCH_URL=http://10.0.2.100/$mode/${2:-new}/ FETCH_PORT=$port
+	NET_ARGS=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$port"
 		-device virtio-net-pci,netdev=n0)
+	QEMU_EXTRA+=("${NET_ARGS[@]}")
+}
+
+# net_boot DIR SCRIPT [APPEND]: one more boot from $FLASH with the server's NIC (NET_ARGS of
+# fetch_server), fetching /ok/DIR/, with SCRIPT on a fresh TESTS disk; the previous boot's
+# console.log is kept as console.N.log.
+net_boot() {
+	local url=http://10.0.2.100/ok/$1/ script=$2 n=1
+	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
+	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
+	{ echo ". /run/tests/lib.sh"; cat "$script"; echo done_tests; } >"$RUNDIR/test.$n.sh"
+	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh" || { problem "cannot build the TESTS disk"; return 1; }
+	QEMU_EXTRA=("${NET_ARGS[@]}" -drive "file=$FLASH,format=raw,if=none,id=again1" -device "virtio-blk-pci,drive=again1"
+		-drive "file=$RUNDIR/tests.$n.img,format=raw,if=none,id=again2" -device "virtio-blk-pci,drive=again2")
+	qemu_start "$RUNDIR" "root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$url live.fetch.timeout=60${3:+ $3}" "" "" 200
+	QEMU_EXTRA=()
+	qemu_wait
 }
 
 fetch_stop() {

@@ -31,15 +31,7 @@ rollout_dirs() {
 
 prepare() {
 	rollout_dirs
-	# fetch_server's wiring, with the server's byte log.
-	python3 "$TOP/tests/httpd/misbehave.py" "$FETCH/srv" --idle 200 --log "$RUNDIR/wire.log" >"$RUNDIR/port" &
-	SERVER_PID=$!
-	local n=40
-	while [[ ! -s $RUNDIR/port ]] && ((n-- > 0)); do sleep 0.1; done
-	PORT=$(cat "$RUNDIR/port")
-	NET_ARGS=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-cmd:socat - TCP:127.0.0.1:$PORT"
-		-device virtio-net-pci,netdev=n0)
-	QEMU_EXTRA+=("${NET_ARGS[@]}")
+	fetch_server ok v1
 	APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=http://10.0.2.100/ok/rollout0/ live.fetch.timeout=60 rd.live.machine_id=$MACHINE"
 }
 
@@ -52,27 +44,13 @@ check no-v2 test ! -e /etc/image-version
 G
 }
 
-# net_boot DIR SCRIPT: another boot from the flash with the server's NIC, fetching DIR.
-net_boot() {
-	local url=http://10.0.2.100/ok/$1/ script=$2 n=1
-	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
-	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
-	{ echo ". /run/tests/lib.sh"; cat "$script"; echo done_tests; } >"$RUNDIR/test.$n.sh"
-	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh" || { problem "cannot build the TESTS disk"; return 1; }
-	QEMU_EXTRA=("${NET_ARGS[@]}" -drive "file=$FLASH,format=raw,if=none,id=again1" -device "virtio-blk-pci,drive=again1"
-		-drive "file=$RUNDIR/tests.$n.img,format=raw,if=none,id=again2" -device "virtio-blk-pci,drive=again2")
-	qemu_start "$RUNDIR" "root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$url live.fetch.timeout=60" "" "" 200
-	QEMU_EXTRA=()
-	qemu_wait
-}
-
 verify() {
 	local bucket log m v2=$RUNDIR/v2.sh v1=$RUNDIR/v1.sh etag lines cost
 	bucket=$(python3 -c 'import hashlib, sys; print(int.from_bytes(hashlib.sha256(sys.argv[1].encode()).digest()[:8], "big") % 10000)' "$MACHINE:2")
 	log=$(tr -d '\r' <"$RUNDIR/console.log")
 	grep -aqF "fetch: http://10.0.2.100/ok/rollout0/: version 2 not yet rolled out to this box (bucket $bucket, rollout 0.00% open; --machine-id); booting the local image" <<<"$log" ||
 		problem "rollout=0: no 'version 2 not yet rolled out to this box (bucket $bucket, ...)' line"
-	grep -q '^GET /ok/rollout0/squashfs.img\|^HEAD /ok/rollout0/squashfs.img' "$RUNDIR/wire.log" && problem "rollout=0: the image was requested"
+	grep -q '^GET /ok/rollout0/squashfs.img\|^HEAD /ok/rollout0/squashfs.img' "$RUNDIR/http.log" && problem "rollout=0: the image was requested"
 
 	cat >"$v2" <<'G'
 check_live_root
@@ -89,7 +67,7 @@ G
 	# The medium holds the validators syncflash would leave beside the image it wrote: those
 	# the server gives for the manifest of the version on the flash.
 	etag=$(python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).headers["ETag"])' \
-		"http://127.0.0.1:$PORT/ok/v1/SHA256SUMS.minisig")
+		"http://127.0.0.1:$FETCH_PORT/ok/v1/SHA256SUMS.minisig")
 	printf 'url=http://10.0.2.100/ok/v1/squashfs.img\nabove=1\nversion=1\nwaiting=0\nuntil=0\netag=%s\n' "$etag" >"$RUNDIR/fetch.cache"
 	printf 'cd /LiveOS\nwrite %s fetch.cache\n' "$RUNDIR/fetch.cache" | debugfs -w -f - "$FLASH" >/dev/null 2>&1
 	cat >"$v1" <<'G'
@@ -99,7 +77,7 @@ check version-1 test "$(liveinit state get image_version)" = 1
 check cache-in-run grep -q '^etag=' /run/live/fetch.cache
 G
 	sleep 1
-	lines=$(wc -l <"$RUNDIR/wire.log")
+	lines=$(wc -l <"$RUNDIR/http.log")
 	net_boot v1 "$v1"
 	for m in root-md7 booted-local version-1 cache-in-run done; do
 		marker "$m" || problem "304 boot: no 'LIVEROOT-TEST ok $m'"
@@ -107,7 +85,7 @@ G
 	grep -aqF 'fetch: http://10.0.2.100/ok/v1/: already up to date (version 1): SHA256SUMS.minisig not modified since the last check (HTTP 304); booting the local image' \
 		<(tr -d '\r' <"$RUNDIR/console.log") || problem "304 boot: no 'already up to date ... (HTTP 304)' line"
 	sleep 1
-	tail -n +$((lines + 1)) "$RUNDIR/wire.log" >"$RUNDIR/wire-304.log"
+	tail -n +$((lines + 1)) "$RUNDIR/http.log" >"$RUNDIR/wire-304.log"
 	cost=$(awk '{ n += $4 + $5 } END { print n + 0 }' "$RUNDIR/wire-304.log")
 	echo "304 boot: $(wc -l <"$RUNDIR/wire-304.log") request(s), $cost bytes on the wire: $(tr '\n' ';' <"$RUNDIR/wire-304.log")"
 	[[ $(wc -l <"$RUNDIR/wire-304.log") == 1 ]] && grep -q '^GET /ok/v1/SHA256SUMS.minisig 304 ' "$RUNDIR/wire-304.log" ||

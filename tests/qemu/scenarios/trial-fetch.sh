@@ -35,24 +35,9 @@ prepare() {
 	printf 'cd /LiveOS\nwrite %s trial.state\n' "$t/trial.state" | debugfs -w -f - "$FLASH" >/dev/null 2>&1
 	rm -rf "$t"
 	fetch_server ok trialbad
-	NET_ARGS=("${QEMU_EXTRA[@]}")
 	QEMU_EXTRA=()
 }
 guest() { echo check_live_root; }
-
-# net_boot DIR SCRIPT: boot_again from the flash with the fetch server's NIC, fetching DIR.
-net_boot() {
-	local url=http://10.0.2.100/ok/$1/ script=$2 n=1
-	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
-	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
-	{ echo ". /run/tests/lib.sh"; cat "$script"; echo done_tests; } >"$RUNDIR/test.$n.sh"
-	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh" || { problem "cannot build the TESTS disk"; return 1; }
-	QEMU_EXTRA=("${NET_ARGS[@]}" -drive "file=$FLASH,format=raw,if=none,id=again1" -device "virtio-blk-pci,drive=again1"
-		-drive "file=$RUNDIR/tests.$n.img,format=raw,if=none,id=again2" -device "virtio-blk-pci,drive=again2")
-	qemu_start "$RUNDIR" "root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$url live.fetch.timeout=60 panic=1" "" "" 200
-	QEMU_EXTRA=()
-	qemu_wait
-}
 
 verify() {
 	local v1=$RUNDIR/v1.sh v3=$RUNDIR/v3.sh n log m
@@ -79,12 +64,12 @@ check floor-3 test "$TRIAL_FLOOR" = 3
 check failed-2 test "$TRIAL_FAILED" = 2
 G
 	for n in 1 2 3; do
-		net_boot trialbad "$v1"
+		net_boot trialbad "$v1" panic=1
 		log=$(tr -d '\r' <"$RUNDIR/console.log")
 		grep -aq "version 2 is on trial: try $n of 3" <<<"$log" || problem "fetched v2 boot $n: no 'try $n of 3' line"
 		grep -aq 'trial-v2: init exits at once' <<<"$log" || problem "fetched v2 boot $n: v2's init did not run"
 	done
-	net_boot trialbad "$v1"
+	net_boot trialbad "$v1" panic=1
 	for m in root-md7 booted-local version-1 fallback-reason no-trial-key done; do
 		marker "$m" || problem "fallback boot: no 'LIVEROOT-TEST ok $m'"
 	done
@@ -92,13 +77,13 @@ G
 		problem "fallback boot: the console does not say why"
 	# No fallback in this boot: v2 is not fetched at all, the local v1 is the primary.
 	grep -v fallback-reason "$v1" >"$RUNDIR/plain.sh"
-	net_boot trialbad "$RUNDIR/plain.sh"
+	net_boot trialbad "$RUNDIR/plain.sh" panic=1
 	for m in root-md7 booted-local version-1 no-trial-key done; do
 		marker "$m" || problem "boot after the fallback: no 'LIVEROOT-TEST ok $m'"
 	done
 	grep -aq 'fetch: .*already up to date (version 2); booting the local image' <(tr -d '\r' <"$RUNDIR/console.log") ||
 		problem "boot after the fallback: v2 was not skipped as already up to date (the failed version)"
-	net_boot v3 "$v3"
+	net_boot v3 "$v3" panic=1
 	for m in root-md7 booted-net version-3 trial-2 marked no-floor-in-ram synced trial-kept floor-3 failed-2 done; do
 		marker "$m" || problem "v3 boot: no 'LIVEROOT-TEST ok $m'"
 	done
