@@ -476,17 +476,7 @@ mod tests {
         d
     }
 
-    fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::fat::tests::noise as pseudo;
 
     #[test]
     fn index_round_trip_and_strict() {
