@@ -332,27 +332,11 @@ fn size_note(kib: u64) -> String {
 fn ctime_utc(t: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = t / 86400;
-    let secs = t % 86400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {y}",
-        DAYS[(days % 7) as usize],
-        MONTHS[(m - 1) as usize],
-        d,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let (y, m, d, hh, mm, ss) = crate::civil::from_unix(t);
+    // 1970-01-01 was a Thursday.
+    let wday = DAYS.get((t / 86_400 % 7) as usize).copied().unwrap_or("?");
+    let mon = MONTHS.get(m.wrapping_sub(1) as usize).copied().unwrap_or("?");
+    format!("{wday} {mon} {d:2} {hh:02}:{mm:02}:{ss:02} {y}")
 }
 
 /// Node a user knows the device by: /dev/mapper/NAME for dm, else /dev/KERNELNAME.

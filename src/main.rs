@@ -2,6 +2,7 @@
 //! argv[1] when called as `liveroot`.
 #![deny(unsafe_code)]
 
+mod civil;
 mod cli;
 mod cmdline;
 mod coldplug;
