@@ -410,10 +410,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         Cmd::SelectImage(a) => select_image(a),
         Cmd::State(a) => state(a),
         Cmd::SwitchRoot(a) => switch_root_or_rescue(a),
-        Cmd::MarkGood(a) => {
-            let st = a.state.clone();
-            mark_good(a).and_then(|()| watchdog_disarm_armed(&st))
-        }
+        Cmd::MarkGood(a) => mark_good(a),
         Cmd::Trial(a) => trial(a),
         Cmd::Watchdog(a) => watchdog(a),
     }
@@ -1102,8 +1099,16 @@ fn trial_start(a: StartArgs) -> Result<()> {
     }
 }
 
+/// The trial ends (when there is one about the running image), then the watchdog /init armed
+/// for it is stopped.
 fn mark_good(a: MarkGoodArgs) -> Result<()> {
-    let st = crate::state::load(osarg::path(&a.state))?;
+    let path = osarg::path(&a.state);
+    let st = crate::state::load(&path)?;
+    mark_good_record(&a, &st)?;
+    watchdog_disarm_armed(&path, &st)
+}
+
+fn mark_good_record(a: &MarkGoodArgs, st: &[(String, String)]) -> Result<()> {
     let img = ident(crate::state::lookup(&st, "image_sha256"), crate::state::lookup(&st, "image_version"))?;
     let Some(img) = img else {
         out("mark-good: the running image was not checked (no image_sha256 in the state): never on trial\n");
@@ -1198,18 +1203,16 @@ fn watchdog_disarm(dev: &str) -> Result<()> {
 /// mark-good's part: disarm the watchdog /init armed for this trial (`watchdog=` and
 /// `watchdog_dev=` in the state), then drop those keys so a second mark-good leaves the device
 /// alone. Without them nothing is touched: opening a watchdog starts it.
-fn watchdog_disarm_armed(state_file: &str) -> Result<()> {
-    let path = osarg::path(state_file);
-    let st = crate::state::load(&path)?;
-    if crate::state::lookup(&st, "watchdog").is_empty() {
+fn watchdog_disarm_armed(path: &Path, st: &[(String, String)]) -> Result<()> {
+    if crate::state::lookup(st, "watchdog").is_empty() {
         return Ok(());
     }
-    let dev = match crate::state::lookup(&st, "watchdog_dev") {
+    let dev = match crate::state::lookup(st, "watchdog_dev") {
         "" => WATCHDOG_DEV,
         d => d,
     };
     watchdog_disarm(dev)?;
-    crate::state::set(&path, &[("watchdog".into(), String::new()), ("watchdog_dev".into(), String::new())])
+    crate::state::set(path, &[("watchdog".into(), String::new()), ("watchdog_dev".into(), String::new())])
 }
 
 // ---- switch-root -----------------------------------------------------------------------------
