@@ -1109,7 +1109,7 @@ fn mark_good(a: MarkGoodArgs) -> Result<()> {
 }
 
 fn mark_good_record(a: &MarkGoodArgs, st: &[(String, String)]) -> Result<()> {
-    let img = ident(crate::state::lookup(&st, "image_sha256"), crate::state::lookup(&st, "image_version"))?;
+    let img = ident(crate::state::lookup(st, "image_sha256"), crate::state::lookup(st, "image_version"))?;
     let Some(img) = img else {
         out("mark-good: the running image was not checked (no image_sha256 in the state): never on trial\n");
         return Ok(());
