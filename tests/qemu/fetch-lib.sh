@@ -139,7 +139,7 @@ net_boot() {
 	make_tests_disk "$RUNDIR/tests.$n.img" "$RUNDIR/test.$n.sh" || { problem "cannot build the TESTS disk"; return 1; }
 	QEMU_EXTRA=("${NET_ARGS[@]}" -drive "file=$FLASH,format=raw,if=none,id=again1" -device "virtio-blk-pci,drive=again1"
 		-drive "file=$RUNDIR/tests.$n.img,format=raw,if=none,id=again2" -device "virtio-blk-pci,drive=again2")
-	qemu_start "$RUNDIR" "root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$url live.fetch.timeout=60${3:+ $3}" "" "" 200
+	qemu_start "$RUNDIR" "$(fetch_append "$url")${3:+ $3}" "" "" 200
 	QEMU_EXTRA=()
 	qemu_wait
 }
@@ -148,6 +148,10 @@ fetch_stop() {
 	[[ -n ${SERVER_PID:-} ]] && kill "$SERVER_PID" 2>/dev/null
 	return 0
 }
+
+# fetch_append [URL]: the kernel command line of a boot from the flash that fetches URL
+# (default $FETCH_URL of fetch_server) over DHCP.
+fetch_append() { echo "root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=${1:-$FETCH_URL} live.fetch.timeout=60"; }
 
 # The guest's view: /run/live/state has KEY=VALUE.
 state_is() { echo "check state-$1 grep -qx '$1=$2' /run/live/state"; }
@@ -162,7 +166,7 @@ fetch_falls_back() {
 	EXPECT="root-md7 state-booted state-image_version no-v2 no-image-in-ram ram-clean"
 	prepare() {
 		fetch_server "$FB_MODE" "$FB_DIR"
-		APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=60"
+		APPEND=$(fetch_append)
 	}
 	guest() {
 		cat <<G

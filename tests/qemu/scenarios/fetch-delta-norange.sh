@@ -6,7 +6,7 @@ MEDIUM=fetch/flash-v1.img
 EXPECT="root-md7 state-booted state-image_version image-is-v2 full-said"
 prepare() {
 	fetch_server norange delta
-	APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=60"
+	APPEND=$(fetch_append)
 }
 guest() {
 	cat <<G

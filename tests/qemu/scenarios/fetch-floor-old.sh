@@ -6,7 +6,7 @@ MEDIUM=fetch/flash-oldv5.img
 EXPECT="root-md7 state-floor state-image_version state-medium_pair no-v3 state-pubkey pubkey-copied bound-digest"
 prepare() {
 	fetch_server ok v3
-	APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=60"
+	APPEND=$(fetch_append)
 }
 guest() {
 	cat <<G

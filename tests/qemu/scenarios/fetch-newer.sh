@@ -5,7 +5,7 @@ MEDIUM=fetch/flash-v1.img
 EXPECT="root-md7 state-booted state-image_version state-fetched_from state-image_file image-is-v2"
 prepare() {
 	fetch_server ok
-	APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=60"
+	APPEND=$(fetch_append)
 }
 guest() {
 	cat <<G

@@ -13,7 +13,7 @@ TIMEOUT=240
 EXPECT="root-md7 state-booted image-is-v2 synced cache-synced"
 prepare() {
 	fetch_server ok
-	APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=60"
+	APPEND=$(fetch_append)
 }
 guest() {
 	cat <<G
@@ -58,7 +58,7 @@ check_live_root
 check from-flash grep -qx booted=local /run/live/state
 check flash-is-v2 grep -qx 2 /etc/image-version
 G
-	boot_again "root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=60" 120 "$script" "$FLASH"
+	boot_again "$(fetch_append)" 120 "$script" "$FLASH"
 	AGAIN_EXTRA=()
 	for m in root-md7 from-flash flash-is-v2 done; do
 		marker "$m" || problem "third boot: no 'LIVEROOT-TEST ok $m'"
