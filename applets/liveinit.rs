@@ -312,8 +312,13 @@ struct TakeArgs {
     #[argh(option, default = "String::new()")]
     version: String,
     /// a fetched image: begin its trial with this many tries if the record is not about it
+    /// (0: it boots untried, nothing written: rd.live.tries=0)
     #[argh(option)]
     start: Option<u8>,
+    /// with --start: the signed version of the medium's pair the trial falls back to; the
+    /// floor rises to it (default 0: none)
+    #[argh(option, default = "0")]
+    keep: u64,
     /// the trial file (default: on the medium the state names)
     #[argh(option)]
     file: Option<String>,
@@ -357,6 +362,10 @@ struct StartArgs {
     /// the image came from the network
     #[argh(switch)]
     net: bool,
+    /// the signed version of the pair the trial falls back to; the floor rises to it
+    /// (default 0: none)
+    #[argh(option, default = "0")]
+    keep: u64,
     /// the trial file (default: on the medium the state names)
     #[argh(option)]
     file: Option<String>,
@@ -996,9 +1005,7 @@ fn trial(a: TrialArgs) -> Result<()> {
 
 fn trial_take(a: TakeArgs) -> Result<()> {
     let img = ident(&a.sha256, &a.version)?;
-    if a.start == Some(0) {
-        return Err(Error::usage("trial take: --start 0: a trial needs at least one try"));
-    }
+    let start = a.start.map(|tries| trial::Start { tries, keep: a.keep });
     let loc = locate(a.file.as_deref(), &a.state);
     let (boot, cur) = match (&loc, img) {
         (_, None) => (Boot::Plain("the image is unchecked: no trial".into()), None),
@@ -1007,7 +1014,7 @@ fn trial_take(a: TakeArgs) -> Result<()> {
             Ok(None) => (Boot::Plain(format!("{}: missing, no trial state (a flash from before trials)", l.path.display())), None),
             Err(e) => (Boot::Plain(format!("no trial state: {e}")), None),
             Ok(Some(cur)) => {
-                let (boot, w) = trial::take(cur.record.as_ref(), &img, a.start);
+                let (boot, w) = trial::take(cur.record.as_ref(), &img, start);
                 // A fresh file has no record in either copy: normal. Anything else is news.
                 let boot = match boot {
                     Boot::Plain(why) if cur.bad.iter().any(|b| b.is_some_and(|b| !b.starts_with("no record"))) && cur.record.is_none() => {
@@ -1018,7 +1025,7 @@ fn trial_take(a: TakeArgs) -> Result<()> {
                 let mut rec = cur.record.clone();
                 let boot = match w {
                     None => boot,
-                    Some(_) => match trial::update(&l.path, a.via_fs, |c| trial::take(c, &img, a.start).1) {
+                    Some(_) => match trial::update(&l.path, a.via_fs, |c| trial::take(c, &img, start).1) {
                         Ok(w) => {
                             rec = w.or(rec);
                             boot
@@ -1088,7 +1095,7 @@ fn trial_start(a: StartArgs) -> Result<()> {
     let loc = locate(a.file.as_deref(), &a.state)?;
     let w = trial::update(&loc.path, a.via_fs, |c| match c {
         Some(r) if r.image == img => None,
-        _ => Some(trial::begin(c, &img, a.tries, a.net)),
+        _ => Some(trial::begin(c, &img, trial::Start { tries: a.tries, keep: a.keep }, a.net)),
     })?;
     match w {
         Some(_) => {

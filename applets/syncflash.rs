@@ -339,7 +339,7 @@ fn start_trial(file: &Path, t: &Trusted, tries: Option<u8>) {
     let kept = std::cell::Cell::new(false);
     let r = crate::trial::update(file, false, |c| {
         kept.set(c.is_some_and(|r| r.image == img));
-        crate::trial::synced(c, &img, tries)
+        crate::trial::synced(c, &img, crate::trial::Start { tries, keep: 0 })
     });
     match r {
         Ok(Some(r)) if kept.get() => say(&format!(

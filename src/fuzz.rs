@@ -394,7 +394,8 @@ fn run_trial(d: &[u8]) -> bool {
     let _ = c.why();
     let img = crate::trial::Ident { version: 2, sha256: [2; 32] };
     if let Some(r) = &c.record {
-        let _ = crate::trial::take(Some(r), &img, Some(3));
+        let _ = crate::trial::take(Some(r), &img, Some(crate::trial::Start { tries: 3, keep: 1 }));
+        let _ = crate::trial::standing(Some(r), &img);
         let _ = crate::trial::take(Some(r), &r.image, None);
         let _ = crate::trial::mark_good(Some(r), &r.image);
     }

@@ -242,6 +242,40 @@ pub fn choose(slots: [&[u8]; SLOTS]) -> Current {
 
 // ---- what a boot, mark-good and a new image do to the record ----------------------------------
 
+/// What the record says of an image: the one question syncflash's keeper, /init's take and
+/// the model check (tests) all ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Marked good: the record's image, marked good, or a signed version at or below the floor.
+    Good,
+    /// The record's image, on trial.
+    Trial,
+    /// It failed a trial: the record's image, failed, or a signed version above the floor and at
+    /// or below the highest version that failed (the record keeps that one number; an image in
+    /// that range is one that failed, or one whose unfinished trial gave way to a later one).
+    Failed,
+    /// Nothing is known of it: no record, an unsigned image, or a version above both numbers.
+    Unknown,
+}
+
+/// The standing of `img` under the record `cur`.
+pub fn standing(cur: Option<&Record>, img: &Ident) -> Standing {
+    let Some(r) = cur else { return Standing::Unknown };
+    if r.image == *img {
+        return match r.status {
+            Status::Good => Standing::Good,
+            Status::Trial => Standing::Trial,
+            Status::Failed => Standing::Failed,
+        };
+    }
+    match img.version {
+        0 => Standing::Unknown,
+        v if v <= r.floor => Standing::Good,
+        v if v <= r.failed_version => Standing::Failed,
+        _ => Standing::Unknown,
+    }
+}
+
 /// What the boot of an image does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Boot {
@@ -253,24 +287,41 @@ pub enum Boot {
     Fallback(String),
 }
 
+/// A trial that begins: for `tries` boots, falling back to the image of version `keep` (the
+/// one the box runs or boots when the trial fails; 0: none known), which becomes the floor if
+/// it is higher: it is what the box returns to, so it must not read as failed or as a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub tries: u8,
+    pub keep: u64,
+}
+
 /// The boot of image `img` with the record `cur`. `start`: the image was fetched (not on the
-/// flash): a trial of it begins here with that many tries. Returns the record to write, if any.
-pub fn take(cur: Option<&Record>, img: &Ident, start: Option<u8>) -> (Boot, Option<Record>) {
-    let v = img.version;
-    match cur {
-        Some(r) if r.image == *img => match r.status {
-            Status::Good => (Boot::Plain(String::new()), None),
-            Status::Failed => (Boot::Fallback(failed_text(r)), None),
-            Status::Trial if r.tries_left > 0 => {
-                let left = r.tries_left - 1;
-                (Boot::Trial(left), Some(Record { tries_left: left, ..r.next() }))
-            }
-            Status::Trial => {
-                let n = Record { status: Status::Failed, failed_version: r.failed_version.max(v), ..r.next() };
-                (Boot::Fallback(failed_text(&n)), Some(n))
-            }
-        },
-        _ => match start {
+/// flash): a trial of it begins here unless the record already speaks of it; 0 tries (the
+/// documented `rd.live.tries=0`) boots it untried and writes nothing. Returns the record to
+/// write, if any.
+pub fn take(cur: Option<&Record>, img: &Ident, start: Option<Start>) -> (Boot, Option<Record>) {
+    match (standing(cur, img), cur) {
+        (Standing::Trial, Some(r)) if r.tries_left > 0 => {
+            let left = r.tries_left - 1;
+            (Boot::Trial(left), Some(Record { tries_left: left, ..r.next() }))
+        }
+        (Standing::Trial, Some(r)) => {
+            let n = Record { status: Status::Failed, failed_version: r.failed_version.max(img.version), ..r.next() };
+            (Boot::Fallback(failed_text(&n)), Some(n))
+        }
+        (Standing::Failed, Some(r)) if r.image == *img => (Boot::Fallback(failed_text(r)), None),
+        (Standing::Failed, Some(r)) => (
+            Boot::Fallback(format!(
+                "{} is not above version {} that failed its trial (last good: {})",
+                img.label(),
+                r.failed_version,
+                if r.floor > 0 { format!("version {}", r.floor) } else { "none".to_owned() }
+            )),
+            None,
+        ),
+        (Standing::Good, _) => (Boot::Plain(String::new()), None),
+        (_, _) => match start {
             None => (
                 Boot::Plain(match cur {
                     None => "no trial record".to_owned(),
@@ -278,14 +329,11 @@ pub fn take(cur: Option<&Record>, img: &Ident, start: Option<u8>) -> (Boot, Opti
                 }),
                 None,
             ),
-            Some(_) if v > 0 && cur.is_some_and(|r| v <= r.failed_version) => {
-                (Boot::Fallback(format!("version {v} is not above version {} that failed its trial", cur.map_or(0, |r| r.failed_version))), None)
-            }
-            Some(0) => (Boot::Fallback(format!("{}: 0 tries (rd.live.tries=0)", img.label())), None),
-            Some(n) => {
-                let mut r = begin(cur, img, n, true);
-                r.tries_left = n - 1;
-                (Boot::Trial(n - 1), Some(r))
+            Some(Start { tries: 0, .. }) => (Boot::Plain(format!("{}: rd.live.tries=0: boots untried", img.label())), None),
+            Some(s) => {
+                let mut r = begin(cur, img, s, true);
+                r.tries_left = s.tries - 1;
+                (Boot::Trial(s.tries - 1), Some(r))
             }
         },
     }
@@ -295,17 +343,21 @@ fn failed_text(r: &Record) -> String {
     format!("{} failed its trial: {} boots without mark-good", r.image.label(), r.tries)
 }
 
-/// A new trial of `img` with `tries` tries; the failed version and the floor carry over.
-pub fn begin(cur: Option<&Record>, img: &Ident, tries: u8, net: bool) -> Record {
+/// A new trial of `img` (`s.tries` tries, falling back to version `s.keep`). The failed
+/// version and the floor carry over; the floor rises to `s.keep`. A trial of another image
+/// that had not ended is given up here: that image counts as failed from now on (the record
+/// holds one trial; an image whose trial never ended must not boot untried later).
+pub fn begin(cur: Option<&Record>, img: &Ident, s: Start, net: bool) -> Record {
+    let abandoned = cur.filter(|r| r.status != Status::Good && r.image != *img).map_or(0, |r| r.image.version);
     Record {
         seq: cur.map_or(1, |r| r.seq.wrapping_add(1)),
         status: Status::Trial,
-        tries_left: tries,
-        tries,
+        tries_left: s.tries,
+        tries: s.tries,
         net,
         image: *img,
-        failed_version: cur.map_or(0, |r| r.failed_version),
-        floor: cur.map_or(0, |r| r.floor),
+        failed_version: cur.map_or(0, |r| r.failed_version).max(abandoned),
+        floor: cur.map_or(0, |r| r.floor).max(s.keep),
     }
 }
 
@@ -333,17 +385,18 @@ pub fn mark_good(cur: Option<&Record>, img: &Ident) -> (Option<Record>, String) 
     }
 }
 
-/// syncflash made `img` the flash's primary. A trial already about it goes on from the flash
-/// (a fetched image's record now stands for the flash's copy; one marked good raises the floor
-/// now); any other record gives way to a new trial of `tries`. None: nothing to change.
-pub fn synced(cur: Option<&Record>, img: &Ident, tries: u8) -> Option<Record> {
+/// syncflash made `img` the flash's primary, keeping the pair of version `s.keep`. A trial
+/// already about it goes on from the flash (a fetched image's record now stands for the flash's
+/// copy; one marked good raises the floor now); any other record gives way to a new trial.
+/// None: nothing to change.
+pub fn synced(cur: Option<&Record>, img: &Ident, s: Start) -> Option<Record> {
     match cur {
         Some(r) if r.image == *img && !r.net => None,
         Some(r) if r.image == *img => {
             let floor = if r.status == Status::Good { r.floor.max(img.version) } else { r.floor };
             Some(Record { net: false, floor, ..r.next() })
         }
-        _ => Some(begin(cur, img, tries, false)),
+        _ => Some(begin(cur, img, s, false)),
     }
 }
 
@@ -626,6 +679,8 @@ mod tests {
         }
     }
 
+    const ST3: Start = Start { tries: 3, keep: 0 };
+
     fn slots(a: Option<&Record>, b: Option<&Record>) -> [Vec<u8>; 2] {
         [slot_bytes(a), slot_bytes(b)]
     }
@@ -704,7 +759,7 @@ mod tests {
     #[test]
     fn tries_run_out_then_fallback_without_writes() {
         let img = Ident { version: 2, sha256: [7; 32] };
-        let mut r = begin(Some(&Record { failed_version: 0, floor: 1, ..rec(10) }), &img, 3, false);
+        let mut r = begin(Some(&Record { failed_version: 0, floor: 1, status: Status::Good, ..rec(10) }), &img, Start { tries: 3, keep: 1 }, false);
         let mut seen = vec![];
         for _ in 0..3 {
             let (b, w) = take(Some(&r), &img, None);
@@ -749,16 +804,16 @@ mod tests {
         assert_eq!((w.status, w.floor, w.net), (Status::Good, 1, true));
         assert!(msg.contains("when syncflash writes it"), "{msg}");
         // syncflash writes it: the same record, now the flash's, and the floor rises.
-        let s = synced(Some(&w), &img, 3).unwrap();
+        let s = synced(Some(&w), &img, ST3).unwrap();
         assert_eq!((s.status, s.floor, s.net, s.seq), (Status::Good, 2, false, w.seq + 1));
-        assert_eq!(synced(Some(&s), &img, 3), None, "a second sync changes nothing");
+        assert_eq!(synced(Some(&s), &img, ST3), None, "a second sync changes nothing");
         // Synced while still on trial: its tries go on, no floor yet; mark-good then raises it.
-        let s = synced(Some(&net), &img, 3).unwrap();
+        let s = synced(Some(&net), &img, ST3).unwrap();
         assert_eq!((s.status, s.tries_left, s.floor, s.net), (Status::Trial, 2, 1, false));
         assert_eq!(mark_good(Some(&s), &img).0.unwrap().floor, 2);
         // Another image: a new trial, failed version and floor carried over.
         let v3 = Ident { version: 3, sha256: [3; 32] };
-        let s = synced(Some(&w), &v3, 4).unwrap();
+        let s = synced(Some(&w), &v3, Start { tries: 4, keep: 1 }).unwrap();
         assert_eq!((s.status, s.tries_left, s.image, s.floor, s.net), (Status::Trial, 4, v3, 1, false));
     }
 
@@ -766,13 +821,56 @@ mod tests {
     fn fetched_image_starts_its_trial_and_a_failed_version_is_not_retried() {
         let v3 = Ident { version: 3, sha256: [3; 32] };
         let old = Record { status: Status::Failed, failed_version: 3, ..rec(2) };
-        let (b, w) = take(Some(&old), &v3, Some(3));
+        let (b, w) = take(Some(&old), &v3, Some(ST3));
         assert!(matches!(b, Boot::Fallback(_)), "{b:?}");
         assert_eq!(w, None);
         let v4 = Ident { version: 4, sha256: [4; 32] };
-        let (b, w) = take(Some(&old), &v4, Some(3));
+        let (b, w) = take(Some(&old), &v4, Some(ST3));
         let w = w.unwrap();
         assert_eq!(b, Boot::Trial(2));
         assert_eq!((w.tries, w.tries_left, w.net, w.failed_version, w.seq), (3, 2, true, 3, 3));
+    }
+
+    #[test]
+    fn a_failed_version_never_boots_untried_once_the_record_moved_on() {
+        // Issue 18 item 3: v2 failed; a fetched v3 is now on trial. The flash's v2 must not
+        // boot plain, on this boot or any later one.
+        let (v1, v2, v3) = (Ident { version: 1, sha256: [1; 32] }, Ident { version: 2, sha256: [2; 32] }, Ident { version: 3, sha256: [3; 32] });
+        let failed = Record { status: Status::Failed, image: v2, failed_version: 2, floor: 1, tries_left: 0, ..rec(7) };
+        let (b, w) = take(Some(&failed), &v3, Some(Start { tries: 3, keep: 1 }));
+        let on3 = w.expect("the fetched v3 begins its trial");
+        assert_eq!(b, Boot::Trial(2));
+        let (b, w) = take(Some(&on3), &v2, None);
+        assert!(matches!(b, Boot::Fallback(ref s) if s.contains("not above version 2 that failed")), "{b:?}");
+        assert_eq!(w, None, "the refusal writes nothing");
+        assert_eq!(standing(Some(&on3), &v2), Standing::Failed);
+        // v3 fails too: v2 is still below a failed version, v1 still good.
+        let mut r = on3;
+        while let (_, Some(n)) = take(Some(&r), &v3, None) {
+            r = n;
+        }
+        assert_eq!((r.status, r.failed_version), (Status::Failed, 3));
+        assert!(matches!(take(Some(&r), &v2, None).0, Boot::Fallback(_)));
+        assert_eq!(take(Some(&r), &v1, None), (Boot::Plain(String::new()), None));
+    }
+
+    #[test]
+    fn a_trial_begins_from_the_image_it_falls_back_to() {
+        let (v1, v2, v3) = (Ident { version: 1, sha256: [1; 32] }, Ident { version: 2, sha256: [2; 32] }, Ident { version: 3, sha256: [3; 32] });
+        // No record yet (a fresh trial file): the running v1 is what a failed v2 returns to, so
+        // it must not read as failed once v2 has.
+        let r = synced(None, &v2, Start { tries: 1, keep: 1 }).unwrap();
+        assert_eq!((r.floor, r.failed_version), (1, 0));
+        let (_, f) = take(Some(&r), &v2, None);
+        let (b, f) = take(f.as_ref(), &v2, None);
+        assert!(matches!(b, Boot::Fallback(_)), "{b:?}");
+        let f = f.unwrap();
+        assert_eq!(standing(Some(&f), &v1), Standing::Good);
+        // A trial given up unfinished counts as failed: the record holds one trial only.
+        let on2 = synced(None, &v2, Start { tries: 3, keep: 1 }).unwrap();
+        let on3 = begin(Some(&on2), &v3, Start { tries: 3, keep: 1 }, true);
+        assert_eq!(standing(Some(&on3), &v2), Standing::Failed);
+        // rd.live.tries=0: a fetched image boots untried and nothing is written.
+        assert!(matches!(take(Some(&on2), &v3, Some(Start { tries: 0, keep: 1 })), (Boot::Plain(_), None)));
     }
 }
