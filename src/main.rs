@@ -11,6 +11,7 @@ mod digest;
 mod dmverity;
 mod error;
 mod fat;
+mod flashsync;
 mod fsutil;
 #[cfg(test)]
 mod fuzz;

@@ -60,14 +60,37 @@ impl Pair {
     pub fn roothash(&self) -> PathBuf {
         self.path(&format!("{}{ROOTHASH}", self.name))
     }
-    /// Every file of the pair, in the order a rotation renames them away: the manifest first
-    /// (the pair stops being complete at once), the image last.
+    /// Every file of the pair under its own names, in the order a rotation renames them away:
+    /// the manifest first (the pair stops being complete at once), the image last.
     pub fn files(&self) -> [PathBuf; 5] {
         [self.manifest(), self.sig(), self.roothash(), self.verity(), self.image()]
     }
-    /// The pair's files as [`Files`], for [`check_files`].
+    /// Where each file of the pair is: its own name, except for an `.old` pair caught half-way
+    /// through a rotation. syncflash moves the primary to `.old` manifest first, so for a while
+    /// `SHA256SUMS.old` is there, the primary has no manifest, and the rest is still under the
+    /// primary names: while the primary lacks its manifest, each file missing under `.old` is
+    /// the primary's. Safe: the `.old` manifest (and signature) vouch for every byte of
+    /// whichever file is used. The manifest itself is never borrowed. Order as [`Pair::files`].
+    pub fn resolved(&self) -> [PathBuf; 5] {
+        let own = self.files();
+        let prim = Pair::new(&self.dir, &self.name, "").files();
+        if self.sfx != ".old" || prim.first().is_none_or(|m| m.exists()) {
+            return own;
+        }
+        let mut out = own.clone();
+        for (i, (o, p)) in own.iter().zip(prim).enumerate().skip(1) {
+            if !o.exists() && p.exists() {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = p;
+                }
+            }
+        }
+        out
+    }
+    /// The pair's files, where they are ([`Pair::resolved`]), as [`Files`] for [`check_files`].
     pub fn paths(&self) -> Files {
-        Files { image: self.image(), manifest: self.manifest(), sig: self.sig(), verity: self.verity(), roothash: self.roothash() }
+        let [manifest, sig, roothash, verity, image] = self.resolved();
+        Files { image, manifest, sig, verity, roothash }
     }
     /// "primary", "old" or "new", as `/run/live/state` says `medium_pair`.
     pub fn label(&self) -> &str {

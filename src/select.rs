@@ -139,7 +139,7 @@ pub fn select(dir: &Path, name: &str, o: &Options, refused: &mut dyn FnMut(&Erro
 }
 
 fn try_pair(p: &Pair, o: &Options) -> Result<Selected> {
-    let img = p.image();
+    let img = p.paths().image;
     let t = match o.check {
         Check::None => {
             if !img.exists() {
@@ -200,7 +200,7 @@ fn try_pair(p: &Pair, o: &Options) -> Result<Selected> {
     }
     if has_verity {
         s.roothash = t.roothash.clone();
-        s.verity = Some(p.verity());
+        s.verity = Some(p.paths().verity);
         s.verified = verified(&t);
     }
     Ok(s)
@@ -221,7 +221,7 @@ fn remove_pair(p: &Pair) {
 /// Copy pair `p` into `ram.dir` (same names), hashing the image as it is written.
 fn copy_to_ram(p: &Pair, ram: &Ram) -> Result<Copied> {
     let img = show(&p.image());
-    let files: Vec<PathBuf> = p.files().into_iter().filter(|f| f.exists()).collect();
+    let files: Vec<PathBuf> = p.resolved().into_iter().filter(|f| f.exists()).collect();
     let mut need = 0u64;
     for f in &files {
         need = need.saturating_add(ramcopy::file_size(f)?);
@@ -242,12 +242,13 @@ fn copy_to_ram(p: &Pair, ram: &Ram) -> Result<Copied> {
         ));
     }
     let mut sha256 = [0u8; 32];
-    for (from, to) in p.files().iter().zip(dest.files().iter()) {
+    let image = p.paths().image;
+    for (from, to) in p.resolved().iter().zip(dest.files().iter()) {
         if !from.exists() {
             continue;
         }
         let d = ramcopy::copy_hashed(from, to).inspect_err(|_| remove_pair(&dest))?;
-        if *from == p.image() {
+        if *from == image {
             sha256 = d.sha256;
         }
     }

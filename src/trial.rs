@@ -653,8 +653,14 @@ pub fn update(path: &Path, via_fs: bool, decide: impl Fn(Option<&Record>) -> Opt
 
 /// A fresh trial file (no record): both slots the filler.
 pub fn create(path: &Path) -> Result<()> {
+    create_with(path, None)
+}
+
+/// A new trial file holding `r` in copy 0 (syncflash, on a medium from before trials: the file
+/// and its first record are one new file, written and synced before anything boots from it).
+pub fn create_with(path: &Path, r: Option<&Record>) -> Result<()> {
     let p = path.display().to_string();
-    let mut data = slot_bytes(None);
+    let mut data = slot_bytes(r);
     data.extend_from_slice(&slot_bytes(None));
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).ctx(&p)?;
     use std::io::Write;

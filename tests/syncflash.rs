@@ -51,9 +51,12 @@ impl Env {
             std::fs::copy(self.dir.join(format!("src/v{v}/{f}")), format!("{medium}/LiveOS/{f}{sfx}")).unwrap();
         }
     }
+    /// syncflash of version `v`, not put on trial (`--tries 0`): these tests are about the
+    /// rotation; with a trial, a pair never marked good is not the one kept (see
+    /// `the_last_good_pair_is_kept`).
     fn sync(&self, medium: &str, v: u8) -> Output {
         let (img, sums) = (self.p(&format!("src/v{v}/squashfs.img")), self.p(&format!("src/v{v}/SHA256SUMS")));
-        self.run(&["--medium", medium, "--image", &img, "--manifest", &sums])
+        self.run(&["--medium", medium, "--image", &img, "--manifest", &sums, "--tries", "0"])
     }
     fn mount(&mut self, args: &[&str], at: &Path) {
         std::fs::create_dir_all(at).unwrap();
@@ -88,9 +91,11 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Names in MEDIUM/LiveOS, sorted, and the version each image file holds (by its last byte).
+/// The trial file syncflash creates there is left out (the trial tests look at it).
 fn listing(medium: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(format!("{medium}/LiveOS"))
         .unwrap()
+        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "trial.state"))
         .map(|e| {
             let e = e.unwrap();
             let name = e.file_name().into_string().unwrap();
@@ -244,8 +249,10 @@ fn interrupted_rotation_is_finished() {
     env.place(&medium, 2, ".new");
     let o = env.sync(&medium, 3);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    // The only complete pair (.new, v2) was the keeper: it is now .old.
-    assert_eq!(listing(&medium), expect(&env, &[("", 3), (".old", 2)]));
+    // v1 is whole, split between its new manifest under .old and the rest under the primary
+    // names (pairs::Pair::resolved): it is the keeper, its move is finished, and v3 goes
+    // straight under the primary names; the untried v2 under .new goes.
+    assert_eq!(listing(&medium), expect(&env, &[("", 3), (".old", 1)]));
 }
 
 #[test]
@@ -443,7 +450,7 @@ impl Env {
     }
     fn sync_tag(&self, medium: &str, tag: &str, extra: &[&str]) -> Output {
         let (img, sums) = (self.p(&format!("src/{tag}/squashfs.img")), self.p(&format!("src/{tag}/SHA256SUMS")));
-        let mut args = vec!["--medium", medium, "--image", &img, "--manifest", &sums];
+        let mut args = vec!["--medium", medium, "--image", &img, "--manifest", &sums, "--tries", "0"];
         args.extend_from_slice(extra);
         self.run(&args)
     }
@@ -460,11 +467,13 @@ impl Env {
     }
 }
 
-/// (name, sha256) of every file in DIR (or DIR/LiveOS for a medium), sorted.
+/// (name, sha256) of every file in DIR (or DIR/LiveOS for a medium), sorted; the trial file
+/// left out.
 fn contents(dir: &Path) -> Vec<(String, String)> {
     let d = if dir.join("LiveOS").is_dir() { dir.join("LiveOS") } else { dir.to_path_buf() };
     let mut v: Vec<(String, String)> = std::fs::read_dir(d)
         .unwrap()
+        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != "trial.state"))
         .map(|e| {
             let e = e.unwrap();
             (e.file_name().into_string().unwrap(), sha(&std::fs::read(e.path()).unwrap()))
@@ -577,7 +586,8 @@ fn sidecars_travel_with_their_pair() {
     env.place_tag(&m2, "s2", ".new");
     let o = env.sync_tag(&m2, "s4", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert_eq!(medium_contents(&m2), env.expect_tags(&[("", "s4"), (".old", "s2")]));
+    // The keeper (.new, s2) is not renamed: s4 goes straight under the primary names.
+    assert_eq!(medium_contents(&m2), env.expect_tags(&[("", "s4"), (".new", "s2")]));
 }
 
 #[test]
@@ -756,7 +766,7 @@ fn the_validators_cache_follows_the_version_written() {
     put_state("v2");
     let o = env.run(&["--state", &state, "--dry-run"]);
     assert!(text(&o.stdout).contains(&format!("would write {on_medium} (the server's validators for this version)")), "{}", text(&o.stdout));
-    let o = env.run(&["--state", &state]);
+    let o = env.run(&["--state", &state, "--tries", "0"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains(&format!("{on_medium}: the server's validators for this version")), "{}", text(&o.stdout));
     assert_eq!(std::fs::read_to_string(&on_medium).unwrap(), cache(2, "\"v2-etag\""));
@@ -769,7 +779,7 @@ fn the_validators_cache_follows_the_version_written() {
     put_state("v3");
     let o = env.run(&["--state", &state, "--dry-run"]);
     assert!(text(&o.stdout).contains(&format!("would delete {on_medium} (about another version)")), "{}", text(&o.stdout));
-    let o = env.run(&["--state", &state]);
+    let o = env.run(&["--state", &state, "--tries", "0"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains(&format!("{on_medium}: removed")), "{}", text(&o.stdout));
     assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "v3"), (".old", "v2")]));
@@ -784,4 +794,147 @@ fn the_validators_cache_follows_the_version_written() {
     assert!(text(&o.stderr).contains(&format!("syncflash: warning: {on_medium}: ")), "{}", text(&o.stderr));
     std::fs::remove_dir(&on_medium).unwrap();
     assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "v4"), (".old", "v3")]));
+}
+
+// ---- which pair is kept: the trial record decides (issue 18) ----------------------------------
+
+impl Env {
+    /// `liveinit trial ARGS` on the medium's trial file, through the file system (a test file
+    /// on the host's root file system, whose device the kernel does not let us write).
+    fn trial(&self, medium: &str, args: &[&str]) -> String {
+        let file = format!("{medium}/LiveOS/trial.state");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_liveroot"));
+        c.args(["liveinit", "trial"]).args(args).args(["--file", &file, "--via-fs"]);
+        let o = c.output().unwrap();
+        assert!(o.status.success() || o.status.code() == Some(5), "trial {args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    }
+    /// syncflash of src/TAG, put on trial as a box does (3 tries: the host's command line has no
+    /// rd.live.tries).
+    fn sync_trial(&self, medium: &str, tag: &str, extra: &[&str]) -> Output {
+        let (img, sums) = (self.p(&format!("src/{tag}/squashfs.img")), self.p(&format!("src/{tag}/SHA256SUMS")));
+        let mut args = vec!["--medium", medium, "--image", &img, "--manifest", &sums];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+    /// The SHA-256 of src/TAG's image, as its manifest binds it.
+    fn img_sha(&self, tag: &str) -> String {
+        sha(&std::fs::read(self.p(&format!("src/{tag}/squashfs.img"))).unwrap())
+    }
+    /// The record, as `liveinit trial status` prints it.
+    fn status(&self, medium: &str) -> String {
+        let file = format!("{medium}/LiveOS/trial.state");
+        let o = Command::new(env!("CARGO_BIN_EXE_liveroot")).args(["liveinit", "trial", "status", "--file", &file]).output().unwrap();
+        text(&o.stdout)
+    }
+}
+
+/// A signed medium: v1 under .old, v2 the primary, v2's trial used up and recorded as failed
+/// (what the boots leave when v2 never called mark-good; the box then runs v1).
+fn failed_v2(env: &Env, key_sec: &str) -> String {
+    let medium = env.p("medium");
+    for v in 1..=3 {
+        env.make(&format!("s{v}"), v, 40_000 + v as usize, false, Some(key_sec));
+    }
+    env.place_tag(&medium, "s1", ".old");
+    env.place_tag(&medium, "s2", "");
+    let file = format!("{medium}/LiveOS/trial.state");
+    let o = Command::new(env!("CARGO_BIN_EXE_liveroot")).args(["liveinit", "trial", "create", &file]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s2 = env.img_sha("s2");
+    env.trial(&medium, &["start", "--sha256", &s2, "--version", "2", "--tries", "1", "--keep", "1"]);
+    env.trial(&medium, &["take", "--sha256", &s2, "--version", "2"]);
+    let out = env.trial(&medium, &["take", "--sha256", &s2, "--version", "2"]);
+    assert!(out.contains("TRIAL_FALLBACK='version 2 failed its trial"), "{out}");
+    assert!(env.status(&medium).contains("TRIAL_STATUS='failed'"), "{}", env.status(&medium));
+    medium
+}
+
+#[test]
+fn the_pair_that_failed_its_trial_is_never_the_one_kept() {
+    // Issue 18 item 1: syncflash kept the failed primary v2 and deleted v1, the image the box
+    // had fallen back to; a cut or the next failure then left no image to trust.
+    let env = Env::new("keepgood");
+    let (key, sec) = env.key("k");
+    let medium = failed_v2(&env, &sec);
+    let state = env.p("state");
+    std::fs::write(&state, format!("medium_mount={medium}\nmedium_pair=old\nimage=LiveOS/squashfs.img\n")).unwrap();
+    let o = env.sync_trial(&medium, "s3", &["--pubkey-file", &key, "--state", &state, "--dry-run"]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(out.contains("primary pair not kept: version 2 failed its trial"), "{out}");
+    assert!(out.contains(&format!("keeping the fallback {medium}/LiveOS/squashfs.img.old")), "{out}");
+    assert!(out.contains(&format!("would delete {medium}/LiveOS/squashfs.img\n")), "{out}");
+    assert!(!out.lines().any(|l| l.starts_with("syncflash: would delete") && l.ends_with(".old")), "{out}");
+    let o = env.sync_trial(&medium, "s3", &["--pubkey-file", &key, "--state", &state]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "s3"), (".old", "s1")]));
+    // v3 is on trial now, falling back to v1; v2 stays failed.
+    let st = env.status(&medium);
+    assert!(st.contains("TRIAL_STATUS='trial'") && st.contains("TRIAL_VERSION='3'") && st.contains("TRIAL_FAILED='2'"), "{st}");
+    assert!(st.contains("TRIAL_FLOOR='1'"), "{st}");
+}
+
+#[test]
+fn a_downgrade_below_the_good_floor_is_refused_unless_asked_for() {
+    // Issue 18 item 9: syncflash wrote a version below the floor without a word.
+    let env = Env::new("downgrade");
+    let (key, sec) = env.key("k");
+    let medium = env.p("medium");
+    for v in 1..=3 {
+        env.make(&format!("s{v}"), v, 30_000 + v as usize, false, Some(&sec));
+    }
+    env.place_tag(&medium, "s3", "");
+    let file = format!("{medium}/LiveOS/trial.state");
+    Command::new(env!("CARGO_BIN_EXE_liveroot")).args(["liveinit", "trial", "create", &file]).output().unwrap();
+    let s3 = env.img_sha("s3");
+    env.trial(&medium, &["start", "--sha256", &s3, "--version", "3", "--tries", "2"]);
+    let mg = env.p("mg-state");
+    std::fs::write(&mg, format!("image_sha256={s3}\nimage_version=3\n")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_liveroot"))
+        .args(["liveinit", "mark-good", "--state", &mg, "--file", &file, "--via-fs"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(env.status(&medium).contains("TRIAL_FLOOR='3'"), "{}", env.status(&medium));
+    let before = medium_contents(&medium);
+    let (code, err) = fails(&env.sync_trial(&medium, "s2", &["--pubkey-file", &key]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("version 2 is below version 3 marked good: a downgrade (--allow-downgrade writes it); nothing written"), "{err}");
+    assert_eq!(medium_contents(&medium), before);
+    // Below the minimum built into the initramfs: never, downgrade allowed or not.
+    let st = env.p("state");
+    std::fs::write(&st, "min_version=3\n").unwrap();
+    let (code, err) = fails(&env.sync_trial(&medium, "s2", &["--pubkey-file", &key, "--state", &st, "--allow-downgrade"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("version 2 is below the minimum 3 built into the initramfs"), "{err}");
+    // Asked for: written, on trial, and the floor lowered to it (else the boot would refuse it
+    // as a rollback).
+    let o = env.sync_trial(&medium, "s2", &["--pubkey-file", &key, "--allow-downgrade"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("the floor is lowered from 3 to 2"), "{}", text(&o.stdout));
+    assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "s2"), (".old", "s3")]));
+    let st = env.status(&medium);
+    assert!(st.contains("TRIAL_STATUS='trial'") && st.contains("TRIAL_VERSION='2'") && st.contains("TRIAL_FLOOR='2'"), "{st}");
+}
+
+#[test]
+fn the_only_pair_left_on_trial_is_not_given_up() {
+    // The medium holds v2 alone, on trial: writing v3 would begin v3's trial and end v2's
+    // unfinished, leaving no image known to work. Refused, nothing written.
+    let env = Env::new("onlytrial");
+    let (key, sec) = env.key("k");
+    let medium = env.p("medium");
+    for v in 2..=3 {
+        env.make(&format!("s{v}"), v, 30_000 + v as usize, false, Some(&sec));
+    }
+    env.place_tag(&medium, "s2", "");
+    let file = format!("{medium}/LiveOS/trial.state");
+    Command::new(env!("CARGO_BIN_EXE_liveroot")).args(["liveinit", "trial", "create", &file]).output().unwrap();
+    env.trial(&medium, &["start", "--sha256", &env.img_sha("s2"), "--version", "2", "--tries", "2"]);
+    let before = medium_contents(&medium);
+    let (code, err) = fails(&env.sync_trial(&medium, "s3", &["--pubkey-file", &key]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("version 2 is on trial and the only image to keep"), "{err}");
+    assert_eq!(medium_contents(&medium), before);
 }
