@@ -279,6 +279,8 @@ pub fn run(argv: &[String]) -> Result<()> {
         dir,
         name: name.clone(),
         booted: if a.medium.is_some() { String::new() } else { get("medium_pair") },
+        running: crate::digest::parse_sha256(get("image_sha256").as_bytes())
+            .map(|sha256| crate::trial::Ident { version: get("image_version").parse().unwrap_or(0), sha256 }),
         tries: a.tries.unwrap_or_else(cmdline_tries),
         min_version: get("min_version").parse().unwrap_or(0),
         allow_downgrade: a.allow_downgrade,

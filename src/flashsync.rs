@@ -69,6 +69,10 @@ pub trait Io {
     fn remount(&mut self, ro: bool) -> Result<bool>;
     /// A named point of the run (the power-cut tests' pause points).
     fn step(&mut self, _name: &str) {}
+    /// The first physical block of a file (None: none there); Err: the file system cannot tell.
+    fn first_block(&mut self, p: &Path) -> std::result::Result<Option<u32>, String> {
+        first_block(p)
+    }
 }
 
 /// The new pair as checked at its source: its files and what its manifest vouches for.
@@ -121,6 +125,8 @@ pub struct Job<'a> {
     pub name: String,
     /// The pair /init booted from this medium (`medium_pair=`: primary, old, new; "" none).
     pub booted: String,
+    /// The image the box runs (`image_sha256=`, `image_version=`), if known.
+    pub running: Option<Ident>,
     /// LiveOS/trial.state beside the image.
     pub trial_file: PathBuf,
     /// Boots the new image gets to call mark-good; 0: it is written untried (rd.live.tries=0).
@@ -207,6 +213,15 @@ pub fn sync(job: &Job, src: &Source, io: &mut dyn Io) -> Result<bool> {
     };
     let floor = record.as_ref().map_or(0, |r| r.floor);
     let new = src.ident();
+    // The image the box runs is still on trial: its trial is not over, and writing another
+    // image would end it unfinished (the record holds one), leaving it to be deleted or to
+    // raise the floor at its mark-good above everything the medium still holds.
+    if let Some(r) = job.running.filter(|r| *r != new && trial::standing(record.as_ref(), r) == Standing::Trial) {
+        return Err(Error::new(
+            show(&src.files.image),
+            format!("the running {} is on trial: run liveinit mark-good first (or let it fall back); nothing written", r.label()),
+        ));
+    }
     if job.key.is_some() && src.trusted.version.is_some() {
         let v = new.version;
         if v < job.min_version {
@@ -279,8 +294,11 @@ pub fn sync(job: &Job, src: &Source, io: &mut dyn Io) -> Result<bool> {
         }
     };
     let keep_sfx = keeper.map(|k| k.sfx);
+    // A `.new` keeper caught half-way through its move to the primary is moved the rest of the
+    // way first (write_and_rotate): it is the primary then.
+    let split_new = keep_sfx == Some(".new") && pair(".new").resolved() != pair(".new").files();
     // The new pair goes beside the keeper: `.new` next to a primary keeper, else the primary.
-    let target = if keep_sfx == Some("") { ".new" } else { "" };
+    let target = if keep_sfx == Some("") || split_new { ".new" } else { "" };
 
     // Room: the new pair beside the keeper; everything else goes.
     // A keeper half-way through its move to `.old` owns files under the primary names.
@@ -292,7 +310,7 @@ pub fn sync(job: &Job, src: &Source, io: &mut dyn Io) -> Result<bool> {
         .filter(|p| p.exists() && !kept.contains(p))
         .collect();
     if let Some(k) = keep_sfx {
-        refuse_shared(&pair(k), &doomed)?;
+        refuse_shared(&pair(k), &doomed, io)?;
     }
     let freed: u64 = doomed.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let need = src.total.saturating_add(SLACK);
@@ -355,6 +373,7 @@ pub fn sync(job: &Job, src: &Source, io: &mut dyn Io) -> Result<bool> {
         if src.has_sidecars() { " (with its verity sidecars)" } else { "" },
         match keep_sfx {
             Some("") => format!("; the previous image is {name}.old"),
+            Some(_) if split_new => format!("; the previous image is {name}.old"),
             Some(s) => format!("; the previous image is {name}{s}"),
             None => String::new(),
         }
@@ -372,8 +391,10 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
         io.remove(p)?;
     }
     io.sync_dir(dir)?;
-    // A keeper half-way through its move to `.old` (a cut rotation): the rest of its files
-    // follow its manifest, each rename leaving it complete (pairs::Pair::resolved).
+    // A keeper half-way through its move (a cut rotation) is moved the rest of the way, each
+    // rename leaving it complete (pairs::Pair::resolved): to `.old` after its manifest, or from
+    // `.new` to the primary, its manifest last.
+    let mut keeper = keeper;
     if keeper == Some(".old") {
         io.step("finish-old");
         for (from, to) in prim.files().iter().zip(old.files()) {
@@ -381,6 +402,16 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
                 rename_fresh(io, dir, from, &to)?;
             }
         }
+    }
+    if keeper == Some(".new") && target == ".new" {
+        io.step("finish-new");
+        let moving = Pair::new(dir, name, ".new");
+        for (from, to) in moving.files().iter().zip(prim.files()).rev() {
+            if !to.exists() {
+                rename_fresh(io, dir, from, &to)?;
+            }
+        }
+        keeper = Some("");
     }
 
     // The image and its sidecars first, the manifest last; with the primary as the target, the
@@ -418,6 +449,7 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
         return Err(Error::new(e.object, format!("{}; the new files removed, the kept image untouched", e.reason)).code(e.code));
     }
     if target.is_empty() {
+        settle_trial(job, src, io);
         return put_cache(&dir.join(CACHE), src, io, dir);
     }
 
@@ -445,17 +477,20 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
         io.step(stepname);
         rename_fresh(io, dir, from, &to)?;
     }
+    settle_trial(job, src, io);
     put_cache(&dir.join(CACHE), src, io, dir)
 }
 
 /// The new pair is on trial (src/trial.rs) until the system it boots calls `liveinit
 /// mark-good`; the trial falls back to the kept pair's version, which becomes the floor. A
 /// record already about this image (a fetched image on trial, or one marked good) is kept: its
-/// trial goes on from the flash. A medium without the file (a flash from before trials) gets
-/// one. A record that cannot be written is an error: the new image must not boot untried.
+/// trial goes on from the flash ([`settle_trial`] once the flash holds it). A medium without
+/// the file (a flash from before trials) gets one. A record that cannot be written is an
+/// error: the new image must not boot untried.
 fn start_trial(job: &Job, src: &Source, io: &mut dyn Io, keep: u64) -> Result<()> {
     let file = job.trial_file.as_path();
     let img = src.ident();
+    let running = job.running == Some(img);
     // A downgrade written on purpose (--allow-downgrade) lowers the floor to it, else the boot
     // would refuse it as a rollback; it is on trial like any new image.
     let floor = trial::read(file).ok().flatten().and_then(|c| c.record).map_or(0, |r| r.floor);
@@ -466,16 +501,14 @@ fn start_trial(job: &Job, src: &Source, io: &mut dyn Io, keep: u64) -> Result<()
     }
     let s = trial::Start { tries: job.tries.max(1), keep: if down { 0 } else { keep } };
     if !file.exists() {
-        let r = trial::begin(None, &img, s, false);
+        let r = trial::begin(None, &img, s, running);
         io.trial_create(file, &r)?;
         io.sync_dir(file.parent().unwrap_or(Path::new("/")))?;
         say(&format!("syncflash: {}: created (a medium from before trials); the new image is on trial: {} boots to call liveinit mark-good\n", show(file), job.tries));
         return Ok(());
     }
-    let kept = std::cell::Cell::new(false);
     let r = io.trial_update(file, &|c| {
-        kept.set(c.is_some_and(|r| r.image == img));
-        let r = trial::synced(c, &img, s);
+        let r = trial::pending(c, &img, s, running);
         if down {
             return r.map(|r| Record { floor: img.version, ..r });
         }
@@ -485,15 +518,30 @@ fn start_trial(job: &Job, src: &Source, io: &mut dyn Io, keep: u64) -> Result<()
         say(&format!("syncflash: --allow-downgrade: the floor is lowered from {floor} to {}\n", img.version));
     }
     match r {
-        Some(r) if kept.get() => say(&format!(
-            "syncflash: the image's trial goes on from the flash ({}{})\n",
-            r.status.name(),
-            if r.status == trial::Status::Good { format!(", floor {}", r.floor) } else { String::new() }
-        )),
         Some(_) => say(&format!("syncflash: the new image is on trial: {} boots to call liveinit mark-good\n", job.tries)),
         None => say("syncflash: the trial state already covers this image; kept\n"),
     }
     Ok(())
+}
+
+/// The flash holds the new pair whole: a record that said the image was not the flash's (it
+/// runs from RAM) now does, and one marked good raises the floor. A write that fails is a
+/// warning: the floor then stays where it was, which costs nothing but rollback protection.
+fn settle_trial(job: &Job, src: &Source, io: &mut dyn Io) {
+    let file = job.trial_file.as_path();
+    let img = src.ident();
+    if !file.exists() {
+        return;
+    }
+    match io.trial_update(file, &|c| trial::settled(c, &img)) {
+        Ok(Some(r)) => say(&format!(
+            "syncflash: the image's trial goes on from the flash ({}{})\n",
+            r.status.name(),
+            if r.status == trial::Status::Good { format!(", floor {}", r.floor) } else { String::new() }
+        )),
+        Ok(None) => {}
+        Err(e) => warn(&format!("{e}: the trial record still says the image is not the flash's (no floor from it yet)")),
+    }
 }
 
 /// The medium's validators cache after the rotation: this version's, or none. In place (no
@@ -555,7 +603,7 @@ fn first_block(p: &Path) -> std::result::Result<Option<u32>, String> {
 /// A power cut inside a FAT rename can leave the old and the new name on one cluster chain.
 /// Deleting the doomed name would then free the keeper's data: refuse, write nothing. Where
 /// FIBMAP cannot answer, sharing cannot be ruled out: refuse too (fail closed).
-fn refuse_shared(keeper: &Pair, doomed: &[PathBuf]) -> Result<()> {
+fn refuse_shared(keeper: &Pair, doomed: &[PathBuf], io: &mut dyn Io) -> Result<()> {
     let closed = |p: &Path, why: String| {
         Error::new(
             show(p),
@@ -570,14 +618,14 @@ fn refuse_shared(keeper: &Pair, doomed: &[PathBuf]) -> Result<()> {
     }
     let mut kept = Vec::new();
     for p in keeper.resolved().into_iter().filter(|p| p.exists()) {
-        match first_block(&p) {
+        match io.first_block(&p) {
             Ok(Some(b)) => kept.push((p, b)),
             Ok(None) => {}
             Err(why) => return Err(closed(&p, why)),
         }
     }
     for d in doomed {
-        let b = match first_block(d) {
+        let b = match io.first_block(d) {
             Ok(Some(b)) => b,
             Ok(None) => continue,
             Err(why) => return Err(closed(d, why)),

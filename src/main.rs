@@ -18,6 +18,8 @@ mod fuzz;
 mod http;
 mod install;
 mod manifest;
+#[cfg(test)]
+mod model;
 mod mountinfo;
 mod osarg;
 mod pairs;

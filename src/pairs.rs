@@ -65,16 +65,17 @@ impl Pair {
     pub fn files(&self) -> [PathBuf; 5] {
         [self.manifest(), self.sig(), self.roothash(), self.verity(), self.image()]
     }
-    /// Where each file of the pair is: its own name, except for an `.old` pair caught half-way
-    /// through a rotation. syncflash moves the primary to `.old` manifest first, so for a while
-    /// `SHA256SUMS.old` is there, the primary has no manifest, and the rest is still under the
-    /// primary names: while the primary lacks its manifest, each file missing under `.old` is
-    /// the primary's. Safe: the `.old` manifest (and signature) vouch for every byte of
-    /// whichever file is used. The manifest itself is never borrowed. Order as [`Pair::files`].
+    /// Where each file of the pair is: its own name, except for a pair caught half-way through
+    /// a rotation. syncflash moves the primary to `.old` manifest first, and `.new` to the
+    /// primary manifest last; either way, for a while the primary has no manifest and the pair
+    /// being moved has some of its files under the primary names. While the primary lacks its
+    /// manifest, each file missing under `.old` or `.new` is the primary's. Safe: the pair's
+    /// manifest (and signature) vouch for every byte of whichever file is used. The manifest
+    /// itself is never borrowed. Order as [`Pair::files`].
     pub fn resolved(&self) -> [PathBuf; 5] {
         let own = self.files();
         let prim = Pair::new(&self.dir, &self.name, "").files();
-        if self.sfx != ".old" || prim.first().is_none_or(|m| m.exists()) {
+        if self.sfx.is_empty() || prim.first().is_none_or(|m| m.exists()) {
             return own;
         }
         let mut out = own.clone();

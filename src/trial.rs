@@ -100,7 +100,8 @@ pub struct Record {
     pub status: Status,
     pub tries_left: u8,
     pub tries: u8,
-    /// The image on trial was fetched from the network (not on the flash when the trial began).
+    /// The image is not wholly on the flash (yet): fetched from the network, or being written
+    /// by syncflash while it runs. Its mark-good raises no floor until syncflash settles it.
     pub net: bool,
     pub image: Ident,
     pub failed_version: u64,
@@ -302,9 +303,11 @@ pub struct Start {
 /// write, if any.
 pub fn take(cur: Option<&Record>, img: &Ident, start: Option<Start>) -> (Boot, Option<Record>) {
     match (standing(cur, img), cur) {
+        // A fetched image is in RAM, not on the flash, whatever the record said of it before (a
+        // syncflash of it that did not finish): its mark-good must raise no floor.
         (Standing::Trial, Some(r)) if r.tries_left > 0 => {
             let left = r.tries_left - 1;
-            (Boot::Trial(left), Some(Record { tries_left: left, ..r.next() }))
+            (Boot::Trial(left), Some(Record { tries_left: left, net: r.net || start.is_some(), ..r.next() }))
         }
         (Standing::Trial, Some(r)) => {
             let n = Record { status: Status::Failed, failed_version: r.failed_version.max(img.version), ..r.next() };
@@ -385,18 +388,28 @@ pub fn mark_good(cur: Option<&Record>, img: &Ident) -> (Option<Record>, String) 
     }
 }
 
-/// syncflash made `img` the flash's primary, keeping the pair of version `s.keep`. A trial
-/// already about it goes on from the flash (a fetched image's record now stands for the flash's
-/// copy; one marked good raises the floor now); any other record gives way to a new trial.
-/// None: nothing to change.
-pub fn synced(cur: Option<&Record>, img: &Ident, s: Start) -> Option<Record> {
+/// syncflash is about to make `img` bootable from the flash, keeping the pair of version
+/// `s.keep`. A record already about it goes on as it is (None: nothing to write); any other
+/// gives way to a new trial. `running`: the box runs `img` itself (fetched into RAM): until the
+/// flash holds it whole ([`settled`]) the record says it is not the flash's, so that its
+/// mark-good raises no floor above what the flash holds.
+pub fn pending(cur: Option<&Record>, img: &Ident, s: Start, running: bool) -> Option<Record> {
     match cur {
-        Some(r) if r.image == *img && !r.net => None,
-        Some(r) if r.image == *img => {
+        Some(r) if r.image == *img => None,
+        _ => Some(begin(cur, img, s, running)),
+    }
+}
+
+/// syncflash's rotation is done: the flash holds `img` whole. A record about it that said it
+/// was not the flash's (a fetched image) now does; one marked good raises the floor now.
+/// None: nothing to change.
+pub fn settled(cur: Option<&Record>, img: &Ident) -> Option<Record> {
+    match cur {
+        Some(r) if r.image == *img && r.net => {
             let floor = if r.status == Status::Good { r.floor.max(img.version) } else { r.floor };
             Some(Record { net: false, floor, ..r.next() })
         }
-        _ => Some(begin(cur, img, s, false)),
+        _ => None,
     }
 }
 
@@ -809,18 +822,24 @@ mod tests {
         let w = w.unwrap();
         assert_eq!((w.status, w.floor, w.net), (Status::Good, 1, true));
         assert!(msg.contains("when syncflash writes it"), "{msg}");
-        // syncflash writes it: the same record, now the flash's, and the floor rises.
-        let s = synced(Some(&w), &img, ST3).unwrap();
+        // syncflash writes it: nothing to write before the rotation; once it is whole on the
+        // flash, the same record is the flash's and the floor rises.
+        assert_eq!(pending(Some(&w), &img, ST3, true), None);
+        let s = settled(Some(&w), &img).unwrap();
         assert_eq!((s.status, s.floor, s.net, s.seq), (Status::Good, 2, false, w.seq + 1));
-        assert_eq!(synced(Some(&s), &img, ST3), None, "a second sync changes nothing");
+        assert_eq!(settled(Some(&s), &img), None, "a second sync changes nothing");
         // Synced while still on trial: its tries go on, no floor yet; mark-good then raises it.
-        let s = synced(Some(&net), &img, ST3).unwrap();
+        let s = settled(Some(&net), &img).unwrap();
         assert_eq!((s.status, s.tries_left, s.floor, s.net), (Status::Trial, 2, 1, false));
         assert_eq!(mark_good(Some(&s), &img).0.unwrap().floor, 2);
-        // Another image: a new trial, failed version and floor carried over.
+        // Another image: a new trial, failed version and floor carried over; written by a box
+        // that runs it, it is not the flash's until settled.
         let v3 = Ident { version: 3, sha256: [3; 32] };
-        let s = synced(Some(&w), &v3, Start { tries: 4, keep: 1 }).unwrap();
+        let s = pending(Some(&w), &v3, Start { tries: 4, keep: 1 }, false).unwrap();
         assert_eq!((s.status, s.tries_left, s.image, s.floor, s.net), (Status::Trial, 4, v3, 1, false));
+        let s = pending(Some(&w), &v3, Start { tries: 4, keep: 1 }, true).unwrap();
+        assert!(s.net);
+        assert_eq!(mark_good(Some(&s), &v3).0.unwrap().floor, 1, "no floor before the flash holds it");
     }
 
     #[test]
@@ -865,7 +884,7 @@ mod tests {
         let (v1, v2, v3) = (Ident { version: 1, sha256: [1; 32] }, Ident { version: 2, sha256: [2; 32] }, Ident { version: 3, sha256: [3; 32] });
         // No record yet (a fresh trial file): the running v1 is what a failed v2 returns to, so
         // it must not read as failed once v2 has.
-        let r = synced(None, &v2, Start { tries: 1, keep: 1 }).unwrap();
+        let r = pending(None, &v2, Start { tries: 1, keep: 1 }, false).unwrap();
         assert_eq!((r.floor, r.failed_version), (1, 0));
         let (_, f) = take(Some(&r), &v2, None);
         let (b, f) = take(f.as_ref(), &v2, None);
@@ -873,7 +892,7 @@ mod tests {
         let f = f.unwrap();
         assert_eq!(standing(Some(&f), &v1), Standing::Good);
         // A trial given up unfinished counts as failed: the record holds one trial only.
-        let on2 = synced(None, &v2, Start { tries: 3, keep: 1 }).unwrap();
+        let on2 = pending(None, &v2, Start { tries: 3, keep: 1 }, false).unwrap();
         let on3 = begin(Some(&on2), &v3, Start { tries: 3, keep: 1 }, true);
         assert_eq!(standing(Some(&on3), &v2), Standing::Failed);
         // rd.live.tries=0: a fetched image boots untried and nothing is written.
