@@ -609,17 +609,28 @@ fn delta_hook(fx: &Fetcher, m: &manifest::Manifest, murl: &str, base: &str, name
         warn(&format!("{url}: no Range support: downloading in full"));
         return Ok(None);
     };
-    // The index is 6 bytes per KiB block at most, plus its header.
+    // The index is 6 bytes per KiB block at most, plus its header, and never more than
+    // delta::MAX_INDEX whatever size the server claims: it is read into RAM before its digest
+    // can be checked.
     let iurl = format!("{base}{iname}");
-    let cap = 24 + (size / 1024 + 1) * 6;
+    let cap = (size / 1024).saturating_add(1).saturating_mul(6).saturating_add(24).min(crate::delta::MAX_INDEX);
+    let too_big = || {
+        let max = crate::delta::MAX_IMAGE >> 30;
+        warn(&format!("{iurl}: more than {} (an index covers at most {max} GiB at 4 KiB blocks): downloading in full", size_str(cap)));
+        Ok(None)
+    };
     let got = fx.retry(&iurl, || {
         let r = send("GET", &iurl, None, &fx.http, &[200]).map_err(|e| (e, false))?;
+        if r.content_length().is_some_and(|n| n > cap) {
+            return Ok(None);
+        }
         let mut data = Vec::new();
         r.take(cap + 1).read_to_end(&mut data).map_err(|e| (Error::network(&iurl, crate::error::io_reason(&e)), false))?;
-        Ok(data)
+        Ok(Some(data).filter(|d| d.len() as u64 <= cap))
     });
     let data = match got {
-        Ok(d) => d,
+        Ok(Some(d)) => d,
+        Ok(None) => return too_big(),
         Err(e) => {
             warn(&format!("{e}: downloading in full"));
             return Ok(None);
