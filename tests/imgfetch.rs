@@ -736,3 +736,22 @@ fn delta_index_is_read_up_to_a_fixed_cap_whatever_size_head_claims() {
     // The cap plus what the sockets' buffers took before the client hung up.
     assert!(sent > 24 << 20 && sent < 48 << 20, "{sent} bytes of index sent\n{log}");
 }
+
+#[test]
+fn huge_durations_and_counts_are_usage_errors() {
+    let url = "http://127.0.0.1:9/img/";
+    for (opt, val, bound) in [
+        ("--timeout", "18446744073709551615", "at most 604800"),
+        ("--timeout", "604801", "at most 604800"),
+        ("--stall-timeout", "18446744073709551615", "at most 604800"),
+        ("--retries", "4294967296", "at most 1000"),
+        ("--chunk-size", "2G", "at most 1G"),
+        ("--poll", "18446744073709551615", "at most 604800"),
+        ("--poll", "8d", "at most 604800"),
+    ] {
+        let o = run_applet("imgfetch", &[opt, val, url]);
+        assert_eq!(o.code, 2, "{opt} {val}: {}", o.stderr);
+        assert!(o.stderr.starts_with(&format!("imgfetch: {opt}: '{val}'")) && o.stderr.contains(bound), "{opt} {val}: {}", o.stderr);
+        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    }
+}
