@@ -73,10 +73,12 @@ authenticity comes from the minisign signature, not from the transport.
                         space and RAM checks usually cap it lower)
   --keep-partial        keep DIR/NAME.part after a failure, to resume it next run
   --to DIR              where to put the image and its manifest (default: .)
-  --timeout S           bound the whole run to S seconds (default: none)
-  --stall-timeout S     give up on a connection that sends nothing for S s (default 15)
-  --retries N           failed requests in a row before giving up (default 5)
-  --chunk-size SIZE     bytes per Range request (default 16M)
+  --timeout S           bound the whole run to S seconds (default: none; at most 604800,
+                        a week)
+  --stall-timeout S     give up on a connection that sends nothing for S s (default 15;
+                        at most 604800)
+  --retries N           failed requests in a row before giving up (default 5; at most 1000)
+  --chunk-size SIZE     bytes per Range request (default 16M; 4K to 1G)
   --progress            bytes, percent, rate and ETA on stderr
   --cache FILE          remember the server's validators of SHA256SUMS.minisig when nothing
                         was to do (or after a fetch); the next check sends If-None-Match /
@@ -85,7 +87,8 @@ authenticity comes from the minisign signature, not from the transport.
                         UUID, else the lowest permanent MAC of a NIC)
   --poll INTERVAL       keep checking: first after a random delay below INTERVAL, then every
                         INTERVAL (30, 30s, 15m, 6h, 1d); failures double the wait, up to
-                        6x INTERVAL and 1 h (never below INTERVAL); ends once fetched
+                        6x INTERVAL and 1 h (never below INTERVAL); ends once fetched;
+                        at most 7d
   --seed FILE           a local image to reuse blocks from (repeatable): when the signed
                         manifest lists NAME.zidx and the server does Range, only the blocks
                         no seed holds are downloaded (the result is verified whole)
@@ -105,6 +108,9 @@ const MIB: u64 = 1 << 20;
 const RAM_RESERVE: u64 = 32 * MIB;
 /// Free space that must stay on the target beside an image of unknown length.
 const DISK_RESERVE: u64 = 16 * MIB;
+/// The largest `--chunk-size`: one Range request need not be bigger, and offsets stay far
+/// from overflowing.
+const MAX_CHUNK: u64 = 1 << 30;
 /// Default cap for a body whose length nobody announced.
 const MAX_UNKNOWN: u64 = 16 << 30;
 
@@ -137,6 +143,20 @@ fn usage(msg: &str) -> Error {
 
 fn number(opt: &str, v: &str) -> Result<u64> {
     v.parse().map_err(|_| usage(&format!("{opt}: '{v}' is not a number")))
+}
+
+/// `n` when at most `max`, else a usage error naming the bound (`shown`, as the help says it).
+fn at_most(opt: &str, v: &str, n: u64, max: u64, shown: &str) -> Result<u64> {
+    if n > max {
+        return Err(usage(&format!("{opt}: '{v}' is out of range (at most {shown})")));
+    }
+    Ok(n)
+}
+
+/// Seconds: at most a week, so that no deadline computed from them overflows the clock.
+fn seconds(opt: &str, v: &str) -> Result<u64> {
+    let max = crate::cli::MAX_SECONDS;
+    at_most(opt, v, number(opt, v)?, max, &format!("{max} s, a week"))
 }
 
 fn parse_args(argv: &[String]) -> Result<Args> {
@@ -184,19 +204,23 @@ fn parse_args(argv: &[String]) -> Result<Args> {
             "--keep-partial" => a.keep_partial = true,
             "--allow-downgrade" => a.allow_downgrade = true,
             "--to" => a.to = value()?,
-            "--timeout" => a.timeout = number(&arg, &value()?)?,
-            "--stall-timeout" => a.stall = number(&arg, &value()?)?.max(1),
-            "--retries" => a.retries = number(&arg, &value()?)?.min(1000) as u32,
+            "--timeout" => a.timeout = seconds(&arg, &value()?)?,
+            "--stall-timeout" => a.stall = seconds(&arg, &value()?)?.max(1),
+            "--retries" => {
+                let v = value()?;
+                a.retries = u32::try_from(at_most(&arg, &v, number(&arg, &v)?, 1000, "1000")?).unwrap_or(1000);
+            }
             "--chunk-size" => {
                 let v = value()?;
-                a.chunk = crate::cli::parse_size(&v).map_err(|e| usage(&e))?.max(4096);
+                a.chunk = at_most(&arg, &v, crate::cli::parse_size(&v).map_err(|e| usage(&e))?, MAX_CHUNK, "1G")?.max(4096);
             }
             "--progress" => a.progress = true,
             "--cache" => a.cache = Some(value()?),
             "--machine-id" => a.machine_id = Some(value()?).filter(|v| !v.is_empty()),
             "--poll" => {
                 let v = value()?;
-                a.poll = Some(interval(&v).ok_or_else(|| usage(&format!("--poll: '{v}' is not an interval (30, 30s, 15m, 6h, 1d)")))?);
+                let n = interval(&v).ok_or_else(|| usage(&format!("--poll: '{v}' is not an interval (30, 30s, 15m, 6h, 1d)")))?;
+                a.poll = Some(at_most(&arg, &v, n, crate::cli::MAX_SECONDS, &format!("{} s, a week", crate::cli::MAX_SECONDS))?);
             }
             "--seed" => a.seeds.push(value()?),
             "--no-delta" => a.no_delta = true,
@@ -609,17 +633,28 @@ fn delta_hook(fx: &Fetcher, m: &manifest::Manifest, murl: &str, base: &str, name
         warn(&format!("{url}: no Range support: downloading in full"));
         return Ok(None);
     };
-    // The index is 6 bytes per KiB block at most, plus its header.
+    // The index is 6 bytes per KiB block at most, plus its header, and never more than
+    // delta::MAX_INDEX whatever size the server claims: it is read into RAM before its digest
+    // can be checked.
     let iurl = format!("{base}{iname}");
-    let cap = 24 + (size / 1024 + 1) * 6;
+    let cap = (size / 1024).saturating_add(1).saturating_mul(6).saturating_add(24).min(crate::delta::MAX_INDEX);
+    let too_big = || {
+        let max = crate::delta::MAX_IMAGE >> 30;
+        warn(&format!("{iurl}: more than {} (an index covers at most {max} GiB at 4 KiB blocks): downloading in full", size_str(cap)));
+        Ok(None)
+    };
     let got = fx.retry(&iurl, || {
         let r = send("GET", &iurl, None, &fx.http, &[200]).map_err(|e| (e, false))?;
+        if r.content_length().is_some_and(|n| n > cap) {
+            return Ok(None);
+        }
         let mut data = Vec::new();
         r.take(cap + 1).read_to_end(&mut data).map_err(|e| (Error::network(&iurl, crate::error::io_reason(&e)), false))?;
-        Ok(data)
+        Ok(Some(data).filter(|d| d.len() as u64 <= cap))
     });
     let data = match got {
-        Ok(d) => d,
+        Ok(Some(d)) => d,
+        Ok(None) => return too_big(),
         Err(e) => {
             warn(&format!("{e}: downloading in full"));
             return Ok(None);
@@ -702,7 +737,12 @@ fn once(argv: &[String]) -> Result<()> {
         _ => None,
     };
     let now = Instant::now();
-    let clock = Clock { start: now, end: (a.timeout > 0).then(|| now + Duration::from_secs(a.timeout)), total: a.timeout };
+    // Checked as well as bounded: an overflowing deadline is a panic (SIGILL in the release).
+    let end = match a.timeout {
+        0 => None,
+        t => Some(now.checked_add(Duration::from_secs(t)).ok_or_else(|| usage(&format!("--timeout: {t} s is too long")))?),
+    };
+    let clock = Clock { start: now, end, total: a.timeout };
     let http = http::Client::new(Limits { stall: Duration::from_secs(a.stall), deadline: clock.end });
     let fx = Fetcher { clock, retries: a.retries, http };
     let to = osarg::path(&a.to);
@@ -889,7 +929,7 @@ fn once(argv: &[String]) -> Result<()> {
         if ranged {
             let total = size.unwrap_or(0);
             while sink.pos < total {
-                let end = (sink.pos + chunk).min(total) - 1;
+                let end = sink.pos.saturating_add(chunk).min(total) - 1;
                 let mut r = send("GET", &url, Some((sink.pos, end)), &fx.http, &[200, 206]).map_err(|e| (e, false))?;
                 if r.status == 200 {
                     warn(&format!("{url}: the server ignores Range; fetching it in one request"));

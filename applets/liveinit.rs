@@ -114,8 +114,9 @@ struct ColdplugArgs {
     /// print the modules one pass would load, one a line, and load nothing
     #[argh(switch, short = 'n')]
     dry_run: bool,
-    /// ms to wait for new devices after a pass that loaded something (default 2000)
-    #[argh(option, default = "2000")]
+    /// ms to wait for new devices after a pass that loaded something (default 2000, at most
+    /// 600000)
+    #[argh(option, default = "2000", from_str_fn(settle_ms))]
     settle: u64,
     /// module directory (default /lib/modules/$(uname -r))
     #[argh(option)]
@@ -139,8 +140,8 @@ struct FindArgs {
     /// before each look, load the drivers new devices ask for (one coldplug pass)
     #[argh(switch)]
     coldplug: bool,
-    /// seconds to wait (default 30)
-    #[argh(option, default = "30")]
+    /// seconds to wait (default 30, at most 86400: a day)
+    #[argh(option, default = "30", from_str_fn(boot_wait))]
     wait: u64,
     /// the device to look for
     #[argh(positional)]
@@ -682,6 +683,18 @@ impl Plug {
     }
 }
 
+/// `--settle MS`: at most ten minutes (a pass that loads drivers is followed by this much).
+fn settle_ms(v: &str) -> std::result::Result<u64, String> {
+    v.parse().ok().filter(|&n| n <= 600_000).ok_or_else(|| format!("'{v}': expected 0 to 600000 ms (at most ten minutes)"))
+}
+
+/// `--wait S`: at most [`crate::cli::MAX_BOOT_WAIT`] (the bound `rd.retry=` has too), so that
+/// the deadline cannot overflow the clock.
+fn boot_wait(v: &str) -> std::result::Result<u64, String> {
+    let max = crate::cli::MAX_BOOT_WAIT;
+    v.parse().ok().filter(|&n| n <= max).ok_or_else(|| format!("'{v}': expected 0 to {max} seconds (at most a day)"))
+}
+
 fn coldplug(a: ColdplugArgs) -> Result<()> {
     use std::time::{Duration, Instant};
     let mut plug = Plug::new(a.modules_dir.as_deref(), a.sysfs.as_deref(), a.cmdline.as_deref())?;
@@ -715,7 +728,8 @@ fn coldplug(a: ColdplugArgs) -> Result<()> {
 fn find_medium(a: FindArgs) -> Result<()> {
     let spec = crate::cmdline::normalize_spec(&a.spec).map_err(|why| Error::usage(format!("{}: {why}", a.spec)))?;
     let start = std::time::Instant::now();
-    let deadline = start + std::time::Duration::from_secs(a.wait);
+    // Checked even though --wait is bounded: an overflowing deadline is a panic.
+    let deadline = start.checked_add(std::time::Duration::from_secs(a.wait)).ok_or_else(|| Error::usage(format!("--wait {}: too long", a.wait)))?;
     // Unknown hardware or no modules.alias: say so once and keep looking for the device.
     let mut plug = match a.coldplug.then(|| Plug::new(None, None, None)) {
         Some(Err(e)) => {

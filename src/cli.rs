@@ -66,6 +66,12 @@ pub fn normalize(args: &[String], short_with_value: &str) -> Vec<String> {
     out
 }
 
+/// The longest wait in seconds an option may ask for: a week. Bounded so that a deadline (now +
+/// wait) cannot overflow the clock, which panicked (SIGILL in the release build).
+pub const MAX_SECONDS: u64 = 7 * 86_400;
+/// The longest wait for a device at boot (`find-medium --wait`, `rd.retry=`): a day.
+pub const MAX_BOOT_WAIT: u64 = 86_400;
+
 /// Parse a size like util-linux does: a decimal number (or 0x hex) with an optional suffix
 /// K, M, G, T, P, E (powers of 1024, also KiB/MiB/...) or KB, MB, GB... (powers of 1000).
 /// A bare number is bytes. Negative numbers and overflow are errors.

@@ -134,6 +134,16 @@ fn number(key: &str, val: Option<&str>, what: &str) -> Result<u64> {
     digits.parse().map_err(|_| bad(key, v, "number too large"))
 }
 
+/// Seconds within `min..=max`; a number too large for u64 is out of range too.
+fn seconds(key: &str, val: Option<&str>, min: u64, max: u64) -> Result<u64> {
+    let v = val.unwrap_or("");
+    let range = || bad(key, v, &format!("expected {min} to {max} seconds"));
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(key, v, "not a number of seconds"));
+    }
+    v.parse().ok().filter(|n| (min..=max).contains(n)).ok_or_else(range)
+}
+
 /// Boolean options: bare word or `=1|yes|on` is true, `=0|no|off` is false.
 fn flag(key: &str, val: Option<&str>) -> Result<bool> {
     match val {
@@ -182,7 +192,8 @@ pub fn parse(line: &str) -> Result<Live> {
                 }
                 l.md = name.to_owned();
             }
-            "rd.retry" => l.retry = number(&k, val, "a number of seconds")?,
+            // Both end up in deadlines (find-medium --wait, /init's date arithmetic).
+            "rd.retry" => l.retry = seconds(&k, val, 0, crate::cli::MAX_BOOT_WAIT)?,
             "rd.break" => l.brk = true,
             "rd.shell" => l.brk = flag(&k, val)?,
             "init" => {
@@ -194,10 +205,7 @@ pub fn parse(line: &str) -> Result<Live> {
             }
             "live.fetch" => l.fetch = http_url(&k, val)?,
             "live.fetch.timeout" => {
-                l.fetch_timeout = number(&k, val, "a number of seconds")?;
-                if l.fetch_timeout == 0 {
-                    return Err(bad(&k, "0", "must be at least 1 second"));
-                }
+                l.fetch_timeout = seconds(&k, val, 1, crate::cli::MAX_BOOT_WAIT)?;
             }
             "live.fetch.allow-downgrade" => l.allow_downgrade = flag(&k, val)?,
             "live.pubkey" => l.pubkey = val.unwrap_or("").to_owned(),
@@ -454,7 +462,11 @@ mod tests {
         assert!(e("root=live:ftp://x/y.img").contains("network images"));
         assert!(e("root=live:LABEL=x live.fetch=https://h/").contains("https is not supported"));
         assert!(e("root=live:LABEL=x live.fetch=h/").contains("expected http://"));
-        assert!(e("root=live:LABEL=x live.fetch.timeout=0").contains("at least 1 second"));
+        assert!(e("root=live:LABEL=x live.fetch.timeout=0").contains("expected 1 to 86400 seconds"));
+        // Deadlines are computed from these: a huge one overflowed the clock (a panic) at boot.
+        assert!(e("root=live:LABEL=x rd.retry=18446744073709551615").contains("expected 0 to 86400 seconds"));
+        assert!(e("root=live:LABEL=x rd.retry=99999999999999999999999").contains("expected 0 to 86400 seconds"));
+        assert!(e("root=live:LABEL=x live.fetch.timeout=86401").contains("expected 1 to 86400 seconds"));
         assert!(e("root=live:LABEL=x rd.live.machine_id=").contains("1 to 128 printable"));
         assert!(e("root=live:LABEL=x rd.live.machine_id=a\u{1}b").contains("1 to 128 printable"));
         assert!(parse("root=live:LABEL=x rd.live.machine_id=box-7").unwrap().to_shell().contains("LIVE_MACHINE_ID='box-7'\n"));

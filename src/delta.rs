@@ -38,8 +38,15 @@ const MAGIC: &[u8; 8] = b"LRZIDX1\n";
 const HEAD: usize = 24;
 const ENTRY: usize = 6;
 pub const BLOCK: usize = 4096;
-/// Images up to 16 TiB (the index of that is 48 MiB at 4 KiB blocks).
-const MAX_SIZE: u64 = 1 << 44;
+/// Blocks an index may list: 16 GiB of image at the 4 KiB blocks `imgcheck --make-index`
+/// writes (the index is then 24 MiB, and about 80 MiB of RAM once parsed and tabled). The cap
+/// is fixed, not taken from the size a server claims: a claim of 70 GB with an endless index
+/// took imgfetch to 403 MB resident before the digest refused it.
+pub const MAX_BLOCKS: u64 = 4 << 20;
+/// The largest index read, in bytes.
+pub const MAX_INDEX: u64 = HEAD as u64 + MAX_BLOCKS * ENTRY as u64;
+/// The largest image an index covers at [`BLOCK`]-byte blocks, for messages.
+pub const MAX_IMAGE: u64 = MAX_BLOCKS * BLOCK as u64;
 /// Rolling hash multiplier (odd); the weak sum is the top half of the 64-bit polynomial hash.
 const MUL: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Ranges per multi-range request: its `Range:` line stays under nginx's 8 KiB header buffers.
@@ -87,6 +94,10 @@ pub fn make(path: &Path) -> Result<Vec<u8>> {
     let mut f = File::open(path).ctx(&name)?;
     let size = f.metadata().ctx(&name)?.len();
     let bs = BLOCK;
+    // Clients refuse a bigger index (MAX_BLOCKS): better no index than one nobody can use.
+    if size.div_ceil(bs as u64) > MAX_BLOCKS {
+        return Err(Error::new(&name, format!("{size} bytes: too large for a block index (at most {} GiB)", MAX_IMAGE >> 30)));
+    }
     let mut out = Vec::with_capacity(HEAD + (size / bs as u64) as usize * ENTRY + ENTRY);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(bs as u32).to_le_bytes());
@@ -117,10 +128,10 @@ pub fn parse(data: &[u8]) -> std::result::Result<Index, String> {
         return Err(format!("bad block size {bs}"));
     }
     let size = head.get(16..24).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(u64::MAX);
-    if size > MAX_SIZE {
-        return Err(format!("image size {size} too large"));
-    }
     let blocks = size.div_ceil(bs as u64);
+    if blocks > MAX_BLOCKS {
+        return Err(format!("image size {size} too large ({blocks} blocks, at most {MAX_BLOCKS})"));
+    }
     let want = blocks.checked_mul(ENTRY as u64).and_then(|n| n.checked_add(HEAD as u64));
     if want != Some(data.len() as u64) {
         return Err(format!("{} bytes for {blocks} blocks", data.len()));
@@ -493,6 +504,18 @@ mod tests {
         bad[9] = 0x30; // block size 0x3010
         assert!(parse(&bad).is_err());
         std::fs::remove_file(p).unwrap();
+    }
+
+    #[test]
+    fn index_over_the_block_cap_is_refused_by_its_header() {
+        // The header alone says too many blocks: refused whatever follows, and the cap is the
+        // 24 MiB imgfetch reads at most.
+        let head = |bs: u32, size: u64| [&MAGIC[..], &bs.to_le_bytes(), &[0; 4], &size.to_le_bytes()].concat();
+        let why = |d: Vec<u8>| parse(&d).err().unwrap_or_default();
+        assert!(why(head(1024, 1 << 63)).contains("too large"));
+        assert!(why(head(4096, MAX_IMAGE + 1)).contains("too large"));
+        assert!(why(head(4096, MAX_IMAGE)).contains("bytes for"), "at the cap it is the length that is wrong");
+        assert_eq!((MAX_INDEX, MAX_IMAGE), (24 * (1 << 20) + 24, 16 << 30));
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl Client {
         }
         // Like a connect or a read: at most `stall`, never past the deadline.
         let timed_out = || Error::network(url, format!("{host}: name lookup timed out"));
-        let until = Instant::now() + self.lim.wait().map_err(|_| timed_out())?;
+        let until = Instant::now().checked_add(self.lim.wait().map_err(|_| timed_out())?).ok_or_else(timed_out)?;
         let name = host.to_owned();
         let job = std::thread::spawn(move || (name.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
         while !job.is_finished() {

@@ -47,31 +47,33 @@ pub fn unescape(s: &[u8]) -> OsString {
     OsString::from_vec(out)
 }
 
-/// One line; `None` when it is not a mountinfo line.
-pub fn parse_line(line: &str) -> Option<Mount> {
-    let mut f = line.split(' ');
+/// One line; `None` when it is not a mountinfo line. Bytes, not text: a mount point or source
+/// may hold any byte but the escaped ones, and one that is not UTF-8 must cost nothing but itself.
+pub fn parse_line(line: &[u8]) -> Option<Mount> {
+    let mut f = line.split(|&b| b == b' ');
     let (_id, _parent, devno, _root, point, options) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
     // Optional fields up to the lone "-".
-    f.by_ref().find(|x| *x == "-")?;
+    f.by_ref().find(|x| *x == b"-")?;
     let (fstype, source) = (f.next()?, f.next()?);
-    let dev = crate::fsutil::parse_devno(devno)?;
+    let dev = crate::fsutil::parse_devno(std::str::from_utf8(devno).ok()?)?;
     Some(Mount {
         dev,
-        point: unescape(point.as_bytes()),
-        options: options.to_owned(),
-        fstype: fstype.to_owned(),
-        source: unescape(source.as_bytes()),
+        point: unescape(point),
+        // The kernel writes these in ASCII; lossy keeps an odd one visible instead of failing.
+        options: String::from_utf8_lossy(options).into_owned(),
+        fstype: String::from_utf8_lossy(fstype).into_owned(),
+        source: unescape(source),
     })
 }
 
 /// Every mount of this process's namespace, in mount order (later ones cover earlier ones).
-pub fn parse(text: &str) -> Vec<Mount> {
-    text.lines().filter_map(parse_line).collect()
+pub fn parse(text: &[u8]) -> Vec<Mount> {
+    text.split(|&b| b == b'\n').filter_map(parse_line).collect()
 }
 
 /// The current mounts (empty when /proc is not mounted).
 pub fn read() -> Vec<Mount> {
-    parse(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+    parse(&std::fs::read("/proc/self/mountinfo").unwrap_or_default())
 }
 
 /// The mount at exactly `dir` (the top one, when several are stacked there).
@@ -83,8 +85,10 @@ pub fn at(mounts: &[Mount], dir: &Path) -> Option<Mount> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
 
-    const TEXT: &str = "\
+    const TEXT: &[u8] = b"\
 22 1 0:21 / /proc rw,nosuid,nodev,noexec - proc proc rw
 30 22 253:1 / /mnt/my\\040stick rw,relatime shared:7 - vfat /dev/vda1 rw,fmask=0022
 31 22 7:0 / /run/live/squashfs ro,relatime master:2 shared:9 - squashfs /dev/loop0 ro
@@ -116,6 +120,23 @@ mod tests {
     }
 
     #[test]
+    fn a_mount_point_that_is_not_utf8_costs_only_itself() {
+        // Latin-1 "clé" raw (the kernel escapes only space, tab, newline and backslash) and
+        // escaped, among ordinary lines; before, one such byte made the whole table empty.
+        let mut text = TEXT.to_vec();
+        text.extend_from_slice(b"34 22 0:41 / /mnt/cl\xe9 ro,relatime - tmpfs caf\xe9 ro\n");
+        text.extend_from_slice(b"35 22 0:42 / /mnt/x\\351y rw - tmpfs tmpfs rw,opt=\xff\n");
+        let m = parse(&text);
+        assert_eq!(m.len(), 7);
+        assert_eq!(m[1].point, "/mnt/my stick");
+        assert_eq!(m[5].point.as_bytes(), b"/mnt/cl\xe9");
+        assert_eq!((m[5].dev, m[5].fstype.as_str(), m[5].read_only()), ((0, 41), "tmpfs", true));
+        assert_eq!(m[5].source.as_bytes(), b"caf\xe9");
+        assert_eq!(m[6].point.as_bytes(), b"/mnt/x\xe9y");
+        assert!(at(&m, Path::new(OsStr::from_bytes(b"/mnt/cl\xe9"))).is_some_and(|t| t.read_only()));
+    }
+
+    #[test]
     fn odd_input() {
         assert_eq!(unescape(b"/x\\"), "/x\\");
         assert_eq!(unescape(b"\\0"), "\\0");
@@ -123,7 +144,7 @@ mod tests {
         assert_eq!(unescape(b"\\101\\102"), "AB");
         assert_eq!(unescape(b"\\200").into_vec(), [0x80]);
         for bad in ["", "1 2 3", "1 2 x:y / /m rw - t s", "1 2 8:1 / /m rw no-dash t s", "1 2 8:1 / /m rw -"] {
-            assert_eq!(parse_line(bad), None, "{bad:?}");
+            assert_eq!(parse_line(bad.as_bytes()), None, "{bad:?}");
         }
     }
 }

@@ -723,3 +723,37 @@ fn delta_index_not_matching_the_manifest_is_refused() {
     let o = d.fetch("ok", &[]);
     d.f.assert_no_image(&o, 3, "squashfs.img.zidx: checksum mismatch");
 }
+
+#[test]
+fn delta_index_is_read_up_to_a_fixed_cap_whatever_size_head_claims() {
+    // HEAD claims 20 GB (the room check passes on the test disk); the index body never ends. The
+    // index may be 24 MiB at most (16 GiB of image at 4 KiB blocks), whatever the claim.
+    let d = DeltaFx::new("delta-hugeidx", true);
+    let o = d.fetch("hugeidx", &[]);
+    assert!(o.stderr.contains("squashfs.img.zidx: more than 24.0M (an index covers at most 16 GiB at 4 KiB blocks): downloading in full"), "{}", o.stderr);
+    assert!(o.stderr.contains("downloading in full"), "{}", o.stderr);
+    assert!(!o.stderr.contains("zidx: checksum mismatch"), "{}", o.stderr);
+    let log = std::fs::read_to_string(d.f.p("srv.log")).unwrap();
+    let sent: u64 = log.lines().filter(|l| l.starts_with("GET ") && l.contains(".zidx ")).map(|l| l.split(' ').nth(4).unwrap().parse::<u64>().unwrap()).sum();
+    // The cap plus what the sockets' buffers took before the client hung up.
+    assert!(sent > 24 << 20 && sent < 48 << 20, "{sent} bytes of index sent\n{log}");
+}
+
+#[test]
+fn huge_durations_and_counts_are_usage_errors() {
+    let url = "http://127.0.0.1:9/img/";
+    for (opt, val, bound) in [
+        ("--timeout", "18446744073709551615", "at most 604800"),
+        ("--timeout", "604801", "at most 604800"),
+        ("--stall-timeout", "18446744073709551615", "at most 604800"),
+        ("--retries", "4294967296", "at most 1000"),
+        ("--chunk-size", "2G", "at most 1G"),
+        ("--poll", "18446744073709551615", "at most 604800"),
+        ("--poll", "8d", "at most 604800"),
+    ] {
+        let o = run_applet("imgfetch", &[opt, val, url]);
+        assert_eq!(o.code, 2, "{opt} {val}: {}", o.stderr);
+        assert!(o.stderr.starts_with(&format!("imgfetch: {opt}: '{val}'")) && o.stderr.contains(bound), "{opt} {val}: {}", o.stderr);
+        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    }
+}

@@ -222,6 +222,33 @@ fn find_medium_times_out_with_a_listing() {
 }
 
 #[test]
+fn huge_waits_are_usage_errors_not_panics() {
+    for args in [
+        &["find-medium", "LABEL=NO-SUCH-LABEL-7f3a", "--wait", "18446744073709551615"][..],
+        &["find-medium", "LABEL=NO-SUCH-LABEL-7f3a", "--wait", "86401"],
+        &["coldplug", "--settle", "18446744073709551615"],
+    ] {
+        let o = li(args);
+        assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
+        assert!(o.stderr.contains("at most"), "{args:?}: {}", o.stderr);
+        assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    }
+    // The same bound for the kernel's rd.retry (find-medium --wait at boot), refused by cmdline.
+    let t = TempDir::new("liveinit-cmdline-huge");
+    for (word, why) in [
+        ("rd.retry=18446744073709551615", "expected 0 to 86400 seconds"),
+        ("rd.retry=86401", "expected 0 to 86400 seconds"),
+        ("live.fetch.timeout=18446744073709551615", "expected 1 to 86400 seconds"),
+        ("rd.retry=99999999999999999999999", "expected 0 to 86400 seconds"),
+    ] {
+        let f = cmdline_file(&t, &format!("root=live:LABEL=LIVE {word}\n"));
+        let o = li(&["cmdline", "--file", &f]);
+        assert_eq!((o.code, o.stdout.as_str()), (1, ""), "{word}: {}", o.stderr);
+        assert_eq!(o.stderr, format!("liveinit: {word}: {why}\n"));
+    }
+}
+
+#[test]
 fn find_medium_says_what_it_waits_for() {
     let o = li(&["find-medium", "LABEL=NO-SUCH-LABEL-7f3a", "--wait", "6"]);
     assert_eq!(o.code, 1);

@@ -938,3 +938,33 @@ fn the_only_pair_left_on_trial_is_not_given_up() {
     assert!(err.contains("version 2 is on trial and the only image to keep"), "{err}");
     assert_eq!(medium_contents(&medium), before);
 }
+
+#[test]
+fn a_latin1_mount_point_does_not_hide_the_read_only_medium() {
+    // One mount point that is not UTF-8 anywhere in the table (a tmpfs at ".../odd\xe9") must not
+    // blind syncflash to the others: the read-only medium is still seen and remounted read-write
+    // (before, the whole table read as empty and the write failed with EROFS). All in a private
+    // mount namespace, so that no other process on the host sees these mounts; they go with it.
+    let env = Env::new("latin1-mount");
+    env.version(1, 200_000);
+    env.version(2, 300_000);
+    let (img, sums) = (env.p("src/v2/squashfs.img"), env.p("src/v2/SHA256SUMS"));
+    let script = r#"set -e
+odd=$(printf '%s/odd\351' "$1")
+mkdir "$odd"
+mount -t tmpfs odd "$odd"
+mount -t tmpfs medium "$2"
+mkdir "$2/LiveOS"
+cp "$1"/src/v1/* "$2/LiveOS/"
+mount -o remount,ro "$2"
+grep -q "$(printf '/odd\351 ')" /proc/self/mountinfo
+"$3" --medium "$2" --image "$4" --manifest "$5" >&2
+cat "$2/LiveOS/SHA256SUMS""#;
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh", &env.p(""), &env.p("medium"), &env.p("syncflash"), &img, &sums])
+        .env_remove("LIVEROOT_SYNCFLASH_PAUSE_AT")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), std::fs::read_to_string(&sums).unwrap(), "the medium does not hold v2");
+}

@@ -22,6 +22,8 @@ misbehaviour; it applies to image files (anything but SHA256SUMS*) unless said o
   endless     HEAD on the image is refused (405); GET sends no Content-Length and an endless body
               (the file, then 0xee bytes until the client leaves or 15 minutes have passed)
   novalid     manifests without ETag/Last-Modified, conditional requests ignored
+  hugeidx     HEAD on the image claims 20 GB; the block index (NAME.zidx) is sent without
+              Content-Length, then 0xee bytes up to 96 MiB in all or until the client leaves
 
 Manifests (SHA256SUMS*) carry ETag and Last-Modified made as nginx makes them (mtime and size);
 If-None-Match naming the ETag, or without it an If-Modified-Since not older than the file, gets
@@ -158,6 +160,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not image and self.not_modified(path, mode):
             return
         size = os.path.getsize(path)
+        if mode == "hugeidx" and rel.endswith(".zidx") and not head:
+            self.send_response(200)
+            self.end_headers()
+            with open(path, "rb") as f:
+                self.wfile.write(f.read())
+            block = b"\xee" * (64 << 10)
+            try:
+                while self.wfile.sent + len(block) <= 96 << 20:
+                    self.wfile.write(block)
+                    LAST[0] = time.monotonic()
+            except OSError:
+                pass  # the client left: what was sent is logged
+            return
+        if image and mode == "hugeidx" and head:
+            self.send_response(200)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(20 * 10**9))
+            self.end_headers()
+            return
         if image and mode in ("nolength", "endless"):
             if head:
                 return self.fail(405, "no HEAD here\n")
