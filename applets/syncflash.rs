@@ -95,10 +95,11 @@
 //! refused. The boot never writes to the flash: leftovers are removed by the next syncflash.
 //!
 //! ## Test hook
-//! With `LIVEROOT_SYNCFLASH_PAUSE_AT=STEP` in the environment, syncflash prints
-//! `syncflash-step NAME` on stderr before each step and, at STEP, sleeps for an hour (the tests
-//! cut the power there). `write-half` is a point in the middle of the image write. Without the
-//! variable nothing changes; it cannot make syncflash skip a step.
+//! With a line `syncflash=STEP` in the root-owned hook file (`/run/liveroot/test-hooks`, see
+//! src/testhook.rs; never the environment), syncflash prints `syncflash-step NAME` on stderr
+//! before each step and, at STEP, sleeps for an hour (the tests cut the power there).
+//! `write-half` is a point in the middle of the image write. Without the file nothing changes;
+//! it cannot make syncflash skip a step.
 //!
 //! Exit: 0 written, 1 refused or failed, 2 usage, 3 the new pair does not verify (checksum,
 //! signature, sidecars) or its read-back does not, 5 the flash already holds this image.
@@ -169,13 +170,10 @@ struct Args {
     allow_downgrade: bool,
 }
 
-/// The test hook: announce each step; sleep at the chosen one so the host can cut the power.
+/// The test hook (src/testhook.rs, a `syncflash=STEP` line): announce each step; pause at the
+/// chosen one so the host can cut the power.
 fn step(name: &str) {
-    let Ok(at) = std::env::var("LIVEROOT_SYNCFLASH_PAUSE_AT") else { return };
-    let _ = std::io::stderr().write_all(format!("syncflash-step {name}\n").as_bytes());
-    if at == name {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
-    }
+    crate::testhook::pause_point("syncflash", name, false);
 }
 
 pub fn run(argv: &[String]) -> Result<()> {

@@ -33,6 +33,7 @@ mod snapshot;
 mod state;
 mod sys;
 mod syslinux;
+mod testhook;
 mod trial;
 mod verity;
 

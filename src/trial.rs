@@ -603,22 +603,11 @@ impl Store for RawStore {
     }
 }
 
-/// Test hook, as syncflash's: with `LIVEROOT_TRIAL_PAUSE_AT=STEP[,STEP]` (steps `write`, before
-/// the sector is written, and `written`, once it is flushed), say `trial-step STEP` on stderr and
-/// on /dev/console (at boot /init keeps stderr in a file), then sleep: an hour at the last step
-/// listed (the power-cut tests kill there), 10 s at an earlier one (the host copies the flash).
+/// The test hook (src/testhook.rs, a `trial=write,written` line): `write` is just before the
+/// sector is written, `written` once it is flushed. A listed step is also said on /dev/console
+/// (at boot /init keeps stderr in a file).
 fn step(name: &str) {
-    let Ok(at) = std::env::var("LIVEROOT_TRIAL_PAUSE_AT") else { return };
-    use std::io::Write;
-    let line = format!("trial-step {name}\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    let mut steps = at.split(',');
-    let Some(pos) = steps.position(|s| s == name) else { return };
-    if let Ok(mut c) = std::fs::OpenOptions::new().write(true).open("/dev/console") {
-        let _ = c.write_all(line.as_bytes());
-    }
-    let last = at.split(',').count() == pos.saturating_add(1);
-    std::thread::sleep(std::time::Duration::from_secs(if last { 3600 } else { 10 }));
+    crate::testhook::pause_point("trial", name, true);
 }
 
 /// Read both copies and choose.

@@ -3,6 +3,9 @@
 //! mount read-only that syncflash remounts, and one forced read-only). The boot side and power
 //! cuts run in QEMU: tests/qemu/scenarios/syncflash-*.sh.
 
+mod common;
+
+use common::HookLock;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -10,20 +13,30 @@ struct Env {
     dir: PathBuf,
     mounts: Vec<PathBuf>,
     loops: Vec<String>,
+    /// Shared (no hook file) unless the test writes hooks.
+    hooks: HookLock,
 }
 
 impl Env {
+    /// A test that runs syncflash with no test hook.
     fn new(tag: &str) -> Env {
+        Env::with(tag, HookLock::shared())
+    }
+    /// A test that writes the test-hook file (`env.hooks.set`).
+    fn hooked(tag: &str) -> Env {
+        Env::with(tag, HookLock::exclusive())
+    }
+    fn with(tag: &str, hooks: HookLock) -> Env {
         let dir = std::env::temp_dir().join(format!("syncflash-test-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("medium/LiveOS")).unwrap();
         std::fs::create_dir_all(dir.join("src")).unwrap();
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_liveroot"), dir.join("syncflash")).unwrap();
-        Env { dir, mounts: Vec::new(), loops: Vec::new() }
+        Env { dir, mounts: Vec::new(), loops: Vec::new(), hooks }
     }
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = Command::new(self.dir.join("syncflash"));
-        c.args(args).env_remove("LIVEROOT_SYNCFLASH_PAUSE_AT");
+        c.args(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -257,7 +270,7 @@ fn interrupted_rotation_is_finished() {
 
 #[test]
 fn from_the_state_and_the_step_hook() {
-    let env = Env::new("state");
+    let env = Env::hooked("state");
     let medium = env.p("medium");
     env.version(1, 4096);
     env.version(2, 8192);
@@ -268,7 +281,8 @@ fn from_the_state_and_the_step_hook() {
         format!("medium=/dev/null\nmedium_mount={medium}\nimage=LiveOS/squashfs.img\nimage_file={}\nmedium_pair=primary\n", env.p("src/v2/squashfs.img")),
     )
     .unwrap();
-    let o = env.run_env(&["--state", &state], &[("LIVEROOT_SYNCFLASH_PAUSE_AT", "none")]);
+    env.hooks.set("syncflash=none\n", 0o644);
+    let o = env.run(&["--state", &state]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(listing(&medium), expect(&env, &[("", 2), (".old", 1)]));
     let steps: Vec<String> = text(&o.stderr).lines().filter_map(|l| l.strip_prefix("syncflash-step ").map(str::to_owned)).collect();
@@ -281,10 +295,87 @@ fn from_the_state_and_the_step_hook() {
         ]
     );
     assert!(std::fs::read_to_string(&state).unwrap().contains("medium_pair=primary\n"));
-    // Without the variable, no step lines.
+    // Without the file, no step lines.
+    env.hooks.clear();
     let o = env.run(&["--state", &state]);
     assert_eq!(o.status.code(), Some(5));
     assert!(!text(&o.stderr).contains("syncflash-step"));
+}
+
+/// `cmd` run to its end, or killed after 30 s (a test hook pausing it) and reported.
+fn bounded(cmd: &mut Command) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("still running after 30 s (paused?): {}", text(&o.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_environment_sets_no_test_hook() {
+    // The kernel passes unknown NAME=value command-line words into /init's environment: the
+    // variables the hooks once read must neither announce a step nor pause.
+    let env = Env::new("envhook");
+    let medium = env.p("medium");
+    env.version(1, 4096);
+    env.version(2, 8192);
+    env.place(&medium, 1, "");
+    let (img, sums) = (env.p("src/v2/squashfs.img"), env.p("src/v2/SHA256SUMS"));
+    let o = bounded(
+        Command::new(env.dir.join("syncflash"))
+            .args(["--medium", &medium, "--image", &img, "--manifest", &sums])
+            .env("LIVEROOT_SYNCFLASH_PAUSE_AT", "preflight")
+            .env("LIVEROOT_TRIAL_PAUSE_AT", "write,written"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("-step "), "{}", text(&o.stderr));
+    assert_eq!(listing(&medium), expect(&env, &[("", 2), (".old", 1)]));
+}
+
+#[test]
+fn a_hook_file_not_locked_down_to_root_is_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::hooked("badhook");
+    let medium = env.p("medium");
+    env.version(1, 4096);
+    env.version(2, 8192);
+    env.place(&medium, 1, "");
+    let sync = || {
+        let (img, sums) = (env.p("src/v2/squashfs.img"), env.p("src/v2/SHA256SUMS"));
+        let o = bounded(Command::new(env.dir.join("syncflash")).args(["--medium", &medium, "--image", &img, "--manifest", &sums]));
+        std::fs::remove_dir_all(format!("{medium}/LiveOS")).unwrap();
+        std::fs::create_dir(format!("{medium}/LiveOS")).unwrap();
+        env.place(&medium, 1, "");
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        assert!(!text(&o.stderr).contains("syncflash-step"), "{}", text(&o.stderr));
+        // Said once (the file is read once), among syncflash's own lines.
+        text(&o.stderr).lines().filter(|l| l.contains("test hooks")).collect::<Vec<_>>().join("\n")
+    };
+    let hooks = common::HOOK_FILE;
+    let warning = |why: &str| format!("liveroot: warning: {hooks}: {why}: test hooks ignored");
+    // Writable by others, or by the group.
+    env.hooks.set("syncflash=preflight\n", 0o666);
+    assert_eq!(sync(), warning("mode 666: writable by group or others"));
+    env.hooks.set("syncflash=preflight\n", 0o620);
+    assert_eq!(sync(), warning("mode 620: writable by group or others"));
+    // Owned by someone else.
+    env.hooks.set("syncflash=preflight\n", 0o644);
+    std::os::unix::fs::chown(hooks, Some(65534), Some(65534)).unwrap();
+    assert_eq!(sync(), warning("owned by uid 65534, not root"));
+    // A symbolic link, even to a good file.
+    env.hooks.clear();
+    let target = env.p("hooks");
+    std::fs::write(&target, "syncflash=preflight\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(&target, hooks).unwrap();
+    assert_eq!(sync(), warning("a symbolic link"));
 }
 
 fn losetup(env: &mut Env, file: &str) -> String {
@@ -661,7 +752,7 @@ fn killed_at_any_step_a_signed_pair_with_sidecars_remains() {
     // reached the card; QEMU's syncflash-powercut covers the card side): a dry run then still
     // finds a good pair, the old or the new one, and the next run finishes cleanly.
     use std::io::BufRead;
-    let env = Env::new("killed");
+    let env = Env::hooked("killed");
     let (key, sec) = env.key("k");
     env.make("s0", 0, 20_000, true, Some(&sec));
     env.make("s1", 1, 200_000, true, Some(&sec));
@@ -678,9 +769,9 @@ fn killed_at_any_step_a_signed_pair_with_sidecars_remains() {
         env.place_tag(&medium, "s1", "");
         env.place_tag(&medium, "s0", ".old");
         let (img, sums) = (env.p("src/s2/squashfs.img"), env.p("src/s2/SHA256SUMS"));
+        env.hooks.set(&format!("syncflash={at}\n"), 0o600);
         let mut child = Command::new(env.dir.join("syncflash"))
             .args(["--medium", &medium, "--image", &img, "--manifest", &sums, "--pubkey-file", &key])
-            .env("LIVEROOT_SYNCFLASH_PAUSE_AT", at)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -692,6 +783,7 @@ fn killed_at_any_step_a_signed_pair_with_sidecars_remains() {
         assert!(reached, "step {at} never announced");
         child.kill().unwrap();
         child.wait().unwrap();
+        env.hooks.clear();
 
         let o = env.sync_tag(&medium, "s3", &["--pubkey-file", &key, "--dry-run"]);
         let out = text(&o.stdout);
@@ -726,7 +818,6 @@ fn latin1_medium_and_source_paths_are_used_exactly() {
         .arg(src.join("squashfs.img"))
         .arg("--manifest")
         .arg(src.join("SHA256SUMS"))
-        .env_remove("LIVEROOT_SYNCFLASH_PAUSE_AT")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));

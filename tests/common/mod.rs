@@ -114,3 +114,68 @@ pub fn xorshift_bytes(len: usize, mut state: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The machine-wide test-hook file (src/testhook.rs): syncflash and the raw trial writes read
+/// it, so while one test has it written no other may run them.
+pub const HOOK_FILE: &str = "/run/liveroot/test-hooks";
+
+/// A hold on HOOK_FILE across threads and processes (flock on a lock file beside it): shared
+/// by tests that run syncflash with no hook, exclusive by a test that writes hooks; the
+/// exclusive hold removes the file when dropped, panics included.
+pub struct HookLock {
+    _lock: Option<nix::fcntl::Flock<std::fs::File>>,
+    exclusive: bool,
+}
+
+impl HookLock {
+    fn take(exclusive: bool) -> HookLock {
+        use nix::fcntl::{Flock, FlockArg};
+        let file = std::fs::create_dir_all("/run/liveroot").and_then(|_| std::fs::File::create("/run/liveroot/test-hooks.lock"));
+        let f = match file {
+            Ok(f) => f,
+            // Not root: no one this test trusts can have written hooks (the binary ignores a
+            // file not owned by root), and this test cannot.
+            Err(_) if !exclusive => return HookLock { _lock: None, exclusive },
+            Err(e) => panic!("/run/liveroot/test-hooks.lock: {e} (hook tests need root)"),
+        };
+        let how = if exclusive { FlockArg::LockExclusive } else { FlockArg::LockShared };
+        let lock = Flock::lock(f, how).map_err(|(_, e)| e).unwrap();
+        let h = HookLock { _lock: Some(lock), exclusive };
+        // A file left by a test killed before its clean-up would pause every run.
+        if exclusive {
+            h.clear();
+        }
+        h
+    }
+    /// No hook file while held.
+    pub fn shared() -> HookLock {
+        Self::take(false)
+    }
+    /// The hook file is this test's to write (`set`) while held.
+    pub fn exclusive() -> HookLock {
+        Self::take(true)
+    }
+    /// Write HOOK_FILE with `text` and permission bits `mode`.
+    pub fn set(&self, text: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(self.exclusive, "hooks written under a shared lock");
+        std::fs::write(HOOK_FILE, text).unwrap();
+        std::fs::set_permissions(HOOK_FILE, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    /// Remove HOOK_FILE.
+    pub fn clear(&self) {
+        assert!(self.exclusive, "hooks removed under a shared lock");
+        match std::fs::remove_file(HOOK_FILE) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{HOOK_FILE}: {e}"),
+            _ => {}
+        }
+    }
+}
+
+impl Drop for HookLock {
+    fn drop(&mut self) {
+        if self.exclusive {
+            let _ = std::fs::remove_file(HOOK_FILE);
+        }
+    }
+}

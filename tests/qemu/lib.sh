@@ -29,6 +29,22 @@ make_flash() {
 	cp --reflink=auto --sparse=always "$1" "$2"
 }
 
+# hook_initrd OUT TEXT: $INITRD with a second archive appended (the kernel unpacks concatenated
+# archives in turn) holding /etc/liveroot/test-hooks = TEXT, root-owned, mode 644: the boot's
+# test hooks (src/testhook.rs; never the kernel command line). Boot it with INITRD=OUT.
+hook_initrd() {
+	local d
+	d=$(mktemp -d)
+	mkdir -p "$d/etc/liveroot"
+	printf '%s\n' "$2" >"$d/etc/liveroot/test-hooks"
+	chmod 755 "$d/etc" "$d/etc/liveroot"
+	chmod 644 "$d/etc/liveroot/test-hooks"
+	{ cat "$INITRD" && (cd "$d" && find etc | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n); } >"$1"
+	local rc=$?
+	rm -rf "$d"
+	return $rc
+}
+
 # make_tests_disk OUT SCRIPTFILE [TOOLS...]: the TESTS disk for one boot.
 # TOOLS are host programs bundled with their libraries (test images only: dmsetup, mdadm...).
 # TESTS_FILES (array) lists extra files to put next to test.sh.

@@ -1,9 +1,9 @@
 # Power cuts during syncflash on a FAT32 flash whose writes QEMU throttles to a CF card's speed
-# (2 MB/s): QEMU is killed with SIGKILL at every named step (the test hook
-# LIVEROOT_SYNCFLASH_PAUSE_AT) and at SYNCFLASH_CUTS (default 8) moments spread over a run,
-# then the next boot, with no network, must come up with v1 or v2, verified (never neither,
-# never an unverified image). Each boot checks what booted, then syncs the other version and is
-# cut in turn, so one boot both checks the previous cut and makes the next one.
+# (2 MB/s): QEMU is killed with SIGKILL at every named step (the test hook: a line
+# syncflash=STEP in /run/liveroot/test-hooks) and at SYNCFLASH_CUTS (default 8) moments spread
+# over a run, then the next boot, with no network, must come up with v1 or v2, verified (never
+# neither, never an unverified image). Each boot checks what booted, then syncs the other version
+# and is cut in turn, so one boot both checks the previous cut and makes the next one.
 . "$TOP/tests/qemu/syncflash-lib.sh"
 DESC="SIGKILL at each syncflash step and at timed moments on throttled FAT32: v1 or v2 always boots"
 MEDIUM=
@@ -48,9 +48,10 @@ N=$((3 - V))
 P=$(sed -n 's/.*sfpause=\([^ ]*\).*/\1/p' /proc/cmdline)
 mkdir -p /run/live/ram && cp $T/v$N.img /run/live/ram/squashfs.img && cp $T/v$N.sums /run/live/ram/SHA256SUMS
 liveinit state set booted=ram image_file=/run/live/ram/squashfs.img
+mkdir -p /run/liveroot && echo "syncflash=${P:-none}" >/run/liveroot/test-hooks
 echo SYNCFLASH-START
-LIVEROOT_SYNCFLASH_PAUSE_AT=${P:-none} syncflash; echo "SYNCFLASH-END"
-LIVEROOT_SYNCFLASH_PAUSE_AT=${P:-none} syncflash --dry-run >/dev/null 2>&1 ; rc=$?
+syncflash; echo "SYNCFLASH-END"
+syncflash --dry-run >/dev/null 2>&1 ; rc=$?
 [ "$rc" = 5 ] && ok synced
 G
 }

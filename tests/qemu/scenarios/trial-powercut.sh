@@ -1,15 +1,16 @@
 # Power cuts (SIGKILL of QEMU) during each kind of trial-state write on a FAT32 flash: syncflash's
 # trial start, a boot's take (in /init), and mark-good. Each write pauses twice (the test hook
-# LIVEROOT_TRIAL_PAUSE_AT=write,written of src/trial.rs): just before its sector is written, where
-# the host copies the flash (the state a cut before the write leaves), and once it is flushed,
-# where the host copies the flash again and kills QEMU. On the host, for each write: the two
-# copies differ in exactly one 512-byte sector; LiveOS/trial.state of both reads (liveinit trial
-# status --file) as the old record and the new one; a sector torn at every 64 bytes between them
-# reads as one of the two, never a third; `liveinit select-image` still finds a pair in both. The
-# next boot, from the cut flash, must be a verified v2 in the state the record says (on trial with
-# one try fewer, then good). syncflash writes the record before its renames, so the boot after
-# that cut is still v1, and a second syncflash finishes the rotation keeping the record. One boot
-# per cut plus two: 6 boots.
+# trial=write,written, src/testhook.rs: in /run/liveroot/test-hooks for syncflash and mark-good, in
+# /etc/liveroot/test-hooks of an archive appended to the initramfs for /init's take): just before
+# its sector is written, where the host copies the flash (the state a cut before the write leaves),
+# and once it is flushed, where the host copies the flash again and kills QEMU. On the host, for
+# each write: the two copies differ in exactly one 512-byte sector; LiveOS/trial.state of both reads
+# (liveinit trial status --file) as the old record and the new one; a sector torn at every 64 bytes
+# between them reads as one of the two, never a third; `liveinit select-image` still finds a pair in
+# both. The next boot, from the cut flash, must be a verified v2 in the state the record says (on
+# trial with one try fewer, then good). syncflash writes the record before its renames, so the boot
+# after that cut is still v1, and a second syncflash finishes the rotation keeping the record. One
+# boot per cut plus two: 6 boots.
 . "$TOP/tests/qemu/syncflash-lib.sh"
 . "$TOP/tests/qemu/trial-lib.sh"
 DESC="SIGKILL at each trial-state write (syncflash's start, /init's take, mark-good): old or new record, next boot verified"
@@ -40,15 +41,17 @@ case $(sed -n 's/.*tcdo=\([^ ]*\).*/\1/p' /proc/cmdline) in
 sync)
 	mkdir -p /run/live/ram && cp $T/squashfs.img $T/SHA256SUMS /run/live/ram/
 	liveinit state set booted=ram image_file=/run/live/ram/squashfs.img
+	mkdir -p /run/liveroot && echo trial=write,written >/run/liveroot/test-hooks
 	echo TC-START
-	LIVEROOT_TRIAL_PAUSE_AT=write,written syncflash ;;
+	syncflash ;;
 resync)
 	mkdir -p /run/live/ram && cp $T/squashfs.img $T/SHA256SUMS /run/live/ram/
 	liveinit state set booted=ram image_file=/run/live/ram/squashfs.img
 	syncflash 2>&1 | sed 's/^/TC-RESYNC /' ;;
 good)
+	mkdir -p /run/liveroot && echo trial=write,written >/run/liveroot/test-hooks
 	echo TC-START
-	LIVEROOT_TRIAL_PAUSE_AT=write,written liveinit mark-good ;;
+	liveinit mark-good ;;
 esac
 G
 }
@@ -166,7 +169,8 @@ verify() {
 		problem "the second syncflash did not keep the record of the cut one"
 	[[ $(record "$FLASH") == trial/3/* ]] || problem "after the second syncflash the record is $(record "$FLASH"), not trial/3"
 	WANT_OLD=trial/3 WANT_NEW=trial/2
-	power_cut "/init's take" "$base LIVEROOT_TRIAL_PAUSE_AT=write,written" || return
+	hook_initrd "$RUNDIR/initrd-hooks.gz" trial=write,written || { problem "cannot add the hook to the initramfs"; return; }
+	INITRD=$RUNDIR/initrd-hooks.gz power_cut "/init's take" "$base" || return
 	# The boot after the start's cut: /init chose v2 (verified) and was taking its first try.
 	grep -aq "is on trial: try 1 of 3" <(tr -d '\r' <"$RUNDIR/console.log") && problem "/init's take went on past the pause"
 	# That boot takes its try (2 of 3) in /init before the OS calls mark-good.
