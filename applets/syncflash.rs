@@ -111,7 +111,6 @@ use crate::flashsync;
 use crate::pairs::{self, Files, SUMS};
 use crate::state;
 use argh::FromArgs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const SUMMARY: &str = "write the booted (fetched) image to the flash, safe against power cuts";
