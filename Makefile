@@ -14,7 +14,7 @@ MIN_VERSION ?= 0
 APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign zsync \
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time \
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
-	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools
+	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools strace
 
 .PHONY: all deps build test unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash sign demo run clean
 all: $(BUILD)/liveroot

@@ -1059,3 +1059,75 @@ cat "$2/LiveOS/SHA256SUMS""#;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), std::fs::read_to_string(&sums).unwrap(), "the medium does not hold v2");
 }
+
+#[test]
+fn any_single_failed_syscall_of_a_rotation_leaves_a_pair_that_boots() {
+    // Issue 18 item 2: from the state a cut during the renames leaves (a complete .new, a
+    // primary, an .old), the old keep-new rotation renamed .new to .old manifest first, and a
+    // second rename failing (strace -e inject) left SHA256SUMS.old, SHA256SUMS.minisig.new and
+    // squashfs.img.new: no complete pair, select-image exit 3. Here each rename, unlink, write
+    // and fsync of a syncflash run fails in turn (the real binary, real syscalls), in that
+    // state and in the ordinary one; after each, the boot's own choice (select-image) finds a
+    // signed pair.
+    let env = Env::new("inject");
+    let (key, sec) = env.key("k");
+    for v in 1..=4 {
+        env.make(&format!("s{v}"), v, 20_000 + v as usize, false, Some(&sec));
+    }
+    let classes = [
+        ("rename", "rename,renameat,renameat2"),
+        ("unlink", "unlink,unlinkat"),
+        ("write", "write,pwrite64"),
+        ("fsync", "fsync,fdatasync,syncfs"),
+    ];
+    let mut failed = 0;
+    let layouts = [("split", vec![("s3", ".new")]), ("three", vec![("s1", ".old"), ("s2", ""), ("s3", ".new")]), ("plain", vec![("s1", ".old"), ("s2", "")])];
+    for (layout, pairs) in layouts {
+        for (class, calls) in classes {
+            for when in 1.. {
+                let medium = env.p(&format!("m-{layout}-{class}-{when}"));
+                std::fs::create_dir_all(format!("{medium}/LiveOS")).unwrap();
+                for (tag, sfx) in &pairs {
+                    env.place_tag(&medium, tag, sfx);
+                }
+                if layout == "split" {
+                    // A cut after old-manifest and old-sig: s2's manifest and signature under
+                    // .old, its image still the primary, s3 whole under .new.
+                    let l = format!("{medium}/LiveOS");
+                    std::fs::copy(env.p("src/s2/SHA256SUMS"), format!("{l}/SHA256SUMS.old")).unwrap();
+                    std::fs::copy(env.p("src/s2/SHA256SUMS.minisig"), format!("{l}/SHA256SUMS.minisig.old")).unwrap();
+                    std::fs::copy(env.p("src/s2/squashfs.img"), format!("{l}/squashfs.img")).unwrap();
+                }
+                let (img, sums) = (env.p("src/s4/squashfs.img"), env.p("src/s4/SHA256SUMS"));
+                let log = format!("{medium}.strace");
+                let o = Command::new("strace")
+                    .args(["-f", "-qq", "-o", &log, "-e", &format!("trace={calls}"), "-e"])
+                    .arg(format!("inject={calls}:error=EIO:when={when}"))
+                    .arg(env.dir.join("syncflash"))
+                    .args(["--medium", &medium, "--image", &img, "--manifest", &sums, "--pubkey-file", &key, "--tries", "0"])
+                    .output()
+                    .expect("strace (make deps installs it)");
+                let code = o.status.code();
+                let sel = Command::new(env!("CARGO_BIN_EXE_liveroot"))
+                    .args(["liveinit", "select-image", &format!("{medium}/LiveOS"), "squashfs.img", "--pubkey-file", &key])
+                    .output()
+                    .unwrap();
+                assert!(
+                    sel.status.success(),
+                    "{layout}: {class} #{when} failed (syncflash exit {code:?}: {}): no pair boots: {}\n{:?}",
+                    text(&o.stderr),
+                    text(&sel.stderr),
+                    medium_contents(&medium)
+                );
+                if !std::fs::read_to_string(&log).unwrap_or_default().contains("(INJECTED)") {
+                    // The run did not reach a call number `when`: every one of them was tried.
+                    assert!(when > 1, "{layout}: {class}: no such call in a run");
+                    assert_eq!(code, Some(0), "{layout}: {class}: a run without a failure: {}", text(&o.stderr));
+                    break;
+                }
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed > 20, "only {failed} injected failures");
+}
