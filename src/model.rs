@@ -112,8 +112,9 @@ struct St {
     next: u64,
 }
 
-/// A medium directory to run the operations in, on tmpfs when there is one.
-struct Scratch(PathBuf);
+/// A medium directory to run the operations in, on tmpfs when there is one, and what it holds
+/// (so that loading the next state writes only what differs).
+struct Scratch(PathBuf, std::cell::RefCell<BTreeMap<String, Vec<u8>>>);
 
 impl Scratch {
     fn new() -> Scratch {
@@ -123,21 +124,27 @@ impl Scratch {
         let d = base.join(format!("liveroot-model-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("scratch");
-        Scratch(d)
+        Scratch(d, Default::default())
     }
     fn load(&self, files: &BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(&self.0).expect("scratch").flatten() {
-            std::fs::remove_file(e.path()).expect("clear scratch");
+        let mut on = self.1.borrow_mut();
+        for n in on.keys().filter(|n| !files.contains_key(*n)) {
+            std::fs::remove_file(self.0.join(n)).expect("clear scratch");
         }
-        for (n, b) in files {
-            std::fs::write(self.0.join(n), b).expect("state file");
+        for (n, b) in files.iter().filter(|(n, b)| on.get(*n) != Some(b)) {
+            // A new inode each time, as the state's file would be: nothing of the last one stays.
+            let p = self.0.join(n);
+            let _ = std::fs::remove_file(&p);
+            std::fs::write(&p, b).expect("state file");
         }
+        *on = files.clone();
     }
     fn save(&self) -> BTreeMap<String, Vec<u8>> {
         let mut m = BTreeMap::new();
         for e in std::fs::read_dir(&self.0).expect("scratch").flatten() {
             m.insert(e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("read state"));
         }
+        *self.1.borrow_mut() = m.clone();
         m
     }
     fn trial_file(&self) -> PathBuf {
@@ -457,6 +464,10 @@ fn explore(start: St, depth: usize) -> (usize, usize) {
             for (at, cut) in faults {
                 let Some((next, _)) = apply(&st, op, at, cut, &sc) else { continue };
                 transitions += 1;
+                if seen.contains(&next) {
+                    // Checked when first reached.
+                    continue;
+                }
                 let step = format!("{op:?}{}", at.map_or(String::new(), |k| format!(" {} at write {k}", if cut { "cut" } else { "failed" })));
                 let check = safe(&sc.0).and_then(|()| live(&next.files, &lc));
                 if let Err(why) = check {
@@ -496,11 +507,11 @@ fn first_states() -> Vec<St> {
 #[test]
 fn never_lose_the_last_good_image() {
     let depth = std::env::var("MODEL_DEPTH").ok().and_then(|d| d.parse().ok()).unwrap_or(6);
-    let mut total = (0, 0);
-    for s in first_states() {
-        let (n, t) = explore(s, depth);
-        total = (total.0 + n, total.1 + t);
-    }
+    // One thread per first state (the searches share nothing).
+    let total = std::thread::scope(|sc| {
+        let runs: Vec<_> = first_states().into_iter().map(|s| sc.spawn(move || explore(s, depth))).collect();
+        runs.into_iter().map(|r| r.join().expect("a search panicked")).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    });
     println!("model check: depth {depth}: {} distinct states, {} transitions checked", total.0, total.1);
     assert!(depth < 6 || total.0 > 1000, "the search reached only {} states", total.0);
 }
