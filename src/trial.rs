@@ -253,7 +253,8 @@ pub enum Standing {
     Trial,
     /// It failed a trial: the record's image, failed, or a signed version above the floor and at
     /// or below the highest version that failed (the record keeps that one number; an image in
-    /// that range is one that failed, or one whose unfinished trial gave way to a later one).
+    /// that range is one that failed, or one whose unfinished trial gave way to a later one;
+    /// with no floor in the record, only that version itself).
     Failed,
     /// Nothing is known of it: no record, an unsigned image, or a version above both numbers.
     Unknown,
@@ -272,7 +273,10 @@ pub fn standing(cur: Option<&Record>, img: &Ident) -> Standing {
     match img.version {
         0 => Standing::Unknown,
         v if v <= r.floor => Standing::Good,
-        v if v <= r.failed_version => Standing::Failed,
+        // A record with no floor (written before a trial's start recorded the version it falls
+        // back to) cannot tell the image fallen back to from one that failed: only the failed
+        // version itself is.
+        v if v <= r.failed_version && (r.floor > 0 || v == r.failed_version) => Standing::Failed,
         _ => Standing::Unknown,
     }
 }
@@ -880,6 +884,10 @@ mod tests {
         assert!(matches!(b, Boot::Fallback(_)), "{b:?}");
         let f = f.unwrap();
         assert_eq!(standing(Some(&f), &v1), Standing::Good);
+        // A record with no floor (an older one): only the failed version itself is failed.
+        let old = Record { status: Status::Failed, image: v2, failed_version: 2, floor: 0, ..rec(3) };
+        assert_eq!(standing(Some(&old), &v1), Standing::Unknown);
+        assert_eq!(standing(Some(&old), &v2), Standing::Failed);
         // A trial given up unfinished counts as failed: the record holds one trial only.
         let on2 = pending(None, &v2, Start { tries: 3, keep: 1 }, false).unwrap();
         let on3 = begin(Some(&on2), &v3, Start { tries: 3, keep: 1 }, true);

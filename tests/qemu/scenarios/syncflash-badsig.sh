@@ -80,7 +80,8 @@ verify() {
 		want=$(sha256sum <"$RUNDIR/v1.${f%%:*}" | cut -c1-64)
 		[[ $(medium_sha "$FLASH" "/LiveOS/${f#*:}") == "$want" ]] || problem "flash LiveOS/${f#*:} is not v1's (${f%%:*})"
 	done
-	want="SHA256SUMS SHA256SUMS.minisig SHA256SUMS.minisig.old SHA256SUMS.old squashfs.img squashfs.img.old $OLD_SIDECARS"
+	# trial.state: made by the first syncflash (the flash had none), v3 on trial in it.
+	want="SHA256SUMS SHA256SUMS.minisig SHA256SUMS.minisig.old SHA256SUMS.old squashfs.img squashfs.img.old trial.state $OLD_SIDECARS"
 	[[ $(medium_list "$FLASH" | tr '\n' ' ') == "$(tr ' ' '\n' <<<"$want" | grep . | sort | tr '\n' ' ')" ]] ||
 		problem "flash LiveOS holds: $(medium_list "$FLASH" | tr '\n' ' ')"
 }

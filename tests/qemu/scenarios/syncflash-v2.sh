@@ -21,8 +21,9 @@ verify() {
 	done
 	want=$(debugfs -R "cat /LiveOS/squashfs.img" "$BUILD/$LIVE_IMG" 2>/dev/null | sha256sum | cut -c1-64)
 	[[ $(medium_sha "$FLASH" /LiveOS/squashfs.img.old) == "$want" ]] || problem "flash LiveOS/squashfs.img.old is not v1"
-	# v1's sidecars (when the sample image has them) went to .old with it; v2 has none.
-	local list="SHA256SUMS SHA256SUMS.minisig SHA256SUMS.old squashfs.img squashfs.img.old" sc
+	# v1's sidecars (when the sample image has them) went to .old with it; v2 has none. The
+	# sample flash has no trial file: syncflash made one, with v2 on trial in it.
+	local list="SHA256SUMS SHA256SUMS.minisig SHA256SUMS.old squashfs.img squashfs.img.old trial.state" sc
 	for sc in squashfs.img.verity squashfs.img.roothash; do
 		[[ $(medium_sha "$BUILD/$LIVE_IMG" "/LiveOS/$sc") != - ]] && list+=" $sc.old"
 	done
