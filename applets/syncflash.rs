@@ -54,7 +54,7 @@
 //!    a keeper is (signature with the key, sidecars, `.verity` and image hashed) and byte for
 //!    byte the source's manifest, signature and root hash; any failure removes `.new`.
 //!    Then the new pair is put on trial (`LiveOS/trial.state`, src/trial.rs; `--tries`, else
-//!    `rd.live.tries`, else 3) unless the trial record is already about it (a fetched image on
+//!    `rd.live.tries`, else 3; 0: no trial) unless the trial record is already about it (a fetched image on
 //!    trial goes on with its tries; one marked good stays good). Before the renames: from the
 //!    first rename on, a boot may choose the new pair (the primary is incomplete, `.new` is
 //!    not), and it must find it on trial; while the old primary still boots, a record about
@@ -162,7 +162,7 @@ struct Args {
     progress: bool,
     #[argh(option)]
     /// boots the new image gets to call `liveinit mark-good` (default: rd.live.tries from
-    /// /proc/cmdline, else 3)
+    /// /proc/cmdline, else 3; 0: no trial, the new image boots untried)
     tries: Option<u8>,
 }
 
@@ -322,9 +322,7 @@ fn start_trial(file: &Path, t: &Trusted, tries: Option<u8>) {
     let warn = |why: String| {
         let _ = std::io::stderr().write_all(format!("syncflash: warning: {why}: the new image is not on trial\n").as_bytes());
     };
-    if !file.exists() {
-        return warn(format!("{}: missing (make flash creates it; liveinit trial create)", file.display()));
-    }
+    // rd.live.tries as /init reads it (src/cmdline.rs): a bad value is the default there too.
     let tries = tries.unwrap_or_else(|| {
         let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
         crate::cmdline::split(&line)
@@ -332,9 +330,14 @@ fn start_trial(file: &Path, t: &Trusted, tries: Option<u8>) {
             .rev()
             .find(|(k, _)| k == "rd.live.tries")
             .and_then(|(_, v)| v?.parse::<u8>().ok())
-            .filter(|n| *n > 0)
             .unwrap_or(crate::trial::DEFAULT_TRIES)
     });
+    if tries == 0 {
+        return say("syncflash: 0 tries (rd.live.tries=0): the new image boots untried; no trial written\n");
+    }
+    if !file.exists() {
+        return warn(format!("{}: missing (make flash creates it; liveinit trial create)", file.display()));
+    }
     let img = crate::trial::Ident { version: t.version.unwrap_or(0), sha256: t.sha256 };
     let kept = std::cell::Cell::new(false);
     let r = crate::trial::update(file, false, |c| {
