@@ -651,7 +651,9 @@ pub fn update(path: &Path, via_fs: bool, decide: impl Fn(Option<&Record>) -> Opt
     Ok(Some(r))
 }
 
-/// A fresh trial file (no record): both slots the filler.
+/// A fresh trial file (no record): both slots the filler. Durable when this returns: the
+/// file's data and inode are synced, then its directory (the new entry), so that the raw writes
+/// that follow find its blocks where FIBMAP says and a power cut does not lose the file.
 pub fn create(path: &Path) -> Result<()> {
     let p = path.display().to_string();
     let mut data = slot_bytes(None);
@@ -659,7 +661,12 @@ pub fn create(path: &Path) -> Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).ctx(&p)?;
     use std::io::Write;
     f.write_all(&data).ctx(&p)?;
-    f.sync_all().ctx(&p)
+    f.sync_all().ctx(&p)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all()).ctx(dir.display())
 }
 
 #[cfg(test)]
