@@ -1019,7 +1019,8 @@ fn trial_take(a: TakeArgs) -> Result<()> {
         Some(s) if s.tries > 0 => {
             Boot::Fallback(format!("{why}: a fetched image's tries cannot be counted; it does not boot untried (rd.live.tries=0 allows that)"))
         }
-        _ => Boot::Plain(why),
+        Some(_) => Boot::Plain(format!("{}: rd.live.tries=0: boots untried ({why})", img.map(|i| i.label()).unwrap_or_default())),
+        None => Boot::Plain(why),
     };
     let loc = locate(a.file.as_deref(), &a.state);
     let (boot, cur) = match (&loc, img) {

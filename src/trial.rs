@@ -3,7 +3,8 @@
 //!
 //! ## The file
 //! `LiveOS/trial.state` (beside the image), [`FILE_SIZE`] bytes, preallocated once (`make flash`,
-//! `liveinit trial create`) and never resized, renamed or deleted: at boot and from mark-good it
+//! `liveinit trial create`, which /init runs at the first fetched boot of a medium without one,
+//! remounted read-write for that one write) and never resized, renamed or deleted: at boot and from mark-good it
 //! is only overwritten in place, through the raw block device at the sectors FIBMAP names (see
 //! [`RawStore`]). A write through the file system would also rewrite the FAT directory entry (the
 //! mtime): a second write, in another sector, and the medium is mounted read-only at boot.

@@ -1061,6 +1061,7 @@ fn trial_take_without_a_trial_file() {
     }
     let o = take(&f, V2, "2", &["--start", "0"]);
     assert_eq!(var(&o.stdout, "TRIAL_FALLBACK"), "", "{}", o.stderr);
+    assert!(o.stderr.contains("version 2: rd.live.tries=0: boots untried"), "{}", o.stderr);
     assert!(!Path::new(&f).exists(), "a take never creates the file");
     // A file that is not a trial file (wrong size) is no place to count tries either.
     std::fs::write(&f, b"short").unwrap();
