@@ -19,7 +19,7 @@
 //! liveinit switch-root NEWROOT [INIT [ARG...]]  move /dev /proc /sys /run, free the
 //!                                               initramfs, chroot, exec INIT (/sbin/init)
 //! liveinit mark-good [--state F] [--file F]     the running image is healthy: end its trial
-//! liveinit trial take --sha256 HEX --version N [--start TRIES] [--file F]
+//! liveinit trial take --sha256 HEX --version N [--start TRIES --keep V] [--peek] [--file F]
 //!                                               before switch_root: count a try; TRIAL_* for eval
 //! liveinit trial status [--file F]              the record, as TRIAL_* assignments
 //! liveinit trial start --sha256 HEX --version N [--tries N] [--net] [--file F]
@@ -71,7 +71,8 @@ enum Cmd {
 /// Print the live-boot options of the kernel command line as shell assignments for eval:
 /// LIVE_ROOT LIVE_DIR LIVE_SQUASHIMG LIVE_OVERLAY_SIZE LIVE_RAM LIVE_MINMEM LIVE_CHECK LIVE_MD
 /// LIVE_RETRY LIVE_BREAK LIVE_INIT LIVE_FETCH LIVE_NETROOT LIVE_FETCH_TIMEOUT LIVE_FETCH_DOWNGRADE
-/// LIVE_IP LIVE_IP_IFACE LIVE_PUBKEY. Every value is single-quoted.
+/// LIVE_IP LIVE_IP_IFACE LIVE_PUBKEY LIVE_TRIES (rd.live.tries=N, default 3; 0: a new image
+/// boots untried, nothing written). Every value is single-quoted.
 struct CmdlineArgs {
     /// read this file instead of /proc/cmdline
     #[argh(option)]
@@ -304,7 +305,10 @@ enum TrialCmd {
 /// None left, or it failed before: do not boot it. Prints for eval: TRIAL (tries left after this
 /// boot; empty: not on trial), TRIAL_FALLBACK (why not to boot it; empty: boot it), TRIAL_FAILED
 /// (the highest version that failed a trial), TRIAL_FLOOR (highest version marked good).
-/// A try that cannot be written is a fallback: an uncounted try could loop forever.
+/// A try that cannot be written is a fallback: an uncounted try could loop forever. So is a
+/// fetched image whose trial must begin (--start 1 or more) without a trial file to count it
+/// in (none on the medium, or unreadable): /init creates the file first where it can.
+/// --peek: the same decision and output, nothing written (the device is not even opened).
 struct TakeArgs {
     /// the image's SHA-256 (empty: unchecked, never on trial)
     #[argh(option)]
@@ -329,6 +333,9 @@ struct TakeArgs {
     /// write through the file system instead of the block device
     #[argh(switch)]
     via_fs: bool,
+    /// decide and print as a take would, but write nothing
+    #[argh(switch)]
+    peek: bool,
 }
 
 #[derive(FromArgs)]
@@ -1020,13 +1027,22 @@ fn trial(a: TrialArgs) -> Result<()> {
 fn trial_take(a: TakeArgs) -> Result<()> {
     let img = ident(&a.sha256, &a.version)?;
     let start = a.start.map(|tries| trial::Start { tries, keep: a.keep });
+    // A fetched image's trial that must begin needs somewhere to count its tries; without it
+    // the image does not boot (it would boot untried at every boot, a crash loop for ever).
+    let must_count = |why: String| match start {
+        Some(s) if s.tries > 0 => {
+            Boot::Fallback(format!("{why}: a fetched image's tries cannot be counted; it does not boot untried (rd.live.tries=0 allows that)"))
+        }
+        Some(_) => Boot::Plain(format!("{}: rd.live.tries=0: boots untried ({why})", img.map(|i| i.label()).unwrap_or_default())),
+        None => Boot::Plain(why),
+    };
     let loc = locate(a.file.as_deref(), &a.state);
     let (boot, cur) = match (&loc, img) {
         (_, None) => (Boot::Plain("the image is unchecked: no trial".into()), None),
-        (Err(e), _) => (Boot::Plain(format!("no trial state: {e}")), None),
+        (Err(e), _) => (must_count(format!("no trial state: {e}")), None),
         (Ok(l), Some(img)) => match trial::read(&l.path) {
-            Ok(None) => (Boot::Plain(format!("{}: missing, no trial state (a flash from before trials)", l.path.display())), None),
-            Err(e) => (Boot::Plain(format!("no trial state: {e}")), None),
+            Ok(None) => (must_count(format!("{}: missing, no trial state (a flash from before trials)", l.path.display())), None),
+            Err(e) => (must_count(format!("no trial state: {e}")), None),
             Ok(Some(cur)) => {
                 let (boot, w) = trial::take(cur.record.as_ref(), &img, start);
                 // A fresh file has no record in either copy: normal. Anything else is news.
@@ -1039,6 +1055,10 @@ fn trial_take(a: TakeArgs) -> Result<()> {
                 let mut rec = cur.record.clone();
                 let boot = match w {
                     None => boot,
+                    Some(w) if a.peek => {
+                        rec = Some(w);
+                        boot
+                    }
                     Some(_) => match trial::update(&l.path, a.via_fs, |c| trial::take(c, &img, start).1) {
                         Ok(w) => {
                             rec = w.or(rec);

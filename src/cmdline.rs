@@ -75,7 +75,8 @@ pub struct Live {
     pub root_fstype: String,
     pub root_flags: String,
     pub root_ro: bool,
-    /// `rd.live.tries=N`: boots a new image gets to call `liveinit mark-good` (1 to 255).
+    /// `rd.live.tries=N`: boots a new image gets to call `liveinit mark-good` (1 to 255); 0: new
+    /// images boot untried (nothing written; a crash loop of one is not stopped).
     pub tries: u8,
     /// `rd.live.machine_id=ID`: this box's identity for phased rollouts (imgfetch --machine-id).
     pub machine_id: String,
@@ -227,7 +228,7 @@ pub fn parse(line: &str) -> Result<Live> {
             }
             "rd.live.tries" => {
                 let n = number(&k, val, "a number of tries")?;
-                l.tries = u8::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| bad(&k, val.unwrap_or(""), "expected 1 to 255"))?;
+                l.tries = u8::try_from(n).map_err(|_| bad(&k, val.unwrap_or(""), "expected 0 (untried) to 255"))?;
             }
             "rd.live.watchdog" => {
                 let n = number(&k, val, "a number of seconds")?;
@@ -419,7 +420,10 @@ mod tests {
         assert_eq!(parse("root=live:LABEL=x").unwrap().fetch_timeout, 20);
         assert_eq!(parse("root=live:LABEL=x").unwrap().tries, 3);
         assert_eq!(parse("root=live:LABEL=x rd.live.tries=7").unwrap().tries, 7);
-        for bad in ["0", "256", "x", ""] {
+        // 0: new images boot untried (trial.rs reads Start { tries: 0 } so).
+        assert_eq!(parse("root=live:LABEL=x rd.live.tries=0").unwrap().tries, 0);
+        assert!(parse("root=live:LABEL=x rd.live.tries=0").unwrap().to_shell().contains("LIVE_TRIES='0'\n"));
+        for bad in ["256", "x", "", "-1"] {
             assert!(parse(&format!("root=live:LABEL=x rd.live.tries={bad}")).is_err(), "rd.live.tries={bad}");
         }
         let d = parse("root=live:LABEL=x").unwrap();

@@ -496,7 +496,7 @@ fn start_trial(job: &Job, src: &Source, io: &mut dyn Io, keep: u64) -> Result<()
     let floor = trial::read(file).ok().flatten().and_then(|c| c.record).map_or(0, |r| r.floor);
     let down = job.allow_downgrade && img.version > 0 && img.version < floor;
     if job.tries == 0 && !down {
-        say("syncflash: rd.live.tries=0: the new image is not put on trial\n");
+        say("syncflash: 0 tries (rd.live.tries=0): the new image boots untried; no trial written\n");
         return Ok(());
     }
     let s = trial::Start { tries: job.tries.max(1), keep: if down { 0 } else { keep } };

@@ -27,6 +27,7 @@
 //! | `fetched_from` | `http://10.0.2.100/img/`         | server directory a `net` image came from (empty otherwise) |
 //! | `medium_pair`  | `primary`, `old` or `new`        | which pair on the medium verified at boot (syncflash's `.old`/`.new`; empty if unchecked) |
 //! | `floor`        | `5`                              | highest signed version among the medium's pairs that verify, never below the initramfs minimum (`MIN_VERSION`): a fetched image had to be above it; when one booted, its version |
+//! | `min_version`  | `6`                              | the minimum version built into the initramfs (`MIN_VERSION`, `/etc/liveroot/min-version`; 0: none): no pair below it boots |
 //! | `pubkey`       | `/run/live/pubkey`               | the initramfs's public key, copied for the running system (empty: no key, checksums only) |
 //! | `verity`       | `4f8b...`                        | dm-verity root hash the squashfs is mapped with (`/dev/mapper/live-base`; empty: not mapped) |
 //! | `verity_dev`   | `/dev/mapper/live-base`          | the dm-verity device the squashfs is mounted from (migrate removes it with the live stack; empty: a loop) |

@@ -3,7 +3,8 @@
 //!
 //! ## The file
 //! `LiveOS/trial.state` (beside the image), [`FILE_SIZE`] bytes, preallocated once (`make flash`,
-//! `liveinit trial create`) and never resized, renamed or deleted: at boot and from mark-good it
+//! `liveinit trial create`, which /init runs at the first fetched boot of a medium without one,
+//! remounted read-write for that one write) and never resized, renamed or deleted: at boot and from mark-good it
 //! is only overwritten in place, through the raw block device at the sectors FIBMAP names (see
 //! [`RawStore`]). A write through the file system would also rewrite the FAT directory entry (the
 //! mtime): a second write, in another sector, and the medium is mounted read-only at boot.
@@ -657,7 +658,9 @@ pub fn update(path: &Path, via_fs: bool, decide: impl Fn(Option<&Record>) -> Opt
     Ok(Some(r))
 }
 
-/// A fresh trial file (no record): both slots the filler.
+/// A fresh trial file (no record): both slots the filler. Durable when this returns: the
+/// file's data and inode are synced, then its directory (the new entry), so that the raw writes
+/// that follow find its blocks where FIBMAP says and a power cut does not lose the file.
 pub fn create(path: &Path) -> Result<()> {
     create_with(path, None)
 }
@@ -671,7 +674,12 @@ pub fn create_with(path: &Path, r: Option<&Record>) -> Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).ctx(&p)?;
     use std::io::Write;
     f.write_all(&data).ctx(&p)?;
-    f.sync_all().ctx(&p)
+    f.sync_all().ctx(&p)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all()).ctx(dir.display())
 }
 
 #[cfg(test)]

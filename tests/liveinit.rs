@@ -613,6 +613,57 @@ fn init_script_is_posix_sh() {
     }
 }
 
+/// /init's trial_take fails closed (issue 18 item 5a): a liveinit killed (out of memory) or one
+/// that prints no TRIAL_FALLBACK line is a fallback with the reason, never a boot "not on trial".
+/// The function is taken from the script as it is and run against a stub liveinit.
+#[test]
+fn init_trial_take_fails_closed() {
+    let t = TempDir::new("init-take");
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/initramfs-skel/init")).unwrap();
+    let start = text.find("\ntrial_take() {").expect("trial_take in /init");
+    let len = text[start + 1..].find("\n}\n").expect("its end") + 3;
+    let func = text[start + 1..start + 1 + len].replace("/dev/console", "\"$T/console\"");
+    let bin = t.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let stub = bin.join("liveinit");
+    std::fs::write(
+        &stub,
+        "#!/bin/sh\ncase $MODE in\n\
+         killed) echo 'liveinit: trial: reading' >&2; kill -9 $$ ;;\n\
+         silent) exit 0 ;;\n\
+         failed) echo 'liveinit: trial.state: Input/output error' >&2; exit 1 ;;\n\
+         ok) printf \"TRIAL='1'\\nTRIAL_FALLBACK=''\\nTRIAL_FAILED='2'\\nTRIAL_FLOOR=''\\n\" ;;\n\
+         esac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    need("busybox");
+    for shell in ["sh", "busybox"] {
+        for (mode, trial, fallback) in [
+            ("ok", "1", ""),
+            ("killed", "", "liveinit trial take gave no answer (exit status 137"),
+            ("silent", "", "liveinit trial take gave no answer (exit status 0): not booted untried"),
+            ("failed", "", "liveinit trial take gave no answer (exit status 1: trial.state: Input/output error): not booted untried"),
+        ] {
+            let script = format!(
+                "T={t}; OUT=$T/out ERR=$T/err MDIR=$T; PATH={bin}:$PATH\n{func}\nTRIAL=9 TRIAL_FALLBACK=\ntrial_take 00 2 >$T/said\nprintf '%s|%s' \"$TRIAL\" \"$TRIAL_FALLBACK\"",
+                t = t.0.display(),
+                bin = bin.display()
+            );
+            let mut c = Command::new(shell);
+            if shell == "busybox" {
+                c.arg("sh");
+            }
+            let o = run(c.args(["-c", &script]).env("MODE", mode));
+            // (A killed liveinit's last words are the shell's "Killed", which differs between shells.)
+            assert!(o.stdout.starts_with(&format!("{trial}|{fallback}")) && o.stdout.ends_with(if trial.is_empty() { "): not booted untried" } else { "" }), "{shell} {mode}: {} {}", o.stdout, o.stderr);
+            let said = std::fs::read_to_string(t.join("said")).unwrap();
+            assert_eq!(said.is_empty(), trial == "1", "{shell} {mode}: the console is told why: {said}");
+        }
+    }
+}
+
 // ---- select-image ----------------------------------------------------------------------------
 
 /// A medium directory with minisign keys made here (key: trusted, other: not).
@@ -924,7 +975,8 @@ fn trial_counts_tries_then_falls_back_and_remembers_the_failed_version() {
     assert_eq!(var(&o.stdout, "TRIAL_FALLBACK"), "");
     assert!(o.stderr.contains("no trial record"), "{}", o.stderr);
 
-    let o = li(&["trial", "start", "--file", &f, "--sha256", V2, "--version", "2", "--tries", "2", "--via-fs"]);
+    // v2 on trial, falling back to v1 (--keep: the floor rises to it, so v1 never reads as failed).
+    let o = li(&["trial", "start", "--file", &f, "--sha256", V2, "--version", "2", "--tries", "2", "--keep", "1", "--via-fs"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     let o = li(&["trial", "start", "--file", &f, "--sha256", V2, "--version", "2", "--via-fs"]);
     assert_eq!(o.code, 5, "a second start of the same image leaves its trial alone: {}", o.stderr);
@@ -973,7 +1025,87 @@ fn trial_counts_tries_then_falls_back_and_remembers_the_failed_version() {
     assert_eq!((o.code, o.stdout.as_str()), (0, "mark-good: version 3 is already good\n"));
     assert_eq!(std::fs::read(&f).unwrap(), before, "an image already good: nothing written");
     let o = take(&f, V3, "3", &[]);
-    assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FLOOR")), (String::new(), String::new()));
+    assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FLOOR")), (String::new(), "1".to_owned()), "still the kept v1");
+}
+
+/// `trial take --peek`: the answer a take would give, the file's bytes untouched (not even a
+/// read-only file is opened for writing: the peek must work on a medium mounted read-only).
+#[test]
+fn trial_peek_decides_as_take_and_writes_nothing() {
+    let t = TempDir::new("trial-peek");
+    let f = t.path_str("trial.state");
+    assert_eq!(li(&["trial", "create", &f]).code, 0);
+    let o = li(&["trial", "start", "--file", &f, "--sha256", V2, "--version", "2", "--tries", "1", "--keep", "1", "--via-fs"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let ro = |mode: u32| {
+        let mut p = std::fs::metadata(&f).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut p, mode);
+        std::fs::set_permissions(&f, p).unwrap();
+    };
+    // On trial, one try left: the peek says so, the take then takes it.
+    let before = std::fs::read(&f).unwrap();
+    ro(0o444);
+    let peek = take(&f, V2, "2", &["--peek", "--via-fs"]);
+    assert_eq!(std::fs::read(&f).unwrap(), before, "a peek writes nothing");
+    assert_eq!(var(&peek.stdout, "TRIAL"), "0");
+    ro(0o644);
+    let real = take(&f, V2, "2", &["--via-fs"]);
+    assert_eq!(peek.stdout, real.stdout, "the same answer");
+    assert_ne!(std::fs::read(&f).unwrap(), before, "the take wrote its try");
+    // Tries used up: the peek says fallback, and the failure is recorded only by the take.
+    let before = std::fs::read(&f).unwrap();
+    let peek = take(&f, V2, "2", &["--peek", "--via-fs"]);
+    assert_eq!(std::fs::read(&f).unwrap(), before);
+    assert_eq!(var(&peek.stdout, "TRIAL_FALLBACK"), "version 2 failed its trial: 1 boots without mark-good");
+    assert_eq!(var(&peek.stdout, "TRIAL_FAILED"), "2", "as the take will record it");
+    assert_eq!(var(&li(&["trial", "status", "--file", &f]).stdout, "TRIAL_STATUS"), "trial");
+    let real = take(&f, V2, "2", &["--via-fs"]);
+    assert_eq!(peek.stdout, real.stdout);
+    assert_eq!(var(&li(&["trial", "status", "--file", &f]).stdout, "TRIAL_STATUS"), "failed");
+    // A fetched image whose trial would begin: nothing written by the peek.
+    let before = std::fs::read(&f).unwrap();
+    let peek = take(&f, V3, "3", &["--start", "2", "--keep", "1", "--peek", "--via-fs"]);
+    assert_eq!(std::fs::read(&f).unwrap(), before);
+    assert_eq!((var(&peek.stdout, "TRIAL"), var(&peek.stdout, "TRIAL_FALLBACK")), ("1".to_owned(), String::new()));
+    assert!(li(&["trial", "take", "--help"]).stdout.contains("nothing written"));
+}
+
+/// A medium without LiveOS/trial.state (made by hand or before trials): a local image boots
+/// plain as before; a fetched image whose trial must begin does not boot untried, unless
+/// rd.live.tries=0 (--start 0) asks for that. Nothing is created by the take.
+#[test]
+fn trial_take_without_a_trial_file() {
+    let t = TempDir::new("trial-nofile");
+    let f = t.path_str("trial.state");
+    let o = take(&f, V2, "2", &[]);
+    assert_eq!((var(&o.stdout, "TRIAL"), var(&o.stdout, "TRIAL_FALLBACK")), (String::new(), String::new()));
+    assert!(o.stderr.contains("a flash from before trials"), "{}", o.stderr);
+    for extra in [&["--start", "2", "--keep", "1"][..], &["--start", "2", "--peek"][..]] {
+        let o = take(&f, V2, "2", extra);
+        let fb = var(&o.stdout, "TRIAL_FALLBACK");
+        assert!(fb.contains("missing") && fb.contains("does not boot untried (rd.live.tries=0 allows that)"), "{extra:?}: {fb}");
+        assert_eq!(var(&o.stdout, "TRIAL"), "");
+    }
+    let o = take(&f, V2, "2", &["--start", "0"]);
+    assert_eq!(var(&o.stdout, "TRIAL_FALLBACK"), "", "{}", o.stderr);
+    assert!(o.stderr.contains("version 2: rd.live.tries=0: boots untried"), "{}", o.stderr);
+    assert!(!Path::new(&f).exists(), "a take never creates the file");
+    // A file that is not a trial file (wrong size) is no place to count tries either.
+    std::fs::write(&f, b"short").unwrap();
+    assert!(!var(&take(&f, V2, "2", &["--start", "3"]).stdout, "TRIAL_FALLBACK").is_empty());
+    assert_eq!(var(&take(&f, V2, "2", &[]).stdout, "TRIAL_FALLBACK"), "");
+}
+
+#[test]
+fn cmdline_tries_zero_means_untried() {
+    let t = TempDir::new("liveinit-tries0");
+    let f = cmdline_file(&t, "root=live:LABEL=LIVE rd.live.tries=0");
+    let o = li(&["cmdline", "--file", &f]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(var(&o.stdout, "LIVE_TRIES"), "0");
+    let f = cmdline_file(&t, "root=live:LABEL=LIVE rd.live.tries=256");
+    assert_eq!(li(&["cmdline", "--file", &f]).stderr, "liveinit: rd.live.tries=256: expected 0 (untried) to 255\n");
+    assert!(li(&["cmdline", "--help"]).stdout.contains("0: a new image boots untried"));
 }
 
 /// A torn copy is ignored (the other one wins); both torn: no record, a plain boot that says why.

@@ -1130,4 +1130,24 @@ fn any_single_failed_syscall_of_a_rotation_leaves_a_pair_that_boots() {
         }
     }
     assert!(failed > 20, "only {failed} injected failures");
+/// rd.live.tries=0 (here --tries 0) asks for untried boots: syncflash writes no trial and says so
+/// (it used to read 0 as "3" from the command line, and to begin a trial of 0 tries from
+/// --tries 0: a record whose first boot is already a fallback).
+#[test]
+fn zero_tries_writes_no_trial() {
+    let env = Env::new("tries0");
+    let medium = env.p("medium");
+    env.version(1, 200_000);
+    env.version(2, 201_000);
+    env.place(&medium, 1, "");
+    let f = format!("{medium}/LiveOS/trial.state");
+    let o = Command::new(env!("CARGO_BIN_EXE_liveroot")).args(["liveinit", "trial", "create", &f]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let before = std::fs::read(&f).unwrap();
+    let (img, sums) = (env.p("src/v2/squashfs.img"), env.p("src/v2/SHA256SUMS"));
+    let o = env.run(&["--medium", &medium, "--image", &img, "--manifest", &sums, "--tries", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("the new image boots untried; no trial written"), "{}", text(&o.stdout));
+    assert!(!text(&o.stderr).contains("trial"), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read(&f).unwrap(), before, "the trial file is untouched");
 }

@@ -33,3 +33,20 @@ changed_sectors() { cmp -l "$1" "$2" | awk '{ print int(($1 - 1) / 512) }' | sor
 
 # all_fails: every FAIL marker of every boot of this run.
 all_fails() { cat "$RUNDIR"/console*.log | tr -d '\r' | grep -aoE 'LIVEROOT-TEST FAIL .*'; }
+
+# trial_bad_v2: $FETCH/srv/trialbad (fetch-lib.sh), once: the server's v2 (signed version 2) with a
+# /sbin/init that exits at once, so each boot of it panics (panic=1 reboots).
+trial_bad_v2() {
+	local bad=$FETCH/srv/trialbad tmp
+	[[ -f $bad/SHA256SUMS.minisig ]] && return 0
+	tmp=$(mktemp -d)
+	unsquashfs -q -n -d "$tmp/sq" "$FETCH/srv/new/squashfs.img" >/dev/null
+	printf '#!/bin/sh\necho "trial-v2: init exits at once"\nexit 1\n' >"$tmp/init"
+	printf '%s\n' "rm /sbin/init" "write $tmp/init /sbin/init" "sif /sbin/init mode 0100755" >"$tmp/cmds"
+	debugfs -w -f "$tmp/cmds" "$tmp/sq/LiveOS/rootfs.img" >/dev/null 2>&1
+	mkdir -p "$bad"
+	mksquashfs "$tmp/sq" "$bad/squashfs.img" -noappend -quiet -no-progress -all-root >/dev/null
+	(cd "$bad" && sha256sum squashfs.img >SHA256SUMS &&
+		minisign -S -W -s "$FETCH/key.sec" -m SHA256SUMS -t "version=2" >/dev/null)
+	rm -rf "$tmp"
+}

@@ -5,7 +5,9 @@ MEDIUM=fetch/flash-v1.img
 EXPECT="root-md7 state-booted state-image_version state-fetched_from state-image_file image-is-v2"
 prepare() {
 	fetch_server ok
-	APPEND=$(fetch_append)
+	# rd.live.tries=0: the fetched image boots untried and the flash stays byte-identical (a
+	# trial would create LiveOS/trial.state: trial-nofile).
+	APPEND="$(fetch_append) rd.live.tries=0"
 }
 guest() {
 	cat <<G

@@ -5,6 +5,9 @@
 # the boot's validators cache (/run/live/fetch.cache, decided against v2 once fetched) as
 # LiveOS/fetch.cache: a third boot, with the server back and its v2 unchanged, checks with one
 # conditional GET of SHA256SUMS.minisig answered 304 (server --log), nothing else requested.
+# (The medium has no LiveOS/trial.state: the first boot creates it and v2 boots on trial, which
+# syncflash carries over; the second boot marks it good, else the third would not fetch at all:
+# one trial at a time.)
 DESC="fetch v2 over the network, syncflash, reboot without network → v2 from the flash; then one 304"
 . "$TOP/tests/qemu/fetch-lib.sh"
 MEDIUM=fetch/flash-v1.img
@@ -35,10 +38,11 @@ check flash-is-v2 grep -qx 2 /etc/image-version
 check verified-sig grep -qx verified=sig /run/live/state
 check pair-primary grep -qx medium_pair=primary /run/live/state
 check cache-on-flash grep -qx above=2 /run/live/medium/LiveOS/fetch.cache
+check marked-good sh -c 'liveinit mark-good | grep -q "version 2 marked good"'
 G
 	# No -netdev this time: the flash is all the box has.
 	boot_again "root=live:LABEL=$LIVE_LABEL" 120 "$script" "$FLASH"
-	for m in root-md7 from-flash flash-is-v2 verified-sig pair-primary cache-on-flash done; do
+	for m in root-md7 from-flash flash-is-v2 verified-sig pair-primary cache-on-flash marked-good done; do
 		marker "$m" || problem "second boot: no 'LIVEROOT-TEST ok $m'"
 	done
 	fs=$(tr -d '\r' <"$RUNDIR/console.log" | grep -aoE 'LIVEROOT-TEST FAIL .*')

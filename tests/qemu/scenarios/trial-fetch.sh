@@ -16,19 +16,7 @@ TIMEOUT=240
 EXPECT="root-md7"
 
 prepare() {
-	local bad=$FETCH/srv/trialbad tmp
-	if [[ ! -f $bad/SHA256SUMS.minisig ]]; then
-		tmp=$(mktemp -d)
-		unsquashfs -q -n -d "$tmp/sq" "$FETCH/srv/new/squashfs.img" >/dev/null
-		printf '#!/bin/sh\necho "trial-v2: init exits at once"\nexit 1\n' >"$tmp/init"
-		printf '%s\n' "rm /sbin/init" "write $tmp/init /sbin/init" "sif /sbin/init mode 0100755" >"$tmp/cmds"
-		debugfs -w -f "$tmp/cmds" "$tmp/sq/LiveOS/rootfs.img" >/dev/null 2>&1
-		mkdir -p "$bad"
-		mksquashfs "$tmp/sq" "$bad/squashfs.img" -noappend -quiet -no-progress -all-root >/dev/null
-		(cd "$bad" && sha256sum squashfs.img >SHA256SUMS &&
-			minisign -S -W -s "$FETCH/key.sec" -m SHA256SUMS -t "version=2" >/dev/null)
-		rm -rf "$tmp"
-	fi
+	trial_bad_v2
 	local t
 	t=$(mktemp -d)
 	"$BUILD/liveroot" liveinit trial create "$t/trial.state"
