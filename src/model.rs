@@ -249,7 +249,7 @@ fn write_take(dir: &Path, io: &mut Faulty, decide: impl Fn(Option<&Record>) -> O
 
 /// One power-on, as initramfs-skel/init decides it (`fetch`: the server offers that version).
 /// Err: the power was cut at a write.
-fn boot(dir: &Path, fetch: Option<u64>, io: &mut Faulty) -> std::result::Result<Run, ()> {
+fn boot(dir: &Path, mut fetch: Option<u64>, io: &mut Faulty) -> std::result::Result<Run, ()> {
     let f = fixtures();
     let mut skip: Vec<String> = Vec::new();
     loop {
@@ -266,8 +266,9 @@ fn boot(dir: &Path, fetch: Option<u64>, io: &mut Faulty) -> std::result::Result<
             skip.push(sel.pair.clone());
             continue;
         }
-        // 2. A newer image, unless the local one is still on trial (one trial at a time).
-        if let Some(v) = fetch.filter(|_| !matches!(peek, Boot::Trial(_))) {
+        // 2. A newer image, unless the local one is still on trial (one trial at a time); once
+        // a boot, the first time it gets here.
+        if let Some(v) = fetch.take().filter(|_| !matches!(peek, Boot::Trial(_))) {
             let above = sel.floor.max(rec.as_ref().map_or(0, |r| r.failed_version));
             if v > above {
                 let fid = ident_of(v);

@@ -1130,6 +1130,8 @@ fn any_single_failed_syscall_of_a_rotation_leaves_a_pair_that_boots() {
         }
     }
     assert!(failed > 20, "only {failed} injected failures");
+}
+
 /// rd.live.tries=0 (here --tries 0) asks for untried boots: syncflash writes no trial and says so
 /// (it used to read 0 as "3" from the command line, and to begin a trial of 0 tries from
 /// --tries 0: a record whose first boot is already a fallback).
