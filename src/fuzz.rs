@@ -53,6 +53,7 @@ pub const TARGETS: &[Target] = &[
     t("rollout", run_rollout, seeds_rollout),
     t("zidx", run_zidx, seeds_zidx),
     t("multipart", run_multipart, seeds_multipart),
+    t("mountinfo", run_mountinfo, seeds_mountinfo),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -339,6 +340,22 @@ fn seeds_probe() -> Vec<Vec<u8>> {
     out.push(small);
     out.push(g);
     out
+}
+
+/// /proc/self/mountinfo as bytes: a mount point may hold any byte but NUL and '/' runs.
+fn run_mountinfo(d: &[u8]) -> bool {
+    let m = crate::mountinfo::parse(d);
+    for x in &m {
+        let _ = x.read_only();
+        let _ = crate::mountinfo::at(&m, std::path::Path::new(&x.point));
+    }
+    !m.is_empty()
+}
+
+fn seeds_mountinfo() -> Vec<Vec<u8>> {
+    let mut odd = b"36 35 98:0 / /mnt/odd\\351\\040dir rw,noatime master:1 - ext4 /dev/vda1 rw\n".to_vec();
+    odd.extend_from_slice(b"37 35 0:5 / /run/x\xe9 ro shared:2 - tmpfs tmpfs ro,size=1k\n");
+    vec![b"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n25 22 0:21 / /run rw,nosuid - tmpfs tmpfs rw,mode=755\n".to_vec(), odd]
 }
 
 fn run_state(d: &[u8]) -> bool {
