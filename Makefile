@@ -16,7 +16,7 @@ APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minis
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
 	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools strace
 
-.PHONY: all deps build test unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash sign demo run clean
+.PHONY: all deps build test test-all unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash sign demo run clean
 all: $(BUILD)/liveroot
 
 # Install what is missing (apt-get update first, as on a fresh machine), add the musl target.
@@ -81,6 +81,11 @@ fuzz:
 
 qemu-test: $(BUILD)/liveroot
 	@if [ -x tests/qemu/run.sh ]; then tests/qemu/run.sh; else echo "qemu: no scenarios yet"; fi
+
+# Everything `make test` runs, and the long scenarios it leaves out (tests/qemu/run.sh LONG).
+test-all: $(BUILD)/liveroot
+	cargo test --locked
+	@QEMU_ALL=1 $(MAKE) --no-print-directory qemu-test
 
 size: $(BUILD)/liveroot initramfs
 	@mk/size.sh $(BUILD)/liveroot $(BUILD)/initramfs.cpio.gz

@@ -236,6 +236,9 @@ pub fn sync(job: &Job, src: &Source, io: &mut dyn Io) -> Result<bool> {
             format!("the running {} is on trial: run liveinit mark-good first (or let it fall back); nothing written", r.label()),
         ));
     }
+    if trial::standing(record.as_ref(), &new) == Standing::Failed {
+        return Err(Error::new(show(&src.files.image), format!("{} failed its trial on this box; nothing written", new.label())));
+    }
     if job.key.is_some() && src.trusted.version.is_some() {
         let v = new.version;
         if v < job.min_version {
@@ -243,9 +246,6 @@ pub fn sync(job: &Job, src: &Source, io: &mut dyn Io) -> Result<bool> {
                 show(&src.files.image),
                 format!("version {v} is below the minimum {} built into the initramfs: it would not boot; nothing written", job.min_version),
             ));
-        }
-        if trial::standing(record.as_ref(), &new) == Standing::Failed {
-            return Err(Error::new(show(&src.files.image), format!("version {v} failed its trial on this box; nothing written")));
         }
         if v < floor && !job.allow_downgrade {
             return Err(Error::new(

@@ -957,6 +957,10 @@ fn the_pair_that_failed_its_trial_is_never_the_one_kept() {
     assert!(out.contains(&format!("keeping the fallback {medium}/LiveOS/squashfs.img.old")), "{out}");
     assert!(out.contains(&format!("would delete {medium}/LiveOS/squashfs.img\n")), "{out}");
     assert!(!out.lines().any(|l| l.starts_with("syncflash: would delete") && l.ends_with(".old")), "{out}");
+    // The failed v2 itself is not written again (it was: "already holds this image", exit 5).
+    let (code, err) = fails(&env.sync_trial(&medium, "s2", &["--pubkey-file", &key, "--state", &state]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("version 2 failed its trial on this box; nothing written"), "{err}");
     let o = env.sync_trial(&medium, "s3", &["--pubkey-file", &key, "--state", &state]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(medium_contents(&medium), env.expect_tags(&[("", "s3"), (".old", "s1")]));
