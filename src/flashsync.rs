@@ -193,11 +193,7 @@ fn pair_trusted(p: &Pair, key: Option<&PublicKey>, booted: bool) -> Result<Trust
 /// trial, else the newest good one, else the first in boot order. Err: the only choice is on
 /// trial.
 fn choose_keeper<'c>(c: &'c [Candidate], booted: &str) -> std::result::Result<Option<&'c Candidate>, &'c Candidate> {
-    let label = |s: &str| match s.trim_start_matches('.') {
-        "" => "primary".to_owned(),
-        s => s.to_owned(),
-    };
-    if let Some(b) = c.iter().find(|x| label(x.sfx) == booted && x.standing != Standing::Trial) {
+    if let Some(b) = c.iter().find(|x| pairs::label(x.sfx) == booted && x.standing != Standing::Trial) {
         return Ok(Some(b));
     }
     // The first of the highest version (primary before .old before .new).
@@ -371,7 +367,9 @@ pub fn sync(job: &Job, src: &Source, io: &mut dyn Io) -> Result<bool> {
     io.step("remount-rw");
     let remounted = io.remount(false)?;
     let keep_version = keeper.map_or(0, |k| k.version);
-    let res = write_and_rotate(job, src, io, keep_sfx, target, keep_version, &doomed);
+    // A downgrade written on purpose lowers the floor to it (start_trial): from this floor.
+    let downgrade_from = (job.allow_downgrade && new.version > 0 && new.version < floor).then_some(floor);
+    let res = write_and_rotate(job, src, io, keep_sfx, target, (keep_version, downgrade_from), &doomed);
     if remounted {
         io.step("remount-ro");
         let r = io.remount(true);
@@ -395,7 +393,8 @@ pub fn sync(job: &Job, src: &Source, io: &mut dyn Io) -> Result<bool> {
     Ok(true)
 }
 
-fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&str>, target: &str, keep_version: u64, doomed: &[PathBuf]) -> Result<()> {
+/// `keep`: the kept pair's version, and the floor a downgrade lowers (see [`start_trial`]).
+fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&str>, target: &str, keep: (u64, Option<u64>), doomed: &[PathBuf]) -> Result<()> {
     let dir = job.dir.as_path();
     let name = job.name.as_str();
     let (prim, old, new) = (Pair::new(dir, name, ""), Pair::new(dir, name, ".old"), Pair::new(dir, name, target));
@@ -444,7 +443,7 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
             io.write_small(&new.sig(), sig)?;
         }
         if target.is_empty() {
-            start_trial(job, src, io, keep_version)?;
+            start_trial(job, src, io, keep)?;
         }
         io.write_small(&new.manifest(), &src.trusted.manifest)?;
         io.sync_dir(dir)?;
@@ -470,7 +469,7 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
     // The trial record before the renames make it the primary: a cut after the last rename
     // must not leave a new primary that boots untried. A record about the `.new` pair while the
     // current primary still boots is harmless: that boot is not about it and spends nothing.
-    if let Err(e) = start_trial(job, src, io, keep_version) {
+    if let Err(e) = start_trial(job, src, io, keep) {
         for f in new.files() {
             let _ = io.remove(&f);
         }
@@ -501,14 +500,14 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
 /// trial goes on from the flash ([`settle_trial`] once the flash holds it). A medium without
 /// the file (a flash from before trials) gets one. A record that cannot be written is an
 /// error: the new image must not boot untried.
-fn start_trial(job: &Job, src: &Source, io: &mut dyn Io, keep: u64) -> Result<()> {
+/// A downgrade written on purpose (`keep.1`: --allow-downgrade, from that floor) lowers the
+/// floor to it, else the boot would refuse it as a rollback; it is on trial like any new image.
+fn start_trial(job: &Job, src: &Source, io: &mut dyn Io, keep: (u64, Option<u64>)) -> Result<()> {
     let file = job.trial_file.as_path();
     let img = src.ident();
     let running = job.running == Some(img);
-    // A downgrade written on purpose (--allow-downgrade) lowers the floor to it, else the boot
-    // would refuse it as a rollback; it is on trial like any new image.
-    let floor = trial::read(file).ok().flatten().and_then(|c| c.record).map_or(0, |r| r.floor);
-    let down = job.allow_downgrade && img.version > 0 && img.version < floor;
+    let (keep, downgrade_from) = keep;
+    let down = downgrade_from.is_some();
     if job.tries == 0 && !down {
         say("syncflash: 0 tries (rd.live.tries=0): the new image boots untried; no trial written\n");
         return Ok(());
@@ -528,8 +527,8 @@ fn start_trial(job: &Job, src: &Source, io: &mut dyn Io, keep: u64) -> Result<()
         }
         r
     })?;
-    if down {
-        say(&format!("syncflash: --allow-downgrade: the floor is lowered from {floor} to {}\n", img.version));
+    if let Some(from) = downgrade_from {
+        say(&format!("syncflash: --allow-downgrade: the floor is lowered from {from} to {}\n", img.version));
     }
     match r {
         Some(_) => say(&format!("syncflash: the new image is on trial: {} boots to call liveinit mark-good\n", job.tries)),

@@ -95,10 +95,15 @@ impl Pair {
     }
     /// "primary", "old" or "new", as `/run/live/state` says `medium_pair`.
     pub fn label(&self) -> &str {
-        match self.sfx.trim_start_matches('.') {
-            "" => "primary",
-            s => s,
-        }
+        label(&self.sfx)
+    }
+}
+
+/// "primary", "old" or "new" for the suffix "", ".old", ".new".
+pub fn label(sfx: &str) -> &str {
+    match sfx.trim_start_matches('.') {
+        "" => "primary",
+        s => s,
     }
 }
 
