@@ -46,7 +46,8 @@ SIZE_STD := -Z build-std=std,panic_abort --target-dir target/min \
 	--config 'target.$(MUSL).rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Cforce-unwind-tables=no"]'
 RUST_SRC = $(shell rustc --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library/Cargo.lock
 
-$(BUILD)/liveroot: $(BUILD)/.deps Cargo.toml build.rs $(wildcard src/*.rs src/*/*.rs applets/*.rs)
+$(BUILD)/liveroot: $(BUILD)/.deps Cargo.toml core/Cargo.toml sys/Cargo.toml build.rs \
+		$(wildcard src/*.rs applets/*.rs core/src/*.rs core/src/*/*.rs sys/src/*.rs)
 	@mkdir -p $(BUILD)
 	@if rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
 		if [ -f "$(RUST_SRC)" ] && RUSTC_BOOTSTRAP=1 cargo build --release --locked --target $(MUSL) $(SIZE_STD); then \
@@ -68,7 +69,7 @@ test: $(BUILD)/liveroot
 	cargo test --locked
 	@$(MAKE) --no-print-directory qemu-test
 
-# The mutation fuzzer (src/fuzz.rs): every target for FUZZ_SECONDS each, in an optimised build
+# The mutation fuzzer (core/src/fuzz.rs): every target for FUZZ_SECONDS each, in an optimised build
 # with overflow checks, seeded from the clock (FUZZ_SEED=N repeats a run, FUZZ_TARGETS=a,b picks
 # targets). Crashes are saved under tests/fuzz/TARGET/ and fail the run. `make test` runs the
 # same targets 1 s each with a fixed seed, and replays tests/fuzz/.
@@ -77,7 +78,7 @@ FUZZ_SEED ?= $(shell date +%s)
 FUZZ_TARGETS ?=
 fuzz:
 	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_SEED='$(FUZZ_SEED)' FUZZ_TARGETS='$(FUZZ_TARGETS)' \
-		cargo test --locked --profile fuzz --bin liveroot -- fuzz::tests:: --nocapture --test-threads 1
+		cargo test --locked --profile fuzz -p liveroot-core --lib -- fuzz::tests:: --nocapture --test-threads 1
 
 qemu-test: $(BUILD)/liveroot
 	@if [ -x tests/qemu/run.sh ]; then tests/qemu/run.sh; else echo "qemu: no scenarios yet"; fi

@@ -26,7 +26,7 @@
 //! fails with EIO (the reader never gets altered data, the box keeps running, and a restart on a
 //! medium that stays corrupt would loop); restart/panic suit boxes with a watchdog or fallback.
 
-use crate::cli::{human_size, parse, parse_size};
+use crate::cli::{parse, parse_size};
 use crate::dmverity;
 use crate::verity::{self as vt, OnCorruption};
 use crate::error::{Context, Error, Result};
@@ -366,30 +366,6 @@ fn table(t: Table) -> Result<()> {
     Ok(())
 }
 
-/// One line of `status` for a snapshot target's status params.
-pub fn describe(name: &str, params: &str) -> String {
-    let p = params.trim();
-    let alloc = p.split_once(' ').and_then(|(used, meta)| {
-        let (a, t) = used.split_once('/')?;
-        Some((a.parse::<u64>().ok()?, t.parse::<u64>().ok()?, meta.trim().parse::<u64>().ok()?))
-    });
-    match (alloc, p) {
-        (Some((a, t, m)), _) => {
-            let pct = if t == 0 { 0.0 } else { a as f64 * 100.0 / t as f64 };
-            format!(
-                "{name}: {} / {} used ({pct:.1}%), metadata {}\n",
-                // Sector counts from the kernel's status line; a wrap would print nonsense.
-                human_size(a.saturating_mul(512)),
-                human_size(t.saturating_mul(512)),
-                human_size(m.saturating_mul(512))
-            )
-        }
-        (None, "Overflow") => format!("{name}: Overflow: the overlay is full; writes fail with I/O errors, reads still work\n"),
-        (None, "Invalid") => format!("{name}: Invalid: the snapshot was dropped; all I/O fails\n"),
-        (None, "Merge failed") => format!("{name}: Merge failed\n"),
-        (None, other) => format!("{name}: {other}\n"),
-    }
-}
 
 fn status(s: Status) -> Result<()> {
     let ctl = Control::open()?;
@@ -425,7 +401,7 @@ fn status(s: Status) -> Result<()> {
             if t.kind == "verity" {
                 text.push_str(&dmverity::describe(n, &t.params));
             } else {
-                text.push_str(&describe(n, &t.params));
+                text.push_str(&snapshot::describe(n, &t.params));
             }
         }
     }
@@ -439,22 +415,3 @@ fn remove(r: Remove) -> Result<()> {
 }
 
 
-#[cfg(test)]
-mod tests {
-    use super::describe;
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(
-            describe("live-rw", "25600/1048576 80"),
-            "live-rw: 12.5M / 512M used (2.4%), metadata 40K\n"
-        );
-        assert!(describe("live-rw", "Overflow").starts_with("live-rw: Overflow: "));
-        assert!(describe("live-rw", "Invalid").starts_with("live-rw: Invalid: "));
-        assert_eq!(describe("x", "Merge failed"), "x: Merge failed\n");
-        assert_eq!(describe("x", "0/0 0"), "x: 0B / 0B used (0.0%), metadata 0B\n");
-        // Sector counts whose byte counts do not fit in u64 (overflowed before).
-        let max = u64::MAX;
-        assert_eq!(describe("x", &format!("{max}/{max} {max}")), "x: 16E / 16E used (100.0%), metadata 16E\n");
-    }
-}

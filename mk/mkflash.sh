@@ -10,7 +10,7 @@
 #   /EFI/BOOT/BOOTX64.EFI                             systemd-boot
 #   /loader/loader.conf /loader/entries/liveroot.conf
 #   /LiveOS/squashfs.img SHA256SUMS [SHA256SUMS.minisig] [squashfs.img.verity .roothash]
-#   /LiveOS/trial.state (8 KiB, no record: the boot's trial state, see src/trial.rs)
+#   /LiveOS/trial.state (8 KiB, no record: the boot's trial state, see core/src/trial.rs)
 # Both entries boot `root=live:LABEL=LABEL console=tty0 console=ttyS0,115200 APPEND`.
 #
 # Environment:
@@ -114,7 +114,7 @@ fi
 stage=$tmp/stage
 mkdir -p "$stage"/{boot/syslinux,EFI/BOOT,loader/entries}
 mv "$live" "$stage/LiveOS"
-# The trial state (src/trial.rs): made once here, only ever rewritten in place afterwards.
+# The trial state (core/src/trial.rs): made once here, only ever rewritten in place afterwards.
 "$build/liveroot" liveinit trial create "$stage/LiveOS/trial.state" || die "LiveOS/trial.state: cannot create it"
 cp "$kdir/vmlinuz" "$stage/boot/vmlinuz"
 if [[ -n $initrd ]]; then

@@ -2,40 +2,11 @@
 //! argv[1] when called as `liveroot`.
 #![deny(unsafe_code)]
 
-mod civil;
-mod cli;
-mod cmdline;
-mod coldplug;
-mod delta;
-mod digest;
-mod dmverity;
-mod error;
-mod fat;
-mod flashsync;
-mod fsutil;
-#[cfg(test)]
-mod fuzz;
-mod http;
-mod install;
-mod manifest;
-#[cfg(test)]
-mod model;
-mod mountinfo;
+// The core library's modules under the names the applets use (`crate::trial`, ...).
+pub(crate) use liveroot_core::{
+    civil, cli, cmdline, coldplug, delta, digest, dmverity, error, flashsync, fsutil, http, install, manifest, mountinfo, pairs, progress, probe, raid, ramcopy, rollout, select, snapshot, state, sys, testhook, trial, verity,
+};
 mod osarg;
-mod pairs;
-mod progress;
-mod probe;
-mod raid;
-mod ramcopy;
-mod rollout;
-mod select;
-mod snapshot;
-mod state;
-mod sys;
-mod syslinux;
-mod testhook;
-mod trial;
-mod verity;
 
 use std::io::Write;
 

@@ -31,7 +31,7 @@ make_flash() {
 
 # hook_initrd OUT TEXT: $INITRD with a second archive appended (the kernel unpacks concatenated
 # archives in turn) holding /etc/liveroot/test-hooks = TEXT, root-owned, mode 644: the boot's
-# test hooks (src/testhook.rs; never the kernel command line). Boot it with INITRD=OUT.
+# test hooks (core/src/testhook.rs; never the kernel command line). Boot it with INITRD=OUT.
 hook_initrd() {
 	local d
 	d=$(mktemp -d)

@@ -88,7 +88,7 @@ syncflash --pubkey-file $T/pub >/tmp/sf2.out 2>&1; rc=$?
 check nothing-to-do test "$rc" = 5
 cat /tmp/sf2.out
 grep -q 'the new image is on trial' /tmp/sf.out && ok trial-started
-# The trial-state writes a boot and the running v2 make (src/trial.rs RawStore: one sector in
+# The trial-state writes a boot and the running v2 make (core/src/trial.rs RawStore: one sector in
 # place through the device under the FS, here /dev/mapper/lw found through st_dev), recorded too.
 SHA=$(sed -n 's/^\([0-9a-f]\{64\}\)  *\*\{0,1\}squashfs.img$/\1/p' $T/SHA256SUMS)
 liveinit state set image_sha256=$SHA image_version=2

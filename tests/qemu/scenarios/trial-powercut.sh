@@ -1,6 +1,6 @@
 # Power cuts (SIGKILL of QEMU) during each kind of trial-state write on a FAT32 flash: syncflash's
 # trial start, a boot's take (in /init), and mark-good. Each write pauses twice (the test hook
-# trial=write,written, src/testhook.rs: in /run/liveroot/test-hooks for syncflash and mark-good, in
+# trial=write,written, core/src/testhook.rs: in /run/liveroot/test-hooks for syncflash and mark-good, in
 # /etc/liveroot/test-hooks of an archive appended to the initramfs for /init's take): just before
 # its sector is written, where the host copies the flash (the state a cut before the write leaves),
 # and once it is flushed, where the host copies the flash again and kills QEMU. On the host, for

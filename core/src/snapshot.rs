@@ -74,13 +74,55 @@ pub fn remove(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// One line of `status` for a snapshot target's status params.
+pub fn describe(name: &str, params: &str) -> String {
+    let p = params.trim();
+    let alloc = p.split_once(' ').and_then(|(used, meta)| {
+        let (a, t) = used.split_once('/')?;
+        Some((a.parse::<u64>().ok()?, t.parse::<u64>().ok()?, meta.trim().parse::<u64>().ok()?))
+    });
+    match (alloc, p) {
+        (Some((a, t, m)), _) => {
+            let pct = if t == 0 { 0.0 } else { a as f64 * 100.0 / t as f64 };
+            format!(
+                "{name}: {} / {} used ({pct:.1}%), metadata {}\n",
+                // Sector counts from the kernel's status line; a wrap would print nonsense.
+                crate::cli::human_size(a.saturating_mul(512)),
+                crate::cli::human_size(t.saturating_mul(512)),
+                crate::cli::human_size(m.saturating_mul(512))
+            )
+        }
+        (None, "Overflow") => format!("{name}: Overflow: the overlay is full; writes fail with I/O errors, reads still work\n"),
+        (None, "Invalid") => format!("{name}: Invalid: the snapshot was dropped; all I/O fails\n"),
+        (None, "Merge failed") => format!("{name}: Merge failed\n"),
+        (None, other) => format!("{name}: {other}\n"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::describe;
+
     #[test]
     fn uuids() {
         assert_eq!(super::uuid("live-rw", true), "LIVEROOT-live-rw.overlay");
         assert_eq!(super::uuid("live-rw", false), "LIVEROOT-live-rw");
         // A device named like an overlay, with a COW the user gave, is not taken for one.
         assert_ne!(super::uuid("a.overlay", false), super::uuid("a.overlay", true));
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            describe("live-rw", "25600/1048576 80"),
+            "live-rw: 12.5M / 512M used (2.4%), metadata 40K\n"
+        );
+        assert!(describe("live-rw", "Overflow").starts_with("live-rw: Overflow: "));
+        assert!(describe("live-rw", "Invalid").starts_with("live-rw: Invalid: "));
+        assert_eq!(describe("x", "Merge failed"), "x: Merge failed\n");
+        assert_eq!(describe("x", "0/0 0"), "x: 0B / 0B used (0.0%), metadata 0B\n");
+        // Sector counts whose byte counts do not fit in u64 (overflowed before).
+        let max = u64::MAX;
+        assert_eq!(describe("x", &format!("{max}/{max} {max}")), "x: 16E / 16E used (100.0%), metadata 16E\n");
     }
 }

@@ -165,11 +165,11 @@ fn ensure_node(dev: &str, n: u32) -> Result<()> {
     }
     // Without devtmpfs nobody makes the node; the minor is N when max_part is 0.
     let minor = sysfs_dev(n).map(|(_, mi)| mi).unwrap_or(n);
-    crate::fsutil::mknod_block(dev, LOOP_MAJOR, minor)
+    crate::sysfs::mknod_block(dev, LOOP_MAJOR, minor)
 }
 
 fn sysfs_dev(n: u32) -> Option<(u32, u32)> {
-    crate::fsutil::parse_devno(&std::fs::read_to_string(format!("/sys/block/loop{n}/dev")).ok()?)
+    crate::sysfs::parse_devno(&std::fs::read_to_string(format!("/sys/block/loop{n}/dev")).ok()?)
 }
 
 /// The backing file, opened the way the loop device will use it.

@@ -460,7 +460,7 @@ fn make_control_node() -> Result<()> {
         Ok(s) => s,
         Err(_) => return Err(Error::new(CONTROL, "device-mapper is not available (load dm-mod)")),
     };
-    let (ma, mi) = crate::fsutil::parse_devno(&dev)
+    let (ma, mi) = crate::sysfs::parse_devno(&dev)
         .map(|(a, b)| (u64::from(a), u64::from(b)))
         .ok_or_else(|| Error::new(attr, format!("unexpected value '{}'", dev.trim())))?;
     std::fs::create_dir_all("/dev/mapper").map_err(|e| Error::io("/dev/mapper", &e))?;

@@ -1,7 +1,11 @@
-//! The kernel layer: every ioctl and every `unsafe` block lives here, each with a `// SAFETY:`
+//! liveroot-sys, the kernel layer: every ioctl and every `unsafe` block of liveroot lives here, each with a `// SAFETY:`
 //! comment. Structs are hand-written `#[repr(C)]` with compile-time size checks. This layer
 //! returns errors and never prints.
 #![allow(unsafe_code)]
+// The one error type sits at the bottom so that this layer can return it; the layers above
+// re-export it. Nothing here depends on anything above.
+pub mod error;
+
 pub mod blk;
 pub mod dm;
 pub mod ext4;
@@ -11,6 +15,7 @@ pub mod md;
 pub mod module;
 pub mod pagecache;
 pub mod random;
+pub mod sysfs;
 pub mod watchdog;
 
 use nix::errno::Errno;

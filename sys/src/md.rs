@@ -177,7 +177,7 @@ impl Md {
 
 /// Ask md to create mdN (EEXIST if it exists; the file is absent when md is not loaded).
 pub fn new_array(name: &str) -> crate::error::Result<()> {
-    crate::fsutil::write_attr("/sys/module/md_mod/parameters/new_array", name)
+    crate::sysfs::write_attr("/sys/module/md_mod/parameters/new_array", name)
 }
 
 /// /sys/block/NAME/md
@@ -188,11 +188,11 @@ pub fn sysdir(name: &str) -> String {
 /// One attribute of the array: sync_action, sync_completed, degraded, array_state, raid_disks,
 /// component_size, sync_speed, consistency_policy, ...
 pub fn attr(name: &str, attr: &str) -> crate::error::Result<String> {
-    crate::fsutil::read_attr(format!("{}/{attr}", sysdir(name)))
+    crate::sysfs::read_attr(format!("{}/{attr}", sysdir(name)))
 }
 
 pub fn set_attr(name: &str, attr: &str, value: &str) -> crate::error::Result<()> {
-    crate::fsutil::write_attr(format!("{}/{attr}", sysdir(name)), value)
+    crate::sysfs::write_attr(format!("{}/{attr}", sysdir(name)), value)
 }
 
 /// `sync_completed`: (done, total) sectors, or None when idle ("none") or not started.
@@ -235,12 +235,12 @@ pub fn members(name: &str) -> crate::error::Result<Vec<Member>> {
         let Some(dev) = fname.to_str().and_then(|n| n.strip_prefix("dev-")) else { continue };
         let base = format!("{dir}/dev-{dev}");
         // A member being removed keeps its dev-* directory a moment after its block link goes.
-        let Ok(devno) = crate::fsutil::read_attr(format!("{base}/block/dev")) else { continue };
-        let (ma, mi) = crate::fsutil::parse_devno(&devno)
+        let Ok(devno) = crate::sysfs::read_attr(format!("{base}/block/dev")) else { continue };
+        let (ma, mi) = crate::sysfs::parse_devno(&devno)
             .ok_or_else(|| crate::error::Error::new(format!("{base}/block/dev"), "unexpected value"))?;
-        let slot = crate::fsutil::read_attr(format!("{base}/slot"))?.parse().ok();
-        let size_kib = crate::fsutil::read_attr(format!("{base}/size"))?.parse().unwrap_or(0);
-        let state = crate::fsutil::read_attr(format!("{base}/state"))?;
+        let slot = crate::sysfs::read_attr(format!("{base}/slot"))?.parse().ok();
+        let size_kib = crate::sysfs::read_attr(format!("{base}/size"))?.parse().unwrap_or(0);
+        let state = crate::sysfs::read_attr(format!("{base}/state"))?;
         out.push(Member { name: dev.to_owned(), major: ma, minor: mi, state, slot, size_kib });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -55,7 +55,7 @@ pub fn parse_line(line: &[u8]) -> Option<Mount> {
     // Optional fields up to the lone "-".
     f.by_ref().find(|x| *x == b"-")?;
     let (fstype, source) = (f.next()?, f.next()?);
-    let dev = crate::fsutil::parse_devno(std::str::from_utf8(devno).ok()?)?;
+    let dev = crate::sys::sysfs::parse_devno(std::str::from_utf8(devno).ok()?)?;
     Some(Mount {
         dev,
         point: unescape(point),

@@ -280,7 +280,7 @@ mod tests {
         crate::digest::hex(&h.finish().sha256)
     }
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
 
     fn fixture_key() -> PublicKey {
         manifest::pubkey_from_file(format!("{FIXTURES}/minisign.pub").as_ref()).unwrap()

@@ -107,7 +107,7 @@ fn run_manifest(d: &[u8]) -> bool {
     }
 }
 
-const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FIX}{name}")).unwrap_or_default()
@@ -220,7 +220,7 @@ fn seeds_dm_names() -> Vec<Vec<u8>> {
 }
 
 fn run_dm_status(d: &[u8]) -> bool {
-    crate::applets::dmsnap::describe("live-rw", &text(d)).contains(" used (")
+    crate::snapshot::describe("live-rw", &text(d)).contains(" used (")
 }
 
 fn seeds_dm_status() -> Vec<Vec<u8>> {
@@ -801,7 +801,7 @@ fn install_hook() {
 }
 
 fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz").join(target)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz").join(target)
 }
 
 fn save_crash(target: &str, d: &[u8]) -> PathBuf {
@@ -931,7 +931,7 @@ mod tests {
     #[test]
     fn regressions() {
         install_hook();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fuzz");
         let mut failed = Vec::new();
         let mut n = 0;
         for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {

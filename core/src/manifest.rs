@@ -365,7 +365,7 @@ mod tests {
     }
 
     // Fixtures made once with the real minisign 0.11 (see tests/fixtures/README).
-    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/");
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!("{FIX}{name}")).unwrap()
