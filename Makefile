@@ -69,16 +69,14 @@ test: $(BUILD)/liveroot
 	cargo test --locked
 	@$(MAKE) --no-print-directory qemu-test
 
-# The mutation fuzzer (core/src/fuzz.rs): every target for FUZZ_SECONDS each, in an optimised build
-# with overflow checks, seeded from the clock (FUZZ_SEED=N repeats a run, FUZZ_TARGETS=a,b picks
-# targets). Crashes are saved under tests/fuzz/TARGET/ and fail the run. `make test` runs the
-# same targets 1 s each with a fixed seed, and replays tests/fuzz/.
+# Coverage-guided fuzzing (mk/fuzz.sh): every fuzz target of liveroot-core (core/src/fuzz.rs)
+# under libFuzzer for FUZZ_SECONDS each (FUZZ_TARGETS=a,b picks targets), on stable Rust. Crashes
+# are saved under tests/fuzz/TARGET/ and fail the run. `make test` runs the same targets 1 s each
+# through the in-tree mutation loop with a fixed seed, and replays tests/fuzz/.
 FUZZ_SECONDS ?= 60
-FUZZ_SEED ?= $(shell date +%s)
 FUZZ_TARGETS ?=
 fuzz:
-	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_SEED='$(FUZZ_SEED)' FUZZ_TARGETS='$(FUZZ_TARGETS)' \
-		cargo test --locked --profile fuzz -p liveroot-core --lib -- fuzz::tests:: --nocapture --test-threads 1
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_TARGETS='$(FUZZ_TARGETS)' mk/fuzz.sh
 
 qemu-test: $(BUILD)/liveroot
 	@if [ -x tests/qemu/run.sh ]; then tests/qemu/run.sh; else echo "qemu: no scenarios yet"; fi

@@ -1,19 +1,14 @@
-//! A mutation fuzzer for the parsers that read what the outside hands us (kernel command line,
-//! manifest, signature, HTTP head, kernel replies, sysfs, disk images). Compiled for tests only.
+//! The fuzz targets: the parsers that read what the outside hands us (kernel command line,
+//! manifest, signature, HTTP head, kernel replies, sysfs, disk images), each with structure-aware
+//! seeds built in code. Two drivers run them:
 //!
-//! Why not cargo-fuzz: it needs a library target (liveroot is one binary crate), nightly
-//! sanitizer flags and a C++ libFuzzer build. This is a plain loop instead: structure-aware seed
-//! corpora built in code, random mutations, every input run under `catch_unwind` with overflow
-//! checks on. No coverage feedback; inputs a parser still accepts after mutation join the corpus
-//! (valid-looking inputs reach deeper code).
-//!
-//! - `cargo test` (and `make test`) runs each target for `FUZZ_SECONDS` (default 1) with a fixed
-//!   seed, then replays every file under `tests/fuzz/<target>/` (regression inputs).
-//! - `make fuzz FUZZ_SECONDS=N` runs each target N seconds in an optimised build with overflow
-//!   checks (`[profile.fuzz]`), seeded from the clock. `FUZZ_SEED` repeats a run,
-//!   `FUZZ_TARGETS=a,b` picks targets.
-//! - A panic writes the input to `tests/fuzz/<target>/crash-<sha256 prefix>` and fails the run,
-//!   naming the target and the file. Commit the file with the fix: it is replayed from then on.
+//! - libFuzzer, coverage-guided (`make fuzz`, mk/fuzz.sh, the `fuzz/` crate): this module is built
+//!   into it through the `fuzzing` feature. It runs on stable Rust (the `sancov-module` pass).
+//! - the mutation loop below, without coverage feedback (inputs a parser still accepts join the
+//!   corpus), every input under `catch_unwind` with overflow checks on: `cargo test` (and `make
+//!   test`) runs each target for `FUZZ_SECONDS` (default 1) with a fixed seed (`FUZZ_SEED`,
+//!   `FUZZ_TARGETS=a,b` to pick), then replays every file under `tests/fuzz/<target>/`, the
+//!   regression inputs both drivers save crashes to. Commit a crash file with its fix.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};

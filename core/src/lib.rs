@@ -18,7 +18,7 @@ pub mod dmverity;
 pub mod fat;
 pub mod flashsync;
 pub mod fsutil;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 pub mod http;
 pub mod install;

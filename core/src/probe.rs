@@ -452,7 +452,7 @@ impl Found {
 
 /// Recompute both GPT CRCs of a disk image with `sector`-byte sectors (tests, and the fuzzer,
 /// which uses it to get mutated tables past the CRC checks: it must take any bytes).
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn fix_gpt_crcs(d: &mut [u8], sector: usize) {
     let h = sector;
     if d.len() < h + GPT_HEADER_MIN {
@@ -472,7 +472,7 @@ pub fn fix_gpt_crcs(d: &mut [u8], sector: usize) {
 
 /// A 64 KiB disk: protective MBR, GPT (512-byte sectors, 128 entries) with one partition in
 /// slot 3 (LBAs 34..=43, label "live"), CRCs right.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn sample_gpt() -> Vec<u8> {
     let mut g = vec![0u8; 64 * 1024];
     g[446 + 4] = 0xEE;

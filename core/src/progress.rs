@@ -160,11 +160,11 @@ pub fn size_str(n: u64) -> String {
 }
 
 /// What a reporter wrote, for tests.
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 #[derive(Clone, Default)]
 pub struct Buf(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl Write for Buf {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         self.0.borrow_mut().extend_from_slice(b);
@@ -175,7 +175,7 @@ impl Write for Buf {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 impl Buf {
     pub fn take(&self) -> String {
         String::from_utf8(std::mem::take(&mut *self.0.borrow_mut())).unwrap_or_default()
