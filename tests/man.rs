@@ -15,8 +15,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The binary under test; MAN_CHECK_BIN=path checks another build (say, a branch's) against
+/// these pages.
 fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_liveroot"))
+    std::env::var_os("MAN_CHECK_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_liveroot")),
+        PathBuf::from,
+    )
 }
 
 fn man_dir() -> PathBuf {
@@ -86,8 +91,12 @@ fn help_options(text: &str) -> BTreeSet<String> {
         if indent > 6 || !rest.starts_with('-') {
             continue;
         }
-        let column = rest.split("  ").next().unwrap_or("");
-        set.extend(option_names(column).into_iter().filter(|n| !ignored(n)));
+        // The names, then a metavariable or the description: argh leaves one space only after
+        // a long name (`--allow-downgrade with --newer-than/...`), so stop at the first word
+        // that is not an option.
+        for word in rest.split_whitespace().take_while(|w| w.starts_with('-')) {
+            set.extend(option_names(word).into_iter().filter(|n| !ignored(n)));
+        }
     }
     set
 }
@@ -270,14 +279,17 @@ fn applets() -> Vec<String> {
 fn parsers_read_the_three_help_layouts() {
     let getopt = " -d, --detach <loopdev>...     detach\n     --direct-io[=<on|off>]    O_DIRECT\n -h, --help   help\n";
     let hand = "  -c, --check MANIFEST\n                      check (- is stdin) --not-this\n  --salt HEX   salt\n";
-    let argh = "Options:\n  --origin          origin\n  -n, --dry-run     say\n  --help, help      usage\n\nCommands:\n  take              Before\n                    more\n  status            Print\n";
+    let argh = "Options:\n  --origin          origin\n  -n, --dry-run     say\n  --allow-downgrade with --newer-than\n  --help, help      usage\n\nCommands:\n  take              Before\n                    more\n  status            Print\n";
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(
         help_options(getopt),
         set(&["--detach", "--direct-io", "-d"])
     );
     assert_eq!(help_options(hand), set(&["--check", "--salt", "-c"]));
-    assert_eq!(help_options(argh), set(&["--dry-run", "--origin", "-n"]));
+    assert_eq!(
+        help_options(argh),
+        set(&["--allow-downgrade", "--dry-run", "--origin", "-n"])
+    );
     assert_eq!(help_commands(argh), ["take", "status"]);
     assert_eq!(
         option_names(&unroff(r#".BR \-\-direct\-io [ =on | off ]"#)),
