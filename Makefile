@@ -16,7 +16,7 @@ APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minis
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
 	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools strace
 
-.PHONY: all deps build test test-all unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash sign demo run clean
+.PHONY: all deps build test test-all unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash sign demo run install deb clean
 all: $(BUILD)/liveroot
 
 # Install what is missing (apt-get update first, as on a fresh machine), add the musl target.
@@ -131,6 +131,17 @@ demo: $(BUILD)/liveroot
 
 run: $(BUILD)/liveroot
 	@mk/demo.sh --interactive
+
+# The binary, its applet links (in PREFIX/lib/liveroot/bin: out of PATH, so that liveroot's
+# losetup never shadows util-linux's), the publisher's tools (PREFIX/bin/liveroot-sign, -mkflash,
+# -mkinitramfs, -kernel), the man pages and the docs; see mk/install.sh and README "Installing".
+PREFIX ?= /usr/local
+install: $(BUILD)/liveroot
+	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' LIVEROOT='$(BUILD)/liveroot' mk/install.sh
+
+# A Debian package of the same, PREFIX=/usr: build/liveroot_VERSION_amd64.deb (mk/deb.sh).
+deb: $(BUILD)/liveroot
+	@LIVEROOT='$(BUILD)/liveroot' OUT='$(BUILD)' mk/deb.sh
 
 clean:
 	rm -rf $(BUILD) target
