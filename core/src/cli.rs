@@ -8,8 +8,16 @@ use crate::error::{Error, Result};
 /// `short_with_value` lists the short options that take a value (e.g. "ob" for `-o N -b N`),
 /// so that clusters like `-rf` split into `-r -f` and `-o512` into `-o 512`.
 pub fn parse<T: argh::FromArgs>(argv: &[String], short_with_value: &str) -> Result<T> {
+    parse_last_wins(argv, short_with_value, &[])
+}
+
+/// [`parse`], where each of the `last_wins` options (long names taking a value) may be given
+/// more than once and the last one counts, as with getopt: argh refuses a repeated option, and
+/// scripts that add to a command line an option it already has rely on this (a test harness's
+/// `--stall-timeout 2`, a wrapper's `"$@" --timeout N`).
+pub fn parse_last_wins<T: argh::FromArgs>(argv: &[String], short_with_value: &str, last_wins: &[&str]) -> Result<T> {
     let name = argv.first().map(String::as_str).unwrap_or("liveroot");
-    let args = normalize(argv.get(1..).unwrap_or(&[]), short_with_value);
+    let args = last_only(normalize(argv.get(1..).unwrap_or(&[]), short_with_value), last_wins);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     T::from_args(&[name], &refs).map_err(|e| match e.status {
         Ok(()) => Error::help(e.output),
@@ -66,11 +74,70 @@ pub fn normalize(args: &[String], short_with_value: &str) -> Vec<String> {
     out
 }
 
+/// A lone `-` (stdin, or "none" as a value) as argh is given it: argh takes any word starting
+/// with `-` for an option. U+10FF2D is the escape of the byte `-` that the binary's `osarg`
+/// makes, which no encoded argument holds by itself, and which `osarg::path` turns back into
+/// `-`.
+pub const DASH: &str = "\u{10FF2D}";
+
+/// [`parse_last_wins`] for an applet where `-` is a word (stdin): each `-` reaches its
+/// strings as [`DASH`], which [`undash`] turns back.
+pub fn parse_dash<T: argh::FromArgs>(argv: &[String], short_with_value: &str, last_wins: &[&str]) -> Result<T> {
+    let argv: Vec<String> = argv.iter().enumerate().map(|(i, a)| if i > 0 && a == "-" { DASH.to_owned() } else { a.clone() }).collect();
+    parse_last_wins(&argv, short_with_value, last_wins)
+}
+
+pub fn undash(s: &mut String) {
+    if s == DASH {
+        "-".clone_into(s);
+    }
+}
+
+/// Drop every `OPT VALUE` pair of the `opts` but the last one of each (before `--`; the input
+/// is [`normalize`]d, so a value is always the next word).
+fn last_only(args: Vec<String>, opts: &[&str]) -> Vec<String> {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let mut drop = vec![false; args.len()];
+    let mut seen: Vec<(&str, usize)> = Vec::new();
+    let mut i = 0;
+    while i < end {
+        let a = args[i].as_str();
+        if opts.contains(&a) && i + 1 < end {
+            if let Some(&(_, prev)) = seen.iter().find(|(o, _)| *o == a) {
+                drop[prev] = true;
+                drop[prev + 1] = true;
+            }
+            seen.retain(|(o, _)| *o != a);
+            seen.push((a, i));
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    args.into_iter().zip(drop).filter(|(_, d)| !d).map(|(a, _)| a).collect()
+}
+
 /// The longest wait in seconds an option may ask for: a week. Bounded so that a deadline (now +
 /// wait) cannot overflow the clock, which panicked (SIGILL in the release build).
 pub const MAX_SECONDS: u64 = 7 * 86_400;
 /// The longest wait for a device at boot (`find-medium --wait`, `rd.retry=`): a day.
 pub const MAX_BOOT_WAIT: u64 = 86_400;
+
+/// An interval: `30`, `30s`, `15m`, `6h`, `1d` → seconds (at least 1; None when not one).
+pub fn parse_interval(v: &str) -> Option<u64> {
+    let (n, unit) = match v.strip_suffix(['s', 'm', 'h', 'd']) {
+        Some(n) => (n, v.get(n.len()..)?),
+        None => (v, "s"),
+    };
+    let mul = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 1,
+    };
+    let n: u64 = Some(n).filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))?.parse().ok()?;
+    n.checked_mul(mul).filter(|&s| s > 0)
+}
 
 /// Parse a size like util-linux does: a decimal number (or 0x hex) with an optional suffix
 /// K, M, G, T, P, E (powers of 1024, also KiB/MiB/...) or KB, MB, GB... (powers of 1000).
@@ -171,6 +238,28 @@ mod tests {
     fn normalize_non_ascii_clusters() {
         assert_eq!(normalize(&v(&["-é", "-oé"]), "ob"), v(&["-é", "-o", "é"]));
         assert_eq!(normalize(&v(&["--é=ü"]), "ob"), v(&["--é", "ü"]));
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_option_wins() {
+        let o = ["--to", "--timeout"];
+        assert_eq!(last_only(v(&["--to", "a", "x", "--to", "b", "--timeout", "1"]), &o), v(&["x", "--to", "b", "--timeout", "1"]));
+        // A value that looks like the option is a value; after `--` nothing is an option.
+        assert_eq!(last_only(v(&["--to", "--to", "--to", "c"]), &o), v(&["--to", "c"]));
+        assert_eq!(last_only(v(&["--to", "a", "--", "--to", "b"]), &o), v(&["--to", "a", "--", "--to", "b"]));
+        assert_eq!(last_only(v(&["--seed", "a", "--seed", "b"]), &o), v(&["--seed", "a", "--seed", "b"]));
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("30"), Some(30));
+        assert_eq!(parse_interval("30s"), Some(30));
+        assert_eq!(parse_interval("15m"), Some(900));
+        assert_eq!(parse_interval("6h"), Some(21_600));
+        assert_eq!(parse_interval("1d"), Some(86_400));
+        for bad in ["", "0", "0s", "s", "1x", "-1", "1.5h", "18446744073709551615d", "1é"] {
+            assert_eq!(parse_interval(bad), None, "{bad}");
+        }
     }
 
     #[test]

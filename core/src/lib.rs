@@ -16,6 +16,7 @@ pub mod delta;
 pub mod digest;
 pub mod dmverity;
 pub mod fat;
+pub mod fetch;
 pub mod flashsync;
 pub mod fsutil;
 #[cfg(any(test, feature = "fuzzing"))]
