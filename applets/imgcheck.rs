@@ -1,13 +1,6 @@
-//! imgcheck — sha256sum-compatible hashing and checking, with CRC-32 and minisign signatures.
-//!
-//! ```text
-//! imgcheck [--crc32] [--progress|--no-progress] [FILE...]
-//! imgcheck -c MANIFEST [--dir DIR] [--quiet] [--progress|--no-progress]
-//!          [--pubkey KEY | --pubkey-file FILE] [--sig MANIFEST.minisig] [--print-version]
-//! imgcheck --verity-format IMAGE [--salt HEX] [--uuid UUID]
-//! imgcheck --verity-verify IMAGE [--roothash HEX | --roothash-file FILE]
-//! imgcheck --make-index IMAGE
-//! ```
+//! imgcheck — sha256sum-compatible hashing and checking, with CRC-32 and minisign signatures,
+//! the dm-verity sidecars (src/veritytool.rs) and the delta block index (src/delta.rs). Its
+//! options are documented once, in `Args` (`imgcheck --help`).
 //!
 //! Hashing prints `SHA256  NAME` exactly like `sha256sum` (`-` is stdin; a name with `\`, newline
 //! or CR is escaped and the line starts with `\`). With `--crc32` the line is
@@ -15,30 +8,24 @@
 //! computed in the same pass; that form is not meant for `sha256sum -c`.
 //!
 //! Checking prints `NAME: OK`, `NAME: FAILED` or `NAME: FAILED open or read` per manifest line,
-//! and the `WARNING: ...` summary on stderr, like `sha256sum -c`. Names are relative to `--dir`
-//! (default: the current directory, as sha256sum). The manifest is parsed strictly (see
-//! src/manifest.rs); a malformed manifest is a verification failure.
+//! and the `WARNING: ...` summary on stderr, like `sha256sum -c`. The manifest is parsed
+//! strictly (see src/manifest.rs); a malformed manifest is a verification failure. With a
+//! public key the manifest is trusted only once its minisign signature verifies over the exact
+//! bytes read.
 //!
-//! With a public key the manifest is trusted only once its minisign signature (default
-//! `MANIFEST.minisig`) verifies over the exact bytes read. `--print-version` then prints the `N`
-//! of `version=N` from the signed trusted comment and checks no files.
-//!
-//! `--verity-format` writes the dm-verity sidecars `IMAGE.verity` (superblock + hash tree) and
-//! `IMAGE.roothash` (hex, no newline) byte-identical to `veritysetup format IMAGE IMAGE.verity
-//! --root-hash-file IMAGE.roothash` with the same salt and uuid (defaults: 32 random bytes, a
-//! random uuid, as veritysetup); each file appears under its name only complete and fsynced.
-//! `--verity-verify` checks tree and data against the root hash offline, like `veritysetup
-//! verify`, naming the first block that does not match.
-//!
-//! Exit: 0 ok, 1 I/O failure, 2 usage, 3 verification failed (mismatch, missing listed file,
-//! malformed manifest, bad signature, verity mismatch).
+//! argh takes a lone `-` for an option; [`cli::parse_dash`] hands it through as a word that
+//! means stdin.
 
+use crate::cli;
 use crate::digest::{hash_file, hex, input_size, progress_wanted, Hasher};
 use crate::error::{Context, Error, Result};
 use crate::manifest;
 use crate::osarg;
 use crate::progress::Progress;
-use std::ffi::{OsStr, OsString};
+use crate::verity;
+use crate::veritytool::{self, with_suffix};
+use argh::FromArgs;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -47,110 +34,102 @@ use std::path::{Path, PathBuf};
 
 pub const SUMMARY: &str = "sha256sum-compatible image check with CRC-32 and minisign signatures";
 
-const HELP: &str = "Usage: imgcheck [--crc32] [--progress|--no-progress] [FILE...]
-       imgcheck -c MANIFEST [--dir DIR] [--quiet]
-                [--pubkey KEY | --pubkey-file FILE] [--sig SIGFILE] [--print-version]
-
-Print or check SHA-256 checksums like sha256sum. With no FILE, or when FILE is -, read stdin.
-
-  --crc32             also print the CRC-32 (IEEE): 'SHA256  CRC32  NAME'
-  --progress          show bytes, rate and ETA on stderr (default: when stderr is a
-                      terminal and the input is over 64 MiB)
-  --no-progress       never show progress
-  -c, --check MANIFEST
-                      check the files listed in MANIFEST (sha256sum format; - is stdin)
-  --dir DIR           names in MANIFEST are relative to DIR (default: current directory)
-  --quiet             do not print OK lines
-  --pubkey KEY        trust MANIFEST only if signed by this minisign public key (base64)
-  --pubkey-file FILE  the same, with the key read from a minisign.pub file
-  --sig SIGFILE       the minisign signature of MANIFEST (default: MANIFEST.minisig)
-  --print-version     after the signature verifies, print N from the signed trusted
-                      comment 'version=N' and check no files
-  --verity-format IMAGE
-                      write IMAGE.verity (dm-verity superblock + hash tree) and
-                      IMAGE.roothash, as 'veritysetup format' does (sha256, 4096-byte
-                      blocks, hash format 1); prints the root hash
-  --salt HEX          salt for --verity-format (default: 32 random bytes; - for none)
-  --uuid UUID         uuid for --verity-format (default: random)
-  --verity-verify IMAGE
-                      check IMAGE and IMAGE.verity against the root hash, like
-                      'veritysetup verify'
-  --roothash HEX      the root hash for --verity-verify
-  --roothash-file F   read it from F (default: IMAGE.roothash)
-  --make-index IMAGE  write IMAGE.zidx, the block index imgfetch --seed uses to download
-                      only what changed (list it in the signed SHA256SUMS)
-  -h, --help          show this help
-
-Exit status: 0 ok, 1 I/O failure, 2 usage, 3 verification failed.
-";
-
-#[derive(Default)]
+#[derive(FromArgs)]
+/// Print or check SHA-256 checksums like sha256sum. With no FILE, or when FILE is -, read stdin.
+/// Also: write or check the dm-verity sidecars of an image, or its delta block index.
+#[argh(note = "Exit status: 0 ok, 1 I/O failure, 2 usage, 3 verification failed.")]
 struct Args {
+    #[argh(switch)]
+    /// also print the CRC-32 (IEEE): 'SHA256  CRC32  NAME'
     crc32: bool,
-    progress: Option<bool>,
+    #[argh(switch)]
+    /// show bytes, rate and ETA on stderr (default: when stderr is a terminal and the input is
+    /// over 64 MiB)
+    progress: bool,
+    #[argh(switch)]
+    /// never show progress (wins over --progress)
+    no_progress: bool,
+    #[argh(option, short = 'c', arg_name = "MANIFEST")]
+    /// check the files listed in MANIFEST (sha256sum format; - is stdin)
     check: Option<String>,
+    #[argh(option, arg_name = "DIR")]
+    /// names in MANIFEST are relative to DIR (default: current directory)
     dir: Option<String>,
+    #[argh(switch)]
+    /// do not print OK lines
     quiet: bool,
+    #[argh(option, arg_name = "KEY")]
+    /// trust MANIFEST only if signed by this minisign public key (base64)
     pubkey: Option<String>,
+    #[argh(option, arg_name = "FILE")]
+    /// the same, with the key read from a minisign.pub file
     pubkey_file: Option<String>,
+    #[argh(option, arg_name = "SIGFILE")]
+    /// the minisign signature of MANIFEST (default: MANIFEST.minisig)
     sig: Option<String>,
+    #[argh(switch)]
+    /// after the signature verifies, print N from the signed trusted comment 'version=N' and
+    /// check no files
     print_version: bool,
-    files: Vec<String>,
+    #[argh(option, arg_name = "IMAGE")]
+    /// write IMAGE.verity (dm-verity superblock + hash tree) and IMAGE.roothash, as
+    /// 'veritysetup format' does (sha256, 4096-byte blocks, hash format 1); prints the root hash
     verity_format: Option<String>,
-    verity_verify: Option<String>,
+    #[argh(option, arg_name = "HEX")]
+    /// salt for --verity-format (default: 32 random bytes; - for none)
     salt: Option<String>,
+    #[argh(option, arg_name = "UUID")]
+    /// uuid for --verity-format (default: random)
     uuid: Option<String>,
+    #[argh(option, arg_name = "IMAGE")]
+    /// check IMAGE and IMAGE.verity against the root hash, like 'veritysetup verify'
+    verity_verify: Option<String>,
+    #[argh(option, arg_name = "HEX")]
+    /// the root hash for --verity-verify
     roothash: Option<String>,
+    #[argh(option, arg_name = "F")]
+    /// read it from F (default: IMAGE.roothash)
     roothash_file: Option<String>,
+    #[argh(option, arg_name = "IMAGE")]
+    /// write IMAGE.zidx, the block index imgfetch --seed uses to download only what changed
+    /// (list it in the signed SHA256SUMS)
     make_index: Option<String>,
+    #[argh(positional, arg_name = "FILE")]
+    /// files to hash (- is stdin)
+    files: Vec<String>,
 }
+
+impl Args {
+    /// None: progress when stderr is a terminal and the input is large.
+    fn progress(&self) -> Option<bool> {
+        match (self.progress, self.no_progress) {
+            (_, true) => Some(false),
+            (true, false) => Some(true),
+            (false, false) => None,
+        }
+    }
+}
+
+/// The options given a value, each of which may be repeated (the last counts), as the
+/// hand-written parser this replaced allowed.
+const LAST_WINS: &[&str] = &[
+    "-c", "--check", "--dir", "--pubkey", "--pubkey-file", "--sig", "--verity-format", "--salt", "--uuid", "--verity-verify",
+    "--roothash", "--roothash-file", "--make-index",
+];
 
 fn usage(msg: &str) -> Error {
     Error::usage(format!("{msg}\nTry 'imgcheck --help' for more information."))
 }
 
-// By hand: argh would take a lone `-` (stdin) for an option.
-fn parse_args(argv: &[String]) -> Result<Args> {
-    let args = crate::cli::normalize(argv.get(1..).unwrap_or(&[]), "c");
-    let mut a = Args::default();
-    let mut it = args.into_iter();
-    let mut rest = false;
-    while let Some(arg) = it.next() {
-        if rest || arg == "-" || !arg.starts_with('-') {
-            a.files.push(arg);
-            continue;
-        }
-        let mut value = |opt: &str| it.next().ok_or_else(|| usage(&format!("option '{opt}' requires an argument")));
-        match arg.as_str() {
-            "--" => rest = true,
-            "-h" | "--help" => return Err(Error::help(HELP)),
-            "--crc32" => a.crc32 = true,
-            "--progress" => a.progress = Some(true),
-            "--no-progress" => a.progress = Some(false),
-            "-c" | "--check" => a.check = Some(value(&arg)?),
-            "--dir" => a.dir = Some(value(&arg)?),
-            "--quiet" => a.quiet = true,
-            "--pubkey" => a.pubkey = Some(value(&arg)?),
-            "--pubkey-file" => a.pubkey_file = Some(value(&arg)?),
-            "--sig" => a.sig = Some(value(&arg)?),
-            "--print-version" => a.print_version = true,
-            "--verity-format" => a.verity_format = Some(value(&arg)?),
-            "--verity-verify" => a.verity_verify = Some(value(&arg)?),
-            "--make-index" => a.make_index = Some(value(&arg)?),
-            "--salt" => a.salt = Some(value(&arg)?),
-            "--uuid" => a.uuid = Some(value(&arg)?),
-            "--roothash" => a.roothash = Some(value(&arg)?),
-            "--roothash-file" => a.roothash_file = Some(value(&arg)?),
-            _ => return Err(usage(&format!("unrecognized option '{arg}'"))),
-        }
-    }
+/// The rules between the modes that argh cannot state.
+fn check_args(a: &Args) -> Result<()> {
     let keyed = a.pubkey.is_some() || a.pubkey_file.is_some();
     if a.make_index.is_some() {
         let others = a.check.is_some() || !a.files.is_empty() || a.crc32 || keyed || a.sig.is_some() || a.print_version;
         if others || a.verity_format.is_some() || a.verity_verify.is_some() || a.salt.is_some() || a.uuid.is_some() || a.roothash.is_some() || a.roothash_file.is_some() {
             return Err(usage("--make-index takes one IMAGE and no other mode"));
         }
-        return Ok(a);
+        return Ok(());
     }
     let verity = a.verity_format.is_some() || a.verity_verify.is_some();
     if verity {
@@ -196,11 +175,14 @@ fn parse_args(argv: &[String]) -> Result<Args> {
     if (a.sig.is_some() || a.print_version) && !keyed {
         return Err(usage("--sig and --print-version need --pubkey or --pubkey-file"));
     }
-    Ok(a)
+    Ok(())
 }
 
 pub fn run(argv: &[String]) -> Result<()> {
-    let a = parse_args(argv)?;
+    let mut a: Args = cli::parse_dash(argv, "c", LAST_WINS)?;
+    let words = [&mut a.check, &mut a.dir, &mut a.pubkey, &mut a.pubkey_file, &mut a.sig, &mut a.verity_format, &mut a.salt, &mut a.uuid];
+    words.into_iter().flatten().chain(&mut a.verity_verify).chain(&mut a.roothash).chain(&mut a.roothash_file).chain(&mut a.make_index).chain(&mut a.files).for_each(cli::undash);
+    check_args(&a)?;
     if let Some(img) = &a.make_index {
         // Under a temporary name, fsynced, then renamed: a publisher never uploads half an index.
         let img = osarg::path(img);
@@ -260,7 +242,7 @@ fn print_sums(a: &Args) -> Result<()> {
     for name in files {
         let raw = osarg::decode(name);
         let label = Path::new(&raw).display().to_string();
-        let res = open_input(name).and_then(|f| digest(&f, &label, a.crc32, a.progress));
+        let res = open_input(name).and_then(|f| digest(&f, &label, a.crc32, a.progress()));
         let d = match res {
             Ok(d) => d,
             Err(e) => {
@@ -337,7 +319,7 @@ fn check(a: &Args, path: &str) -> Result<()> {
     for e in &m.entries {
         let shown = String::from_utf8_lossy(&e.name).into_owned();
         let file: PathBuf = dir.join(Path::new(OsStr::from_bytes(&e.name)));
-        let res = File::open(&file).and_then(|f| digest(&f, &shown, false, a.progress));
+        let res = File::open(&file).and_then(|f| digest(&f, &shown, false, a.progress()));
         let verdict: &[u8] = match res {
             Ok(d) if d.sha256 == e.sha256 => b": OK\n",
             Ok(_) => {
@@ -382,184 +364,34 @@ fn check(a: &Args, path: &str) -> Result<()> {
     Err(Error::verify("", last))
 }
 
-/// Read until `buf` is full or the input ends; the count read.
-fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::io::Read;
-    let mut n = 0;
-    while let Some(rest) = buf.get_mut(n..).filter(|r| !r.is_empty()) {
-        match f.read(rest) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
 
-/// Write `data` to `path` so that the name only ever holds the complete file: a temporary name
-/// in the same directory, fsync, rename, fsync of the directory.
-fn write_durably(p: &Path, data: &[u8]) -> Result<()> {
-    let dir = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut base = OsString::from(".");
-    base.push(p.file_name().unwrap_or_default());
-    base.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(base);
-    let res = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, p)?;
-        File::open(&dir)?.sync_all()
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(p.display().to_string(), &e));
-    }
-    Ok(())
+fn out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|_| out.flush()).ctx("standard output")
 }
 
 fn verity_format(path: &Path, salt: Option<&str>, uuid: Option<&str>) -> Result<()> {
-    use crate::verity::{self, Superblock, TreeBuilder};
     let salt = match salt {
         Some("-") => Vec::new(),
         Some(h) => match verity::parse_hex(h) {
             Some(s) if s.len() <= verity::MAX_SALT => s,
             _ => return Err(usage(&format!("--salt '{h}': expected up to 256 bytes of hex, or -"))),
         },
-        None => {
-            let mut s = vec![0u8; verity::DEFAULT_SALT];
-            crate::sys::random::fill(&mut s)?;
-            s
-        }
+        None => veritytool::random_salt()?,
     };
     let uuid = match uuid {
         Some(u) => verity::parse_uuid(u).ok_or_else(|| usage(&format!("--uuid '{u}': expected 8-4-4-4-12 hex digits")))?,
-        None => {
-            let mut r = [0u8; 16];
-            crate::sys::random::fill(&mut r)?;
-            verity::uuid_from_random(r)
-        }
+        None => veritytool::random_uuid()?,
     };
-    let image = path.display().to_string();
-    let image = image.as_str();
-    let mut f = File::open(path).ctx(image)?;
-    let size = input_size(&f).ok_or_else(|| Error::new(image, "not a regular file or block device"))?;
-    let bs = u64::from(verity::DEFAULT_BLOCK);
-    let blocks = size / bs;
-    if blocks == 0 {
-        return Err(Error::new(image, format!("{size} bytes: smaller than one {bs}-byte block")));
-    }
-    if size % bs != 0 {
-        warn(&format!(
-            "{image}: the last {} bytes are not a whole {bs}-byte block and are not covered by the tree \
-             (as with veritysetup); dm-verity will refuse to map it: pad the image to {bs} bytes",
-            size % bs
-        ));
-    }
-    let mut b = TreeBuilder::new(&salt, verity::DEFAULT_BLOCK, verity::DEFAULT_BLOCK, blocks)?;
-    {
-        use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
-        use std::os::fd::AsRawFd;
-        let _ = posix_fadvise(f.as_raw_fd(), 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
-    }
-    let mut buf = vec![0u8; VERITY_READ];
-    loop {
-        let want = usize::try_from(b.wanted()).unwrap_or(usize::MAX).min(buf.len());
-        if want == 0 {
-            break;
-        }
-        let n = read_full(&mut f, buf.get_mut(..want).unwrap_or_default()).ctx(image)?;
-        if n == 0 {
-            return Err(Error::new(image, "file shrank while it was hashed"));
-        }
-        b.update(buf.get(..n).unwrap_or_default());
-    }
-    let tree = b.finish()?;
-    let sb = Superblock::new(blocks, &salt, uuid);
-    let root = hex(&tree.root);
-    // The tree first, the root hash last: a publisher that sees .roothash sees a complete pair.
-    write_durably(&with_suffix(path, ".verity"), &verity::hash_file(&sb, &tree))?;
-    write_durably(&with_suffix(path, ".roothash"), root.as_bytes())?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(format!("{root}\n").as_bytes()).and_then(|_| out.flush()).ctx("standard output")
+    let root = veritytool::format(path, &salt, uuid, warn)?;
+    out(&format!("{root}\n"))
 }
 
-/// Reads for --verity-format and --verity-verify: whole data blocks, large enough that the
-/// syscalls vanish next to SHA-256.
-const VERITY_READ: usize = 1 << 20;
-
-/// `path` with `suffix` appended to its last component, bytes kept.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-fn verity_verify(ipath: &Path, roothash: Option<&str>, roothash_file: Option<&Path>) -> Result<()> {
-    use crate::verity::{self, Mismatch, Verifier};
-    use std::io::{Read, Seek, SeekFrom};
-    let root = match (roothash, roothash_file) {
-        (Some(h), _) => verity::parse_hex(h).ok_or_else(|| usage(&format!("--roothash '{h}': not hex")))?,
-        (None, f) => {
-            let file = f.map_or_else(|| with_suffix(ipath, ".roothash"), Path::to_path_buf);
-            let path = file.display().to_string();
-            let mut data = Vec::new();
-            File::open(&file).ctx(&path)?.take(1025).read_to_end(&mut data).ctx(&path)?;
-            crate::pairs::parse_roothash(&data).ok_or_else(|| Error::verify(&path, "not a root hash (one line of hex)"))?
-        }
+fn verity_verify(image: &Path, roothash: Option<&str>, roothash_file: Option<&Path>) -> Result<()> {
+    let root = match roothash {
+        Some(h) => verity::parse_hex(h).ok_or_else(|| usage(&format!("--roothash '{h}': not hex")))?,
+        None => veritytool::read_roothash(image, roothash_file)?,
     };
-    let hfile = with_suffix(ipath, ".verity");
-    let hpath = hfile.display().to_string();
-    let image = ipath.display().to_string();
-    let image = image.as_str();
-    let mut hf = File::open(&hfile).ctx(&hpath)?;
-    let hash_size = input_size(&hf).ok_or_else(|| Error::new(&hpath, "not a regular file or block device"))?;
-    let mut sbb = [0u8; verity::SB_SIZE];
-    let n = read_full(&mut hf, &mut sbb).ctx(&hpath)?;
-    let sb = verity::parse_superblock(sbb.get(..n).unwrap_or_default()).map_err(|e| Error::verify(&hpath, e.reason))?;
-    let mut f = File::open(ipath).ctx(image)?;
-    let size = input_size(&f).ok_or_else(|| Error::new(image, "not a regular file or block device"))?;
-    let exact = f.metadata().map(|m| m.is_file()).unwrap_or(true);
-    let p = verity::table_params(&hpath, &sb, size, exact, hash_size, &root)?;
-    let start = p.hash_start.saturating_mul(u64::from(p.hash_block_size));
-    let len = p.geometry.end.saturating_mul(u64::from(p.hash_block_size)).saturating_sub(start);
-    let mut tree = vec![0u8; usize::try_from(len).map_err(|_| Error::new(&hpath, "hash tree too large for memory"))?];
-    hf.seek(SeekFrom::Start(start)).ctx(&hpath)?;
-    if read_full(&mut hf, &mut tree).ctx(&hpath)? != tree.len() {
-        return Err(Error::verify(&hpath, "shorter than its hash tree"));
-    }
-    let dbs = u64::from(p.data_block_size);
-    let explain = |m: Mismatch| match m {
-        Mismatch::Root if p.geometry.levels.is_empty() => {
-            Error::verify(image, "data block 0 does not match the root hash")
-        }
-        Mismatch::Root => Error::verify(&hpath, "hash tree does not match the root hash (wrong root hash, or a corrupt tree)"),
-        Mismatch::HashBlock { level, index } => {
-            Error::verify(&hpath, format!("hash block {index} (tree level {level}) does not match the level above"))
-        }
-        Mismatch::DataBlock(i) => Error::verify(
-            image,
-            format!("data block {i} (bytes {}-{}) does not match the hash tree", i * dbs, (i + 1) * dbs - 1),
-        ),
-    };
-    let mut v = Verifier::new(&p, &tree).map_err(explain)?;
-    let mut buf = vec![0u8; VERITY_READ];
-    loop {
-        let want = usize::try_from(v.wanted()).unwrap_or(usize::MAX).min(buf.len());
-        if want == 0 {
-            break;
-        }
-        let n = read_full(&mut f, buf.get_mut(..want).unwrap_or_default()).ctx(image)?;
-        if n == 0 {
-            return Err(Error::verify(image, "shorter than the tree says"));
-        }
-        v.update(buf.get(..n).unwrap_or_default()).map_err(explain)?;
-    }
-    let blocks = v.finish().map_err(|_| Error::verify(image, "shorter than the tree says"))?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(format!("{image}: OK ({blocks} blocks)\n").as_bytes()).and_then(|_| out.flush()).ctx("standard output")
+    let blocks = veritytool::verify(image, &root)?;
+    out(&format!("{}: OK ({blocks} blocks)\n", image.display()))
 }

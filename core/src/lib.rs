@@ -40,3 +40,4 @@ pub mod syslinux;
 pub mod testhook;
 pub mod trial;
 pub mod verity;
+pub mod veritytool;
