@@ -24,6 +24,7 @@ pub mod fuzz;
 pub mod http;
 pub mod install;
 pub mod manifest;
+pub mod migration;
 #[cfg(test)]
 pub mod model;
 pub mod mountinfo;
