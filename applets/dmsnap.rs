@@ -1,16 +1,8 @@
 //! dmsnap — device-mapper snapshots and verity devices for the live root, without libdevmapper
 //! or udev.
 //!
-//! ```text
-//! dmsnap create NAME --origin DEV (--cow DEV | --overlay-size SIZE --overlay-dir DIR)
-//!               [--persistent | --transient] [--chunk SECTORS]
-//! dmsnap verity NAME --data FILE|DEV --hash FILE|DEV (--roothash HEX | --roothash-file F)
-//!               [--on-corruption eio|restart|panic]
-//! dmsnap status [NAME] [--raw]
-//! dmsnap table NAME
-//! dmsnap list [--all]
-//! dmsnap remove NAME
-//! ```
+//! Commands and options: the argh structs below, the one place (`dmsnap --help`,
+//! `dmsnap COMMAND --help`).
 //!
 //! The table is `0 <origin sectors> snapshot <origin> <cow> <mode> <chunk>`. Mode: default `PO`
 //! (persistent, overflow-tolerant: a full COW fails writes with EIO and keeps reads working, as

@@ -1,17 +1,9 @@
 //! losetup — set up and control loop devices (util-linux compatible subset).
 //!
-//! ```text
-//! losetup [-r] [-o OFFSET] [--sizelimit SIZE] [-b SECTOR] [-P] [--direct-io[=on|off]]
-//!         [--autoclear] (-f [--show] FILE | LOOPDEV FILE)
-//! losetup -f                     print the first unused device
-//! losetup -d LOOPDEV...          detach
-//! losetup -D                     detach all
-//! losetup -a | -j FILE [-o N]    list bound devices (util-linux `-a` format)
-//! losetup -l [-n] [--raw] [-O COLS] [-a | -j FILE | LOOPDEV]
-//! losetup -c LOOPDEV             re-read the backing file size
-//! losetup LOOPDEV                show one device
-//! losetup --direct-io[=on|off] LOOPDEV / -b SECTOR LOOPDEV   change a bound device
-//! ```
+//! The one applet not parsed by argh: util-linux's option forms (clustered short options with
+//! values such as `-fP`, `-o512`, `--direct-io` with an optional `=on|off`, modes chosen by
+//! option rather than by subcommand) are what scripts written for util-linux's losetup use, and
+//! argh has no optional option values. Its usage text is `HELP`, the one place.
 //! `-a` and `--list` print byte for byte what util-linux 2.38 prints (C locale).
 //! Exit: 0 ok, 1 failure, 2 usage.
 

@@ -1,15 +1,8 @@
 //! mdmirror — superblock-less md raid1 ("build" mode) with plain md ioctls and sysfs: no mdadm,
 //! no udev. Used to run the live root on a one-legged mirror and to migrate it onto a disk.
 //!
-//! ```text
-//! mdmirror build MD DEV|missing...       raid1, one slot per argument, no superblock
-//! mdmirror add MD DEV                    hot-add DEV into a free slot; recovery starts
-//! mdmirror wait MD [--progress]          wait until every slot is in sync
-//! mdmirror remove MD DEV                 fail and remove DEV (never the last in-sync member)
-//! mdmirror grow MD [--raid-devices N] [--size max]
-//! mdmirror detail MD                     like `mdadm --detail`
-//! mdmirror stop MD
-//! ```
+//! Commands and options: the argh structs below, the one place (`mdmirror --help`,
+//! `mdmirror COMMAND --help`).
 //! MD is `mdN` or `/dev/mdN`. `add` never raises the slot count by itself: a full array is
 //! refused and the caller (migrate) decides whether to `grow --raid-devices` first.
 //! Exit codes: 0 ok, 1 failure, 2 usage.

@@ -1,10 +1,7 @@
 //! syncflash — write the image the box booted (fetched from the network into RAM) back to the
 //! flash, so that no power cut at any moment leaves the flash without a complete, verified image.
 //!
-//! ```text
-//! syncflash [--medium DIR] [--image FILE --manifest FILE [--sig FILE]] [--pubkey-file KEY]
-//!           [--dry-run] [--progress] [--state FILE] [--tries N]
-//! ```
+//! Options: `Args` below, the one place (`syncflash --help`).
 //! With no arguments, in a live session, everything comes from `/run/live/state`: `image_file`
 //! (the booted image; `SHA256SUMS`, `SHA256SUMS.minisig` and the sidecars `IMG.verity`,
 //! `IMG.roothash` beside it), `medium_mount` (or `medium` + `medium_type`, mounted privately
