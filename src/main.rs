@@ -4,7 +4,7 @@
 
 // The core library's modules under the names the applets use (`crate::trial`, ...).
 pub(crate) use liveroot_core::{
-    civil, cli, cmdline, coldplug, delta, digest, dmverity, error, fetch, flashsync, fsutil, install, manifest, migration, pairs, progress, probe, raid, ramcopy, rollout, select, snapshot, state, sys, testhook, trial, verity, veritytool,
+    civil, cli, cmdline, coldplug, delta, digest, dmverity, error, fetch, flashsync, fsutil, install, looplist, manifest, migration, pairs, progress, probe, raid, ramcopy, rollout, select, snapshot, state, sys, testhook, trial, verity, veritytool,
 };
 mod osarg;
 

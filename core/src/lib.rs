@@ -23,6 +23,7 @@ pub mod fsutil;
 pub mod fuzz;
 pub mod http;
 pub mod install;
+pub mod looplist;
 pub mod manifest;
 pub mod migration;
 #[cfg(test)]
