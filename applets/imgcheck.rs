@@ -1,6 +1,6 @@
 //! imgcheck — sha256sum-compatible hashing and checking, with CRC-32 and minisign signatures,
-//! the dm-verity sidecars (src/veritytool.rs) and the delta block index (src/delta.rs). Its
-//! options are documented once, in `Args` (`imgcheck --help`).
+//! the dm-verity sidecars (core/src/veritytool.rs) and the delta block index
+//! (core/src/delta.rs). Its options are documented once, in `Args` (`imgcheck --help`).
 //!
 //! Hashing prints `SHA256  NAME` exactly like `sha256sum` (`-` is stdin; a name with `\`, newline
 //! or CR is escaped and the line starts with `\`). With `--crc32` the line is
@@ -9,7 +9,7 @@
 //!
 //! Checking prints `NAME: OK`, `NAME: FAILED` or `NAME: FAILED open or read` per manifest line,
 //! and the `WARNING: ...` summary on stderr, like `sha256sum -c`. The manifest is parsed
-//! strictly (see src/manifest.rs); a malformed manifest is a verification failure. With a
+//! strictly (see core/src/manifest.rs); a malformed manifest is a verification failure. With a
 //! public key the manifest is trusted only once its minisign signature verifies over the exact
 //! bytes read.
 //!

@@ -1,6 +1,6 @@
-//! imgfetch — the command line of src/fetch.rs: fetch a signed live image over HTTP, verified
-//! while it streams. Its options and exit codes are documented once, in `Args` (`imgfetch
-//! --help`); how a run goes is in src/fetch.rs.
+//! imgfetch — the command line of core/src/fetch.rs: fetch a signed live image over HTTP,
+//! verified while it streams. Its options and exit codes are documented once, in `Args`
+//! (`imgfetch --help`); how a run goes is in core/src/fetch.rs.
 //!
 //! Values with bounds (seconds, counts, sizes, intervals) are taken as text and checked here,
 //! so that a refusal names the option and the bound (`imgfetch: --timeout: '604801' is out of

@@ -1,12 +1,12 @@
 //! migrate — the rebootless install: mirror the live root (md raid1 over live-rw) onto a disk,
 //! switch the array to that disk, grow it and its ext4 filesystem, and release the live stack.
-//! The options are in `Args` (`migrate --help`); the steps, carried out by src/migration.rs:
+//! The options are in `Args` (`migrate --help`); the steps, carried out by core/src/migration.rs:
 //!
 //! 1. Preflight, nothing written: TARGET must be an unused block device (not mounted, no
 //!    holders, openable exclusively), not part of the live stack (medium, its disk, the loops,
 //!    live-rw, the array), at least as big as the array; the array must be the live one from
 //!    /run/live/state. A whole disk (unless --no-bootloader) also needs the kernel, initramfs
-//!    and boot code the box booted with, read from the live medium now (src/install.rs).
+//!    and boot code the box booted with, read from the live medium now (core/src/install.rs).
 //!    Without --yes, ask on a terminal; no terminal, no --yes: refuse.
 //!    After the confirmation a whole disk is partitioned (FAT32 boot partition + root
 //!    partition) and the boot partition written, nothing bootable yet; the root partition is the

@@ -337,7 +337,7 @@ fn sidecars_into(o: &Options, fx: &Fetcher, sidecars: &Sidecars, left: &mut Left
     Ok(())
 }
 
-/// The delta download (src/delta.rs) when it can be tried: the signed manifest lists
+/// The delta download (core/src/delta.rs) when it can be tried: the signed manifest lists
 /// NAME.zidx, the server does Range (`size` is known only then). Its index is fetched, checked
 /// against the manifest and parsed; any doubt is a line on stderr and None (the full download
 /// follows). Some(hasher): NAME.part is complete and hashed.

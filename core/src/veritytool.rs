@@ -1,6 +1,6 @@
 //! The dm-verity sidecars of an image file, as `veritysetup format` writes them and `veritysetup
 //! verify` checks them: IMAGE.verity (superblock + hash tree) and IMAGE.roothash (hex, no
-//! newline). The format itself (superblock, tree geometry, hashing) is src/verity.rs; this is
+//! newline). The format itself (superblock, tree geometry, hashing) is core/src/verity.rs; this is
 //! the files around it (imgcheck --verity-format, --verity-verify).
 
 use crate::digest::{hex, input_size};

@@ -1,4 +1,4 @@
-//! How a fetch moves bytes: requests over src/http.rs (not minreq: see there) under one
+//! How a fetch moves bytes: requests over core/src/http.rs (not minreq: see there) under one
 //! overall deadline, retried with backoff from where they stopped, into a `.part` file that is
 //! hashed as it grows, within the room the target has.
 
