@@ -263,7 +263,7 @@ fn image(o: &Options, fx: &Fetcher, u: &Urls, m: &manifest::Manifest, want: &[u8
     // is hashed whole and checked below like a full download.
     let mut delta = None;
     if policy::try_delta(o.seeds.len(), o.no_delta, resume) {
-        delta = delta_from_seeds(o, fx, m, u, &url, size.filter(|_| ranged), &part_file, want)?;
+        delta = delta_from_seeds(o, fx, m, u, &url, size.filter(|_| ranged), want)?;
     }
     let delta_done = delta.is_some();
     let file = if delta_done {
@@ -341,7 +341,7 @@ fn sidecars_into(o: &Options, fx: &Fetcher, sidecars: &Sidecars, left: &mut Left
 /// NAME.zidx, the server does Range (`size` is known only then). Its index is fetched, checked
 /// against the manifest and parsed; any doubt is a line on stderr and None (the full download
 /// follows). Some(hasher): NAME.part is complete and hashed.
-fn delta_from_seeds(o: &Options, fx: &Fetcher, m: &manifest::Manifest, u: &Urls, url: &str, size: Option<u64>, part: &Path, want: &[u8; 32]) -> Result<Option<Hasher>> {
+fn delta_from_seeds(o: &Options, fx: &Fetcher, m: &manifest::Manifest, u: &Urls, url: &str, size: Option<u64>, want: &[u8; 32]) -> Result<Option<Hasher>> {
     let iname = format!("{}{}", o.name, crate::delta::SUFFIX);
     let Some(entry) = m.get(iname.as_bytes()) else {
         (o.note)(&format!("{}: no {iname} listed: downloading in full", u.manifest));
@@ -382,7 +382,8 @@ fn delta_from_seeds(o: &Options, fx: &Fetcher, m: &manifest::Manifest, u: &Urls,
         }
     };
     let seeds: Vec<&Path> = o.seeds.iter().map(PathBuf::as_path).collect();
-    match crate::delta::fetch(&fx.http, url, &idx, &seeds, part, want)? {
+    let part = with_suffix(&o.to.join(&o.name), ".part");
+    match crate::delta::fetch(&fx.http, url, &idx, &seeds, &part, want)? {
         crate::delta::Outcome::Done(h) => Ok(Some(h)),
         crate::delta::Outcome::Full => Ok(None),
     }

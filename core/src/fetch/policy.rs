@@ -143,7 +143,7 @@ pub fn wanted(m: &Manifest, name: &str, murl: &str) -> Result<([u8; 32], Sidecar
 /// the same digest and it is no longer than the image; else 0.
 pub fn resume_at(note: Option<&str>, want_hex: &str, part_len: u64, size: Option<u64>) -> u64 {
     match note {
-        Some(n) if n.trim() == want_hex && !size.is_some_and(|s| part_len > s) => part_len,
+        Some(n) if n.trim() == want_hex && size.is_none_or(|s| part_len <= s) => part_len,
         _ => 0,
     }
 }
