@@ -365,7 +365,7 @@ struct StartArgs {
     #[argh(option, default = "String::new()")]
     version: String,
     /// tries (default 3)
-    #[argh(option, default = "crate::trial::DEFAULT_TRIES")]
+    #[argh(option, default = "crate::cmdline::DEFAULT_TRIES")]
     tries: u8,
     /// the image came from the network
     #[argh(switch)]

@@ -309,7 +309,7 @@ fn cmdline_tries() -> u8 {
         .rev()
         .find(|(k, _)| k == "rd.live.tries")
         .and_then(|(_, v)| v?.parse::<u8>().ok())
-        .unwrap_or(crate::trial::DEFAULT_TRIES)
+        .unwrap_or(crate::cmdline::DEFAULT_TRIES)
 }
 
 /// `path` with `suffix` appended to its last component, bytes kept.

@@ -87,6 +87,9 @@ pub struct Live {
     pub panic: Option<String>,
 }
 
+/// `rd.live.tries=` default: a new image gets three boots to call mark-good.
+pub const DEFAULT_TRIES: u8 = 3;
+
 /// `rd.live.watchdog=` default: two minutes for an image on trial to come up and call mark-good.
 pub const DEFAULT_WATCHDOG: u32 = 120;
 
@@ -114,7 +117,7 @@ impl Default for Live {
             root_fstype: String::new(),
             root_flags: String::new(),
             root_ro: false,
-            tries: crate::trial::DEFAULT_TRIES,
+            tries: DEFAULT_TRIES,
             machine_id: String::new(),
             watchdog: DEFAULT_WATCHDOG,
             panic: None,

@@ -48,7 +48,6 @@ pub const SLOTS: usize = 2;
 pub const FILE_SIZE: u64 = (SLOT * SLOTS) as u64;
 /// Encoded record length (the CRC ends it).
 pub const LEN: usize = 84;
-pub const DEFAULT_TRIES: u8 = 3;
 const MAGIC: [u8; 8] = *b"LRTRIAL\0";
 const FORMAT: u16 = 1;
 const FILLER: &[u8] = b"\nliveroot trial state: two copies, rewritten in place on the raw device; do not edit\n";
