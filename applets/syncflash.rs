@@ -59,7 +59,7 @@
 //!    key, sidecars, `.verity` and image hashed) and byte for byte the source's manifest,
 //!    signature and root hash; any failure removes it.
 //!    The new pair is put on trial (`LiveOS/trial.state`, src/trial.rs; `--tries`, else
-//!    `rd.live.tries`, else 3; 0: not on trial) falling back to the keeper's version, which
+//!    `rd.live.tries`, refused when malformed as the boot refuses it, else 3; 0: not on trial) falling back to the keeper's version, which
 //!    becomes the floor, unless the record is already about it (a fetched image on trial goes
 //!    on with its tries; one marked good stays good); a medium without the file gets one. This
 //!    happens before a boot may choose the new pair: before its manifest lands under the primary
@@ -275,7 +275,10 @@ pub fn run(argv: &[String]) -> Result<()> {
         booted: if a.medium.is_some() { String::new() } else { get("medium_pair") },
         running: crate::digest::parse_sha256(get("image_sha256").as_bytes())
             .map(|sha256| crate::trial::Ident { version: get("image_version").parse().unwrap_or(0), sha256 }),
-        tries: a.tries.unwrap_or_else(cmdline_tries),
+        tries: match a.tries {
+            Some(n) => n,
+            None => cmdline_tries()?,
+        },
         min_version: get("min_version").parse().unwrap_or(0),
         allow_downgrade: a.allow_downgrade,
         dry_run: a.dry_run,
@@ -301,15 +304,10 @@ pub fn run(argv: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// rd.live.tries from the running kernel's command line (0: no trial), else the default.
-fn cmdline_tries() -> u8 {
-    let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    crate::cmdline::split(&line)
-        .into_iter()
-        .rev()
-        .find(|(k, _)| k == "rd.live.tries")
-        .and_then(|(_, v)| v?.parse::<u8>().ok())
-        .unwrap_or(crate::cmdline::DEFAULT_TRIES)
+/// rd.live.tries from the running kernel's command line (0: no trial), else the default; a bad
+/// value is refused as the boot refused it.
+fn cmdline_tries() -> Result<u8> {
+    crate::cmdline::tries_of(&std::fs::read_to_string("/proc/cmdline").ctx("/proc/cmdline")?)
 }
 
 /// `path` with `suffix` appended to its last component, bytes kept.

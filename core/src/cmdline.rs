@@ -157,6 +157,20 @@ fn flag(key: &str, val: Option<&str>) -> Result<bool> {
     }
 }
 
+fn tries(key: &str, val: Option<&str>) -> Result<u8> {
+    let n = number(key, val, "a number of tries")?;
+    u8::try_from(n).map_err(|_| bad(key, val.unwrap_or(""), "expected 0 (untried) to 255"))
+}
+
+/// `rd.live.tries` alone, checked as [`parse`] checks it (the last one counts; absent: the
+/// default), for a running system that needs only this option of its command line.
+pub fn tries_of(line: &str) -> Result<u8> {
+    match split(line).into_iter().rev().find(|(k, _)| k == "rd.live.tries") {
+        Some((k, v)) => tries(&k, v.as_deref()),
+        None => Ok(DEFAULT_TRIES),
+    }
+}
+
 /// A path below the medium root or inside the image: relative, no `..`.
 fn rel_path(key: &str, val: Option<&str>) -> Result<String> {
     let v = val.unwrap_or("");
@@ -229,10 +243,7 @@ pub fn parse(line: &str) -> Result<Live> {
                 };
                 l.ip = Some(iface.to_owned());
             }
-            "rd.live.tries" => {
-                let n = number(&k, val, "a number of tries")?;
-                l.tries = u8::try_from(n).map_err(|_| bad(&k, val.unwrap_or(""), "expected 0 (untried) to 255"))?;
-            }
+            "rd.live.tries" => l.tries = tries(&k, val)?,
             "rd.live.watchdog" => {
                 let n = number(&k, val, "a number of seconds")?;
                 l.watchdog = u32::try_from(n).ok().filter(|n| *n <= 65535).ok_or_else(|| bad(&k, val.unwrap_or(""), "expected 0 (off) to 65535 seconds"))?;
@@ -425,6 +436,13 @@ mod tests {
         assert_eq!(parse("root=live:LABEL=x rd.live.tries=7").unwrap().tries, 7);
         // 0: new images boot untried (trial.rs reads Start { tries: 0 } so).
         assert_eq!(parse("root=live:LABEL=x rd.live.tries=0").unwrap().tries, 0);
+        // The running system's reader (syncflash) says what the boot said, without a root=.
+        assert_eq!(tries_of("quiet").unwrap(), DEFAULT_TRIES);
+        assert_eq!(tries_of("rd.live.tries=1 rd.live.tries=0").unwrap(), 0);
+        for bad in ["256", "x", "", "-1"] {
+            let line = format!("root=live:LABEL=x rd.live.tries={bad}");
+            assert_eq!(tries_of(&line).unwrap_err().to_string(), parse(&line).unwrap_err().to_string(), "{bad:?}");
+        }
         assert!(parse("root=live:LABEL=x rd.live.tries=0").unwrap().to_shell().contains("LIVE_TRIES='0'\n"));
         for bad in ["256", "x", "", "-1"] {
             assert!(parse(&format!("root=live:LABEL=x rd.live.tries={bad}")).is_err(), "rd.live.tries={bad}");
