@@ -10,7 +10,7 @@ use crate::cli::{self, MAX_SECONDS};
 use crate::error::{Context, Error, Result};
 use crate::fetch::{self, policy, Floor, Key, Options, MAX_CHUNK, MAX_UNKNOWN};
 use crate::osarg;
-use crate::progress::size_str;
+use crate::cli::size_str;
 use argh::FromArgs;
 use std::io::Write;
 

@@ -30,7 +30,8 @@
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::install;
-use crate::migration::{self, mib, model, parent_disk, say, Live, Options};
+use crate::cli::mib;
+use crate::migration::{self, model, parent_disk, say, Live, Options};
 use crate::osarg;
 use crate::raid;
 use argh::FromArgs;

@@ -176,22 +176,24 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     num.checked_mul(mult).ok_or_else(|| format!("size '{s}' is too large"))
 }
 
-/// `1.5G`, `512M`, `100K`, `17B`, as `lsblk`/`losetup` print sizes (binary units, one decimal).
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "K", "M", "G", "T", "P", "E"];
-    let mut unit = 0;
-    let mut v = bytes as f64;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
+/// `17B`, `1.5K`, `1023.9M`, `2.0G`: binary units with one decimal, integers only (truncated,
+/// so a size is never shown larger than it is). Every human-readable size the applets print.
+pub fn size_str(n: u64) -> String {
+    let units = ["B", "K", "M", "G", "T", "P", "E"];
+    let mut u = 0;
+    while u + 1 < units.len() && n >> (10 * u) >= 1024 {
+        u += 1;
     }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else if v.fract() < 0.05 || v >= 100.0 {
-        format!("{:.0}{}", v, UNITS[unit])
-    } else {
-        format!("{:.1}{}", v, UNITS[unit])
-    }
+    let Some(unit) = units.get(u).filter(|_| u > 0) else {
+        return format!("{n}B");
+    };
+    let tenths = ((n as u128 * 10) >> (10 * u)) as u64;
+    format!("{}.{}{unit}", tenths / 10, tenths % 10)
+}
+
+/// `N MiB`, rounded up: what a size needs or is, in the unit the refusals and reports use.
+pub fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes.div_ceil(1 << 20))
 }
 
 #[cfg(test)]
@@ -263,10 +265,16 @@ mod tests {
     }
 
     #[test]
-    fn human() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(1024), "1K");
-        assert_eq!(human_size(1536), "1.5K");
-        assert_eq!(human_size(64 << 20), "64M");
+    fn size_strings() {
+        assert_eq!(size_str(0), "0B");
+        assert_eq!(size_str(1023), "1023B");
+        assert_eq!(size_str(1536), "1.5K");
+        assert_eq!(size_str(64 << 20), "64.0M");
+        assert_eq!(size_str((1 << 30) - 1), "1023.9M");
+        assert_eq!(size_str(u64::MAX), "15.9E");
+        assert_eq!(mib(0), "0 MiB");
+        assert_eq!(mib(1), "1 MiB");
+        assert_eq!(mib(128 << 20), "128 MiB");
+        assert_eq!(mib(u64::MAX), "17592186044416 MiB");
     }
 }

@@ -430,7 +430,7 @@ pub fn fetch(client: &http::Client, url: &str, idx: &Index, seeds: &[&Path], par
         blocks,
         plan.aligned,
         t.elapsed().as_millis(),
-        crate::progress::size_str(fetch_bytes),
+        crate::cli::size_str(fetch_bytes),
         todo.len()
     ));
     let mut multi = true;

@@ -24,6 +24,7 @@
 //!   under the primary name, or before the rotation's first rename), and a record that cannot be
 //!   written stops the run with the new pair removed: a new primary must never boot untried.
 
+use crate::cli::mib;
 use crate::digest::hex;
 use crate::error::{Code, Context, Error, Result};
 use crate::pairs::{self, Files, Pair, Trusted, SUFFIXES};
@@ -170,9 +171,6 @@ fn warn(text: &str) {
     eprintln!("syncflash: warning: {text}");
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{} MiB", bytes.div_ceil(1 << 20))
-}
 
 fn show(p: &Path) -> String {
     p.display().to_string()

@@ -82,7 +82,7 @@ fn run_size(d: &[u8]) -> bool {
     let s = text(d);
     let args: Vec<String> = s.split(' ').map(str::to_owned).collect();
     let _ = crate::cli::normalize(&args, "ob");
-    crate::cli::parse_size(&s).map(crate::cli::human_size).is_ok()
+    crate::cli::parse_size(&s).map(crate::cli::size_str).is_ok()
 }
 
 fn seeds_size() -> Vec<Vec<u8>> {

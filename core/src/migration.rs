@@ -5,6 +5,7 @@
 //!
 //! What it knows of the live system comes from /run/live/state through [`live_state`] alone.
 
+use crate::cli::mib;
 use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::install;
@@ -83,10 +84,6 @@ pub fn say(text: &str) {
 
 fn warn(text: &str) {
     let _ = std::io::stderr().write_all(format!("migrate: warning: {text}\n").as_bytes());
-}
-
-pub fn mib(bytes: u64) -> String {
-    format!("{} MiB", bytes >> 20)
 }
 
 /// What preflight found out.

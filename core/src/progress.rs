@@ -7,6 +7,7 @@
 //! (every 10 s when there is no total), and the final line is the one that says 100 %.
 //! Integer arithmetic only: float formatting would add ~10 KiB to the binary.
 
+use crate::cli::size_str;
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -145,20 +146,6 @@ impl Drop for Progress {
     }
 }
 
-/// `17B`, `1.5K`, `1023.9M`, `2.0G`: binary units with one decimal, integers only.
-pub fn size_str(n: u64) -> String {
-    let units = ["B", "K", "M", "G", "T", "P", "E"];
-    let mut u = 0;
-    while u + 1 < units.len() && n >> (10 * u) >= 1024 {
-        u += 1;
-    }
-    let Some(unit) = units.get(u).filter(|_| u > 0) else {
-        return format!("{n}B");
-    };
-    let tenths = ((n as u128 * 10) >> (10 * u)) as u64;
-    format!("{}.{}{unit}", tenths / 10, tenths % 10)
-}
-
 /// What a reporter wrote, for tests.
 #[cfg(any(test, feature = "fuzzing"))]
 #[derive(Clone, Default)]
@@ -192,16 +179,6 @@ mod tests {
     }
 
     const M: u64 = 1 << 20;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(size_str(0), "0B");
-        assert_eq!(size_str(1023), "1023B");
-        assert_eq!(size_str(1536), "1.5K");
-        assert_eq!(size_str(64 << 20), "64.0M");
-        assert_eq!(size_str((1 << 30) - 1), "1023.9M");
-        assert_eq!(size_str(u64::MAX), "15.9E");
-    }
 
     #[test]
     fn one_line_format() {

@@ -87,9 +87,9 @@ pub fn describe(name: &str, params: &str) -> String {
             format!(
                 "{name}: {} / {} used ({pct:.1}%), metadata {}\n",
                 // Sector counts from the kernel's status line; a wrap would print nonsense.
-                crate::cli::human_size(a.saturating_mul(512)),
-                crate::cli::human_size(t.saturating_mul(512)),
-                crate::cli::human_size(m.saturating_mul(512))
+                crate::cli::size_str(a.saturating_mul(512)),
+                crate::cli::size_str(t.saturating_mul(512)),
+                crate::cli::size_str(m.saturating_mul(512))
             )
         }
         (None, "Overflow") => format!("{name}: Overflow: the overlay is full; writes fail with I/O errors, reads still work\n"),
@@ -115,7 +115,7 @@ mod tests {
     fn status_lines() {
         assert_eq!(
             describe("live-rw", "25600/1048576 80"),
-            "live-rw: 12.5M / 512M used (2.4%), metadata 40K\n"
+            "live-rw: 12.5M / 512.0M used (2.4%), metadata 40.0K\n"
         );
         assert!(describe("live-rw", "Overflow").starts_with("live-rw: Overflow: "));
         assert!(describe("live-rw", "Invalid").starts_with("live-rw: Invalid: "));
@@ -123,6 +123,6 @@ mod tests {
         assert_eq!(describe("x", "0/0 0"), "x: 0B / 0B used (0.0%), metadata 0B\n");
         // Sector counts whose byte counts do not fit in u64 (overflowed before).
         let max = u64::MAX;
-        assert_eq!(describe("x", &format!("{max}/{max} {max}")), "x: 16E / 16E used (100.0%), metadata 16E\n");
+        assert_eq!(describe("x", &format!("{max}/{max} {max}")), "x: 15.9E / 15.9E used (100.0%), metadata 15.9E\n");
     }
 }

@@ -122,7 +122,7 @@ echo "status after 1 MiB: $(dmsnap status "$N")"
 check status-grows "allocated $a0 -> $a1 sectors" [ "${a1:-0}" -gt "${a0:-0}" -a "${a1:-0}" -ge 2048 ]
 st=$(dmsnap status "$N")
 case $st in
-"$N: "*" / 4M used ("*"%), metadata "*) ok status-human ;;
+"$N: "*" / 4.0M used ("*"%), metadata "*) ok status-human ;;
 *) bad status-human "got '$st'" ;;
 esac
 got=$(dd if="/dev/mapper/$N" bs=64k skip=16 count=16 2>/dev/null | md5sum)
