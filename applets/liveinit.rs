@@ -1011,10 +1011,6 @@ fn nonzero(v: u64) -> String {
     if v == 0 { String::new() } else { v.to_string() }
 }
 
-fn assignments(vars: &[(&str, String)]) -> String {
-    vars.iter().map(|(k, v)| format!("{k}={}\n", crate::cmdline::sh_quote(v))).collect()
-}
-
 fn trial(a: TrialArgs) -> Result<()> {
     match a.cmd {
         TrialCmd::Take(a) => trial_take(a),
@@ -1092,7 +1088,7 @@ fn trial_take(a: TakeArgs) -> Result<()> {
             (String::new(), why.clone())
         }
     };
-    out(&assignments(&[
+    out(&crate::cmdline::sh_assignments(&[
         ("TRIAL", left),
         ("TRIAL_FALLBACK", fallback),
         ("TRIAL_FAILED", nonzero(cur.as_ref().map_or(0, |r| r.failed_version))),
@@ -1106,7 +1102,7 @@ fn trial_status(a: TrialStatusArgs) -> Result<()> {
     let cur = trial::read(&loc.path)?.ok_or_else(|| Error::new(loc.path.display().to_string(), "No such file or directory"))?;
     let r = cur.record.as_ref();
     let num = |f: fn(&trial::Record) -> u64| r.map(|r| f(r).to_string()).unwrap_or_default();
-    out(&assignments(&[
+    out(&crate::cmdline::sh_assignments(&[
         ("TRIAL_STATUS", r.map_or("none", |r| r.status.name()).to_owned()),
         ("TRIAL_LEFT", num(|r| r.tries_left.into())),
         ("TRIAL_TRIES", num(|r| r.tries.into())),

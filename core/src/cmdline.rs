@@ -323,6 +323,12 @@ pub fn sh_quote(s: &str) -> String {
     q
 }
 
+/// `NAME='value'` lines for `eval`, one per pair, each value through [`sh_quote`]: what /init
+/// reads from `liveinit cmdline`, `find-image` and `trial`.
+pub fn sh_assignments<V: AsRef<str>>(vars: &[(&str, V)]) -> String {
+    vars.iter().map(|(k, v)| format!("{k}={}\n", sh_quote(v.as_ref()))).collect()
+}
+
 impl Live {
     /// `NAME='value'` lines for `eval`.
     pub fn to_shell(&self) -> String {
@@ -355,14 +361,7 @@ impl Live {
             ("LIVE_TRIES", self.tries.to_string()),
             ("LIVE_MACHINE_ID", self.machine_id.clone()),
         ];
-        let mut s = String::new();
-        for (k, v) in vars {
-            s.push_str(k);
-            s.push('=');
-            s.push_str(&sh_quote(&v));
-            s.push('\n');
-        }
-        s
+        sh_assignments(&vars)
     }
 }
 
@@ -527,6 +526,7 @@ mod tests {
             assert_eq!(unquote(&q), s);
         }
         assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_assignments(&[("A", "x y"), ("B_2", "it's"), ("C", "")]), "A='x y'\nB_2='it'\\''s'\nC=''\n");
     }
 
     #[test]

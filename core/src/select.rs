@@ -10,7 +10,7 @@
 //! - otherwise hashed whole on the medium (verify, then read again: only against accidents, which
 //!   is why /init asks for a RAM copy when a key is installed and there are no sidecars).
 
-use crate::cmdline::sh_quote;
+use crate::cmdline::sh_assignments;
 use crate::digest::hex;
 use crate::error::{Code, Error, Result};
 use crate::pairs::{self, Pair, Trusted};
@@ -99,7 +99,7 @@ impl Selected {
             ("IMG_FLOOR", self.floor.to_string()),
             ("IMG_RAM", if self.in_ram { "1" } else { "" }.to_owned()),
         ];
-        vars.iter().map(|(k, v)| format!("{k}={}\n", sh_quote(v))).collect()
+        sh_assignments(&vars)
     }
 }
 
