@@ -291,7 +291,7 @@ fn load_manifest(a: &Args, path: &str) -> Result<(manifest::Manifest, Option<Str
             let sig_shown = sig_path.display().to_string();
             let sig = std::fs::read(&sig_path).ctx(&sig_shown)?;
             let tc = manifest::verify_signature(&data, &sig, &sig_shown, &key)?;
-            if a.print_version && manifest::version(&tc).is_none() {
+            if a.print_version && crate::rollout::version(&tc).is_none() {
                 return Err(Error::verify(sig_shown, format!("no version=N in trusted comment '{tc}'")));
             }
             Some(tc)
@@ -309,7 +309,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 fn check(a: &Args, path: &str) -> Result<()> {
     let (m, comment) = load_manifest(a, path)?;
     if a.print_version {
-        let v = comment.as_deref().and_then(manifest::version).unwrap_or(0);
+        let v = comment.as_deref().and_then(crate::rollout::version).unwrap_or(0);
         let mut out = std::io::stdout().lock();
         return out.write_all(format!("{v}\n").as_bytes()).and_then(|_| out.flush()).ctx("standard output");
     }

@@ -17,22 +17,15 @@ die() { echo "sign: $*" >&2; exit 1; }
 NAME=${NAME:-squashfs.img}
 [[ $VERSION =~ ^[0-9]+$ ]] || die "VERSION=$VERSION: not a number"
 [[ -f $DIR/$NAME ]] || die "$DIR/$NAME: no such file"
-tc="version=$VERSION"
-if [[ -n ${ROLLOUT:-} ]]; then
-	[[ $ROLLOUT =~ ^([0-9]{1,3}(\.[0-9]{1,2})?|[0-9]+\+[0-9]+)$ ]] || die "ROLLOUT=$ROLLOUT: PCT (0-100, 2 decimals) or START+DURATION"
-	[[ $ROLLOUT == *+* ]] || awk -v p="$ROLLOUT" 'BEGIN { exit !(p <= 100) }' || die "ROLLOUT=$ROLLOUT: above 100"
-	tc+=" rollout=$ROLLOUT"
-fi
-if [[ -n ${EXPIRES:-} ]]; then
-	[[ $EXPIRES =~ ^\+?[0-9]+$ ]] || die "EXPIRES=$EXPIRES: UNIXTIME or +SECONDS"
-	[[ $EXPIRES == +* ]] && EXPIRES=$(($(date +%s) + ${EXPIRES#+}))
-	tc+=" expires=$EXPIRES"
-fi
+liveroot=${LIVEROOT:-build/liveroot}
+# The trusted comment as the boxes read it (src/rollout.rs): the binary writes and checks it.
+tc=$("$liveroot" publish comment --version "$VERSION" ${ROLLOUT:+--rollout "$ROLLOUT"} ${EXPIRES:+--expires "$EXPIRES"} 2>&1) ||
+	die "${tc#publish: }"
 files=("$NAME")
 # The index is made from this very image each time (a stale one would fail every delta); with
 # INDEX=0 none is listed and boxes download in full.
 if [[ ${INDEX:-1} != 0 ]]; then
-	"${LIVEROOT:-build/liveroot}" imgcheck --make-index "$DIR/$NAME" || die "$DIR/$NAME: no block index made"
+	"$liveroot" imgcheck --make-index "$DIR/$NAME" || die "$DIR/$NAME: no block index made"
 	files+=("$NAME.zidx")
 fi
 for s in .verity .roothash; do [[ -f $DIR/$NAME$s ]] && files+=("$NAME$s"); done

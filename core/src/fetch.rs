@@ -233,7 +233,7 @@ fn manifest_for(o: &Options, fx: &Fetcher, u: &Urls, key: Option<&minisign_verif
     match key {
         Some(key) => {
             let tc = manifest::verify_signature(&s.data, &s.sig, &u.sig, key)?;
-            s.version = manifest::version(&tc);
+            s.version = crate::rollout::version(&tc);
             s.policy = crate::rollout::parse(&tc).map_err(|e| Error::verify(&u.sig, e))?;
         }
         None => (o.note)(&format!("{}: no public key given: the manifest is not authenticated", u.manifest)),

@@ -130,11 +130,11 @@ fn run_minisign(d: &[u8]) -> bool {
     let (data, Some(k)) = signed() else { return false };
     match crate::manifest::verify_signature(data, d, "S.minisig", k) {
         Ok(tc) => {
-            let _ = crate::manifest::version(&tc);
+            let _ = crate::rollout::version(&tc);
             true
         }
         Err(_) => {
-            let _ = crate::manifest::version(&text(d));
+            let _ = crate::rollout::version(&text(d));
             false
         }
     }

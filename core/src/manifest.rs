@@ -256,14 +256,6 @@ pub fn verify_signature(data: &[u8], sig: &[u8], sig_label: &str, key: &PublicKe
     Ok(sig.trusted_comment().to_owned())
 }
 
-/// The `N` of a `version=N` word in a trusted comment.
-pub fn version(trusted_comment: &str) -> Option<u64> {
-    trusted_comment
-        .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
-        .find_map(|w| w.strip_prefix("version="))
-        .and_then(|v| if v.bytes().all(|b| b.is_ascii_digit()) { v.parse().ok() } else { None })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,11 +349,11 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(version("version=3"), Some(3));
-        assert_eq!(version("timestamp:1\tversion=12 file:x"), Some(12));
-        assert_eq!(version("version=x"), None);
-        assert_eq!(version("version=-1"), None);
-        assert_eq!(version("nothing"), None);
+        assert_eq!(crate::rollout::version("version=3"), Some(3));
+        assert_eq!(crate::rollout::version("timestamp:1\tversion=12 file:x"), Some(12));
+        assert_eq!(crate::rollout::version("version=x"), None);
+        assert_eq!(crate::rollout::version("version=-1"), None);
+        assert_eq!(crate::rollout::version("nothing"), None);
     }
 
     // Fixtures made once with the real minisign 0.11 (see tests/fixtures/README).
@@ -377,7 +369,7 @@ mod tests {
         let data = fixture("SHA256SUMS");
         for sig in ["SHA256SUMS.minisig", "SHA256SUMS.legacy.minisig"] {
             let tc = verify_signature(&data, &fixture(sig), sig, &key).unwrap();
-            assert_eq!(version(&tc), Some(3), "{sig}: {tc}");
+            assert_eq!(crate::rollout::version(&tc), Some(3), "{sig}: {tc}");
         }
         assert!(parse("SHA256SUMS", &data).is_ok());
 

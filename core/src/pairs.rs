@@ -165,7 +165,7 @@ pub fn check_files(p: &Files, name: &str, key: Option<&PublicKey>) -> Result<Tru
             }
             let sig = manifest::read(&p.sig)?;
             let comment = manifest::verify_signature(&data, &sig, &spath, k)?;
-            (Some(sig), manifest::version(&comment), true)
+            (Some(sig), crate::rollout::version(&comment), true)
         }
         None => (std::fs::read(&p.sig).ok(), None, false),
     };

@@ -1,7 +1,9 @@
-//! Fleet updates: the phased rollout and the expiry a signed manifest's trusted comment carries,
-//! the bucket a box falls in, and the validators cache imgfetch polls with.
+//! Fleet updates: the trusted comment a release is signed with ([`TrustedComment`], the one
+//! definition of its words: mk/sign.sh has it written by `liveroot publish comment`), the bucket
+//! a box falls in, and the validators cache imgfetch polls with.
 //!
-//! Trusted comment words (beside `version=N`, separated by blanks, `,` or `;`):
+//! Trusted comment words (separated by blanks, `,` or `;`; others are ignored):
+//! - `version=N` — the release's version (the floor, downgrades and rollouts compare it).
 //! - `rollout=PCT` — `0` to `100`, up to two decimals (`12.5`): the share of boxes that take
 //!   version N. `rollout=0` stops a rollout.
 //! - `rollout=START+DURATION` — unix seconds: nobody before START, everybody from
@@ -32,16 +34,63 @@ pub struct Policy {
     pub expires: Option<u64>,
 }
 
+/// What a release's trusted comment says.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedComment {
+    pub version: u64,
+    pub policy: Policy,
+}
+
+impl std::fmt::Display for TrustedComment {
+    /// `version=N[ rollout=R][ expires=T]`, what mk/sign.sh signs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "version={}", self.version)?;
+        if let Some(r) = self.policy.rollout {
+            write!(f, " rollout={r}")?;
+        }
+        if let Some(e) = self.policy.expires {
+            write!(f, " expires={e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Rollout {
+    /// `12.5`, `100`, `START+DURATION`: what [`parse`] reads back to the same value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Rollout::Percent(n) if n % 100 == 0 => write!(f, "{}", n / 100),
+            Rollout::Percent(n) if n % 10 == 0 => write!(f, "{}.{}", n / 100, n % 100 / 10),
+            Rollout::Percent(n) => write!(f, "{}.{:02}", n / 100, n % 100),
+            Rollout::Linear { start, duration } => write!(f, "{start}+{duration}"),
+        }
+    }
+}
+
+fn words(trusted_comment: &str) -> impl Iterator<Item = &str> {
+    trusted_comment.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+}
+
+/// The `N` of the first `version=N` word of a trusted comment.
+pub fn version(trusted_comment: &str) -> Option<u64> {
+    words(trusted_comment).find_map(|w| w.strip_prefix("version=")).and_then(digits)
+}
+
+/// `--rollout` / `rollout=` text as [`parse`] reads it.
+pub fn parse_rollout(v: &str) -> Result<Rollout, String> {
+    rollout(v).ok_or_else(|| format!("bad rollout={v} (PCT or START+DURATION)"))
+}
+
 /// The rollout and expiry words of a trusted comment. A malformed or repeated word is an error:
 /// a signed manifest the box cannot read is not one to act on.
 pub fn parse(trusted_comment: &str) -> Result<Policy, String> {
     let mut p = Policy::default();
-    for w in trusted_comment.split(|c: char| c.is_whitespace() || c == ',' || c == ';') {
+    for w in words(trusted_comment) {
         if let Some(v) = w.strip_prefix("rollout=") {
             if p.rollout.is_some() {
                 return Err("rollout= given twice".into());
             }
-            p.rollout = Some(rollout(v).ok_or_else(|| format!("bad rollout={v} (PCT or START+DURATION)"))?);
+            p.rollout = Some(parse_rollout(v)?);
         } else if let Some(v) = w.strip_prefix("expires=") {
             if p.expires.is_some() {
                 return Err("expires= given twice".into());
@@ -178,6 +227,20 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_comment_reads_back() {
+        let tc = |version, rollout, expires| TrustedComment { version, policy: Policy { rollout, expires } };
+        assert_eq!(tc(7, None, None).to_string(), "version=7");
+        let full = tc(7, Some(Rollout::Percent(1250)), Some(1_800_000_000));
+        assert_eq!(full.to_string(), "version=7 rollout=12.5 expires=1800000000");
+        for r in (0..=BUCKETS).map(Rollout::Percent).chain([Rollout::Linear { start: 5, duration: u64::MAX }]) {
+            let t = tc(u64::MAX, Some(r), Some(u64::MAX)).to_string();
+            assert_eq!((version(&t), parse(&t)), (Some(u64::MAX), Ok(Policy { rollout: Some(r), expires: Some(u64::MAX) })), "{t}");
+        }
+        assert_eq!(Rollout::Percent(5).to_string(), "0.05");
+        assert!(parse_rollout("100.01").is_err());
+    }
 
     #[test]
     fn words() {
