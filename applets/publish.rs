@@ -1,21 +1,30 @@
-//! publish — the publisher's side: what mk/sign.sh asks the binary for, so that the trusted
-//! comment is written by the same code that reads it.
+//! publish — the publisher's side: what mk/mkflash.sh and mk/sign.sh ask the binary for, so that
+//! the disk layout and the trusted comment are written by the same code that reads them.
 //!
 //! ```text
+//! publish flash --from DIR --label LABEL --mbr-code FILE [--time UNIX] [--size-mib N] OUT
 //! publish comment --version N [--rollout PCT|START+DURATION] [--expires UNIX|+SECONDS]
 //! ```
+//! `flash` writes the flash image OUT (src/install.rs, `write_flash`): an MBR whose code is
+//! FILE (syslinux's mbr.bin) and one FAT32 partition labelled LABEL holding every file under
+//! DIR, written in name order with every timestamp at UNIX (default 0: 1980-01-01); the disk
+//! identifier and volume id come from UNIX too, so the same inputs give the same bytes. Without
+//! `--size-mib` the size leaves room for a second LiveOS. It prints the size chosen, in MiB.
 //! `comment` prints the trusted comment for a release (src/rollout.rs, `TrustedComment`).
 //! Exit: 0 ok, 1 failure, 2 usage.
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
+use crate::install::{self, Flash};
+use crate::osarg;
 use crate::rollout::{self, TrustedComment};
 use argh::FromArgs;
 use std::io::Write;
+use std::path::Path;
 
-pub const SUMMARY: &str = "publisher tools: format a trusted comment";
+pub const SUMMARY: &str = "publisher tools: write a flash image, format a trusted comment";
 
 #[derive(FromArgs)]
-/// Publisher tools: the trusted comment, as the boxes read it.
+/// Publisher tools: the flash image and the trusted comment, as the boot reads them.
 /// Exit codes: 0 ok, 1 failure, 2 usage.
 struct Args {
     #[argh(subcommand)]
@@ -25,7 +34,34 @@ struct Args {
 #[derive(FromArgs)]
 #[argh(subcommand)]
 enum Cmd {
+    Flash(FlashArgs),
     Comment(CommentArgs),
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "flash")]
+/// Write a whole-disk flash image: MBR, one FAT32 partition from 1 MiB with every file of
+/// DIR. Prints the size in MiB.
+/// Example: publish flash --from stage --label LIVE --mbr-code mbr.bin --time 1700000000 flash.img
+struct FlashArgs {
+    #[argh(option)]
+    /// the files of the partition, as they are to appear
+    from: String,
+    #[argh(option)]
+    /// FAT label, what root=live:LABEL= names (A-Z 0-9 _ -, 1 to 11)
+    label: String,
+    #[argh(option)]
+    /// the MBR's boot code (syslinux's mbr.bin; the first 440 bytes count)
+    mbr_code: String,
+    #[argh(option, default = "0")]
+    /// every timestamp, and the seed of the disk identifier (default 0)
+    time: i64,
+    #[argh(option)]
+    /// the image size (default: room for the files and a second LiveOS, at least 64)
+    size_mib: Option<u64>,
+    #[argh(positional)]
+    /// the image to write
+    out: String,
 }
 
 #[derive(FromArgs)]
@@ -48,6 +84,7 @@ struct CommentArgs {
 pub fn run(argv: &[String]) -> Result<()> {
     let args: Args = crate::cli::parse(argv, "")?;
     match args.cmd {
+        Cmd::Flash(a) => flash(&a),
         Cmd::Comment(a) => comment(&a),
     }
 }
@@ -73,5 +110,45 @@ fn comment(a: &CommentArgs) -> Result<()> {
     };
     let tc = TrustedComment { version: a.version, policy: rollout::Policy { rollout, expires } };
     let _ = std::io::stdout().write_all(format!("{tc}\n").as_bytes());
+    Ok(())
+}
+
+fn flash(a: &FlashArgs) -> Result<()> {
+    // The boot matches the label exactly and FAT stores it upper case: only what survives both.
+    let l = &a.label;
+    if l.is_empty() || l.len() > 11 || !l.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+        return Err(Error::usage(format!("--label {l}: 1 to 11 of A-Z, 0-9, _ and -")));
+    }
+    let code = std::fs::read(osarg::path(&a.mbr_code)).ctx(&a.mbr_code)?;
+    let mut mbr_code = [0u8; 440];
+    let n = code.len().min(440);
+    mbr_code[..n].copy_from_slice(&code[..n]);
+    let mut files = Vec::new();
+    let from = osarg::path(&a.from);
+    collect(&from, "", &mut files)?;
+    let flash = Flash { label: l.clone(), id: install::flash_id(a.time), time: a.time, mbr_code, files };
+    let mib = a.size_mib.unwrap_or_else(|| install::flash_default_mib(&flash.files));
+    install::write_flash(&osarg::path(&a.out), &flash, mib)?;
+    let _ = std::io::stdout().write_all(format!("{mib}\n").as_bytes());
+    Ok(())
+}
+
+/// Every regular file under `dir`, as ("/rel/path", contents), in name order.
+fn collect(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+    let mut names: Vec<_> = std::fs::read_dir(dir).ctx(dir.display())?.map(|e| e.map(|e| e.file_name())).collect::<std::io::Result<_>>().ctx(dir.display())?;
+    names.sort();
+    for n in names {
+        let p = dir.join(&n);
+        let name = n.to_str().ok_or_else(|| Error::new(p.display().to_string(), "not a UTF-8 name (FAT names are text)"))?;
+        let r = format!("{rel}/{name}");
+        let md = std::fs::metadata(&p).ctx(p.display())?;
+        if md.is_dir() {
+            collect(&p, &r, out)?;
+        } else if md.is_file() {
+            out.push((r, std::fs::read(&p).ctx(p.display())?));
+        } else {
+            return Err(Error::new(p.display().to_string(), "not a regular file or directory"));
+        }
+    }
     Ok(())
 }

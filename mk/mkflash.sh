@@ -2,9 +2,9 @@
 # mk/mkflash.sh OUT — a whole-disk image to dd onto a USB stick or a CF/SD card; it boots by
 # itself under legacy BIOS (syslinux) and UEFI (systemd-boot at the removable path).
 #
-# Layout (fixed, the other tools rely on it; see README "From an image to a bootable stick"):
-#   MBR (DOS) table, ONE partition at sector 2048 to the end, type 0x0c, active, FAT32 labelled
-#   LABEL; the MBR's first 440 bytes are syslinux's mbr.bin. On the partition:
+# The disk layout is core/src/install.rs's (`liveroot publish flash`, the writer migrate shares):
+#   one MBR partition from 1 MiB to the end, FAT32 labelled LABEL, mbr.bin as the MBR's code;
+#   `syslinux --install` then adds ldlinux.sys and the boot sector's code. On the partition:
 #   /boot/vmlinuz /boot/initrd.img                    kernel, initramfs (with PUBKEY)
 #   /boot/syslinux/{ldlinux.sys,ldlinux.c32,syslinux.cfg,mbr.bin}
 #   /EFI/BOOT/BOOTX64.EFI                             systemd-boot
@@ -18,14 +18,14 @@
 #                  image's LiveOS/ from BUILD/live-flash.img (make image)
 #   PUBKEY=file    minisign public key put in the initramfs (then DIR's signature must verify)
 #   LABEL=LIVE     FAT label: 1-11 of A-Z 0-9 _ -
-#   SIZE_MIB=N     disk size; default: 1 MiB + boot files + 2 x LiveOS files + 5% + 8 MiB
-#                  (at least 64): room for syncflash to write the next image beside this one
+#   SIZE_MIB=N     disk size; default (core/src/install.rs): room for syncflash to write the next
+#                  image beside this one
 #   APPEND="..."   appended last to the kernel command line of both entries
 #   KERNEL_DIR     mk/kernel.sh's output (default BUILD/kernel); INITRD=file: use this initramfs
 #                  instead of building one (tests); MIN_VERSION as mk/mkinitramfs.sh
 # Reproducible: volume id and disk identifier from SOURCE_DATE_EPOCH, every timestamp pinned,
-# files written in a fixed order. No root, no loop devices: sfdisk, mkfs.vfat --offset, mtools,
-# syslinux --offset. A refusal prints `mkflash: object: reason` and leaves nothing behind.
+# files written in a fixed order. No root, no loop devices: liveroot publish flash, then
+# syslinux --install --offset. A refusal prints `mkflash: object: reason` and leaves nothing behind.
 # Rebuilds only when an input changed (stamp beside OUT).
 set -euo pipefail
 
@@ -44,7 +44,7 @@ mbr=/usr/lib/syslinux/mbr/mbr.bin
 ldlinux_c32=/usr/lib/syslinux/modules/bios/ldlinux.c32
 sdboot=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=$epoch
-part_start=2048 # sectors: 1 MiB, where every partitioning tool puts the first partition
+liveroot=$build/liveroot
 
 die() { echo "mkflash: $*" >&2; exit 1; }
 
@@ -54,8 +54,8 @@ die() { echo "mkflash: $*" >&2; exit 1; }
 [[ $append != *$'\n'* ]] || die "APPEND: must be one line"
 [[ -z $size_mib || $size_mib =~ ^[0-9]+$ ]] || die "SIZE_MIB=$size_mib: expected a number of MiB"
 [[ -z $pubkey || -r $pubkey ]] || die "$pubkey: cannot read (PUBKEY)"
-for f in "$kdir/vmlinuz" "$mbr" "$ldlinux_c32" "$sdboot"; do
-	[[ -r $f ]] || die "$f: missing (make deps installs syslinux, systemd-boot-efi; make kernel)"
+for f in "$kdir/vmlinuz" "$mbr" "$ldlinux_c32" "$sdboot" "$liveroot"; do
+	[[ -r $f ]] || die "$f: missing (make deps installs syslinux, systemd-boot-efi; make kernel build)"
 done
 [[ -z $initrd || -r $initrd ]] || die "$initrd: cannot read (INITRD)"
 if [[ -n $dir ]]; then
@@ -101,7 +101,7 @@ inputs=$( {
 	sha256sum "$0" "$top/mk/mkinitramfs.sh" "$kdir/vmlinuz" "$kdir/kver" "$mbr" "$ldlinux_c32" "$sdboot" "$live"/*
 	[[ -n $pubkey ]] && sha256sum <"$pubkey"
 	[[ -n $initrd ]] && sha256sum <"$initrd"
-	[[ -z $initrd && -x $build/liveroot ]] && sha256sum <"$build/liveroot"
+	sha256sum <"$liveroot"
 	[[ -z $initrd ]] && (cd "$top/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 	true
 } | sha256sum | cut -c1-64)
@@ -110,12 +110,12 @@ if [[ -f $out && -f $stamp && $(cat "$stamp") == "$inputs" ]]; then
 	exit 0
 fi
 
-# --- the files of the partition, staged with pinned times ---
+# --- the files of the partition (liveroot pins their times) ---
 stage=$tmp/stage
 mkdir -p "$stage"/{boot/syslinux,EFI/BOOT,loader/entries}
 mv "$live" "$stage/LiveOS"
 # The trial state (core/src/trial.rs): made once here, only ever rewritten in place afterwards.
-"$build/liveroot" liveinit trial create "$stage/LiveOS/trial.state" || die "LiveOS/trial.state: cannot create it"
+"$liveroot" liveinit trial create "$stage/LiveOS/trial.state" || die "LiveOS/trial.state: cannot create it"
 cp "$kdir/vmlinuz" "$stage/boot/vmlinuz"
 if [[ -n $initrd ]]; then
 	cp "$initrd" "$stage/boot/initrd.img"
@@ -148,53 +148,15 @@ linux /boot/vmlinuz
 initrd /boot/initrd.img
 options $cmdline
 EOF
-find "$stage" -exec touch -h -d "@$epoch" {} +
 
-# --- size: room for the files now and for syncflash's next pair ---
-bytes() { du -sb --apparent-size "$@" | awk '{ s += $1 } END { print s }'; }
-live_b=$(bytes "$stage/LiveOS")
-all_b=$(bytes "$stage")
-boot_b=$((all_b - live_b))
-mib=$((1 << 20))
-# Clusters are 512 B to 4 KiB at these sizes: round each file up to 4 KiB, add the two FATs
-# (4 bytes per 512 B cluster each: under 2%) and the partition's 1 MiB offset.
-need_b=$(find "$stage" -type f -printf '%s\n' | awk '{ s += int(($1 + 4095) / 4096) * 4096 } END { print s }')
-need_mib=$(( (need_b * 102 / 100 + mib - 1) / mib + 1 + 2 ))
-default_mib=$(( (boot_b + 2 * live_b) * 105 / 100 / mib + 1 + 8 ))
-((default_mib < 64)) && default_mib=64 # FAT32 needs 65525 clusters: ~33 MiB with 512 B ones
-if [[ -z $size_mib ]]; then
-	size_mib=$default_mib
-else
-	((size_mib >= 64)) || die "SIZE_MIB=$size_mib: too small, FAT32 needs at least 64 MiB here"
-	((size_mib >= need_mib)) ||
-		die "$src: kernel, initramfs and LiveOS files need about $need_mib MiB, more than SIZE_MIB=$size_mib"
-fi
-
-# --- the disk ---
+# --- the disk: the layout and the size are liveroot's (core/src/install.rs) ---
 img=$tmp/flash.img
-truncate -s "${size_mib}M" "$img"
-# 0x + 8 hex digits; the same epoch gives the same ids.
-volid=$(printf '%08X' $(( (epoch ^ 0x4c495645) & 0xffffffff )))
-printf 'label: dos\nlabel-id: 0x%s\nunit: sectors\n\nstart=%d, type=c, bootable\n' "$volid" "$part_start" |
-	sfdisk -q --no-reread --no-tell-kernel "$img" >/dev/null || die "$img: sfdisk failed"
-part_kib=$(( (size_mib << 10) - part_start / 2 ))
-mkfs.vfat -F 32 --invariant -i "$volid" -n "$label" --offset "$part_start" -h "$part_start" \
-	"$img" "$part_kib" >/dev/null || die "$img: mkfs.vfat failed"
-fat=$img@@$((part_start * 512))
-# Directories, then files, in one fixed order (mcopy -s would follow readdir order).
-(cd "$stage" && find . -mindepth 1 -type d | LC_ALL=C sort) | while read -r d; do
-	mmd -i "$fat" "::${d#.}" || exit 1
-done || die "$img: mmd failed"
-(cd "$stage" && find . -type f | LC_ALL=C sort) | while read -r f; do
-	mcopy -m -i "$fat" "$stage/${f#./}" "::${f#.}" 2>"$tmp/mcopy.err" || {
-		cat "$tmp/mcopy.err" >&2
-		exit 1
-	}
-done || die "$src: the files do not fit in SIZE_MIB=$size_mib MiB (mcopy failed)"
-# ldlinux.sys and the partition's boot sector, then syslinux's MBR code before the table.
-syslinux --install --offset $((part_start * 512)) --directory /boot/syslinux "$img" ||
+size_mib=$("$liveroot" publish flash --from "$stage" --label "$label" --mbr-code "$mbr" --time "$epoch" \
+	${size_mib:+--size-mib "$size_mib"} "$img" 2>"$tmp/publish.err") ||
+	die "$src: $(sed -e 's/^publish: //' -e "s|^$img: ||" "$tmp/publish.err" | tail -n 1)${SIZE_MIB:+ (SIZE_MIB=$SIZE_MIB)}"
+# ldlinux.sys and the partition's boot code, as syslinux's installer writes them.
+syslinux --install --offset $((1 << 20)) --directory /boot/syslinux "$img" ||
 	die "$img: syslinux --install failed"
-dd if="$mbr" of="$img" bs=440 count=1 conv=notrunc status=none
 mv -f "$img" "$out"
 echo "$inputs" >"$stamp"
 echo "flash: $out ($size_mib MiB, label $label, cmdline: $cmdline)"

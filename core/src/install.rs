@@ -1,4 +1,15 @@
-//! A disk that boots by itself: what `migrate` puts around the root partition when its target is
+//! The disk layouts liveroot writes, in one place: the flash (`make flash`, [`write_flash`]) and
+//! the disk `migrate` installs to.
+//!
+//! The flash: one MBR partition from 1 MiB to the end, type 0x0c (FAT32, LBA), active, FAT32
+//! labelled LABEL, with the kernel, the initramfs, syslinux's files and systemd-boot at
+//! `/EFI/BOOT/BOOTX64.EFI`, and `/LiveOS`; the MBR's code is syslinux's mbr.bin. What the other
+//! tools rely on: the boot finds the partition by `LABEL=`, syncflash writes beside the image in
+//! LiveOS, migrate reads [`KERNEL`], [`INITRD`], [`LDLINUX_SYS`], [`LDLINUX_C32`], [`MBR_BIN`]
+//! and [`EFI_BOOT`] from it. (`syslinux --install` then adds ldlinux.sys and the partition's
+//! boot code: mk/mkflash.sh.)
+//!
+//! The installed disk: what `migrate` puts around the root partition when its target is
 //! a whole disk. One MBR table (what both firmwares boot): partition 1 a FAT32 boot partition
 //! with the kernel and the initramfs the box booted with, syslinux for BIOS and systemd-boot for
 //! UEFI (both taken from the live medium, nothing built here); partition 2 the root, which joins
@@ -25,6 +36,8 @@ const SECTOR: u64 = 512;
 const ALIGN: u64 = 2048;
 pub const BOOT_LABEL: &str = "BOOT";
 pub const TYPE_ESP: u8 = 0xef;
+/// FAT32 addressed by LBA: the flash's one partition.
+pub const TYPE_FAT32_LBA: u8 = 0x0c;
 pub const TYPE_LINUX: u8 = 0x83;
 /// The MBR code until the commit: `int 18h`, which BIOSes take as "no boot here, next device".
 const NOT_BOOTABLE: [u8; 2] = [0xcd, 0x18];
@@ -216,13 +229,13 @@ fn chs(lba: u64) -> [u8; 3] {
     [h as u8, (s as u8) | (((c >> 2) & 0xc0) as u8), (c & 0xff) as u8]
 }
 
-/// The MBR: `code` (440 bytes), a disk signature, the partitions, 0x55AA. `active`: partition 1
-/// gets the boot flag (what mbr.bin looks for).
-pub fn mbr(code: &[u8; 440], signature: u32, parts: &[Part; 2], active: bool) -> [u8; 512] {
+/// The MBR: `code` (440 bytes), a disk signature, the partitions (four at most; more are not
+/// written), 0x55AA. `active`: partition 1 gets the boot flag (what mbr.bin looks for).
+pub fn mbr(code: &[u8; 440], signature: u32, parts: &[Part], active: bool) -> [u8; 512] {
     let mut s = [0u8; 512];
     s[..440].copy_from_slice(code);
     s[440..444].copy_from_slice(&signature.to_le_bytes());
-    for (i, p) in parts.iter().enumerate() {
+    for (i, p) in parts.iter().take(4).enumerate() {
         let e = &mut s[446 + 16 * i..462 + 16 * i];
         e[0] = if active && i == 0 { 0x80 } else { 0 };
         e[1..4].copy_from_slice(&chs(p.start));
@@ -234,6 +247,69 @@ pub fn mbr(code: &[u8; 440], signature: u32, parts: &[Part; 2], active: bool) ->
     s[510] = 0x55;
     s[511] = 0xaa;
     s
+}
+
+/// The flash's one partition on a disk of `disk_sectors`: 1 MiB to the end (at most what MBR
+/// addresses).
+pub fn flash_layout(disk_sectors: u64) -> Option<Part> {
+    let end = disk_sectors.min(u64::from(u32::MAX));
+    let sectors = end.checked_sub(BOOT_START).filter(|&n| n >= ALIGN)?;
+    Some(Part { start: BOOT_START, sectors, kind: TYPE_FAT32_LBA })
+}
+
+/// The flash's disk identifier and FAT volume id, from its timestamp: the same epoch gives the
+/// same ids.
+pub fn flash_id(time: i64) -> u32 {
+    (time ^ 0x4c49_5645) as u32
+}
+
+/// What goes on a flash ([`write_flash`]).
+pub struct Flash {
+    /// FAT label, what `root=live:LABEL=` names.
+    pub label: String,
+    /// The MBR's disk identifier and the FAT volume id.
+    pub id: u32,
+    /// Every timestamp in the file system (seconds since 1970).
+    pub time: i64,
+    /// The MBR's boot code (syslinux's mbr.bin).
+    pub mbr_code: [u8; 440],
+    /// (path in the file system, contents), written in this order.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// The default flash size, MiB: the 1 MiB before the partition, the files, room for syncflash to
+/// write a second LiveOS beside the first, 5% for the file system and 8 MiB spare; at least 64
+/// (FAT32 needs 65525 clusters).
+pub fn flash_default_mib(files: &[(String, Vec<u8>)]) -> u64 {
+    let sum = |live: bool| -> u64 {
+        files.iter().filter(|(p, _)| p.trim_start_matches('/').starts_with("LiveOS/") == live).map(|(_, d)| d.len() as u64).sum()
+    };
+    let (boot, live) = (sum(false), sum(true));
+    let mib = boot.saturating_add(live.saturating_mul(2)).saturating_mul(105) / 100 / (1 << 20) + 1 + 8;
+    mib.max(64)
+}
+
+/// Write the flash image `out` (created, `mib` MiB): the MBR and the FAT32 partition with every
+/// file. The same [`Flash`] gives the same bytes.
+pub fn write_flash(out: &Path, flash: &Flash, mib: u64) -> Result<()> {
+    let o = out.display().to_string();
+    let bytes = mib.checked_mul(1 << 20).ok_or_else(|| Error::new(&o, format!("{mib} MiB: too large")))?;
+    let part = flash_layout(bytes / SECTOR).ok_or_else(|| Error::new(&o, format!("{mib} MiB: too small for a partition")))?;
+    let mut fat = FatBuilder::new(&flash.label, flash.id)?;
+    fat.set_time(flash.time);
+    for (path, data) in &flash.files {
+        fat.add_file(path, data.clone())?;
+    }
+    let size = part.sectors * SECTOR;
+    // Refuse before creating anything: the error says how much the files need.
+    fat.layout(size).map_err(|e| Error::new(&o, format!("{mib} MiB: {}", e.reason)))?;
+    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(out).ctx(&o)?;
+    f.set_len(bytes).ctx(&o)?;
+    // The boot sector keeps the stub that hands over to the next boot device until
+    // `syslinux --install` puts its code there.
+    fat.write(&f, part.start * SECTOR, size, part.start as u32)?;
+    write_at(&f, &o, &mbr(&flash.mbr_code, flash.id, &[part], true), 0)?;
+    f.sync_all().ctx(&o)
 }
 
 /// What a whole-disk install needs, gathered before anything is written.
@@ -426,6 +502,44 @@ mod tests {
         // Past 2 TiB the root stops at the last sector MBR can address.
         let big = layout(8 << 31).unwrap();
         assert!(big[1].start + big[1].sectors <= u64::from(u32::MAX));
+    }
+
+    /// The flash the way mk/mkflash.sh asks for it: the layout sfdisk and blkid read back, the
+    /// file system fsck-clean, the same bytes for the same input, and a refusal when the files
+    /// do not fit.
+    #[test]
+    fn flash_image() {
+        let dir = std::env::temp_dir().join(format!("liveroot-flash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = vec![
+            ("/boot/vmlinuz".to_owned(), vec![1u8; 300_000]),
+            ("/LiveOS/squashfs.img".to_owned(), vec![2u8; 3 << 20]),
+            ("/LiveOS/SHA256SUMS".to_owned(), b"x  squashfs.img\n".to_vec()),
+        ];
+        assert_eq!(flash_default_mib(&files), 64, "small inputs get the FAT32 minimum");
+        assert_eq!(flash_default_mib(&[("/LiveOS/a".to_owned(), vec![0; 100 << 20])]), 210 + 1 + 8);
+        let flash = Flash { label: "LIVE".into(), id: flash_id(1_700_000_000), time: 1_700_000_000, mbr_code: [0x90; 440], files };
+        let (a, b) = (dir.join("a.img"), dir.join("b.img"));
+        write_flash(&a, &flash, 64).unwrap();
+        write_flash(&b, &flash, 64).unwrap();
+        let img = std::fs::read(&a).unwrap();
+        assert!(img == std::fs::read(&b).unwrap(), "the same input gave other bytes");
+        assert_eq!(img.len(), 64 << 20);
+        assert_eq!(&img[..440], &[0x90; 440][..]);
+        assert_eq!(img[440..444], flash_id(1_700_000_000).to_le_bytes());
+        let run = |c: &mut std::process::Command| {
+            let o = c.output().unwrap();
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+        };
+        let table = run(std::process::Command::new("sfdisk").arg("-d").arg(&a));
+        assert!(table.contains("start=        2048, size=      129024, type=c, bootable"), "{table}");
+        let id = run(std::process::Command::new("blkid").args(["-p", "-o", "export", "-O", "1048576"]).arg(&a));
+        assert!(id.contains("\nLABEL=LIVE\n") && id.contains("\nTYPE=vfat\n"), "{id}");
+        crate::fat::tests::fsck_clean(&a, 1 << 20, 129_024 * 512);
+        let e = write_flash(&dir.join("c.img"), &Flash { files: vec![("/LiveOS/big".into(), vec![0; 70 << 20])], ..flash }, 64).unwrap_err();
+        assert!(e.to_string().contains("64 MiB: too small for the files (about"), "{e}");
+        assert!(!dir.join("c.img").exists(), "a refused flash leaves no file");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
