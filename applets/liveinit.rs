@@ -809,8 +809,8 @@ fn probe_line(path: &Path, found: Option<&Found>) -> String {
     let mut s = format!("{dev}: {}", found.map(Found::describe).unwrap_or_else(|| "unknown".into()));
     // A partition of a block device: add what its disk's table says about it.
     let kname = crate::fsutil::block_dev(path).ok().and_then(|(ma, mi)| crate::fsutil::kernel_name(ma, mi).ok());
-    if let Some((disk, n)) = kname.as_deref().and_then(probe::partition_of) {
-        if let Some(t) = probe::dev_node(&disk).ok().and_then(|p| probe::open_table(&p)) {
+    if let Some((disk, n)) = kname.as_deref().and_then(crate::sys::sysfs::partition_of) {
+        if let Some(t) = crate::sys::sysfs::dev_node(&disk).ok().and_then(|p| probe::open_table(&p)) {
             if let Some(u) = t.partuuid(n) {
                 s.push_str(&format!(" PARTUUID={u}"));
             }

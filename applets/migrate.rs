@@ -31,7 +31,7 @@ use crate::error::{Context, Error, Result};
 use crate::fsutil;
 use crate::install;
 use crate::cli::mib;
-use crate::migration::{self, model, parent_disk, say, Live, Options};
+use crate::migration::{self, model, say, Live, Options};
 use crate::osarg;
 use crate::raid;
 use argh::FromArgs;
@@ -142,7 +142,7 @@ fn switch_over(o: &Options, live: &Live, tp: &std::path::Path, prepared: Option<
             p.disk, p.boot_part
         ),
         Some(p) => format!("migrate: {}: see the error below\n", p.disk),
-        None if parent_disk(fsutil::block_dev(tp).unwrap_or((0, 0))).is_some() => format!(
+        None if crate::sys::sysfs::parent_disk(fsutil::block_dev(tp).unwrap_or((0, 0))).is_some() => format!(
             "migrate: {t} is a partition: the disk's own boot loader must point at it (root={root});\n\
              migrate: the liveroot initramfs mounts any root= that is not live:\n"
         ),

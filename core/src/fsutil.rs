@@ -1,13 +1,9 @@
-//! Small file-system helpers shared by applets. The sysfs attribute and device-number helpers
-//! live in the kernel layer (sys::sysfs), which needs them itself; they are re-exported here.
+//! Small file-system helpers shared by applets: free memory, mount points. The sysfs and
+//! device-number helpers live in the kernel layer (sys::sysfs), which needs them itself; the
+//! common ones are re-exported here.
 
-use crate::error::{Context, Error, Result};
-pub use crate::sys::sysfs::{block_dev, mknod_block, parse_devno, read_attr};
+pub use crate::sys::sysfs::{block_dev, block_size_bytes, kernel_name, mknod_block, parse_devno, read_attr};
 use std::os::unix::fs::MetadataExt;
-
-
-
-
 
 /// Bytes of RAM the kernel could hand out now (`MemAvailable` in /proc/meminfo).
 pub fn mem_available() -> Option<u64> {
@@ -25,25 +21,6 @@ pub fn meminfo_field(text: &str, name: &str) -> Option<u64> {
         Some(_) => None,
     }
 }
-
-/// Kernel name of a block device ("loop0", "dm-1", "md7", "vda1") from its device number.
-pub fn kernel_name(major: u32, minor: u32) -> Result<String> {
-    let link = format!("/sys/dev/block/{major}:{minor}");
-    let target = std::fs::read_link(&link).ctx(&link)?;
-    target
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_owned)
-        .ok_or_else(|| Error::new(link, "unexpected sysfs link"))
-}
-
-/// Size in bytes of a block device, from sysfs (512-byte sectors).
-pub fn block_size_bytes(major: u32, minor: u32) -> Result<u64> {
-    let p = format!("/sys/dev/block/{major}:{minor}/size");
-    let s = read_attr(&p)?;
-    s.parse::<u64>().map(|n| n * 512).map_err(|_| Error::new(p, format!("unexpected value '{s}'")))
-}
-
 
 /// A mount point: its device differs from its parent's, or it is listed in mountinfo.
 pub fn is_mountpoint(p: &std::path::Path) -> bool {

@@ -209,8 +209,8 @@ fn seeds_dm_names() -> Vec<Vec<u8>> {
         b[at + 12..at + 12 + name.len()].copy_from_slice(name.as_bytes());
         b[at + 24..at + 28].copy_from_slice(&7u32.to_ne_bytes());
     };
-    rec(&mut b, 0, crate::sys::md::encode_dev(254, 0), 32, "live-rw");
-    rec(&mut b, 32, crate::sys::md::encode_dev(254, 1), 0, "other");
+    rec(&mut b, 0, crate::sys::sysfs::encode_dev(254, 0), 32, "live-rw");
+    rec(&mut b, 32, crate::sys::sysfs::encode_dev(254, 1), 0, "other");
     vec![b, vec![0u8; 16]]
 }
 

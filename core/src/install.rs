@@ -372,15 +372,15 @@ pub fn prepare(disk_path: &Path, disk_kname: &str, plan: &Plan) -> Result<Prepar
     drop(f);
     let (bname, rname) = (part_name(disk_kname, 1), part_name(disk_kname, 2));
     let mut tries = 0;
-    while !(Path::new(&format!("/sys/class/block/{bname}")).exists() && Path::new(&format!("/sys/class/block/{rname}")).exists()) {
+    while !(crate::sys::sysfs::is_block_name(&bname) && crate::sys::sysfs::is_block_name(&rname)) {
         tries += 1;
         if tries > 50 {
             return Err(Error::new(&disk, format!("partitions {bname} and {rname} did not appear after the table was written")));
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let boot_part = crate::probe::dev_node(&bname)?;
-    let root_part = crate::probe::dev_node(&rname)?;
+    let boot_part = crate::sys::sysfs::dev_node(&bname)?;
+    let root_part = crate::sys::sysfs::dev_node(&rname)?;
 
     // The boot partition, EFI hidden until the commit.
     let mut opts = vec![format!("root=UUID={root_uuid}"), "rw".to_owned()];

@@ -14,6 +14,7 @@ use crate::raid;
 use crate::snapshot;
 use crate::state;
 use crate::sys::md::{self, Md};
+use crate::sys::sysfs;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -39,7 +40,7 @@ fn live_state() -> Result<Vec<(String, String)>> {
 /// for a partition or with `no_bootloader`.
 pub fn plan_install(target: &Path, o: &Options, live: &Live) -> Result<Option<install::Plan>> {
     let t = target.display().to_string();
-    if parent_disk(live.target).is_some() || o.no_bootloader {
+    if sysfs::parent_disk(live.target).is_some() || o.no_bootloader {
         return Ok(None);
     }
     let md_path = raid::path_of(&live.md);
@@ -104,44 +105,6 @@ impl Live {
     }
 }
 
-// sysfs block topology (the DEDUP lane of issue 19 gives these one home with probe.rs and
-// fsutil.rs; moved here from the applet as a unit).
-
-/// (major, minor) of /sys/class/block/NAME.
-fn devno_of_name(name: &str) -> Option<(u32, u32)> {
-    fsutil::parse_devno(&fsutil::read_attr(format!("/sys/class/block/{name}/dev")).ok()?)
-}
-
-/// The whole disk a partition belongs to (None for a whole disk).
-pub fn parent_disk(dev: (u32, u32)) -> Option<(u32, u32)> {
-    let sys = format!("/sys/dev/block/{}:{}", dev.0, dev.1);
-    if !std::path::Path::new(&format!("{sys}/partition")).exists() {
-        return None;
-    }
-    fsutil::parse_devno(&fsutil::read_attr(format!("{sys}/../dev")).ok()?)
-}
-
-/// Kernel names under /sys/dev/block/M:m/DIR (slaves, holders).
-fn sys_list(dev: (u32, u32), dir: &str) -> Vec<String> {
-    let p = format!("/sys/dev/block/{}:{}/{dir}", dev.0, dev.1);
-    let Ok(rd) = std::fs::read_dir(p) else { return Vec::new() };
-    let mut v: Vec<String> = rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
-    v.sort();
-    v
-}
-
-/// Partitions of a whole disk, as device numbers.
-fn partitions(dev: (u32, u32)) -> Vec<(u32, u32)> {
-    let Ok(k) = fsutil::kernel_name(dev.0, dev.1) else { return Vec::new() };
-    let Ok(rd) = std::fs::read_dir(format!("/sys/class/block/{k}")) else { return Vec::new() };
-    rd.filter_map(|e| {
-        let n = e.ok()?.file_name().into_string().ok()?;
-        (n.starts_with(&k) && std::path::Path::new(&format!("/sys/class/block/{n}/partition")).exists())
-            .then(|| devno_of_name(&n))?
-    })
-    .collect()
-}
-
 pub fn kname(dev: (u32, u32)) -> String {
     fsutil::kernel_name(dev.0, dev.1).unwrap_or_else(|_| format!("{}:{}", dev.0, dev.1))
 }
@@ -161,12 +124,12 @@ fn live_devices(live_state: &[(String, String)], md_dev: (u32, u32)) -> Vec<((u3
         if out.iter().any(|(x, _)| *x == d) {
             continue;
         }
-        for s in sys_list(d, "slaves") {
-            if let Some(sd) = devno_of_name(&s) {
+        for s in sysfs::slaves(d) {
+            if let Some(sd) = sysfs::devno_of_name(&s) {
                 todo.push((sd, format!("{s}, under {what}")));
             }
         }
-        if let Some(p) = parent_disk(d) {
+        if let Some(p) = sysfs::parent_disk(d) {
             todo.push((p, format!("the disk holding {what}")));
         }
         out.push((d, what));
@@ -241,7 +204,7 @@ pub fn preflight(tp: &Path, o: &Options) -> Result<Live> {
         }
     }
     let mut whole = vec![target];
-    whole.extend(partitions(target));
+    whole.extend(sysfs::partitions(target));
     for d in &whole {
         let it = if *d == target { String::new() } else { format!("its partition /dev/{} ", kname(*d)) };
         if let Some((mp, _)) = mounts_of(*d).first() {
@@ -251,7 +214,7 @@ pub fn preflight(tp: &Path, o: &Options) -> Result<Live> {
         if swaps.lines().skip(1).any(|l| l.split_whitespace().next() == Some(&format!("/dev/{}", kname(*d)))) {
             return Err(Error::new(t, format!("{it}is in use as swap")));
         }
-        let holders = sys_list(*d, "holders");
+        let holders = sysfs::holders(*d);
         if !holders.is_empty() {
             return Err(Error::new(t, format!("{it}is held by {}", holders.join(", "))));
         }
@@ -270,7 +233,7 @@ pub fn preflight(tp: &Path, o: &Options) -> Result<Live> {
 
 /// "QEMU HARDDISK" from sysfs (model, else vendor, else serial).
 pub fn model(dev: (u32, u32)) -> String {
-    let disk = parent_disk(dev).unwrap_or(dev);
+    let disk = sysfs::parent_disk(dev).unwrap_or(dev);
     let k = kname(disk);
     let attr = |f: &str| fsutil::read_attr(format!("/sys/class/block/{k}/{f}")).ok().filter(|v| !v.trim().is_empty());
     match (attr("device/model"), attr("serial").or_else(|| attr("device/serial"))) {

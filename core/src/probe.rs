@@ -2,6 +2,7 @@
 //! ext2/3/4, vfat, iso9660, squashfs, and the MBR/GPT tables that give partitions their PARTUUID.
 //! Names and formats follow blkid's so `root=live:UUID=...` copied from blkid output matches.
 
+use crate::sys::sysfs;
 use std::fmt::Write as _;
 
 /// Positional reads from a device, a file or (in tests) a byte buffer.
@@ -542,24 +543,6 @@ pub fn is_media_name(name: &str) -> bool {
     !["loop", "ram", "zram", "dm-", "md", "nbd"].iter().any(|p| name.starts_with(p))
 }
 
-/// The node for a kernel block device name, created if devtmpfs has none.
-pub fn dev_node(name: &str) -> crate::error::Result<String> {
-    let path = format!("/dev/{name}");
-    let mm = crate::fsutil::read_attr(format!("/sys/class/block/{name}/dev"))?;
-    let (ma, mi) = crate::fsutil::parse_devno(&mm).ok_or_else(|| crate::error::Error::new(&path, "unexpected sysfs dev"))?;
-    crate::fsutil::mknod_block(&path, ma, mi)?;
-    Ok(path)
-}
-
-/// The disk and partition number of a partition, from sysfs.
-pub fn partition_of(name: &str) -> Option<(String, u32)> {
-    let n = std::fs::read_to_string(format!("/sys/class/block/{name}/partition")).ok()?;
-    let n = n.trim().parse().ok()?;
-    let real = std::fs::canonicalize(format!("/sys/class/block/{name}")).ok()?;
-    let parent = real.parent()?.file_name()?.to_str()?.to_owned();
-    Some((parent, n))
-}
-
 pub fn open_probe(path: &std::path::Path) -> std::io::Result<Option<Found>> {
     let f = std::fs::File::open(path)?;
     probe(&f)
@@ -572,20 +555,17 @@ pub fn open_table(path: &str) -> Option<Table> {
 
 /// Probe every media-like block device, with PARTUUID/PARTLABEL from the parent's table.
 pub fn scan(all: bool) -> Vec<Candidate> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
-        .unwrap_or_default();
+    let mut names = sysfs::block_names();
     names.retain(|n| all || is_media_name(n));
-    names.sort();
     let mut tables: Vec<(String, Option<Table>)> = Vec::new();
     let mut out = Vec::new();
     for name in names {
-        let Ok(path) = dev_node(&name) else { continue };
+        let Ok(path) = sysfs::dev_node(&name) else { continue };
         let found = open_probe(std::path::Path::new(&path)).ok().flatten();
         let (mut partuuid, mut partlabel) = (None, None);
-        if let Some((disk, n)) = partition_of(&name) {
+        if let Some((disk, n)) = sysfs::partition_of(&name) {
             if !tables.iter().any(|(d, _)| *d == disk) {
-                let t = dev_node(&disk).ok().and_then(|p| open_table(&p));
+                let t = sysfs::dev_node(&disk).ok().and_then(|p| open_table(&p));
                 tables.push((disk.clone(), t));
             }
             if let Some((_, Some(t))) = tables.iter().find(|(d, _)| *d == disk) {
@@ -605,8 +585,8 @@ pub fn find_path(spec: &str) -> Option<String> {
         return Some(spec.to_owned());
     }
     let name = spec.strip_prefix("/dev/")?;
-    if !name.contains('/') && std::path::Path::new("/sys/class/block").join(name).exists() {
-        return dev_node(name).ok();
+    if sysfs::is_block_name(name) {
+        return sysfs::dev_node(name).ok();
     }
     None
 }

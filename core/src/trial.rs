@@ -528,7 +528,7 @@ impl RawStore {
         }
         let (ma, mi) = (nix::sys::stat::major(md.dev()) as u32, nix::sys::stat::minor(md.dev()) as u32);
         let name = crate::fsutil::kernel_name(ma, mi).map_err(|e| Error::new(&p, format!("no block device under it ({e})")))?;
-        let dev_path = crate::probe::dev_node(&name)?;
+        let dev_path = crate::sys::sysfs::dev_node(&name)?;
         let dev = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

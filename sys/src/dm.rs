@@ -104,19 +104,6 @@ pub struct DevInfo {
     pub target_count: u32,
 }
 
-/// The kernel's `huge_encode_dev` format used in `dm_ioctl.dev` and `dm_name_list.dev`.
-pub fn decode_dev(dev: u64) -> (u32, u32) {
-    let major = ((dev & 0xfff00) >> 8) as u32;
-    let minor = ((dev & 0xff) | ((dev >> 12) & 0xfff00)) as u32;
-    (major, minor)
-}
-
-#[cfg(test)]
-pub fn encode_dev(major: u32, minor: u32) -> u64 {
-    let (ma, mi) = (major as u64, minor as u64);
-    (mi & 0xff) | (ma << 8) | ((mi & !0xff) << 12)
-}
-
 /// Device names the kernel and `/dev/mapper` both accept.
 pub fn check_name(name: &str) -> Result<()> {
     let why = if name.is_empty() {
@@ -189,7 +176,7 @@ impl DmIoctl {
     }
 
     fn info(&self) -> DevInfo {
-        let (major, minor) = decode_dev(self.dev);
+        let (major, minor) = crate::sysfs::decode_dev(self.dev);
         DevInfo {
             name: cstr(&self.name),
             uuid: cstr(&self.uuid),
@@ -282,7 +269,7 @@ pub fn decode_names(data: &[u8]) -> Option<Vec<(String, u32, u32)>> {
         }
         let next = rd_u32(data, at + 8)? as usize;
         let name = cstr(data.get(at.checked_add(12)?..)?);
-        let (ma, mi) = decode_dev(dev);
+        let (ma, mi) = crate::sysfs::decode_dev(dev);
         out.push((name, ma, mi));
         if next == 0 {
             return Some(out);
@@ -489,27 +476,18 @@ mod tests {
     #[test]
     fn header_layout() {
         let mut h = DmIoctl::new("live-rw", "LIVEROOT-live-rw", DM_STATUS_TABLE_FLAG);
-        h.dev = encode_dev(254, 3);
+        h.dev = crate::sysfs::encode_dev(254, 3);
         h.data_size = 0x1234;
         let b = h.to_bytes();
         assert_eq!(&b[0..12], &[4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(rd_u32(&b, 12), Some(0x1234));
         assert_eq!(rd_u32(&b, 16), Some(312));
         assert_eq!(rd_u32(&b, 28), Some(DM_STATUS_TABLE_FLAG));
-        assert_eq!(rd_u64(&b, 40), Some(encode_dev(254, 3)));
+        assert_eq!(rd_u64(&b, 40), Some(crate::sysfs::encode_dev(254, 3)));
         assert_eq!(&b[48..56], b"live-rw\0");
         assert_eq!(&b[176..193], b"LIVEROOT-live-rw\0");
         let back = DmIoctl::from_bytes(&b).unwrap().info();
         assert_eq!((back.name.as_str(), back.uuid.as_str(), back.major, back.minor), ("live-rw", "LIVEROOT-live-rw", 254, 3));
-    }
-
-    #[test]
-    fn dev_encoding() {
-        assert_eq!(encode_dev(7, 1), 0x701);
-        assert_eq!(decode_dev(0xfe00), (254, 0));
-        for (ma, mi) in [(254, 0), (7, 300), (259, 1 << 19), (4095, 0xfffff)] {
-            assert_eq!(decode_dev(encode_dev(ma, mi)), (ma, mi));
-        }
     }
 
     #[test]
@@ -571,8 +549,8 @@ mod tests {
             let ev = pad8(at + 12 + name.len() + 1);
             b[ev..ev + 4].copy_from_slice(&7u32.to_ne_bytes());
         };
-        rec(&mut b, 0, encode_dev(254, 0), 32, "live-rw"); // 12+8 → 24, +8 trailer = 32
-        rec(&mut b, 32, encode_dev(254, 1), 0, "other");
+        rec(&mut b, 0, crate::sysfs::encode_dev(254, 0), 32, "live-rw"); // 12+8 → 24, +8 trailer = 32
+        rec(&mut b, 32, crate::sysfs::encode_dev(254, 1), 0, "other");
         assert_eq!(
             decode_names(&b).unwrap(),
             vec![("live-rw".to_string(), 254, 0), ("other".to_string(), 254, 1)]

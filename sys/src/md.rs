@@ -78,11 +78,6 @@ pub const SET_DISK_FAULTY: ValReq = ValReq(nix::request_code_none!(MD_MAJOR, 0x2
 const RUN_ARRAY: Req<Param> = Req::new(nix::request_code_write!(MD_MAJOR, 0x30, std::mem::size_of::<Param>()) as u32);
 pub const STOP_ARRAY: ValReq = ValReq(nix::request_code_none!(MD_MAJOR, 0x32) as u32);
 
-/// The kernel's `new_encode_dev`, which the dev_t-taking md ioctls decode.
-pub fn encode_dev(major: u32, minor: u32) -> u64 {
-    u64::from(minor & 0xff) | (u64::from(major) << 8) | (u64::from(minor & !0xff) << 12)
-}
-
 /// An open /dev/mdN.
 pub struct Md {
     fd: OwnedFd,
@@ -162,16 +157,16 @@ impl Md {
     /// Add a spare to a running array, recording its size (ENOSPC if too small). The kernel
     /// turns any md_import_device failure (device busy, gone) into EINVAL.
     pub fn hot_add(&self, major: u32, minor: u32) -> nix::Result<()> {
-        ioctl_val(&self.fd, HOT_ADD_DISK, encode_dev(major, minor))
+        ioctl_val(&self.fd, HOT_ADD_DISK, crate::sysfs::encode_dev(major, minor))
     }
 
     /// EBUSY while the member is still active or has I/O pending.
     pub fn hot_remove(&self, major: u32, minor: u32) -> nix::Result<()> {
-        ioctl_val(&self.fd, HOT_REMOVE_DISK, encode_dev(major, minor))
+        ioctl_val(&self.fd, HOT_REMOVE_DISK, crate::sysfs::encode_dev(major, minor))
     }
 
     pub fn set_faulty(&self, major: u32, minor: u32) -> nix::Result<()> {
-        ioctl_val(&self.fd, SET_DISK_FAULTY, encode_dev(major, minor))
+        ioctl_val(&self.fd, SET_DISK_FAULTY, crate::sysfs::encode_dev(major, minor))
     }
 }
 
@@ -272,14 +267,6 @@ mod tests {
         assert_eq!(std::mem::offset_of!(ArrayInfo, not_persistent), 36);
         assert_eq!(std::mem::offset_of!(ArrayInfo, chunk_size), 68);
         assert_eq!(std::mem::offset_of!(DiskInfo, state), 16);
-    }
-
-    #[test]
-    fn dev_encoding_matches_kernel() {
-        assert_eq!(encode_dev(7, 0), 0x700);
-        assert_eq!(encode_dev(253, 1), 0xfd01);
-        assert_eq!(encode_dev(259, 0x123), 0x11_0323);
-        assert_eq!(encode_dev(8, 0x100), 0x10_0800);
     }
 
     #[test]
