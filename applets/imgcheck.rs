@@ -23,7 +23,8 @@ use crate::manifest;
 use crate::osarg;
 use crate::progress::Progress;
 use crate::verity;
-use crate::veritytool::{self, with_suffix};
+use crate::fsutil::with_suffix;
+use crate::veritytool;
 use argh::FromArgs;
 use std::ffi::OsStr;
 use std::fs::File;
@@ -286,7 +287,7 @@ fn load_manifest(a: &Args, path: &str) -> Result<(manifest::Manifest, Option<Str
         Some(key) => {
             let sig_path = match &a.sig {
                 Some(s) => osarg::path(s),
-                None => with_suffix(&path, ".minisig"),
+                None => with_suffix(&path, manifest::SIG_SUFFIX),
             };
             let sig_shown = sig_path.display().to_string();
             let sig = std::fs::read(&sig_path).ctx(&sig_shown)?;

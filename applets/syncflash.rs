@@ -103,9 +103,11 @@
 
 use crate::error::{Context, Error, Result};
 use crate::manifest;
+use crate::fsutil::with_suffix;
 use crate::osarg;
 use crate::flashsync;
-use crate::pairs::{self, Files, SUMS};
+use crate::manifest::{ROOTHASH, SIG_SUFFIX, SUMS, VERITY};
+use crate::pairs::Files;
 use crate::state;
 use argh::FromArgs;
 use std::path::{Path, PathBuf};
@@ -207,9 +209,9 @@ pub fn run(argv: &[String]) -> Result<()> {
     let files = Files {
         image: image.clone(),
         manifest: manifest_path.clone(),
-        sig: a.sig.as_deref().map_or_else(|| with_suffix(&manifest_path, ".minisig"), osarg::path),
-        verity: with_suffix(&image, pairs::VERITY),
-        roothash: with_suffix(&image, pairs::ROOTHASH),
+        sig: a.sig.as_deref().map_or_else(|| with_suffix(&manifest_path, SIG_SUFFIX), osarg::path),
+        verity: with_suffix(&image, VERITY),
+        roothash: with_suffix(&image, ROOTHASH),
     };
 
     // Where it goes.
@@ -308,13 +310,6 @@ pub fn run(argv: &[String]) -> Result<()> {
 /// value is refused as the boot refused it.
 fn cmdline_tries() -> Result<u8> {
     crate::cmdline::tries_of(&std::fs::read_to_string("/proc/cmdline").ctx("/proc/cmdline")?)
-}
-
-/// `path` with `suffix` appended to its last component, bytes kept.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 fn mount_ro(dev: &str, dir: &str, fstype: &str) -> Result<()> {

@@ -15,15 +15,15 @@ pub mod transport;
 use crate::digest::{hex, Hasher};
 use crate::error::{Code, Context, Error, Result};
 use crate::http::{self, Limits};
-use crate::manifest;
-use crate::pairs::{SIG, SUMS};
+use crate::manifest::{self, SIG, SUMS};
 use crate::cli::size_str;
 use crate::progress::Progress;
 use policy::{Sidecars, Step, Versions};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use transport::{with_suffix, Fetcher, Leftovers, Sink, Validators};
+use crate::fsutil::with_suffix;
+use transport::{Fetcher, Leftovers, Sink, Validators};
 
 /// Default cap for a body whose length nobody announced.
 pub const MAX_UNKNOWN: u64 = 16 << 30;

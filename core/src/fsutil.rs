@@ -22,6 +22,14 @@ pub fn meminfo_field(text: &str, name: &str) -> Option<u64> {
     }
 }
 
+/// `path` with `suffix` appended to its last component, bytes kept (`IMAGE.verity`,
+/// `FILE.part`).
+pub fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    std::path::PathBuf::from(s)
+}
+
 /// A mount point: its device differs from its parent's, or it is listed in mountinfo.
 pub fn is_mountpoint(p: &std::path::Path) -> bool {
     let (Ok(me), Ok(up)) = (std::fs::metadata(p), std::fs::metadata(p.join(".."))) else {

@@ -16,6 +16,16 @@ use crate::error::{Context, Error, Result};
 use minisign_verify::{PublicKey, Signature};
 use std::io::Read;
 
+/// The names a release's files go by, in its directory, on the server and on the medium.
+pub const SUMS: &str = "SHA256SUMS";
+/// A signature is named after what it signs plus this.
+pub const SIG_SUFFIX: &str = ".minisig";
+/// [`SUMS`] + [`SIG_SUFFIX`].
+pub const SIG: &str = "SHA256SUMS.minisig";
+/// The dm-verity sidecars of IMAGE: IMAGE + these (hash tree, root hash in hex).
+pub const VERITY: &str = ".verity";
+pub const ROOTHASH: &str = ".roothash";
+
 /// A manifest lists a handful of images; anything bigger is not one of ours.
 pub const MAX_SIZE: u64 = 1 << 20;
 pub const MAX_LINE: usize = 4096;
@@ -345,6 +355,11 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(quote_name(name), *want, "{:?}", String::from_utf8_lossy(name));
         }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(SIG, format!("{SUMS}{SIG_SUFFIX}"));
     }
 
     #[test]

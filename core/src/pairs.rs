@@ -14,17 +14,13 @@
 
 use crate::digest::{hash_file, Hasher};
 use crate::error::{Context, Error, Result};
-use crate::manifest;
+use crate::manifest::{self, ROOTHASH, SIG, SUMS, VERITY};
 use crate::progress::Progress;
 use minisign_verify::PublicKey;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub const SUMS: &str = "SHA256SUMS";
-pub const SIG: &str = "SHA256SUMS.minisig";
-pub const VERITY: &str = ".verity";
-pub const ROOTHASH: &str = ".roothash";
 /// Checked in this order at boot: the primary, the image it replaced, one being written.
 pub const SUFFIXES: [&str; 3] = ["", ".old", ".new"];
 /// A root hash file is one line of hex; anything longer is not one.

@@ -5,6 +5,8 @@
 
 use crate::digest::{hex, input_size};
 use crate::error::{Context, Error, Result};
+use crate::fsutil::with_suffix;
+use crate::manifest::{ROOTHASH, VERITY};
 use crate::verity::{self, Mismatch, Superblock, TreeBuilder, Verifier};
 use std::ffi::OsString;
 use std::fs::File;
@@ -110,22 +112,15 @@ pub fn format(path: &Path, salt: &[u8], uuid: [u8; 16], note: fn(&str)) -> Resul
     let sb = Superblock::new(blocks, salt, uuid);
     let root = hex(&tree.root);
     // The tree first, the root hash last: a publisher that sees .roothash sees a complete pair.
-    write_durably(&with_suffix(path, ".verity"), &verity::hash_file(&sb, &tree))?;
-    write_durably(&with_suffix(path, ".roothash"), root.as_bytes())?;
+    write_durably(&with_suffix(path, VERITY), &verity::hash_file(&sb, &tree))?;
+    write_durably(&with_suffix(path, ROOTHASH), root.as_bytes())?;
     Ok(root)
-}
-
-/// `path` with `suffix` appended to its last component, bytes kept.
-pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// The root hash of IMAGE from `file` (default IMAGE.roothash).
 pub fn read_roothash(ipath: &Path, file: Option<&Path>) -> Result<Vec<u8>> {
     use std::io::Read;
-    let file = file.map_or_else(|| with_suffix(ipath, ".roothash"), Path::to_path_buf);
+    let file = file.map_or_else(|| with_suffix(ipath, ROOTHASH), Path::to_path_buf);
     let path = file.display().to_string();
     let mut data = Vec::new();
     File::open(&file).ctx(&path)?.take(1025).read_to_end(&mut data).ctx(&path)?;
@@ -136,7 +131,7 @@ pub fn read_roothash(ipath: &Path, file: Option<&Path>) -> Result<Vec<u8>> {
 /// match; the number of data blocks checked.
 pub fn verify(ipath: &Path, root: &[u8]) -> Result<u64> {
     use std::io::{Seek, SeekFrom};
-    let hfile = with_suffix(ipath, ".verity");
+    let hfile = with_suffix(ipath, VERITY);
     let hpath = hfile.display().to_string();
     let image = ipath.display().to_string();
     let image = image.as_str();

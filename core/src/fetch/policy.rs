@@ -5,7 +5,7 @@
 
 use crate::error::{Code, Error, Result};
 use crate::manifest::Manifest;
-use crate::pairs::{ROOTHASH, SIG, VERITY};
+use crate::manifest::{ROOTHASH, SIG, VERITY};
 use crate::rollout::{self, Rollout};
 
 /// The image a directory URL means.

@@ -5,6 +5,7 @@
 use crate::digest::Hasher;
 use crate::error::{Code, Context, Error, Result};
 use crate::http::{self, Response};
+use crate::fsutil::with_suffix;
 use crate::manifest;
 use crate::cli::size_str;
 use crate::progress::Progress;
@@ -394,13 +395,6 @@ pub fn sidecar(fx: &Fetcher, stall: u64, url: &str, dest_path: &Path, want: &[u8
     sink.file.sync_all().ctx(&part)?;
     drop(sink);
     std::fs::rename(&part_path, dest_path).ctx(dest)
-}
-
-/// `path` with `suffix` appended to its last component, bytes kept.
-pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 /// Write `data` to DIR/NAME through a temporary name.
