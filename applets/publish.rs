@@ -2,14 +2,17 @@
 //! the disk layout and the trusted comment are written by the same code that reads them.
 //!
 //! ```text
-//! publish flash --from DIR --label LABEL --mbr-code FILE [--time UNIX] [--size-mib N] OUT
+//! publish flash --from DIR --label LABEL --mbr-code FILE [--append ARGS] [--time UNIX]
+//!               [--size-mib N] OUT
 //! publish comment --version N [--rollout PCT|START+DURATION] [--expires UNIX|+SECONDS]
 //! ```
 //! `flash` writes the flash image OUT (src/install.rs, `write_flash`): an MBR whose code is
 //! FILE (syslinux's mbr.bin) and one FAT32 partition labelled LABEL holding every file under
-//! DIR, written in name order with every timestamp at UNIX (default 0: 1980-01-01); the disk
+//! DIR and the boot entries (syslinux, systemd-boot) for `root=live:LABEL=LABEL`, the consoles and
+//! ARGS, written in name order with every timestamp at UNIX (default 0: 1980-01-01); the disk
 //! identifier and volume id come from UNIX too, so the same inputs give the same bytes. Without
-//! `--size-mib` the size leaves room for a second LiveOS. It prints the size chosen, in MiB.
+//! `--size-mib` the size leaves room for a second LiveOS. It prints the size, the label and the
+//! command line.
 //! `comment` prints the trusted comment for a release (src/rollout.rs, `TrustedComment`).
 //! Exit: 0 ok, 1 failure, 2 usage.
 
@@ -41,7 +44,7 @@ enum Cmd {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "flash")]
 /// Write a whole-disk flash image: MBR, one FAT32 partition from 1 MiB with every file of
-/// DIR. Prints the size in MiB.
+/// DIR and the boot entries. Prints the size, the label and the command line.
 /// Example: publish flash --from stage --label LIVE --mbr-code mbr.bin --time 1700000000 flash.img
 struct FlashArgs {
     #[argh(option)]
@@ -53,6 +56,9 @@ struct FlashArgs {
     #[argh(option)]
     /// the MBR's boot code (syslinux's mbr.bin; the first 440 bytes count)
     mbr_code: String,
+    #[argh(option, default = "String::new()")]
+    /// appended last to the kernel command line of both boot entries
+    append: String,
     #[argh(option, default = "0")]
     /// every timestamp, and the seed of the disk identifier (default 0)
     time: i64,
@@ -123,13 +129,23 @@ fn flash(a: &FlashArgs) -> Result<()> {
     let mut mbr_code = [0u8; 440];
     let n = code.len().min(440);
     mbr_code[..n].copy_from_slice(&code[..n]);
+    if a.append.contains(['\n', '\r']) {
+        return Err(Error::usage("--append: must be one line"));
+    }
     let mut files = Vec::new();
     let from = osarg::path(&a.from);
     collect(&from, "", &mut files)?;
+    let cmdline = install::flash_cmdline(l, &a.append);
+    for (path, data) in install::flash_configs(&cmdline) {
+        if files.iter().any(|(p, _)| p.eq_ignore_ascii_case(&path)) {
+            return Err(Error::new(from.join(path.trim_start_matches('/')).display().to_string(), "is written here; remove it from the tree"));
+        }
+        files.push((path, data));
+    }
     let flash = Flash { label: l.clone(), id: install::flash_id(a.time), time: a.time, mbr_code, files };
     let mib = a.size_mib.unwrap_or_else(|| install::flash_default_mib(&flash.files));
     install::write_flash(&osarg::path(&a.out), &flash, mib)?;
-    let _ = std::io::stdout().write_all(format!("{mib}\n").as_bytes());
+    let _ = std::io::stdout().write_all(format!("{mib} MiB, label {l}, cmdline: {cmdline}\n").as_bytes());
     Ok(())
 }
 

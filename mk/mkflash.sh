@@ -2,9 +2,10 @@
 # mk/mkflash.sh OUT — a whole-disk image to dd onto a USB stick or a CF/SD card; it boots by
 # itself under legacy BIOS (syslinux) and UEFI (systemd-boot at the removable path).
 #
-# The disk layout is core/src/install.rs's (`liveroot publish flash`, the writer migrate shares):
-#   one MBR partition from 1 MiB to the end, FAT32 labelled LABEL, mbr.bin as the MBR's code;
-#   `syslinux --install` then adds ldlinux.sys and the boot sector's code. On the partition:
+# The disk layout and the boot entries are core/src/install.rs's (`liveroot publish flash`, the
+#   writer migrate shares): one MBR partition from 1 MiB to the end, FAT32 labelled LABEL,
+#   mbr.bin as the MBR's code; `syslinux --install` then adds ldlinux.sys and the boot sector's
+#   code. On the partition:
 #   /boot/vmlinuz /boot/initrd.img                    kernel, initramfs (with PUBKEY)
 #   /boot/syslinux/{ldlinux.sys,ldlinux.c32,syslinux.cfg,mbr.bin}
 #   /EFI/BOOT/BOOTX64.EFI                             systemd-boot
@@ -112,7 +113,7 @@ fi
 
 # --- the files of the partition (liveroot pins their times) ---
 stage=$tmp/stage
-mkdir -p "$stage"/{boot/syslinux,EFI/BOOT,loader/entries}
+mkdir -p "$stage"/{boot/syslinux,EFI/BOOT}
 mv "$live" "$stage/LiveOS"
 # The trial state (core/src/trial.rs): made once here, only ever rewritten in place afterwards.
 "$liveroot" liveinit trial create "$stage/LiveOS/trial.state" || die "LiveOS/trial.state: cannot create it"
@@ -127,36 +128,15 @@ fi
 cp "$mbr" "$stage/boot/syslinux/mbr.bin"
 cp "$ldlinux_c32" "$stage/boot/syslinux/ldlinux.c32"
 cp "$sdboot" "$stage/EFI/BOOT/BOOTX64.EFI"
-cmdline="root=live:LABEL=$label console=tty0 console=ttyS0,115200${append:+ $append}"
-cat >"$stage/boot/syslinux/syslinux.cfg" <<EOF
-SERIAL 0 115200
-PROMPT 0
-TIMEOUT 10
-DEFAULT liveroot
-LABEL liveroot
-  KERNEL /boot/vmlinuz
-  INITRD /boot/initrd.img
-  APPEND $cmdline
-EOF
-cat >"$stage/loader/loader.conf" <<EOF
-timeout 0
-default liveroot.conf
-EOF
-cat >"$stage/loader/entries/liveroot.conf" <<EOF
-title liveroot
-linux /boot/vmlinuz
-initrd /boot/initrd.img
-options $cmdline
-EOF
 
 # --- the disk: the layout and the size are liveroot's (core/src/install.rs) ---
 img=$tmp/flash.img
-size_mib=$("$liveroot" publish flash --from "$stage" --label "$label" --mbr-code "$mbr" --time "$epoch" \
-	${size_mib:+--size-mib "$size_mib"} "$img" 2>"$tmp/publish.err") ||
+made=$("$liveroot" publish flash --from "$stage" --label "$label" --mbr-code "$mbr" --append="$append" \
+	--time "$epoch" ${size_mib:+--size-mib "$size_mib"} "$img" 2>"$tmp/publish.err") ||
 	die "$src: $(sed -e 's/^publish: //' -e "s|^$img: ||" "$tmp/publish.err" | tail -n 1)${SIZE_MIB:+ (SIZE_MIB=$SIZE_MIB)}"
 # ldlinux.sys and the partition's boot code, as syslinux's installer writes them.
 syslinux --install --offset $((1 << 20)) --directory /boot/syslinux "$img" ||
 	die "$img: syslinux --install failed"
 mv -f "$img" "$out"
 echo "$inputs" >"$stamp"
-echo "flash: $out ($size_mib MiB, label $label, cmdline: $cmdline)"
+echo "flash: $out ($made)"

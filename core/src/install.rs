@@ -180,9 +180,10 @@ fn serial_for(options: &[String]) -> Option<String> {
     })
 }
 
-/// syslinux.cfg and the systemd-boot files for `options` (root= first).
-pub fn configs(options: &str, serial: Option<&str>) -> Vec<(&'static str, Vec<u8>)> {
-    let mut sys = String::from("# Written by liveroot migrate: the installed system boots from this disk.\n");
+/// syslinux.cfg and the systemd-boot files for `options` (root= first): one entry titled
+/// `title`, the same command line for both firmwares. The flash and the installed disk both.
+pub fn configs(title: &str, options: &str, serial: Option<&str>) -> Vec<(&'static str, Vec<u8>)> {
+    let mut sys = String::from("# Written by liveroot.\n");
     if let Some(s) = serial {
         sys.push_str(&format!("SERIAL {s}\n"));
     }
@@ -190,14 +191,27 @@ pub fn configs(options: &str, serial: Option<&str>) -> Vec<(&'static str, Vec<u8
         "PROMPT 0\nTIMEOUT 10\nDEFAULT liveroot\nLABEL liveroot\n  KERNEL /{KERNEL}\n  INITRD /{INITRD}\n  APPEND {options}\n"
     ));
     let loader = "default liveroot.conf\ntimeout 0\n".to_owned();
-    let entry = format!(
-        "# Written by liveroot migrate.\ntitle liveroot (installed)\nlinux /{KERNEL}\ninitrd /{INITRD}\noptions {options}\n"
-    );
+    let entry = format!("# Written by liveroot.\ntitle {title}\nlinux /{KERNEL}\ninitrd /{INITRD}\noptions {options}\n");
     vec![
         ("boot/syslinux/syslinux.cfg", sys.into_bytes()),
         ("loader/loader.conf", loader.into_bytes()),
         ("loader/entries/liveroot.conf", entry.into_bytes()),
     ]
+}
+
+/// The flash's kernel command line: the medium by its label, the consoles, then `append`.
+pub fn flash_cmdline(label: &str, append: &str) -> String {
+    let mut c = format!("root=live:LABEL={label} console=tty0 console=ttyS0,115200");
+    if !append.is_empty() {
+        c.push(' ');
+        c.push_str(append);
+    }
+    c
+}
+
+/// The flash's boot entries for `cmdline` ([`configs`], syslinux on the first serial port).
+pub fn flash_configs(cmdline: &str) -> Vec<(String, Vec<u8>)> {
+    configs("liveroot", cmdline, Some("0 115200")).into_iter().map(|(p, d)| (format!("/{p}"), d)).collect()
 }
 
 /// One MBR partition entry.
@@ -397,7 +411,7 @@ pub fn prepare(disk_path: &Path, disk_kname: &str, plan: &Plan) -> Result<Prepar
     fat.add_file(LDLINUX_C32, files.ldlinux_c32.clone())?;
     fat.add_file(MBR_BIN, files.mbr_code.to_vec())?;
     fat.add_file(EFI_BOOT, files.efi.clone())?;
-    for (path, data) in configs(&options_line, serial.as_deref()) {
+    for (path, data) in configs("liveroot (installed)", &options_line, serial.as_deref()) {
         fat.add_file(path, data)?;
     }
     fat.hide_until_commit("EFI");
@@ -471,7 +485,7 @@ mod tests {
 
     #[test]
     fn entries_carry_the_same_options() {
-        let c = configs("root=UUID=1234 rw console=ttyS0,115200", Some("0 115200"));
+        let c = configs("liveroot (installed)", "root=UUID=1234 rw console=ttyS0,115200", Some("0 115200"));
         let text: Vec<String> = c.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
         assert!(text[0].contains("SERIAL 0 115200\n"));
         assert!(text[0].contains("  APPEND root=UUID=1234 rw console=ttyS0,115200\n"));
