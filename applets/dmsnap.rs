@@ -22,12 +22,9 @@ use crate::cli::{parse, parse_size};
 use crate::dmverity;
 use crate::verity::{self as vt, OnCorruption};
 use crate::error::{Context, Error, Result};
-use crate::fsutil;
 use crate::osarg;
-use std::path::PathBuf;
-use crate::snapshot::{self, mapper_path, OVERLAY_SUFFIX, UUID_PREFIX};
+use crate::snapshot::{self, Cow, UUID_PREFIX};
 use crate::sys::dm::{self, Control, Target};
-use crate::sys::loopdev;
 use argh::FromArgs;
 
 pub const SUMMARY: &str = "create, inspect and remove device-mapper snapshots (the live root overlay)";
@@ -177,29 +174,6 @@ fn out(text: &str) {
     let _ = o.flush();
 }
 
-/// Things made so far by `create`, undone in reverse unless disarmed.
-#[derive(Default)]
-struct Undo {
-    file: Option<PathBuf>,
-    loopdev: Option<String>,
-    dm: Option<String>,
-    ctl: Option<Control>,
-}
-
-impl Drop for Undo {
-    fn drop(&mut self) {
-        if let (Some(name), Some(ctl)) = (&self.dm, &self.ctl) {
-            let _ = ctl.remove(name);
-        }
-        if let Some(dev) = &self.loopdev {
-            let _ = loopdev::detach(dev);
-        }
-        if let Some(f) = &self.file {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
 fn create(c: Create) -> Result<()> {
     dm::check_name(&c.name).map_err(|e| Error::usage(e.to_string()))?;
     if c.persistent && c.transient {
@@ -209,15 +183,15 @@ fn create(c: Create) -> Result<()> {
     if c.chunk == 0 || !c.chunk.is_power_of_two() || c.chunk > 1 << 21 {
         return Err(Error::usage(format!("--chunk {}: must be a power of two up to 2097152 sectors", c.chunk)));
     }
-    let overlay = match (&c.cow, &c.overlay_size, &c.overlay_dir) {
-        (Some(_), None, None) => None,
+    let cow = match (&c.cow, &c.overlay_size, &c.overlay_dir) {
+        (Some(d), None, None) => Cow::Device(osarg::path(d)),
         (None, Some(size), Some(dir)) => {
             let bytes = parse_size(size).map_err(|e| Error::usage(format!("--overlay-size: {e}")))?;
             if bytes == 0 {
                 return Err(Error::usage("--overlay-size must be greater than 0"));
             }
             let bytes = bytes.checked_next_multiple_of(4096).ok_or_else(|| Error::usage("--overlay-size is too large"))?;
-            Some((bytes, osarg::path(dir)))
+            Cow::Overlay { bytes, dir: osarg::path(dir) }
         }
         (Some(_), _, _) => return Err(Error::usage("--cow excludes --overlay-size and --overlay-dir")),
         (None, Some(_), None) | (None, None, Some(_)) => {
@@ -226,86 +200,7 @@ fn create(c: Create) -> Result<()> {
         (None, None, None) => return Err(Error::usage("need --cow DEV or --overlay-size SIZE --overlay-dir DIR")),
     };
 
-    let origin = osarg::path(&c.origin);
-    let (oma, omi) = fsutil::block_dev(&origin)?;
-    let sectors = fsutil::block_size_bytes(oma, omi)? / 512;
-    if sectors == 0 {
-        return Err(Error::new(origin.display().to_string(), "origin is empty (0 sectors)"));
-    }
-    if let Some(cow) = &c.cow {
-        let (cma, cmi) = fsutil::block_dev(osarg::path(cow))?;
-        if (cma, cmi) == (oma, omi) {
-            return Err(Error::usage("--cow and --origin are the same device"));
-        }
-    }
-    let overlay_file = match &overlay {
-        Some((_, dir)) => {
-            let md = std::fs::metadata(dir).ctx(dir.display())?;
-            if !md.is_dir() {
-                return Err(Error::new(dir.display().to_string(), "not a directory"));
-            }
-            Some(dir.join(format!("{}{OVERLAY_SUFFIX}", c.name)))
-        }
-        None => None,
-    };
-
-    let ctl = Control::open()?;
-    if ctl.info(&c.name)?.is_some() {
-        return Err(Error::new(&c.name, "a device-mapper device with this name already exists"));
-    }
-    let mut undo = Undo::default();
-
-    let cow_dev = match (&overlay, &overlay_file) {
-        (Some((bytes, _)), Some(file)) => {
-            let path = &file.display().to_string();
-            let f = std::fs::OpenOptions::new().write(true).create_new(true).open(file).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::new(path, "overlay file already exists (left from an earlier snapshot? remove it)")
-                } else {
-                    Error::io(path, &e)
-                }
-            })?;
-            undo.file = Some(file.clone());
-            f.set_len(*bytes).ctx(path)?;
-            drop(f);
-            // Not autoclear yet: with no other opener the kernel would clear the loop as soon
-            // as attach closes it. Autoclear is set below, once the snapshot holds it open.
-            let dev = loopdev::attach(file, &loopdev::Setup::default())?;
-            undo.loopdev = Some(dev.clone());
-            PathBuf::from(dev)
-        }
-        _ => osarg::path(c.cow.as_deref().unwrap_or_default()),
-    };
-    let (cma, cmi) = fsutil::block_dev(&cow_dev)?;
-
-    let target = Target {
-        start: 0,
-        length: sectors,
-        kind: "snapshot".into(),
-        params: format!("{oma}:{omi} {cma}:{cmi} {mode} {}", c.chunk),
-    };
-    let uuid = snapshot::uuid(&c.name, undo.loopdev.is_some());
-    ctl.create(&c.name, &uuid)?;
-    undo.dm = Some(c.name.clone());
-    undo.ctl = Some(Control::open()?);
-    ctl.load(&c.name, std::slice::from_ref(&target), false).map_err(|e| {
-        Error::new(&c.name, format!("{} (table: {target})", e.reason))
-    })?;
-    if let Some(dev) = undo.loopdev.take() {
-        // The snapshot holds the loop open, so this only marks it autoclear: it goes away with
-        // the snapshot.
-        if let Err(e) = loopdev::detach(&dev) {
-            undo.loopdev = Some(dev);
-            return Err(e);
-        }
-    }
-    let info = ctl.resume(&c.name)?;
-    let node = mapper_path(&c.name);
-    fsutil::mknod_block(&node, info.major, info.minor)?;
-    // Complete: keep everything.
-    undo.dm = None;
-    undo.file = None;
-    Ok(())
+    snapshot::create(&c.name, &osarg::path(&c.origin), &cow, mode, c.chunk)
 }
 
 fn verity(v: Verity) -> Result<()> {

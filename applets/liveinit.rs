@@ -30,13 +30,10 @@
 //! ```
 
 use crate::osarg;
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use crate::error::{Context, Error, Result};
 use crate::probe::{self, Found};
 use argh::FromArgs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub const SUMMARY: &str = "helpers for the live-boot /init (cmdline, modprobe, coldplug, find-medium, switch-root)";
@@ -64,6 +61,7 @@ enum Cmd {
     MarkGood(MarkGoodArgs),
     Trial(TrialArgs),
     Watchdog(WatchdogArgs),
+    Boot(BootArgs),
 }
 
 #[derive(FromArgs)]
@@ -253,6 +251,10 @@ struct StateArgs {
 /// Make NEWROOT (a mount point) the root and exec INIT (default /sbin/init) as PID 1: moves
 /// /dev /proc /sys /run into it and deletes the initramfs contents first.
 struct SwitchArgs {
+    /// the live boot's last step: panic= default, the watchdog for an image on trial, init=
+    /// from the kernel command line (liveinit boot's root)
+    #[argh(switch)]
+    live: bool,
     /// the new root, a mount point
     #[argh(positional)]
     newroot: String,
@@ -260,6 +262,15 @@ struct SwitchArgs {
     #[argh(positional, greedy)]
     init: Vec<String>,
 }
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "boot")]
+/// The live boot, as /init runs it: the kernel command line, modules, the medium, the image
+/// pair and its trial, a newer image fetched, dm-verity or a loop, the snapshot, md, the root
+/// mounted at /sysroot and /run/live/state written (rd.break: /run/live/rd.break too). A failing
+/// step prints one line `liveroot: STEP: object: reason` on the console and in the kernel log
+/// and exits non-zero: 1, 3 (verification failed) or 4 (network root unreachable).
+struct BootArgs {}
 
 #[derive(FromArgs)]
 #[argh(subcommand, name = "mark-good")]
@@ -400,7 +411,7 @@ struct WatchdogArgs {
     #[argh(positional)]
     seconds: Option<u32>,
     /// the device (default /dev/watchdog)
-    #[argh(option, default = "WATCHDOG_DEV.to_owned()")]
+    #[argh(option, default = "crate::watchdog::DEV.to_owned()")]
     dev: String,
 }
 
@@ -426,7 +437,8 @@ pub fn run(argv: &[String]) -> Result<()> {
         Cmd::RamCopy(a) => ram_copy(a),
         Cmd::SelectImage(a) => select_image(a),
         Cmd::State(a) => state(a),
-        Cmd::SwitchRoot(a) => switch_root_or_rescue(a),
+        Cmd::SwitchRoot(a) => switch_root(a),
+        Cmd::Boot(a) => boot(a),
         Cmd::MarkGood(a) => mark_good(a),
         Cmd::Trial(a) => trial(a),
         Cmd::Watchdog(a) => watchdog(a),
@@ -453,241 +465,17 @@ fn cmdline(a: CmdlineArgs) -> Result<()> {
     Ok(())
 }
 
-// ---- modprobe --------------------------------------------------------------------------------
+// ---- modprobe / coldplug / find-medium ---------------------------------------------------------
 
-/// `virtio_pci` for `kernel/drivers/virtio/virtio_pci.ko.xz`; dashes fold to underscores as the
-/// kernel does for /sys/module names.
-fn module_name(path: &str) -> String {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    crate::coldplug::norm(base.split(".ko").next().unwrap_or(base))
-}
-
-struct ModDb {
-    dir: PathBuf,
-    /// (name, path relative to dir, dependency paths in modules.dep order). A few dozen lookups
-    /// in a few thousand lines: a linear search is cheaper in code than a hash map.
-    deps: Vec<(String, String, Vec<String>)>,
-    builtin: Vec<String>,
-}
-
-impl ModDb {
-    fn load(dir: &Path) -> Result<ModDb> {
-        let dep_file = dir.join("modules.dep");
-        let text = std::fs::read_to_string(&dep_file).ctx(dep_file.display())?;
-        let mut deps = Vec::new();
-        for line in text.lines() {
-            if let Some((m, d)) = line.split_once(':') {
-                let list = d.split_whitespace().map(str::to_owned).collect();
-                deps.push((module_name(m), m.to_owned(), list));
-            }
-        }
-        let builtin = std::fs::read_to_string(dir.join("modules.builtin"))
-            .unwrap_or_default()
-            .lines()
-            .map(module_name)
-            .collect();
-        Ok(ModDb { dir: dir.to_owned(), deps, builtin })
-    }
-
-    /// Module files to load for `name`, dependencies first; empty when built in.
-    fn plan(&self, name: &str, order: &mut Vec<String>) -> Option<()> {
-        if self.builtin.iter().any(|b| b == name) {
-            return Some(());
-        }
-        let (_, path, deps) = self.deps.iter().find(|(n, _, _)| n == name)?;
-        // An initramfs often carries a modules.dep for more modules than it holds.
-        if !self.dir.join(path).exists() {
-            return None;
-        }
-        // depmod lists the full closure; loading it back to front satisfies every symbol.
-        for d in deps.iter().rev() {
-            if !order.contains(d) {
-                let dn = module_name(d);
-                if !self.builtin.contains(&dn) {
-                    order.push(d.clone());
-                }
-            }
-        }
-        if !order.contains(path) {
-            order.push(path.clone());
-        }
-        Some(())
-    }
-}
-
-/// `MODULE.param=value` words of the kernel command line, per module.
-fn module_params(cmdline: &str) -> (Vec<(String, String)>, Vec<String>) {
-    let mut params: Vec<(String, String)> = Vec::new();
-    let mut blacklist = Vec::new();
-    for (k, v) in crate::cmdline::split(cmdline) {
-        if k == "modprobe.blacklist" || k == "module_blacklist" {
-            blacklist.extend(v.unwrap_or_default().split(',').map(crate::coldplug::norm));
-            continue;
-        }
-        let Some((m, p)) = k.split_once('.') else { continue };
-        let word = match &v {
-            Some(v) if v.contains(' ') => format!("{p}=\"{v}\""),
-            Some(v) => format!("{p}={v}"),
-            None => p.to_owned(),
-        };
-        let m = crate::coldplug::norm(m);
-        match params.iter_mut().find(|(n, _)| *n == m) {
-            Some((_, e)) => {
-                e.push(' ');
-                e.push_str(&word);
-            }
-            None => params.push((m, word)),
-        }
-    }
-    (params, blacklist)
-}
-
-fn modules_dir(dir: Option<&str>) -> Result<PathBuf> {
-    Ok(match dir {
-        Some(d) => osarg::path(d),
-        None => {
-            let u = nix::sys::utsname::uname().ctx("uname")?;
-            Path::new("/lib/modules").join(u.release())
-        }
-    })
-}
+use crate::modprobe;
 
 fn modprobe(a: ModprobeArgs) -> Result<()> {
     if a.modules.is_empty() {
         return Err(Error::usage("modprobe: no module named\nTry 'liveinit modprobe --help' for more information."));
     }
-    let dir = modules_dir(a.dir.as_deref())?;
-    let db = ModDb::load(&dir)?;
-    let cmdline_path = a.cmdline.as_deref().unwrap_or("/proc/cmdline");
-    let (params, blacklist) = module_params(&std::fs::read_to_string(cmdline_path).unwrap_or_default());
-    let mut order = Vec::new();
-    for m in &a.modules {
-        let name = crate::coldplug::norm(m);
-        if blacklist.contains(&name) {
-            warn(&format!("modprobe: {m}: blacklisted on the kernel command line (skipped)"));
-            continue;
-        }
-        if db.plan(&name, &mut order).is_none() && !a.quiet {
-            warn(&format!("modprobe: {m}: not found in {} (skipped)", dir.display()));
-        }
-    }
-    let mut failed: Option<Error> = None;
-    for rel in &order {
-        let name = module_name(rel);
-        let file = db.dir.join(rel);
-        let p = params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("");
-        if a.dry_run {
-            out(&format!("insmod {}{}{}\n", file.display(), if p.is_empty() { "" } else { " " }, p));
-            continue;
-        }
-        if Path::new("/sys/module").join(&name).exists() {
-            continue;
-        }
-        if let Err(e) = load_module(&file, p) {
-            if let Some(prev) = failed.replace(e) {
-                warn(&format!("modprobe: {prev}"));
-            }
-        }
-    }
-    failed.map_or(Ok(()), Err)
-}
-
-fn load_module(file: &Path, params: &str) -> Result<()> {
-    let f = std::fs::File::open(file).ctx(file.display())?;
-    let name = file.to_string_lossy();
-    let compressed = [".xz", ".zst", ".gz"].iter().any(|s| name.ends_with(s));
-    let flags = if compressed { crate::sys::module::MODULE_INIT_COMPRESSED_FILE } else { 0 };
-    match crate::sys::module::finit_module(&f, params, flags) {
-        Ok(()) | Err(nix::errno::Errno::EEXIST) => Ok(()),
-        Err(nix::errno::Errno::EINVAL) if compressed => {
-            Err(Error::new(name, "compressed module, and this kernel cannot decompress modules"))
-        }
-        Err(e) => Err(Error::sys(name, e)),
-    }
-}
-
-// ---- coldplug --------------------------------------------------------------------------------
-
-/// Coldplug over the modprobe machinery: modules.alias picks the modules, ModDb orders their
-/// dependencies, load_module loads them.
-struct Plug {
-    aliases: crate::coldplug::Aliases,
-    db: ModDb,
-    params: Vec<(String, String)>,
-    blacklist: Vec<String>,
-    sysfs: PathBuf,
-    state: crate::coldplug::State,
-    loaded: Vec<String>,
-    failed: Vec<String>,
-    devices: usize,
-    unbound: usize,
-}
-
-impl Plug {
-    fn new(dir: Option<&str>, sysfs: Option<&str>, cmdline: Option<&str>) -> Result<Plug> {
-        let dir = modules_dir(dir)?;
-        let db = ModDb::load(&dir)?;
-        let file = dir.join("modules.alias");
-        let aliases = crate::coldplug::Aliases::parse(&std::fs::read_to_string(&file).ctx(file.display())?);
-        let (params, blacklist) = module_params(&std::fs::read_to_string(osarg::path(cmdline.unwrap_or("/proc/cmdline"))).unwrap_or_default());
-        let sysfs = osarg::path(sysfs.unwrap_or("/sys"));
-        let state = crate::coldplug::State::default();
-        Ok(Plug { aliases, db, params, blacklist, sysfs, state, loaded: Vec::new(), failed: Vec::new(), devices: 0, unbound: 0 })
-    }
-
-    fn is_loaded(&self, name: &str) -> bool {
-        self.sysfs.join("module").join(name).exists()
-    }
-
-    /// One pass over the devices not seen before: the modules loaded (with `dry_run`: that
-    /// would be), in order. Failures are warnings.
-    fn pass(&mut self, dry_run: bool) -> Vec<String> {
-        let devices = crate::coldplug::scan(&self.sysfs.join("devices"));
-        self.devices = devices.len();
-        self.unbound = devices.iter().filter(|d| !d.bound).count();
-        // Decided before loading: a module another one pulls in as a dependency in this pass
-        // (usb-storage under uas) is still reported as loaded here.
-        let todo: Vec<String> = self
-            .state
-            .wanted(&devices, &self.aliases)
-            .into_iter()
-            .filter(|m| !self.db.builtin.contains(m) && !self.blacklist.contains(m) && !self.is_loaded(m))
-            .collect();
-        let mut now = Vec::new();
-        for m in todo {
-            let mut order = Vec::new();
-            // Listed in modules.alias but not in this tree: nothing to load, as with no alias.
-            if self.db.plan(&m, &mut order).is_none() {
-                continue;
-            }
-            if !dry_run {
-                let failed = order.iter().find_map(|rel| {
-                    let name = module_name(rel);
-                    if self.is_loaded(&name) {
-                        return None;
-                    }
-                    let p = self.params.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v.as_str());
-                    load_module(&self.db.dir.join(rel), p).err()
-                });
-                if let Some(e) = failed {
-                    warn(&format!("coldplug: {m}: {e}"));
-                    self.failed.push(m);
-                    continue;
-                }
-            }
-            now.push(m);
-        }
-        self.loaded.extend(now.iter().cloned());
-        now
-    }
-
-    fn counts(&self) -> String {
-        format!("({} devices, {} without a driver)", self.devices, self.unbound)
-    }
-
-    fn loaded_list(&self) -> String {
-        if self.loaded.is_empty() { "none".to_owned() } else { self.loaded.join(" ") }
-    }
+    let (dir, cmdline) = (a.dir.as_deref().map(osarg::path), a.cmdline.as_deref().map(osarg::path));
+    let o = modprobe::Modprobe { quiet: a.quiet, dry_run: a.dry_run, dir: dir.as_deref(), cmdline: cmdline.as_deref() };
+    modprobe::modprobe(&a.modules, &o, &mut |w| warn(w), &mut |t| out(t))
 }
 
 /// `--settle MS`: at most ten minutes (a pass that loads drivers is followed by this much).
@@ -703,87 +491,22 @@ fn boot_wait(v: &str) -> std::result::Result<u64, String> {
 }
 
 fn coldplug(a: ColdplugArgs) -> Result<()> {
-    use std::time::{Duration, Instant};
-    let mut plug = Plug::new(a.modules_dir.as_deref(), a.sysfs.as_deref(), a.cmdline.as_deref())?;
+    let p = |o: &Option<String>| o.as_deref().map(osarg::path);
+    let mut plug = modprobe::Plug::new(p(&a.modules_dir).as_deref(), p(&a.sysfs).as_deref(), p(&a.cmdline).as_deref())?;
     if a.dry_run {
-        let s: String = plug.pass(true).iter().map(|m| format!("{m}\n")).collect();
+        let s: String = plug.pass(true, &mut |w| warn(w)).iter().map(|m| format!("{m}\n")).collect();
         out(&s);
         return Ok(());
     }
-    let settle = Duration::from_millis(a.settle);
-    let mut last_load: Option<Instant> = None;
-    loop {
-        if !plug.pass(false).is_empty() {
-            last_load = Some(Instant::now());
-        }
-        match last_load {
-            Some(t) if t.elapsed() < settle => std::thread::sleep(Duration::from_millis(100)),
-            _ => break,
-        }
-    }
-    let what = match (plug.loaded.is_empty(), plug.failed.is_empty()) {
-        (true, true) => "nothing to load".to_owned(),
-        (_, true) => format!("loaded {}", plug.loaded_list()),
-        _ => format!("loaded {}; failed: {}", plug.loaded_list(), plug.failed.join(" ")),
-    };
-    out(&format!("coldplug: {what} {}\n", plug.counts()));
+    let line = modprobe::coldplug(&mut plug, a.settle, &mut |w| warn(w));
+    out(&format!("{line}\n"));
     Ok(())
 }
 
-// ---- find-medium / probe ---------------------------------------------------------------------
-
 fn find_medium(a: FindArgs) -> Result<()> {
-    let spec = crate::cmdline::normalize_spec(&a.spec).map_err(|why| Error::usage(format!("{}: {why}", a.spec)))?;
-    let start = std::time::Instant::now();
-    // Checked even though --wait is bounded: an overflowing deadline is a panic.
-    let deadline = start.checked_add(std::time::Duration::from_secs(a.wait)).ok_or_else(|| Error::usage(format!("--wait {}: too long", a.wait)))?;
-    // Unknown hardware or no modules.alias: say so once and keep looking for the device.
-    let mut plug = match a.coldplug.then(|| Plug::new(None, None, None)) {
-        Some(Err(e)) => {
-            warn(&format!("coldplug: {e}"));
-            None
-        }
-        Some(Ok(p)) => Some(p),
-        None => None,
-    };
-    let mut note_at = 5;
-    loop {
-        if let Some(p) = plug.as_mut() {
-            let now = p.pass(false);
-            if !now.is_empty() {
-                warn(&format!("coldplug: loaded {} {}", now.join(" "), p.counts()));
-            }
-        }
-        if spec.starts_with("/dev/") {
-            if let Some(p) = probe::find_path(&spec) {
-                out(&format!("{p}\n"));
-                return Ok(());
-            }
-        }
-        let cands = probe::scan(a.all);
-        let hits: Vec<&probe::Candidate> = cands.iter().filter(|c| c.matches(&spec)).collect();
-        if let Some(first) = hits.first() {
-            if hits.len() > 1 {
-                let others: Vec<&str> = hits[1..].iter().map(|c| c.name.as_str()).collect();
-                warn(&format!("{spec}: also on {}; using {}", others.join(", "), first.name));
-            }
-            out(&format!("/dev/{}\n", first.name));
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            let list: Vec<String> = cands.iter().map(probe::Candidate::describe).collect();
-            let found = if list.is_empty() { "no block devices".to_owned() } else { list.join(", ") };
-            let drivers = plug.as_ref().map(|p| format!("; drivers loaded: {}", p.loaded_list())).unwrap_or_default();
-            return Err(Error::new(spec, format!("not found after {} s; found: {found}{drivers}", a.wait)));
-        }
-        let waited = start.elapsed().as_secs();
-        if waited >= note_at {
-            let drivers = plug.as_ref().map(|p| format!("; drivers loaded: {}", p.loaded_list())).unwrap_or_default();
-            warn(&format!("find-medium: waiting for {spec} ({waited} s of {}{drivers})", a.wait));
-            note_at = waited + 5;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let dev = modprobe::find_medium(&a.spec, a.wait, a.all, a.coldplug, &mut |n| warn(n))?;
+    out(&format!("{dev}\n"));
+    Ok(())
 }
 
 fn probe_cmd(a: ProbeArgs) -> Result<()> {
@@ -948,50 +671,17 @@ fn state(a: StateArgs) -> Result<()> {
 
 // ---- trial / mark-good -----------------------------------------------------------------------
 
-use crate::trial::{self, Boot, Ident};
-
-/// Where the medium is mounted when the boot released it (rd.live.ram, a fetched image).
-const TRIAL_MOUNT: &str = "/run/live/trial-medium";
-
-/// The trial file and, when the medium had to be mounted for it, that mount (undone on drop).
-struct Located {
-    path: PathBuf,
-    mounted: bool,
-}
-
-impl Drop for Located {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = nix::mount::umount(TRIAL_MOUNT);
-        }
-    }
-}
+use crate::state::{LiveState, OnMedium};
+use crate::trial::{self, Ident};
 
 /// `--file`, else `trial.state` beside the image on the medium the state file names (mounted
-/// read-only at TRIAL_MOUNT if the boot released it).
-fn locate(file: Option<&str>, state_file: &str) -> Result<Located> {
+/// privately if the boot released it).
+fn locate(file: Option<&str>, state_file: &str) -> Result<OnMedium> {
     if let Some(f) = file {
-        return Ok(Located { path: osarg::path(f), mounted: false });
+        return Ok(OnMedium::at(osarg::path(f)));
     }
-    let st = crate::state::load(osarg::path(state_file))?;
-    let get = |k: &str| crate::state::lookup(&st, k).to_owned();
-    let image = get("image");
-    let image = if image.is_empty() { "LiveOS/squashfs.img".to_owned() } else { image };
-    let rel = Path::new(image.trim_start_matches('/')).parent().map(Path::to_path_buf).unwrap_or_default().join(trial::FILE);
-    let mnt = get("medium_mount");
-    if !mnt.is_empty() {
-        return Ok(Located { path: Path::new(&mnt).join(rel), mounted: false });
-    }
-    let dev = get("medium");
-    if dev.is_empty() {
-        return Err(Error::new(state_file, "no medium recorded (a network-only boot has no trial state); give --file"));
-    }
-    std::fs::create_dir_all(TRIAL_MOUNT).ctx(TRIAL_MOUNT)?;
-    let ty = get("medium_type");
-    let ty = if ty.is_empty() || ty == "auto" { "vfat".to_owned() } else { ty };
-    nix::mount::mount(Some(dev.as_str()), TRIAL_MOUNT, Some(ty.as_str()), nix::mount::MsFlags::MS_RDONLY, None::<&str>)
-        .ctx(format!("{dev} on {TRIAL_MOUNT}"))?;
-    Ok(Located { path: Path::new(TRIAL_MOUNT).join(rel), mounted: true })
+    let st = LiveState::load(osarg::path(state_file))?;
+    st.on_medium(&st.image_dir().join(trial::FILE), state_file)
 }
 
 fn ident(sha256: &str, version: &str) -> Result<Option<Ident>> {
@@ -1023,76 +713,16 @@ fn trial(a: TrialArgs) -> Result<()> {
 fn trial_take(a: TakeArgs) -> Result<()> {
     let img = ident(&a.sha256, &a.version)?;
     let start = a.start.map(|tries| trial::Start { tries, keep: a.keep });
-    // A fetched image's trial that must begin needs somewhere to count its tries; without it
-    // the image does not boot (it would boot untried at every boot, a crash loop for ever).
-    let must_count = |why: String| match start {
-        Some(s) if s.tries > 0 => {
-            Boot::Fallback(format!("{why}: a fetched image's tries cannot be counted; it does not boot untried (rd.live.tries=0 allows that)"))
-        }
-        Some(_) => Boot::Plain(format!("{}: rd.live.tries=0: boots untried ({why})", img.map(|i| i.label()).unwrap_or_default())),
-        None => Boot::Plain(why),
-    };
     let loc = locate(a.file.as_deref(), &a.state);
-    let (boot, cur) = match (&loc, img) {
-        (_, None) => (Boot::Plain("the image is unchecked: no trial".into()), None),
-        (Err(e), _) => (must_count(format!("no trial state: {e}")), None),
-        (Ok(l), Some(img)) => match trial::read(&l.path) {
-            Ok(None) => (must_count(format!("{}: missing, no trial state (a flash from before trials)", l.path.display())), None),
-            Err(e) => (must_count(format!("no trial state: {e}")), None),
-            Ok(Some(cur)) => {
-                let (boot, w) = trial::take(cur.record.as_ref(), &img, start);
-                // A fresh file has no record in either copy: normal. Anything else is news.
-                let boot = match boot {
-                    Boot::Plain(why) if cur.bad.iter().any(|b| b.is_some_and(|b| !b.starts_with("no record"))) && cur.record.is_none() => {
-                        Boot::Plain(format!("{why}: {}", cur.why()))
-                    }
-                    b => b,
-                };
-                let mut rec = cur.record.clone();
-                let boot = match w {
-                    None => boot,
-                    Some(w) if a.peek => {
-                        rec = Some(w);
-                        boot
-                    }
-                    Some(_) => match trial::update(&l.path, a.via_fs, |c| trial::take(c, &img, start).1) {
-                        Ok(w) => {
-                            rec = w.or(rec);
-                            boot
-                        }
-                        Err(e) => Boot::Fallback(match boot {
-                            Boot::Fallback(why) => format!("{why} (not recorded: {e})"),
-                            _ => format!("cannot count the try on the flash ({e}): a try not counted could repeat forever"),
-                        }),
-                    },
-                };
-                (boot, rec)
-            }
-        },
-    };
-    let l = img.map(|i| i.label()).unwrap_or_default();
-    let (left, fallback) = match &boot {
-        Boot::Plain(why) => {
-            if !why.is_empty() {
-                warn(&format!("trial: {why}"));
-            }
-            (String::new(), String::new())
-        }
-        Boot::Trial(n) => {
-            let tries = cur.as_ref().map_or(0, |r| r.tries);
-            warn(&format!("trial: {l} is on trial: try {} of {tries}, {n} left after this boot", tries.saturating_sub(*n)));
-            (n.to_string(), String::new())
-        }
-        Boot::Fallback(why) => {
-            warn(&format!("trial: {why}"));
-            (String::new(), why.clone())
-        }
-    };
+    let t = crate::boot::take::take(loc.as_ref().map(|l| l.path.as_path()), img.as_ref(), start, a.peek, a.via_fs);
+    if !t.note.is_empty() {
+        warn(&format!("trial: {}", t.note));
+    }
     out(&crate::cmdline::sh_assignments(&[
-        ("TRIAL", left),
-        ("TRIAL_FALLBACK", fallback),
-        ("TRIAL_FAILED", nonzero(cur.as_ref().map_or(0, |r| r.failed_version))),
-        ("TRIAL_FLOOR", nonzero(cur.as_ref().map_or(0, |r| r.floor))),
+        ("TRIAL", t.left.map(|n| n.to_string()).unwrap_or_default()),
+        ("TRIAL_FALLBACK", t.fallback.unwrap_or_default()),
+        ("TRIAL_FAILED", nonzero(t.failed)),
+        ("TRIAL_FLOOR", nonzero(t.floor)),
     ]));
     Ok(())
 }
@@ -1142,7 +772,7 @@ fn mark_good(a: MarkGoodArgs) -> Result<()> {
     let path = osarg::path(&a.state);
     let st = crate::state::load(&path)?;
     mark_good_record(&a, &st)?;
-    watchdog_disarm_armed(&path, &st)
+    crate::watchdog::disarm_armed(&path, &st, &mut |n| warn(n))
 }
 
 fn mark_good_record(a: &MarkGoodArgs, st: &[(String, String)]) -> Result<()> {
@@ -1171,284 +801,33 @@ fn mark_good_record(a: &MarkGoodArgs, st: &[(String, String)]) -> Result<()> {
     Ok(())
 }
 
-// ---- watchdog -------------------------------------------------------------------------------
-
-use crate::sys::watchdog::Watchdog;
-use nix::errno::Errno;
-
-const WATCHDOG_DEV: &str = "/dev/watchdog";
+// ---- watchdog / switch-root / boot ------------------------------------------------------------
 
 fn watchdog(a: WatchdogArgs) -> Result<()> {
     match (a.action.as_str(), a.seconds) {
-        ("arm", Some(s)) => watchdog_arm(&a.dev, s),
-        ("disarm", None) => watchdog_disarm(&a.dev),
+        ("arm", Some(s)) => {
+            let t = crate::watchdog::arm(&a.dev, s, &mut |n| warn(n))?;
+            out(&format!("{t}\n"));
+            Ok(())
+        }
+        ("disarm", None) => crate::watchdog::disarm(&a.dev, &mut |n| warn(n)),
         _ => Err(Error::usage("watchdog: expected arm SECONDS or disarm")),
     }
 }
 
-fn watchdog_arm(dev: &str, secs: u32) -> Result<()> {
-    let secs = libc::c_int::try_from(secs).ok().filter(|s| *s > 0).ok_or_else(|| Error::usage("watchdog arm: SECONDS: expected 1 or more"))?;
-    let w = match Watchdog::open(Path::new(dev)) {
-        Err(Errno::ENOENT | Errno::ENODEV | Errno::ENXIO) => {
-            return Err(Error::new(dev, "no watchdog; not armed").code(crate::error::Code::NoChange));
+fn switch_root(a: SwitchArgs) -> Result<()> {
+    if a.live {
+        if !a.init.is_empty() {
+            return Err(Error::usage("switch-root --live: init= comes from the kernel command line"));
         }
-        r => r.ctx(dev)?,
-    };
-    // Opening started it with the driver's default: a failure from here on stops it again, so a
-    // refused timeout never leaves a timer the caller does not know about.
-    let armed = w.set_timeout(secs).ctx(format!("{dev}: timeout {secs} s")).and_then(|t| w.keepalive().ctx(dev).map(|()| t));
-    match armed {
-        Ok(t) => {
-            w.leave_running();
-            warn(&format!("watchdog: {dev} armed: a reset in {t} s unless mark-good or a watchdog daemon takes it over"));
-            out(&format!("{t}\n"));
-            Ok(())
-        }
-        Err(e) => {
-            let _ = w.disable();
-            let _ = w.magic_close();
-            Err(e)
-        }
+        return crate::boot::switch_root_live(&osarg::path(&a.newroot));
     }
+    let init: Vec<std::ffi::OsString> = a.init.iter().map(|s| osarg::decode(s)).collect();
+    crate::switchroot::switch_root_or_rescue(&osarg::path(&a.newroot), &init)
 }
 
-fn watchdog_disarm(dev: &str) -> Result<()> {
-    let w = match Watchdog::open(Path::new(dev)) {
-        Err(Errno::ENOENT | Errno::ENODEV | Errno::ENXIO) => {
-            warn(&format!("watchdog: {dev}: no watchdog; nothing to disarm"));
-            return Ok(());
-        }
-        Err(Errno::EBUSY) => {
-            warn(&format!("watchdog: {dev}: busy: the OS's watchdog daemon holds it; left to it"));
-            return Ok(());
-        }
-        r => r.ctx(dev)?,
-    };
-    // Either one stops it; DISABLECARD is the one that says when it cannot (nowayout: EBUSY).
-    let stopped = w.disable();
-    w.magic_close().ctx(dev)?;
-    match stopped {
-        Ok(()) => {
-            warn(&format!("watchdog: {dev} disarmed"));
-            Ok(())
-        }
-        Err(Errno::EBUSY) => Err(Error::new(dev, "the driver refuses to stop (nowayout): it resets the box unless the OS feeds it")),
-        Err(e) => Err(Error::sys(format!("{dev}: stop"), e)),
-    }
-}
-
-/// mark-good's part: disarm the watchdog /init armed for this trial (`watchdog=` and
-/// `watchdog_dev=` in the state), then drop those keys so a second mark-good leaves the device
-/// alone. Without them nothing is touched: opening a watchdog starts it.
-fn watchdog_disarm_armed(path: &Path, st: &[(String, String)]) -> Result<()> {
-    if crate::state::lookup(st, "watchdog").is_empty() {
-        return Ok(());
-    }
-    let dev = match crate::state::lookup(st, "watchdog_dev") {
-        "" => WATCHDOG_DEV,
-        d => d,
-    };
-    watchdog_disarm(dev)?;
-    crate::state::set(path, &[("watchdog".into(), String::new()), ("watchdog_dev".into(), String::new())])
-}
-
-// ---- switch-root -----------------------------------------------------------------------------
-
-use crate::fsutil::is_mountpoint;
-
-/// Resolve `path` as if `root` were `/`: absolute symlinks restart at `root`, `..` stops there.
-pub fn resolve_in_root(root: &Path, path: &Path) -> Option<PathBuf> {
-    use std::path::Component;
-    // Names and `..`, last first (a stack); components() already drops `.` and empty names.
-    let names = |p: &Path| -> Vec<OsString> {
-        p.components()
-            .rev()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(n.to_owned()),
-                Component::ParentDir => Some(OsString::from("..")),
-                _ => None,
-            })
-            .collect()
-    };
-    let mut todo = names(path);
-    let mut done: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            done.pop();
-            continue;
-        }
-        let here = done.iter().fold(root.to_path_buf(), |p, c| p.join(c)).join(&c);
-        let md = std::fs::symlink_metadata(&here).ok()?;
-        if md.file_type().is_symlink() {
-            links += 1;
-            if links > 40 {
-                return None;
-            }
-            let target = std::fs::read_link(&here).ok()?;
-            if target.has_root() {
-                done.clear();
-            }
-            todo.extend(names(&target));
-        } else {
-            done.push(c);
-        }
-    }
-    Some(done.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
-}
-
-const RAMFS_MAGIC: i64 = 0x8584_58f6;
-const TMPFS_MAGIC: i64 = 0x0102_1994;
-
-/// Delete everything below `dir` that is on device `dev`; other filesystems (the new root, the
-/// moved mounts) are not entered. Best effort: the initramfs is going away anyway.
-fn delete_tree(dir: &Path, dev: u64) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let p = e.path();
-        let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
-        if md.dev() != dev {
-            continue;
-        }
-        if md.is_dir() {
-            delete_tree(&p, dev);
-            let _ = std::fs::remove_dir(&p);
-        } else {
-            let _ = std::fs::remove_file(&p);
-        }
-    }
-}
-
-fn switch_root(a: &SwitchArgs) -> Result<std::convert::Infallible> {
-    use nix::mount::{mount, MsFlags};
-    use std::ffi::CString;
-    let newroot = std::fs::canonicalize(osarg::path(&a.newroot)).ctx(osarg::path(&a.newroot).display())?;
-    let nr = newroot.display().to_string();
-    if newroot == Path::new("/") || !is_mountpoint(&newroot) {
-        return Err(Error::new(&nr, "not a mount point"));
-    }
-    let argv: Vec<OsString> =
-        if a.init.is_empty() { vec![OsString::from("/sbin/init")] } else { a.init.iter().map(|s| osarg::decode(s)).collect() };
-    let init_path = Path::new(argv.first().map_or("/sbin/init".as_ref(), OsString::as_os_str));
-    let init = init_path.display().to_string();
-    if !init_path.has_root() {
-        return Err(Error::usage(format!("switch-root: {init}: init must be an absolute path")));
-    }
-    let shown = format!("{nr}{init}");
-    let real = resolve_in_root(&newroot, init_path).ok_or_else(|| Error::new(&shown, "No such file or directory"))?;
-    let md = std::fs::metadata(&real).ctx(&shown)?;
-    if !md.is_file() || md.permissions().mode() & 0o111 == 0 {
-        return Err(Error::new(&shown, "not an executable file"));
-    }
-    if nix::unistd::getpid().as_raw() != 1 {
-        return Err(Error::new(&nr, "refusing to switch root: not running as PID 1 (it deletes the initramfs)"));
-    }
-    let fs = nix::sys::statfs::statfs("/").ctx("/")?;
-    let magic = fs.filesystem_type().0 as i64;
-    if magic != RAMFS_MAGIC && magic != TMPFS_MAGIC {
-        return Err(Error::new("/", "refusing to switch root: / is not an initramfs (ramfs or tmpfs)"));
-    }
-    for m in ["/dev", "/proc", "/sys", "/run"] {
-        let target = newroot.join(&m[1..]);
-        if is_mountpoint(Path::new(m)) && target.is_dir() && !is_mountpoint(&target) {
-            mount(Some(m), &target, None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(format!("move {m}"))?;
-        }
-    }
-    nix::unistd::chdir(&newroot).ctx(&nr)?;
-    let rootdev = std::fs::symlink_metadata("/").ctx("/")?.dev();
-    delete_tree(Path::new("/"), rootdev);
-    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).ctx(format!("move {nr} to /"))?;
-    nix::unistd::chroot(".").ctx(&nr)?;
-    nix::unistd::chdir("/").ctx("/")?;
-    let argv: Vec<CString> = argv
-        .into_iter()
-        .map(|s| CString::new(s.into_vec()).map_err(|_| Error::usage("switch-root: argument with a NUL byte")))
-        .collect::<Result<_>>()?;
-    let Err(e) = nix::unistd::execv(&argv[0], &argv);
-    Err(Error::sys(init, e))
-}
-
-/// PID 1 must never exit (the kernel panics): on failure say why on the console and in the
-/// kernel log, then keep a shell running.
-fn switch_root_or_rescue(a: SwitchArgs) -> Result<()> {
-    let err = match switch_root(&a) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
-    if nix::unistd::getpid().as_raw() != 1 {
-        return Err(err);
-    }
-    let line = format!("liveroot: switch-root: {err}\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    let _ = std::fs::OpenOptions::new().write(true).open("/dev/kmsg").and_then(|mut k| k.write_all(format!("<3>{line}").as_bytes()));
-    loop {
-        let _ = std::process::Command::new("/bin/sh").status();
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn module_names() {
-        assert_eq!(module_name("kernel/fs/nls/nls_iso8859-1.ko"), "nls_iso8859_1");
-        assert_eq!(module_name("kernel/drivers/md/dm-snapshot.ko.xz"), "dm_snapshot");
-        assert_eq!(module_name("loop"), "loop");
-    }
-
-    #[test]
-    fn params_from_cmdline() {
-        let (p, b) = module_params("quiet loop.max_loop=8 dm-mod.x=\"a b\" raid1.flag modprobe.blacklist=floppy,pc-spkr");
-        let get = |m: &str| p.iter().find(|(n, _)| n == m).map(|(_, v)| v.as_str());
-        assert_eq!(get("loop"), Some("max_loop=8"));
-        assert_eq!(get("dm_mod"), Some("x=\"a b\""));
-        assert_eq!(get("raid1"), Some("flag"));
-        assert!(b.contains(&"pc_spkr".to_owned()) && b.contains(&"floppy".to_owned()));
-    }
-
-    #[test]
-    fn plan_orders_dependencies_first() {
-        let mut deps = Vec::new();
-        let mut add = |m: &str, d: &[&str]| {
-            deps.push((module_name(m), m.to_owned(), d.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
-        };
-        add("v/virtio_pci.ko", &["v/legacy.ko", "v/modern.ko", "v/virtio.ko", "v/virtio_ring.ko"]);
-        add("v/virtio_blk.ko", &["v/virtio.ko", "v/virtio_ring.ko"]);
-        let dir = std::env::temp_dir().join(format!("liveinit-plan-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("v")).unwrap();
-        for f in ["legacy", "modern", "virtio", "virtio_pci", "virtio_blk"] {
-            std::fs::write(dir.join(format!("v/{f}.ko")), "").unwrap();
-        }
-        let db = ModDb { dir: dir.clone(), deps, builtin: vec!["virtio_ring".to_owned()] };
-        let mut order = Vec::new();
-        db.plan("virtio_pci", &mut order).unwrap();
-        db.plan("virtio_blk", &mut order).unwrap();
-        assert_eq!(order, ["v/virtio.ko", "v/modern.ko", "v/legacy.ko", "v/virtio_pci.ko", "v/virtio_blk.ko"]);
-        assert!(db.plan("nope", &mut order).is_none());
-        assert!(db.plan("virtio_ring", &mut order).is_some());
-        std::fs::remove_file(dir.join("v/virtio_blk.ko")).unwrap();
-        assert!(db.plan("virtio_blk", &mut Vec::new()).is_none());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn resolve_symlinks_inside_root() {
-        let root = std::env::temp_dir().join(format!("liveinit-resolve-{}", std::process::id()));
-        std::fs::create_dir_all(root.join("lib/systemd")).unwrap();
-        std::fs::create_dir_all(root.join("sbin")).unwrap();
-        std::fs::write(root.join("lib/systemd/systemd"), "").unwrap();
-        std::os::unix::fs::symlink("/lib/systemd/systemd", root.join("sbin/init")).unwrap();
-        std::os::unix::fs::symlink("../lib/systemd/../systemd/systemd", root.join("sbin/rel")).unwrap();
-        std::os::unix::fs::symlink("/../../../sbin/loop", root.join("sbin/loop")).unwrap();
-        let want = root.join("lib/systemd/systemd");
-        assert_eq!(resolve_in_root(&root, Path::new("/sbin/init")).unwrap(), want);
-        assert_eq!(resolve_in_root(&root, Path::new("/sbin/rel")).unwrap(), want);
-        assert_eq!(resolve_in_root(&root, Path::new("/../../sbin/./init")).unwrap(), want);
-        assert_eq!(resolve_in_root(&root, Path::new("/sbin/loop")), None);
-        assert_eq!(resolve_in_root(&root, Path::new("/sbin/missing")), None);
-        std::fs::remove_dir_all(root).unwrap();
-    }
-
+fn boot(_: BootArgs) -> Result<()> {
+    // The boot said its one line on the console and in the kernel log: the error is only the
+    // exit code.
+    crate::boot::boot().map_err(|r| Error::reported(r.code))
 }

@@ -4,7 +4,7 @@
 
 // The core library's modules under the names the applets use (`crate::trial`, ...).
 pub(crate) use liveroot_core::{
-    civil, cli, cmdline, coldplug, delta, digest, dmverity, error, fetch, flashsync, fsutil, install, looplist, manifest, migration, pairs, progress, probe, raid, ramcopy, rollout, select, snapshot, state, sys, testhook, trial, verity, veritytool,
+    boot, civil, cli, cmdline, delta, digest, dmverity, error, fetch, flashsync, fsutil, install, looplist, manifest, migration, modprobe, pairs, progress, probe, raid, ramcopy, rollout, select, snapshot, state, switchroot, sys, testhook, trial, verity, veritytool, watchdog,
 };
 mod osarg;
 
@@ -103,6 +103,7 @@ fn run(argv: &[String]) -> i32 {
             say(&mut std::io::stdout(), &e.reason);
             0
         }
+        Err(e) if e.is_reported() => e.exit_code(),
         Err(e) => {
             say(&mut std::io::stderr(), &format!("{}: {e}\n", applet.name));
             e.exit_code()

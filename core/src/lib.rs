@@ -8,6 +8,7 @@
 pub use liveroot_sys as sys;
 pub use liveroot_sys::error;
 
+pub mod boot;
 pub mod civil;
 pub mod cli;
 pub mod cmdline;
@@ -26,6 +27,7 @@ pub mod install;
 pub mod looplist;
 pub mod manifest;
 pub mod migration;
+pub mod modprobe;
 #[cfg(test)]
 pub mod model;
 pub mod mountinfo;
@@ -38,8 +40,10 @@ pub mod rollout;
 pub mod select;
 pub mod snapshot;
 pub mod state;
+pub mod switchroot;
 pub mod syslinux;
 pub mod testhook;
 pub mod trial;
 pub mod verity;
 pub mod veritytool;
+pub mod watchdog;

@@ -4,9 +4,9 @@
 
 use crate::error::{Context, Error, Result};
 use crate::progress::Progress;
-use crate::sys::md::{self, ArrayInfo, Md};
+use crate::sys::md::{self, ArrayInfo, DiskInfo, Md};
 use nix::errno::Errno;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// "md7" or "/dev/md7" → ("md7", 7).
@@ -317,6 +317,84 @@ impl SyncReport {
             bar.finish(*total);
         }
     }
+}
+
+/// Build the superblock-less raid1 `md` from `devs` (a slot each; `missing` leaves one empty)
+/// and start it; the summary line. On failure the array is stopped again.
+pub fn build(md_arg: &str, devs: &[Option<PathBuf>]) -> Result<String> {
+    let (name, minor) = md_name(md_arg)?;
+    let path = format!("/dev/{name}");
+    if devs.is_empty() {
+        return Err(Error::usage("build: no member devices given\nTry 'mdmirror build --help' for more information."));
+    }
+    // (slot, path, major, minor) for the present members; checked before md is touched.
+    let mut present = Vec::new();
+    for (slot, dev) in devs.iter().enumerate() {
+        let Some(dev) = dev else { continue };
+        let shown = dev.display().to_string();
+        let (ma, mi) = crate::fsutil::block_dev(dev)?;
+        if present.iter().any(|(_, _, a, b): &(usize, String, u32, u32)| (*a, *b) == (ma, mi)) {
+            return Err(Error::new(shown, "given twice"));
+        }
+        if ma == md::MD_MAJOR && mi == minor {
+            return Err(Error::new(shown, "is the array itself"));
+        }
+        check_not_in_use(dev)?;
+        present.push((slot, shown, ma, mi));
+    }
+    if present.is_empty() {
+        return Err(Error::usage("build: at least one member must be present (not 'missing')"));
+    }
+    let sys = format!("/sys/block/{name}/md/array_state");
+    if let Ok(state) = crate::fsutil::read_attr(&sys) {
+        if state != "clear" && state != "inactive" {
+            return Err(Error::new(path, format!("already in use (array state {state})")));
+        }
+    }
+    // EEXIST (already created) and a missing file (old kernels: create-on-open) are both fine.
+    let _ = md::new_array(&name);
+    crate::fsutil::mknod_block(&path, md::MD_MAJOR, minor)?;
+    let md = Md::open(&path, &name, minor).ctx(&path)?;
+    if md.array_info().is_ok() {
+        return Err(Error::new(path, "already active"));
+    }
+    let n = devs.len() as i32;
+    let info = ArrayInfo {
+        level: 1,
+        raid_disks: n,
+        nr_disks: present.len() as i32,
+        md_minor: minor as i32,
+        not_persistent: 1,
+        active_disks: present.len() as i32,
+        working_disks: present.len() as i32,
+        failed_disks: n - present.len() as i32,
+        ..ArrayInfo::default()
+    };
+    let result = (|| -> Result<()> {
+        md.set_array_info(&info).map_err(|e| Error::new(path.as_str(), format!("cannot set up raid1: {}", e.desc())))?;
+        for (slot, dev, ma, mi) in &present {
+            let (slot, ma, mi) = (*slot, *ma, *mi);
+            let disk = DiskInfo {
+                number: slot as i32,
+                major: ma as i32,
+                minor: mi as i32,
+                raid_disk: slot as i32,
+                state: md::DISK_ACTIVE | md::DISK_SYNC,
+            };
+            md.add_new_disk(&disk).map_err(|e| match e {
+                Errno::EBUSY => Error::new(dev.as_str(), "in use (mounted, or held by another array or mapping)"),
+                e => Error::new(dev.as_str(), format!("cannot add to {path}: {}", e.desc())),
+            })?;
+        }
+        md.run().map_err(|e| Error::new(path.as_str(), format!("cannot start the array: {}", e.desc())))
+    })();
+    if let Err(e) = result {
+        // Leave nothing half-made behind.
+        let _ = md.stop();
+        return Err(e);
+    }
+    let kib = crate::fsutil::block_size_bytes(md::MD_MAJOR, minor).map(|b| b / 1024).unwrap_or(0);
+    Ok(format!("{path}: raid1 built, {n} slots, {} present ({}), {kib} KiB", present.len(), devs.iter().map(|d| d.as_ref().map_or("missing".to_owned(), |d| d.display().to_string())).collect::<Vec<_>>().join(" ")))
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 //! itself (a sparse `NAME.overlay` file on a loop, `--overlay-size`) carries
 //! `LIVEROOT-NAME.overlay`, so that removing it deletes that file and never a COW the user gave.
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::fsutil;
-use crate::sys::dm::Control;
+use crate::sys::dm::{Control, Target};
+use std::path::{Path, PathBuf};
 use crate::sys::loopdev;
 
 pub const UUID_PREFIX: &str = "LIVEROOT-";
@@ -98,6 +99,124 @@ pub fn describe(name: &str, params: &str) -> String {
         (None, other) => format!("{name}: {other}\n"),
     }
 }
+
+/// Things made so far by `create`, undone in reverse unless disarmed.
+#[derive(Default)]
+struct Undo {
+    file: Option<PathBuf>,
+    loopdev: Option<String>,
+    dm: Option<String>,
+    ctl: Option<Control>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let (Some(name), Some(ctl)) = (&self.dm, &self.ctl) {
+            let _ = ctl.remove(name);
+        }
+        if let Some(dev) = &self.loopdev {
+            let _ = loopdev::detach(dev);
+        }
+        if let Some(f) = &self.file {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// The COW store of a snapshot.
+pub enum Cow {
+    /// A block device given by the user.
+    Device(PathBuf),
+    /// A sparse file `DIR/NAME.overlay` of `bytes` (a multiple of 4096) on a loop device that
+    /// goes away with the snapshot.
+    Overlay { bytes: u64, dir: PathBuf },
+}
+
+/// Create snapshot `name` of `origin` (store `mode` P, PO or N; `chunk` sectors), and its
+/// /dev/mapper node. On failure nothing made is left behind.
+pub fn create(name: &str, origin: &Path, cow: &Cow, mode: &str, chunk: u64) -> Result<()> {
+    let (oma, omi) = fsutil::block_dev(&origin)?;
+    let sectors = fsutil::block_size_bytes(oma, omi)? / 512;
+    if sectors == 0 {
+        return Err(Error::new(origin.display().to_string(), "origin is empty (0 sectors)"));
+    }
+    if let Cow::Device(cow) = cow {
+        let (cma, cmi) = fsutil::block_dev(cow)?;
+        if (cma, cmi) == (oma, omi) {
+            return Err(Error::usage("--cow and --origin are the same device"));
+        }
+    }
+    let overlay_file = match cow {
+        Cow::Overlay { dir, .. } => {
+            let md = std::fs::metadata(dir).ctx(dir.display())?;
+            if !md.is_dir() {
+                return Err(Error::new(dir.display().to_string(), "not a directory"));
+            }
+            Some(dir.join(format!("{name}{OVERLAY_SUFFIX}")))
+        }
+        Cow::Device(_) => None,
+    };
+
+    let ctl = Control::open()?;
+    if ctl.info(name)?.is_some() {
+        return Err(Error::new(name, "a device-mapper device with this name already exists"));
+    }
+    let mut undo = Undo::default();
+
+    let cow_dev = match (cow, &overlay_file) {
+        (Cow::Overlay { bytes, .. }, Some(file)) => {
+            let path = &file.display().to_string();
+            let f = std::fs::OpenOptions::new().write(true).create_new(true).open(file).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Error::new(path, "overlay file already exists (left from an earlier snapshot? remove it)")
+                } else {
+                    Error::io(path, &e)
+                }
+            })?;
+            undo.file = Some(file.clone());
+            f.set_len(*bytes).ctx(path)?;
+            drop(f);
+            // Not autoclear yet: with no other opener the kernel would clear the loop as soon
+            // as attach closes it. Autoclear is set below, once the snapshot holds it open.
+            let dev = loopdev::attach(file, &loopdev::Setup::default())?;
+            undo.loopdev = Some(dev.clone());
+            PathBuf::from(dev)
+        }
+        (Cow::Device(d), _) => d.clone(),
+        (Cow::Overlay { .. }, None) => return Err(Error::new(name, "no overlay file")),
+    };
+    let (cma, cmi) = fsutil::block_dev(&cow_dev)?;
+
+    let target = Target {
+        start: 0,
+        length: sectors,
+        kind: "snapshot".into(),
+        params: format!("{oma}:{omi} {cma}:{cmi} {mode} {chunk}"),
+    };
+    let uuid = uuid(name, undo.loopdev.is_some());
+    ctl.create(name, &uuid)?;
+    undo.dm = Some(name.to_owned());
+    undo.ctl = Some(Control::open()?);
+    ctl.load(name, std::slice::from_ref(&target), false).map_err(|e| {
+        Error::new(name, format!("{} (table: {target})", e.reason))
+    })?;
+    if let Some(dev) = undo.loopdev.take() {
+        // The snapshot holds the loop open, so this only marks it autoclear: it goes away with
+        // the snapshot.
+        if let Err(e) = loopdev::detach(&dev) {
+            undo.loopdev = Some(dev);
+            return Err(e);
+        }
+    }
+    let info = ctl.resume(name)?;
+    let node = mapper_path(name);
+    fsutil::mknod_block(&node, info.major, info.minor)?;
+    // Complete: keep everything.
+    undo.dm = None;
+    undo.file = None;
+    Ok(())
+}
+
 
 #[cfg(test)]
 mod tests {

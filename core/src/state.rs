@@ -39,7 +39,7 @@
 //! half-written state.
 
 use crate::error::{Context, Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const DEFAULT_PATH: &str = "/run/live/state";
 
@@ -121,6 +121,192 @@ pub fn set(path: impl AsRef<Path>, updates: &[(String, String)]) -> Result<()> {
     std::fs::rename(&tmp, p).ctx(p.display())
 }
 
+/// The state the live boot writes, typed: one field per key of the table above. `to_entries`
+/// gives the keys in the order the boot has always written them; a field that is `None` is
+/// left out (the keys a boot that did not use them never had: `trial`, `fallback_reason`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveState {
+    pub medium: String,
+    pub medium_type: String,
+    pub medium_spec: String,
+    pub medium_mount: String,
+    pub image: String,
+    pub image_file: String,
+    pub image_sha256: String,
+    pub verified: String,
+    pub squash_loop: String,
+    pub squash_mount: String,
+    pub rootfs_image: String,
+    pub rootfs_loop: String,
+    pub overlay_dir: String,
+    pub overlay_size: String,
+    pub dm: String,
+    pub md: String,
+    pub booted: String,
+    pub image_version: String,
+    pub fetched_from: String,
+    pub medium_pair: String,
+    pub floor: String,
+    pub min_version: String,
+    pub pubkey: String,
+    pub verity: String,
+    pub verity_dev: String,
+    pub trial: Option<String>,
+    pub fallback_reason: Option<String>,
+    pub watchdog: Option<String>,
+    pub watchdog_dev: Option<String>,
+    pub migrated: Option<String>,
+}
+
+/// The image path when the state names none (a state from before `image=`).
+pub const DEFAULT_IMAGE: &str = "LiveOS/squashfs.img";
+
+impl LiveState {
+    /// The state at `path` (a missing file is an empty state).
+    pub fn load(path: impl AsRef<Path>) -> Result<LiveState> {
+        Ok(LiveState::from_entries(&load(path)?))
+    }
+
+    pub fn from_entries(e: &[(String, String)]) -> LiveState {
+        let s = |k: &str| lookup(e, k).to_owned();
+        let o = |k: &str| lookup_opt(e, k).map(str::to_owned);
+        LiveState {
+            medium: s("medium"),
+            medium_type: s("medium_type"),
+            medium_spec: s("medium_spec"),
+            medium_mount: s("medium_mount"),
+            image: s("image"),
+            image_file: s("image_file"),
+            image_sha256: s("image_sha256"),
+            verified: s("verified"),
+            squash_loop: s("squash_loop"),
+            squash_mount: s("squash_mount"),
+            rootfs_image: s("rootfs_image"),
+            rootfs_loop: s("rootfs_loop"),
+            overlay_dir: s("overlay_dir"),
+            overlay_size: s("overlay_size"),
+            dm: s("dm"),
+            md: s("md"),
+            booted: s("booted"),
+            image_version: s("image_version"),
+            fetched_from: s("fetched_from"),
+            medium_pair: s("medium_pair"),
+            floor: s("floor"),
+            min_version: s("min_version"),
+            pubkey: s("pubkey"),
+            verity: s("verity"),
+            verity_dev: s("verity_dev"),
+            trial: o("trial"),
+            fallback_reason: o("fallback_reason"),
+            watchdog: o("watchdog"),
+            watchdog_dev: o("watchdog_dev"),
+            migrated: o("migrated"),
+        }
+    }
+
+    pub fn to_entries(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = [
+            ("medium", &self.medium),
+            ("medium_type", &self.medium_type),
+            ("medium_spec", &self.medium_spec),
+            ("medium_mount", &self.medium_mount),
+            ("image", &self.image),
+            ("image_file", &self.image_file),
+            ("image_sha256", &self.image_sha256),
+            ("verified", &self.verified),
+            ("squash_loop", &self.squash_loop),
+            ("squash_mount", &self.squash_mount),
+            ("rootfs_image", &self.rootfs_image),
+            ("rootfs_loop", &self.rootfs_loop),
+            ("overlay_dir", &self.overlay_dir),
+            ("overlay_size", &self.overlay_size),
+            ("dm", &self.dm),
+            ("md", &self.md),
+            ("booted", &self.booted),
+            ("image_version", &self.image_version),
+            ("fetched_from", &self.fetched_from),
+            ("medium_pair", &self.medium_pair),
+            ("floor", &self.floor),
+            ("min_version", &self.min_version),
+            ("pubkey", &self.pubkey),
+            ("verity", &self.verity),
+            ("verity_dev", &self.verity_dev),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let opt = [
+            ("trial", &self.trial),
+            ("fallback_reason", &self.fallback_reason),
+            ("watchdog", &self.watchdog),
+            ("watchdog_dev", &self.watchdog_dev),
+            ("migrated", &self.migrated),
+        ];
+        v.extend(opt.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone()))));
+        v
+    }
+
+    /// Write it (merged into what the file holds: keys set later by others are kept).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        set(path, &self.to_entries())
+    }
+
+    /// The image path relative to the medium root.
+    pub fn image(&self) -> &str {
+        if self.image.is_empty() { DEFAULT_IMAGE } else { &self.image }
+    }
+
+    /// The image's directory on the medium, relative to its root (`LiveOS`).
+    pub fn image_dir(&self) -> PathBuf {
+        Path::new(self.image().trim_start_matches('/')).parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// `path` (relative to the medium root) on the medium this state names: where the boot
+    /// keeps it mounted, else mounted privately (read-only, at [`PRIVATE_MOUNT`]) for as long
+    /// as the returned [`OnMedium`] lives. `state_file` names the state in errors.
+    pub fn on_medium(&self, rel: &Path, state_file: &str) -> Result<OnMedium> {
+        if !self.medium_mount.is_empty() {
+            return Ok(OnMedium { path: Path::new(&self.medium_mount).join(rel), mounted: false });
+        }
+        if self.medium.is_empty() {
+            return Err(Error::new(state_file, "no medium recorded (a network-only boot has no trial state); give --file"));
+        }
+        std::fs::create_dir_all(PRIVATE_MOUNT).ctx(PRIVATE_MOUNT)?;
+        let ty = match self.medium_type.as_str() {
+            "" | "auto" => "vfat",
+            t => t,
+        };
+        nix::mount::mount(Some(self.medium.as_str()), PRIVATE_MOUNT, Some(ty), nix::mount::MsFlags::MS_RDONLY, None::<&str>)
+            .ctx(format!("{} on {PRIVATE_MOUNT}", self.medium))?;
+        Ok(OnMedium { path: Path::new(PRIVATE_MOUNT).join(rel), mounted: true })
+    }
+}
+
+/// Where the medium is mounted when the boot released it (rd.live.ram, a fetched image).
+pub const PRIVATE_MOUNT: &str = "/run/live/trial-medium";
+
+/// A path on the medium and, when the medium had to be mounted for it, that mount (undone on
+/// drop).
+pub struct OnMedium {
+    pub path: PathBuf,
+    mounted: bool,
+}
+
+impl OnMedium {
+    /// A path given as it is (nothing mounted for it).
+    pub fn at(path: PathBuf) -> OnMedium {
+        OnMedium { path, mounted: false }
+    }
+}
+
+impl Drop for OnMedium {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = nix::mount::umount(PRIVATE_MOUNT);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +326,20 @@ mod tests {
         assert!(set(p, &[kv("Bad-Key", "x")]).is_err());
         assert!(set(p, &[kv("k", "two\nlines")]).is_err());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn live_state_round_trip() {
+        let text = "medium=/dev/vda\nbooted=local\nimage=LiveOS/x.img\ntrial=2\nwatchdog=120\n";
+        let st = LiveState::from_entries(&parse(text));
+        assert_eq!(st.medium, "/dev/vda");
+        assert_eq!(st.trial.as_deref(), Some("2"));
+        assert_eq!(st.fallback_reason, None);
+        assert_eq!(st.image_dir(), Path::new("LiveOS"));
+        assert_eq!(LiveState::default().image(), DEFAULT_IMAGE);
+        let e = st.to_entries();
+        assert_eq!(e[0], ("medium".to_owned(), "/dev/vda".to_owned()));
+        assert_eq!(e.len(), 25 + 2);
+        assert_eq!(LiveState::from_entries(&e), st);
     }
 }

@@ -54,6 +54,14 @@ impl Error {
     pub fn io(object: impl Into<String>, e: &std::io::Error) -> Self {
         Error::new(object, io_reason(e))
     }
+    /// A failure the applet already reported in its own words: `main` prints nothing, the
+    /// exit status is `code`'s.
+    pub fn reported(code: Code) -> Self {
+        Error::new("", "").code(code)
+    }
+    pub fn is_reported(&self) -> bool {
+        self.object.is_empty() && self.reason.is_empty() && !self.help
+    }
     pub fn code(mut self, code: Code) -> Self {
         self.code = code;
         self
