@@ -114,12 +114,10 @@ use std::path::{Path, PathBuf};
 
 pub const SUMMARY: &str = "write the booted (fetched) image to the flash, safe against power cuts";
 
-const DEFAULT_IMAGE: &str = "LiveOS/squashfs.img";
 /// imgfetch's validators cache: beside the state file, and beside the image on the medium
 /// (where /init reads it).
 const CACHE: &str = "fetch.cache";
 /// Where the medium is mounted when the boot released it (rd.live.ram, a network boot).
-const PRIVATE_MOUNT: &str = "/run/live/syncflash";
 
 #[derive(FromArgs)]
 /// Write the image this box booted (fetched into RAM) to the flash so the next boot is local.
@@ -181,11 +179,10 @@ pub fn run(argv: &[String]) -> Result<()> {
     }
     let state_file = a.state.as_deref().map_or_else(|| PathBuf::from(state::DEFAULT_PATH), osarg::path);
     let state_path = state_file.display().to_string();
-    let st = state::load(&state_file)?;
-    let get = |k: &str| state::lookup(&st, k).to_owned();
+    let st = state::LiveState::load(&state_file)?;
 
     // The key the boot trusts: a recorded one that cannot be read is a refusal, never "no key".
-    let key_path = a.pubkey_file.as_deref().map(osarg::path).or_else(|| Some(PathBuf::from(get("pubkey"))).filter(|k| !k.as_os_str().is_empty()));
+    let key_path = a.pubkey_file.as_deref().map(osarg::path).or_else(|| Some(PathBuf::from(&st.pubkey)).filter(|k| !k.as_os_str().is_empty()));
     let key = match &key_path {
         Some(k) => Some(manifest::pubkey_from_file(k).map_err(|e| Error::new(e.object, format!("{} (the public key); nothing written", e.reason)))?),
         None => None,
@@ -195,14 +192,14 @@ pub fn run(argv: &[String]) -> Result<()> {
     let (image, manifest_path) = match (&a.image, &a.manifest) {
         (Some(i), Some(m)) => (osarg::path(i), osarg::path(m)),
         _ => {
-            let f = get("image_file");
+            let f = &st.image_file;
             if f.is_empty() {
                 return Err(Error::new(
                     &state_path,
                     "no fetched image recorded (image_file); give --image and --manifest",
                 ));
             }
-            let dir = Path::new(&f).parent().map(|d| d.to_path_buf()).unwrap_or_default();
+            let dir = Path::new(f).parent().map(|d| d.to_path_buf()).unwrap_or_default();
             (PathBuf::from(f), dir.join(SUMS))
         }
     };
@@ -215,10 +212,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     };
 
     // Where it goes.
-    let dest = a.dest.clone().unwrap_or_else(|| {
-        let i = get("image");
-        if i.is_empty() { DEFAULT_IMAGE.to_owned() } else { i }
-    });
+    let dest = a.dest.clone().unwrap_or_else(|| st.image().to_owned());
     let dest = dest.trim_start_matches('/');
     let (rel_dir, name) = match dest.rsplit_once('/') {
         Some((d, n)) => (d.to_owned(), n.to_owned()),
@@ -227,25 +221,21 @@ pub fn run(argv: &[String]) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || rel_dir.split('/').any(|c| c == "..") {
         return Err(Error::usage(format!("--dest: '{dest}' is not a file path on the medium")));
     }
-    let (root, private) = match (&a.medium, get("medium_mount")) {
-        (Some(m), _) => (osarg::path(m), false),
-        (None, m) if !m.is_empty() => (PathBuf::from(m), false),
-        (None, _) => {
-            let dev = get("medium");
-            if dev.is_empty() {
-                return Err(Error::new(&state_path, "no medium recorded; give --medium DIR"));
-            }
-            if !Path::new(&dev).exists() {
-                return Err(Error::new(&dev, "the medium is missing (unplugged?)"));
-            }
-            (PathBuf::from(PRIVATE_MOUNT), true)
+    // The medium as the state names it (mounted privately below if the boot released it).
+    let private = a.medium.is_none() && st.medium_mount.is_empty();
+    if private {
+        if st.medium.is_empty() {
+            return Err(Error::new(&state_path, "no medium recorded; give --medium DIR"));
         }
-    };
+        if !Path::new(&st.medium).exists() {
+            return Err(Error::new(&st.medium, "the medium is missing (unplugged?)"));
+        }
+    }
 
     // The boot (or imgfetch) already hashed the image it booted: no second pass over it then;
     // the read-back from the card is checked against the manifest all the same.
-    let vouched = (Path::new(&get("image_file")) == image && matches!(get("verified").as_str(), "sha256" | "sig"))
-        .then(|| crate::digest::parse_sha256(get("image_sha256").as_bytes()))
+    let vouched = (Path::new(&st.image_file) == image && matches!(st.verified.as_str(), "sha256" | "sig"))
+        .then(|| crate::digest::parse_sha256(st.image_sha256.as_bytes()))
         .flatten();
     let mut src = flashsync::read_source(files, &name, key.as_ref(), vouched).map_err(|e| {
         let mut e = e;
@@ -261,12 +251,11 @@ pub fn run(argv: &[String]) -> Result<()> {
         .filter(|c| Some(c.above) == src.trusted.version)
         .map(|c| c.text());
 
-    if private {
-        let dev = get("medium");
-        std::fs::create_dir_all(PRIVATE_MOUNT).ctx(PRIVATE_MOUNT)?;
-        let fstype = get("medium_type");
-        mount_ro(&dev, PRIVATE_MOUNT, if fstype.is_empty() || fstype == "auto" { "vfat" } else { &fstype })?;
-    }
+    let on_medium = match &a.medium {
+        Some(m) => state::OnMedium::at(osarg::path(m)),
+        None => st.on_medium(Path::new(""), &state_path)?,
+    };
+    let root = on_medium.path.clone();
     // What /init verified is about the live medium, not about another --medium.
     let dir = root.join(&rel_dir);
     let job = flashsync::Job {
@@ -274,14 +263,14 @@ pub fn run(argv: &[String]) -> Result<()> {
         trial_file: dir.join(crate::trial::FILE),
         dir,
         name: name.clone(),
-        booted: if a.medium.is_some() { String::new() } else { get("medium_pair") },
-        running: crate::digest::parse_sha256(get("image_sha256").as_bytes())
-            .map(|sha256| crate::trial::Ident { version: get("image_version").parse().unwrap_or(0), sha256 }),
+        booted: if a.medium.is_some() { String::new() } else { st.medium_pair.clone() },
+        running: crate::digest::parse_sha256(st.image_sha256.as_bytes())
+            .map(|sha256| crate::trial::Ident { version: st.image_version.parse().unwrap_or(0), sha256 }),
         tries: match a.tries {
             Some(n) => n,
             None => cmdline_tries()?,
         },
-        min_version: get("min_version").parse().unwrap_or(0),
+        min_version: st.min_version.parse().unwrap_or(0),
         allow_downgrade: a.allow_downgrade,
         dry_run: a.dry_run,
         progress: a.progress,
@@ -291,14 +280,12 @@ pub fn run(argv: &[String]) -> Result<()> {
     } else {
         Err(Error::new(root.display().to_string(), "the medium is missing (not a directory)"))
     };
-    if private {
-        let _ = nix::mount::umount(PRIVATE_MOUNT);
-    }
+    drop(on_medium);
     let done = res?;
     // The pair the running image now is: the primary when it is the image written; the
     // primary it booted from became `.old` (or went, when it was not kept).
     if done && a.medium.is_none() && state_file.exists() {
-        let now = if Path::new(&get("image_file")) == image { "primary" } else if job.booted == "primary" { "old" } else { "" };
+        let now = if Path::new(&st.image_file) == image { "primary" } else if job.booted == "primary" { "old" } else { "" };
         if !now.is_empty() {
             state::set(&state_file, &[("medium_pair".to_owned(), now.to_owned())])?;
         }
@@ -311,9 +298,3 @@ pub fn run(argv: &[String]) -> Result<()> {
 fn cmdline_tries() -> Result<u8> {
     crate::cmdline::tries_of(&std::fs::read_to_string("/proc/cmdline").ctx("/proc/cmdline")?)
 }
-
-fn mount_ro(dev: &str, dir: &str, fstype: &str) -> Result<()> {
-    use nix::mount::{mount, MsFlags};
-    mount(Some(dev), dir, Some(fstype), MsFlags::MS_RDONLY, None::<&str>).ctx(format!("{dev} on {dir}"))
-}
-
