@@ -254,8 +254,6 @@ impl Plug {
     }
 }
 
-/// `--settle MS`: at most ten minutes (a pass that loads drivers is followed by this much).
-
 /// Coldplug passes until `settle` ms passed since the last pass that loaded something; the
 /// summary line `coldplug: loaded M... (N devices, K without a driver)`.
 pub fn coldplug(plug: &mut Plug, settle_ms: u64, warn: &mut dyn FnMut(&str)) -> String {

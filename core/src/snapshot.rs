@@ -135,7 +135,7 @@ pub enum Cow {
 /// Create snapshot `name` of `origin` (store `mode` P, PO or N; `chunk` sectors), and its
 /// /dev/mapper node. On failure nothing made is left behind.
 pub fn create(name: &str, origin: &Path, cow: &Cow, mode: &str, chunk: u64) -> Result<()> {
-    let (oma, omi) = fsutil::block_dev(&origin)?;
+    let (oma, omi) = fsutil::block_dev(origin)?;
     let sectors = fsutil::block_size_bytes(oma, omi)? / 512;
     if sectors == 0 {
         return Err(Error::new(origin.display().to_string(), "origin is empty (0 sectors)"));
