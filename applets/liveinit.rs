@@ -9,14 +9,13 @@
 //! liveinit find-medium SPEC [--wait S] [--all] [--coldplug]
 //!                                               wait for LABEL=/UUID=/PARTUUID=/PARTLABEL=//dev/..
 //! liveinit probe DEV|FILE...                    filesystem type, label, UUID (like blkid -p)
-//! liveinit overlay-size ORIGIN [--size MIB]     COW size in MiB (default: min(origin, RAM/2))
-//! liveinit ram-copy FILE... --to DIR [--minmem MIB] [--tmpfs]
-//!                                               copy files into RAM if enough stays free
 //! liveinit select-image DIR NAME [--pubkey-file F] [--min-version N] [--trial-state F]
 //!          [--check auto|full|manifest|none] [--ram-to DIR [--minmem MIB] [--ram-unless-verity]] [--skip primary|old|new]...
 //!                                               choose the pair that boots; IMG_* assignments
 //! liveinit state set KEY=VALUE... | get KEY | show   [--file F]   /run/live/state
-//! liveinit switch-root NEWROOT [INIT [ARG...]]  move /dev /proc /sys /run, free the
+//! liveinit boot                                 the live boot /init runs: root at /sysroot, state
+//! liveinit switch-root [--live] NEWROOT [INIT [ARG...]]
+//!                                               move /dev /proc /sys /run, free the
 //!                                               initramfs, chroot, exec INIT (/sbin/init)
 //! liveinit mark-good [--state F] [--file F]     the running image is healthy: end its trial
 //! liveinit trial take --sha256 HEX --version N [--start TRIES --keep V] [--peek] [--file F]
@@ -34,7 +33,7 @@ use crate::error::{Context, Error, Result};
 use crate::probe::{self, Found};
 use argh::FromArgs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const SUMMARY: &str = "helpers for the live-boot /init (cmdline, modprobe, coldplug, find-medium, switch-root)";
 
@@ -53,8 +52,6 @@ enum Cmd {
     Coldplug(ColdplugArgs),
     FindMedium(FindArgs),
     Probe(ProbeArgs),
-    OverlaySize(OverlayArgs),
-    RamCopy(RamArgs),
     SelectImage(SelectArgs),
     State(StateArgs),
     SwitchRoot(SwitchArgs),
@@ -154,38 +151,6 @@ struct ProbeArgs {
     /// block devices or regular files
     #[argh(positional)]
     devices: Vec<String>,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "overlay-size")]
-/// Print the snapshot overlay size in MiB: --size if given, else the smaller of the origin's
-/// size and half of RAM.
-struct OverlayArgs {
-    /// requested size in MiB (rd.live.overlay.size)
-    #[argh(option)]
-    size: Option<String>,
-    /// the snapshot origin (file or block device)
-    #[argh(positional)]
-    origin: String,
-}
-
-#[derive(FromArgs)]
-#[argh(subcommand, name = "ram-copy")]
-/// Copy files into DIR (rd.live.ram), refusing when less than --minmem MiB of RAM would stay
-/// available.
-struct RamArgs {
-    /// destination directory
-    #[argh(option)]
-    to: String,
-    /// how many MiB of RAM must stay available (default 256)
-    #[argh(option, default = "256")]
-    minmem: u64,
-    /// mount a tmpfs of the needed size on DIR first (unless it is a mount point)
-    #[argh(switch)]
-    tmpfs: bool,
-    /// files to copy
-    #[argh(positional)]
-    files: Vec<String>,
 }
 
 #[derive(FromArgs)]
@@ -433,8 +398,6 @@ pub fn run(argv: &[String]) -> Result<()> {
         Cmd::Coldplug(a) => coldplug(a),
         Cmd::FindMedium(a) => find_medium(a),
         Cmd::Probe(a) => probe_cmd(a),
-        Cmd::OverlaySize(a) => overlay_size(a),
-        Cmd::RamCopy(a) => ram_copy(a),
         Cmd::SelectImage(a) => select_image(a),
         Cmd::State(a) => state(a),
         Cmd::SwitchRoot(a) => switch_root(a),
@@ -553,48 +516,6 @@ fn probe_line(path: &Path, found: Option<&Found>) -> String {
         }
     }
     s
-}
-
-// ---- overlay-size / ram-copy -----------------------------------------------------------------
-
-use crate::ramcopy::{file_size, meminfo, MIB};
-
-
-fn overlay_size(a: OverlayArgs) -> Result<()> {
-    let origin = file_size(osarg::path(&a.origin))?;
-    let mib = match a.size.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => match s.parse::<u64>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(Error::usage(format!("--size {s}: expected a number of MiB"))),
-        },
-        None => origin.div_ceil(MIB).min(meminfo("MemTotal")? / 2 / MIB).max(1),
-    };
-    out(&format!("{mib}\n"));
-    Ok(())
-}
-
-fn ram_copy(a: RamArgs) -> Result<()> {
-    if a.files.is_empty() {
-        return Err(Error::usage("ram-copy: no file named\nTry 'liveinit ram-copy --help' for more information."));
-    }
-    let files: Vec<PathBuf> = a.files.iter().map(|f| osarg::path(f)).collect();
-    let to = osarg::path(&a.to);
-    let mut total = 0u64;
-    for f in &files {
-        total = total.saturating_add(file_size(f)?);
-    }
-    let first = files.first().map(|f| f.display().to_string()).unwrap_or_default();
-    crate::ramcopy::check_mem(&first, total, a.minmem)?;
-    std::fs::create_dir_all(&to).ctx(to.display())?;
-    if a.tmpfs {
-        crate::ramcopy::mount_tmpfs(&to, total + MIB)?;
-    }
-    for f in &files {
-        let name = f.file_name().ok_or_else(|| Error::new(f.display().to_string(), "not a file name"))?;
-        let dest = to.join(name);
-        std::fs::copy(f, &dest).ctx(dest.display())?;
-    }
-    Ok(())
 }
 
 // ---- select-image ----------------------------------------------------------------------------

@@ -474,31 +474,6 @@ fn coldplug_load_failure_is_a_warning() {
 }
 
 #[test]
-fn overlay_size_and_ram_copy() {
-    let t = TempDir::new("liveinit-ram");
-    let img = t.path_str("squashfs.img");
-    let data: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(&img, &data).unwrap();
-    // 3 MiB + 5 bytes rounds up; RAM/2 is far larger here.
-    assert_eq!(li(&["overlay-size", &img]).stdout, "4\n");
-    assert_eq!(li(&["overlay-size", &img, "--size", "64"]).stdout, "64\n");
-    assert_eq!(li(&["overlay-size", &img, "--size", "abc"]).code, 2);
-
-    let o = li(&["ram-copy", &img, "--to", &t.path_str("ram"), "--minmem", "999999999"]);
-    assert_eq!(o.code, 1);
-    let e = o.stderr;
-    assert!(e.starts_with(&format!("liveinit: {img}: copying to RAM needs 4 MiB but only ")), "{e}");
-    assert!(e.ends_with("rd.minmem=999999999 MiB must stay free\n"), "{e}");
-    assert!(!t.join("ram/squashfs.img").exists());
-
-    std::fs::write(t.join("SHA256SUMS"), "x  squashfs.img\n").unwrap();
-    let o = li(&["ram-copy", &img, &t.path_str("SHA256SUMS"), "--to", &t.path_str("ram"), "--minmem", "0"]);
-    assert!(o.code == 0, "{}", o.stderr);
-    assert_eq!(std::fs::read(t.join("ram/squashfs.img")).unwrap(), data);
-    assert_eq!(std::fs::read_to_string(t.join("ram/SHA256SUMS")).unwrap(), "x  squashfs.img\n");
-}
-
-#[test]
 fn state_file() {
     let t = TempDir::new("liveinit-state");
     let f = t.path_str("run/live/state");
