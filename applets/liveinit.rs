@@ -691,13 +691,13 @@ fn trial_start(a: StartArgs) -> Result<()> {
 /// for it is stopped.
 fn mark_good(a: MarkGoodArgs) -> Result<()> {
     let path = osarg::path(&a.state);
-    let st = crate::state::load(&path)?;
+    let st = LiveState::load(&path)?;
     mark_good_record(&a, &st)?;
     crate::watchdog::disarm_armed(&path, &st, &mut |n| warn(n))
 }
 
-fn mark_good_record(a: &MarkGoodArgs, st: &[(String, String)]) -> Result<()> {
-    let img = ident(crate::state::lookup(st, "image_sha256"), crate::state::lookup(st, "image_version"))?;
+fn mark_good_record(a: &MarkGoodArgs, st: &LiveState) -> Result<()> {
+    let img = ident(&st.image_sha256, &st.image_version)?;
     let Some(img) = img else {
         out("mark-good: the running image was not checked (no image_sha256 in the state): never on trial\n");
         return Ok(());

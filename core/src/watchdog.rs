@@ -67,11 +67,11 @@ pub fn disarm(dev: &str, note: &mut dyn FnMut(&str)) -> Result<()> {
 /// mark-good's part: disarm the watchdog /init armed for this trial (`watchdog=` and
 /// `watchdog_dev=` in the state), then drop those keys so a second mark-good leaves the device
 /// alone. Without them nothing is touched: opening a watchdog starts it.
-pub fn disarm_armed(path: &Path, st: &[(String, String)], note: &mut dyn FnMut(&str)) -> Result<()> {
-    if crate::state::lookup(st, "watchdog").is_empty() {
+pub fn disarm_armed(path: &Path, st: &crate::state::LiveState, note: &mut dyn FnMut(&str)) -> Result<()> {
+    if st.watchdog.as_deref().unwrap_or_default().is_empty() {
         return Ok(());
     }
-    let dev = match crate::state::lookup(st, "watchdog_dev") {
+    let dev = match st.watchdog_dev.as_deref().unwrap_or_default() {
         "" => DEV,
         d => d,
     };
