@@ -3,7 +3,8 @@
 //! the copy through md, the switch in an order [`switch_sequence`] alone decides, the grow and
 //! the release of the live stack.
 //!
-//! What it knows of the live system comes from /run/live/state through [`live_state`] alone.
+//! What it knows of the live system comes from /run/live/state through [`live_state`] alone, as a
+//! [`LiveState`].
 
 use crate::cli::mib;
 use crate::error::{Context, Error, Result};
@@ -12,7 +13,7 @@ use crate::install;
 use crate::mountinfo;
 use crate::raid;
 use crate::snapshot;
-use crate::state;
+use crate::state::{self, LiveState};
 use crate::sys::md::{self, Md};
 use crate::sys::sysfs;
 use std::io::Write;
@@ -32,8 +33,8 @@ pub struct Options {
 }
 
 /// The live system's record, /run/live/state (written by /init, `migrated=` added here).
-fn live_state() -> Result<Vec<(String, String)>> {
-    state::load(state::DEFAULT_PATH)
+fn live_state() -> Result<LiveState> {
+    LiveState::load(state::DEFAULT_PATH)
 }
 
 /// What a whole disk needs to boot by itself (kernel, initramfs, boot loaders, layout); None
@@ -50,7 +51,7 @@ pub fn plan_install(target: &Path, o: &Options, live: &Live) -> Result<Option<in
         .and_then(|f| f.uuid)
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Error::new(&md_path, "its filesystem has no UUID for the boot entry; use --no-bootloader"))?;
-    let files = install::gather(live.get("medium_mount"), live.get("medium"), live.get("booted"))?;
+    let files = install::gather(&live.state.medium_mount, &live.state.medium, &live.state.booted)?;
     let parts = install::layout(live.target_bytes / 512).ok_or_else(|| {
         Error::new(&t, format!("too small: {}, the boot partition alone takes {} MiB", mib(live.target_bytes), install::BOOT_MIB))
     })?;
@@ -89,7 +90,7 @@ fn warn(text: &str) {
 
 /// What preflight found out.
 pub struct Live {
-    state: Vec<(String, String)>,
+    pub state: LiveState,
     pub md: Md,
     /// The live-rw member (major, minor) and its path.
     pub dm: (u32, u32),
@@ -99,25 +100,18 @@ pub struct Live {
     pub array_kib: u64,
 }
 
-impl Live {
-    pub fn get(&self, k: &str) -> &str {
-        state::lookup(&self.state, k)
-    }
-}
-
 pub fn kname(dev: (u32, u32)) -> String {
     fsutil::kernel_name(dev.0, dev.1).unwrap_or_else(|_| format!("{}:{}", dev.0, dev.1))
 }
 
 /// Every device the live system runs on, with what it is: the array and everything under it
 /// (live-rw, the loops), the medium, and the disks those sit on.
-fn live_devices(live_state: &[(String, String)], md_dev: (u32, u32)) -> Vec<((u32, u32), String)> {
-    let get = |k: &str| state::lookup(live_state, k).to_owned();
+fn live_devices(st: &LiveState, md_dev: (u32, u32)) -> Vec<((u32, u32), String)> {
     let mut out: Vec<((u32, u32), String)> = Vec::new();
     let mut todo = vec![(md_dev, format!("the live array {}", kname(md_dev)))];
-    for (key, what) in [("medium", "the live medium"), ("squash_loop", "the squashfs loop"), ("rootfs_loop", "the root image loop")] {
-        if let Ok(d) = fsutil::block_dev(get(key)) {
-            todo.push((d, format!("{what} {}", get(key))));
+    for (dev, what) in [(&st.medium, "the live medium"), (&st.squash_loop, "the squashfs loop"), (&st.rootfs_loop, "the root image loop")] {
+        if let Ok(d) = fsutil::block_dev(dev) {
+            todo.push((d, format!("{what} {dev}")));
         }
     }
     while let Some((d, what)) = todo.pop() {
@@ -153,17 +147,16 @@ pub fn preflight(tp: &Path, o: &Options) -> Result<Live> {
     let t = shown.as_str();
     let target = fsutil::block_dev(tp)?;
     let st = live_state()?;
-    let get = |k: &str| state::lookup(&st, k);
-    if get("md").is_empty() {
+    if st.md.is_empty() {
         return Err(Error::new(
             state::DEFAULT_PATH,
             "no live array recorded: not a live system (migrate runs in a system booted by the liveroot initramfs)",
         ));
     }
-    if !get("migrated").is_empty() {
-        return Err(Error::new(get("md"), format!("already migrated to {}; reboot into it", get("migrated"))));
+    if let Some(to) = st.migrated.as_deref().filter(|m| !m.is_empty()) {
+        return Err(Error::new(&st.md, format!("already migrated to {to}; reboot into it")));
     }
-    let live_md = get("md");
+    let live_md = st.md.as_str();
     if let Some(m) = &o.md {
         let (name, _) = raid::md_name(m)?;
         let (live_name, _) = raid::md_name(live_md)?;
@@ -174,7 +167,7 @@ pub fn preflight(tp: &Path, o: &Options) -> Result<Live> {
     let md = raid::open_existing(live_md)?;
     let info = raid::active_info(&md)?;
     let md_path = raid::path_of(&md);
-    let dm_path = get("dm").to_owned();
+    let dm_path = st.dm.clone();
     let dm = fsutil::block_dev(&dm_path)
         .map_err(|e| Error::new(&md_path, format!("its live member is gone ({e}); not a live array")))?;
     let members = md::members(&md.name)?;
@@ -509,7 +502,7 @@ fn grow(md: &Md, t: &str) -> Result<()> {
 fn release(live: &Live) {
     use nix::mount::{umount2, MntFlags};
     let mem0 = mem_available();
-    let overlay_dir = live.get("overlay_dir").to_owned();
+    let overlay_dir = live.state.overlay_dir.clone();
     let overlay_used = if overlay_dir.is_empty() { 0 } else { used_bytes(&overlay_dir) };
     let dm_name = live.dm_path.rsplit('/').next().unwrap_or("live-rw").to_owned();
     let _ = live.dm;
@@ -529,16 +522,15 @@ fn release(live: &Live) {
     unmount(&overlay_dir);
     // The root image loop lets go when live-rw does, the squashfs loop at the unmount (both were
     // set to autoclear by /init); detach them here only if they are still bound.
-    unmount(live.get("squash_mount"));
+    unmount(&live.state.squash_mount);
     // The squashfs came through dm-verity: the mapping holds the image's loops (and so the
     // medium) until it goes.
-    if let Some(v) = live.get("verity_dev").strip_prefix("/dev/mapper/").filter(|v| !v.is_empty()) {
+    if let Some(v) = live.state.verity_dev.strip_prefix("/dev/mapper/").filter(|v| !v.is_empty()) {
         if let Err(e) = snapshot::remove(v) {
             warn(&format!("{e}"));
         }
     }
-    for key in ["rootfs_loop", "squash_loop"] {
-        let dev = live.get(key);
+    for dev in [live.state.rootfs_loop.as_str(), live.state.squash_loop.as_str()] {
         if dev.is_empty() {
             continue;
         }
@@ -554,7 +546,7 @@ fn release(live: &Live) {
             }
         }
     }
-    unmount(live.get("medium_mount"));
+    unmount(&live.state.medium_mount);
     let freed = mem_available().saturating_sub(mem0);
     say(&format!(
         "migrate: live stack released (live-rw, overlay, loops, squashfs, verity, medium): {} of RAM back \
