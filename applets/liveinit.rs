@@ -30,10 +30,9 @@
 
 use crate::osarg;
 use crate::error::{Context, Error, Result};
-use crate::probe::{self, Found};
+use crate::probe;
 use argh::FromArgs;
 use std::io::Write;
-use std::path::Path;
 
 pub const SUMMARY: &str = "helpers for the live-boot /init (cmdline, modprobe, coldplug, find-medium, switch-root)";
 
@@ -484,38 +483,10 @@ fn probe_cmd(a: ProbeArgs) -> Result<()> {
                     warn(&prev.to_string());
                 }
             }
-            Ok(found) => out(&probe_line(&d, found.as_ref())),
+            Ok(found) => out(&probe::line(&d, found.as_ref())),
         }
     }
     failed.map_or(Ok(()), Err)
-}
-
-fn probe_line(path: &Path, found: Option<&Found>) -> String {
-    let dev = path.display();
-    let mut s = format!("{dev}: {}", found.map(Found::describe).unwrap_or_else(|| "unknown".into()));
-    // A partition of a block device: add what its disk's table says about it.
-    let kname = crate::fsutil::block_dev(path).ok().and_then(|(ma, mi)| crate::fsutil::kernel_name(ma, mi).ok());
-    if let Some((disk, n)) = kname.as_deref().and_then(crate::sys::sysfs::partition_of) {
-        if let Some(t) = crate::sys::sysfs::dev_node(&disk).ok().and_then(|p| probe::open_table(&p)) {
-            if let Some(u) = t.partuuid(n) {
-                s.push_str(&format!(" PARTUUID={u}"));
-            }
-            if let Some(l) = t.part(n).and_then(|p| p.partlabel.clone()) {
-                s.push_str(&format!(" PARTLABEL={}", probe::show_value(&l)));
-            }
-        }
-    }
-    s.push('\n');
-    if let Some(t) = found.and_then(|f| f.table.as_ref()) {
-        for p in &t.parts {
-            s.push_str(&format!("{dev}: part {} start={} size={} PARTUUID={}", p.number, p.start, p.size, p.partuuid));
-            if let Some(l) = &p.partlabel {
-                s.push_str(&format!(" PARTLABEL={}", probe::show_value(l)));
-            }
-            s.push('\n');
-        }
-    }
-    s
 }
 
 // ---- select-image ----------------------------------------------------------------------------
@@ -532,18 +503,11 @@ fn select_image(a: SelectArgs) -> Result<()> {
     if let Some(bad) = a.skip.iter().find(|s| !["primary", "old", "new"].contains(&s.as_str())) {
         return Err(Error::usage(format!("select-image: --skip {bad}: expected primary, old or new")));
     }
-    let good_floor = match a.trial_state.as_deref().map(osarg::path) {
-        // A missing or unreadable record lowers nothing: it cannot be trusted more than the
-        // pairs beside it, and refusing to boot over it would brick the box.
-        Some(f) => match crate::trial::read(&f) {
-            Ok(cur) => cur.and_then(|c| c.record).map_or(0, |r| r.floor),
-            Err(e) => {
-                let _ = std::io::stderr().write_all(format!("select-image: {e}: no floor from it\n").as_bytes());
-                0
-            }
-        },
-        None => 0,
-    };
+    let good_floor = a.trial_state.as_deref().map_or(0, |f| {
+        crate::select::good_floor(&osarg::path(f), &mut |e| {
+            let _ = std::io::stderr().write_all(format!("select-image: {e}: no floor from it\n").as_bytes());
+        })
+    });
     let o = Options { key: key.as_ref(), min_version: a.min_version, good_floor, check, ram, skip: a.skip };
     let s = select(&osarg::path(&a.dir), &a.name, &o, &mut |e| {
         let _ = std::io::stderr().write_all(format!("select-image: {e}\n").as_bytes());
@@ -555,72 +519,14 @@ fn select_image(a: SelectArgs) -> Result<()> {
 // ---- state -----------------------------------------------------------------------------------
 
 fn state(a: StateArgs) -> Result<()> {
-    use crate::state;
-    let file = osarg::path(&a.file);
-    match a.action.as_str() {
-        "set" => {
-            let mut kv = Vec::new();
-            for x in &a.args {
-                let (k, v) = x.split_once('=').ok_or_else(|| Error::usage(format!("state set: '{x}': expected KEY=VALUE")))?;
-                kv.push((k.to_owned(), v.to_owned()));
-            }
-            if kv.is_empty() {
-                return Err(Error::usage("state set: expected KEY=VALUE..."));
-            }
-            state::set(&file, &kv)
-        }
-        "get" => {
-            let [key] = a.args.as_slice() else {
-                return Err(Error::usage("state get: expected one KEY"));
-            };
-            match state::get(&file, key)? {
-                Some(v) => {
-                    out(&format!("{v}\n"));
-                    Ok(())
-                }
-                None => Err(Error::new(format!("{}: {key}", file.display()), "no such key")),
-            }
-        }
-        "show" => {
-            let s: String = state::load(&file)?.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-            out(&s);
-            Ok(())
-        }
-        other => Err(Error::usage(format!("state: unknown action '{other}' (set, get, show)"))),
-    }
+    out(&crate::state::command(&osarg::path(&a.file), &a.action, &a.args)?);
+    Ok(())
 }
 
 // ---- trial / mark-good -----------------------------------------------------------------------
 
-use crate::state::{LiveState, OnMedium};
+use crate::state::LiveState;
 use crate::trial::{self, Ident};
-
-/// `--file`, else `trial.state` beside the image on the medium the state file names (mounted
-/// privately if the boot released it).
-fn locate(file: Option<&str>, state_file: &str) -> Result<OnMedium> {
-    if let Some(f) = file {
-        return Ok(OnMedium::at(osarg::path(f)));
-    }
-    let st = LiveState::load(osarg::path(state_file))?;
-    st.on_medium(&st.image_dir().join(trial::FILE), state_file)
-}
-
-fn ident(sha256: &str, version: &str) -> Result<Option<Ident>> {
-    let version = match version {
-        "" => 0,
-        v => v.parse().map_err(|_| Error::usage(format!("trial: --version {v}: expected a number")))?,
-    };
-    if sha256.is_empty() {
-        return Ok(None);
-    }
-    let sha256 = crate::digest::parse_sha256(sha256.as_bytes())
-        .ok_or_else(|| Error::usage(format!("trial: --sha256 {sha256}: expected 64 hex digits")))?;
-    Ok(Some(Ident { version, sha256 }))
-}
-
-fn nonzero(v: u64) -> String {
-    if v == 0 { String::new() } else { v.to_string() }
-}
 
 fn trial(a: TrialArgs) -> Result<()> {
     match a.cmd {
@@ -632,59 +538,32 @@ fn trial(a: TrialArgs) -> Result<()> {
 }
 
 fn trial_take(a: TakeArgs) -> Result<()> {
-    let img = ident(&a.sha256, &a.version)?;
+    let img = Ident::parse(&a.sha256, &a.version)?;
     let start = a.start.map(|tries| trial::Start { tries, keep: a.keep });
-    let loc = locate(a.file.as_deref(), &a.state);
+    let loc = trial::locate(a.file.as_deref().map(osarg::path).as_deref(), &a.state);
     let t = crate::boot::take::take(loc.as_ref().map(|l| l.path.as_path()), img.as_ref(), start, a.peek, a.via_fs);
     if !t.note.is_empty() {
         warn(&format!("trial: {}", t.note));
     }
-    out(&crate::cmdline::sh_assignments(&[
-        ("TRIAL", t.left.map(|n| n.to_string()).unwrap_or_default()),
-        ("TRIAL_FALLBACK", t.fallback.unwrap_or_default()),
-        ("TRIAL_FAILED", nonzero(t.failed)),
-        ("TRIAL_FLOOR", nonzero(t.floor)),
-    ]));
+    out(&t.to_shell());
     Ok(())
 }
 
 fn trial_status(a: TrialStatusArgs) -> Result<()> {
-    let loc = locate(a.file.as_deref(), &a.state)?;
+    let loc = trial::locate(a.file.as_deref().map(osarg::path).as_deref(), &a.state)?;
     let cur = trial::read(&loc.path)?.ok_or_else(|| Error::new(loc.path.display().to_string(), "No such file or directory"))?;
-    let r = cur.record.as_ref();
-    let num = |f: fn(&trial::Record) -> u64| r.map(|r| f(r).to_string()).unwrap_or_default();
-    out(&crate::cmdline::sh_assignments(&[
-        ("TRIAL_STATUS", r.map_or("none", |r| r.status.name()).to_owned()),
-        ("TRIAL_LEFT", num(|r| r.tries_left.into())),
-        ("TRIAL_TRIES", num(|r| r.tries.into())),
-        ("TRIAL_VERSION", num(|r| r.image.version)),
-        ("TRIAL_SHA256", r.map(|r| crate::digest::hex(&r.image.sha256)).unwrap_or_default()),
-        ("TRIAL_NET", r.map_or("", |r| if r.net { "1" } else { "" }).to_owned()),
-        ("TRIAL_FAILED", nonzero(r.map_or(0, |r| r.failed_version))),
-        ("TRIAL_FLOOR", nonzero(r.map_or(0, |r| r.floor))),
-        ("TRIAL_SEQ", num(|r| r.seq.into())),
-        ("TRIAL_WHY", cur.why()),
-    ]));
+    out(&cur.to_shell());
     Ok(())
 }
 
 fn trial_start(a: StartArgs) -> Result<()> {
-    let img = ident(&a.sha256, &a.version)?.ok_or_else(|| Error::usage("trial start: --sha256 is required"))?;
+    let img = Ident::parse(&a.sha256, &a.version)?.ok_or_else(|| Error::usage("trial start: --sha256 is required"))?;
     if a.tries == 0 {
         return Err(Error::usage("trial start: --tries 0: a trial needs at least one try"));
     }
-    let loc = locate(a.file.as_deref(), &a.state)?;
-    let w = trial::update(&loc.path, a.via_fs, |c| match c {
-        Some(r) if r.image == img => None,
-        _ => Some(trial::begin(c, &img, trial::Start { tries: a.tries, keep: a.keep }, a.net)),
-    })?;
-    match w {
-        Some(_) => {
-            out(&format!("trial: {} is on trial: {} tries to call mark-good\n", img.label(), a.tries));
-            Ok(())
-        }
-        None => Err(Error::new(loc.path.display().to_string(), format!("already about {}; unchanged", img.label())).code(crate::error::Code::NoChange)),
-    }
+    let loc = trial::locate(a.file.as_deref().map(osarg::path).as_deref(), &a.state)?;
+    out(&trial::start(&loc.path, a.via_fs, &img, trial::Start { tries: a.tries, keep: a.keep }, a.net)?);
+    Ok(())
 }
 
 /// The trial ends (when there is one about the running image), then the watchdog /init armed
@@ -692,34 +571,9 @@ fn trial_start(a: StartArgs) -> Result<()> {
 fn mark_good(a: MarkGoodArgs) -> Result<()> {
     let path = osarg::path(&a.state);
     let st = LiveState::load(&path)?;
-    mark_good_record(&a, &st)?;
+    let file = a.file.as_deref().map(osarg::path);
+    out(&trial::mark_good_running(&st, file.as_deref(), &a.state, a.via_fs)?);
     crate::watchdog::disarm_armed(&path, &st, &mut |n| warn(n))
-}
-
-fn mark_good_record(a: &MarkGoodArgs, st: &LiveState) -> Result<()> {
-    let img = ident(&st.image_sha256, &st.image_version)?;
-    let Some(img) = img else {
-        out("mark-good: the running image was not checked (no image_sha256 in the state): never on trial\n");
-        return Ok(());
-    };
-    let loc = match locate(a.file.as_deref(), &a.state) {
-        Ok(l) => l,
-        Err(e) if a.file.is_none() => {
-            out(&format!("mark-good: no trial state ({e}); nothing to mark\n"));
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
-    let Some(cur) = trial::read(&loc.path)? else {
-        out(&format!("mark-good: {}: missing; nothing to mark\n", loc.path.display()));
-        return Ok(());
-    };
-    let (w, msg) = trial::mark_good(cur.record.as_ref(), &img);
-    if w.is_some() {
-        trial::update(&loc.path, a.via_fs, |c| trial::mark_good(c, &img).0)?;
-    }
-    out(&format!("mark-good: {msg}\n"));
-    Ok(())
 }
 
 // ---- watchdog / switch-root / boot ------------------------------------------------------------

@@ -553,6 +553,36 @@ pub fn open_table(path: &str) -> Option<Table> {
     table(&f).ok().flatten()
 }
 
+/// What `liveinit probe` says about `path`: its filesystem (or `unknown`), what its disk's table
+/// says about it when it is a partition, and its own partitions (`part N ...` lines).
+pub fn line(path: &std::path::Path, found: Option<&Found>) -> String {
+    let dev = path.display();
+    let mut s = format!("{dev}: {}", found.map(Found::describe).unwrap_or_else(|| "unknown".into()));
+    // A partition of a block device: add what its disk's table says about it.
+    let kname = crate::fsutil::block_dev(path).ok().and_then(|(ma, mi)| crate::fsutil::kernel_name(ma, mi).ok());
+    if let Some((disk, n)) = kname.as_deref().and_then(sysfs::partition_of) {
+        if let Some(t) = sysfs::dev_node(&disk).ok().and_then(|p| open_table(&p)) {
+            if let Some(u) = t.partuuid(n) {
+                s.push_str(&format!(" PARTUUID={u}"));
+            }
+            if let Some(l) = t.part(n).and_then(|p| p.partlabel.clone()) {
+                s.push_str(&format!(" PARTLABEL={}", show_value(&l)));
+            }
+        }
+    }
+    s.push('\n');
+    if let Some(t) = found.and_then(|f| f.table.as_ref()) {
+        for p in &t.parts {
+            s.push_str(&format!("{dev}: part {} start={} size={} PARTUUID={}", p.number, p.start, p.size, p.partuuid));
+            if let Some(l) = &p.partlabel {
+                s.push_str(&format!(" PARTLABEL={}", show_value(l)));
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
 /// Probe every media-like block device, with PARTUUID/PARTLABEL from the parent's table.
 pub fn scan(all: bool) -> Vec<Candidate> {
     let mut names = sysfs::block_names();

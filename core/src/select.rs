@@ -106,6 +106,20 @@ impl Selected {
 fn show(p: &Path) -> String {
     p.display().to_string()
 }
+/// The anti-rollback floor in the trial file `file` (`--trial-state`): the highest version
+/// marked good. A missing or unreadable record lowers nothing (0, the reason told to `warn`): it
+/// cannot be trusted more than the pairs beside it, and refusing to boot over it would brick the
+/// box.
+pub fn good_floor(file: &Path, warn: &mut dyn FnMut(&Error)) -> u64 {
+    match crate::trial::read(file) {
+        Ok(cur) => cur.and_then(|c| c.record).map_or(0, |r| r.floor),
+        Err(e) => {
+            warn(&e);
+            0
+        }
+    }
+}
+
 
 /// Choose the pair of image `name` in `dir` that boots. Each refused pair is reported through
 /// `refused`; when none passes, the error is the first refusal (exit 3).

@@ -121,6 +121,35 @@ pub fn set(path: impl AsRef<Path>, updates: &[(String, String)]) -> Result<()> {
     std::fs::rename(&tmp, p).ctx(p.display())
 }
 
+/// `liveinit state ACTION ARGS` on the state at `file`: `set KEY=VALUE...`, `get KEY` (a key
+/// not there is an error), `show`. What it prints.
+pub fn command(file: &Path, action: &str, args: &[String]) -> Result<String> {
+    match action {
+        "set" => {
+            let mut kv = Vec::new();
+            for x in args {
+                let (k, v) = x.split_once('=').ok_or_else(|| Error::usage(format!("state set: '{x}': expected KEY=VALUE")))?;
+                kv.push((k.to_owned(), v.to_owned()));
+            }
+            if kv.is_empty() {
+                return Err(Error::usage("state set: expected KEY=VALUE..."));
+            }
+            set(file, &kv).map(|()| String::new())
+        }
+        "get" => {
+            let [key] = args else {
+                return Err(Error::usage("state get: expected one KEY"));
+            };
+            match get(file, key)? {
+                Some(v) => Ok(format!("{v}\n")),
+                None => Err(Error::new(format!("{}: {key}", file.display()), "no such key")),
+            }
+        }
+        "show" => Ok(load(file)?.iter().map(|(k, v)| format!("{k}={v}\n")).collect()),
+        other => Err(Error::usage(format!("state: unknown action '{other}' (set, get, show)"))),
+    }
+}
+
 /// The state the live boot writes, typed: one field per key of the table above. `to_entries`
 /// gives the keys in the order the boot has always written them; a field that is `None` is
 /// left out (the keys a boot that did not use them never had: `trial`, `fallback_reason`).
@@ -341,5 +370,21 @@ mod tests {
         assert_eq!(e[0], ("medium".to_owned(), "/dev/vda".to_owned()));
         assert_eq!(e.len(), 25 + 2);
         assert_eq!(LiveState::from_entries(&e), st);
+    }
+
+    #[test]
+    fn command_set_get_show() {
+        let dir = std::env::temp_dir().join(format!("liveroot-state-cmd-{}", std::process::id()));
+        let f = dir.join("state");
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(command(&f, "set", &a(&["md=/dev/md7", "dm=x"])).unwrap(), "");
+        assert_eq!(command(&f, "get", &a(&["md"])).unwrap(), "/dev/md7\n");
+        assert_eq!(command(&f, "show", &[]).unwrap(), "md=/dev/md7\ndm=x\n");
+        assert!(command(&f, "get", &a(&["nope"])).unwrap_err().to_string().ends_with("nope: no such key"));
+        assert!(command(&f, "set", &a(&["novalue"])).is_err());
+        assert!(command(&f, "set", &[]).is_err());
+        assert!(command(&f, "get", &[]).is_err());
+        assert!(command(&f, "frob", &[]).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -85,6 +85,21 @@ pub struct Ident {
 }
 
 impl Ident {
+    /// `--sha256 HEX --version N` (the state's `image_sha256` and `image_version`): `None`
+    /// for no SHA-256 (an unchecked image, never on trial); an empty version is 0 (unsigned).
+    pub fn parse(sha256: &str, version: &str) -> Result<Option<Ident>> {
+        let version = match version {
+            "" => 0,
+            v => v.parse().map_err(|_| Error::usage(format!("trial: --version {v}: expected a number")))?,
+        };
+        if sha256.is_empty() {
+            return Ok(None);
+        }
+        let sha256 = crate::digest::parse_sha256(sha256.as_bytes())
+            .ok_or_else(|| Error::usage(format!("trial: --sha256 {sha256}: expected 64 hex digits")))?;
+        Ok(Some(Ident { version, sha256 }))
+    }
+
     /// "version 3", or for an unsigned image "the image 1a2b3c4d…" (its digest's start).
     pub fn label(&self) -> String {
         match self.version {
@@ -679,6 +694,79 @@ pub fn create_with(path: &Path, r: Option<&Record>) -> Result<()> {
         _ => Path::new("."),
     };
     File::open(dir).and_then(|d| d.sync_all()).ctx(dir.display())
+}
+
+/// The trial file `liveinit trial` and mark-good work on: `file` (`--file`), else
+/// [`FILE`] beside the image on the medium the state at `state_file` names (mounted privately
+/// if the boot released it).
+pub fn locate(file: Option<&Path>, state_file: &str) -> Result<crate::state::OnMedium> {
+    if let Some(f) = file {
+        return Ok(crate::state::OnMedium::at(f.to_path_buf()));
+    }
+    let st = crate::state::LiveState::load(state_file)?;
+    st.on_medium(&st.image_dir().join(FILE), state_file)
+}
+
+/// A number as a `TRIAL_*` value: empty for 0 (none).
+pub fn nonzero(v: u64) -> String {
+    if v == 0 { String::new() } else { v.to_string() }
+}
+
+impl Current {
+    /// The record as `TRIAL_*` shell assignments (`liveinit trial status`).
+    pub fn to_shell(&self) -> String {
+        let r = self.record.as_ref();
+        let num = |f: fn(&Record) -> u64| r.map(|r| f(r).to_string()).unwrap_or_default();
+        crate::cmdline::sh_assignments(&[
+            ("TRIAL_STATUS", r.map_or("none", |r| r.status.name()).to_owned()),
+            ("TRIAL_LEFT", num(|r| r.tries_left.into())),
+            ("TRIAL_TRIES", num(|r| r.tries.into())),
+            ("TRIAL_VERSION", num(|r| r.image.version)),
+            ("TRIAL_SHA256", r.map(|r| crate::digest::hex(&r.image.sha256)).unwrap_or_default()),
+            ("TRIAL_NET", r.map_or("", |r| if r.net { "1" } else { "" }).to_owned()),
+            ("TRIAL_FAILED", nonzero(r.map_or(0, |r| r.failed_version))),
+            ("TRIAL_FLOOR", nonzero(r.map_or(0, |r| r.floor))),
+            ("TRIAL_SEQ", num(|r| r.seq.into())),
+            ("TRIAL_WHY", self.why()),
+        ])
+    }
+}
+
+/// `liveinit trial start`: put `img` on trial in the file at `path`, unless the record is
+/// already about it (an error with [`crate::error::Code::NoChange`]). What to say.
+pub fn start(path: &Path, via_fs: bool, img: &Ident, s: Start, net: bool) -> Result<String> {
+    let w = update(path, via_fs, |c| match c {
+        Some(r) if r.image == *img => None,
+        _ => Some(begin(c, img, s, net)),
+    })?;
+    match w {
+        Some(_) => Ok(format!("trial: {} is on trial: {} tries to call mark-good\n", img.label(), s.tries)),
+        None => Err(Error::new(path.display().to_string(), format!("already about {}; unchanged", img.label()))
+            .code(crate::error::Code::NoChange)),
+    }
+}
+
+/// mark-good's record update: the trial of the running image (the state `st`, read from
+/// `state_file`) ends, in `file` or the medium's trial file. What to say; a running image that
+/// was never checked or a medium without a trial file is nothing to mark, not an error (unless
+/// `file` was named).
+pub fn mark_good_running(st: &crate::state::LiveState, file: Option<&Path>, state_file: &str, via_fs: bool) -> Result<String> {
+    let Some(img) = Ident::parse(&st.image_sha256, &st.image_version)? else {
+        return Ok("mark-good: the running image was not checked (no image_sha256 in the state): never on trial\n".into());
+    };
+    let loc = match locate(file, state_file) {
+        Ok(l) => l,
+        Err(e) if file.is_none() => return Ok(format!("mark-good: no trial state ({e}); nothing to mark\n")),
+        Err(e) => return Err(e),
+    };
+    let Some(cur) = read(&loc.path)? else {
+        return Ok(format!("mark-good: {}: missing; nothing to mark\n", loc.path.display()));
+    };
+    let (w, msg) = mark_good(cur.record.as_ref(), &img);
+    if w.is_some() {
+        update(&loc.path, via_fs, |c| mark_good(c, &img).0)?;
+    }
+    Ok(format!("mark-good: {msg}\n"))
 }
 
 #[cfg(test)]

@@ -22,6 +22,18 @@ pub struct Taken {
     pub note: String,
 }
 
+impl Taken {
+    /// `TRIAL_*` shell assignments for the old /init's eval (`liveinit trial take`).
+    pub fn to_shell(&self) -> String {
+        crate::cmdline::sh_assignments(&[
+            ("TRIAL", self.left.map(|n| n.to_string()).unwrap_or_default()),
+            ("TRIAL_FALLBACK", self.fallback.clone().unwrap_or_default()),
+            ("TRIAL_FAILED", trial::nonzero(self.failed)),
+            ("TRIAL_FLOOR", trial::nonzero(self.floor)),
+        ])
+    }
+}
+
 /// Take (or with `peek`, decide without writing) a try of `img` in the trial file `file` (an
 /// error: none could be found). `start`: a fetched image, whose trial begins here.
 pub fn take(file: Result<&Path, &Error>, img: Option<&Ident>, start: Option<Start>, peek: bool, via_fs: bool) -> Taken {
