@@ -47,7 +47,7 @@ SIZE_STD := -Z build-std=std,panic_abort --target-dir target/min \
 RUST_SRC = $(shell rustc --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library/Cargo.lock
 
 $(BUILD)/liveroot: $(BUILD)/.deps Cargo.toml core/Cargo.toml sys/Cargo.toml build.rs \
-		$(wildcard src/*.rs applets/*.rs core/src/*.rs core/src/*/*.rs sys/src/*.rs)
+		$(wildcard src/*.rs applets/*.rs applets/*/*.rs core/src/*.rs core/src/*/*.rs sys/src/*.rs)
 	@mkdir -p $(BUILD)
 	@if rustup target list --installed 2>/dev/null | grep -qx $(MUSL); then \
 		if [ -f "$(RUST_SRC)" ] && RUSTC_BOOTSTRAP=1 cargo build --release --locked --target $(MUSL) $(SIZE_STD); then \
