@@ -990,4 +990,16 @@ mod tests {
         // rd.live.tries=0: a fetched image boots untried and nothing is written.
         assert!(matches!(take(Some(&on2), &v3, Some(Start { tries: 0, keep: 1 })), (Boot::Plain(_), None)));
     }
+
+    #[test]
+    fn ident_from_the_options_or_the_state() {
+        let hex = "ab".repeat(32);
+        assert_eq!(Ident::parse("", "").unwrap(), None);
+        assert_eq!(Ident::parse(&hex, "").unwrap(), Some(Ident { version: 0, sha256: [0xab; 32] }));
+        assert_eq!(Ident::parse(&hex, "7").unwrap().map(|i| i.version), Some(7));
+        assert!(Ident::parse(&hex, "x").is_err());
+        assert!(Ident::parse("abc", "1").is_err());
+        assert_eq!(nonzero(0), "");
+        assert_eq!(nonzero(3), "3");
+    }
 }
