@@ -30,6 +30,15 @@ pub fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(s)
 }
 
+/// A line `liveroot: LINE` in the kernel log at `level` (6 info, 3 error); where /dev/kmsg cannot
+/// be written (no devtmpfs yet) the line is dropped: the console has it too.
+pub fn kmsg(level: u8, line: &str) {
+    use std::io::Write;
+    if let Ok(mut k) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+        let _ = k.write_all(format!("<{level}>liveroot: {line}\n").as_bytes());
+    }
+}
+
 /// A mount point: its device differs from its parent's, or it is listed in mountinfo.
 pub fn is_mountpoint(p: &std::path::Path) -> bool {
     let (Ok(me), Ok(up)) = (std::fs::metadata(p), std::fs::metadata(p.join(".."))) else {

@@ -134,9 +134,9 @@ pub fn switch_root_or_rescue(newroot: &Path, init: &[OsString]) -> Result<()> {
     if nix::unistd::getpid().as_raw() != 1 {
         return Err(err);
     }
-    let line = format!("liveroot: switch-root: {err}\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    let _ = std::fs::OpenOptions::new().write(true).open("/dev/kmsg").and_then(|mut k| k.write_all(format!("<3>{line}").as_bytes()));
+    let line = format!("switch-root: {err}");
+    let _ = std::io::stderr().write_all(format!("liveroot: {line}\n").as_bytes());
+    crate::fsutil::kmsg(3, &line);
     loop {
         let _ = std::process::Command::new("/bin/sh").status();
         std::thread::sleep(std::time::Duration::from_secs(1));

@@ -3,7 +3,8 @@
 
 use super::{choose, plan, take, Chosen, Env, Inputs, Mounted, Rescue};
 use crate::cmdline::Live;
-use crate::error::{Code, Context, Error, Result};
+use crate::error::{Context, Error, Result};
+use crate::fsutil::kmsg;
 use crate::select::{self, Check, Options, Ram, Selected};
 use crate::state::LiveState;
 use crate::sys::loopdev;
@@ -35,12 +36,6 @@ fn say(line: &str) {
     let _ = std::io::stderr().write_all(format!("liveroot: {line}\n").as_bytes());
 }
 
-/// A line in the kernel log at `level` (6 info, 3 error).
-fn kmsg(level: u8, line: &str) {
-    if let Ok(mut k) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        let _ = k.write_all(format!("<{level}>liveroot: {line}\n").as_bytes());
-    }
-}
 
 fn mounted(dir: &str) -> bool {
     crate::fsutil::is_mountpoint(Path::new(dir))
@@ -578,5 +573,3 @@ pub fn switch_root_live(newroot: &Path) -> Result<()> {
     crate::switchroot::switch_root_or_rescue(newroot, &init)
 }
 
-#[allow(dead_code)]
-fn _code(_: Code) {}
