@@ -14,9 +14,10 @@ MIN_VERSION ?= 0
 APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minisign zsync \
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time \
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
-	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools strace
+	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools strace \
+	fakeroot zstd xz-utils
 
-.PHONY: all deps build test test-all unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash sign demo run install deb clean
+.PHONY: all deps build test test-all unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash sign release demo run install deb clean
 all: $(BUILD)/liveroot
 
 # Install what is missing (apt-get update first, as on a fresh machine), add the musl target.
@@ -117,14 +118,35 @@ flash: export SIZE_MIB := $(SIZE_MIB)
 flash: export APPEND := $(APPEND)
 flash: export MIN_VERSION := $(MIN_VERSION)
 flash: export FLASH := $(FLASH)
-flash: $(BUILD)/liveroot kernel
+# A release (make release) brings its own kernel: the project's is fetched only for the others.
+flash: $(BUILD)/liveroot $(if $(wildcard $(SQUASHFS)/vmlinuz),,kernel)
 	@[ -n "$$SQUASHFS" ] || $(MAKE) --no-print-directory image
 	@mk/mkflash.sh "$$FLASH"
 
 # Sign a release directory (mk/sign.sh): DIR= KEY= VERSION= [NAME=] [ROLLOUT=] [EXPIRES=].
 sign: $(BUILD)/liveroot
 	@DIR='$(DIR)' KEY='$(KEY)' VERSION='$(VERSION)' NAME='$(NAME)' ROLLOUT='$(ROLLOUT)' EXPIRES='$(EXPIRES)' \
-		INDEX='$(INDEX)' LIVEROOT='$(BUILD)/liveroot' mk/sign.sh
+		INDEX='$(INDEX)' KEY_PASSWORD_FILE='$(KEY_PASSWORD_FILE)' LIVEROOT='$(BUILD)/liveroot' mk/sign.sh
+
+# A signed release from a root filesystem, with the root's own kernel and an initramfs for it
+# (mk/release.sh; README "Your root filesystem to a stick in three commands"):
+# ROOTFS=DIR|FILE.tar[.gz|.xz|.zst] KEY= PUBKEY= VERSION= OUT= [PREVIOUS= KVER= MIN_VERSION=
+# ROLLOUT= EXPIRES= ROOT_MIB= MARK_GOOD=systemd|rc KEY_PASSWORD_FILE=]
+release: export ROOTFS := $(ROOTFS)
+release: export KEY := $(KEY)
+release: export PUBKEY := $(PUBKEY)
+release: export VERSION := $(VERSION)
+release: export OUT := $(OUT)
+release: export PREVIOUS := $(PREVIOUS)
+release: export KVER := $(KVER)
+release: export MIN_VERSION := $(MIN_VERSION)
+release: export ROLLOUT := $(ROLLOUT)
+release: export EXPIRES := $(EXPIRES)
+release: export ROOT_MIB := $(ROOT_MIB)
+release: export MARK_GOOD := $(MARK_GOOD)
+release: export KEY_PASSWORD_FILE := $(KEY_PASSWORD_FILE)
+release: $(BUILD)/liveroot
+	@LIVEROOT='$(BUILD)/liveroot' mk/release.sh
 
 demo: $(BUILD)/liveroot
 	@mk/demo.sh

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # mk/sign.sh — publish a release directory: SHA256SUMS over the image, its delta block index
 # (NAME.zidx, made here with `liveroot imgcheck --make-index` unless INDEX=0) and its dm-verity
-# sidecars when present, signed with minisign; the trusted comment carries the fleet words
+# sidecars and a release's vmlinuz and initrd.img when present, signed with minisign; the trusted comment carries the fleet words
 # imgfetch reads.
 #   DIR=dir KEY=release.key VERSION=N [NAME=squashfs.img] [ROLLOUT=PCT|START+DURATION]
-#   [EXPIRES=UNIXTIME|+SECONDS] [INDEX=0] [LIVEROOT=build/liveroot] mk/sign.sh
+#   [EXPIRES=UNIXTIME|+SECONDS] [INDEX=0] [KEY_PASSWORD_FILE=file] [LIVEROOT=build/liveroot] mk/sign.sh
 #   (`make sign ...` runs it)
 # ROLLOUT=25 lets a quarter of the boxes take version N; re-sign with ROLLOUT=100 (or without
 # ROLLOUT) to open it to all, ROLLOUT=0 to stop it. START+DURATION opens linearly in unix time.
@@ -18,6 +18,9 @@ NAME=${NAME:-squashfs.img}
 [[ $VERSION =~ ^[0-9]+$ ]] || die "VERSION=$VERSION: not a number"
 [[ -f $DIR/$NAME ]] || die "$DIR/$NAME: no such file"
 liveroot=${LIVEROOT:-build/liveroot}
+# An encrypted key's password: the first line of KEY_PASSWORD_FILE, on minisign's stdin.
+pw=${KEY_PASSWORD_FILE:-/dev/null}
+[[ -r $pw ]] || die "$pw: cannot read (KEY_PASSWORD_FILE)"
 # The trusted comment as the boxes read it (src/rollout.rs): the binary writes and checks it.
 tc=$("$liveroot" publish comment --version "$VERSION" ${ROLLOUT:+--rollout "$ROLLOUT"} ${EXPIRES:+--expires "$EXPIRES"} 2>&1) ||
 	die "${tc#publish: }"
@@ -29,6 +32,8 @@ if [[ ${INDEX:-1} != 0 ]]; then
 	files+=("$NAME.zidx")
 fi
 for s in .verity .roothash; do [[ -f $DIR/$NAME$s ]] && files+=("$NAME$s"); done
+# A release's own kernel and initramfs (make release) are members too: signed with the image.
+for f in vmlinuz initrd.img; do [[ -f $DIR/$f ]] && files+=("$f"); done
 (cd "$DIR" && sha256sum "${files[@]}" >SHA256SUMS && rm -f SHA256SUMS.minisig &&
-	minisign -S -s "$KEY" -m SHA256SUMS -t "$tc" >/dev/null) || die "signing $DIR/SHA256SUMS failed"
+	minisign -S -s "$KEY" -m SHA256SUMS -t "$tc" <"$pw" >/dev/null) || die "signing $DIR/SHA256SUMS failed"
 echo "sign: $DIR/SHA256SUMS signed: $tc"
