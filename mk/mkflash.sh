@@ -16,8 +16,13 @@
 #
 # Environment:
 #   SQUASHFS=DIR   squashfs.img + SHA256SUMS (+ SHA256SUMS.minisig, sidecars); empty: the sample
-#                  image's LiveOS/ from BUILD/live-flash.img (make image)
-#   PUBKEY=file    minisign public key put in the initramfs (then DIR's signature must verify)
+#                  image's LiveOS/ from BUILD/live-flash.img (make image). A release of
+#                  `make release` (DIR also holds vmlinuz and initrd.img, listed in its signed
+#                  SHA256SUMS) boots its own kernel and initramfs as they are: then KERNEL_DIR,
+#                  INITRD and MIN_VERSION are not used, and the signature must verify with the key
+#                  inside that initramfs
+#   PUBKEY=file    minisign public key put in the initramfs (then DIR's signature must verify);
+#                  with a release: the key its initramfs must hold (else a refusal)
 #   LABEL=LIVE     FAT label: 1-11 of A-Z 0-9 _ -
 #   SIZE_MIB=N     disk size; default (core/src/install.rs): room for syncflash to write the next
 #                  image beside this one
@@ -55,7 +60,12 @@ die() { echo "mkflash: $*" >&2; exit 1; }
 [[ $append != *$'\n'* ]] || die "APPEND: must be one line"
 [[ -z $size_mib || $size_mib =~ ^[0-9]+$ ]] || die "SIZE_MIB=$size_mib: expected a number of MiB"
 [[ -z $pubkey || -r $pubkey ]] || die "$pubkey: cannot read (PUBKEY)"
-for f in "$kdir/vmlinuz" "$mbr" "$ldlinux_c32" "$sdboot" "$liveroot"; do
+release=
+[[ -n $dir && -f $dir/vmlinuz && -f $dir/initrd.img ]] && release=1
+[[ -z $release || -z $initrd ]] || die "INITRD=$initrd: $dir is a release with its own initrd.img (it boots as it is)"
+kernel_file=$kdir/vmlinuz
+[[ -n $release ]] && kernel_file=$dir/vmlinuz
+for f in "$kernel_file" "$mbr" "$ldlinux_c32" "$sdboot" "$liveroot"; do
 	[[ -r $f ]] || die "$f: missing (make deps installs syslinux, systemd-boot-efi; make kernel build)"
 done
 [[ -z $initrd || -r $initrd ]] || die "$initrd: cannot read (INITRD)"
@@ -74,9 +84,17 @@ trap 'rm -rf "$tmp"' EXIT
 live=$tmp/LiveOS
 mkdir -p "$live"
 if [[ -n $dir ]]; then
-	for f in squashfs.img SHA256SUMS SHA256SUMS.minisig squashfs.img.verity squashfs.img.roothash; do
+	# The delta index only for the check below: the boot never reads it.
+	for f in squashfs.img SHA256SUMS SHA256SUMS.minisig squashfs.img.verity squashfs.img.roothash squashfs.img.zidx; do
 		[[ -f $dir/$f ]] && cp "$dir/$f" "$live/$f"
 	done
+	if [[ -n $release ]]; then
+		# Checked with the pair below, then moved to /boot.
+		cp "$dir/vmlinuz" "$dir/initrd.img" "$live/"
+		for f in vmlinuz initrd.img; do
+			grep -qE "^[0-9a-fA-F]{64} [ *]$f\$" "$live/SHA256SUMS" || die "$dir/$f: not listed in SHA256SUMS (a release signs its kernel and initramfs)"
+		done
+	fi
 else
 	for f in squashfs.img SHA256SUMS SHA256SUMS.minisig squashfs.img.verity squashfs.img.roothash; do
 		debugfs -R "dump /LiveOS/$f $live/$f" "$build/live-flash.img" >/dev/null 2>&1 || true
@@ -88,6 +106,18 @@ src=${dir:-$build/live-flash.img}
 # What the boot will check, checked now: a flash that cannot boot is no use.
 (cd "$live" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1) ||
 	die "$src: SHA256SUMS does not match its files (the boot would refuse it)"
+if [[ -n $release ]]; then
+	# The key the release's initramfs will check everything with, read out of it.
+	mkdir "$tmp/initrd"
+	(cd "$tmp/initrd" && gzip -dc <"$live/initrd.img" | cpio -id --quiet etc/liveroot/pubkey 2>/dev/null) ||
+		die "$dir/initrd.img: not a gzip'ed cpio archive (not an initramfs of make release)"
+	inkey=$tmp/initrd/etc/liveroot/pubkey
+	[[ -s $inkey ]] || die "$dir/initrd.img: holds no etc/liveroot/pubkey (make release puts PUBKEY there)"
+	if [[ -n $pubkey ]] && ! cmp -s <(grep -v '^untrusted comment:' "$pubkey") <(grep -v '^untrusted comment:' "$inkey"); then
+		die "$pubkey: not the key inside $dir/initrd.img (PUBKEY must be the release's key)"
+	fi
+	pubkey=$inkey
+fi
 if [[ -n $pubkey ]]; then
 	[[ -f $live/SHA256SUMS.minisig ]] ||
 		die "$src: no SHA256SUMS.minisig (PUBKEY given: the boot would refuse an unsigned image)"
@@ -95,15 +125,18 @@ if [[ -n $pubkey ]]; then
 		die "$src: SHA256SUMS.minisig does not verify with $pubkey (the boot would refuse it)"
 fi
 
+rm -f "$live/squashfs.img.zidx"
+
 # --- up to date? ---
 stamp=$(dirname "$out")/.$(basename "$out").stamp
 inputs=$( {
-	printf '%s\n' "$epoch" "$label" "$append" "$size_mib" "${MIN_VERSION:-0}" "$initrd"
-	sha256sum "$0" "$top/mk/mkinitramfs.sh" "$kdir/vmlinuz" "$kdir/kver" "$mbr" "$ldlinux_c32" "$sdboot" "$live"/*
+	printf '%s\n' "$epoch" "$label" "$append" "$size_mib" "${MIN_VERSION:-0}" "$initrd" "$release"
+	sha256sum "$0" "$top/mk/mkinitramfs.sh" "$mbr" "$ldlinux_c32" "$sdboot" "$live"/*
+	[[ -z $release ]] && sha256sum "$kdir/vmlinuz" "$kdir/kver"
 	[[ -n $pubkey ]] && sha256sum <"$pubkey"
 	[[ -n $initrd ]] && sha256sum <"$initrd"
 	sha256sum <"$liveroot"
-	[[ -z $initrd ]] && (cd "$top/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+	[[ -z $initrd && -z $release ]] && (cd "$top/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 	true
 } | sha256sum | cut -c1-64)
 if [[ -f $out && -f $stamp && $(cat "$stamp") == "$inputs" ]]; then
@@ -117,8 +150,15 @@ mkdir -p "$stage"/{boot/syslinux,EFI/BOOT}
 mv "$live" "$stage/LiveOS"
 # The trial state (core/src/trial.rs): made once here, only ever rewritten in place afterwards.
 "$liveroot" liveinit trial create "$stage/LiveOS/trial.state" || die "LiveOS/trial.state: cannot create it"
-cp "$kdir/vmlinuz" "$stage/boot/vmlinuz"
-if [[ -n $initrd ]]; then
+if [[ -n $release ]]; then
+	mv "$stage/LiveOS/vmlinuz" "$stage/boot/vmlinuz"
+	mv "$stage/LiveOS/initrd.img" "$stage/boot/initrd.img"
+else
+	cp "$kdir/vmlinuz" "$stage/boot/vmlinuz"
+fi
+if [[ -n $release ]]; then
+	:
+elif [[ -n $initrd ]]; then
 	cp "$initrd" "$stage/boot/initrd.img"
 else
 	PUBKEY=$pubkey KERNEL_DIR=$kdir "$top/mk/mkinitramfs.sh" "$tmp/initrd.img" >/dev/null ||
