@@ -106,7 +106,7 @@ use crate::manifest;
 use crate::fsutil::with_suffix;
 use crate::osarg;
 use crate::flashsync;
-use crate::manifest::{ROOTHASH, SIG_SUFFIX, SUMS, VERITY};
+use crate::manifest::{SIG_SUFFIX, SUMS};
 use crate::pairs::Files;
 use crate::state;
 use argh::FromArgs;
@@ -203,13 +203,8 @@ pub fn run(argv: &[String]) -> Result<()> {
             (PathBuf::from(f), dir.join(SUMS))
         }
     };
-    let files = Files {
-        image: image.clone(),
-        manifest: manifest_path.clone(),
-        sig: a.sig.as_deref().map_or_else(|| with_suffix(&manifest_path, SIG_SUFFIX), osarg::path),
-        verity: with_suffix(&image, VERITY),
-        roothash: with_suffix(&image, ROOTHASH),
-    };
+    let sig = a.sig.as_deref().map_or_else(|| with_suffix(&manifest_path, SIG_SUFFIX), osarg::path);
+    let files = Files::beside(&image, manifest_path.clone(), sig);
 
     // Where it goes.
     let dest = a.dest.clone().unwrap_or_else(|| st.image().to_owned());

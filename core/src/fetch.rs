@@ -6,7 +6,8 @@
 //! and the room; then the image, from seeds ([`crate::delta`]) and in Range requests of bounded
 //! size or one streaming GET ([`transport`]) into `NAME.part` (resumable across runs while
 //! `NAME.part.sha256` names the same digest), fsynced and renamed to `NAME` only once the
-//! digest matches; then the dm-verity sidecars the manifest lists, each checked against its
+//! digest matches; then the dm-verity sidecars and a release's vmlinuz and initrd.img the
+//! manifest lists, each checked against its
 //! digest. [`poll`] repeats it until an image comes.
 
 pub mod policy;
@@ -176,12 +177,13 @@ pub fn once(o: &Options) -> Result<Fetched> {
         }
     }
     let m = manifest::parse(&u.manifest, &s.data)?;
-    let (want, sidecars) = policy::wanted(&m, &o.name, &u.manifest)?;
+    let (want, sidecars, boot) = policy::wanted_all(&m, &o.name, &u.manifest)?;
 
     // 2. The image, then its sidecars; only then the manifest beside them and the final names.
     let mut left = Leftovers { files: Vec::new(), armed: !o.keep_partial };
     let (path, bytes) = image(o, &fx, &u, &m, &want, &mut left)?;
     sidecars_into(o, &fx, &sidecars, &mut left)?;
+    boot_files_into(o, &fx, &boot, &mut left)?;
     transport::put(&o.to, SUMS, &s.data)?;
     if key.is_some() {
         transport::put(&o.to, SIG, &s.sig)?;
@@ -335,6 +337,19 @@ fn sidecars_into(o: &Options, fx: &Fetcher, sidecars: &Sidecars, left: &mut Left
     let rpath = rfile.display().to_string();
     let text = std::fs::read(&rfile).ctx(&rpath)?;
     crate::pairs::parse_roothash(&text).ok_or_else(|| Error::verify(&rpath, "not a root hash (one line of hex)"))?;
+    Ok(())
+}
+
+/// A release's own kernel and initramfs, when the manifest lists them: the boot kexecs into them
+/// and syncflash writes them with the image. Each is checked against its signed digest.
+fn boot_files_into(o: &Options, fx: &Fetcher, boot: &Sidecars, left: &mut Leftovers) -> Result<()> {
+    let Some(files) = boot else { return Ok(()) };
+    for (f, digest) in files {
+        let dest = o.to.join(f);
+        left.files.push(with_suffix(&dest, ".part"));
+        left.files.push(dest.clone());
+        transport::sidecar(fx, o.stall, &format!("{}{f}", o.base), &dest, digest, transport::room(&o.to, o.max_size)?)?;
+    }
     Ok(())
 }
 

@@ -42,8 +42,8 @@ pub const CACHE: &str = "fetch.cache";
 /// Cluster rounding and directory entries: FAT32 on a big card has 32 KiB clusters.
 const SLACK: u64 = 256 << 10;
 /// Step names of the rotation, in `Pair::files()` order (manifest first, image last).
-const OLD_STEPS: [&str; 5] = ["old-manifest", "old-sig", "old-roothash", "old-verity", "old-image"];
-const NEW_STEPS: [&str; 5] = ["new-manifest", "new-sig", "new-roothash", "new-verity", "new-image"];
+const OLD_STEPS: [&str; 7] = ["old-manifest", "old-sig", "old-roothash", "old-verity", "old-kernel", "old-initrd", "old-image"];
+const NEW_STEPS: [&str; 7] = ["new-manifest", "new-sig", "new-roothash", "new-verity", "new-kernel", "new-initrd", "new-image"];
 
 /// Every change syncflash makes to the medium. [`RealIo`] makes them; the model check's makes
 /// them too, failing or cutting the one it was asked to.
@@ -103,6 +103,7 @@ impl Source {
 pub fn read_source(files: Files, name: &str, key: Option<&PublicKey>, vouched: Option<[u8; 32]>) -> Result<Source> {
     let trusted = pairs::check_files(&files, name, key)?;
     pairs::check_verity_file(&files, &trusted)?;
+    pairs::check_boot_files(&files, &trusted)?;
     if vouched != Some(trusted.sha256) {
         pairs::check_image_file(&files, &trusted, None)?;
     }
@@ -112,6 +113,11 @@ pub fn read_source(files: Files, name: &str, key: Option<&PublicKey>, vouched: O
         .saturating_add(trusted.sig.as_ref().map_or(0, |s| s.len() as u64));
     if trusted.roothash.is_some() {
         for p in [&files.verity, &files.roothash] {
+            total = total.saturating_add(std::fs::metadata(p).ctx(p.display())?.len());
+        }
+    }
+    if trusted.boot.is_some() {
+        for p in [&files.kernel, &files.initrd] {
             total = total.saturating_add(std::fs::metadata(p).ctx(p.display())?.len());
         }
     }
@@ -436,6 +442,11 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
             io.copy(&src.files.verity, &new.verity(), false, false)?;
             io.copy(&src.files.roothash, &new.roothash(), false, false)?;
         }
+        // A release's own kernel and initramfs travel with it (the boot kexecs into them).
+        if src.trusted.boot.is_some() {
+            io.copy(&src.files.kernel, &new.kernel(), false, false)?;
+            io.copy(&src.files.initrd, &new.initrd(), false, false)?;
+        }
         io.step("write-manifest");
         if let Some(sig) = &src.trusted.sig {
             io.write_small(&new.sig(), sig)?;
@@ -593,6 +604,7 @@ fn read_back(job: &Job, src: &Source, new: &Pair) -> Result<()> {
         return Err(Error::verify(show(&new.manifest()), "read back differs from the source"));
     }
     pairs::check_verity_file(&new.paths(), &t).map_err(|e| Error::verify(e.object, format!("read back: {}", e.reason)))?;
+    pairs::check_boot_files(&new.paths(), &t).map_err(|e| Error::verify(e.object, format!("read back: {}", e.reason)))?;
     let mut p = job.progress.then(|| Progress::on_stderr("verify", Some(src.size)));
     pairs::check_image(new, &t, p.as_mut()).map_err(|e| Error::verify(e.object, "read back does not match the manifest (bad card or image?)"))
 }

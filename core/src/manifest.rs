@@ -25,6 +25,9 @@ pub const SIG: &str = "SHA256SUMS.minisig";
 /// The dm-verity sidecars of IMAGE: IMAGE + these (hash tree, root hash in hex).
 pub const VERITY: &str = ".verity";
 pub const ROOTHASH: &str = ".roothash";
+/// A release's own kernel and initramfs (`make release`), listed beside its image: both or neither.
+pub const KERNEL: &str = "vmlinuz";
+pub const INITRD: &str = "initrd.img";
 
 /// A manifest lists a handful of images; anything bigger is not one of ours.
 pub const MAX_SIZE: u64 = 1 << 20;

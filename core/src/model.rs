@@ -71,13 +71,7 @@ fn fixtures() -> &'static Fixtures {
 
 fn source_files(v: u64) -> Files {
     let d = fixtures().dir.join(format!("v{v}"));
-    Files {
-        image: d.join(NAME),
-        manifest: d.join("SHA256SUMS"),
-        sig: d.join("SHA256SUMS.minisig"),
-        verity: d.join(format!("{NAME}.verity")),
-        roothash: d.join(format!("{NAME}.roothash")),
-    }
+    Files::beside(&d.join(NAME), d.join("SHA256SUMS"), d.join("SHA256SUMS.minisig"))
 }
 
 fn ident_of(v: u64) -> Ident {

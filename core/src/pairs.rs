@@ -14,7 +14,7 @@
 
 use crate::digest::{hash_file, Hasher};
 use crate::error::{Context, Error, Result};
-use crate::manifest::{self, ROOTHASH, SIG, SUMS, VERITY};
+use crate::manifest::{self, INITRD, KERNEL, ROOTHASH, SIG, SUMS, VERITY};
 use crate::progress::Progress;
 use minisign_verify::PublicKey;
 use std::fs::File;
@@ -56,10 +56,17 @@ impl Pair {
     pub fn roothash(&self) -> PathBuf {
         self.path(&format!("{}{ROOTHASH}", self.name))
     }
+    /// The release's own kernel and initramfs, when its manifest lists them.
+    pub fn kernel(&self) -> PathBuf {
+        self.path(KERNEL)
+    }
+    pub fn initrd(&self) -> PathBuf {
+        self.path(INITRD)
+    }
     /// Every file of the pair under its own names, in the order a rotation renames them away:
     /// the manifest first (the pair stops being complete at once), the image last.
-    pub fn files(&self) -> [PathBuf; 5] {
-        [self.manifest(), self.sig(), self.roothash(), self.verity(), self.image()]
+    pub fn files(&self) -> [PathBuf; 7] {
+        [self.manifest(), self.sig(), self.roothash(), self.verity(), self.kernel(), self.initrd(), self.image()]
     }
     /// Where each file of the pair is: its own name, except for a pair caught half-way through
     /// a rotation. syncflash moves the primary to `.old` manifest first, and `.new` to the
@@ -68,7 +75,7 @@ impl Pair {
     /// manifest, each file missing under `.old` or `.new` is the primary's. Safe: the pair's
     /// manifest (and signature) vouch for every byte of whichever file is used. The manifest
     /// itself is never borrowed. Order as [`Pair::files`].
-    pub fn resolved(&self) -> [PathBuf; 5] {
+    pub fn resolved(&self) -> [PathBuf; 7] {
         let own = self.files();
         let prim = Pair::new(&self.dir, &self.name, "").files();
         if self.sfx.is_empty() || prim.first().is_none_or(|m| m.exists()) {
@@ -86,8 +93,8 @@ impl Pair {
     }
     /// The pair's files, where they are ([`Pair::resolved`]), as [`Files`] for [`check_files`].
     pub fn paths(&self) -> Files {
-        let [manifest, sig, roothash, verity, image] = self.resolved();
-        Files { image, manifest, sig, verity, roothash }
+        let [manifest, sig, roothash, verity, kernel, initrd, image] = self.resolved();
+        Files { image, manifest, sig, verity, roothash, kernel, initrd }
     }
     /// "primary", "old" or "new", as `/run/live/state` says `medium_pair`.
     pub fn label(&self) -> &str {
@@ -104,8 +111,8 @@ pub fn label(sfx: &str) -> &str {
 }
 
 /// The files of a pair that does not follow the medium's naming (syncflash's source: a
-/// `--manifest` and `--sig` given anywhere, sidecars beside the image). The manifest always
-/// names the files by their primary names.
+/// `--manifest` and `--sig` given anywhere, sidecars and boot files beside the image). The
+/// manifest always names the files by their primary names.
 #[derive(Debug, Clone)]
 pub struct Files {
     pub image: PathBuf,
@@ -113,6 +120,33 @@ pub struct Files {
     pub sig: PathBuf,
     pub verity: PathBuf,
     pub roothash: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+}
+
+impl Files {
+    /// A pair's files beside `image` in its directory, under their primary names (sidecars
+    /// `IMAGE.verity`, `IMAGE.roothash`; `vmlinuz`, `initrd.img`).
+    pub fn beside(image: &Path, manifest: PathBuf, sig: PathBuf) -> Files {
+        let dir = image.parent().unwrap_or(Path::new("."));
+        let name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Files {
+            image: image.to_path_buf(),
+            manifest,
+            sig,
+            verity: dir.join(format!("{name}{VERITY}")),
+            roothash: dir.join(format!("{name}{ROOTHASH}")),
+            kernel: dir.join(KERNEL),
+            initrd: dir.join(INITRD),
+        }
+    }
+}
+
+/// The digests a manifest lists for a release's kernel and initramfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootDigests {
+    pub kernel: [u8; 32],
+    pub initrd: [u8; 32],
 }
 
 /// What a pair's manifest (and signature) vouch for.
@@ -128,6 +162,8 @@ pub struct Trusted {
     pub roothash: Option<Vec<u8>>,
     /// The listed digest of the `.verity` hash tree file, when listed.
     pub verity_sha256: Option<[u8; 32]>,
+    /// The release's kernel and initramfs, when listed (both or neither).
+    pub boot: Option<BootDigests>,
     /// The manifest and signature bytes that were checked (syncflash copies exactly these).
     pub manifest: Vec<u8>,
     pub sig: Option<Vec<u8>>,
@@ -182,7 +218,12 @@ pub fn check_files(p: &Files, name: &str, key: Option<&PublicKey>) -> Result<Tru
             return Err(Error::verify(&mpath, format!("lists only one of {v_name} and {r_name}")));
         }
     };
-    Ok(Trusted { sha256, version, signed, roothash, verity_sha256, manifest: data, sig })
+    let boot = match (m.get(KERNEL.as_bytes()), m.get(INITRD.as_bytes())) {
+        (None, None) => None,
+        (Some(k), Some(i)) => Some(BootDigests { kernel: k.sha256, initrd: i.sha256 }),
+        _ => return Err(Error::verify(&mpath, format!("lists only one of {KERNEL} and {INITRD}"))),
+    };
+    Ok(Trusted { sha256, version, signed, roothash, verity_sha256, boot, manifest: data, sig })
 }
 
 /// Read a `.roothash` file, check it against its listed digest, and decode its hex line.
@@ -238,6 +279,22 @@ pub fn check_verity_file(p: &Files, t: &Trusted) -> Result<()> {
     }
     if file_sha256(&p.verity, None).ctx(&vpath)? != want {
         return Err(Error::verify(&vpath, format!("checksum mismatch with {}", show(&p.manifest))));
+    }
+    Ok(())
+}
+
+/// Hash the release's kernel and initramfs against their listed digests (nothing to do when the
+/// manifest lists none). Both are small; a copy (syncflash, imgfetch) checks them whole.
+pub fn check_boot_files(p: &Files, t: &Trusted) -> Result<()> {
+    let Some(b) = t.boot else { return Ok(()) };
+    for (path, want) in [(&p.kernel, b.kernel), (&p.initrd, b.initrd)] {
+        let label = show(path);
+        if !path.exists() {
+            return Err(Error::verify(&label, "listed in the manifest but missing"));
+        }
+        if file_sha256(path, None).ctx(&label)? != want {
+            return Err(Error::verify(&label, format!("checksum mismatch with {}", show(&p.manifest))));
+        }
     }
     Ok(())
 }

@@ -128,6 +128,19 @@ pub fn remember(url: &str, above: u64, version: Option<u64>, waiting: bool, unti
 /// sidecars (both or neither) with theirs.
 pub type Sidecars = Option<[(String, [u8; 32]); 2]>;
 
+/// What the manifest lists for image `name`: its digest, its sidecars and a release's kernel and
+/// initramfs (both or neither, [`Sidecars`]' shape: fetched and checked the same way).
+pub fn wanted_all(m: &Manifest, name: &str, murl: &str) -> Result<([u8; 32], Sidecars, Sidecars)> {
+    let (want, sidecars) = wanted(m, name, murl)?;
+    let (k, i) = (crate::manifest::KERNEL, crate::manifest::INITRD);
+    let boot = match (m.get(k.as_bytes()), m.get(i.as_bytes())) {
+        (None, None) => None,
+        (Some(kd), Some(id)) => Some([(k.to_owned(), kd.sha256), (i.to_owned(), id.sha256)]),
+        _ => return Err(Error::verify(murl, format!("lists only one of {k} and {i}"))),
+    };
+    Ok((want, sidecars, boot))
+}
+
 pub fn wanted(m: &Manifest, name: &str, murl: &str) -> Result<([u8; 32], Sidecars)> {
     let want = m.get(name.as_bytes()).ok_or_else(|| Error::verify(murl, format!("{name}: not listed")))?.sha256;
     let (vname, rname) = (format!("{name}{VERITY}"), format!("{name}{ROOTHASH}"));
@@ -296,6 +309,10 @@ mod tests {
         let (_, s) = wanted(&m("H  a.img\nH  a.img.verity\nH  a.img.roothash\n"), "a.img", "m").unwrap();
         assert_eq!(s.map(|s| s.map(|(n, _)| n)), Some(["a.img.verity".to_string(), "a.img.roothash".to_string()]));
         assert!(wanted(&m("H  a.img\nH  a.img.verity\n"), "a.img", "m").unwrap_err().to_string().contains("lists only one of"));
+        let (_, _, b) = wanted_all(&m("H  a.img\nH  vmlinuz\nH  initrd.img\n"), "a.img", "m").unwrap();
+        assert_eq!(b.map(|b| b.map(|(n, _)| n)), Some(["vmlinuz".to_string(), "initrd.img".to_string()]));
+        assert!(wanted_all(&m("H  a.img\nH  vmlinuz\n"), "a.img", "m").unwrap_err().to_string().contains("lists only one of vmlinuz and initrd.img"));
+        assert!(wanted_all(&m("H  a.img\n"), "a.img", "m").unwrap().2.is_none());
         assert_eq!(wanted(&m("H  b.img\n"), "a.img", "m").unwrap_err().to_string(), "m: a.img: not listed");
     }
 
