@@ -11,6 +11,7 @@
 #   /EFI/BOOT/BOOTX64.EFI                             systemd-boot
 #   /loader/loader.conf /loader/entries/liveroot.conf
 #   /LiveOS/squashfs.img SHA256SUMS [SHA256SUMS.minisig] [squashfs.img.verity .roothash]
+#          [vmlinuz initrd.img]                       a release's own, also copied to /boot
 #   /LiveOS/trial.state (8 KiB, no record: the boot's trial state, see core/src/trial.rs)
 # Both entries boot `root=live:LABEL=LABEL console=tty0 console=ttyS0,115200 APPEND`.
 #
@@ -151,8 +152,10 @@ mv "$live" "$stage/LiveOS"
 # The trial state (core/src/trial.rs): made once here, only ever rewritten in place afterwards.
 "$liveroot" liveinit trial create "$stage/LiveOS/trial.state" || die "LiveOS/trial.state: cannot create it"
 if [[ -n $release ]]; then
-	mv "$stage/LiveOS/vmlinuz" "$stage/boot/vmlinuz"
-	mv "$stage/LiveOS/initrd.img" "$stage/boot/initrd.img"
+	# The loader's copy in /boot; the pair's own stays in LiveOS/ with its image: the boot
+	# starts a pair's kernel by kexec when it is not the loader's (core/src/boot/kexec.rs).
+	cp "$stage/LiveOS/vmlinuz" "$stage/boot/vmlinuz"
+	cp "$stage/LiveOS/initrd.img" "$stage/boot/initrd.img"
 else
 	cp "$kdir/vmlinuz" "$stage/boot/vmlinuz"
 fi

@@ -14,6 +14,7 @@
 #   PUBKEY=file  installed as /etc/liveroot/pubkey
 #   MIN_VERSION=N  written to /etc/liveroot/min-version (default 0): /init refuses a signed image
 #                below version N, on the medium and from the network
+#   RELEASE_VERSION=N  written to /etc/liveroot/release (make release): the release it belongs to
 #   EXTRA=dir[:dir...]  trees copied on top last (test-only tools such as dmsetup/mdadm)
 #   MODULES      space-separated module list (default: the boot set and the hardware set below)
 # Reproducible: sorted entries, owner 0:0, mtimes from SOURCE_DATE_EPOCH, gzip -n.
@@ -109,6 +110,12 @@ fi
 min=${MIN_VERSION:-0}
 [[ $min =~ ^[0-9]+$ ]] || die "MIN_VERSION=$min: expected a number"
 echo "$((10#$min))" >"$stage/etc/liveroot/min-version"
+# The release this initramfs belongs to (make release): the boot starts another release's own
+# kernel by kexec, and not its own (core/src/boot/kexec.rs).
+if [[ -n ${RELEASE_VERSION:-} ]]; then
+	[[ $RELEASE_VERSION =~ ^[0-9]+$ ]] || die "RELEASE_VERSION=$RELEASE_VERSION: expected a number"
+	echo "version=$((10#$RELEASE_VERSION))" >"$stage/etc/liveroot/release"
+fi
 IFS=: read -ra extras <<<"${EXTRA:-}"
 for e in "${extras[@]}"; do
 	[[ -n $e ]] && cp -a "$e/." "$stage/"

@@ -172,7 +172,7 @@ rm -f "$kdir/modules/lib/modules/$kver"/modules.{dep,alias,symbols,builtin.alias
 depmod -b "$kdir/modules" "$kver" 2>"$tmp/depmod.err" || die "$mods: depmod failed ($(head -n 1 "$tmp/depmod.err"))"
 echo "$kver" >"$kdir/kver"
 step "initramfs for $kver"
-KERNEL_DIR=$kdir LIVEROOT=$liveroot PUBKEY=$PUBKEY MIN_VERSION=$min "$top/mk/mkinitramfs.sh" "$tmp/initrd.img" >"$tmp/initramfs.log" 2>&1 ||
+KERNEL_DIR=$kdir LIVEROOT=$liveroot PUBKEY=$PUBKEY MIN_VERSION=$min RELEASE_VERSION=$VERSION "$top/mk/mkinitramfs.sh" "$tmp/initrd.img" >"$tmp/initramfs.log" 2>&1 ||
 	die "initramfs: $(tail -n 1 "$tmp/initramfs.log")"
 rm -rf "$kdir"
 

@@ -70,6 +70,9 @@ pub trait Env {
     fn free_ram_copy(&mut self, s: &Selected);
     /// The local RAM copy is not needed (a fetched image boots).
     fn release_local_ram(&mut self);
+    /// A fetched image that brings its own kernel: Err(why) unless it can run on this one
+    /// ([`kexec::fetched_runs_here`]).
+    fn fetched_kernel_ok(&mut self, file: &Path, m: &Mounted) -> Result<(), String>;
     /// A line for the console (`liveroot: ` is prepended) and one for the kernel log.
     fn say(&mut self, line: &str);
     fn log(&mut self, line: &str);
@@ -255,6 +258,10 @@ pub fn choose(env: &mut dyn Env, i: &Inputs) -> Result<Chosen, Rescue> {
 fn boot_fetched(env: &mut dyn Env, i: &Inputs, file: &Path, cand: Option<&Cand>, floor: u64, fallback: &mut Option<String>) -> Result<Chosen, String> {
     let sel = env.check_fetched(file).map_err(|e| format!("verify: {e}"))?;
     let mounted = env.mount(file, None)?;
+    if let Err(why) = env.fetched_kernel_ok(file, &mounted) {
+        env.unmount(&mounted);
+        return Err(format!("kernel: {why}"));
+    }
     let mut trial = None;
     if let (Some(_), Some(img)) = (&i.image, ident(&sel)) {
         env.trial_file(i.live.tries);
@@ -281,6 +288,8 @@ fn boot_fetched(env: &mut dyn Env, i: &Inputs, file: &Path, cand: Option<&Cand>,
         mounted,
     })
 }
+
+pub mod kexec;
 
 #[cfg(test)]
 mod tests;

@@ -85,6 +85,9 @@ pub struct Live {
     pub watchdog: u32,
     /// `panic=` as given (the kernel applied it); /init sets its own only when there is none.
     pub panic: Option<String>,
+    /// `live.kexec=N`: this kernel was started by kexec from the loader's kernel, for release
+    /// version N, whose trial take that boot already made (core/src/boot/kexec.rs).
+    pub kexec: Option<u64>,
 }
 
 /// `rd.live.tries=` default: a new image gets three boots to call mark-good.
@@ -121,6 +124,7 @@ impl Default for Live {
             machine_id: String::new(),
             watchdog: DEFAULT_WATCHDOG,
             panic: None,
+            kexec: None,
         }
     }
 }
@@ -249,6 +253,7 @@ pub fn parse(line: &str) -> Result<Live> {
                 l.watchdog = u32::try_from(n).ok().filter(|n| *n <= 65535).ok_or_else(|| bad(&k, val.unwrap_or(""), "expected 0 (off) to 65535 seconds"))?;
             }
             "panic" => l.panic = Some(val.unwrap_or("").to_owned()),
+            "live.kexec" => l.kexec = Some(number(&k, val, "a release version")?),
             "rootfstype" => l.root_fstype = val.unwrap_or("").to_owned(),
             "rootflags" => l.root_flags = val.unwrap_or("").to_owned(),
             "ro" if val.is_none() => l.root_ro = true,

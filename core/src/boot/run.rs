@@ -100,6 +100,8 @@ impl Env for Real<'_> {
     }
 
     fn take(&mut self, img: &Ident, start: Option<Start>, peek: bool) -> take::Taken {
+        // After a kexec the loader's kernel took this boot's try already (kexec.rs).
+        let peek = peek || self.live.kexec.is_some();
         let file = self.dir.join(crate::trial::FILE);
         let t = take::take(Ok(&file), Some(img), start, peek, false);
         if !peek && !t.note.is_empty() {
@@ -146,9 +148,24 @@ impl Env for Real<'_> {
         }
     }
 
+    fn fetched_kernel_ok(&mut self, file: &Path, m: &Mounted) -> std::result::Result<(), String> {
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        let files = crate::pairs::Files::beside(file, dir.join("SHA256SUMS"), dir.join("SHA256SUMS.minisig"));
+        let t = crate::pairs::check_files(&files, &file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), self.key.as_ref())
+            .map_err(|e| e.to_string())?;
+        let running = super::kexec::running_release();
+        let kver = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+        let listed = t.boot.is_some();
+        let needs_look = listed && !(t.version.is_some() && t.version == running);
+        let has = needs_look && root_has_modules(&m.rootfs_loop, &kver);
+        super::kexec::fetched_runs_here(listed, t.version, running, has, &kver)
+    }
+
     fn discard_fetched(&mut self, file: &Path) {
         let dir = file.parent().unwrap_or(Path::new("/"));
         let mut names: Vec<PathBuf> = ["verity", "roothash"].iter().map(|s| PathBuf::from(format!("{}.{s}", file.display()))).collect();
+        names.push(dir.join(crate::manifest::KERNEL));
+        names.push(dir.join(crate::manifest::INITRD));
         names.push(file.to_owned());
         names.push(dir.join("SHA256SUMS"));
         names.push(dir.join("SHA256SUMS.minisig"));
@@ -241,6 +258,68 @@ fn mount_image(file: &Path, verity: Option<(&[u8], &Path)>, m: &mut Mounted) -> 
     m.rootfs_image = img;
     m.rootfs_loop = loopdev::attach(&Path::new(SQUASHFS).join(img), &ro).map_err(|e| format!("loop-rootfs: {e}"))?;
     Ok(())
+}
+
+/// Whether the ext4 root on `loopdev` has `lib/modules/KVER` (mounted read-only for a look).
+fn root_has_modules(loopdev: &str, kver: &str) -> bool {
+    const PEEK: &str = "/run/live/peek";
+    if loopdev.is_empty() || kver.is_empty() || std::fs::create_dir_all(PEEK).is_err() {
+        return false;
+    }
+    use nix::mount::MsFlags;
+    if mount(loopdev, PEEK, "ext4", MsFlags::MS_RDONLY, Some("noload")).is_err() {
+        return false;
+    }
+    let has = ["usr/lib/modules", "lib/modules"].iter().any(|d| Path::new(PEEK).join(d).join(kver).join("modules.dep").is_file());
+    let _ = nix::mount::umount(PEEK);
+    has
+}
+
+/// The chosen local pair's own kernel (kexec.rs): started here when it is another release's;
+/// returns when this kernel boots it.
+fn kexec_if_other_release(live: &Live, line: &str, c: &super::Chosen, name: &str, key: Option<&minisign_verify::PublicKey>) -> std::result::Result<(), Rescue> {
+    use super::kexec::{self, Decision};
+    if c.fetched || live.netroot {
+        return Ok(());
+    }
+    let sfx = match c.pair.as_str() {
+        "old" => ".old",
+        "new" => ".new",
+        _ => "",
+    };
+    let dir = c.file.parent().unwrap_or(Path::new("/"));
+    let pair = crate::pairs::Pair::new(dir, name, sfx);
+    let Ok(t) = crate::pairs::check_manifest(&pair, key) else { return Ok(()) };
+    let running = kexec::running_release();
+    match kexec::decide(t.boot.is_some(), t.version, running, live.kexec.is_some()) {
+        Decision::Stay(why) => {
+            kmsg(6, &format!("kernel: {why}"));
+            Ok(())
+        }
+        Decision::StayAfterKexec => {
+            say(&format!("kernel: version {} is not this initramfs's release, but this boot came through a kexec already: booting on this kernel", t.version.unwrap_or(0)));
+            Ok(())
+        }
+        Decision::Kexec => {
+            let Some(boot) = t.boot else { return Ok(()) };
+            let v = t.version.unwrap_or(0);
+            say(&format!("kernel: version {v} brings its own kernel: starting it (kexec)"));
+            let paths = pair.paths();
+            let err = match kexec::start(&paths.kernel, &paths.initrd, &boot, &kexec::cmdline(line, v)) {
+                Err(e) => e,
+                Ok(never) => match never {},
+            };
+            say(&err);
+            kmsg(3, &err);
+            if c.trial.is_some() {
+                // Its root must not run on this kernel's modules: the try is spent, and after
+                // the last one the previous release boots.
+                return Err(Rescue::new("kexec", format!("{err}; rebooting (the try is spent)")));
+            }
+            say("kernel: booting it on this kernel instead (a release marked good whose boot files did not reach /boot)");
+            Ok(())
+        }
+    }
 }
 
 fn run_quiet(prog: &str, args: &[&str]) -> bool {
@@ -371,6 +450,15 @@ pub fn boot() -> std::result::Result<(), Rescue> {
     if let Err(e) = &r {
         say(&e.line);
         kmsg(3, &e.line);
+        // A boot that came through a kexec (or a kexec that failed on trial) must not stop in a
+        // shell: the box has to get back to the loader's kernel, whose next take counts this.
+        let kexeced = std::fs::read_to_string("/proc/cmdline").is_ok_and(|l| l.split_ascii_whitespace().any(|w| w.starts_with("live.kexec=")));
+        if kexeced || e.line.starts_with("kexec: ") {
+            say("rebooting in 10 s: the next boot counts this one as a failed try");
+            std::thread::sleep(Duration::from_secs(10));
+            nix::unistd::sync();
+            let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+        }
     }
     r
 }
@@ -437,6 +525,7 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
     }
     let inputs = Inputs { live: &live, image: (!live.netroot).then(|| format!("{}/{name}", dir.display())), min_version, ram: live.ram };
     let c = choose(&mut env, &inputs)?;
+    kexec_if_other_release(&live, &line, &c, &name, env.key.as_ref())?;
     // rd.live.ram: the medium is released once the trial record is written (the image is in RAM).
     if live.ram && !live.netroot {
         if nix::mount::umount(MEDIUM).is_err() {
