@@ -210,7 +210,16 @@ fn mark_good(a: MarkGoodArgs) -> Result<()> {
     let st = LiveState::load(&path)?;
     let file = a.file.as_deref().map(osarg::path);
     out(&trial::mark_good_running(&st, file.as_deref(), &a.state, a.via_fs)?);
-    crate::watchdog::disarm_armed(&path, &st, &mut |n| warn(n))
+    crate::watchdog::disarm_armed(&path, &st, &mut |n| warn(n))?;
+    // A good release with its own kernel becomes the loader's (no kexec from then on); when
+    // that fails the box still boots it, through a kexec: a warning, not a failed mark-good.
+    if a.file.is_none() {
+        match crate::loader::adopt_running(&st, &a.state) {
+            Ok(line) => out(&format!("mark-good: {line}\n")),
+            Err(e) => warn(&format!("mark-good: {e}; the loader keeps its files (this release boots through a kexec)")),
+        }
+    }
+    Ok(())
 }
 
 // ---- watchdog / switch-root / boot ------------------------------------------------------------

@@ -787,7 +787,7 @@ fn mount_ro_state(dir: &Path) -> Option<bool> {
 /// Remount the medium read-write (`ro` false) if it is a read-only mount, or back read-only.
 /// Returns whether the read-write remount was done. A directory that is not a mount point is
 /// used as it is.
-fn remount(root: &Path, ro: bool) -> Result<bool> {
+pub fn remount(root: &Path, ro: bool) -> Result<bool> {
     use nix::mount::{mount, MsFlags};
     let dir = std::fs::canonicalize(root).ctx(root.display())?;
     let Some(is_ro) = mount_ro_state(&dir) else { return Ok(false) };

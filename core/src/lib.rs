@@ -24,6 +24,7 @@ pub mod fsutil;
 pub mod fuzz;
 pub mod http;
 pub mod install;
+pub mod loader;
 pub mod looplist;
 pub mod manifest;
 pub mod migration;

@@ -32,6 +32,7 @@
 //! | `verity`       | `4f8b...`                        | dm-verity root hash the squashfs is mapped with (`/dev/mapper/live-base`; empty: not mapped) |
 //! | `verity_dev`   | `/dev/mapper/live-base`          | the dm-verity device the squashfs is mounted from (migrate removes it with the live stack; empty: a loop) |
 //! | `trial`        | `2`                              | the image is on trial (src/trial.rs): tries left after this boot (0: the last); absent when not on trial |
+//! | `kernel` | `own` | an image with its own kernel: `own` when it runs on it, `loader` when on the loader's (mark-good waits for `own`); absent otherwise |
 //! | `fallback_reason` | `version 2 failed its trial: 3 boots without mark-good` | why the previous pair booted instead of the primary; absent otherwise |
 //! | `migrated`     | `/dev/sdb`                       | set by migrate once the system runs on that disk alone (before the grow) |
 //!
@@ -185,6 +186,9 @@ pub struct LiveState {
     pub watchdog: Option<String>,
     pub watchdog_dev: Option<String>,
     pub migrated: Option<String>,
+    /// For an image that brings its own kernel: `own` when it runs on it, `loader` when on the
+    /// loader's (a fetched image before syncflash): mark-good waits for `own`.
+    pub kernel: Option<String>,
 }
 
 /// The image path when the state names none (a state from before `image=`).
@@ -230,6 +234,7 @@ impl LiveState {
             watchdog: o("watchdog"),
             watchdog_dev: o("watchdog_dev"),
             migrated: o("migrated"),
+            kernel: o("kernel"),
         }
     }
 
@@ -270,6 +275,7 @@ impl LiveState {
             ("watchdog", &self.watchdog),
             ("watchdog_dev", &self.watchdog_dev),
             ("migrated", &self.migrated),
+            ("kernel", &self.kernel),
         ];
         v.extend(opt.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone()))));
         v

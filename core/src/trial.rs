@@ -754,6 +754,14 @@ pub fn mark_good_running(st: &crate::state::LiveState, file: Option<&Path>, stat
     let Some(img) = Ident::parse(&st.image_sha256, &st.image_version)? else {
         return Ok("mark-good: the running image was not checked (no image_sha256 in the state): never on trial\n".into());
     };
+    if st.kernel.as_deref() == Some("loader") {
+        // Its own kernel has not run yet (a fetched release on the loader's kernel): only a
+        // boot on it proves the release (core/src/boot/kexec.rs).
+        return Ok(format!(
+            "mark-good: {} runs on the loader's kernel, not its own: not marked good; its trial goes on at its next boot, on its own kernel\n",
+            img.label()
+        ));
+    }
     let loc = match locate(file, state_file) {
         Ok(l) => l,
         Err(e) if file.is_none() => return Ok(format!("mark-good: no trial state ({e}); nothing to mark\n")),
@@ -787,6 +795,19 @@ mod tests {
     }
 
     const ST3: Start = Start { tries: 3, keep: 0 };
+
+    #[test]
+    fn a_release_on_the_loaders_kernel_is_not_marked_good() {
+        let st = crate::state::LiveState {
+            image_sha256: "07".repeat(32),
+            image_version: "2".into(),
+            kernel: Some("loader".into()),
+            ..Default::default()
+        };
+        // Nothing is read or written: the file named does not exist.
+        let msg = mark_good_running(&st, Some(Path::new("/nonexistent/trial.state")), "/nonexistent/state", false).unwrap();
+        assert!(msg.contains("runs on the loader's kernel, not its own: not marked good"), "{msg}");
+    }
 
     fn slots(a: Option<&Record>, b: Option<&Record>) -> [Vec<u8>; 2] {
         [slot_bytes(a), slot_bytes(b)]

@@ -277,10 +277,21 @@ fn root_has_modules(loopdev: &str, kver: &str) -> bool {
 
 /// The chosen local pair's own kernel (kexec.rs): started here when it is another release's;
 /// returns when this kernel boots it.
-fn kexec_if_other_release(live: &Live, line: &str, c: &super::Chosen, name: &str, key: Option<&minisign_verify::PublicKey>) -> std::result::Result<(), Rescue> {
+/// Returns the state's `kernel=`: for an image with its own kernel, `own` or `loader`.
+fn kexec_if_other_release(live: &Live, line: &str, c: &super::Chosen, name: &str, key: Option<&minisign_verify::PublicKey>) -> std::result::Result<Option<String>, Rescue> {
     use super::kexec::{self, Decision};
-    if c.fetched || live.netroot {
-        return Ok(());
+    if live.netroot {
+        return Ok(None);
+    }
+    let running = kexec::running_release();
+    let which = |t: &crate::pairs::Trusted| {
+        t.boot.map(|_| if t.version.is_some() && t.version == running { "own" } else { "loader" }.to_owned())
+    };
+    if c.fetched {
+        let dir = c.file.parent().unwrap_or(Path::new("/"));
+        let files = crate::pairs::Files::beside(&c.file, dir.join("SHA256SUMS"), dir.join("SHA256SUMS.minisig"));
+        let fname = c.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        return Ok(crate::pairs::check_files(&files, &fname, key).ok().and_then(|t| which(&t)));
     }
     let sfx = match c.pair.as_str() {
         "old" => ".old",
@@ -289,19 +300,18 @@ fn kexec_if_other_release(live: &Live, line: &str, c: &super::Chosen, name: &str
     };
     let dir = c.file.parent().unwrap_or(Path::new("/"));
     let pair = crate::pairs::Pair::new(dir, name, sfx);
-    let Ok(t) = crate::pairs::check_manifest(&pair, key) else { return Ok(()) };
-    let running = kexec::running_release();
+    let Ok(t) = crate::pairs::check_manifest(&pair, key) else { return Ok(None) };
     match kexec::decide(t.boot.is_some(), t.version, running, live.kexec.is_some()) {
         Decision::Stay(why) => {
             kmsg(6, &format!("kernel: {why}"));
-            Ok(())
+            Ok(which(&t))
         }
         Decision::StayAfterKexec => {
             say(&format!("kernel: version {} is not this initramfs's release, but this boot came through a kexec already: booting on this kernel", t.version.unwrap_or(0)));
-            Ok(())
+            Ok(which(&t))
         }
         Decision::Kexec => {
-            let Some(boot) = t.boot else { return Ok(()) };
+            let Some(boot) = t.boot else { return Ok(which(&t)) };
             let v = t.version.unwrap_or(0);
             say(&format!("kernel: version {v} brings its own kernel: starting it (kexec)"));
             let paths = pair.paths();
@@ -317,7 +327,7 @@ fn kexec_if_other_release(live: &Live, line: &str, c: &super::Chosen, name: &str
                 return Err(Rescue::new("kexec", format!("{err}; rebooting (the try is spent)")));
             }
             say("kernel: booting it on this kernel instead (a release marked good whose boot files did not reach /boot)");
-            Ok(())
+            Ok(which(&t))
         }
     }
 }
@@ -525,7 +535,7 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
     }
     let inputs = Inputs { live: &live, image: (!live.netroot).then(|| format!("{}/{name}", dir.display())), min_version, ram: live.ram };
     let c = choose(&mut env, &inputs)?;
-    kexec_if_other_release(&live, &line, &c, &name, env.key.as_ref())?;
+    st.kernel = kexec_if_other_release(&live, &line, &c, &name, env.key.as_ref())?;
     // rd.live.ram: the medium is released once the trial record is written (the image is in RAM).
     if live.ram && !live.netroot {
         if nix::mount::umount(MEDIUM).is_err() {
