@@ -90,6 +90,34 @@ pub fn bzimage_release(k: &[u8]) -> Option<String> {
     (!r.is_empty()).then(|| r.to_owned())
 }
 
+/// The kernel and initramfs on the medium mounted at `m` that run here (`release`): candidates in
+/// order, the first whose bzImage says `release`; none: the fixed names (the refusal then names
+/// what they hold).
+fn kernel_pair(m: &Path, release: &str) -> (String, String) {
+    let mut cands: Vec<(String, String)> = Vec::new();
+    if let Ok(cfg) = std::fs::read_to_string(m.join(crate::loader::SYSLINUX_CFG)) {
+        if let (Some(k), Some(i)) = crate::loader::named(&cfg) {
+            cands.push((k.trim_start_matches('/').to_owned(), i.trim_start_matches('/').to_owned()));
+        }
+    }
+    cands.push((KERNEL.to_owned(), INITRD.to_owned()));
+    for sfx in crate::pairs::SUFFIXES {
+        cands.push((format!("LiveOS/vmlinuz{sfx}"), format!("LiveOS/initrd.img{sfx}")));
+    }
+    let head = |p: &Path| -> Option<Vec<u8>> {
+        let mut v = vec![0u8; 0x10000];
+        let n = std::fs::File::open(p).ok()?.read(&mut v).ok()?;
+        v.truncate(n);
+        Some(v)
+    };
+    cands
+        .iter()
+        .filter(|(k, i)| !k.split('/').any(|c| c == "..") && !i.split('/').any(|c| c == "..") && m.join(i).is_file())
+        .find(|(k, _)| head(&m.join(k)).and_then(|h| bzimage_release(&h)).as_deref() == Some(release))
+        .cloned()
+        .unwrap_or_else(|| (KERNEL.to_owned(), INITRD.to_owned()))
+}
+
 fn running_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
 }
@@ -115,13 +143,17 @@ pub fn gather(medium_mount: &str, medium_dev: &str, booted: &str) -> Result<Boot
     let get = |rel: &str, max: u64, what: &str| {
         read_file(&m.join(rel), max, what).map_err(|e| Error::new(e.object, format!("{}; {way_out}", e.reason)))
     };
-    let kernel = get(KERNEL, 256 << 20, "kernel")?;
-    let initrd = get(INITRD, 1 << 30, "initramfs")?;
+    // The kernel this system runs, with the initramfs that belongs to it: the loader's (as its
+    // entry names them: mark-good may have switched it to /boot/vmlinuz-N), else a pair's own
+    // (a release started by kexec: core/src/boot/kexec.rs), else the flash's fixed names.
+    let (krel, irel) = kernel_pair(&m, &running_release());
+    let kernel = get(&krel, 256 << 20, "kernel")?;
+    let initrd = get(&irel, 1 << 30, "initramfs")?;
     let ldlinux_sys = get(LDLINUX_SYS, 1 << 20, "syslinux loader (BIOS boot code)")?;
     let ldlinux_c32 = get(LDLINUX_C32, 4 << 20, "syslinux module (BIOS boot code)")?;
     let mbr = get(MBR_BIN, 512, "master boot record code")?;
     let efi = get(EFI_BOOT, 64 << 20, "UEFI boot loader")?;
-    let kpath = m.join(KERNEL).display().to_string();
+    let kpath = m.join(&krel).display().to_string();
     let release = bzimage_release(&kernel)
         .ok_or_else(|| Error::new(&kpath, format!("not a Linux kernel image (no bzImage header); {way_out}")))?;
     let running = running_release();
@@ -566,5 +598,35 @@ mod tests {
         k[0x20e..0x210].copy_from_slice(&0xfff0u16.to_le_bytes());
         assert_eq!(bzimage_release(&k), None);
         assert_eq!(bzimage_release(b"short"), None);
+    }
+
+    fn fake_kernel(release: &str) -> Vec<u8> {
+        let mut k = vec![0u8; 0x5000];
+        k[0x202..0x206].copy_from_slice(b"HdrS");
+        k[0x20e..0x210].copy_from_slice(&0x42c0u16.to_le_bytes());
+        k[0x44c0..0x44c0 + release.len() + 1].copy_from_slice(format!("{release} ").as_bytes());
+        k
+    }
+
+    #[test]
+    fn the_running_kernel_is_found_where_the_loader_or_a_pair_keeps_it() {
+        let m = std::env::temp_dir().join(format!("liveroot-kpair-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&m);
+        for d in ["boot/syslinux", "LiveOS"] {
+            std::fs::create_dir_all(m.join(d)).unwrap();
+        }
+        std::fs::write(m.join("boot/vmlinuz"), fake_kernel("6.1.0-50-amd64")).unwrap();
+        std::fs::write(m.join("boot/initrd.img"), b"i1").unwrap();
+        std::fs::write(m.join("LiveOS/vmlinuz.new"), fake_kernel("6.1.0-57-amd64")).unwrap();
+        std::fs::write(m.join("LiveOS/initrd.img.new"), b"i2").unwrap();
+        assert_eq!(kernel_pair(&m, "6.1.0-50-amd64"), ("boot/vmlinuz".into(), "boot/initrd.img".into()));
+        assert_eq!(kernel_pair(&m, "6.1.0-57-amd64"), ("LiveOS/vmlinuz.new".into(), "LiveOS/initrd.img.new".into()));
+        // mark-good switched the loader: the entry names the files.
+        std::fs::rename(m.join("LiveOS/vmlinuz.new"), m.join("boot/vmlinuz-2")).unwrap();
+        std::fs::rename(m.join("LiveOS/initrd.img.new"), m.join("boot/initrd-2.img")).unwrap();
+        std::fs::write(m.join("boot/syslinux/syslinux.cfg"), "LABEL l\n  KERNEL /boot/vmlinuz-2\n  INITRD /boot/initrd-2.img\n").unwrap();
+        assert_eq!(kernel_pair(&m, "6.1.0-57-amd64"), ("boot/vmlinuz-2".into(), "boot/initrd-2.img".into()));
+        assert_eq!(kernel_pair(&m, "6.1.0-99-amd64"), (KERNEL.into(), INITRD.into()), "none: the fixed names, which the refusal names");
+        let _ = std::fs::remove_dir_all(&m);
     }
 }
