@@ -119,6 +119,7 @@ debian_next_boot() {
 	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
 	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
 	rm -f "$RUNDIR/sh_n"
+	: >"$RUNDIR/console.log"
 	QEMU_EXTRA=("$@")
 	qemu_start "$RUNDIR" "" "$FLASH" "" "$TIMEOUT"
 }
