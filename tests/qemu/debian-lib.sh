@@ -69,6 +69,7 @@ debian_nginx() {
 	if [[ ! -x $bin ]]; then
 		local t
 		t=$(mktemp -d) && chmod 0777 "$t"
+		apt-cache show nginx >/dev/null 2>&1 || apt-get update -qq >/dev/null 2>&1
 		(cd "$t" && apt-get download -q nginx >/dev/null 2>&1) && dpkg-deb -x "$t"/nginx_*.deb "$CACHE/nginx" ||
 			{ rm -rf "$t"; problem "cannot fetch Debian's nginx package"; return 1; }
 		rm -rf "$t"
