@@ -215,7 +215,8 @@ fn mark_good(a: MarkGoodArgs) -> Result<()> {
     // that fails the box still boots it, through a kexec: a warning, not a failed mark-good.
     if a.file.is_none() {
         match crate::loader::adopt_running(&st, &a.state) {
-            Ok(line) => out(&format!("mark-good: {line}\n")),
+            Ok(Some(line)) => out(&format!("mark-good: {line}\n")),
+            Ok(None) => {}
             Err(e) => warn(&format!("mark-good: {e}; the loader keeps its files (this release boots through a kexec)")),
         }
     }

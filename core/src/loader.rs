@@ -146,14 +146,15 @@ fn running_pair(dir: &Path, name: &str, sha256: &[u8; 32], key: Option<&PublicKe
 }
 
 /// Make the release running from pair `image` (`LiveOS/squashfs.img`, relative to the medium
-/// mounted read-write at `root`) the loader's. What it did, in one line; nothing written when
-/// both entries already start its files.
-pub fn adopt(root: &Path, image: &str, sha256: &[u8; 32], key: Option<&PublicKey>) -> Result<String> {
+/// mounted at `root`) the loader's. What it did, in one line; None, with nothing written (and
+/// `writable` not called), when there is nothing to switch. `writable` makes the medium
+/// writable, just before the first write.
+pub fn adopt(root: &Path, image: &str, sha256: &[u8; 32], key: Option<&PublicKey>, writable: &mut dyn FnMut() -> Result<()>) -> Result<Option<String>> {
     let img = root.join(image.trim_start_matches('/'));
     let dir = img.parent().unwrap_or(root).to_path_buf();
     let name = img.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let Some((pair, boot, version)) = running_pair(&dir, &name, sha256, key) else {
-        return Ok("loader: the running image is not a pair on the medium with a kernel of its own; the loader's files stay".into());
+        return Ok(None);
     };
     let entries: Vec<(PathBuf, String)> = [SYSLINUX_CFG, SDBOOT_ENTRY]
         .iter()
@@ -162,7 +163,7 @@ pub fn adopt(root: &Path, image: &str, sha256: &[u8; 32], key: Option<&PublicKey
         .map(|p| std::fs::read_to_string(&p).map(|t| (p.clone(), t)).ctx(p.display()))
         .collect::<Result<_>>()?;
     if entries.is_empty() {
-        return Ok("loader: no syslinux.cfg or systemd-boot entry on the medium; nothing to switch".into());
+        return Ok(None);
     }
     let current = |cfg: &str| -> bool {
         let (k, i) = named(cfg);
@@ -170,8 +171,9 @@ pub fn adopt(root: &Path, image: &str, sha256: &[u8; 32], key: Option<&PublicKey
         d(k) == Some(boot.kernel) && d(i) == Some(boot.initrd)
     };
     if entries.iter().all(|(_, t)| current(t)) {
-        return Ok(format!("loader: version {version}'s kernel and initramfs are the loader's already"));
+        return Ok(None);
     }
+    writable()?;
     let (kname, iname) = (format!("/boot/vmlinuz-{version}"), format!("/boot/initrd-{version}.img"));
     let paths = pair.paths();
     let bootdir = root.join("boot");
@@ -202,23 +204,27 @@ pub fn adopt(root: &Path, image: &str, sha256: &[u8; 32], key: Option<&PublicKey
         }
     }
     sync_dir(&bootdir)?;
-    Ok(format!("loader: version {version}'s kernel and initramfs are the loader's now ({kname}, {iname})"))
+    Ok(Some(format!("loader: version {version}'s kernel and initramfs are the loader's now ({kname}, {iname})")))
 }
 
 /// mark-good's last step: the running image, once its trial record says it is good, becomes the
 /// loader's ([`adopt`]) on the medium the state names, remounted read-write for it and back.
-pub fn adopt_running(st: &crate::state::LiveState, state_file: &str) -> Result<String> {
+pub fn adopt_running(st: &crate::state::LiveState, state_file: &str) -> Result<Option<String>> {
+    // Only a release that brings its own kernel and runs on it can become the loader's.
+    if st.kernel.as_deref() != Some("own") {
+        return Ok(None);
+    }
     let Some(img) = crate::trial::Ident::parse(&st.image_sha256, &st.image_version)? else {
-        return Ok("loader: the running image was not checked; the loader's files stay".into());
+        return Ok(None);
     };
     let Ok(loc) = crate::trial::locate(None, state_file) else {
-        return Ok("loader: no trial state on a medium; the loader's files stay".into());
+        return Ok(None);
     };
     let good = crate::trial::read(&loc.path)?
         .and_then(|c| c.record)
         .is_some_and(|r| r.image == img && r.status == crate::trial::Status::Good);
     if !good {
-        return Ok("loader: the running image is not marked good; the loader's files stay".into());
+        return Ok(None);
     }
     let key = match st.pubkey.as_str() {
         "" => None,
@@ -226,8 +232,11 @@ pub fn adopt_running(st: &crate::state::LiveState, state_file: &str) -> Result<S
     };
     let medium = st.on_medium(Path::new(""), state_file)?;
     let root = medium.path.clone();
-    let rw = crate::flashsync::remount(&root, false)?;
-    let r = adopt(&root, st.image(), &img.sha256, key.as_ref());
+    let mut rw = false;
+    let r = adopt(&root, st.image(), &img.sha256, key.as_ref(), &mut || {
+        rw = crate::flashsync::remount(&root, false)?;
+        Ok(())
+    });
     if rw {
         let _ = crate::flashsync::remount(&root, true);
     }
@@ -281,8 +290,15 @@ mod tests {
             crate::digest::hex(&sha(i))
         );
         std::fs::write(root.join("LiveOS/SHA256SUMS"), sums).unwrap();
-        let msg = adopt(&root, "LiveOS/squashfs.img", &sha(img), None).unwrap();
+        let mut asked = 0;
+        let msg = adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut || {
+            asked += 1;
+            Ok(())
+        })
+        .unwrap()
+        .unwrap_or_default();
         assert!(msg.contains("the loader's now"), "{msg}");
+        assert_eq!(asked, 1, "made writable once, before writing");
         assert_eq!(std::fs::read(root.join("boot/vmlinuz-0")).unwrap(), k);
         assert_eq!(std::fs::read(root.join("boot/initrd-0.img")).unwrap(), i);
         assert!(!root.join("boot/vmlinuz").exists() && !root.join("boot/initrd.img").exists(), "the old files go");
@@ -291,13 +307,13 @@ mod tests {
             assert_eq!(named(&t), (Some("/boot/vmlinuz-0".into()), Some("/boot/initrd-0.img".into())));
             assert!(t.contains("root=live:LABEL=LIVE quiet"));
         }
-        let again = adopt(&root, "LiveOS/squashfs.img", &sha(img), None).unwrap();
-        assert!(again.contains("already"), "{again}");
+        let again = adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut || Err(Error::new("medium", "must not be made writable"))).unwrap();
+        assert_eq!(again, None, "nothing to switch, nothing made writable");
         // A pair whose kernel does not match its manifest changes nothing.
         std::fs::write(root.join("LiveOS/vmlinuz"), b"kernel evil").unwrap();
         std::fs::write(root.join(SYSLINUX_CFG), SYS).unwrap();
         std::fs::remove_file(root.join("boot/vmlinuz-0")).unwrap();
-        assert!(adopt(&root, "LiveOS/squashfs.img", &sha(img), None).is_err());
+        assert!(adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut || Ok(())).is_err());
         assert_eq!(std::fs::read_to_string(root.join(SYSLINUX_CFG)).unwrap(), SYS);
         let _ = std::fs::remove_dir_all(&root);
     }
