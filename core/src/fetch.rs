@@ -327,12 +327,7 @@ fn image(o: &Options, fx: &Fetcher, u: &Urls, m: &manifest::Manifest, want: &[u8
 /// image; each is checked against its digest, and the root hash must be one.
 fn sidecars_into(o: &Options, fx: &Fetcher, sidecars: &Sidecars, left: &mut Leftovers) -> Result<()> {
     let Some(files) = sidecars else { return Ok(()) };
-    for (f, digest) in files {
-        let dest = o.to.join(f);
-        left.files.push(with_suffix(&dest, ".part"));
-        left.files.push(dest.clone());
-        transport::sidecar(fx, o.stall, &format!("{}{f}", o.base), &dest, digest, transport::room(&o.to, o.max_size)?)?;
-    }
+    listed_into(o, fx, files, left)?;
     let rfile = o.to.join(&files[1].0);
     let rpath = rfile.display().to_string();
     let text = std::fs::read(&rfile).ctx(&rpath)?;
@@ -343,7 +338,15 @@ fn sidecars_into(o: &Options, fx: &Fetcher, sidecars: &Sidecars, left: &mut Left
 /// A release's own kernel and initramfs, when the manifest lists them: the boot kexecs into them
 /// and syncflash writes them with the image. Each is checked against its signed digest.
 fn boot_files_into(o: &Options, fx: &Fetcher, boot: &Sidecars, left: &mut Leftovers) -> Result<()> {
-    let Some(files) = boot else { return Ok(()) };
+    match boot {
+        Some(files) => listed_into(o, fx, files, left),
+        None => Ok(()),
+    }
+}
+
+/// Each small file the manifest lists beside the image, into `o.to`, checked against its digest
+/// (a partial or refused one is left for `left` to remove).
+fn listed_into(o: &Options, fx: &Fetcher, files: &[(String, [u8; 32]); 2], left: &mut Leftovers) -> Result<()> {
     for (f, digest) in files {
         let dest = o.to.join(f);
         left.files.push(with_suffix(&dest, ".part"));
