@@ -12,6 +12,9 @@
 # on the same machine is instant; a fresh machine downloads about 200 MB from deb.debian.org.
 # Pinned kernel packages: when the mirror no longer has one of them, this fails (update the
 # pins); when the two turn out to have the same ABI, it fails too (the tests would prove nothing).
+#
+# `root.sh kernel2-deb` prints the path of KERNEL2's own .deb, kept from the v2 build (the
+# installed-disk scenario installs it with dpkg, as an administrator would).
 set -euo pipefail
 KERNEL1=linux-image-6.1.0-50-amd64=6.1.176-1
 KERNEL2=linux-image-6.1.0-57-amd64=6.1.192-3
@@ -19,13 +22,20 @@ MIRROR=http://deb.debian.org/debian
 SECURITY=http://deb.debian.org/debian-security
 EPOCH=1764547200 # 2025-12-01: mmdebstrap pins every timestamp it makes to it
 
-name=${1:?usage: tests/debian/root.sh v1|v2}
+name=${1:?usage: tests/debian/root.sh v1|v2|kernel2-deb}
 cache=${LIVEROOT_CACHE:-/var/cache/liveroot}/debian
 die() { echo "debian-root: $*" >&2; exit 1; }
 abi() { local p=${1%%=*}; p=${p#linux-image-}; echo "${p}"; }
 [[ $(abi "$KERNEL1") != "$(abi "$KERNEL2")" ]] ||
 	die "$KERNEL1 and $KERNEL2 have the same ABI: the kernel-update tests would prove nothing"
 key=$(cat "$0" | sha256sum | cut -c1-12)
+deb=$cache/kernel2-$key.deb
+if [[ $name == kernel2-deb ]]; then
+	[[ -s $deb ]] || "$0" v2 >/dev/null || exit
+	[[ -s $deb ]] || die "v2 was built without keeping ${KERNEL2%%=*}'s package"
+	echo "$deb"
+	exit 0
+fi
 out=$cache/$name-$key.tar
 if [[ -s $out ]]; then
 	echo "$out"
@@ -67,6 +77,7 @@ else
 		--customize-hook='chroot "$1" apt-get -qq update' \
 		--customize-hook='chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq dist-upgrade' \
 		--customize-hook="chroot \"\$1\" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq install $KERNEL2" \
+		--customize-hook="cp \"\$1\"/var/cache/apt/archives/${KERNEL2%%=*}_*.deb \"$tmp/kernel2.deb\"" \
 		--customize-hook='chroot "$1" apt-get clean' \
 		bookworm "$tmp/root.tar" "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
 		"deb $SECURITY bookworm-security main" >"$tmp/log" 2>&1 || { tail -n 30 "$tmp/log" >&2; die "mmdebstrap $name failed"; }
@@ -81,6 +92,12 @@ for k in "${want[@]}"; do
 done
 # One root per name: those of older inputs go.
 rm -f "$cache/$name"-*.tar
+if [[ $name == v2 ]]; then
+	dpkg-deb -f "$tmp/kernel2.deb" Package Version | tr '\n' ' ' | grep -q "^Package: ${KERNEL2%%=*} Version: ${KERNEL2#*=} $" ||
+		die "the kept package is not $KERNEL2: $(dpkg-deb -f "$tmp/kernel2.deb" Package Version | tr '\n' ' ')"
+	rm -f "$cache"/kernel2-*.deb
+	mv "$tmp/kernel2.deb" "$deb"
+fi
 mv "$tmp/root.tar" "$out"
 echo "debian-root: $out ($(($(stat -c %s "$out") >> 20)) MiB, $(($(date +%s) - t0)) s)" >&2
 echo "$out"
