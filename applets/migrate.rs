@@ -128,6 +128,14 @@ fn switch_over(o: &Options, live: &Live, tp: &std::path::Path, prepared: Option<
     let t = shown.as_str();
     let path = raid::path_of(&live.md);
     let grow_failed = migration::switch(o, live, tp, prepared)?;
+    // The installed system's kernel packages keep its boot partition up to date from now on.
+    if let Some(p) = prepared {
+        match install::kernel_hooks(std::path::Path::new("/"), &p.boot_uuid) {
+            Ok(w) if !w.is_empty() => say(&format!("migrate: kernel packages update {} (UUID={}): {}\n", p.boot_part, p.boot_uuid, w.join(" "))),
+            Ok(_) => {}
+            Err(e) => crate::migration::warn(&format!("{e}; kernel packages will not update {} (the disk boots its kernel as installed)", p.boot_part)),
+        }
+    }
 
     // 7. What the user has now.
     let f = std::fs::File::open(tp).ok().and_then(|f| crate::probe::probe(&f).ok().flatten());

@@ -376,6 +376,8 @@ pub struct Prepared {
     pub boot_part: String,
     pub root_part: String,
     pub root_bytes: u64,
+    /// The boot partition's FAT volume id as blkid and findfs show it (`UUID=XXXX-XXXX`).
+    pub boot_uuid: String,
     mbr_final: [u8; 512],
     /// The boot sector with syslinux's code, and where it goes (the sector and its backup).
     vbr_final: [u8; 512],
@@ -472,11 +474,60 @@ pub fn prepare(disk_path: &Path, disk_kname: &str, plan: &Plan) -> Result<Prepar
         boot_part,
         root_part,
         root_bytes,
+        boot_uuid: fat_uuid(volume_id),
         mbr_final: mbr(&files.mbr_code, signature, &parts, true),
         vbr_final: vbr,
         vbr_at: written.vbr_at,
         commit: written.commit.clone(),
     })
+}
+
+/// A FAT volume id as blkid prints it: the high half first.
+pub fn fat_uuid(id: u32) -> String {
+    format!("{:04X}-{:04X}", id >> 16, id & 0xffff)
+}
+
+/// The hook that keeps the installed disk's boot partition on the newest kernel package
+/// (dist/kernel-hook says how), and where Debian runs it.
+const KERNEL_HOOK: &str = include_str!("../../dist/kernel-hook");
+const HOOKS: [(&str, &str); 3] = [
+    ("etc/kernel", "etc/kernel/postinst.d/zz-liveroot"),
+    ("etc/kernel", "etc/kernel/postrm.d/zz-liveroot"),
+    ("etc/initramfs-tools", "etc/initramfs/post-update.d/zz-liveroot"),
+];
+pub const INSTALLED_CONF: &str = "etc/liveroot/installed";
+
+/// After the install, on the root mounted at `root`: the kernel hook where the distribution
+/// runs such hooks (Debian's /etc/kernel, initramfs-tools' post-update.d), and the boot
+/// partition's identity for it. Nothing when the root has no /etc/kernel (no kernel packages
+/// to follow). Each file written under a temporary name, fsynced, renamed. The paths written.
+pub fn kernel_hooks(root: &Path, boot_uuid: &str) -> Result<Vec<String>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !root.join("etc/kernel").is_dir() {
+        return Ok(Vec::new());
+    }
+    let put = |rel: &str, data: &[u8], mode: u32| -> Result<()> {
+        let to = root.join(rel);
+        let dir = to.parent().unwrap_or(root);
+        std::fs::create_dir_all(dir).ctx(dir.display())?;
+        let tmp = dir.join(".liveroot.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).ctx(tmp.display())?;
+        f.write_all(data).and_then(|()| f.sync_all()).ctx(tmp.display())?;
+        std::fs::rename(&tmp, &to).ctx(to.display())?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).ctx(dir.display())
+    };
+    // The identity first: a hook that runs finds it.
+    put(INSTALLED_CONF, format!("# Written by liveroot migrate: the boot partition the kernel hook keeps up to date.\nboot_uuid={boot_uuid}\n").as_bytes(), 0o644)?;
+    let mut done = vec![format!("/{INSTALLED_CONF}")];
+    for (when, path) in HOOKS {
+        if root.join(when).is_dir() {
+            put(path, KERNEL_HOOK.as_bytes(), 0o755)?;
+            done.push(format!("/{path}"));
+        }
+    }
+    Ok(done)
 }
 
 impl Prepared {
@@ -524,6 +575,28 @@ mod tests {
         assert!(text[0].contains("  KERNEL /boot/vmlinuz\n  INITRD /boot/initrd.img\n"));
         assert!(text[2].contains("\noptions root=UUID=1234 rw console=ttyS0,115200\n"));
         assert!(text[2].contains("\nlinux /boot/vmlinuz\ninitrd /boot/initrd.img\n"));
+    }
+
+    #[test]
+    fn kernel_hooks_go_where_the_distribution_runs_them() {
+        let root = std::env::temp_dir().join(format!("liveroot-hooks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        assert!(kernel_hooks(&root, "ABCD-0123").unwrap().is_empty(), "no /etc/kernel: nothing written");
+        assert!(!root.join(INSTALLED_CONF).exists());
+        std::fs::create_dir_all(root.join("etc/kernel/postinst.d")).unwrap();
+        std::fs::create_dir_all(root.join("etc/initramfs-tools")).unwrap();
+        let w = kernel_hooks(&root, "ABCD-0123").unwrap();
+        assert_eq!(w.len(), 4, "{w:?}");
+        use std::os::unix::fs::PermissionsExt;
+        for (_, p) in HOOKS {
+            let m = std::fs::metadata(root.join(p)).unwrap();
+            assert_eq!(m.permissions().mode() & 0o777, 0o755, "{p}");
+            assert_eq!(std::fs::read_to_string(root.join(p)).unwrap(), KERNEL_HOOK);
+        }
+        assert!(std::fs::read_to_string(root.join(INSTALLED_CONF)).unwrap().contains("\nboot_uuid=ABCD-0123\n"));
+        assert_eq!(fat_uuid(0x1a2b_3c4d), "1A2B-3C4D");
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub fn say(text: &str) {
     let _ = out.flush();
 }
 
-fn warn(text: &str) {
+pub fn warn(text: &str) {
     let _ = std::io::stderr().write_all(format!("migrate: warning: {text}\n").as_bytes());
 }
 

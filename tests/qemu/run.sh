@@ -58,7 +58,7 @@ if (($#)); then
 else
 	# The longest scenarios run in `make test-all` (QEMU_ALL=1), not in `make test`, which must
 	# stay under 45 minutes on a 2-core machine; named here, and said at the start of a run.
-	LONG="syncflash-powercut debian-kexec debian-badkernel-uefi debian-release-reproducible"
+	LONG="syncflash-powercut debian-kexec debian-badkernel-uefi debian-release-reproducible debian-install"
 	files=()
 	for f in "$TOP"/tests/qemu/scenarios/*.sh; do
 		n=$(basename "$f" .sh)
