@@ -46,6 +46,12 @@ impl Fixture {
 
     /// Runs mk/release.sh with the test binary; (exit code, stderr).
     fn run(&self, vars: &[(&str, &str)]) -> (i32, String) {
+        let (code, _, err) = self.run_both(vars);
+        (code, err)
+    }
+
+    /// Runs mk/release.sh with the test binary; (exit code, stdout: the steps, stderr).
+    fn run_both(&self, vars: &[(&str, &str)]) -> (i32, String, String) {
         let mut c = Command::new("bash");
         c.arg(top().join("mk/release.sh"))
             .env("LIVEROOT", env!("CARGO_BIN_EXE_liveroot"))
@@ -61,7 +67,7 @@ impl Fixture {
             c.env(k, v);
         }
         let o = c.output().expect("bash mk/release.sh");
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
     }
 
     /// The refusal: exit 1, one `release: ` line holding `want`, nothing left behind.
@@ -99,6 +105,27 @@ fn several_kernels_need_kver_and_kver_must_exist() {
     let rs = r.to_str().unwrap_or("");
     f.refused(&[("ROOTFS", rs)], "several kernels (6.1.0-50-amd64 6.1.0-57-amd64): say which with KVER=");
     f.refused(&[("ROOTFS", rs), ("KVER", "6.1.0-99-amd64")], "no kernel 6.1.0-99-amd64");
+}
+
+#[test]
+fn a_kernel_where_fedora_and_arch_install_it_is_found() {
+    // usr/lib/modules/KVER/vmlinuz, no /boot/vmlinuz-KVER: the kernel is taken (the refusal is
+    // the size check's, which comes after the kernel's; the step line names the kernel found);
+    // two such kernels need KVER= like two in /boot.
+    let f = Fixture::new("usrkernel");
+    let r = f.root("root", &[]);
+    let k = "6.8.9-300.fc40.x86_64";
+    std::fs::create_dir_all(r.join(format!("usr/lib/modules/{k}/kernel"))).expect("modules");
+    std::fs::write(r.join(format!("usr/lib/modules/{k}/vmlinuz")), b"not really a kernel").expect("vmlinuz");
+    std::fs::write(r.join("etc/big"), vec![0x5a; 40 << 20]).expect("big");
+    let rs = r.to_str().unwrap_or("");
+    let (code, steps, err) = f.run_both(&[("ROOTFS", rs), ("ROOT_MIB", "32")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(steps.contains(&format!("kernel {k} (/usr/lib/modules/{k}/vmlinuz)")), "the kernel was not found where Fedora puts it: {steps}{err}");
+    assert!(err.lines().last().unwrap_or("").contains("does not fit in ROOT_MIB=32 MiB"), "{err}");
+    std::fs::create_dir_all(r.join("usr/lib/modules/6.9.1-arch1-1/kernel")).expect("modules");
+    std::fs::write(r.join("usr/lib/modules/6.9.1-arch1-1/vmlinuz"), b"x").expect("vmlinuz");
+    f.refused(&[("ROOTFS", rs)], "several kernels (6.8.9-300.fc40.x86_64 6.9.1-arch1-1): say which with KVER=");
 }
 
 #[test]
