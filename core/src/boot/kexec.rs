@@ -67,6 +67,22 @@ pub fn fetched_runs_here(listed: bool, version: Option<u64>, running: Option<u64
     ))
 }
 
+/// A boot that came through a kexec for release `kexec_for` chose `chosen` (its verification
+/// or its trial turned the choice to another pair since the loader's kernel made it): that
+/// release boots on this kernel only when its root has this kernel's modules
+/// (`has_modules`, asked only then); Err: why not, and the boot reboots (the next power-on starts
+/// from the loader's kernel, the try already counted).
+pub fn kexeced_runs_here(kexec_for: Option<u64>, chosen: Option<u64>, kver: &str, has_modules: impl FnOnce() -> bool) -> Result<(), String> {
+    let Some(n) = kexec_for else { return Ok(()) };
+    if chosen == Some(n) || has_modules() {
+        return Ok(());
+    }
+    let which = chosen.map_or_else(|| "an unsigned image".to_owned(), |v| format!("version {v}"));
+    Err(format!(
+        "this kernel ({kver}) was started for version {n}, but this boot chose {which}, whose root has no modules for it: rebooting"
+    ))
+}
+
 /// The release version in this initramfs ([`RELEASE_FILE`]: `version=N`).
 pub fn running_release() -> Option<u64> {
     let text = std::fs::read_to_string(RELEASE_FILE).ok()?;
@@ -156,6 +172,17 @@ mod tests {
         assert!(fetched_runs_here(true, Some(2), Some(1), true, "k").is_ok());
         let e = fetched_runs_here(true, Some(2), Some(1), false, "6.1.0-50-amd64").unwrap_err();
         assert!(e.contains("version 2 brings its own kernel") && e.contains("6.1.0-50-amd64"), "{e}");
+    }
+
+    #[test]
+    fn a_kexeced_boot_runs_another_release_only_with_this_kernels_modules() {
+        let never = || -> bool { panic!("the modules were looked at without need") };
+        assert!(kexeced_runs_here(None, Some(1), "k", never).is_ok(), "not a kexec'd boot");
+        assert!(kexeced_runs_here(Some(2), Some(2), "k", never).is_ok(), "the release it was started for");
+        assert!(kexeced_runs_here(Some(2), Some(1), "k", || true).is_ok());
+        let e = kexeced_runs_here(Some(2), Some(1), "6.1.0-57-amd64", || false).unwrap_err();
+        assert!(e.contains("started for version 2") && e.contains("chose version 1") && e.contains("rebooting"), "{e}");
+        assert!(kexeced_runs_here(Some(2), None, "k", || false).unwrap_err().contains("an unsigned image"));
     }
 
     #[test]

@@ -284,6 +284,8 @@ fn kexec_if_other_release(live: &Live, line: &str, c: &super::Chosen, name: &str
         return Ok(None);
     }
     let running = kexec::running_release();
+    let kver = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    kexec::kexeced_runs_here(live.kexec, c.version, &kver, || root_has_modules(&c.mounted.rootfs_loop, &kver)).map_err(|why| Rescue::new("kexec", why))?;
     let which = |t: &crate::pairs::Trusted| {
         t.boot.map(|_| if t.version.is_some() && t.version == running { "own" } else { "loader" }.to_owned())
     };
