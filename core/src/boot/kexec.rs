@@ -110,29 +110,15 @@ pub fn cmdline(current: &str, version: u64) -> String {
 /// Copy `kernel` and `initrd` into RAM, hashing them; load them if they are what `want` lists,
 /// then start them. Returns only on failure: `STEP: object: reason`.
 pub fn start(kernel: &std::path::Path, initrd: &std::path::Path, want: &BootDigests, line: &str) -> Result<std::convert::Infallible, String> {
-    use crate::digest::Hasher;
-    use std::io::{Read, Write};
     let _ = std::fs::create_dir_all(STAGE);
     let mut staged = Vec::new();
     for (from, digest, name) in [(kernel, &want.kernel, "vmlinuz"), (initrd, &want.initrd, "initrd.img")] {
         let to = std::path::Path::new(STAGE).join(name);
-        let label = from.display().to_string();
-        let mut src = std::fs::File::open(from).map_err(|e| format!("kexec: {label}: {}", crate::error::io_reason(&e)))?;
-        let mut dst = std::fs::File::create(&to).map_err(|e| format!("kexec: {}: {}", to.display(), crate::error::io_reason(&e)))?;
-        let mut h = Hasher::new(false);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = src.read(&mut buf).map_err(|e| format!("kexec: {label}: {}", crate::error::io_reason(&e)))?;
-            let Some(chunk) = buf.get(..n) else { break };
-            if chunk.is_empty() {
-                break;
-            }
-            h.update(chunk);
-            dst.write_all(chunk).map_err(|e| format!("kexec: {}: {}", to.display(), crate::error::io_reason(&e)))?;
-        }
-        if &h.finish().sha256 != digest {
+        // Checked as copied: what is loaded is the very bytes hashed, whatever the medium does later.
+        let got = crate::ramcopy::copy_hashed(from, &to).map_err(|e| format!("kexec: {e}"))?;
+        if &got.sha256 != digest {
             let _ = std::fs::remove_file(&to);
-            return Err(format!("kexec: {label}: checksum mismatch with the signed manifest, not started"));
+            return Err(format!("kexec: {}: checksum mismatch with the signed manifest, not started", from.display()));
         }
         staged.push(to);
     }
