@@ -217,12 +217,17 @@ pub fn adopt_running(st: &crate::state::LiveState, state_file: &str) -> Result<O
     let Some(img) = crate::trial::Ident::parse(&st.image_sha256, &st.image_version)? else {
         return Ok(None);
     };
-    let Ok(loc) = crate::trial::locate(None, state_file) else {
-        return Ok(None);
+    // The record's mount (a medium the boot released is mounted privately for it) is undone
+    // before the medium is mounted again below: the same file system twice on one mount point
+    // is EBUSY.
+    let good = {
+        let Ok(loc) = crate::trial::locate(None, state_file) else {
+            return Ok(None);
+        };
+        crate::trial::read(&loc.path)?
+            .and_then(|c| c.record)
+            .is_some_and(|r| r.image == img && r.status == crate::trial::Status::Good)
     };
-    let good = crate::trial::read(&loc.path)?
-        .and_then(|c| c.record)
-        .is_some_and(|r| r.image == img && r.status == crate::trial::Status::Good);
     if !good {
         return Ok(None);
     }
