@@ -131,8 +131,19 @@ fn put_small(path: &Path, data: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Make the renames and deletions in `dir` durable: syncfs, then the directory's fsync. On FAT a
+/// renamed file's directory entry gets its first cluster and size only when the file's inode is
+/// written back, which the directory's fsync does not do (syncfs does, with no cache flush; the
+/// fsync that follows flushes: fat_file_fsync). With the fsync alone the replay of every flush
+/// point (tests/qemu/scenarios/syncflash-flushpoints.sh) found, once mark-good had returned,
+/// `/boot/vmlinuz-N` and `/boot/initrd-N.img` at cluster 0 and size 0, and syslinux.cfg and the
+/// systemd-boot entry still naming `/boot/vmlinuz` and `/boot/initrd.img`, already deleted: the
+/// stick unbootable until a later writeback and flush (FAT's remount and umount flush nothing).
+/// The same order as syncflash's (flashsync::RealIo::sync_dir).
 fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).ctx(dir.display())
+    let d = std::fs::File::open(dir).ctx(dir.display())?;
+    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)).ctx(dir.display())?;
+    d.sync_all().ctx(dir.display())
 }
 
 /// The pair in `dir` (image `name`) whose image is `sha256`, when it lists boot files.
