@@ -13,11 +13,13 @@
 //!
 //! The rename over an existing name (syncflash never makes one: not atomic on FAT) is made only
 //! for the two entry files, each smaller than a cluster and fsynced first under its temporary
-//! name: vfat points the existing directory entry at the new file's cluster in one sector write,
-//! then frees the old file's cluster. Cut before that write, the old entry still names its one
-//! cluster, whose bytes nothing has overwritten (a loader reads a one-cluster file by its start
-//! cluster and size); cut after, it names the new file. Never a mix of two releases: each entry
-//! names one release's kernel and initramfs together.
+//! name: vfat points the existing directory entry at the new file's cluster in one sector write.
+//! The old file is held open across the rename and its durable sync, so that its cluster is
+//! freed only after that (a flush later): cut before the entry's write, the entry still names
+//! its old cluster, still allocated; cut after, it names the new file. Never a mix of two
+//! releases: each entry names one release's kernel and initramfs together. Each sync is syncfs
+//! and then the directory's fsync (see [`sync_dir`]). tests/qemu/scenarios/syncflash-flushpoints.sh
+//! replays every flush point of a mark-good that makes v2 the loader's and checks this.
 
 use crate::digest::Hasher;
 use crate::error::{Context, Error, Result};
@@ -127,7 +129,15 @@ fn put_small(path: &Path, data: &[u8]) -> Result<()> {
     let mut f = std::fs::File::create(&tmp).ctx(tmp.display())?;
     f.write_all(data).and_then(|()| f.sync_all()).ctx(tmp.display())?;
     drop(f);
+    // The file replaced is held open across the rename: vfat frees an unlinked file's clusters
+    // only when its last user closes it, so its cluster is freed only once the entry names the
+    // new one on the card. Closed at once, the free landed in the same flush as the entry's
+    // update, and a card writing back out of order could keep the free without the update: the
+    // entry naming a cluster the FAT says is free, which the next file written may take.
+    let replaced = std::fs::File::open(path).ok();
     std::fs::rename(&tmp, path).ctx(path.display())?;
+    sync_dir(dir)?;
+    drop(replaced);
     sync_dir(dir)
 }
 
