@@ -3,7 +3,8 @@
 the device at every point a power cut could leave it in.
 
     logreplay.py LOG BASE WORK [--offset BYTES] [--points flush|every] [--check CMD]
-                 [--reorder N [--seed S]] [--from-mark NAME] [--to-mark NAME] [--list]
+                 [--reorder N [--seed S] [--reorder-big W:K]] [--from-mark NAME] [--to-mark NAME]
+                 [--list]
 
 LOG is the log device's image, BASE the data device (or the whole disk holding it at --offset
 bytes) as it was before logging began, WORK the copy the log is replayed onto (BASE is copied
@@ -29,8 +30,11 @@ data (the flush itself covers only what came before), and each MARK. `--points e
 every entry: a device that writes back in order but can stop anywhere. `--reorder N` adds, for
 each FLUSH, up to N states holding only a subset of the plain writes logged just before it (all
 subsets when there are few, else N random ones, reproducible with --seed) on top of the previous
-point: a cache that wrote back in another order and lost the rest. At a reordered state
-REPLAY_IMAGE is a scratch copy (WORK.sub). Torn sectors (a write cut inside a sector) are not
+point: a cache that wrote back in another order and lost the rest. `--reorder-big W:K` draws
+only up to K such states for an interval of more than W plain writes (mostly a file's data,
+written under a name nothing points at until a later flush: the small intervals of directory and
+FAT sectors are where the order matters). At a reordered state REPLAY_IMAGE is a scratch copy
+(WORK.sub). Torn sectors (a write cut inside a sector) are not
 modelled.
 
 Prints one line per point and a summary `N points, M distinct states checked[ (+R reordered)],
@@ -188,11 +192,12 @@ def subsets(m, n, rng):
     return out
 
 
-def replay(log_path, base, work, offset=0, mode="flush", check=None, from_mark=None, to_mark=None, out=print, reorder=0, seed=0):
+def replay(log_path, base, work, offset=0, mode="flush", check=None, from_mark=None, to_mark=None, out=print, reorder=0, seed=0, big=None):
     """Replay; call check(image, index, description) -> bool at each point. With reorder=N, also
     up to N states per flush interval that hold only some of the plain writes logged before that
-    FLUSH (a cache that wrote back out of order), built on a scratch copy WORK.sub. Returns
-    (points, distinct states checked, bad descriptions, entry count by kind, reordered states)."""
+    FLUSH (a cache that wrote back out of order), built on a scratch copy WORK.sub; big=(W, K):
+    at most K of them for an interval of more than W writes. Returns (points, distinct states
+    checked, bad descriptions, entry count by kind, reordered states)."""
     shutil.copyfile(base, work)
     sub = work + ".sub"
     prev = work + ".prev"
@@ -227,18 +232,30 @@ def replay(log_path, base, work, offset=0, mode="flush", check=None, from_mark=N
         def reordered(e):
             # The state before this FLUSH could hold any subset of `group` (written back in
             # any order); the empty and the full subset are the points checked anyway.
-            for keep in subsets(len(group), reorder, rng):
-                shutil.copyfile(prev, sub)
-                with open(sub, "r+b") as f:
+            n = reorder if big is None or len(group) <= big[0] else min(reorder, big[1])
+            subs = subsets(len(group), n, rng)
+            if not subs:
+                return
+            # One copy of the state before the interval per interval; after each subset its
+            # writes' ranges are put back from it.
+            shutil.copyfile(prev, sub)
+            with open(prev, "rb") as before, open(sub, "r+b") as f:
+                for keep in subs:
                     for i in keep:
                         r.apply(group[i], onto=f)
-                left = [group[i].index for i in range(len(group)) if i not in keep]
-                desc = f"{e.describe(ss)}: {len(keep)} of the {len(group)} writes before it (without entries {','.join(map(str, left))})"
-                tally["reordered"] += 1
-                good = check(sub, e.index, desc) if check else True
-                out(f"{'ok ' if good else 'BAD'} {desc}")
-                if not good:
-                    bad.append(desc)
+                    f.flush()
+                    left = [group[i].index for i in range(len(group)) if i not in keep]
+                    desc = f"{e.describe(ss)}: {len(keep)} of the {len(group)} writes before it (without entries {','.join(map(str, left))})"
+                    tally["reordered"] += 1
+                    good = check(sub, e.index, desc) if check else True
+                    out(f"{'ok ' if good else 'BAD'} {desc}")
+                    if not good:
+                        bad.append(desc)
+                    for i in keep:
+                        at, nbytes = r._target(group[i])
+                        before.seek(at)
+                        f.seek(at)
+                        f.write(before.read(nbytes))
 
         plain = lambda e: not e.flags & (FLUSH | FUA | MARK)  # noqa: E731
         for e in entries:
@@ -283,6 +300,8 @@ def main(argv):
     p.add_argument("--reorder", type=int, default=0, metavar="N",
                    help="also check up to N states per flush interval holding only some of its writes")
     p.add_argument("--seed", type=int, default=0, help="for --reorder's random subsets")
+    p.add_argument("--reorder-big", metavar="W:K",
+                   help="at most K reordered states for an interval of more than W writes")
     p.add_argument("--list", action="store_true", help="print the entries and exit")
     a = p.parse_args(argv)
     if a.offset < 0:
@@ -296,6 +315,14 @@ def main(argv):
 
     if a.reorder < 0:
         p.error("--reorder: must not be negative")
+    big = None
+    if a.reorder_big is not None:
+        try:
+            big = tuple(int(x) for x in a.reorder_big.split(":"))
+        except ValueError:
+            big = ()
+        if len(big) != 2 or min(big) < 0:
+            p.error("--reorder-big: expected W:K, two numbers")
 
     def check(image, index, desc):
         env = dict(os.environ, REPLAY_IMAGE=image, REPLAY_OFFSET=str(a.offset), REPLAY_POINT=desc, REPLAY_INDEX=str(index))
@@ -303,7 +330,7 @@ def main(argv):
 
     try:
         n, states, bad, counts, nre = replay(a.log, a.base, a.work, a.offset, a.points, check if a.check else None,
-                                             a.from_mark, a.to_mark, reorder=a.reorder, seed=a.seed)
+                                             a.from_mark, a.to_mark, reorder=a.reorder, seed=a.seed, big=big)
     except (LogError, OSError) as e:
         print(f"logreplay: {a.log}: {e}", file=sys.stderr)
         return 1

@@ -173,6 +173,11 @@ class Replay(unittest.TestCase):
         self.assertEqual((nre, nre2), (5, 5))
         self.assertEqual([d for d, _ in seen], [d for d, _ in seen2])
         self.assertEqual(lr.subsets(1, 5, None), [])
+        # An interval of more than W writes gets at most K of them; one of W or fewer all N.
+        (_, _, _, _, nre), _ = self.run_replay(reorder=5, seed=7, big=(6, 1))
+        self.assertEqual(nre, 1)
+        (_, _, _, _, nre), _ = self.run_replay(reorder=5, seed=7, big=(7, 1))
+        self.assertEqual(nre, 5)
         self.assertEqual(len(lr.subsets(3, 100, None)), 6)
 
     def test_offset_and_4k_sectors(self):
