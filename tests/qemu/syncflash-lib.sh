@@ -86,6 +86,28 @@ signed_v2() {
 	TESTS_FILES=("$V2/squashfs.img" "$V2/SHA256SUMS" "$V2/SHA256SUMS.minisig")
 }
 
+# signed_v2_boot FLASH_AT: signed_v2, but v2 is a release with its own kernel and initramfs: its
+# SHA256SUMS also lists vmlinuz and initrd.img, made from the flash's /boot/vmlinuz and
+# /boot/initrd.img (FLASH_AT: an mtools image spec, IMG@@OFFSET) with 512 zero bytes appended
+# to each (the kernel ignores bytes after its payload, cpio trailing zeros), so that each
+# differs from the flash's. In $V2B (signed_v2's $V2 is left as the other scenarios use it);
+# its five files on the TESTS disk.
+signed_v2_boot() {
+	local at=$1 f
+	signed_v2
+	V2B=$BUILD/syncflash-v2boot
+	rm -rf "$V2B"
+	mkdir -p "$V2B"
+	cp "$V2/squashfs.img" "$V2/SHA256SUMS" "$V2B/"
+	for f in vmlinuz initrd.img; do
+		MTOOLS_SKIP_CHECK=1 mtype -i "$at" "::/boot/$f" >"$V2B/$f" || { problem "$at: no /boot/$f"; return 1; }
+		head -c 512 /dev/zero >>"$V2B/$f"
+		(cd "$V2B" && sha256sum "$f" >>SHA256SUMS)
+	done
+	minisign -S -s "$BUILD/syncflash-key/sec" -m "$V2B/SHA256SUMS" -x "$V2B/SHA256SUMS.minisig" -t "version=2" >/dev/null
+	TESTS_FILES=("$V2B/squashfs.img" "$V2B/SHA256SUMS" "$V2B/SHA256SUMS.minisig" "$V2B/vmlinuz" "$V2B/initrd.img")
+}
+
 # sync_v2_guest [LINE]: the guest of a sync-v2 scenario: v1 runs (LINE: one more check), v2 is put
 # in /run/live/ram as imgfetch leaves it, `syncflash` writes it (marker synced), a second run has
 # nothing to do (exit 5), the medium is read-only again.
