@@ -386,13 +386,15 @@ verify() {
 	n=$(awk '{ print $1 }' <<<"$summary")
 	states=$(awk '{ print $3 }' <<<"$summary")
 	re=$(sed -n 's/.*(+\([0-9]*\) reordered).*/\1/p' <<<"$summary")
-	if ((rc != 0)) || [[ -z $summary ]]; then
+	if ((rc != 0)) || [[ -z $summary ]] || [[ -n ${KEEP_LOGS:-} ]]; then
 		# Kept to replay by hand (BASE: the partition): logreplay.py LOG BASE WORK --list / --check ...
 		cp --sparse=always "$RUNDIR/log.img" "$LOGDIR/syncflash-flushpoints.log.img"
 		cp --sparse=always "$RUNDIR/base.img" "$LOGDIR/syncflash-flushpoints.base.img"
 		cp "$RUNDIR/check.sh" "$LOGDIR/syncflash-flushpoints.check.sh" 2>/dev/null
 		for f in boot.sha boot.sums boot.rest release.sha; do cp "$RUNDIR/$f" "$LOGDIR/syncflash-flushpoints.$f" 2>/dev/null; done
 		echo "$out" >"$LOGDIR/syncflash-flushpoints.replay.txt"
+	fi
+	if ((rc != 0)) || [[ -z $summary ]]; then
 		problem "replay: exit $rc: $(grep -E '^BAD|logreplay:' <<<"$out" | head -n 5 | tr '\n' ' ') $summary"
 		local l
 		while IFS= read -r l; do problem "state $l"; done < <(grep -E 'pair=none| why=|other-boot=changed' "$RUNDIR/states.txt" | head -n 5)
