@@ -248,7 +248,7 @@ if [ -n "$pair" ]; then
 		if [ -n "$sfx" ] && [ ! -e "$d/LiveOS/SHA256SUMS" ] && [ ! -e "$p" ] && [ -e "$d/LiveOS/$f" ]; then p=$d/LiveOS/$f; fi
 		s=$(sha256sum <"$p" 2>/dev/null)
 		if [ "${s%% *}" = "$want" ]; then
-			pboot=ok
+			[ "$pboot" = bad ] || pboot=ok
 		else
 			pboot=bad
 			why="${why:+$why; }pair $pair: ${p#"$d"/} does not match its manifest"
@@ -356,9 +356,11 @@ verify() {
 	: >"$RUNDIR/states.txt"
 	local f
 	# bootfile PATH: the flash's file as it was before the boot.
-	bootfile() {
-		MTOOLS_SKIP_CHECK=1 mtype -i "$RUNDIR/base.img" "::$1" 2>/dev/null || problem "$1: not on the flash"
-	}
+	bootfile() { MTOOLS_SKIP_CHECK=1 mtype -i "$RUNDIR/base.img" "::$1" 2>/dev/null; }
+	for f in /boot/syslinux/ldlinux.sys /boot/syslinux/ldlinux.c32 /boot/syslinux/mbr.bin /EFI/BOOT/BOOTX64.EFI \
+		/loader/loader.conf /boot/syslinux/syslinux.cfg /loader/entries/liveroot.conf /boot/vmlinuz /boot/initrd.img; do
+		MTOOLS_SKIP_CHECK=1 mdir -a -b -i "$RUNDIR/base.img" "::$f" >/dev/null 2>&1 || problem "$f: not on the flash"
+	done
 	for f in /boot/syslinux/ldlinux.sys /boot/syslinux/ldlinux.c32 /boot/syslinux/mbr.bin \
 		/EFI/BOOT/BOOTX64.EFI /loader/loader.conf; do
 		echo "$(bootfile "$f" | sha256sum | cut -c1-64) $f"
