@@ -32,7 +32,7 @@ use crate::progress::Progress;
 use crate::trial::{self, Ident, Record, Standing};
 use minisign_verify::PublicKey;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -51,8 +51,16 @@ pub trait Io {
     fn remove(&mut self, p: &Path) -> Result<()>;
     /// Rename to a name that does not exist (the caller checked).
     fn rename(&mut self, from: &Path, to: &Path) -> Result<()>;
+    /// Rename over an existing name. syncflash never makes one (not atomic on FAT); the loader
+    /// does, for its entry files only: each smaller than a cluster and fsynced under its
+    /// temporary name first (src/loader.rs says why a cut leaves the old or the new one).
+    fn replace(&mut self, from: &Path, to: &Path) -> Result<()>;
+    /// A directory and its missing parents.
+    fn create_dir(&mut self, p: &Path) -> Result<()>;
     /// Copy a file to a new one, fsync it, drop its pages. `hook`: the image (`write-half`).
-    fn copy(&mut self, from: &Path, to: &Path, progress: bool, hook: bool) -> Result<()>;
+    /// `want`: the SHA-256 the bytes written must have (hashed as they are written); else an
+    /// error, the new file left for the caller to remove.
+    fn copy(&mut self, from: &Path, to: &Path, progress: bool, hook: bool, want: Option<&[u8; 32]>) -> Result<()>;
     /// A small new file, fsynced, its pages dropped.
     fn write_small(&mut self, p: &Path, data: &[u8]) -> Result<()>;
     /// Make the directory's changes durable, in order.
@@ -436,16 +444,16 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
     io.step("write-image");
     say(&format!("syncflash: writing {} ({})\n", new.image().display(), mib(src.size)));
     let written = (|| -> Result<()> {
-        io.copy(&src.files.image, &new.image(), job.progress, true)?;
+        io.copy(&src.files.image, &new.image(), job.progress, true, None)?;
         io.step("write-sidecars");
         if src.has_sidecars() {
-            io.copy(&src.files.verity, &new.verity(), false, false)?;
-            io.copy(&src.files.roothash, &new.roothash(), false, false)?;
+            io.copy(&src.files.verity, &new.verity(), false, false, None)?;
+            io.copy(&src.files.roothash, &new.roothash(), false, false, None)?;
         }
         // A release's own kernel and initramfs travel with it (the boot kexecs into them).
         if src.trusted.boot.is_some() {
-            io.copy(&src.files.kernel, &new.kernel(), false, false)?;
-            io.copy(&src.files.initrd, &new.initrd(), false, false)?;
+            io.copy(&src.files.kernel, &new.kernel(), false, false, None)?;
+            io.copy(&src.files.initrd, &new.initrd(), false, false, None)?;
         }
         io.step("write-manifest");
         if let Some(sig) = &src.trusted.sig {
@@ -699,40 +707,43 @@ impl Io for RealIo {
     fn rename(&mut self, from: &Path, to: &Path) -> Result<()> {
         std::fs::rename(from, to).ctx(to.display())
     }
+    fn replace(&mut self, from: &Path, to: &Path) -> Result<()> {
+        std::fs::rename(from, to).ctx(to.display())
+    }
+    fn create_dir(&mut self, p: &Path) -> Result<()> {
+        std::fs::create_dir_all(p).ctx(p.display())
+    }
     /// Copy `from` to a new file `to`, fsync it and drop its pages so the read-back comes from
     /// the card, not from the cache.
-    fn copy(&mut self, from: &Path, to: &Path, progress: bool, hook: bool) -> Result<()> {
+    fn copy(&mut self, from: &Path, to: &Path, progress: bool, hook: bool, want: Option<&[u8; 32]>) -> Result<()> {
         use nix::fcntl::{posix_fadvise, PosixFadviseAdvice as Adv};
         let mut src = File::open(from).ctx(from.display())?;
-        let from = show(from);
-        let from = from.as_str();
-        let size = src.metadata().ctx(from)?.len();
+        let (from, dest) = (show(from), show(to));
+        let size = src.metadata().ctx(&from)?.len();
         let _ = posix_fadvise(src.as_raw_fd(), 0, 0, Adv::POSIX_FADV_SEQUENTIAL);
         let mut dst = create(to)?;
         let mut p = progress.then(|| Progress::on_stderr("write", Some(size)));
-        let mut buf = vec![0u8; 1 << 20];
-        let (mut done, mut half) = (0u64, false);
-        loop {
-            let n = match src.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io(from, &e)),
-            };
-            dst.write_all(buf.get(..n).unwrap_or(&[])).ctx(to.display())?;
-            done = done.saturating_add(n as u64);
+        let mut h = want.map(|_| crate::digest::Hasher::new(false));
+        let step = self.step;
+        let mut half = false;
+        let done = crate::ramcopy::copy_through(&mut src, &mut dst, &mut vec![0u8; 1 << 20], h.as_mut(), (&from, &dest), &mut |done| {
             if let Some(p) = p.as_mut() {
                 p.update(done);
             }
             if hook && !half && done.saturating_mul(2) >= size {
                 half = true;
-                (self.step)("write-half");
+                step("write-half");
             }
-        }
+        })?;
         if let Some(p) = p.as_mut() {
             p.finish(done);
         }
-        dst.sync_all().ctx(to.display())?;
+        if let (Some(h), Some(want)) = (h, want) {
+            if h.finish().sha256 != *want {
+                return Err(Error::verify(from, "checksum mismatch with the signed manifest"));
+            }
+        }
+        dst.sync_all().ctx(&dest)?;
         let _ = posix_fadvise(dst.as_raw_fd(), 0, 0, Adv::POSIX_FADV_DONTNEED);
         if done != size {
             return Err(Error::new(from, "changed size while being copied"));

@@ -3,8 +3,8 @@
 //! a good release boots without a kexec from then on (core/src/boot/kexec.rs).
 //!
 //! Power-cut safety, step by step: (1) the release's files are written under names of their
-//! own (`/boot/vmlinuz-N`, `/boot/initrd-N.img`), each through a temporary name, fsynced, then
-//! renamed; (2) `boot/syslinux/syslinux.cfg`, then `loader/entries/liveroot.conf`, are each
+//! own (`/boot/vmlinuz-N`, `/boot/initrd-N.img`; never over a file an entry names, see
+//! [`name_for`]), each through a temporary name, fsynced, then renamed to a free name; (2) `boot/syslinux/syslinux.cfg`, then `loader/entries/liveroot.conf`, are each
 //! rewritten whole under a temporary name, fsynced and renamed over the old one; (3) the files
 //! neither entry
 //! names any more are deleted. At every point each entry names a complete kernel and the
@@ -18,14 +18,21 @@
 //! freed only after that (a flush later): cut before the entry's write, the entry still names
 //! its old cluster, still allocated; cut after, it names the new file. Never a mix of two
 //! releases: each entry names one release's kernel and initramfs together. Each sync is syncfs
-//! and then the directory's fsync (see [`sync_dir`]). tests/qemu/scenarios/syncflash-flushpoints.sh
-//! replays every flush point of a mark-good that makes v2 the loader's and checks this.
+//! and then the directory's fsync (flashsync::RealIo::sync_dir: on FAT a renamed file's entry
+//! gets its first cluster and size only when the file's inode is written back, which the
+//! directory's fsync alone does not do; with it alone the replay found, once mark-good had
+//! returned, `/boot/vmlinuz-N` at cluster 0 and size 0 and both entries naming deleted files).
+//! tests/qemu/scenarios/syncflash-flushpoints.sh replays every flush point of a mark-good that
+//! makes v2 the loader's and checks this.
+//!
+//! Every change goes through [`flashsync::Io`](crate::flashsync::Io), as syncflash's do, so
+//! that the model check (src/model.rs) fails or cuts each one in turn and checks the entries
+//! after it.
 
-use crate::digest::Hasher;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
+use crate::flashsync::{Io, RealIo};
 use crate::pairs::{self, BootDigests, Pair, SUFFIXES};
 use minisign_verify::PublicKey;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub const SYSLINUX_CFG: &str = "boot/syslinux/syslinux.cfg";
@@ -72,18 +79,7 @@ pub fn renamed(cfg: &str, kernel: &str, initrd: &str) -> String {
 }
 
 fn sha256_of(p: &Path) -> Option<[u8; 32]> {
-    let mut f = std::fs::File::open(p).ok()?;
-    let mut h = Hasher::new(false);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).ok()?;
-        let chunk = buf.get(..n)?;
-        if chunk.is_empty() {
-            break;
-        }
-        h.update(chunk);
-    }
-    Some(h.finish().sha256)
+    pairs::file_sha256(p, None).ok()
 }
 
 /// A path an entry names, on the medium mounted at `root` (never outside it).
@@ -95,65 +91,72 @@ fn on(root: &Path, named: &str) -> Option<PathBuf> {
     Some(root.join(rel))
 }
 
-/// Copy `from` to `to` through `to`'s temporary name, checking its digest as it goes; fsync.
-fn put_checked(from: &Path, to: &Path, want: &[u8; 32]) -> Result<()> {
-    let dir = to.parent().unwrap_or(Path::new("/"));
-    let tmp = dir.join(format!(".{}.tmp", to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
-    let mut src = std::fs::File::open(from).ctx(from.display())?;
-    let mut dst = std::fs::File::create(&tmp).ctx(tmp.display())?;
-    let mut h = Hasher::new(false);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = src.read(&mut buf).ctx(from.display())?;
-        let Some(chunk) = buf.get(..n) else { break };
-        if chunk.is_empty() {
-            break;
-        }
-        h.update(chunk);
-        dst.write_all(chunk).ctx(tmp.display())?;
-    }
-    if &h.finish().sha256 != want {
-        drop(dst);
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::verify(from.display().to_string(), "checksum mismatch with the signed manifest; the loader keeps its files"));
-    }
-    dst.sync_all().ctx(tmp.display())?;
-    drop(dst);
-    std::fs::rename(&tmp, to).ctx(to.display())?;
-    sync_dir(dir)
+/// The temporary name `p` is written under first.
+fn tmp_of(p: &Path) -> PathBuf {
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    p.with_file_name(format!(".{name}.tmp"))
 }
 
-fn put_small(path: &Path, data: &[u8]) -> Result<()> {
+/// A temporary name left by a run the power cut: written anew, never appended to.
+fn clear(io: &mut dyn Io, p: &Path) -> Result<()> {
+    if p.exists() {
+        io.remove(p)?;
+    }
+    Ok(())
+}
+
+/// Copy `from` to `to` through `to`'s temporary name, checking its digest as it goes; fsync.
+/// `to` is a free name (see [`name_for`]) or one that no entry names, removed first: a
+/// multi-cluster file is never renamed over (not atomic on FAT).
+fn put_checked(io: &mut dyn Io, from: &Path, to: &Path, want: &[u8; 32]) -> Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("/"));
+    let tmp = tmp_of(to);
+    clear(io, &tmp)?;
+    if let Err(e) = io.copy(from, &tmp, false, false, Some(want)) {
+        if tmp.exists() {
+            let _ = io.remove(&tmp);
+        }
+        return Err(e);
+    }
+    if to.exists() {
+        io.remove(to)?;
+        io.sync_dir(dir)?;
+    }
+    io.rename(&tmp, to)?;
+    io.sync_dir(dir)
+}
+
+/// An entry file rewritten whole: under its temporary name, fsynced, renamed over the old one.
+fn put_small(io: &mut dyn Io, path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
-    let mut f = std::fs::File::create(&tmp).ctx(tmp.display())?;
-    f.write_all(data).and_then(|()| f.sync_all()).ctx(tmp.display())?;
-    drop(f);
+    let tmp = tmp_of(path);
+    clear(io, &tmp)?;
+    io.write_small(&tmp, data)?;
     // The file replaced is held open across the rename: vfat frees an unlinked file's clusters
     // only when its last user closes it, so its cluster is freed only once the entry names the
     // new one on the card. Closed at once, the free landed in the same flush as the entry's
     // update, and a card writing back out of order could keep the free without the update: the
-    // entry naming a cluster the FAT says is free, which the next file written may take.
+    // entry naming a cluster the FAT says is free, which the next file written may take
+    // (found by the replay's reordered states). Reading is no change to the medium: not an Io.
     let replaced = std::fs::File::open(path).ok();
-    std::fs::rename(&tmp, path).ctx(path.display())?;
-    sync_dir(dir)?;
+    io.replace(&tmp, path)?;
+    io.sync_dir(dir)?;
     drop(replaced);
-    sync_dir(dir)
+    io.sync_dir(dir)
 }
 
-/// Make the renames and deletions in `dir` durable: syncfs, then the directory's fsync. On FAT a
-/// renamed file's directory entry gets its first cluster and size only when the file's inode is
-/// written back, which the directory's fsync does not do (syncfs does, with no cache flush; the
-/// fsync that follows flushes: fat_file_fsync). With the fsync alone the replay of every flush
-/// point (tests/qemu/scenarios/syncflash-flushpoints.sh) found, once mark-good had returned,
-/// `/boot/vmlinuz-N` and `/boot/initrd-N.img` at cluster 0 and size 0, and syslinux.cfg and the
-/// systemd-boot entry still naming `/boot/vmlinuz` and `/boot/initrd.img`, already deleted: the
-/// stick unbootable until a later writeback and flush (FAT's remount and umount flush nothing).
-/// The same order as syncflash's (flashsync::RealIo::sync_dir).
-fn sync_dir(dir: &Path) -> Result<()> {
-    let d = std::fs::File::open(dir).ctx(dir.display())?;
-    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)).ctx(dir.display())?;
-    d.sync_all().ctx(dir.display())
+/// Where the release's boot file `base` (`vmlinuz-N`) goes: its own name, unless an entry names
+/// it and it holds other bytes (two releases with one version: unsigned ones are all version 0),
+/// then a name with the digest in it. Replacing a file an entry names would make that entry
+/// name one release's kernel and another's initramfs until the entry is rewritten.
+fn name_for(root: &Path, base: &str, ext: &str, want: &[u8; 32], named: &[String]) -> String {
+    let own = format!("/boot/{base}{ext}");
+    let held = on(root, &own).and_then(|p| sha256_of(&p));
+    if held.is_none() || held.as_ref() == Some(want) || !named.contains(&own) {
+        return own;
+    }
+    let hex = crate::digest::hex(want);
+    format!("/boot/{base}-{}{ext}", hex.get(..16).unwrap_or(&hex))
 }
 
 /// The pair in `dir` (image `name`) whose image is `sha256`, when it lists boot files.
@@ -167,10 +170,10 @@ fn running_pair(dir: &Path, name: &str, sha256: &[u8; 32], key: Option<&PublicKe
 }
 
 /// Make the release running from pair `image` (`LiveOS/squashfs.img`, relative to the medium
-/// mounted at `root`) the loader's. What it did, in one line; None, with nothing written (and
-/// `writable` not called), when there is nothing to switch. `writable` makes the medium
-/// writable, just before the first write.
-pub fn adopt(root: &Path, image: &str, sha256: &[u8; 32], key: Option<&PublicKey>, writable: &mut dyn FnMut() -> Result<()>) -> Result<Option<String>> {
+/// mounted at `root`) the loader's, every change through `io`. What it did, in one line; None,
+/// with nothing written (and the medium not remounted), when there is nothing to switch. The
+/// medium is made writable (`io.remount`) just before the first write, and read-only again.
+pub fn adopt(root: &Path, image: &str, sha256: &[u8; 32], key: Option<&PublicKey>, io: &mut dyn Io) -> Result<Option<String>> {
     let img = root.join(image.trim_start_matches('/'));
     let dir = img.parent().unwrap_or(root).to_path_buf();
     let name = img.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -194,38 +197,51 @@ pub fn adopt(root: &Path, image: &str, sha256: &[u8; 32], key: Option<&PublicKey
     if entries.iter().all(|(_, t)| current(t)) {
         return Ok(None);
     }
-    writable()?;
-    let (kname, iname) = (format!("/boot/vmlinuz-{version}"), format!("/boot/initrd-{version}.img"));
-    let paths = pair.paths();
+    let old: Vec<String> = entries.iter().flat_map(|(_, t)| {
+        let (k, i) = named(t);
+        [k, i].into_iter().flatten()
+    }).collect();
+    let kname = name_for(root, &format!("vmlinuz-{version}"), "", &boot.kernel, &old);
+    let iname = name_for(root, &format!("initrd-{version}"), ".img", &boot.initrd, &old);
+    let remounted = io.remount(false)?;
+    let r = switch(root, &pair.paths(), &boot, &entries, (&kname, &iname), &old, io);
+    if remounted {
+        let _ = io.remount(true);
+    }
+    r?;
+    Ok(Some(format!("loader: version {version}'s kernel and initramfs are the loader's now ({kname}, {iname})")))
+}
+
+/// [`adopt`]'s writes, in the order its module comment argues for.
+fn switch(root: &Path, from: &pairs::Files, boot: &BootDigests, entries: &[(PathBuf, String)], names: (&str, &str), old: &[String], io: &mut dyn Io) -> Result<()> {
+    let (kname, iname) = names;
     let bootdir = root.join("boot");
-    std::fs::create_dir_all(&bootdir).ctx(bootdir.display())?;
-    for (from, to, want) in [(&paths.kernel, &kname, &boot.kernel), (&paths.initrd, &iname, &boot.initrd)] {
+    if !bootdir.is_dir() {
+        io.create_dir(&bootdir)?;
+    }
+    for (src, to, want) in [(&from.kernel, kname, &boot.kernel), (&from.initrd, iname, &boot.initrd)] {
         let dest = root.join(to.trim_start_matches('/'));
         if sha256_of(&dest).as_ref() != Some(want) {
-            put_checked(from, &dest, want)?;
+            put_checked(io, src, &dest, want)?;
         }
     }
-    let mut old = Vec::new();
-    for (p, text) in &entries {
-        let (k, i) = named(text);
-        old.extend([k, i].into_iter().flatten());
-        let new = renamed(text, &kname, &iname);
+    for (p, text) in entries {
+        let new = renamed(text, kname, iname);
         if new != *text {
-            put_small(p, new.as_bytes())?;
+            put_small(io, p, new.as_bytes())?;
         }
     }
     // Only now, with no entry naming them: the files the entries started before.
     for o in old {
         if o != kname && o != iname {
-            if let Some(p) = on(root, &o) {
+            if let Some(p) = on(root, o) {
                 if p.starts_with(&bootdir) && p.is_file() {
-                    let _ = std::fs::remove_file(&p);
+                    let _ = io.remove(&p);
                 }
             }
         }
     }
-    sync_dir(&bootdir)?;
-    Ok(Some(format!("loader: version {version}'s kernel and initramfs are the loader's now ({kname}, {iname})")))
+    io.sync_dir(&bootdir)
 }
 
 /// mark-good's last step: the running image, once its trial record says it is good, becomes the
@@ -257,15 +273,8 @@ pub fn adopt_running(st: &crate::state::LiveState, state_file: &str) -> Result<O
         k => Some(crate::manifest::pubkey_from_file(Path::new(k))?),
     };
     let medium = st.on_medium(Path::new(""), state_file)?;
-    let root = medium.path.clone();
-    let mut rw = false;
-    let r = adopt(&root, st.image(), &img.sha256, key.as_ref(), &mut || {
-        rw = crate::flashsync::remount(&root, false)?;
-        Ok(())
-    });
-    if rw {
-        let _ = crate::flashsync::remount(&root, true);
-    }
+    let mut io = RealIo { root: medium.path.clone(), step: |_| {} };
+    let r = adopt(&medium.path, st.image(), &img.sha256, key.as_ref(), &mut io);
     drop(medium);
     r
 }
@@ -288,8 +297,83 @@ mod tests {
         assert_eq!(on(Path::new("/m"), "/../etc/passwd"), None);
     }
 
+    /// The real writes, counting the remounts and the writes before the first one; with `cut`,
+    /// the power goes at that write (it and every one after fail).
+    struct Counting {
+        real: RealIo,
+        remounts: usize,
+        early: usize,
+        refuse: bool,
+        n: usize,
+        cut: Option<usize>,
+    }
+
+    impl Counting {
+        fn new(root: &Path, refuse: bool) -> Counting {
+            Counting { real: RealIo { root: root.to_path_buf(), step: |_| {} }, remounts: 0, early: 0, refuse, n: 0, cut: None }
+        }
+        fn wrote(&mut self) -> Result<()> {
+            if self.remounts == 0 {
+                self.early += 1;
+            }
+            self.n += 1;
+            match self.cut {
+                Some(c) if self.n > c => Err(crate::error::Error::new("test", "power cut")),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    impl Io for Counting {
+        fn remove(&mut self, p: &Path) -> Result<()> {
+            self.wrote()?;
+            self.real.remove(p)
+        }
+        fn rename(&mut self, from: &Path, to: &Path) -> Result<()> {
+            self.wrote()?;
+            self.real.rename(from, to)
+        }
+        fn replace(&mut self, from: &Path, to: &Path) -> Result<()> {
+            self.wrote()?;
+            self.real.replace(from, to)
+        }
+        fn create_dir(&mut self, p: &Path) -> Result<()> {
+            self.wrote()?;
+            self.real.create_dir(p)
+        }
+        fn copy(&mut self, from: &Path, to: &Path, progress: bool, hook: bool, want: Option<&[u8; 32]>) -> Result<()> {
+            self.wrote()?;
+            self.real.copy(from, to, progress, hook, want)
+        }
+        fn write_small(&mut self, p: &Path, data: &[u8]) -> Result<()> {
+            self.wrote()?;
+            self.real.write_small(p, data)
+        }
+        fn sync_dir(&mut self, dir: &Path) -> Result<()> {
+            self.wrote()?;
+            self.real.sync_dir(dir)
+        }
+        fn trial_create(&mut self, file: &Path, r: &crate::trial::Record) -> Result<()> {
+            self.wrote()?;
+            self.real.trial_create(file, r)
+        }
+        fn trial_update(&mut self, file: &Path, decide: &dyn Fn(Option<&crate::trial::Record>) -> Option<crate::trial::Record>) -> Result<Option<crate::trial::Record>> {
+            self.wrote()?;
+            self.real.trial_update(file, decide)
+        }
+        fn remount(&mut self, ro: bool) -> Result<bool> {
+            if self.refuse {
+                return Err(crate::error::Error::new("medium", "must not be made writable"));
+            }
+            if !ro {
+                self.remounts += 1;
+            }
+            Ok(true)
+        }
+    }
+
     fn sha(b: &[u8]) -> [u8; 32] {
-        let mut h = Hasher::new(false);
+        let mut h = crate::digest::Hasher::new(false);
         h.update(b);
         h.finish().sha256
     }
@@ -316,15 +400,10 @@ mod tests {
             crate::digest::hex(&sha(i))
         );
         std::fs::write(root.join("LiveOS/SHA256SUMS"), sums).unwrap();
-        let mut asked = 0;
-        let msg = adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut || {
-            asked += 1;
-            Ok(())
-        })
-        .unwrap()
-        .unwrap_or_default();
+        let mut io = Counting::new(&root, false);
+        let msg = adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut io).unwrap().unwrap_or_default();
         assert!(msg.contains("the loader's now"), "{msg}");
-        assert_eq!(asked, 1, "made writable once, before writing");
+        assert_eq!((io.remounts, io.early), (1, 0), "made writable once, before writing");
         assert_eq!(std::fs::read(root.join("boot/vmlinuz-0")).unwrap(), k);
         assert_eq!(std::fs::read(root.join("boot/initrd-0.img")).unwrap(), i);
         assert!(!root.join("boot/vmlinuz").exists() && !root.join("boot/initrd.img").exists(), "the old files go");
@@ -333,14 +412,68 @@ mod tests {
             assert_eq!(named(&t), (Some("/boot/vmlinuz-0".into()), Some("/boot/initrd-0.img".into())));
             assert!(t.contains("root=live:LABEL=LIVE quiet"));
         }
-        let again = adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut || Err(Error::new("medium", "must not be made writable"))).unwrap();
+        let again = adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut Counting::new(&root, true)).unwrap();
         assert_eq!(again, None, "nothing to switch, nothing made writable");
         // A pair whose kernel does not match its manifest changes nothing.
         std::fs::write(root.join("LiveOS/vmlinuz"), b"kernel evil").unwrap();
         std::fs::write(root.join(SYSLINUX_CFG), SYS).unwrap();
         std::fs::remove_file(root.join("boot/vmlinuz-0")).unwrap();
-        assert!(adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut || Ok(())).is_err());
+        assert!(adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut Counting::new(&root, false)).is_err());
         assert_eq!(std::fs::read_to_string(root.join(SYSLINUX_CFG)).unwrap(), SYS);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// A medium whose loader runs release "one" (version 0, unsigned, files `vmlinuz-0` and
+    /// `initrd-0.img`), and a pair of release "two" with that version too.
+    fn two_releases_of_one_version(root: &Path) {
+        let _ = std::fs::remove_dir_all(root);
+        for d in ["boot/syslinux", "loader/entries", "LiveOS"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let one = (SYS.replace("/boot/vmlinuz\n", "/boot/vmlinuz-0\n").replace("/boot/initrd.img\n", "/boot/initrd-0.img\n"), SDB.replace("/boot/vmlinuz\n", "/boot/vmlinuz-0\n").replace("/boot/initrd.img\n", "/boot/initrd-0.img\n"));
+        std::fs::write(root.join(SYSLINUX_CFG), one.0).unwrap();
+        std::fs::write(root.join(SDBOOT_ENTRY), one.1).unwrap();
+        std::fs::write(root.join("boot/vmlinuz-0"), b"kernel one").unwrap();
+        std::fs::write(root.join("boot/initrd-0.img"), b"initrd one").unwrap();
+        for (n, b) in [("squashfs.img", &b"image two"[..]), ("vmlinuz", b"kernel two"), ("initrd.img", b"initrd two")] {
+            std::fs::write(root.join("LiveOS").join(n), b).unwrap();
+        }
+        let sums = format!(
+            "{}  squashfs.img\n{}  vmlinuz\n{}  initrd.img\n",
+            crate::digest::hex(&sha(b"image two")),
+            crate::digest::hex(&sha(b"kernel two")),
+            crate::digest::hex(&sha(b"initrd two"))
+        );
+        std::fs::write(root.join("LiveOS/SHA256SUMS"), sums).unwrap();
+    }
+
+    #[test]
+    fn a_power_cut_never_leaves_an_entry_naming_two_releases_files() {
+        // Before, `vmlinuz-0` was rewritten in place under the entries: a cut between it and
+        // `initrd-0.img` left them naming release two's kernel and release one's initramfs.
+        let root = std::env::temp_dir().join(format!("liveroot-loader-cut-{}", std::process::id()));
+        let release = |k: &[u8], i: &[u8]| matches!((k, i), (b"kernel one", b"initrd one") | (b"kernel two", b"initrd two"));
+        let mut whole = None;
+        for cut in 0.. {
+            two_releases_of_one_version(&root);
+            let mut io = Counting::new(&root, false);
+            io.cut = Some(cut);
+            let r = adopt(&root, "LiveOS/squashfs.img", &sha(b"image two"), None, &mut io);
+            for e in [SYSLINUX_CFG, SDBOOT_ENTRY] {
+                let (k, i) = named(&std::fs::read_to_string(root.join(e)).unwrap());
+                let read = |n: Option<String>| std::fs::read(root.join(n.unwrap_or_default().trim_start_matches('/'))).unwrap_or_default();
+                assert!(release(&read(k.clone()), &read(i.clone())), "cut at write {cut}: {e} names {k:?} and {i:?}, not one release's");
+            }
+            if r.is_ok() {
+                whole = Some(cut);
+                break;
+            }
+        }
+        assert!(whole.is_some_and(|n| n > 4), "{whole:?}");
+        let t = std::fs::read_to_string(root.join(SYSLINUX_CFG)).unwrap();
+        let (k, _) = named(&t);
+        assert!(k.is_some_and(|k| k.starts_with("/boot/vmlinuz-0-")), "{t}");
+        assert!(!root.join("boot/vmlinuz-0").exists(), "release one's files go once no entry names them");
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -191,8 +191,22 @@ impl Io for Faulty {
         self.tick()?;
         Faulty::ctx(std::fs::rename(from, to), to)
     }
-    fn copy(&mut self, from: &Path, to: &Path, _: bool, _: bool) -> Result<()> {
-        self.write_small(to, &Faulty::ctx(std::fs::read(from), from)?)
+    /// tmpfs renames over a name atomically; FAT does not, and is not modelled here: the entry
+    /// files' one-cluster argument (src/loader.rs) is the QEMU flush-point scenario's business.
+    fn replace(&mut self, from: &Path, to: &Path) -> Result<()> {
+        self.tick()?;
+        Faulty::ctx(std::fs::rename(from, to), to)
+    }
+    fn create_dir(&mut self, p: &Path) -> Result<()> {
+        self.tick()?;
+        Faulty::ctx(std::fs::create_dir_all(p), p)
+    }
+    fn copy(&mut self, from: &Path, to: &Path, _: bool, _: bool, want: Option<&[u8; 32]>) -> Result<()> {
+        let data = Faulty::ctx(std::fs::read(from), from)?;
+        if want.is_some_and(|w| *w != crate::pairs::file_sha256(from, None).unwrap_or_default()) {
+            return Err(Error::verify(from.display().to_string(), "checksum mismatch with the signed manifest"));
+        }
+        self.write_small(to, &data)
     }
     fn write_small(&mut self, p: &Path, data: &[u8]) -> Result<()> {
         use std::io::Write;

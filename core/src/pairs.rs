@@ -299,7 +299,8 @@ pub fn check_boot_files(p: &Files, t: &Trusted) -> Result<()> {
     Ok(())
 }
 
-fn file_sha256(p: &Path, progress: Option<&mut Progress>) -> std::io::Result<[u8; 32]> {
+/// The SHA-256 of the file at `p`, read whole.
+pub fn file_sha256(p: &Path, progress: Option<&mut Progress>) -> std::io::Result<[u8; 32]> {
     let f = File::open(p)?;
     let mut h = Hasher::new(false);
     hash_file(&f, &mut h, progress)?;

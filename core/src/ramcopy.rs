@@ -65,18 +65,37 @@ pub fn copy_hashed(src: &Path, dest: &Path) -> Result<Digests> {
     let mut input = File::open(src).ctx(&s)?;
     let mut out = File::create(dest).ctx(&d)?;
     let mut h = Hasher::new(false);
-    let mut buf = vec![0u8; BLOCK];
+    copy_through(&mut input, &mut out, &mut vec![0u8; BLOCK], Some(&mut h), (&s, &d), &mut |_| {})?;
+    out.flush().ctx(&d)?;
+    Ok(h.finish())
+}
+
+/// Copy `input` to `out` through `buf`, feeding `h` (when given) the very bytes that are
+/// written: a digest of what was read before or after could differ from what landed. `done`
+/// hears the bytes copied so far; `labels` name the two ends in errors. The bytes copied.
+pub fn copy_through(
+    input: &mut impl Read,
+    out: &mut impl Write,
+    buf: &mut [u8],
+    mut h: Option<&mut Hasher>,
+    labels: (&str, &str),
+    done: &mut dyn FnMut(u64),
+) -> Result<u64> {
+    let mut total = 0u64;
     loop {
-        let n = match input.read(&mut buf) {
+        let n = match input.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(&s, &e)),
+            Err(e) => return Err(Error::io(labels.0, &e)),
         };
         let chunk = buf.get(..n).unwrap_or_default();
-        out.write_all(chunk).ctx(&d)?;
-        h.update(chunk);
+        out.write_all(chunk).ctx(labels.1)?;
+        if let Some(h) = h.as_deref_mut() {
+            h.update(chunk);
+        }
+        total = total.saturating_add(n as u64);
+        done(total);
     }
-    out.flush().ctx(&d)?;
-    Ok(h.finish())
+    Ok(total)
 }
