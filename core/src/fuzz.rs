@@ -49,6 +49,7 @@ pub const TARGETS: &[Target] = &[
     t("zidx", run_zidx, seeds_zidx),
     t("multipart", run_multipart, seeds_multipart),
     t("mountinfo", run_mountinfo, seeds_mountinfo),
+    t("loader-entries", run_loader_entries, seeds_loader_entries),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -351,6 +352,38 @@ fn seeds_mountinfo() -> Vec<Vec<u8>> {
     let mut odd = b"36 35 98:0 / /mnt/odd\\351\\040dir rw,noatime master:1 - ext4 /dev/vda1 rw\n".to_vec();
     odd.extend_from_slice(b"37 35 0:5 / /run/x\xe9 ro shared:2 - tmpfs tmpfs ro,size=1k\n");
     vec![b"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n25 22 0:21 / /run rw,nosuid - tmpfs tmpfs rw,mode=755\n".to_vec(), odd]
+}
+
+/// A loader entry file (syslinux.cfg, a systemd-boot entry): what it names, and the file
+/// renamed to another release's files (mark-good), which must name exactly those, change no line
+/// but the ones `named` reads as kernel or initramfs lines, and stay as it is when renamed again.
+fn run_loader_entries(d: &[u8]) -> bool {
+    use crate::loader::{named, renamed};
+    let cfg = text(d);
+    let (k, i) = named(&cfg);
+    let (nk, ni) = ("/boot/vmlinuz-7", "/boot/initrd-7.img");
+    let out = renamed(&cfg, nk, ni);
+    let (ak, ai) = named(&out);
+    assert!(ak.as_deref().is_none_or(|a| a == nk) && (k.is_none() || ak.is_some()), "kernel {k:?} renamed to {ak:?}");
+    assert!(ai.as_deref().is_none_or(|a| a == ni) && (i.is_none() || ai.is_some()), "initrd {i:?} renamed to {ai:?}");
+    let (before, after): (Vec<&str>, Vec<&str>) = (cfg.split_inclusive('\n').collect(), out.split_inclusive('\n').collect());
+    assert_eq!(before.len(), after.len(), "lines added or lost");
+    for (a, b) in before.iter().zip(&after) {
+        let key = a.split_ascii_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        assert!(a == b || ["kernel", "linux", "initrd"].contains(&key.as_str()), "{a:?} became {b:?}");
+    }
+    assert_eq!(renamed(&out, nk, ni), out, "renaming twice changed it again");
+    k.is_some() && i.is_some()
+}
+
+fn seeds_loader_entries() -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = crate::install::configs("liveroot", "root=live:LABEL=LIVE quiet initrd=\\x", Some("0 115200"))
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    out.push(b"title liveroot\r\nlinux /boot/vmlinuz-3\r\ninitrd /boot/initrd-3.img\r\noptions quiet\r\n".to_vec());
+    out.push(b"DEFAULT a\nLABEL a\n\tLINUX /a\n\tINITRD /a.img\nLABEL b\n  kernel /b\n  initrd /b.img\n# KERNEL /c\ninitrd".to_vec());
+    out
 }
 
 fn run_state(d: &[u8]) -> bool {

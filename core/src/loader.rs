@@ -62,8 +62,10 @@ pub fn renamed(cfg: &str, kernel: &str, initrd: &str) -> String {
     for line in cfg.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);
         let ending = &line[body.len()..];
-        let indent_len = body.len() - body.trim_start().len();
-        let (indent, rest) = body.split_at(indent_len);
+        // ASCII whitespace only, as `named` splits words: a line it does not read as a kernel
+        // line (indented with a vertical tab, say) is not rewritten as one either.
+        let rest = body.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let (indent, rest) = body.split_at(body.len() - rest.len());
         let key = rest.split_ascii_whitespace().next().unwrap_or("");
         let with = match key.to_ascii_lowercase().as_str() {
             "kernel" | "linux" => Some(kernel),
