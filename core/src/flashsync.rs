@@ -325,10 +325,16 @@ pub fn sync(job: &Job, src: &Source, io: &mut dyn Io) -> Result<bool> {
     // Room: the new pair beside the keeper; everything else goes.
     // A keeper half-way through its move to `.old` owns files under the primary names.
     let kept: Vec<PathBuf> = keep_sfx.map(|k| pair(k).resolved().to_vec()).unwrap_or_default();
-    let doomed: Vec<PathBuf> = present
+    // Every doomed pair's manifest goes first: from the first deletion on none of them verifies.
+    // A pair caught half-way through its move from `.new` has its manifest under `.new` and its
+    // other files under the primary's names; deleted pair by pair, a cut or a failed deletion
+    // left it verifying without its kernel or initramfs (or hash tree), which a boot that
+    // reached it would then start (the model check found it).
+    let gone: Vec<Pair> = present.iter().filter(|s| Some(**s) != keep_sfx).map(|s| pair(s)).collect();
+    let doomed: Vec<PathBuf> = gone
         .iter()
-        .filter(|s| Some(**s) != keep_sfx)
-        .flat_map(|s| pair(s).files())
+        .map(|p| p.manifest())
+        .chain(gone.iter().flat_map(|p| p.files().into_iter().skip(1)))
         .filter(|p| p.exists() && !kept.contains(p))
         .collect();
     if let Some(k) = keep_sfx {
