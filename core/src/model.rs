@@ -3,21 +3,26 @@
 //! operation done whole, or failed at one of its steps, or cut (the power lost) at one of them,
 //! every state reached checked.
 //!
-//! A state is the medium's `LiveOS/` (real signed pairs, made with minisign, and the real trial
-//! file), what runs, and the version the server offers next. The operations are the real code on
+//! A state is the medium's files (`LiveOS/`: real signed pairs, made with minisign, and the real
+//! trial file; the loader's `boot/` and its two entry files), what runs, and the version the
+//! server offers next. The operations are the real code on
 //! a file medium: syncflash's rotation ([`flashsync::sync`], its writes through a fault-injecting
 //! [`Io`]), /init's choice of what boots ([`boot`]: select-image, the trial take, the fetch of a
-//! newer image, as initramfs-skel/init does them), `liveinit mark-good` ([`trial::mark_good`]).
+//! newer image, as initramfs-skel/init does them), `liveinit mark-good` ([`trial::mark_good`],
+//! then [`loader::adopt`] for a release that runs on its own kernel, as the applet does).
 //! A crash or a hang of what runs is the next power-on coming before mark-good: the search
 //! covers it by booting again from any state.
 //!
 //! Each state reached must hold a pair that verifies, has not failed its trial and is at or
 //! above the floor ([`safe`]), and from it, with every image on trial crashing, /init must come
 //! to an image known to work (marked good, or any image while no record exists) within tries+2
-//! power-ons, never to the rescue shell ([`live`]).
+//! power-ons, never to the rescue shell ([`live`]). The loader's entries each name one release's
+//! kernel and initramfs, both there, and a pair /init may boot that brings its own has them whole
+//! (its kexec reads them) ([`safe`]).
 
 use crate::error::{Error, Result};
 use crate::flashsync::{self, Io, Job, Source};
+use crate::loader;
 use crate::pairs::{self, Files, Pair, SUFFIXES};
 use crate::select::{self, Check, Options};
 use crate::trial::{self, Boot, Ident, Record, Standing, Start};
@@ -30,6 +35,27 @@ const NAME: &str = "squashfs.img";
 const TRIES: u8 = 2;
 /// Versions the server can offer: v1 is on the medium at the start.
 const TOP: u64 = 5;
+/// The kernel and initramfs the flash was made with (the loader's at the start).
+const FLASH_BOOT: (&[u8], &[u8]) = (b"kernel of the flash", b"initrd of the flash");
+
+/// Releases that bring their own kernel and initramfs (listed in their signed manifest): v2
+/// only, which the loader switches to from the flash's files (the switch from one release's
+/// files to another's is loader.rs's test, cut at every write). Each more version with its own
+/// kernel costs the search much: at depth 6, none 11549 states in 166 s; v2 and v4 32590 in
+/// 392 s; v2 and v3 (a second switch within reach) 43633 in 598 s; all of 2..=5 47647 in 666 s.
+fn has_boot(v: u64) -> bool {
+    v == 2
+}
+
+fn boot_files(v: u64) -> (Vec<u8>, Vec<u8>) {
+    (format!("kernel v{v}").into_bytes(), format!("initrd v{v}").into_bytes())
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut h = crate::digest::Hasher::new(false);
+    h.update(data);
+    h.finish().sha256
+}
 
 /// Signed pairs v1..=TOP, made once: (public key, directory of vN/).
 struct Fixtures {
@@ -50,10 +76,15 @@ fn fixtures() -> &'static Fixtures {
             let d = dir.join(format!("v{v}"));
             std::fs::create_dir_all(&d).expect("vN dir");
             let img: Vec<u8> = (0..4096u32).map(|i| (i as u8).wrapping_mul(7).wrapping_add(v as u8)).collect();
-            let mut h = crate::digest::Hasher::new(false);
-            h.update(&img);
             std::fs::write(d.join(NAME), &img).expect("image");
-            std::fs::write(d.join("SHA256SUMS"), format!("{}  {NAME}\n", crate::digest::hex(&h.finish().sha256))).expect("sums");
+            let mut sums = format!("{}  {NAME}\n", crate::digest::hex(&sha256(&img)));
+            if has_boot(v) {
+                let (k, i) = boot_files(v);
+                std::fs::write(d.join("vmlinuz"), &k).expect("kernel");
+                std::fs::write(d.join("initrd.img"), &i).expect("initrd");
+                sums.push_str(&format!("{}  vmlinuz\n{}  initrd.img\n", crate::digest::hex(&sha256(&k)), crate::digest::hex(&sha256(&i))));
+            }
+            std::fs::write(d.join("SHA256SUMS"), sums).expect("sums");
             let o = Command::new("minisign")
                 .args(["-S", "-W", "-s"])
                 .arg(&s)
@@ -100,15 +131,22 @@ enum Run {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct St {
+    /// By path on the medium (`LiveOS/squashfs.img`, `boot/vmlinuz`).
     files: BTreeMap<String, Vec<u8>>,
     run: Run,
+    /// What runs, runs on its own kernel (the state's `kernel=own`): a medium pair that brings
+    /// one, booted through the loader or a kexec. A fetched image runs on the loader's: it is
+    /// above every version on the medium, so above the loader's too.
+    own: bool,
     /// The version the server offers next (or a publisher hands to syncflash).
     next: u64,
 }
 
-/// A medium directory to run the operations in, on tmpfs when there is one, and what it holds
-/// (so that loading the next state writes only what differs).
+/// A medium to run the operations in, on tmpfs when there is one, and what it holds (so that
+/// loading the next state writes only what differs). Its directories are made once and stay.
 struct Scratch(PathBuf, std::cell::RefCell<BTreeMap<String, Vec<u8>>>);
+
+const DIRS: [&str; 4] = ["LiveOS", "boot/syslinux", "loader/entries", "boot"];
 
 impl Scratch {
     fn new() -> Scratch {
@@ -117,8 +155,14 @@ impl Scratch {
         let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
         let d = base.join(format!("liveroot-model-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("scratch");
+        for sub in DIRS {
+            std::fs::create_dir_all(d.join(sub)).expect("scratch");
+        }
         Scratch(d, Default::default())
+    }
+    /// The pairs' directory.
+    fn dir(&self) -> PathBuf {
+        self.0.join("LiveOS")
     }
     fn load(&self, files: &BTreeMap<String, Vec<u8>>) {
         let mut on = self.1.borrow_mut();
@@ -134,15 +178,23 @@ impl Scratch {
         *on = files.clone();
     }
     fn save(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut m = BTreeMap::new();
-        for e in std::fs::read_dir(&self.0).expect("scratch").flatten() {
-            m.insert(e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("read state"));
+        fn walk(root: &Path, rel: &Path, m: &mut BTreeMap<String, Vec<u8>>) {
+            for e in std::fs::read_dir(root.join(rel)).expect("scratch").flatten() {
+                let r = rel.join(e.file_name());
+                if e.file_type().expect("file type").is_dir() {
+                    walk(root, &r, m);
+                } else {
+                    m.insert(r.to_string_lossy().into_owned(), std::fs::read(e.path()).expect("read state"));
+                }
+            }
         }
+        let mut m = BTreeMap::new();
+        walk(&self.0, Path::new(""), &mut m);
         *self.1.borrow_mut() = m.clone();
         m
     }
     fn trial_file(&self) -> PathBuf {
-        self.0.join(trial::FILE)
+        self.dir().join(trial::FILE)
     }
 }
 
@@ -203,7 +255,7 @@ impl Io for Faulty {
     }
     fn copy(&mut self, from: &Path, to: &Path, _: bool, _: bool, want: Option<&[u8; 32]>) -> Result<()> {
         let data = Faulty::ctx(std::fs::read(from), from)?;
-        if want.is_some_and(|w| *w != crate::pairs::file_sha256(from, None).unwrap_or_default()) {
+        if want.is_some_and(|w| *w != sha256(&data)) {
             return Err(Error::verify(from.display().to_string(), "checksum mismatch with the signed manifest"));
         }
         self.write_small(to, &data)
@@ -332,16 +384,18 @@ fn running_ident(run: &Run) -> Option<Ident> {
 fn apply(st: &St, op: Op, at: Option<usize>, cut: bool, sc: &Scratch) -> Option<(St, usize)> {
     let f = fixtures();
     sc.load(&st.files);
-    let dir = sc.0.as_path();
+    let dir = sc.dir();
+    let dir = dir.as_path();
     let mut io = Faulty::new(at, cut);
     let mut next = st.next;
+    let mut own = st.own;
     let run = match op {
         Op::Boot | Op::BootFetch => {
             let offer = (op == Op::BootFetch && st.next <= TOP).then_some(st.next);
             if op == Op::BootFetch && offer.is_none() {
                 return None;
             }
-            match boot(dir, offer, &mut io) {
+            let r = match boot(dir, offer, &mut io) {
                 Ok(r) => {
                     if let Run::Fetched(v) = r {
                         next = v + 1;
@@ -349,13 +403,21 @@ fn apply(st: &St, op: Op, at: Option<usize>, cut: bool, sc: &Scratch) -> Option<
                     r
                 }
                 Err(()) => Run::Off,
-            }
+            };
+            own = matches!(r, Run::Medium(_, v) if has_boot(v));
+            r
         }
         Op::MarkGood => {
             let id = running_ident(&st.run)?;
             let file = sc.trial_file();
             if file.exists() && trial::mark_good(record(dir).as_ref(), &id).0.is_some() {
                 let _ = io.trial_update(&file, &|c| trial::mark_good(c, &id).0);
+            }
+            // loader::adopt_running: a release on its own kernel whose record says good; a
+            // failure is a warning there (the release still boots, through a kexec).
+            let good = record(dir).is_some_and(|r| r.image == id && r.status == trial::Status::Good);
+            if own && good && !io.dead {
+                let _ = loader::adopt(&sc.0, &format!("LiveOS/{NAME}"), &id.sha256, Some(&f.key), &mut io);
             }
             if io.dead { Run::Off } else { st.run.clone() }
         }
@@ -385,6 +447,7 @@ fn apply(st: &St, op: Op, at: Option<usize>, cut: bool, sc: &Scratch) -> Option<
                 Run::Off
             } else {
                 match (&r, &st.run) {
+                    // Still on the kernel it was fetched under.
                     (Ok(true), Run::Fetched(v)) => Run::Medium("primary".into(), *v),
                     (Ok(true), Run::Medium(p, w)) => {
                         next = v + 1;
@@ -395,33 +458,77 @@ fn apply(st: &St, op: Op, at: Option<usize>, cut: bool, sc: &Scratch) -> Option<
             }
         }
     };
-    Some((St { files: sc.save(), run, next }, io.n))
+    if matches!(run, Run::Off | Run::Rescue) {
+        own = false;
+    }
+    Some((St { files: sc.save(), run, next, own }, io.n))
 }
 
-/// A pair that verifies, has not failed and is at or above the floor is on the medium.
-fn safe(dir: &Path) -> std::result::Result<(), String> {
+/// On the medium at `root`: a pair that verifies, has not failed and is at or above the floor;
+/// each loader entry names one release's kernel and initramfs, both there; and each pair /init
+/// may boot that brings its own kernel has it whole (a kexec starts it).
+fn safe(root: &Path) -> std::result::Result<(), String> {
     let f = fixtures();
-    let rec = record(dir);
+    let dir = root.join("LiveOS");
+    let rec = record(&dir);
     let floor = rec.as_ref().map_or(0, |r| r.floor);
+    let mut kept = false;
     for sfx in SUFFIXES {
-        let p = Pair::new(dir, NAME, sfx);
+        let p = Pair::new(&dir, NAME, sfx);
         let Ok(t) = pairs::check_manifest(&p, Some(&f.key)) else { continue };
         if pairs::check_image(&p, &t, None).is_err() {
             continue;
         }
         let id = Ident { version: t.version.unwrap_or(0), sha256: t.sha256 };
-        if id.version >= floor && trial::standing(rec.as_ref(), &id) != Standing::Failed {
-            return Ok(());
+        // select boots any pair that verifies and is at or above the floor (the ones before it
+        // skipped as fallbacks): its boot files must be whole then.
+        if id.version >= floor {
+            if let Err(e) = pairs::check_boot_files(&p.paths(), &t) {
+                return Err(format!("the {} pair (v{}) may boot, but its own kernel is not whole: {e}", p.label(), id.version));
+            }
+        }
+        kept |= id.version >= floor && trial::standing(rec.as_ref(), &id) != Standing::Failed;
+    }
+    if !kept {
+        return Err(format!("no verified pair that has not failed at or above floor {floor}"));
+    }
+    entries_whole(root)
+}
+
+/// Whose kernel and initramfs these are: the flash's, or release N's.
+fn release_of(k: &[u8; 32], i: &[u8; 32]) -> Option<String> {
+    if (*k, *i) == (sha256(FLASH_BOOT.0), sha256(FLASH_BOOT.1)) {
+        return Some("the flash's".into());
+    }
+    (1..=TOP).filter(|v| has_boot(*v)).find_map(|v| {
+        let (bk, bi) = boot_files(v);
+        ((*k, *i) == (sha256(&bk), sha256(&bi))).then(|| format!("v{v}'s"))
+    })
+}
+
+/// Each entry file there names a kernel and an initramfs that are there and belong to one
+/// release together.
+fn entries_whole(root: &Path) -> std::result::Result<(), String> {
+    for e in [loader::SYSLINUX_CFG, loader::SDBOOT_ENTRY] {
+        let Ok(text) = std::fs::read_to_string(root.join(e)) else { continue };
+        let (Some(k), Some(i)) = loader::named(&text) else {
+            return Err(format!("{e} names no kernel or no initramfs:\n{text}"));
+        };
+        let digest = |n: &str| std::fs::read(root.join(n.trim_start_matches('/'))).map(|b| sha256(&b)).map_err(|_| format!("{e} names {n}, which is not there"));
+        let (dk, di) = (digest(&k)?, digest(&i)?);
+        if release_of(&dk, &di).is_none() {
+            return Err(format!("{e} names {k} and {i}, which are not one release's kernel and initramfs"));
         }
     }
-    Err(format!("no verified pair that has not failed at or above floor {floor}"))
+    Ok(())
 }
 
 /// With every image on trial crashing, /init reaches an image known to work within tries+2
 /// power-ons.
 fn live(files: &BTreeMap<String, Vec<u8>>, sc: &Scratch) -> std::result::Result<(), String> {
     sc.load(files);
-    let dir = sc.0.as_path();
+    let dir = sc.dir();
+    let dir = dir.as_path();
     for n in 1..=(TRIES as usize + 2) {
         let rec = record(dir);
         match boot(dir, None, &mut Faulty::new(None, false)) {
@@ -442,12 +549,17 @@ fn live(files: &BTreeMap<String, Vec<u8>>, sc: &Scratch) -> std::result::Result<
 fn describe(files: &BTreeMap<String, Vec<u8>>) -> String {
     let mut s = String::new();
     for (n, b) in files {
-        if n == trial::FILE {
+        let base = n.rsplit('/').next().unwrap_or(n);
+        if base == trial::FILE {
             let c = trial::choose([b.get(..trial::SLOT).unwrap_or(&[]), b.get(trial::SLOT..).unwrap_or(&[])]);
             s.push_str(&format!("{n}: {:?}\n", c.record.map(|r| (r.status, r.image.version, r.tries_left, r.failed_version, r.floor))));
-        } else if n.starts_with(NAME) {
+        } else if base.starts_with(NAME) {
             let v = (1..=TOP).find(|v| std::fs::read(source_files(*v).image).ok().as_deref() == Some(b));
             s.push_str(&format!("{n}: v{}\n", v.unwrap_or(0)));
+        } else if n == loader::SYSLINUX_CFG || n == loader::SDBOOT_ENTRY {
+            s.push_str(&format!("{n}: {:?}\n", loader::named(&String::from_utf8_lossy(b))));
+        } else if b.len() < 32 && b.is_ascii() {
+            s.push_str(&format!("{n}: {:?}\n", String::from_utf8_lossy(b)));
         } else {
             s.push_str(&format!("{n}: {} bytes\n", b.len()));
         }
@@ -500,17 +612,24 @@ fn explore(start: St, depth: usize) -> (usize, usize) {
     (seen.len(), transitions)
 }
 
-/// The medium `make flash` makes: v1 and an empty trial file; and one made with stock tools
-/// (no trial file).
+/// The medium `make flash` makes: v1, an empty trial file, the flash's kernel and initramfs in
+/// `boot/` and the loader's entries naming them; and one made with stock tools (no trial file).
 fn first_states() -> Vec<St> {
     let sc = Scratch::new();
     let src = source_files(1);
     for (from, to) in [(&src.image, NAME), (&src.manifest, "SHA256SUMS"), (&src.sig, "SHA256SUMS.minisig")] {
-        std::fs::copy(from, sc.0.join(to)).expect("v1");
+        std::fs::copy(from, sc.dir().join(to)).expect("v1");
     }
-    let bare = St { files: sc.save(), run: Run::Off, next: 2 };
+    std::fs::write(sc.0.join(crate::install::KERNEL), FLASH_BOOT.0).expect("kernel");
+    std::fs::write(sc.0.join(crate::install::INITRD), FLASH_BOOT.1).expect("initrd");
+    for (p, b) in crate::install::configs("liveroot", "root=live:LABEL=LIVE quiet", None) {
+        if p == loader::SYSLINUX_CFG || p == loader::SDBOOT_ENTRY {
+            std::fs::write(sc.0.join(p), b).expect("entry");
+        }
+    }
+    let bare = St { files: sc.save(), run: Run::Off, next: 2, own: false };
     trial::create(&sc.trial_file()).expect("trial file");
-    vec![St { files: sc.save(), run: Run::Off, next: 2 }, bare]
+    vec![St { files: sc.save(), run: Run::Off, next: 2, own: false }, bare]
 }
 
 #[test]
