@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! publish flash --from DIR --label LABEL --mbr-code FILE [--append ARGS] [--time UNIX]
-//!               [--size-mib N] OUT
+//!               [--size-mib N] [--uki PATH] OUT
+//! publish uki --stub FILE --linux FILE --initrd FILE --osrel FILE --label LABEL [--append ARGS] OUT
 //! publish comment --version N [--rollout PCT|START+DURATION] [--expires UNIX|+SECONDS]
 //! ```
 //! `flash` writes the flash image OUT (src/install.rs, `write_flash`): an MBR whose code is
@@ -12,7 +13,12 @@
 //! ARGS, written in name order with every timestamp at UNIX (default 0: 1980-01-01); the disk
 //! identifier and volume id come from UNIX too, so the same inputs give the same bytes. Without
 //! `--size-mib` the size leaves room for a second LiveOS. It prints the size, the label and the
-//! command line.
+//! command line. With `--uki PATH` (a file under DIR, e.g. /EFI/Linux/liveroot.efi) the
+//! systemd-boot entry starts that unified kernel image instead of the kernel and initramfs, with
+//! no command line of its own (the image carries it); syslinux's entry is unchanged.
+//! `uki` writes OUT: the EFI stub FILE (systemd's linuxx64.efi.stub) with the os-release, the
+//! flash's command line (as `flash` makes it from LABEL and ARGS), the initramfs and the kernel
+//! added as PE sections (core/src/pe.rs); the same inputs give the same bytes. Sign OUT next.
 //! `comment` prints the trusted comment for a release (src/rollout.rs, `TrustedComment`).
 //! Exit: 0 ok, 1 failure, 2 usage.
 
@@ -38,6 +44,7 @@ struct Args {
 #[argh(subcommand)]
 enum Cmd {
     Flash(FlashArgs),
+    Uki(UkiArgs),
     Comment(CommentArgs),
 }
 
@@ -65,6 +72,38 @@ struct FlashArgs {
     #[argh(option)]
     /// the image size (default: room for the files and a second LiveOS, at least 64)
     size_mib: Option<u64>,
+    #[argh(option)]
+    /// a unified kernel image under DIR (/EFI/Linux/NAME.efi) the systemd-boot entry starts
+    uki: Option<String>,
+    #[argh(positional)]
+    /// the image to write
+    out: String,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "uki")]
+/// Write a unified kernel image: the EFI stub with .osrel, .cmdline (the flash's command line
+/// for LABEL and ARGS), .initrd and .linux added as sections. Sign it afterwards (sbsign).
+/// Example: publish uki --stub linuxx64.efi.stub --linux vmlinuz --initrd initrd.img --osrel os-release --label LIVE liveroot.efi
+struct UkiArgs {
+    #[argh(option)]
+    /// systemd's EFI stub (linuxx64.efi.stub)
+    stub: String,
+    #[argh(option)]
+    /// the kernel (bzImage with its EFI stub)
+    linux: String,
+    #[argh(option)]
+    /// the initramfs
+    initrd: String,
+    #[argh(option)]
+    /// the os-release text for .osrel
+    osrel: String,
+    #[argh(option)]
+    /// FAT label, what root=live:LABEL= names
+    label: String,
+    #[argh(option, default = "String::new()")]
+    /// appended last to the command line
+    append: String,
     #[argh(positional)]
     /// the image to write
     out: String,
@@ -91,6 +130,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     let args: Args = crate::cli::parse(argv, "")?;
     match args.cmd {
         Cmd::Flash(a) => flash(&a),
+        Cmd::Uki(a) => uki(&a),
         Cmd::Comment(a) => comment(&a),
     }
 }
@@ -119,12 +159,31 @@ fn comment(a: &CommentArgs) -> Result<()> {
     Ok(())
 }
 
-fn flash(a: &FlashArgs) -> Result<()> {
-    // The boot matches the label exactly and FAT stores it upper case: only what survives both.
-    let l = &a.label;
+/// The boot matches the label exactly and FAT stores it upper case: only what survives both.
+fn check_label(l: &str) -> Result<()> {
     if l.is_empty() || l.len() > 11 || !l.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
         return Err(Error::usage(format!("--label {l}: 1 to 11 of A-Z, 0-9, _ and -")));
     }
+    Ok(())
+}
+
+fn uki(a: &UkiArgs) -> Result<()> {
+    check_label(&a.label)?;
+    if a.append.contains(['\n', '\r']) {
+        return Err(Error::usage("--append: must be one line"));
+    }
+    let read = |p: &str| std::fs::read(osarg::path(p)).ctx(p);
+    let (stub, linux, initrd, osrel) = (read(&a.stub)?, read(&a.linux)?, read(&a.initrd)?, read(&a.osrel)?);
+    let cmdline = install::flash_cmdline(&a.label, &a.append);
+    let img = crate::pe::uki(&stub, &osrel, cmdline.as_bytes(), &linux, &initrd).map_err(|r| Error::new(&a.stub, r))?;
+    std::fs::write(osarg::path(&a.out), &img).ctx(&a.out)?;
+    let _ = std::io::stdout().write_all(format!("{} bytes, cmdline: {cmdline}\n", img.len()).as_bytes());
+    Ok(())
+}
+
+fn flash(a: &FlashArgs) -> Result<()> {
+    let l = &a.label;
+    check_label(l)?;
     let code = std::fs::read(osarg::path(&a.mbr_code)).ctx(&a.mbr_code)?;
     let mut mbr_code = [0u8; 440];
     let n = code.len().min(440);
@@ -136,7 +195,16 @@ fn flash(a: &FlashArgs) -> Result<()> {
     let from = osarg::path(&a.from);
     collect(&from, "", &mut files)?;
     let cmdline = install::flash_cmdline(l, &a.append);
-    for (path, data) in install::flash_configs(&cmdline) {
+    let configs = match &a.uki {
+        None => install::flash_configs(&cmdline),
+        Some(u) => {
+            if !files.iter().any(|(p, _)| p == u) {
+                return Err(Error::new(from.join(u.trim_start_matches('/')).display().to_string(), "missing (--uki names a file of the tree)"));
+            }
+            install::flash_configs_uki(&cmdline, u)
+        }
+    };
+    for (path, data) in configs {
         if files.iter().any(|(p, _)| p.eq_ignore_ascii_case(&path)) {
             return Err(Error::new(from.join(path.trim_start_matches('/')).display().to_string(), "is written here; remove it from the tree"));
         }

@@ -246,6 +246,20 @@ pub fn flash_configs(cmdline: &str) -> Vec<(String, Vec<u8>)> {
     configs("liveroot", cmdline, Some("0 115200")).into_iter().map(|(p, d)| (format!("/{p}"), d)).collect()
 }
 
+/// [`flash_configs`] for a Secure Boot flash: syslinux's entry as it is (BIOS checks nothing),
+/// and the systemd-boot entry starting the signed unified kernel image `uki` (an absolute path
+/// on the FAT), which carries `cmdline` itself: the entry has no `options` line, and under
+/// Secure Boot systemd's stub ignores any it were given.
+pub fn flash_configs_uki(cmdline: &str, uki: &str) -> Vec<(String, Vec<u8>)> {
+    let mut c = flash_configs(cmdline);
+    for (p, d) in &mut c {
+        if p.trim_start_matches('/') == crate::loader::SDBOOT_ENTRY {
+            *d = format!("# Written by liveroot. The command line is the image's own (signed).\ntitle liveroot\nefi {uki}\n").into_bytes();
+        }
+    }
+    c
+}
+
 /// One MBR partition entry.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Part {
@@ -597,6 +611,23 @@ mod tests {
         assert!(std::fs::read_to_string(root.join(INSTALLED_CONF)).unwrap().contains("\nboot_uuid=ABCD-0123\n"));
         assert_eq!(fat_uuid(0x1a2b_3c4d), "1A2B-3C4D");
         let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_secure_boot_entry_starts_the_image() {
+        let c = flash_configs_uki("root=live:LABEL=LIVE x", "/EFI/Linux/liveroot.efi");
+        let plain = flash_configs("root=live:LABEL=LIVE x");
+        assert_eq!(c.len(), plain.len());
+        for ((p, d), (q, e)) in c.iter().zip(&plain) {
+            assert_eq!(p, q);
+            if p == "/loader/entries/liveroot.conf" {
+                let t = String::from_utf8(d.clone()).unwrap();
+                assert!(t.lines().any(|l| l == "efi /EFI/Linux/liveroot.efi"), "{t}");
+                assert!(!t.contains("options") && !t.contains("linux ") && !t.contains("initrd"), "{t}");
+            } else {
+                assert_eq!(d, e, "{p}");
+            }
+        }
     }
 
     #[test]
