@@ -15,7 +15,7 @@ APT_PKGS := busybox-static squashfs-tools e2fsprogs dosfstools mtools cpio minis
 	qemu-system-x86 socat mdadm dmsetup openssl util-linux coreutils curl python3 time \
 	kmod mount fdisk util-linux-extra xorriso gcc libc6-dev cryptsetup-bin \
 	syslinux syslinux-common systemd-boot-efi ovmf initramfs-tools strace \
-	fakeroot zstd xz-utils
+	fakeroot zstd xz-utils sbsigntool faketime
 
 .PHONY: all deps build test test-all unit qemu-test fuzz bench size kernel initramfs stock-initramfs image flash sign release demo run install deb clean
 all: $(BUILD)/liveroot
@@ -117,6 +117,8 @@ flash: export LABEL := $(LABEL)
 flash: export SIZE_MIB := $(SIZE_MIB)
 flash: export APPEND := $(APPEND)
 flash: export MIN_VERSION := $(MIN_VERSION)
+flash: export SB_KEY := $(SB_KEY)
+flash: export SB_CERT := $(SB_CERT)
 flash: export FLASH := $(FLASH)
 # A release (make release) brings its own kernel: the project's is fetched only for the others.
 flash: $(BUILD)/liveroot $(if $(wildcard $(SQUASHFS)/vmlinuz),,kernel)

@@ -14,6 +14,12 @@
 #          [vmlinuz initrd.img]                       a release's own, also copied to /boot
 #   /LiveOS/trial.state (8 KiB, no record: the boot's trial state, see core/src/trial.rs)
 # Both entries boot `root=live:LABEL=LABEL console=tty0 console=ttyS0,115200 APPEND`.
+# With SB_KEY and SB_CERT (Secure Boot, README "Secure Boot"), also:
+#   /EFI/Linux/liveroot.efi    unified kernel image: systemd's EFI stub with .osrel, .cmdline (the
+#                              line above), .initrd, .linux (liveroot publish uki), signed
+#   /EFI/BOOT/BOOTX64.EFI      systemd-boot, signed; its entry starts liveroot.efi, whose command
+#                              line is its own: one edited on the FAT is ignored under Secure Boot
+# and syslinux (BIOS) still boots /boot/vmlinuz and /boot/initrd.img as before.
 #
 # Environment:
 #   SQUASHFS=DIR   squashfs.img + SHA256SUMS (+ SHA256SUMS.minisig, sidecars); empty: the sample
@@ -50,6 +56,10 @@ initrd=${INITRD:-}
 mbr=/usr/lib/syslinux/mbr/mbr.bin
 ldlinux_c32=/usr/lib/syslinux/modules/bios/ldlinux.c32
 sdboot=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
+efistub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
+sb_key=${SB_KEY:-}
+sb_cert=${SB_CERT:-}
+uki=/EFI/Linux/liveroot.efi
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=$epoch
 liveroot=$build/liveroot
 
@@ -70,6 +80,23 @@ for f in "$kernel_file" "$mbr" "$ldlinux_c32" "$sdboot" "$liveroot"; do
 	[[ -r $f ]] || die "$f: missing (make deps installs syslinux, systemd-boot-efi; make kernel build)"
 done
 [[ -z $initrd || -r $initrd ]] || die "$initrd: cannot read (INITRD)"
+# Secure Boot: the pair checked now (sbsign would prompt for an encrypted key's password).
+[[ -n $sb_key || -z $sb_cert ]] || die "SB_CERT=$sb_cert: SB_KEY missing (give both or neither)"
+[[ -z $sb_key || -n $sb_cert ]] || die "SB_KEY=$sb_key: SB_CERT missing (give both or neither)"
+if [[ -n $sb_key ]]; then
+	[[ -r $efistub ]] || die "$efistub: missing (make deps installs systemd-boot-efi)"
+	for t in sbsign faketime openssl; do
+		command -v $t >/dev/null || die "$t: missing (make deps installs sbsigntool, faketime, openssl)"
+	done
+	[[ -r $sb_key ]] || die "$sb_key: cannot read (SB_KEY)"
+	[[ -r $sb_cert ]] || die "$sb_cert: cannot read (SB_CERT)"
+	grep -q ENCRYPTED "$sb_key" && die "$sb_key: encrypted (SB_KEY must be an unencrypted PEM key: openssl pkey -in KEY -out PLAIN)"
+	keypub=$(openssl pkey -in "$sb_key" -passin pass: -pubout 2>/dev/null) ||
+		die "$sb_key: not a PEM private key (SB_KEY)"
+	certpub=$(openssl x509 -in "$sb_cert" -noout -pubkey 2>/dev/null) ||
+		die "$sb_cert: not a PEM certificate (SB_CERT)"
+	[[ $keypub == "$certpub" ]] || die "$sb_key: not the key of $sb_cert (SB_KEY and SB_CERT must be one pair)"
+fi
 if [[ -n $dir ]]; then
 	[[ -d $dir ]] || die "$dir: not a directory (SQUASHFS)"
 	[[ -f $dir/squashfs.img ]] || die "$dir: no squashfs.img (SQUASHFS=DIR holds squashfs.img and SHA256SUMS)"
@@ -136,6 +163,7 @@ inputs=$( {
 	[[ -z $release ]] && sha256sum "$kdir/vmlinuz" "$kdir/kver"
 	[[ -n $pubkey ]] && sha256sum <"$pubkey"
 	[[ -n $initrd ]] && sha256sum <"$initrd"
+	[[ -n $sb_key ]] && sha256sum "$efistub" "$sb_key" "$sb_cert"
 	sha256sum <"$liveroot"
 	[[ -z $initrd && -z $release ]] && (cd "$top/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 	true
@@ -171,15 +199,32 @@ fi
 cp "$mbr" "$stage/boot/syslinux/mbr.bin"
 cp "$ldlinux_c32" "$stage/boot/syslinux/ldlinux.c32"
 cp "$sdboot" "$stage/EFI/BOOT/BOOTX64.EFI"
+sb_args=()
+if [[ -n $sb_key ]]; then
+	# The signing time pinned (frozen, not ticking) so the same inputs sign to the same bytes.
+	sb_sign() {
+		TZ=UTC faketime "$(TZ=UTC date -d "@$epoch" '+%Y-%m-%d %H:%M:%S')" \
+			sbsign --key "$sb_key" --cert "$sb_cert" --output "$2" "$1" >"$tmp/sbsign.log" 2>&1 ||
+			die "$1: sbsign failed: $(tail -n 1 "$tmp/sbsign.log")"
+	}
+	printf 'NAME=liveroot\nID=liveroot\nPRETTY_NAME="liveroot (%s)"\n' "$label" >"$tmp/os-release"
+	"$liveroot" publish uki --stub "$efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
+		--osrel "$tmp/os-release" --label "$label" --append="$append" "$tmp/liveroot.efi" >/dev/null 2>"$tmp/uki.err" ||
+		die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
+	mkdir -p "$stage/EFI/Linux"
+	sb_sign "$tmp/liveroot.efi" "$stage$uki"
+	sb_sign "$sdboot" "$stage/EFI/BOOT/BOOTX64.EFI"
+	sb_args=(--uki "$uki")
+fi
 
 # --- the disk: the layout and the size are liveroot's (core/src/install.rs) ---
 img=$tmp/flash.img
 made=$("$liveroot" publish flash --from "$stage" --label "$label" --mbr-code "$mbr" --append="$append" \
-	--time "$epoch" ${size_mib:+--size-mib "$size_mib"} "$img" 2>"$tmp/publish.err") ||
+	--time "$epoch" ${size_mib:+--size-mib "$size_mib"} "${sb_args[@]}" "$img" 2>"$tmp/publish.err") ||
 	die "$src: $(sed -e 's/^publish: //' -e "s|^$img: ||" "$tmp/publish.err" | tail -n 1)${SIZE_MIB:+ (SIZE_MIB=$SIZE_MIB)}"
 # ldlinux.sys and the partition's boot code, as syslinux's installer writes them.
 syslinux --install --offset $((1 << 20)) --directory /boot/syslinux "$img" ||
 	die "$img: syslinux --install failed"
 mv -f "$img" "$out"
 echo "$inputs" >"$stamp"
-echo "flash: $out ($made)"
+echo "flash: $out ($made${sb_key:+; signed for Secure Boot: $uki})"
