@@ -89,6 +89,10 @@ make_tests_disk() {
 #                    bios: SeaBIOS (QEMU's default) boots the boot disk's MBR; APPEND is not used
 #                    uefi: OVMF (OVMF_CODE below, a fresh copy of OVMF_VARS per boot in RUNDIR)
 #                          boots the boot disk's \EFI\BOOT\BOOTX64.EFI; APPEND is not used
+#                    uefi-sb: the same with Secure Boot on and enforcing (q35 with SMM, the
+#                          pflash secure): OVMF_SB_CODE, a fresh copy of OVMF_SB_VARS per boot
+#                          (Debian's snakeoil pair: PK, KEK and db hold the certificate
+#                          SB_TEST_CERT, whose key SB_TEST_KEY has the password `snakeoil`)
 #   FLASH_BUS=virtio how the boot disk (the flash; boot_again's first DISK) is attached:
 #                    virtio (virtio-blk-pci), usb (qemu-xhci + usb-storage: a USB stick, the
 #                    only device on that controller, so the boot must load xhci_pci and
@@ -100,6 +104,10 @@ FIRMWARE=${FIRMWARE:-}
 FLASH_BUS=${FLASH_BUS:-virtio}
 OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd}
+OVMF_SB_CODE=${OVMF_SB_CODE:-/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd}
+OVMF_SB_VARS=${OVMF_SB_VARS:-/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd}
+SB_TEST_KEY=${SB_TEST_KEY:-/usr/share/ovmf/PkKek-1-snakeoil.key}
+SB_TEST_CERT=${SB_TEST_CERT:-/usr/share/ovmf/PkKek-1-snakeoil.pem}
 
 # boot_disk_args FILE ID [DRIVEOPTS]: QEMU arguments attaching FILE as the boot disk on FLASH_BUS
 # (device id ID, drive ID"drv").
@@ -128,7 +136,12 @@ qemu_args() {
 		cp "$OVMF_VARS" "$RUNDIR/ovmf-vars.fd"
 		QEMU_ARGS+=(-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
 			-drive "if=pflash,format=raw,file=$RUNDIR/ovmf-vars.fd") ;;
-	*) echo "FIRMWARE=$FIRMWARE: expected bios or uefi (or empty)" >&2; return 1 ;;
+	uefi-sb)
+		cp "$OVMF_SB_VARS" "$RUNDIR/ovmf-vars.fd"
+		QEMU_ARGS+=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
+			-drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_SB_CODE"
+			-drive "if=pflash,format=raw,unit=1,file=$RUNDIR/ovmf-vars.fd") ;;
+	*) echo "FIRMWARE=$FIRMWARE: expected bios, uefi or uefi-sb (or empty)" >&2; return 1 ;;
 	esac
 	if [[ -n $flash ]]; then
 		local a

@@ -25,8 +25,12 @@ verify() {
 	mkdir -p "$RUNDIR/empty"
 	# Also: an unsigned image with PUBKEY, and files that do not match SHA256SUMS (the boot would
 	# refuse both).
+	# Secure Boot: one of the pair only, a key that is not the certificate's, an encrypted key.
 	local -a cases=("SQUASHFS=$RUNDIR/empty" "LABEL=TOOLONGLABEL" "LABEL=li.ve" "SIZE_MIB=64 SQUASHFS=$RUNDIR/big"
-		"PUBKEY=$RUNDIR/key.pub SQUASHFS=$RUNDIR/big" "SQUASHFS=$RUNDIR/bad")
+		"PUBKEY=$RUNDIR/key.pub SQUASHFS=$RUNDIR/big" "SQUASHFS=$RUNDIR/bad"
+		"SB_KEY=$RUNDIR/other.key" "SB_CERT=$SB_TEST_CERT" "SB_KEY=$RUNDIR/other.key SB_CERT=$SB_TEST_CERT"
+		"SB_KEY=$SB_TEST_KEY SB_CERT=$SB_TEST_CERT")
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$RUNDIR/other.key" 2>/dev/null
 	mkdir -p "$RUNDIR/big" "$RUNDIR/bad"
 	head -c $((70 << 20)) /dev/zero >"$RUNDIR/big/squashfs.img"
 	(cd "$RUNDIR/big" && sha256sum squashfs.img >SHA256SUMS)
