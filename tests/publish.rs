@@ -50,3 +50,37 @@ fn flash_refusals() {
     let (code, err) = fails(&flash(&["--label", "LIVE", "--append", "a\nb"]));
     assert_eq!((code, err.as_str()), (2, "publish: --append: must be one line\n"));
 }
+
+#[test]
+fn uki_and_flash_uki() {
+    let t = TempDir::new("publish-uki");
+    for (n, d) in [("stub", &b"ELF not PE"[..]), ("vmlinuz", b"MZkernel"), ("initrd", b"cpio"), ("osrel", b"ID=liveroot\n")] {
+        std::fs::write(t.join(n), d).unwrap();
+    }
+    let p = |n: &str| t.path_str(n);
+    let (stub, k, i, o, out) = (p("stub"), p("vmlinuz"), p("initrd"), p("osrel"), p("uki.efi"));
+    let uki = |stub: &str| {
+        run_applet("publish", &["uki", "--stub", stub, "--linux", &k, "--initrd", &i, "--osrel", &o, "--label", "LIVE", "--append", "x=1", &out])
+    };
+    let (code, err) = fails(&uki(&stub));
+    assert_eq!((code, err.as_str()), (1, format!("publish: {stub}: not a PE image (no MZ signature)\n").as_str()));
+    assert!(!t.join("uki.efi").exists());
+    // systemd's stub where make deps installed it: the image is written, with the flash's line.
+    let real = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+    if std::path::Path::new(real).exists() {
+        let r = uki(real);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.ends_with("cmdline: root=live:LABEL=LIVE console=tty0 console=ttyS0,115200 x=1\n"), "{}", r.stdout);
+        let img = std::fs::read(t.join("uki.efi")).unwrap();
+        assert!(img.windows(50).any(|w| w == &b"root=live:LABEL=LIVE console=tty0 console=ttyS0,115200 x=1"[..50]));
+    }
+    // flash --uki names a file of the tree.
+    std::fs::create_dir_all(t.join("stage/LiveOS")).unwrap();
+    std::fs::write(t.join("mbr.bin"), [0u8; 440]).unwrap();
+    let (s, m, img) = (p("stage"), p("mbr.bin"), p("flash.img"));
+    let r = run_applet("publish", &["flash", "--from", &s, "--label", "LIVE", "--mbr-code", &m, "--uki", "/EFI/Linux/liveroot.efi", &img]);
+    let (code, err) = fails(&r);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("EFI/Linux/liveroot.efi: missing (--uki names a file of the tree)"), "{err}");
+    assert!(!t.join("flash.img").exists());
+}
