@@ -5,16 +5,23 @@
 #   (c) one byte changed in the signed unified image's .linux, then in its .initrd (mcopy out,
 #       flip, mcopy back): the firmware refuses the image, nothing boots;
 #   (b)+(d) the main boot: the signed stick, its loader entry edited on the FAT to add
-#       `options rd.break init=/bin/sh`, boots to the sample OS with Secure Boot on, and the
-#       kernel's command line is the image's own: the words never reach it.
+#       `options rd.break init=/bin/sh`, boots to the sample OS with Secure Boot on and the
+#       kernel in lockdown, and the kernel's command line is the image's own: the words never
+#       reach it;
+#   (e) an update under Secure Boot and lockdown: in that boot a signed v2 (in /run/live/ram as
+#       imgfetch leaves it) is written to the stick by syncflash; the next power-on, Secure Boot
+#       still on, runs v2 from the stick, verified.
 # The refusals are short boots (OVMF, then stop at the refusal), made in prepare().
 . "$TOP/tests/qemu/flash-lib.sh"
-DESC="signed make flash (UKI + systemd-boot) under OVMF Secure Boot on USB: unsigned, altered image refused; edited entry ignored"
+. "$TOP/tests/qemu/syncflash-lib.sh"
+DESC="signed make flash (UKI + systemd-boot) under OVMF Secure Boot on USB: unsigned, altered image refused; edited entry ignored; an update synced and booted under lockdown"
 FIRMWARE=uefi-sb
 FLASH_BUS=usb
 TIMEOUT=420
 EXPECT="root-md7 md7-member-live-rw medium-partition medium-fat32 image-verified image-on-medium squashfs-mounted
-	cmdline-ends-with-append secure-boot-on cmdline-is-the-image-s entry-words-ignored"
+	cmdline-ends-with-append secure-boot-on lockdown-on cmdline-is-the-image-s entry-words-ignored
+	booted-v1 synced nothing-to-do medium-ro-again"
+FLASH_UNCHANGED=
 SB_FLASH_IMG=$BUILD/flash-sb-test.img
 SB_EVIL="rd.break init=/bin/sh"
 
@@ -97,6 +104,8 @@ prepare() {
 	mt mtype -i "$FLASH@@1M" ::/loader/entries/liveroot.conf | tr -d '\r' >"$RUNDIR/entry.conf"
 	echo "options $SB_EVIL" >>"$RUNDIR/entry.conf"
 	mt mcopy -o -i "$FLASH@@1M" "$RUNDIR/entry.conf" ::/loader/entries/liveroot.conf
+	# (e) the update the main boot writes to the stick.
+	signed_v2
 	: >"$RUNDIR/console.log"
 }
 
@@ -107,7 +116,12 @@ dmesg | grep -iE 'secure ?boot|lockdown' || true
 check secure-boot-on sh -c 'dmesg | grep -qi "secure boot enabled"'
 check cmdline-is-the-image-s test "\$(cat /proc/cmdline)" = "root=live:LABEL=LIVE console=tty0 console=ttyS0,115200 $FLASH_TEST_APPEND"
 check entry-words-ignored sh -c '! grep -qE "rd.break|init=/bin/sh" /proc/cmdline'
+mountpoint -q /sys/kernel/security || mount -t securityfs securityfs /sys/kernel/security
+echo "lockdown: \$(cat /sys/kernel/security/lockdown)"
+check lockdown-on grep -qE '\[(integrity|confidentiality)\]' /sys/kernel/security/lockdown
 G
+	# (e) syncflash of v2 under lockdown (the lines flash-syncflash runs under SeaBIOS).
+	sync_v2_guest | grep -v '^check_live_root$'
 }
 
 verify() {
@@ -134,4 +148,17 @@ verify() {
 	cmp -s "$d/again.img" "$SB_FLASH_IMG" || problem "two signed builds differ: $(cmp "$d/again.img" "$SB_FLASH_IMG" 2>&1)"
 	sed 's/^/    /' "$RUNDIR/refusals.txt"
 	rm -rf "$d"
+	# (e) the next power-on, Secure Boot still on: v2 from the stick.
+	local script=$RUNDIR/again.sh m fs
+	{
+		v2_boot_checks
+		echo "check secure-boot-on-again sh -c 'dmesg | grep -qi \"secure boot enabled\"'"
+	} >"$script"
+	boot_again "" 300 "$script" "$FLASH"
+	for m in root-md7 booted-v2 verified primary-pair secure-boot-on-again done; do
+		marker "$m" || problem "Secure Boot power-on after the update: no 'LIVEROOT-TEST ok $m'"
+	done
+	fs=$(tr -d '\r' <"$RUNDIR/console.log" | grep -aoE 'LIVEROOT-TEST FAIL .*')
+	[[ -n $fs ]] && problem "Secure Boot power-on after the update: $fs"
+	return 0
 }
