@@ -118,10 +118,6 @@ fn kernel_pair(m: &Path, release: &str) -> (String, String) {
         .unwrap_or_else(|| (KERNEL.to_owned(), INITRD.to_owned()))
 }
 
-fn running_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
-}
-
 /// Read and check everything the disk will need, from the mounted medium and its partition.
 /// Any miss: the reason, and `--no-bootloader` as the way out.
 /// `booted` is the state's booted= (local, ram, net).
@@ -146,7 +142,8 @@ pub fn gather(medium_mount: &str, medium_dev: &str, booted: &str) -> Result<Boot
     // The kernel this system runs, with the initramfs that belongs to it: the loader's (as its
     // entry names them: mark-good may have switched it to /boot/vmlinuz-N), else a pair's own
     // (a release started by kexec: core/src/boot/kexec.rs), else the flash's fixed names.
-    let (krel, irel) = kernel_pair(&m, &running_release());
+    let running = crate::modprobe::kernel_release();
+    let (krel, irel) = kernel_pair(&m, &running);
     let kernel = get(&krel, 256 << 20, "kernel")?;
     let initrd = get(&irel, 1 << 30, "initramfs")?;
     let ldlinux_sys = get(LDLINUX_SYS, 1 << 20, "syslinux loader (BIOS boot code)")?;
@@ -156,7 +153,6 @@ pub fn gather(medium_mount: &str, medium_dev: &str, booted: &str) -> Result<Boot
     let kpath = m.join(&krel).display().to_string();
     let release = bzimage_release(&kernel)
         .ok_or_else(|| Error::new(&kpath, format!("not a Linux kernel image (no bzImage header); {way_out}")))?;
-    let running = running_release();
     if release != running {
         return Err(Error::new(
             &kpath,

@@ -95,6 +95,11 @@ pub fn module_params(cmdline: &str) -> (Vec<(String, String)>, Vec<String>) {
     (params, blacklist)
 }
 
+/// The running kernel's release (`uname -r`); empty when it cannot be read.
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 pub fn modules_dir(dir: Option<&Path>) -> Result<PathBuf> {
     Ok(match dir {
         Some(d) => d.to_owned(),

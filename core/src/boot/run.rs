@@ -154,7 +154,7 @@ impl Env for Real<'_> {
         let t = crate::pairs::check_files(&files, &file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), self.key.as_ref())
             .map_err(|e| e.to_string())?;
         let running = super::kexec::running_release();
-        let kver = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+        let kver = crate::modprobe::kernel_release();
         let listed = t.boot.is_some();
         let needs_look = listed && !(t.version.is_some() && t.version == running);
         let has = needs_look && root_has_modules(&m.rootfs_loop, &kver);
@@ -284,7 +284,7 @@ fn kexec_if_other_release(live: &Live, line: &str, c: &super::Chosen, name: &str
         return Ok(None);
     }
     let running = kexec::running_release();
-    let kver = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    let kver = crate::modprobe::kernel_release();
     kexec::kexeced_runs_here(live.kexec, c.version, &kver, || root_has_modules(&c.mounted.rootfs_loop, &kver)).map_err(|why| Rescue::new("kexec", why))?;
     let which = |t: &crate::pairs::Trusted| {
         t.boot.map(|_| if t.version.is_some() && t.version == running { "own" } else { "loader" }.to_owned())
