@@ -19,7 +19,7 @@ use crate::http::{self, Limits};
 use crate::manifest::{self, SIG, SUMS};
 use crate::cli::size_str;
 use crate::progress::Progress;
-use policy::{Sidecars, Step, Versions};
+use policy::{BootFiles, Sidecars, Step, Versions};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -335,9 +335,10 @@ fn sidecars_into(o: &Options, fx: &Fetcher, sidecars: &Sidecars, left: &mut Left
     Ok(())
 }
 
-/// A release's own kernel and initramfs, when the manifest lists them: the boot kexecs into them
-/// and syncflash writes them with the image. Each is checked against its signed digest.
-fn boot_files_into(o: &Options, fx: &Fetcher, boot: &Sidecars, left: &mut Leftovers) -> Result<()> {
+/// A release's own kernel and initramfs (and signed unified image), when the manifest lists
+/// them: the boot kexecs into them and syncflash writes them with the image. Each is checked
+/// against its signed digest.
+fn boot_files_into(o: &Options, fx: &Fetcher, boot: &BootFiles, left: &mut Leftovers) -> Result<()> {
     match boot {
         Some(files) => listed_into(o, fx, files, left),
         None => Ok(()),
@@ -346,7 +347,7 @@ fn boot_files_into(o: &Options, fx: &Fetcher, boot: &Sidecars, left: &mut Leftov
 
 /// Each small file the manifest lists beside the image, into `o.to`, checked against its digest
 /// (a partial or refused one is left for `left` to remove).
-fn listed_into(o: &Options, fx: &Fetcher, files: &[(String, [u8; 32]); 2], left: &mut Leftovers) -> Result<()> {
+fn listed_into(o: &Options, fx: &Fetcher, files: &[(String, [u8; 32])], left: &mut Leftovers) -> Result<()> {
     for (f, digest) in files {
         let dest = o.to.join(f);
         left.files.push(with_suffix(&dest, ".part"));

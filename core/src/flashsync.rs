@@ -42,8 +42,8 @@ pub const CACHE: &str = "fetch.cache";
 /// Cluster rounding and directory entries: FAT32 on a big card has 32 KiB clusters.
 const SLACK: u64 = 256 << 10;
 /// Step names of the rotation, in `Pair::files()` order (manifest first, image last).
-const OLD_STEPS: [&str; 7] = ["old-manifest", "old-sig", "old-roothash", "old-verity", "old-kernel", "old-initrd", "old-image"];
-const NEW_STEPS: [&str; 7] = ["new-manifest", "new-sig", "new-roothash", "new-verity", "new-kernel", "new-initrd", "new-image"];
+const OLD_STEPS: [&str; 8] = ["old-manifest", "old-sig", "old-roothash", "old-verity", "old-kernel", "old-initrd", "old-uki", "old-image"];
+const NEW_STEPS: [&str; 8] = ["new-manifest", "new-sig", "new-roothash", "new-verity", "new-kernel", "new-initrd", "new-uki", "new-image"];
 
 /// Every change syncflash makes to the medium. [`RealIo`] makes them; the model check's makes
 /// them too, failing or cutting the one it was asked to.
@@ -124,8 +124,8 @@ pub fn read_source(files: Files, name: &str, key: Option<&PublicKey>, vouched: O
             total = total.saturating_add(std::fs::metadata(p).ctx(p.display())?.len());
         }
     }
-    if trusted.boot.is_some() {
-        for p in [&files.kernel, &files.initrd] {
+    if let Some(b) = trusted.boot {
+        for (p, _, _) in b.listed(&files) {
             total = total.saturating_add(std::fs::metadata(p).ctx(p.display())?.len());
         }
     }
@@ -456,10 +456,14 @@ fn write_and_rotate(job: &Job, src: &Source, io: &mut dyn Io, keeper: Option<&st
             io.copy(&src.files.verity, &new.verity(), false, false, None)?;
             io.copy(&src.files.roothash, &new.roothash(), false, false, None)?;
         }
-        // A release's own kernel and initramfs travel with it (the boot kexecs into them).
-        if src.trusted.boot.is_some() {
+        // A release's own kernel and initramfs travel with it (the boot kexecs into them), and
+        // its signed unified image (the loader starts it under Secure Boot once it is good).
+        if let Some(b) = src.trusted.boot {
             io.copy(&src.files.kernel, &new.kernel(), false, false, None)?;
             io.copy(&src.files.initrd, &new.initrd(), false, false, None)?;
+            if b.uki.is_some() {
+                io.copy(&src.files.uki, &new.uki(), false, false, None)?;
+            }
         }
         io.step("write-manifest");
         if let Some(sig) = &src.trusted.sig {

@@ -358,21 +358,24 @@ fn seeds_mountinfo() -> Vec<Vec<u8>> {
 /// renamed to another release's files (mark-good), which must name exactly those, change no line
 /// but the ones `named` reads as kernel or initramfs lines, and stay as it is when renamed again.
 fn run_loader_entries(d: &[u8]) -> bool {
-    use crate::loader::{named, renamed};
+    use crate::loader::{named, named_efi, renamed};
     let cfg = text(d);
     let (k, i) = named(&cfg);
-    let (nk, ni) = ("/boot/vmlinuz-7", "/boot/initrd-7.img");
-    let out = renamed(&cfg, nk, ni);
+    let e = named_efi(&cfg);
+    let (nk, ni, ne) = ("/boot/vmlinuz-7", "/boot/initrd-7.img", "/EFI/Linux/liveroot-7.efi");
+    let out = renamed(&cfg, nk, ni, Some(ne));
     let (ak, ai) = named(&out);
+    let ae = named_efi(&out);
+    assert!(ae.as_deref().is_none_or(|a| a == ne) && (e.is_none() || ae.is_some()), "efi {e:?} renamed to {ae:?}");
     assert!(ak.as_deref().is_none_or(|a| a == nk) && (k.is_none() || ak.is_some()), "kernel {k:?} renamed to {ak:?}");
     assert!(ai.as_deref().is_none_or(|a| a == ni) && (i.is_none() || ai.is_some()), "initrd {i:?} renamed to {ai:?}");
     let (before, after): (Vec<&str>, Vec<&str>) = (cfg.split_inclusive('\n').collect(), out.split_inclusive('\n').collect());
     assert_eq!(before.len(), after.len(), "lines added or lost");
     for (a, b) in before.iter().zip(&after) {
         let key = a.split_ascii_whitespace().next().unwrap_or("").to_ascii_lowercase();
-        assert!(a == b || ["kernel", "linux", "initrd"].contains(&key.as_str()), "{a:?} became {b:?}");
+        assert!(a == b || ["kernel", "linux", "initrd", "efi"].contains(&key.as_str()), "{a:?} became {b:?}");
     }
-    assert_eq!(renamed(&out, nk, ni), out, "renaming twice changed it again");
+    assert_eq!(renamed(&out, nk, ni, Some(ne)), out, "renaming twice changed it again");
     k.is_some() && i.is_some()
 }
 

@@ -55,9 +55,22 @@ pub fn named(cfg: &str) -> (Option<String>, Option<String>) {
     (k, i)
 }
 
-/// `cfg` with its kernel and initramfs lines naming `kernel` and `initrd`, every other byte
-/// as it was (the command line, the serial port, comments).
-pub fn renamed(cfg: &str, kernel: &str, initrd: &str) -> String {
+/// The EFI program a systemd-boot entry starts (`efi /EFI/Linux/liveroot.efi`: a signed unified
+/// kernel image under Secure Boot), when it names one.
+pub fn named_efi(cfg: &str) -> Option<String> {
+    cfg.lines().find_map(|line| {
+        let mut w = line.split_ascii_whitespace();
+        match (w.next(), w.next()) {
+            (Some(k), Some(v)) if k.eq_ignore_ascii_case("efi") => Some(v.to_owned()),
+            _ => None,
+        }
+    })
+}
+
+/// `cfg` with its kernel and initramfs lines naming `kernel` and `initrd`, and its `efi` line
+/// naming `efi` when given, every other byte as it was (the command line, the serial port,
+/// comments).
+pub fn renamed(cfg: &str, kernel: &str, initrd: &str, efi: Option<&str>) -> String {
     let mut out = String::with_capacity(cfg.len() + 32);
     for line in cfg.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);
@@ -70,6 +83,7 @@ pub fn renamed(cfg: &str, kernel: &str, initrd: &str) -> String {
         let with = match key.to_ascii_lowercase().as_str() {
             "kernel" | "linux" => Some(kernel),
             "initrd" => Some(initrd),
+            "efi" => efi,
             _ => None,
         };
         match with {
@@ -151,14 +165,14 @@ fn put_small(io: &mut dyn Io, path: &Path, data: &[u8]) -> Result<()> {
 /// it and it holds other bytes (two releases with one version: unsigned ones are all version 0),
 /// then a name with the digest in it. Replacing a file an entry names would make that entry
 /// name one release's kernel and another's initramfs until the entry is rewritten.
-fn name_for(root: &Path, base: &str, ext: &str, want: &[u8; 32], named: &[String]) -> String {
-    let own = format!("/boot/{base}{ext}");
+fn name_for(root: &Path, dir: &str, base: &str, ext: &str, want: &[u8; 32], named: &[String]) -> String {
+    let own = format!("{dir}/{base}{ext}");
     let held = on(root, &own).and_then(|p| sha256_of(&p));
     if held.is_none() || held.as_ref() == Some(want) || !named.contains(&own) {
         return own;
     }
     let hex = crate::digest::hex(want);
-    format!("/boot/{base}-{}{ext}", hex.get(..16).unwrap_or(&hex))
+    format!("{dir}/{base}-{}{ext}", hex.get(..16).unwrap_or(&hex))
 }
 
 /// The pair in `dir` (image `name`) whose image is `sha256`, when it lists boot files.
@@ -191,59 +205,99 @@ pub fn adopt(root: &Path, image: &str, sha256: &[u8; 32], key: Option<&PublicKey
     if entries.is_empty() {
         return Ok(None);
     }
+    let digest = |n: Option<String>| n.and_then(|n| on(root, &n)).and_then(|p| sha256_of(&p));
+    // An entry that starts a signed unified image (Secure Boot) follows a release that has one;
+    // a release without one cannot be started by that firmware at all, and the entry stays.
     let current = |cfg: &str| -> bool {
+        if let Some(e) = named_efi(cfg) {
+            return boot.uki.is_none() || digest(Some(e)) == boot.uki;
+        }
         let (k, i) = named(cfg);
-        let d = |n: Option<String>| n.and_then(|n| on(root, &n)).and_then(|p| sha256_of(&p));
-        d(k) == Some(boot.kernel) && d(i) == Some(boot.initrd)
+        digest(k) == Some(boot.kernel) && digest(i) == Some(boot.initrd)
     };
     if entries.iter().all(|(_, t)| current(t)) {
         return Ok(None);
     }
     let old: Vec<String> = entries.iter().flat_map(|(_, t)| {
         let (k, i) = named(t);
-        [k, i].into_iter().flatten()
+        [k, i, named_efi(t)].into_iter().flatten()
     }).collect();
-    let kname = name_for(root, &format!("vmlinuz-{version}"), "", &boot.kernel, &old);
-    let iname = name_for(root, &format!("initrd-{version}"), ".img", &boot.initrd, &old);
+    let kname = name_for(root, "/boot", &format!("vmlinuz-{version}"), "", &boot.kernel, &old);
+    let iname = name_for(root, "/boot", &format!("initrd-{version}"), ".img", &boot.initrd, &old);
+    // The release's unified image goes beside the one the entry starts now.
+    let uname = match (boot.uki, entries.iter().find_map(|(_, t)| named_efi(t))) {
+        (Some(u), Some(e)) => {
+            let dir = e.rsplit_once('/').map(|(d, _)| d).filter(|d| !d.is_empty()).unwrap_or("/EFI/Linux");
+            Some(name_for(root, dir, &format!("liveroot-{version}"), ".efi", &u, &old))
+        }
+        _ => None,
+    };
+    let names = Names { kernel: &kname, initrd: &iname, uki: uname.as_deref() };
     let remounted = io.remount(false)?;
-    let r = switch(root, &pair.paths(), &boot, &entries, (&kname, &iname), &old, io);
+    let r = switch(root, &pair.paths(), &boot, &entries, &names, &old, io);
     if remounted {
         let _ = io.remount(true);
     }
     r?;
-    Ok(Some(format!("loader: version {version}'s kernel and initramfs are the loader's now ({kname}, {iname})")))
+    let also = uname.map(|u| format!(", {u}")).unwrap_or_default();
+    Ok(Some(format!("loader: version {version}'s kernel and initramfs are the loader's now ({kname}, {iname}{also})")))
+}
+
+/// Where [`switch`] puts the release's boot files on the medium.
+struct Names<'a> {
+    kernel: &'a str,
+    initrd: &'a str,
+    /// The signed unified image, when the release has one and an entry starts one.
+    uki: Option<&'a str>,
 }
 
 /// [`adopt`]'s writes, in the order its module comment argues for.
-fn switch(root: &Path, from: &pairs::Files, boot: &BootDigests, entries: &[(PathBuf, String)], names: (&str, &str), old: &[String], io: &mut dyn Io) -> Result<()> {
-    let (kname, iname) = names;
+fn switch(root: &Path, from: &pairs::Files, boot: &BootDigests, entries: &[(PathBuf, String)], names: &Names, old: &[String], io: &mut dyn Io) -> Result<()> {
     let bootdir = root.join("boot");
     if !bootdir.is_dir() {
         io.create_dir(&bootdir)?;
     }
-    for (src, to, want) in [(&from.kernel, kname, &boot.kernel), (&from.initrd, iname, &boot.initrd)] {
+    let mut files = vec![(&from.kernel, names.kernel, boot.kernel), (&from.initrd, names.initrd, boot.initrd)];
+    if let (Some(u), Some(want)) = (names.uki, boot.uki) {
+        files.push((&from.uki, u, want));
+    }
+    let mut dirs = vec![bootdir.clone()];
+    for (src, to, want) in files {
         let dest = root.join(to.trim_start_matches('/'));
-        if sha256_of(&dest).as_ref() != Some(want) {
-            put_checked(io, src, &dest, want)?;
+        if let Some(d) = dest.parent() {
+            if !dirs.iter().any(|x| x == d) {
+                dirs.push(d.to_path_buf());
+            }
+        }
+        if sha256_of(&dest).as_ref() != Some(&want) {
+            put_checked(io, src, &dest, &want)?;
         }
     }
     for (p, text) in entries {
-        let new = renamed(text, kname, iname);
+        let new = renamed(text, names.kernel, names.initrd, names.uki);
         if new != *text {
             put_small(io, p, new.as_bytes())?;
         }
     }
-    // Only now, with no entry naming them: the files the entries started before.
+    // Only now, with no entry naming them: the files the entries started before (only in the
+    // directories the release's files went to: never a file elsewhere an entry happened to name).
+    let mut changed = Vec::new();
     for o in old {
-        if o != kname && o != iname {
+        if o != names.kernel && o != names.initrd && Some(o.as_str()) != names.uki {
             if let Some(p) = on(root, o) {
-                if p.starts_with(&bootdir) && p.is_file() {
-                    let _ = io.remove(&p);
+                if let Some(d) = dirs.iter().find(|d| p.parent() == Some(d.as_path())) {
+                    if p.is_file() {
+                        let _ = io.remove(&p);
+                        changed.push(d.clone());
+                    }
                 }
             }
         }
     }
-    io.sync_dir(&bootdir)
+    for d in dirs.iter().filter(|d| **d == bootdir || changed.contains(d)) {
+        io.sync_dir(d)?;
+    }
+    Ok(())
 }
 
 /// mark-good's last step: the running image, once its trial record says it is good, becomes the
@@ -292,9 +346,9 @@ mod tests {
     fn entries_name_their_files_and_are_renamed_in_place() {
         assert_eq!(named(SYS), (Some("/boot/vmlinuz".into()), Some("/boot/initrd.img".into())));
         assert_eq!(named(SDB), (Some("/boot/vmlinuz".into()), Some("/boot/initrd.img".into())));
-        let s = renamed(SYS, "/boot/vmlinuz-2", "/boot/initrd-2.img");
+        let s = renamed(SYS, "/boot/vmlinuz-2", "/boot/initrd-2.img", None);
         assert_eq!(s, SYS.replace("/boot/vmlinuz\n", "/boot/vmlinuz-2\n").replace("/boot/initrd.img\n", "/boot/initrd-2.img\n"));
-        let d = renamed(&SDB.replace('\n', "\r\n"), "/boot/vmlinuz-2", "/boot/initrd-2.img");
+        let d = renamed(&SDB.replace('\n', "\r\n"), "/boot/vmlinuz-2", "/boot/initrd-2.img", None);
         assert!(d.contains("linux /boot/vmlinuz-2\r\ninitrd /boot/initrd-2.img\r\noptions root=live:LABEL=LIVE quiet\r\n"), "{d}");
         assert_eq!(on(Path::new("/m"), "/../etc/passwd"), None);
     }
@@ -378,6 +432,71 @@ mod tests {
         let mut h = crate::digest::Hasher::new(false);
         h.update(b);
         h.finish().sha256
+    }
+
+    /// A Secure Boot stick: syslinux boots the plain files, systemd-boot's entry the signed
+    /// unified image; a release that has one becomes both entries', power cut or not.
+    #[test]
+    fn a_signed_release_s_unified_image_becomes_the_efi_entry_s() {
+        const UKI_ENTRY: &str = "# Written by liveroot.\ntitle liveroot\nefi /EFI/Linux/liveroot.efi\n";
+        let (img, k, i, u) = (b"image two".as_slice(), b"kernel two".as_slice(), b"initrd two".as_slice(), b"uki two".as_slice());
+        let setup = |tag: &str, with_uki: bool| -> PathBuf {
+            let root = std::env::temp_dir().join(format!("liveroot-loader-uki-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            for d in ["boot/syslinux", "loader/entries", "LiveOS", "EFI/Linux"] {
+                std::fs::create_dir_all(root.join(d)).unwrap();
+            }
+            std::fs::write(root.join(SYSLINUX_CFG), SYS).unwrap();
+            std::fs::write(root.join(SDBOOT_ENTRY), UKI_ENTRY).unwrap();
+            std::fs::write(root.join("boot/vmlinuz"), b"kernel one").unwrap();
+            std::fs::write(root.join("boot/initrd.img"), b"initrd one").unwrap();
+            std::fs::write(root.join("EFI/Linux/liveroot.efi"), b"uki one").unwrap();
+            std::fs::write(root.join("EFI/Linux/liveroot-recovery.efi"), b"recovery").unwrap();
+            std::fs::write(root.join("LiveOS/squashfs.img"), img).unwrap();
+            std::fs::write(root.join("LiveOS/vmlinuz"), k).unwrap();
+            std::fs::write(root.join("LiveOS/initrd.img"), i).unwrap();
+            let mut sums = format!("{}  squashfs.img\n{}  vmlinuz\n{}  initrd.img\n", crate::digest::hex(&sha(img)), crate::digest::hex(&sha(k)), crate::digest::hex(&sha(i)));
+            if with_uki {
+                std::fs::write(root.join("LiveOS/liveroot.efi"), u).unwrap();
+                sums.push_str(&format!("{}  liveroot.efi\n", crate::digest::hex(&sha(u))));
+            }
+            std::fs::write(root.join("LiveOS/SHA256SUMS"), sums).unwrap();
+            root
+        };
+        let root = setup("signed", true);
+        let mut io = Counting::new(&root, false);
+        let msg = adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut io).unwrap().unwrap_or_default();
+        assert!(msg.contains("/EFI/Linux/liveroot-0.efi"), "{msg}");
+        assert_eq!(std::fs::read(root.join("EFI/Linux/liveroot-0.efi")).unwrap(), u);
+        let e = std::fs::read_to_string(root.join(SDBOOT_ENTRY)).unwrap();
+        assert_eq!(e, UKI_ENTRY.replace("liveroot.efi", "liveroot-0.efi"), "only the efi line changes");
+        assert_eq!(named(&std::fs::read_to_string(root.join(SYSLINUX_CFG)).unwrap()), (Some("/boot/vmlinuz-0".into()), Some("/boot/initrd-0.img".into())));
+        assert!(!root.join("EFI/Linux/liveroot.efi").exists(), "the image no entry starts any more goes");
+        assert!(root.join("EFI/Linux/liveroot-recovery.efi").exists(), "a file no entry it read named stays");
+        assert_eq!(adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut Counting::new(&root, true)).unwrap(), None, "then nothing to do");
+
+        // Cut at every write: the efi entry starts the old image or the new one, whole.
+        for cut in 0.. {
+            let root = setup(&format!("cut{cut}"), true);
+            let mut io = Counting::new(&root, false);
+            io.cut = Some(cut);
+            let done = adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut io).is_ok();
+            let t = std::fs::read_to_string(root.join(SDBOOT_ENTRY)).unwrap();
+            let started = named_efi(&t).and_then(|n| std::fs::read(root.join(n.trim_start_matches('/'))).ok());
+            assert!(started.as_deref() == Some(b"uki one".as_slice()) || started.as_deref() == Some(u), "cut {cut}: the entry starts {started:?}");
+            let _ = std::fs::remove_dir_all(&root);
+            if done {
+                break;
+            }
+        }
+
+        // A release with no unified image: syslinux follows it, the efi entry stays as it is.
+        let root = setup("unsigned", false);
+        let msg = adopt(&root, "LiveOS/squashfs.img", &sha(img), None, &mut Counting::new(&root, false)).unwrap().unwrap_or_default();
+        assert!(!msg.contains(".efi"), "{msg}");
+        assert_eq!(std::fs::read_to_string(root.join(SDBOOT_ENTRY)).unwrap(), UKI_ENTRY);
+        assert_eq!(std::fs::read(root.join("EFI/Linux/liveroot.efi")).unwrap(), b"uki one");
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub const ROOTHASH: &str = ".roothash";
 /// A release's own kernel and initramfs (`make release`), listed beside its image: both or neither.
 pub const KERNEL: &str = "vmlinuz";
 pub const INITRD: &str = "initrd.img";
+/// A release's signed unified kernel image (`make release SB_KEY=`: its kernel, initramfs and
+/// command line in one PE file the firmware checks under Secure Boot), listed with the two above.
+pub const UKI: &str = "liveroot.efi";
 
 /// A manifest lists a handful of images; anything bigger is not one of ours.
 pub const MAX_SIZE: u64 = 1 << 20;

@@ -14,7 +14,7 @@
 
 use crate::digest::{hash_file, Hasher};
 use crate::error::{Context, Error, Result};
-use crate::manifest::{self, INITRD, KERNEL, ROOTHASH, SIG, SUMS, VERITY};
+use crate::manifest::{self, INITRD, KERNEL, ROOTHASH, SIG, SUMS, UKI, VERITY};
 use crate::progress::Progress;
 use minisign_verify::PublicKey;
 use std::fs::File;
@@ -63,10 +63,14 @@ impl Pair {
     pub fn initrd(&self) -> PathBuf {
         self.path(INITRD)
     }
+    /// The release's signed unified kernel image (Secure Boot), when its manifest lists one.
+    pub fn uki(&self) -> PathBuf {
+        self.path(UKI)
+    }
     /// Every file of the pair under its own names, in the order a rotation renames them away:
     /// the manifest first (the pair stops being complete at once), the image last.
-    pub fn files(&self) -> [PathBuf; 7] {
-        [self.manifest(), self.sig(), self.roothash(), self.verity(), self.kernel(), self.initrd(), self.image()]
+    pub fn files(&self) -> [PathBuf; 8] {
+        [self.manifest(), self.sig(), self.roothash(), self.verity(), self.kernel(), self.initrd(), self.uki(), self.image()]
     }
     /// Where each file of the pair is: its own name, except for a pair caught half-way through
     /// a rotation. syncflash moves the primary to `.old` manifest first, and `.new` to the
@@ -75,7 +79,7 @@ impl Pair {
     /// manifest, each file missing under `.old` or `.new` is the primary's. Safe: the pair's
     /// manifest (and signature) vouch for every byte of whichever file is used. The manifest
     /// itself is never borrowed. Order as [`Pair::files`].
-    pub fn resolved(&self) -> [PathBuf; 7] {
+    pub fn resolved(&self) -> [PathBuf; 8] {
         let own = self.files();
         let prim = Pair::new(&self.dir, &self.name, "").files();
         if self.sfx.is_empty() || prim.first().is_none_or(|m| m.exists()) {
@@ -93,8 +97,8 @@ impl Pair {
     }
     /// The pair's files, where they are ([`Pair::resolved`]), as [`Files`] for [`check_files`].
     pub fn paths(&self) -> Files {
-        let [manifest, sig, roothash, verity, kernel, initrd, image] = self.resolved();
-        Files { image, manifest, sig, verity, roothash, kernel, initrd }
+        let [manifest, sig, roothash, verity, kernel, initrd, uki, image] = self.resolved();
+        Files { image, manifest, sig, verity, roothash, kernel, initrd, uki }
     }
     /// "primary", "old" or "new", as `/run/live/state` says `medium_pair`.
     pub fn label(&self) -> &str {
@@ -122,11 +126,12 @@ pub struct Files {
     pub roothash: PathBuf,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
+    pub uki: PathBuf,
 }
 
 impl Files {
     /// A pair's files beside `image` in its directory, under their primary names (sidecars
-    /// `IMAGE.verity`, `IMAGE.roothash`; `vmlinuz`, `initrd.img`).
+    /// `IMAGE.verity`, `IMAGE.roothash`; `vmlinuz`, `initrd.img`, `liveroot.efi`).
     pub fn beside(image: &Path, manifest: PathBuf, sig: PathBuf) -> Files {
         let dir = image.parent().unwrap_or(Path::new("."));
         let name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -138,15 +143,29 @@ impl Files {
             roothash: dir.join(format!("{name}{ROOTHASH}")),
             kernel: dir.join(KERNEL),
             initrd: dir.join(INITRD),
+            uki: dir.join(UKI),
         }
     }
 }
 
-/// The digests a manifest lists for a release's kernel and initramfs.
+/// The digests a manifest lists for a release's kernel and initramfs, and its signed unified
+/// kernel image when it has one (a release for Secure Boot: `make release SB_KEY=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootDigests {
     pub kernel: [u8; 32],
     pub initrd: [u8; 32],
+    pub uki: Option<[u8; 32]>,
+}
+
+impl BootDigests {
+    /// Each boot file the manifest lists, with its name in the manifest and its digest.
+    pub fn listed<'a>(&self, p: &'a Files) -> Vec<(&'a Path, &'static str, [u8; 32])> {
+        let mut v = vec![(p.kernel.as_path(), KERNEL, self.kernel), (p.initrd.as_path(), INITRD, self.initrd)];
+        if let Some(u) = self.uki {
+            v.push((p.uki.as_path(), UKI, u));
+        }
+        v
+    }
 }
 
 /// What a pair's manifest (and signature) vouch for.
@@ -218,9 +237,15 @@ pub fn check_files(p: &Files, name: &str, key: Option<&PublicKey>) -> Result<Tru
             return Err(Error::verify(&mpath, format!("lists only one of {v_name} and {r_name}")));
         }
     };
+    let uki = m.get(UKI.as_bytes()).map(|u| u.sha256);
     let boot = match (m.get(KERNEL.as_bytes()), m.get(INITRD.as_bytes())) {
+        (None, None) if uki.is_some() => {
+            // The unified image is the kernel and initramfs for the firmware; the boot's
+            // kexec and BIOS loaders need them as files too.
+            return Err(Error::verify(&mpath, format!("lists {UKI} without {KERNEL} and {INITRD}")));
+        }
         (None, None) => None,
-        (Some(k), Some(i)) => Some(BootDigests { kernel: k.sha256, initrd: i.sha256 }),
+        (Some(k), Some(i)) => Some(BootDigests { kernel: k.sha256, initrd: i.sha256, uki }),
         _ => return Err(Error::verify(&mpath, format!("lists only one of {KERNEL} and {INITRD}"))),
     };
     Ok(Trusted { sha256, version, signed, roothash, verity_sha256, boot, manifest: data, sig })
@@ -287,7 +312,7 @@ pub fn check_verity_file(p: &Files, t: &Trusted) -> Result<()> {
 /// manifest lists none). Both are small; a copy (syncflash, imgfetch) checks them whole.
 pub fn check_boot_files(p: &Files, t: &Trusted) -> Result<()> {
     let Some(b) = t.boot else { return Ok(()) };
-    for (path, want) in [(&p.kernel, b.kernel), (&p.initrd, b.initrd)] {
+    for (path, _, want) in b.listed(p) {
         let label = show(path);
         if !path.exists() {
             return Err(Error::verify(&label, "listed in the manifest but missing"));
@@ -379,6 +404,30 @@ mod tests {
         std::fs::copy(format!("{FIXTURES}/SHA256SUMS.minisig"), d.join("SHA256SUMS.minisig.old")).unwrap();
         assert!(check_manifest(&p, Some(&other)).is_err());
         assert!(check_manifest(&p, Some(&fixture_key())).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_unified_image_is_listed_with_the_kernel_and_initramfs_and_checked_with_them() {
+        let d = tmpdir("uki");
+        for (f, b) in [("i.img", b"img".as_slice()), ("vmlinuz", b"k"), ("initrd.img", b"i"), ("liveroot.efi", b"u")] {
+            std::fs::write(d.join(f), b).unwrap();
+        }
+        let p = Pair::new(&d, "i.img", "");
+        let line = |f: &str, b: &[u8]| format!("{}  {f}\n", sha_hex(b));
+        std::fs::write(d.join("SHA256SUMS"), line("i.img", b"img") + &line("liveroot.efi", b"u")).unwrap();
+        let e = check_manifest(&p, None).unwrap_err().to_string();
+        assert!(e.contains("lists liveroot.efi without vmlinuz and initrd.img"), "{e}");
+        let all = line("i.img", b"img") + &line("vmlinuz", b"k") + &line("initrd.img", b"i") + &line("liveroot.efi", b"u");
+        std::fs::write(d.join("SHA256SUMS"), &all).unwrap();
+        let t = check_manifest(&p, None).unwrap();
+        assert!(t.boot.is_some_and(|b| b.uki.is_some()));
+        check_boot_files(&p.paths(), &t).unwrap();
+        std::fs::write(d.join("liveroot.efi"), b"v").unwrap();
+        let e = check_boot_files(&p.paths(), &t).unwrap_err().to_string();
+        assert!(e.contains("liveroot.efi: checksum mismatch"), "{e}");
+        std::fs::remove_file(d.join("liveroot.efi")).unwrap();
+        assert!(check_boot_files(&p.paths(), &t).unwrap_err().to_string().contains("listed in the manifest but missing"));
         std::fs::remove_dir_all(&d).unwrap();
     }
 

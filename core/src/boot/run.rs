@@ -166,6 +166,7 @@ impl Env for Real<'_> {
         let mut names: Vec<PathBuf> = ["verity", "roothash"].iter().map(|s| PathBuf::from(format!("{}.{s}", file.display()))).collect();
         names.push(dir.join(crate::manifest::KERNEL));
         names.push(dir.join(crate::manifest::INITRD));
+        names.push(dir.join(crate::manifest::UKI));
         names.push(file.to_owned());
         names.push(dir.join("SHA256SUMS"));
         names.push(dir.join("SHA256SUMS.minisig"));

@@ -128,14 +128,20 @@ pub fn remember(url: &str, above: u64, version: Option<u64>, waiting: bool, unti
 /// sidecars (both or neither) with theirs.
 pub type Sidecars = Option<[(String, [u8; 32]); 2]>;
 
-/// What the manifest lists for image `name`: its digest, its sidecars and a release's kernel and
-/// initramfs (both or neither, [`Sidecars`]' shape: fetched and checked the same way).
-pub fn wanted_all(m: &Manifest, name: &str, murl: &str) -> Result<([u8; 32], Sidecars, Sidecars)> {
+/// A release's boot files the manifest lists, each with its digest: its kernel and initramfs
+/// (both or neither) and, for Secure Boot, its signed unified image (only with them).
+pub type BootFiles = Option<Vec<(String, [u8; 32])>>;
+
+/// What the manifest lists for image `name`: its digest, its sidecars and a release's boot files
+/// (fetched and checked as the sidecars are), by the rules of `pairs::check_files`.
+pub fn wanted_all(m: &Manifest, name: &str, murl: &str) -> Result<([u8; 32], Sidecars, BootFiles)> {
     let (want, sidecars) = wanted(m, name, murl)?;
-    let (k, i) = (crate::manifest::KERNEL, crate::manifest::INITRD);
+    let (k, i, u) = (crate::manifest::KERNEL, crate::manifest::INITRD, crate::manifest::UKI);
+    let uki = m.get(u.as_bytes()).map(|e| (u.to_owned(), e.sha256));
     let boot = match (m.get(k.as_bytes()), m.get(i.as_bytes())) {
+        (None, None) if uki.is_some() => return Err(Error::verify(murl, format!("lists {u} without {k} and {i}"))),
         (None, None) => None,
-        (Some(kd), Some(id)) => Some([(k.to_owned(), kd.sha256), (i.to_owned(), id.sha256)]),
+        (Some(kd), Some(id)) => Some([(k.to_owned(), kd.sha256), (i.to_owned(), id.sha256)].into_iter().chain(uki).collect()),
         _ => return Err(Error::verify(murl, format!("lists only one of {k} and {i}"))),
     };
     Ok((want, sidecars, boot))
@@ -310,9 +316,14 @@ mod tests {
         assert_eq!(s.map(|s| s.map(|(n, _)| n)), Some(["a.img.verity".to_string(), "a.img.roothash".to_string()]));
         assert!(wanted(&m("H  a.img\nH  a.img.verity\n"), "a.img", "m").unwrap_err().to_string().contains("lists only one of"));
         let (_, _, b) = wanted_all(&m("H  a.img\nH  vmlinuz\nH  initrd.img\n"), "a.img", "m").unwrap();
-        assert_eq!(b.map(|b| b.map(|(n, _)| n)), Some(["vmlinuz".to_string(), "initrd.img".to_string()]));
+        assert_eq!(b.map(|b| b.into_iter().map(|(n, _)| n).collect::<Vec<_>>()), Some(vec!["vmlinuz".to_string(), "initrd.img".to_string()]));
         assert!(wanted_all(&m("H  a.img\nH  vmlinuz\n"), "a.img", "m").unwrap_err().to_string().contains("lists only one of vmlinuz and initrd.img"));
         assert!(wanted_all(&m("H  a.img\n"), "a.img", "m").unwrap().2.is_none());
+        let (_, _, b) = wanted_all(&m("H  a.img\nH  vmlinuz\nH  initrd.img\nH  liveroot.efi\n"), "a.img", "m").unwrap();
+        let names: Vec<String> = b.unwrap_or_default().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["vmlinuz", "initrd.img", "liveroot.efi"], "a Secure Boot release's signed image is fetched with its kernel");
+        let e = wanted_all(&m("H  a.img\nH  liveroot.efi\n"), "a.img", "m").unwrap_err().to_string();
+        assert!(e.contains("lists liveroot.efi without vmlinuz and initrd.img"), "{e}");
         assert_eq!(wanted(&m("H  b.img\n"), "a.img", "m").unwrap_err().to_string(), "m: a.img: not listed");
     }
 
