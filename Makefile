@@ -133,7 +133,7 @@ sign: $(BUILD)/liveroot
 # A signed release from a root filesystem, with the root's own kernel and an initramfs for it
 # (mk/release.sh; README "Your root filesystem to a stick in three commands"):
 # ROOTFS=DIR|FILE.tar[.gz|.xz|.zst] KEY= PUBKEY= VERSION= OUT= [PREVIOUS= KVER= MIN_VERSION=
-# ROLLOUT= EXPIRES= ROOT_MIB= MARK_GOOD=systemd|rc KEY_PASSWORD_FILE=]
+# ROLLOUT= EXPIRES= ROOT_MIB= MARK_GOOD=systemd|rc KEY_PASSWORD_FILE= SB_KEY= SB_CERT= LABEL= APPEND=]
 release: export ROOTFS := $(ROOTFS)
 release: export KEY := $(KEY)
 release: export PUBKEY := $(PUBKEY)
@@ -147,6 +147,10 @@ release: export EXPIRES := $(EXPIRES)
 release: export ROOT_MIB := $(ROOT_MIB)
 release: export MARK_GOOD := $(MARK_GOOD)
 release: export KEY_PASSWORD_FILE := $(KEY_PASSWORD_FILE)
+release: export SB_KEY := $(SB_KEY)
+release: export SB_CERT := $(SB_CERT)
+release: export LABEL := $(LABEL)
+release: export APPEND := $(APPEND)
 release: $(BUILD)/liveroot
 	@LIVEROOT='$(BUILD)/liveroot' mk/release.sh
 

@@ -5,6 +5,7 @@
 //! publish flash --from DIR --label LABEL --mbr-code FILE [--append ARGS] [--time UNIX]
 //!               [--size-mib N] [--uki PATH] OUT
 //! publish uki --stub FILE --linux FILE --initrd FILE --osrel FILE --label LABEL [--append ARGS] OUT
+//! publish cmdline IMAGE
 //! publish comment --version N [--rollout PCT|START+DURATION] [--expires UNIX|+SECONDS]
 //! ```
 //! `flash` writes the flash image OUT (src/install.rs, `write_flash`): an MBR whose code is
@@ -19,6 +20,8 @@
 //! `uki` writes OUT: the EFI stub FILE (systemd's linuxx64.efi.stub) with the os-release, the
 //! flash's command line (as `flash` makes it from LABEL and ARGS), the initramfs and the kernel
 //! added as PE sections (core/src/pe.rs); the same inputs give the same bytes. Sign OUT next.
+//! `cmdline` prints the command line a unified kernel image carries (its `.cmdline` section):
+//! mk/mkflash.sh checks a signed release's against the flash's label.
 //! `comment` prints the trusted comment for a release (src/rollout.rs, `TrustedComment`).
 //! Exit: 0 ok, 1 failure, 2 usage.
 
@@ -45,6 +48,7 @@ struct Args {
 enum Cmd {
     Flash(FlashArgs),
     Uki(UkiArgs),
+    Cmdline(CmdlineArgs),
     Comment(CommentArgs),
 }
 
@@ -78,6 +82,16 @@ struct FlashArgs {
     #[argh(positional)]
     /// the image to write
     out: String,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "cmdline")]
+/// Print the kernel command line a unified kernel image carries (its .cmdline section).
+/// Example: publish cmdline liveroot.efi
+struct CmdlineArgs {
+    #[argh(positional)]
+    /// the unified kernel image
+    image: String,
 }
 
 #[derive(FromArgs)]
@@ -131,6 +145,7 @@ pub fn run(argv: &[String]) -> Result<()> {
     match args.cmd {
         Cmd::Flash(a) => flash(&a),
         Cmd::Uki(a) => uki(&a),
+        Cmd::Cmdline(a) => cmdline(&a),
         Cmd::Comment(a) => comment(&a),
     }
 }
@@ -178,6 +193,14 @@ fn uki(a: &UkiArgs) -> Result<()> {
     let img = crate::pe::uki(&stub, &osrel, cmdline.as_bytes(), &linux, &initrd).map_err(|r| Error::new(&a.stub, r))?;
     std::fs::write(osarg::path(&a.out), &img).ctx(&a.out)?;
     let _ = std::io::stdout().write_all(format!("{} bytes, cmdline: {cmdline}\n", img.len()).as_bytes());
+    Ok(())
+}
+
+fn cmdline(a: &CmdlineArgs) -> Result<()> {
+    let img = std::fs::read(osarg::path(&a.image)).ctx(&a.image)?;
+    let line = crate::pe::section_data(&img, ".cmdline").ok_or_else(|| Error::new(&a.image, "no .cmdline section: not a unified kernel image"))?;
+    let line = line.strip_suffix(b"\0").unwrap_or(line);
+    let _ = std::io::stdout().write_all(&[line, b"\n"].concat());
     Ok(())
 }
 

@@ -19,6 +19,8 @@
 #                              line above), .initrd, .linux (liveroot publish uki), signed
 #   /EFI/BOOT/BOOTX64.EFI      systemd-boot, signed; its entry starts liveroot.efi, whose command
 #                              line is its own: one edited on the FAT is ignored under Secure Boot
+# A release for Secure Boot (make release SB_KEY=: DIR also holds liveroot.efi, signed) gives its
+# own liveroot.efi, as it is: its sealed command line must be this flash's (LABEL, APPEND).
 # and syslinux (BIOS) still boots /boot/vmlinuz and /boot/initrd.img as before.
 #
 # Environment:
@@ -122,6 +124,11 @@ if [[ -n $dir ]]; then
 		for f in vmlinuz initrd.img; do
 			grep -qE "^[0-9a-fA-F]{64} [ *]$f\$" "$live/SHA256SUMS" || die "$dir/$f: not listed in SHA256SUMS (a release signs its kernel and initramfs)"
 		done
+		# A release for Secure Boot (make release SB_KEY=): its signed unified image travels
+		# with the pair, and the stick's loader starts it.
+		if grep -qE "^[0-9a-fA-F]{64} [ *]liveroot.efi\$" "$live/SHA256SUMS"; then
+			cp "$dir/liveroot.efi" "$live/" || die "$dir/liveroot.efi: listed in SHA256SUMS but missing"
+		fi
 	fi
 else
 	for f in squashfs.img SHA256SUMS SHA256SUMS.minisig squashfs.img.verity squashfs.img.roothash; do
@@ -207,12 +214,21 @@ if [[ -n $sb_key ]]; then
 			sbsign --key "$sb_key" --cert "$sb_cert" --output "$2" "$1" >"$tmp/sbsign.log" 2>&1 ||
 			die "$1: sbsign failed: $(tail -n 1 "$tmp/sbsign.log")"
 	}
-	printf 'NAME=liveroot\nID=liveroot\nPRETTY_NAME="liveroot (%s)"\n' "$label" >"$tmp/os-release"
-	"$liveroot" publish uki --stub "$efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
-		--osrel "$tmp/os-release" --label "$label" --append="$append" "$tmp/liveroot.efi" >/dev/null 2>"$tmp/uki.err" ||
-		die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
 	mkdir -p "$stage/EFI/Linux"
-	sb_sign "$tmp/liveroot.efi" "$stage$uki"
+	if [[ -f $stage/LiveOS/liveroot.efi ]]; then
+		# A signed release's own image, as it is: its command line was sealed at make release.
+		want=$(printf 'root=live:LABEL=%s console=tty0 console=ttyS0,115200%s' "$label" "${append:+ $append}")
+		got=$("$liveroot" publish cmdline "$stage/LiveOS/liveroot.efi" 2>&1) || die "$dir/liveroot.efi: ${got#publish: }"
+		[[ $got == "$want" ]] ||
+			die "$dir/liveroot.efi: its sealed command line is '$got', not this flash's '$want' (make release LABEL= APPEND= as here)"
+		cp "$stage/LiveOS/liveroot.efi" "$stage$uki"
+	else
+		printf 'NAME=liveroot\nID=liveroot\nPRETTY_NAME="liveroot (%s)"\n' "$label" >"$tmp/os-release"
+		"$liveroot" publish uki --stub "$efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
+			--osrel "$tmp/os-release" --label "$label" --append="$append" "$tmp/liveroot.efi" >/dev/null 2>"$tmp/uki.err" ||
+			die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
+		sb_sign "$tmp/liveroot.efi" "$stage$uki"
+	fi
 	sb_sign "$sdboot" "$stage/EFI/BOOT/BOOTX64.EFI"
 	sb_args=(--uki "$uki")
 fi

@@ -15,10 +15,18 @@
 #   ROOT_MIB=    the inner file system's size (default: the root's size + 25 % + 256 MiB free)
 #   MARK_GOOD=systemd|rc  put the shipped mark-good (dist/) into the image: a systemd unit enabled
 #                for multi-user.target, or a line in /etc/rc.local
+#   SB_KEY=db.key SB_CERT=db.pem  a release for Secure Boot (docs/trust.md): vmlinuz re-signed
+#                with this pair (its vendor's signature removed: the kernel's kexec check reads
+#                one), and liveroot.efi, a unified kernel image (systemd's EFI stub with the
+#                root's os-release, the command line, initrd.img and vmlinuz) signed with it
+#   LABEL=LIVE APPEND=  with SB_KEY only: the command line sealed in liveroot.efi,
+#                `root=live:LABEL=LABEL console=tty0 console=ttyS0,115200 APPEND` (under Secure
+#                Boot no loader can add to it; the per-box settings go in LiveOS/settings)
 #
 # OUT: squashfs.img (holding LiveOS/rootfs.img, ext4), squashfs.img.verity/.roothash (dm-verity),
 # squashfs.img.zidx (delta index), vmlinuz (the root's own kernel), initrd.img (liveroot's
-# initramfs with the root's modules for that kernel, PUBKEY and MIN_VERSION), SHA256SUMS over all
+# initramfs with the root's modules for that kernel, PUBKEY and MIN_VERSION), with SB_KEY
+# liveroot.efi (the signed unified image), SHA256SUMS over all
 # of them and SHA256SUMS.minisig (trusted comment `version=N ...`). The root is only read: what
 # MARK_GOOD adds is written into the image, never into ROOTFS. No root needed (a tarball is
 # unpacked under fakeroot then). Reproducible: the same inputs and SOURCE_DATE_EPOCH give the
@@ -53,6 +61,18 @@ case ${MARK_GOOD:-} in "" | systemd | rc) ;; *) die "MARK_GOOD=$MARK_GOOD: expec
 [[ -r $PUBKEY ]] || die "$PUBKEY: cannot read (PUBKEY)"
 [[ -z ${KEY_PASSWORD_FILE:-} || -r $KEY_PASSWORD_FILE ]] || die "$KEY_PASSWORD_FILE: cannot read (KEY_PASSWORD_FILE)"
 [[ -x $liveroot ]] || die "$liveroot: missing (run make build)"
+. "$top/mk/sb.sh"
+sb_key=${SB_KEY:-}
+sb_cert=${SB_CERT:-}
+sb_check "$sb_key" "$sb_cert"
+label=${LABEL:-LIVE}
+append=${APPEND:-}
+if [[ -n $sb_key ]]; then
+	[[ ${#label} -le 11 && $label =~ ^[A-Z0-9_-]+$ ]] || die "LABEL=$label: 1 to 11 of A-Z, 0-9, _ and - (the stick's FAT label)"
+	[[ $append != *$'\n'* ]] || die "APPEND: must be one line"
+elif [[ -n ${LABEL:-}${APPEND:-} ]]; then
+	die "LABEL=${LABEL:-}, APPEND=${APPEND:-}: only with SB_KEY (a release for Secure Boot seals its command line; otherwise make flash sets them)"
+fi
 for t in mke2fs debugfs mksquashfs minisign depmod modprobe; do
 	command -v "$t" >/dev/null || die "$t: not installed (make deps)"
 done
@@ -176,6 +196,17 @@ KERNEL_DIR=$kdir LIVEROOT=$liveroot PUBKEY=$PUBKEY MIN_VERSION=$min RELEASE_VERS
 	die "initramfs: $(tail -n 1 "$tmp/initramfs.log")"
 rm -rf "$kdir"
 
+# --- Secure Boot: the kernel re-signed, and the unified image of kernel, initramfs, command line ---
+if [[ -n $sb_key ]]; then
+	step "Secure Boot: vmlinuz and liveroot.efi signed with $sb_cert"
+	sb_resign "$tmp/vmlinuz"
+	sb_osrel "$root" "$tmp/os-release"
+	"$liveroot" publish uki --stub "$sb_efistub" --linux "$tmp/vmlinuz" --initrd "$tmp/initrd.img" --osrel "$tmp/os-release" \
+		--label "$label" --append="$append" "$tmp/uki.efi" >"$tmp/uki.log" 2>&1 || die "liveroot.efi: $(tail -n 1 "$tmp/uki.log" | sed 's/^publish: //')"
+	sb_sign "$tmp/uki.efi" "$tmp/liveroot.efi"
+	rm -f "$tmp/uki.efi" "$tmp/os-release"
+fi
+
 # --- the image: ext4 (with room to write) in a squashfs ---
 export E2FSPROGS_FAKE_TIME=$epoch
 # Identifiers fixed per version: the same inputs give the same bytes.
@@ -253,6 +284,7 @@ step "dm-verity sidecars and delta index"
 	--uuid "$(ident verity-uuid)" >/dev/null || die "squashfs.img: imgcheck --verity-format failed"
 mv "$tmp/vmlinuz" "$tmp/out/vmlinuz"
 mv "$tmp/initrd.img" "$tmp/out/initrd.img"
+[[ -z $sb_key ]] || mv "$tmp/liveroot.efi" "$tmp/out/liveroot.efi"
 find "$tmp/out" -exec touch -h -d "@$epoch" {} +
 
 step "signing version $VERSION"
@@ -264,4 +296,4 @@ chmod 0755 "$tmp/out"
 if [[ -d $OUT ]]; then rmdir "$OUT"; fi
 mv "$tmp/out" "$OUT"
 size() { echo "$(( ($(stat -c %s "$1") + 524288) >> 20 )) MiB"; }
-step "$OUT: version $VERSION, kernel $kver; squashfs.img $(size "$OUT/squashfs.img"), vmlinuz $(size "$OUT/vmlinuz"), initrd.img $(size "$OUT/initrd.img"); $(du -sm "$OUT" | cut -f1) MiB in all"
+step "$OUT: version $VERSION, kernel $kver; squashfs.img $(size "$OUT/squashfs.img"), vmlinuz $(size "$OUT/vmlinuz"), initrd.img $(size "$OUT/initrd.img")${sb_key:+, liveroot.efi $(size "$OUT/liveroot.efi") signed}; $(du -sm "$OUT" | cut -f1) MiB in all"

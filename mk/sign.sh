@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mk/sign.sh — publish a release directory: SHA256SUMS over the image, its delta block index
 # (NAME.zidx, made here with `liveroot imgcheck --make-index` unless INDEX=0) and its dm-verity
-# sidecars and a release's vmlinuz and initrd.img when present, signed with minisign; the trusted comment carries the fleet words
+# sidecars and a release's vmlinuz and initrd.img (and liveroot.efi) when present, signed with minisign; the trusted comment carries the fleet words
 # imgfetch reads.
 #   DIR=dir KEY=release.key VERSION=N [NAME=squashfs.img] [ROLLOUT=PCT|START+DURATION]
 #   [EXPIRES=UNIXTIME|+SECONDS] [INDEX=0] [KEY_PASSWORD_FILE=file] [LIVEROOT=build/liveroot] mk/sign.sh
@@ -32,8 +32,10 @@ if [[ ${INDEX:-1} != 0 ]]; then
 	files+=("$NAME.zidx")
 fi
 for s in .verity .roothash; do [[ -f $DIR/$NAME$s ]] && files+=("$NAME$s"); done
-# A release's own kernel and initramfs (make release) are members too: signed with the image.
+# A release's own kernel and initramfs (make release) are members too: signed with the image;
+# with them, its signed unified image for Secure Boot (make release SB_KEY=).
 for f in vmlinuz initrd.img; do [[ -f $DIR/$f ]] && files+=("$f"); done
+[[ -f $DIR/vmlinuz && -f $DIR/initrd.img && -f $DIR/liveroot.efi ]] && files+=(liveroot.efi)
 (cd "$DIR" && sha256sum "${files[@]}" >SHA256SUMS && rm -f SHA256SUMS.minisig &&
 	minisign -S -s "$KEY" -m SHA256SUMS -t "$tc" <"$pw" >/dev/null) || die "signing $DIR/SHA256SUMS failed"
 echo "sign: $DIR/SHA256SUMS signed: $tc"

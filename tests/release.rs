@@ -60,7 +60,7 @@ impl Fixture {
             .env("VERSION", "3")
             .env("OUT", self.dir.join("out"))
             .env("SOURCE_DATE_EPOCH", "1700000000");
-        for v in ["ROOTFS", "KVER", "MIN_VERSION", "ROOT_MIB", "MARK_GOOD", "PREVIOUS", "KEY_PASSWORD_FILE"] {
+        for v in ["ROOTFS", "KVER", "MIN_VERSION", "ROOT_MIB", "MARK_GOOD", "PREVIOUS", "KEY_PASSWORD_FILE", "SB_KEY", "SB_CERT", "LABEL", "APPEND"] {
             c.env_remove(v);
         }
         for (k, v) in vars {
@@ -193,6 +193,49 @@ fn an_encrypted_key_without_its_password_is_refused_without_asking() {
     let pw = f.s("pw");
     let vars = [("ROOTFS", r.to_str().unwrap_or("")), ("KEY", &k), ("PUBKEY", &p), ("KEY_PASSWORD_FILE", &pw), ("ROOT_MIB", "16")];
     f.refused(&vars, "does not fit");
+}
+
+/// A Secure Boot pair (a self-signed certificate, as a publisher makes a db key) under `dir`:
+/// (key, cert); `encrypted` with a password.
+fn sb_pair(dir: &Path, tag: &str, encrypted: bool) -> (String, String) {
+    let (k, c) = (dir.join(format!("{tag}.key")), dir.join(format!("{tag}.pem")));
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-new", "-x509", "-newkey", "rsa:2048", "-subj", "/CN=liveroot test db/", "-days", "3650", "-keyout"])
+        .arg(&k)
+        .arg("-out")
+        .arg(&c);
+    if encrypted {
+        cmd.args(["-passout", "pass:pw"]);
+    } else {
+        cmd.arg("-noenc");
+    }
+    let o = cmd.output().expect("openssl (make deps installs it)");
+    assert!(o.status.success(), "openssl req: {}", String::from_utf8_lossy(&o.stderr));
+    (k.to_string_lossy().into_owned(), c.to_string_lossy().into_owned())
+}
+
+#[test]
+fn secure_boot_inputs_are_checked_before_anything_is_made() {
+    let f = Fixture::new("sb");
+    let r = f.root("root", &["6.1.0-50-amd64"]);
+    let rs = r.to_str().unwrap_or("");
+    let (k, c) = sb_pair(f.dir.path(), "db", false);
+    let (k2, c2) = sb_pair(f.dir.path(), "other", false);
+    let (ke, _) = sb_pair(f.dir.path(), "enc", true);
+    f.refused(&[("ROOTFS", rs), ("SB_KEY", &k)], "SB_CERT missing (give both or neither)");
+    f.refused(&[("ROOTFS", rs), ("SB_CERT", &c)], "SB_KEY missing (give both or neither)");
+    f.refused(&[("ROOTFS", rs), ("SB_KEY", &k), ("SB_CERT", &c2)], &format!("{k}: not the key of {c2}"));
+    f.refused(&[("ROOTFS", rs), ("SB_KEY", &ke), ("SB_CERT", &c)], "encrypted (SB_KEY must be an unencrypted PEM key");
+    f.refused(&[("ROOTFS", rs), ("SB_KEY", &c), ("SB_CERT", &c)], "not a PEM private key");
+    f.refused(&[("ROOTFS", rs), ("SB_KEY", &k2), ("SB_CERT", &k2)], "not a PEM certificate");
+    // The command line is sealed only in a Secure Boot release; the label must be a FAT label.
+    f.refused(&[("ROOTFS", rs), ("LABEL", "LIVE")], "only with SB_KEY");
+    f.refused(&[("ROOTFS", rs), ("APPEND", "quiet")], "only with SB_KEY");
+    f.refused(&[("ROOTFS", rs), ("SB_KEY", &k), ("SB_CERT", &c), ("LABEL", "live")], "LABEL=live: 1 to 11 of A-Z");
+    // A good pair gets the run past every check to the kernel's (this one is not a real kernel).
+    let (code, err) = f.run(&[("ROOTFS", rs), ("SB_KEY", &k), ("SB_CERT", &c), ("LABEL", "BOX")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("SB_KEY") && !err.contains("LABEL"), "the pair and the label were refused: {err}");
 }
 
 #[test]

@@ -126,6 +126,15 @@ pub fn sections(img: &[u8]) -> Result<Vec<SectionInfo>, String> {
     (0..h.nsections).map(|i| section(img, &h, i).ok_or_else(|| format!("section header {i}: beyond the file"))).collect()
 }
 
+/// The bytes of the section called `name` (its first one): as many as both its sizes say and the
+/// file holds. None when there is no such section or the image is not PE32+.
+pub fn section_data<'a>(img: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let s = sections(img).ok()?.into_iter().find(|s| name_str(&s.name) == name)?;
+    let start = s.raw_pointer as usize;
+    let len = s.raw_size.min(s.virtual_size) as usize;
+    img.get(start..start.checked_add(len)?)
+}
+
 /// The PE checksum (the algorithm of Windows' CheckSumMappedFile): 16-bit one's-complement-style
 /// sum of the file with the CheckSum field read as zero, plus the file's length.
 pub fn checksum(img: &[u8], checksum_off: usize) -> u32 {
@@ -378,5 +387,11 @@ mod tests {
         let out = uki(&stub(0), b"ID=liveroot\n", b"root=live:LABEL=LIVE", b"MZkernel", b"cpio").unwrap();
         let names: Vec<String> = sections(&out).unwrap().iter().map(|s| name_str(&s.name).to_owned()).collect();
         assert_eq!(names, [".text", ".osrel", ".cmdline", ".initrd", ".linux"]);
+        assert_eq!(section_data(&out, ".cmdline"), Some(b"root=live:LABEL=LIVE".as_slice()), "read back as written");
+        assert_eq!(section_data(&out, ".linux"), Some(b"MZkernel".as_slice()));
+        for n in 0..out.len() {
+            let _ = section_data(&out[..n], ".linux");
+        }
+        assert_eq!(section_data(&out, ".nothere"), None);
     }
 }
