@@ -13,6 +13,9 @@ debian_keys() {
 
 # debian_release ROOTNAME VERSION [MAKE-ARGS...]: `make release` of that root (v1, v2) at VERSION,
 # cached by everything it is made of; sets RELEASE to its directory. problem() on failure.
+# Every release is one for Secure Boot too (SB_ARGS, its command line DEBIAN_SB_APPEND sealed in
+# its liveroot.efi): a BIOS stick boots its files as any release's, and the same releases serve
+# the Secure Boot scenarios (debian-sb-update) without a second build.
 debian_release() {
 	local name=$1 version=$2 tar key dir
 	shift 2
@@ -21,9 +24,11 @@ debian_release() {
 		return 1
 	}
 	debian_keys || { problem "cannot make the test key pair"; return 1; }
+	debian_sb_key || return 1
+	set -- "${SB_ARGS[@]}" APPEND="$DEBIAN_SB_APPEND" "$@"
 	key=$( {
 		echo "$tar $version $*"
-		sha256sum "$BUILD/liveroot" "$DEBIAN_KEYS/pub" "$TOP"/mk/{release,mkinitramfs,sign}.sh "$TOP"/dist/* /bin/busybox
+		sha256sum "$BUILD/liveroot" "$DEBIAN_KEYS/pub" "$TOP"/mk/{release,mkinitramfs,sign,sb}.sh "$TOP"/dist/* /bin/busybox
 		(cd "$TOP/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 	} | sha256sum | cut -c1-16)
 	dir=$CACHE/releases/$name-v$version-$key
@@ -36,6 +41,23 @@ debian_release() {
 		VERSION="$version" OUT="$dir" "$@" >"$RUNDIR/release.log" 2>&1 && return 0
 	problem "make release $name: $(tail -n 3 "$RUNDIR/release.log" | tr '\n' ' ')"
 	return 1
+}
+
+# The command line sealed in the releases' signed images: the Secure Boot stick's (a flash made
+# with SB_KEY from a release must give the same APPEND).
+DEBIAN_SB_APPEND="ip=dhcp live.fetch=http://10.0.2.100/stable/ live.fetch.timeout=400"
+
+# debian_sb_key: the Secure Boot test key (Debian's snakeoil db key, shipped with ovmf)
+# decrypted once into $CACHE/sb/db.key (a fixed path: releases signed with it stay cached);
+# sets SB_ARGS=(SB_KEY=... SB_CERT=...).
+debian_sb_key() {
+	local k=$CACHE/sb/db.key
+	if [[ ! -s $k ]]; then
+		mkdir -p "$CACHE/sb" && chmod 0700 "$CACHE/sb"
+		openssl pkey -in "$SB_TEST_KEY" -passin pass:snakeoil -out "$k.tmp" 2>/dev/null && mv "$k.tmp" "$k" ||
+			{ problem "cannot decrypt $SB_TEST_KEY"; return 1; }
+	fi
+	SB_ARGS=(SB_KEY="$k" SB_CERT="$SB_TEST_CERT")
 }
 
 # debian_flash RELEASE OUT [MAKE-ARGS...]: make flash of a release into OUT.
