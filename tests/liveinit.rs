@@ -196,7 +196,7 @@ fn cmdline_with_a_settings_file() {
     assert_eq!(
         o.stderr,
         format!(
-            "liveinit: {s}: ip: set on the kernel command line, which wins; ignored here\n\
+            "liveinit: {s}: ip: set on the kernel command line, which wins; ignored\n\
              liveinit: {s}: live.pubkey: not allowed here (it would trust another key than the one built into the initramfs)\n\
              liveinit: {s}: using live.fetch, rd.live.machine_id\n"
         )

@@ -101,11 +101,11 @@ impl std::fmt::Display for Note {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Note::NotAllowed(k) => write!(f, "{}: not allowed here ({})", shown(k), refusal(k)),
-            Note::Bad(e) => write!(f, "{}; ignored", shown(e)),
-            Note::Shadowed(k) => write!(f, "{}: set on the kernel command line, which wins; ignored here", shown(k)),
-            Note::NoKey(l) => write!(f, "{}: not KEY=VALUE; ignored", shown(l)),
-            Note::TooLarge => write!(f, "larger than {MAX_BYTES} bytes; ignored"),
-            Note::NotAFile => write!(f, "not a regular file; ignored"),
+            Note::Bad(e) => write!(f, "{}", shown(e)),
+            Note::Shadowed(k) => write!(f, "{}: set on the kernel command line, which wins", shown(k)),
+            Note::NoKey(l) => write!(f, "{}: not KEY=VALUE", shown(l)),
+            Note::TooLarge => write!(f, "larger than {MAX_BYTES} bytes"),
+            Note::NotAFile => write!(f, "not a regular file"),
         }
     }
 }
@@ -150,9 +150,13 @@ pub struct Merged {
 
 impl Merged {
     /// The console lines, without the `liveinit: DIR/settings: ` prefix: at most [`MAX_NOTES`]
-    /// notes and a count of the rest, then the keys taken, if any.
+    /// notes (each saying it is ignored) and a count of the rest, then the keys taken, if any.
     pub fn lines(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.notes.iter().take(MAX_NOTES).map(Note::to_string).collect();
+        let line = |n: &Note| match n {
+            Note::NotAllowed(_) => n.to_string(),
+            _ => format!("{n}; ignored"),
+        };
+        let mut v: Vec<String> = self.notes.iter().take(MAX_NOTES).map(line).collect();
         let more = self.notes.len().saturating_sub(MAX_NOTES);
         if more > 0 {
             v.push(format!("{more} more line(s) ignored"));
@@ -279,7 +283,7 @@ mod tests {
         assert_eq!((l.fetch.as_str(), l.ip.as_deref(), l.machine_id.as_str()), ("http://signed.example/img/", Some(""), "b"));
         assert_eq!(m.used, vec!["rd.live.machine_id"]);
         assert_eq!(m.notes, vec![Note::Shadowed("live.fetch".into()), Note::Shadowed("ip".into())]);
-        assert_eq!(m.notes[0].to_string(), "live.fetch: set on the kernel command line, which wins; ignored here");
+        assert_eq!(m.lines()[0], "live.fetch: set on the kernel command line, which wins; ignored");
     }
 
     #[test]
@@ -289,7 +293,7 @@ mod tests {
         assert_eq!(l.fetch, "http://a/", "the good line before the bad one stays");
         assert_eq!(l.fetch_timeout, 20);
         assert_eq!(m.used, vec!["live.fetch"]);
-        let shown: Vec<String> = m.notes.iter().map(Note::to_string).collect();
+        let shown = m.lines();
         assert_eq!(
             shown,
             vec![
@@ -299,6 +303,7 @@ mod tests {
                 "=x: not KEY=VALUE; ignored",
                 "rd.live.machine_id=a b: expected 1 to 128 printable characters; ignored",
                 "live.fetch.timeout=99999999999999999999999: expected 1 to 86400 seconds; ignored",
+                "using live.fetch",
             ]
         );
     }
@@ -315,7 +320,7 @@ mod tests {
         let mut l = live();
         let m = merge(&mut l, "", b"\x1b[2Jx\xff=1\nrd.live.machine_id=\x07\n");
         assert_eq!(m.notes[0].to_string(), "?[2Jx\u{fffd}: not allowed here (only live.fetch, live.fetch.timeout, ip and rd.live.machine_id are read from this file)");
-        assert_eq!(m.notes[1].to_string(), "rd.live.machine_id=?: expected 1 to 128 printable characters; ignored");
+        assert_eq!(m.lines()[1], "rd.live.machine_id=?: expected 1 to 128 printable characters; ignored");
         let junk = "x\n".repeat(100);
         let m = merge(&mut live(), "", junk.as_bytes());
         let lines = m.lines();
@@ -330,7 +335,8 @@ mod tests {
         assert_eq!(check(b"# fleet A\nlive.fetch=http://img.example/a/\nrd.live.machine_id=x\n"), Ok(vec!["live.fetch".to_owned(), "rd.live.machine_id".to_owned()]));
         assert_eq!(check(b""), Ok(vec![]));
         assert_eq!(check(b"live.fetch=http://a/\nrd.break\n"), Err(Note::NotAllowed("rd.break".into())));
-        assert_eq!(check(b"ip=10.0.0.1\n").unwrap_err().to_string(), "ip=10.0.0.1: only ip=dhcp or ip=IFACE:dhcp are supported; ignored");
+        assert_eq!(check(b"ip=10.0.0.1\n").unwrap_err().to_string(), "ip=10.0.0.1: only ip=dhcp or ip=IFACE:dhcp are supported");
+        assert_eq!(check(&[b'#'; MAX_BYTES + 1]).unwrap_err().to_string(), "larger than 4096 bytes");
     }
 
     #[test]
