@@ -1,7 +1,8 @@
 //! liveinit: what the live /init needs that busybox sh cannot do well.
 //!
 //! ```text
-//! liveinit cmdline [--file F]                   shell assignments (LIVE_*) from /proc/cmdline
+//! liveinit cmdline [--file F] [--settings F]    shell assignments (LIVE_*) from /proc/cmdline
+//!                                               (and a stick's LiveOS/settings, merged as at boot)
 //! liveinit modprobe [-q] [-n] [--dir D] [--cmdline F] MODULE...
 //!                                               load modules and their dependencies
 //! liveinit coldplug [-n] [--settle MS] [--modules-dir D] [--sysfs D] [--cmdline F]
@@ -71,7 +72,18 @@ fn warn(text: &str) {
 fn cmdline(a: CmdlineArgs) -> Result<()> {
     let path = osarg::path(a.file.as_deref().unwrap_or("/proc/cmdline"));
     let line = std::fs::read_to_string(&path).ctx(path.display())?;
-    let live = crate::cmdline::parse(&line)?;
+    let mut live = crate::cmdline::parse(&line)?;
+    if let Some(s) = a.settings.as_deref() {
+        let path = osarg::path(s);
+        let m = match crate::settings::read(&path)? {
+            None => return Err(Error::new(s, "no such file")),
+            Some(Ok(text)) => crate::settings::merge(&mut live, &line, &text),
+            Some(Err(note)) => crate::settings::Merged { notes: vec![note], ..Default::default() },
+        };
+        for l in m.lines() {
+            warn(&format!("{s}: {l}"));
+        }
+    }
     out(&live.to_shell());
     Ok(())
 }

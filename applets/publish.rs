@@ -7,6 +7,7 @@
 //! publish uki --stub FILE --linux FILE --initrd FILE --osrel FILE --label LABEL [--append ARGS] OUT
 //! publish cmdline IMAGE
 //! publish comment --version N [--rollout PCT|START+DURATION] [--expires UNIX|+SECONDS]
+//! publish settings FILE
 //! ```
 //! `flash` writes the flash image OUT (src/install.rs, `write_flash`): an MBR whose code is
 //! FILE (syslinux's mbr.bin) and one FAT32 partition labelled LABEL holding every file under
@@ -23,6 +24,9 @@
 //! `cmdline` prints the command line a unified kernel image carries (its `.cmdline` section):
 //! mk/mkflash.sh checks a signed release's against the flash's label.
 //! `comment` prints the trusted comment for a release (src/rollout.rs, `TrustedComment`).
+//! `settings` checks FILE as the boot reads a stick's LiveOS/settings (core/src/settings.rs),
+//! strictly: a key the boot would not take from it, a bad value, a file too large is an error
+//! `FILE: KEY: reason`; it prints the keys the file sets.
 //! Exit: 0 ok, 1 failure, 2 usage.
 
 use crate::error::{Context, Error, Result};
@@ -50,6 +54,7 @@ enum Cmd {
     Uki(UkiArgs),
     Cmdline(CmdlineArgs),
     Comment(CommentArgs),
+    Settings(SettingsArgs),
 }
 
 #[derive(FromArgs)]
@@ -140,6 +145,17 @@ struct CommentArgs {
     expires: Option<String>,
 }
 
+#[derive(FromArgs)]
+#[argh(subcommand, name = "settings")]
+/// Check a LiveOS/settings file as the boot will read it: only live.fetch, live.fetch.timeout,
+/// ip and rd.live.machine_id, each value as on the kernel command line. Prints the keys it sets.
+/// Example: publish settings stick.settings
+struct SettingsArgs {
+    #[argh(positional)]
+    /// the settings file
+    file: String,
+}
+
 pub fn run(argv: &[String]) -> Result<()> {
     let args: Args = crate::cli::parse(argv, "")?;
     match args.cmd {
@@ -147,7 +163,20 @@ pub fn run(argv: &[String]) -> Result<()> {
         Cmd::Uki(a) => uki(&a),
         Cmd::Cmdline(a) => cmdline(&a),
         Cmd::Comment(a) => comment(&a),
+        Cmd::Settings(a) => settings(&a),
     }
+}
+
+fn settings(a: &SettingsArgs) -> Result<()> {
+    use crate::settings;
+    let text = match settings::read(&osarg::path(&a.file))? {
+        None => return Err(Error::new(&a.file, "no such file")),
+        Some(Err(note)) => return Err(Error::new(&a.file, note.to_string())),
+        Some(Ok(t)) => t,
+    };
+    let used = settings::check(&text).map_err(|n| Error::new(&a.file, n.to_string()))?;
+    let _ = std::io::stdout().write_all(format!("{}: {}\n", a.file, if used.is_empty() { "no settings".to_owned() } else { used.join(", ") }).as_bytes());
+    Ok(())
 }
 
 fn comment(a: &CommentArgs) -> Result<()> {

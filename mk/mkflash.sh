@@ -13,6 +13,7 @@
 #   /LiveOS/squashfs.img SHA256SUMS [SHA256SUMS.minisig] [squashfs.img.verity .roothash]
 #          [vmlinuz initrd.img]                       a release's own, also copied to /boot
 #   /LiveOS/trial.state (8 KiB, no record: the boot's trial state, see core/src/trial.rs)
+#   [/LiveOS/settings]  SETTINGS, if given (core/src/settings.rs)
 # Both entries boot `root=live:LABEL=LABEL console=tty0 console=ttyS0,115200 APPEND`.
 # With SB_KEY and SB_CERT (Secure Boot, README "Secure Boot"), also:
 #   /EFI/Linux/liveroot.efi    unified kernel image: systemd's EFI stub with .osrel, .cmdline (the
@@ -36,6 +37,9 @@
 #   SIZE_MIB=N     disk size; default (core/src/install.rs): room for syncflash to write the next
 #                  image beside this one
 #   APPEND="..."   appended last to the kernel command line of both entries
+#   SETTINGS=file  copied to LiveOS/settings, the settings a person may edit on the stick (no
+#                  command line under Secure Boot): checked first as the boot reads it
+#                  (liveroot publish settings; core/src/settings.rs)
 #   KERNEL_DIR     mk/kernel.sh's output (default BUILD/kernel); INITRD=file: use this initramfs
 #                  instead of building one (tests); MIN_VERSION as mk/mkinitramfs.sh
 # Reproducible: volume id and disk identifier from SOURCE_DATE_EPOCH, every timestamp pinned,
@@ -55,6 +59,7 @@ dir=${SQUASHFS:-}
 pubkey=${PUBKEY:-}
 size_mib=${SIZE_MIB:-}
 initrd=${INITRD:-}
+settings=${SETTINGS:-}
 mbr=/usr/lib/syslinux/mbr/mbr.bin
 ldlinux_c32=/usr/lib/syslinux/modules/bios/ldlinux.c32
 sdboot=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
@@ -82,6 +87,10 @@ for f in "$kernel_file" "$mbr" "$ldlinux_c32" "$sdboot" "$liveroot"; do
 	[[ -r $f ]] || die "$f: missing (make deps installs syslinux, systemd-boot-efi; make kernel build)"
 done
 [[ -z $initrd || -r $initrd ]] || die "$initrd: cannot read (INITRD)"
+# SETTINGS: what the boot would ignore in it is a refusal here (FILE: KEY: reason).
+if [[ -n $settings ]]; then
+	err=$("$liveroot" publish settings "$settings" 2>&1 >/dev/null) || die "${err#publish: }"
+fi
 # Secure Boot: the pair checked now (sbsign would prompt for an encrypted key's password).
 [[ -n $sb_key || -z $sb_cert ]] || die "SB_CERT=$sb_cert: SB_KEY missing (give both or neither)"
 [[ -z $sb_key || -n $sb_cert ]] || die "SB_KEY=$sb_key: SB_CERT missing (give both or neither)"
@@ -161,6 +170,7 @@ if [[ -n $pubkey ]]; then
 fi
 
 rm -f "$live/squashfs.img.zidx"
+[[ -z $settings ]] || cp "$settings" "$live/settings"
 
 # --- up to date? ---
 stamp=$(dirname "$out")/.$(basename "$out").stamp

@@ -183,6 +183,30 @@ fn cmdline_defaults_and_errors() {
 }
 
 #[test]
+fn cmdline_with_a_settings_file() {
+    let t = TempDir::new("liveinit-cmdline-settings");
+    let f = cmdline_file(&t, "root=live:LABEL=LIVE ip=dhcp\n");
+    let s = t.path_str("settings");
+    std::fs::write(&s, "# box 7\r\nlive.fetch=http://10.0.2.100/img/\r\nip=eth1:dhcp\r\nlive.pubkey=RWQx\r\nrd.live.machine_id=box-7\r\n").unwrap();
+    let o = li(&["cmdline", "--file", &f, "--settings", &s]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for want in ["LIVE_FETCH='http://10.0.2.100/img/'\n", "LIVE_IP_IFACE=''\n", "LIVE_PUBKEY=''\n", "LIVE_MACHINE_ID='box-7'\n"] {
+        assert!(o.stdout.contains(want), "{want} in {}", o.stdout);
+    }
+    assert_eq!(
+        o.stderr,
+        format!(
+            "liveinit: {s}: ip: set on the kernel command line, which wins; ignored\n\
+             liveinit: {s}: live.pubkey: not allowed here (it would trust another key than the one built into the initramfs)\n\
+             liveinit: {s}: using live.fetch, rd.live.machine_id\n"
+        )
+    );
+    let o = li(&["cmdline", "--file", &f, "--settings", &t.path_str("none")]);
+    assert_eq!((o.code, o.stdout.as_str()), (1, ""));
+    assert!(o.stderr.ends_with("none: no such file\n"), "{}", o.stderr);
+}
+
+#[test]
 fn cmdline_eval_in_a_real_shell_is_literal() {
     let t = TempDir::new("liveinit-inject");
     let marker = t.path_str("pwned");

@@ -84,3 +84,23 @@ fn uki_and_flash_uki() {
     assert!(err.contains("EFI/Linux/liveroot.efi: missing (--uki names a file of the tree)"), "{err}");
     assert!(!t.join("flash.img").exists());
 }
+
+#[test]
+fn settings_checked_as_the_boot_reads_them() {
+    let t = TempDir::new("publish-settings");
+    let f = t.path_str("settings");
+    std::fs::write(&f, "# fleet A\nlive.fetch=http://img.example/a/\nrd.live.machine_id=box-7\n").unwrap();
+    let o = run_applet("publish", &["settings", &f]);
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, format!("{f}: live.fetch, rd.live.machine_id\n").as_str(), ""));
+    for (text, why) in [
+        ("live.fetch=http://a/\nlive.pubkey=RWQx\n", "live.pubkey: not allowed here (it would trust another key than the one built into the initramfs)"),
+        ("live.fetch.allow-downgrade\n", "live.fetch.allow-downgrade: not allowed here (it would accept an older signed release)"),
+        ("live.fetch=ftp://a/\n", "live.fetch=ftp://a/: expected http://HOST[:PORT]/PATH/"),
+    ] {
+        std::fs::write(&f, text).unwrap();
+        let (code, err) = fails(&run_applet("publish", &["settings", &f]));
+        assert_eq!((code, err), (1, format!("publish: {f}: {why}\n")), "{text}");
+    }
+    std::fs::write(&f, vec![b'#'; 5000]).unwrap();
+    assert_eq!(fails(&run_applet("publish", &["settings", &f])), (1, format!("publish: {f}: larger than 4096 bytes\n")));
+}

@@ -33,11 +33,15 @@ pub enum Cmd {
 /// LIVE_ROOT LIVE_DIR LIVE_SQUASHIMG LIVE_OVERLAY_SIZE LIVE_RAM LIVE_MINMEM LIVE_CHECK LIVE_MD
 /// LIVE_RETRY LIVE_BREAK LIVE_INIT LIVE_FETCH LIVE_NETROOT LIVE_FETCH_TIMEOUT LIVE_FETCH_DOWNGRADE
 /// LIVE_IP LIVE_IP_IFACE LIVE_PUBKEY LIVE_TRIES (rd.live.tries=N, default 3; 0: a new image
-/// boots untried, nothing written). Every value is single-quoted.
+/// boots untried, nothing written). Every value is single-quoted. With --settings, a stick's
+/// LiveOS/settings merged in as the boot does (the command line wins; ignored lines on stderr).
 pub struct CmdlineArgs {
     /// read this file instead of /proc/cmdline
     #[argh(option)]
     pub file: Option<String>,
+    /// merge this LiveOS/settings file as the boot does
+    #[argh(option)]
+    pub settings: Option<String>,
 }
 
 #[derive(FromArgs)]

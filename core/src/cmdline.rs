@@ -190,79 +190,94 @@ pub fn parse(line: &str) -> Result<Live> {
     let mut l = Live::default();
     let mut root: Option<String> = None;
     for (k, v) in split(line) {
-        let val = v.as_deref();
-        match k.as_str() {
-            "root" => root = Some(val.unwrap_or("").to_owned()),
-            "rd.live.dir" => l.dir = rel_path(&k, val)?,
-            "rd.live.squashimg" => l.squashimg = rel_path(&k, val)?,
-            "rd.live.overlay.size" => {
-                let n = number(&k, val, "a size in MiB")?;
-                if n == 0 {
-                    return Err(bad(&k, val.unwrap_or(""), "must be at least 1 MiB"));
-                }
-                l.overlay_size = Some(n);
-            }
-            "rd.live.ram" => l.ram = flag(&k, val)?,
-            "rd.minmem" => l.minmem = number(&k, val, "a size in MiB")?,
-            "rd.live.check" => l.check = Some(flag(&k, val)?),
-            "live.md" => {
-                let v = val.unwrap_or("");
-                let name = v.strip_prefix("/dev/").unwrap_or(v);
-                let ok = name.strip_prefix("md").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-                if !ok {
-                    return Err(bad(&k, v, "expected mdN, e.g. md7"));
-                }
-                l.md = name.to_owned();
-            }
-            // Both end up in deadlines (find-medium --wait, /init's date arithmetic).
-            "rd.retry" => l.retry = seconds(&k, val, 0, crate::cli::MAX_BOOT_WAIT)?,
-            "rd.break" => l.brk = true,
-            "rd.shell" => l.brk = flag(&k, val)?,
-            "init" => {
-                let v = val.unwrap_or("");
-                if !v.starts_with('/') {
-                    return Err(bad(&k, v, "expected an absolute path"));
-                }
-                l.init = v.to_owned();
-            }
-            "live.fetch" => l.fetch = http_url(&k, val)?,
-            "live.fetch.timeout" => {
-                l.fetch_timeout = seconds(&k, val, 1, crate::cli::MAX_BOOT_WAIT)?;
-            }
-            "live.fetch.allow-downgrade" => l.allow_downgrade = flag(&k, val)?,
-            "live.pubkey" => l.pubkey = val.unwrap_or("").to_owned(),
-            "rd.live.machine_id" => {
-                let v = val.unwrap_or("");
-                if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(bad(&k, v, "expected 1 to 128 printable characters"));
-                }
-                l.machine_id = v.to_owned();
-            }
-            "ip" => {
-                let v = val.unwrap_or("");
-                let iface = match v.strip_suffix(":dhcp") {
-                    Some(i) if !i.is_empty() && !i.contains([':', '/']) => i,
-                    _ if v == "dhcp" => "",
-                    _ => return Err(bad(&k, v, "only ip=dhcp or ip=IFACE:dhcp are supported")),
-                };
-                l.ip = Some(iface.to_owned());
-            }
-            "rd.live.tries" => l.tries = tries(&k, val)?,
-            "rd.live.watchdog" => {
-                let n = number(&k, val, "a number of seconds")?;
-                l.watchdog = u32::try_from(n).ok().filter(|n| *n <= 65535).ok_or_else(|| bad(&k, val.unwrap_or(""), "expected 0 (off) to 65535 seconds"))?;
-            }
-            "panic" => l.panic = Some(val.unwrap_or("").to_owned()),
-            "live.kexec" => l.kexec = Some(number(&k, val, "a release version")?),
-            "rootfstype" => l.root_fstype = val.unwrap_or("").to_owned(),
-            "rootflags" => l.root_flags = val.unwrap_or("").to_owned(),
-            "ro" if val.is_none() => l.root_ro = true,
-            "rw" if val.is_none() => l.root_ro = false,
-            // dracut's marker for live media; the root= form already says it.
-            "rd.live.image" => {}
-            _ => {}
+        if k == "root" {
+            root = Some(v.unwrap_or_default());
+            continue;
         }
+        set_option(&mut l, &k, v.as_deref())?;
     }
+    finish(l, root)
+}
+
+/// One live option `k[=val]` onto `l`, checked as [`parse`] checks it; on an error `l` is left
+/// as it was. `root=` is not one of these (it decides the rest: [`parse`]); an unknown key is
+/// ignored. LiveOS/settings (core/src/settings.rs) sets its allowed keys through this too.
+pub fn set_option(l: &mut Live, k: &str, val: Option<&str>) -> Result<()> {
+    match k {
+        "rd.live.dir" => l.dir = rel_path(k, val)?,
+        "rd.live.squashimg" => l.squashimg = rel_path(k, val)?,
+        "rd.live.overlay.size" => {
+            let n = number(k, val, "a size in MiB")?;
+            if n == 0 {
+                return Err(bad(k, val.unwrap_or(""), "must be at least 1 MiB"));
+            }
+            l.overlay_size = Some(n);
+        }
+        "rd.live.ram" => l.ram = flag(k, val)?,
+        "rd.minmem" => l.minmem = number(k, val, "a size in MiB")?,
+        "rd.live.check" => l.check = Some(flag(k, val)?),
+        "live.md" => {
+            let v = val.unwrap_or("");
+            let name = v.strip_prefix("/dev/").unwrap_or(v);
+            let ok = name.strip_prefix("md").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !ok {
+                return Err(bad(k, v, "expected mdN, e.g. md7"));
+            }
+            l.md = name.to_owned();
+        }
+        // Both end up in deadlines (find-medium --wait, /init's date arithmetic).
+        "rd.retry" => l.retry = seconds(k, val, 0, crate::cli::MAX_BOOT_WAIT)?,
+        "rd.break" => l.brk = true,
+        "rd.shell" => l.brk = flag(k, val)?,
+        "init" => {
+            let v = val.unwrap_or("");
+            if !v.starts_with('/') {
+                return Err(bad(k, v, "expected an absolute path"));
+            }
+            l.init = v.to_owned();
+        }
+        "live.fetch" => l.fetch = http_url(k, val)?,
+        "live.fetch.timeout" => {
+            l.fetch_timeout = seconds(k, val, 1, crate::cli::MAX_BOOT_WAIT)?;
+        }
+        "live.fetch.allow-downgrade" => l.allow_downgrade = flag(k, val)?,
+        "live.pubkey" => l.pubkey = val.unwrap_or("").to_owned(),
+        "rd.live.machine_id" => {
+            let v = val.unwrap_or("");
+            if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(bad(k, v, "expected 1 to 128 printable characters"));
+            }
+            l.machine_id = v.to_owned();
+        }
+        "ip" => {
+            let v = val.unwrap_or("");
+            let iface = match v.strip_suffix(":dhcp") {
+                Some(i) if !i.is_empty() && !i.contains([':', '/']) => i,
+                _ if v == "dhcp" => "",
+                _ => return Err(bad(k, v, "only ip=dhcp or ip=IFACE:dhcp are supported")),
+            };
+            l.ip = Some(iface.to_owned());
+        }
+        "rd.live.tries" => l.tries = tries(k, val)?,
+        "rd.live.watchdog" => {
+            let n = number(k, val, "a number of seconds")?;
+            l.watchdog = u32::try_from(n).ok().filter(|n| *n <= 65535).ok_or_else(|| bad(k, val.unwrap_or(""), "expected 0 (off) to 65535 seconds"))?;
+        }
+        "panic" => l.panic = Some(val.unwrap_or("").to_owned()),
+        "live.kexec" => l.kexec = Some(number(k, val, "a release version")?),
+        "rootfstype" => l.root_fstype = val.unwrap_or("").to_owned(),
+        "rootflags" => l.root_flags = val.unwrap_or("").to_owned(),
+        "ro" if val.is_none() => l.root_ro = true,
+        "rw" if val.is_none() => l.root_ro = false,
+        // dracut's marker for live media; the root= form already says it.
+        "rd.live.image" => {}
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The rest of [`parse`]: `root=` and what it implies.
+fn finish(mut l: Live, root: Option<String>) -> Result<Live> {
     let Some(root) = root else {
         return Err(Error::new("root", "no root= on the kernel command line (root=live:... or a device)"));
     };

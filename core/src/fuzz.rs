@@ -50,6 +50,7 @@ pub const TARGETS: &[Target] = &[
     t("multipart", run_multipart, seeds_multipart),
     t("mountinfo", run_mountinfo, seeds_mountinfo),
     t("loader-entries", run_loader_entries, seeds_loader_entries),
+    t("settings", run_settings, seeds_settings),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -73,6 +74,25 @@ fn seeds_cmdline() -> Vec<Vec<u8>> {
         "root=live:http://h:8080/live/ ip=dhcp",
         "root=live:CDLABEL=x rd.break console=ttyS0",
         "root=live:PARTUUID=0badcafe-02 rd.live.overlay.size=99999999999999999999999M",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
+fn run_settings(d: &[u8]) -> bool {
+    let mut live = crate::cmdline::Live::default();
+    let m = crate::settings::merge(&mut live, "root=live:LABEL=LIVE ip=dhcp", d);
+    let _ = m.lines();
+    let _ = live.to_shell();
+    crate::settings::check(d).is_ok()
+}
+
+fn seeds_settings() -> Vec<Vec<u8>> {
+    [
+        "# this stick\nlive.fetch=http://10.0.2.100/img/\nlive.fetch.timeout=60\nip=eth0:dhcp\nrd.live.machine_id=box-7\n",
+        "\u{feff}live.fetch = http://h:8080/live/\r\nrd.live.machine_id=a\r\n",
+        "live.pubkey=RWQx\nrd.break\ninit=/bin/sh\n=x\nlive.fetch.timeout=99999999999999999999\n",
     ]
     .iter()
     .map(|s| s.as_bytes().to_vec())

@@ -40,6 +40,7 @@ pub mod raid;
 pub mod ramcopy;
 pub mod rollout;
 pub mod select;
+pub mod settings;
 pub mod snapshot;
 pub mod state;
 pub mod switchroot;

@@ -34,6 +34,7 @@
 //! | `trial`        | `2`                              | the image is on trial (src/trial.rs): tries left after this boot (0: the last); absent when not on trial |
 //! | `kernel` | `own` | an image with its own kernel: `own` when it runs on it, `loader` when on the loader's (mark-good waits for `own`); absent otherwise |
 //! | `fallback_reason` | `version 2 failed its trial: 3 boots without mark-good` | why the previous pair booted instead of the primary; absent otherwise |
+//! | `settings`     | `live.fetch,rd.live.machine_id`  | the keys taken from the medium's `LiveOS/settings` (core/src/settings.rs), comma-separated; empty: the file gave none; absent: no file |
 //! | `migrated`     | `/dev/sdb`                       | set by migrate once the system runs on that disk alone (before the grow) |
 //!
 //! Writers replace the file atomically (write a temporary file, rename), so readers never see a
@@ -189,6 +190,8 @@ pub struct LiveState {
     /// For an image that brings its own kernel: `own` when it runs on it, `loader` when on the
     /// loader's (a fetched image before syncflash): mark-good waits for `own`.
     pub kernel: Option<String>,
+    /// The keys taken from `LiveOS/settings`, comma-separated (`None`: no such file).
+    pub settings: Option<String>,
 }
 
 /// The image path when the state names none (a state from before `image=`).
@@ -235,6 +238,7 @@ impl LiveState {
             watchdog_dev: o("watchdog_dev"),
             migrated: o("migrated"),
             kernel: o("kernel"),
+            settings: o("settings"),
         }
     }
 
@@ -276,6 +280,7 @@ impl LiveState {
             ("watchdog_dev", &self.watchdog_dev),
             ("migrated", &self.migrated),
             ("kernel", &self.kernel),
+            ("settings", &self.settings),
         ];
         v.extend(opt.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone()))));
         v

@@ -481,7 +481,7 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
         std::fs::create_dir_all(d).map_err(|e| Rescue::new("mount", format!("{d}: {}", crate::error::io_reason(&e))))?;
     }
     let line = std::fs::read_to_string("/proc/cmdline").map_err(|e| Rescue::new("cmdline", format!("/proc/cmdline: {}", crate::error::io_reason(&e))))?;
-    let live = crate::cmdline::parse(&line).map_err(|e| Rescue::from_error("cmdline", &e))?;
+    let mut live = crate::cmdline::parse(&line).map_err(|e| Rescue::from_error("cmdline", &e))?;
     if !live.plain_root.is_empty() {
         return plain_root(&live);
     }
@@ -518,6 +518,8 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
         }
         dir = src.parent().map(Path::to_path_buf).unwrap_or_default();
         name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // Before anything reads the network settings (the fetch, in choose below).
+        st.settings = read_settings(&mut live, &line, &dir);
         let has_sums = std::fs::read_dir(&dir).map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("SHA256SUMS"))).unwrap_or(false);
         let (c, ignored) = plan::check(live.check, has_sums, key.is_some());
         if ignored {
@@ -554,6 +556,29 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
         let _ = std::fs::write(BREAK_FILE, "");
     }
     Ok(())
+}
+
+/// The medium's LiveOS/settings (core/src/settings.rs) merged into `live` under the kernel
+/// command line `line`, each line it ignores said on the console; the keys it gave, for the
+/// state (`None`: no file). Never a reason to stop: the boot goes on as the command line says.
+fn read_settings(live: &mut Live, line: &str, dir: &Path) -> Option<String> {
+    use crate::settings::{self, Merged};
+    let shown = dir.strip_prefix(MEDIUM).unwrap_or(dir).join(settings::NAME).display().to_string();
+    let m = match settings::read(&dir.join(settings::NAME)) {
+        Ok(None) => return None,
+        Ok(Some(Ok(text))) => settings::merge(live, line, &text),
+        Ok(Some(Err(note))) => Merged { notes: vec![note], ..Merged::default() },
+        Err(e) => {
+            eprintln_line(&format!("liveinit: {e}; ignored"));
+            kmsg(6, &format!("settings: {e}; ignored"));
+            Merged::default()
+        }
+    };
+    for l in m.lines() {
+        eprintln_line(&format!("liveinit: {shown}: {l}"));
+        kmsg(6, &format!("settings: {shown}: {l}"));
+    }
+    Some(m.used.join(","))
 }
 
 /// The writable snapshot with its COW in RAM, wrapped in md, mounted at /sysroot.
