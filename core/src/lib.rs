@@ -33,6 +33,7 @@ pub mod modprobe;
 pub mod model;
 pub mod mountinfo;
 pub mod pairs;
+pub mod password;
 pub mod pe;
 pub mod progress;
 pub mod probe;
