@@ -38,6 +38,7 @@ pub mod pe;
 pub mod progress;
 pub mod probe;
 pub mod raid;
+pub mod recovery;
 pub mod ramcopy;
 pub mod rollout;
 pub mod select;

@@ -13,7 +13,7 @@
 use sha2::{Digest, Sha512};
 
 /// The most rounds a hash may ask for. The default (5000) takes about 5 ms; the largest,
-/// 1,000,000, about 1 s on this project's test machine (release build), so a few seconds on a
+/// 1,000,000, about 0.3 s on this project's test machine (release build), so a few seconds on a
 /// slow box. passlib's default (656,000) fits.
 pub const MAX_ROUNDS: u64 = 1_000_000;
 /// The specification's floor: fewer rounds count as this many.
