@@ -69,6 +69,11 @@ pub fn needed(s: &Signs) -> Option<String> {
 /// Read the signs from `efivars` and `lockdown`, mounting efivarfs and securityfs read-only
 /// first when `mount` and they are not there yet (the initramfs mounts neither).
 pub fn probe(efivars: &Path, lockdown: &Path, mount: bool) -> Signs {
+    if mount && !Path::new("/sys/kernel").is_dir() {
+        // /init's rescue can come before sysfs is mounted: without it every sign would read
+        // "no", and the shell would open under Secure Boot.
+        mount_once("sysfs", Path::new("/sys"));
+    }
     let efi = efivars.parent().is_some_and(|p| p.is_dir());
     if mount {
         if efi {
