@@ -19,7 +19,11 @@
 #                              line above), .initrd, .linux (liveroot publish uki), signed
 #   /EFI/BOOT/BOOTX64.EFI      systemd-boot, signed; its entry starts liveroot.efi, whose command
 #                              line is its own: one edited on the FAT is ignored under Secure Boot
-# and syslinux (BIOS) still boots /boot/vmlinuz and /boot/initrd.img as before.
+# and syslinux (BIOS) still boots /boot/vmlinuz and /boot/initrd.img as before. When the
+# initramfs holds a recovery hash (RECOVERY_HASH=, or a release made with it), also:
+#   /EFI/Linux/liveroot-recovery.efi  the same, its command line ending in liveroot.recovery,
+#                              signed; /loader/entries/liveroot-recovery.conf starts it ("liveroot
+#                              recovery"; the default stays liveroot.conf)
 #
 # Environment:
 #   SQUASHFS=DIR   squashfs.img + SHA256SUMS (+ SHA256SUMS.minisig, sidecars); empty: the sample
@@ -34,6 +38,8 @@
 #   SIZE_MIB=N     disk size; default (core/src/install.rs): room for syncflash to write the next
 #                  image beside this one
 #   APPEND="..."   appended last to the kernel command line of both entries
+#   RECOVERY_HASH='$6$...' or RECOVERY_HASH_FILE=file  the recovery password's hash (openssl
+#                  passwd -6), baked into the initramfs (a release must already hold the same)
 #   KERNEL_DIR     mk/kernel.sh's output (default BUILD/kernel); INITRD=file: use this initramfs
 #                  instead of building one (tests); MIN_VERSION as mk/mkinitramfs.sh
 # Reproducible: volume id and disk identifier from SOURCE_DATE_EPOCH, every timestamp pinned,
@@ -97,6 +103,8 @@ if [[ -n $sb_key ]]; then
 		die "$sb_cert: not a PEM certificate (SB_CERT)"
 	[[ $keypub == "$certpub" ]] || die "$sb_key: not the key of $sb_cert (SB_KEY and SB_CERT must be one pair)"
 fi
+. "$top/mk/recovery-hash.sh"
+recovery_hash_check "$liveroot" || die "$RECOVERY_ERR"
 if [[ -n $dir ]]; then
 	[[ -d $dir ]] || die "$dir: not a directory (SQUASHFS)"
 	[[ -f $dir/squashfs.img ]] || die "$dir: no squashfs.img (SQUASHFS=DIR holds squashfs.img and SHA256SUMS)"
@@ -164,6 +172,7 @@ inputs=$( {
 	[[ -n $pubkey ]] && sha256sum <"$pubkey"
 	[[ -n $initrd ]] && sha256sum <"$initrd"
 	[[ -n $sb_key ]] && sha256sum "$efistub" "$sb_key" "$sb_cert"
+	[[ -n ${RECOVERY_HASH:-} ]] && echo "recovery $RECOVERY_HASH"
 	sha256sum <"$liveroot"
 	[[ -z $initrd && -z $release ]] && (cd "$top/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 	true
@@ -199,7 +208,7 @@ fi
 cp "$mbr" "$stage/boot/syslinux/mbr.bin"
 cp "$ldlinux_c32" "$stage/boot/syslinux/ldlinux.c32"
 cp "$sdboot" "$stage/EFI/BOOT/BOOTX64.EFI"
-sb_args=()
+sb_args=() inhash=
 if [[ -n $sb_key ]]; then
 	# The signing time pinned (frozen, not ticking) so the same inputs sign to the same bytes.
 	sb_sign() {
@@ -215,6 +224,20 @@ if [[ -n $sb_key ]]; then
 	sb_sign "$tmp/liveroot.efi" "$stage$uki"
 	sb_sign "$sdboot" "$stage/EFI/BOOT/BOOTX64.EFI"
 	sb_args=(--uki "$uki")
+	# Recovery (docs/trust.md): a second signed image whose line ends in liveroot.recovery, when
+	# the initramfs holds a hash; /init asks for that password before the shell.
+	mkdir "$tmp/rec"
+	gzip -dc <"$stage/boot/initrd.img" 2>/dev/null | (cd "$tmp/rec" && cpio -id --quiet etc/liveroot/recovery.hash 2>/dev/null) || true
+	inhash=$(cat "$tmp/rec/etc/liveroot/recovery.hash" 2>/dev/null || true)
+	[[ -z ${RECOVERY_HASH:-} || $inhash == "$RECOVERY_HASH" ]] ||
+		die "RECOVERY_HASH: not the hash inside /boot/initrd.img (${release:+make release RECOVERY_HASH= bakes it; }${inhash:-it holds none})"
+	if [[ -n $inhash ]]; then
+		"$liveroot" publish uki --stub "$efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
+			--osrel "$tmp/os-release" --label "$label" --append="${append:+$append }liveroot.recovery" "$tmp/recovery.efi" >/dev/null 2>"$tmp/uki.err" ||
+			die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
+		sb_sign "$tmp/recovery.efi" "$stage/EFI/Linux/liveroot-recovery.efi"
+		sb_args+=(--recovery-uki /EFI/Linux/liveroot-recovery.efi)
+	fi
 fi
 
 # --- the disk: the layout and the size are liveroot's (core/src/install.rs) ---
@@ -227,4 +250,4 @@ syslinux --install --offset $((1 << 20)) --directory /boot/syslinux "$img" ||
 	die "$img: syslinux --install failed"
 mv -f "$img" "$out"
 echo "$inputs" >"$stamp"
-echo "flash: $out ($made${sb_key:+; signed for Secure Boot: $uki})"
+echo "flash: $out ($made${sb_key:+; signed for Secure Boot: $uki}${inhash:+ and /EFI/Linux/liveroot-recovery.efi})"

@@ -12,6 +12,7 @@
 #   PREVIOUS=DIR the release before this one: it must verify with PUBKEY and be below VERSION
 #   KVER=        the kernel (`uname -r`) when the root holds several
 #   MIN_VERSION= ROLLOUT= EXPIRES=  as mk/mkinitramfs.sh and mk/sign.sh take them
+#   RECOVERY_HASH= RECOVERY_HASH_FILE=  the recovery password (Secure Boot), as mk/mkinitramfs.sh
 #   ROOT_MIB=    the inner file system's size (default: the root's size + 25 % + 256 MiB free)
 #   MARK_GOOD=systemd|rc  put the shipped mark-good (dist/) into the image: a systemd unit enabled
 #                for multi-user.target, or a line in /etc/rc.local
@@ -53,6 +54,8 @@ case ${MARK_GOOD:-} in "" | systemd | rc) ;; *) die "MARK_GOOD=$MARK_GOOD: expec
 [[ -r $PUBKEY ]] || die "$PUBKEY: cannot read (PUBKEY)"
 [[ -z ${KEY_PASSWORD_FILE:-} || -r $KEY_PASSWORD_FILE ]] || die "$KEY_PASSWORD_FILE: cannot read (KEY_PASSWORD_FILE)"
 [[ -x $liveroot ]] || die "$liveroot: missing (run make build)"
+. "$top/mk/recovery-hash.sh"
+recovery_hash_check "$liveroot" || die "$RECOVERY_ERR"
 for t in mke2fs debugfs mksquashfs minisign depmod modprobe; do
 	command -v "$t" >/dev/null || die "$t: not installed (make deps)"
 done
