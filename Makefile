@@ -96,6 +96,12 @@ bench: $(BUILD)/liveroot
 kernel: $(BUILD)/.deps
 	@KERNEL_MODULES='$(KERNEL_MODULES)' KERNEL_FLAVOUR='$(KERNEL_FLAVOUR)' mk/kernel.sh $(BUILD)/kernel
 
+# The recovery password's hash (docs/trust.md "Recovery"): RECOVERY_HASH='$6$...' (taken
+# literally: override + $(value), so make expands no $ in it) or RECOVERY_HASH_FILE=file; for
+# initramfs, flash, release.
+RECOVERY_EXPORTS := initramfs flash release
+$(RECOVERY_EXPORTS): override export RECOVERY_HASH := $(value RECOVERY_HASH)
+$(RECOVERY_EXPORTS): override export RECOVERY_HASH_FILE := $(value RECOVERY_HASH_FILE)
 initramfs: $(BUILD)/liveroot kernel
 	@PUBKEY='$(PUBKEY)' MIN_VERSION='$(MIN_VERSION)' mk/mkinitramfs.sh $(BUILD)/initramfs.cpio.gz
 

@@ -24,6 +24,9 @@
 //! liveinit trial status [--file F]              the record, as TRIAL_* assignments
 //! liveinit trial start --sha256 HEX --version N [--tries N] [--net] [--file F]
 //! liveinit trial create FILE                    a fresh trial file (make flash, syncflash)
+//! liveinit recovery [--hash-file F] [--always] [--check]
+//!                                               under Secure Boot, the recovery password before
+//!                                               /init's shell; exit 0 = the shell may run
 //! liveinit watchdog arm SECONDS [--dev D] | disarm [--dev D]
 //!                                               start the hardware watchdog and leave it running
 //!                                               across switch_root; stop it (mark-good does)
@@ -54,6 +57,7 @@ pub fn run(argv: &[String]) -> Result<()> {
         Cmd::MarkGood(a) => mark_good(a),
         Cmd::Trial(a) => trial(a),
         Cmd::Watchdog(a) => watchdog(a),
+        Cmd::Recovery(a) => recovery(a),
     }
 }
 
@@ -264,4 +268,57 @@ fn boot(_: BootArgs) -> Result<()> {
     // The boot said its one line on the console and in the kernel log: the error is only the
     // exit code.
     crate::boot::boot().map_err(|r| Error::reported(r.code))
+}
+
+// ---- recovery ----------------------------------------------------------------------------------
+
+/// The gate before /init's shell (core/src/recovery.rs). Every message is `liveinit: recovery:
+/// reason`.
+fn recovery(a: RecoveryArgs) -> Result<()> {
+    use crate::recovery as r;
+    let fail = |e: Error| Error::new("recovery", e.to_string()).code(e.code);
+    let hash_path = osarg::path(&a.hash_file);
+    if a.check {
+        return r::load_hash(&hash_path).map(drop).map_err(fail);
+    }
+    let why = if a.always {
+        "asked to (--always)".to_owned()
+    } else {
+        let mount = a.efivars.is_none() && a.lockdown.is_none();
+        let efivars = osarg::path(a.efivars.as_deref().unwrap_or(r::EFIVARS));
+        let lockdown = osarg::path(a.lockdown.as_deref().unwrap_or(r::LOCKDOWN));
+        match r::needed(&r::probe(&efivars, &lockdown, mount)) {
+            None => return Ok(()),
+            Some(why) => why,
+        }
+    };
+    let hash = r::load_hash(&hash_path).map_err(|e| fail(Error::new(why.clone(), e.to_string())))?;
+    warn(&format!("recovery: {why}: the shell needs the recovery password"));
+    let stdin = std::io::stdin();
+    let echo = {
+        use std::os::fd::AsFd;
+        crate::sys::tty::NoEcho::new(stdin.as_fd()).map_err(fail)?
+    };
+    let mut input = stdin.lock();
+    let granted = r::ask(
+        &hash,
+        &mut input,
+        r::TRIES,
+        &mut || {
+            let _ = std::io::stderr().write_all(b"password: ");
+        },
+        &mut |n| {
+            let _ = std::io::stderr().write_all(b"\n");
+            warn(&format!("recovery: wrong password ({n} of {})", r::TRIES));
+            std::thread::sleep(std::time::Duration::from_millis(r::DELAY_MS));
+        },
+    )
+    .map_err(fail)?;
+    drop(echo);
+    if !granted {
+        return Err(Error::verify("recovery", format!("no shell: the password was not given ({} tries)", r::TRIES)));
+    }
+    let _ = std::io::stderr().write_all(b"\n");
+    warn("recovery: password accepted");
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! publish flash --from DIR --label LABEL --mbr-code FILE [--append ARGS] [--time UNIX]
-//!               [--size-mib N] [--uki PATH] OUT
+//!               [--size-mib N] [--uki PATH [--recovery-uki PATH]] OUT
 //! publish uki --stub FILE --linux FILE --initrd FILE --osrel FILE --label LABEL [--append ARGS] OUT
 //! publish cmdline IMAGE
 //! publish comment --version N [--rollout PCT|START+DURATION] [--expires UNIX|+SECONDS]
@@ -17,7 +17,9 @@
 //! `--size-mib` the size leaves room for a second LiveOS. It prints the size, the label and the
 //! command line. With `--uki PATH` (a file under DIR, e.g. /EFI/Linux/liveroot.efi) the
 //! systemd-boot entry starts that unified kernel image instead of the kernel and initramfs, with
-//! no command line of its own (the image carries it); syslinux's entry is unchanged.
+//! no command line of its own (the image carries it); syslinux's entry is unchanged. With
+//! `--recovery-uki PATH` too, a second entry (loader/entries/liveroot-recovery.conf, "liveroot
+//! recovery") starts that image; the default stays the first.
 //! `uki` writes OUT: the EFI stub FILE (systemd's linuxx64.efi.stub) with the os-release, the
 //! flash's command line (as `flash` makes it from LABEL and ARGS), the initramfs and the kernel
 //! added as PE sections (core/src/pe.rs); the same inputs give the same bytes. Sign OUT next.
@@ -84,6 +86,9 @@ struct FlashArgs {
     #[argh(option)]
     /// a unified kernel image under DIR (/EFI/Linux/NAME.efi) the systemd-boot entry starts
     uki: Option<String>,
+    #[argh(option)]
+    /// with --uki: a second image under DIR, the recovery entry's (liveroot-recovery.conf)
+    recovery_uki: Option<String>,
     #[argh(positional)]
     /// the image to write
     out: String,
@@ -247,13 +252,22 @@ fn flash(a: &FlashArgs) -> Result<()> {
     let from = osarg::path(&a.from);
     collect(&from, "", &mut files)?;
     let cmdline = install::flash_cmdline(l, &a.append);
-    let configs = match &a.uki {
-        None => install::flash_configs(&cmdline),
-        Some(u) => {
-            if !files.iter().any(|(p, _)| p == u) {
-                return Err(Error::new(from.join(u.trim_start_matches('/')).display().to_string(), "missing (--uki names a file of the tree)"));
+    let in_tree = |u: &str, opt: &str| {
+        if files.iter().any(|(p, _)| p == u) {
+            Ok(())
+        } else {
+            Err(Error::new(from.join(u.trim_start_matches('/')).display().to_string(), format!("missing ({opt} names a file of the tree)")))
+        }
+    };
+    let configs = match (&a.uki, &a.recovery_uki) {
+        (None, None) => install::flash_configs(&cmdline),
+        (None, Some(_)) => return Err(Error::usage("--recovery-uki: needs --uki")),
+        (Some(u), r) => {
+            in_tree(u, "--uki")?;
+            if let Some(r) = r {
+                in_tree(r, "--recovery-uki")?;
             }
-            install::flash_configs_uki(&cmdline, u)
+            install::flash_configs_uki(&cmdline, u, r.as_deref())
         }
     };
     for (path, data) in configs {

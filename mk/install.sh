@@ -42,6 +42,9 @@ tools=(sign mkflash mkinitramfs kernel)
 for t in "${tools[@]}"; do
 	install -m 0755 "$top/mk/$t.sh" "$root$lib/mk/$t.sh"
 done
+# Sourced by mkflash.sh and mkinitramfs.sh (the recovery hash's check; Secure Boot signing).
+install -m 0644 "$top/mk/recovery-hash.sh" "$root$lib/mk/recovery-hash.sh"
+install -m 0644 "$top/mk/sb.sh" "$root$lib/mk/sb.sh"
 rm -rf "$root$lib/initramfs-skel"
 cp -R --no-preserve=ownership "$top/initramfs-skel" "$root$lib/initramfs-skel"
 

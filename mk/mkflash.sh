@@ -20,9 +20,13 @@
 #                              line above), .initrd, .linux (liveroot publish uki), signed
 #   /EFI/BOOT/BOOTX64.EFI      systemd-boot, signed; its entry starts liveroot.efi, whose command
 #                              line is its own: one edited on the FAT is ignored under Secure Boot
+# and syslinux (BIOS) still boots /boot/vmlinuz and /boot/initrd.img as before. When the
+# initramfs holds a recovery hash (RECOVERY_HASH=, or a release made with it), also:
+#   /EFI/Linux/liveroot-recovery.efi  the same, its command line ending in liveroot.recovery,
+#                              signed; /loader/entries/liveroot-recovery.conf starts it ("liveroot
+#                              recovery"; the default stays liveroot.conf)
 # A release for Secure Boot (make release SB_KEY=: DIR also holds liveroot.efi, signed) gives its
 # own liveroot.efi, as it is: its sealed command line must be this flash's (LABEL, APPEND).
-# and syslinux (BIOS) still boots /boot/vmlinuz and /boot/initrd.img as before.
 #
 # Environment:
 #   SQUASHFS=DIR   squashfs.img + SHA256SUMS (+ SHA256SUMS.minisig, sidecars); empty: the sample
@@ -40,6 +44,8 @@
 #   SETTINGS=file  copied to LiveOS/settings, the settings a person may edit on the stick (no
 #                  command line under Secure Boot): checked first as the boot reads it
 #                  (liveroot publish settings; core/src/settings.rs)
+#   RECOVERY_HASH='$6$...' or RECOVERY_HASH_FILE=file  the recovery password's hash (openssl
+#                  passwd -6), baked into the initramfs (a release must already hold the same)
 #   KERNEL_DIR     mk/kernel.sh's output (default BUILD/kernel); INITRD=file: use this initramfs
 #                  instead of building one (tests); MIN_VERSION as mk/mkinitramfs.sh
 # Reproducible: volume id and disk identifier from SOURCE_DATE_EPOCH, every timestamp pinned,
@@ -92,22 +98,10 @@ if [[ -n $settings ]]; then
 	err=$("$liveroot" publish settings "$settings" 2>&1 >/dev/null) || die "${err#publish: }"
 fi
 # Secure Boot: the pair checked now (sbsign would prompt for an encrypted key's password).
-[[ -n $sb_key || -z $sb_cert ]] || die "SB_CERT=$sb_cert: SB_KEY missing (give both or neither)"
-[[ -z $sb_key || -n $sb_cert ]] || die "SB_KEY=$sb_key: SB_CERT missing (give both or neither)"
-if [[ -n $sb_key ]]; then
-	[[ -r $efistub ]] || die "$efistub: missing (make deps installs systemd-boot-efi)"
-	for t in sbsign faketime openssl; do
-		command -v $t >/dev/null || die "$t: missing (make deps installs sbsigntool, faketime, openssl)"
-	done
-	[[ -r $sb_key ]] || die "$sb_key: cannot read (SB_KEY)"
-	[[ -r $sb_cert ]] || die "$sb_cert: cannot read (SB_CERT)"
-	grep -q ENCRYPTED "$sb_key" && die "$sb_key: encrypted (SB_KEY must be an unencrypted PEM key: openssl pkey -in KEY -out PLAIN)"
-	keypub=$(openssl pkey -in "$sb_key" -passin pass: -pubout 2>/dev/null) ||
-		die "$sb_key: not a PEM private key (SB_KEY)"
-	certpub=$(openssl x509 -in "$sb_cert" -noout -pubkey 2>/dev/null) ||
-		die "$sb_cert: not a PEM certificate (SB_CERT)"
-	[[ $keypub == "$certpub" ]] || die "$sb_key: not the key of $sb_cert (SB_KEY and SB_CERT must be one pair)"
-fi
+. "$top/mk/sb.sh"
+sb_check "$sb_key" "$sb_cert"
+. "$top/mk/recovery-hash.sh"
+recovery_hash_check "$liveroot" || die "$RECOVERY_ERR"
 if [[ -n $dir ]]; then
 	[[ -d $dir ]] || die "$dir: not a directory (SQUASHFS)"
 	[[ -f $dir/squashfs.img ]] || die "$dir: no squashfs.img (SQUASHFS=DIR holds squashfs.img and SHA256SUMS)"
@@ -181,6 +175,7 @@ inputs=$( {
 	[[ -n $pubkey ]] && sha256sum <"$pubkey"
 	[[ -n $initrd ]] && sha256sum <"$initrd"
 	[[ -n $sb_key ]] && sha256sum "$efistub" "$sb_key" "$sb_cert"
+	[[ -n ${RECOVERY_HASH:-} ]] && echo "recovery $RECOVERY_HASH"
 	sha256sum <"$liveroot"
 	[[ -z $initrd && -z $release ]] && (cd "$top/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 	true
@@ -216,15 +211,10 @@ fi
 cp "$mbr" "$stage/boot/syslinux/mbr.bin"
 cp "$ldlinux_c32" "$stage/boot/syslinux/ldlinux.c32"
 cp "$sdboot" "$stage/EFI/BOOT/BOOTX64.EFI"
-sb_args=()
+sb_args=() inhash=
 if [[ -n $sb_key ]]; then
-	# The signing time pinned (frozen, not ticking) so the same inputs sign to the same bytes.
-	sb_sign() {
-		TZ=UTC faketime "$(TZ=UTC date -d "@$epoch" '+%Y-%m-%d %H:%M:%S')" \
-			sbsign --key "$sb_key" --cert "$sb_cert" --output "$2" "$1" >"$tmp/sbsign.log" 2>&1 ||
-			die "$1: sbsign failed: $(tail -n 1 "$tmp/sbsign.log")"
-	}
 	mkdir -p "$stage/EFI/Linux"
+	printf 'NAME=liveroot\nID=liveroot\nPRETTY_NAME="liveroot (%s)"\n' "$label" >"$tmp/os-release"
 	if [[ -f $stage/LiveOS/liveroot.efi ]]; then
 		# A signed release's own image, as it is: its command line was sealed at make release.
 		want=$(printf 'root=live:LABEL=%s console=tty0 console=ttyS0,115200%s' "$label" "${append:+ $append}")
@@ -233,7 +223,6 @@ if [[ -n $sb_key ]]; then
 			die "$dir/liveroot.efi: its sealed command line is '$got', not this flash's '$want' (make release LABEL= APPEND= as here)"
 		cp "$stage/LiveOS/liveroot.efi" "$stage$uki"
 	else
-		printf 'NAME=liveroot\nID=liveroot\nPRETTY_NAME="liveroot (%s)"\n' "$label" >"$tmp/os-release"
 		"$liveroot" publish uki --stub "$efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
 			--osrel "$tmp/os-release" --label "$label" --append="$append" "$tmp/liveroot.efi" >/dev/null 2>"$tmp/uki.err" ||
 			die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
@@ -241,6 +230,20 @@ if [[ -n $sb_key ]]; then
 	fi
 	sb_sign "$sdboot" "$stage/EFI/BOOT/BOOTX64.EFI"
 	sb_args=(--uki "$uki")
+	# Recovery (docs/trust.md): a second signed image whose line ends in liveroot.recovery, when
+	# the initramfs holds a hash; /init asks for that password before the shell.
+	mkdir "$tmp/rec"
+	gzip -dc <"$stage/boot/initrd.img" 2>/dev/null | (cd "$tmp/rec" && cpio -id --quiet etc/liveroot/recovery.hash 2>/dev/null) || true
+	inhash=$(cat "$tmp/rec/etc/liveroot/recovery.hash" 2>/dev/null || true)
+	[[ -z ${RECOVERY_HASH:-} || $inhash == "$RECOVERY_HASH" ]] ||
+		die "RECOVERY_HASH: not the hash inside /boot/initrd.img (${release:+make release RECOVERY_HASH= bakes it; }${inhash:-it holds none})"
+	if [[ -n $inhash ]]; then
+		"$liveroot" publish uki --stub "$efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
+			--osrel "$tmp/os-release" --label "$label" --append="${append:+$append }liveroot.recovery" "$tmp/recovery.efi" >/dev/null 2>"$tmp/uki.err" ||
+			die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
+		sb_sign "$tmp/recovery.efi" "$stage/EFI/Linux/liveroot-recovery.efi"
+		sb_args+=(--recovery-uki /EFI/Linux/liveroot-recovery.efi)
+	fi
 fi
 
 # --- the disk: the layout and the size are liveroot's (core/src/install.rs) ---
@@ -253,4 +256,4 @@ syslinux --install --offset $((1 << 20)) --directory /boot/syslinux "$img" ||
 	die "$img: syslinux --install failed"
 mv -f "$img" "$out"
 echo "$inputs" >"$stamp"
-echo "flash: $out ($made${sb_key:+; signed for Secure Boot: $uki})"
+echo "flash: $out ($made${sb_key:+; signed for Secure Boot: $uki}${inhash:+ and /EFI/Linux/liveroot-recovery.efi})"

@@ -15,6 +15,9 @@
 #   MIN_VERSION=N  written to /etc/liveroot/min-version (default 0): /init refuses a signed image
 #                below version N, on the medium and from the network
 #   RELEASE_VERSION=N  written to /etc/liveroot/release (make release): the release it belongs to
+#   RECOVERY_HASH='$6$...' or RECOVERY_HASH_FILE=file  the recovery password's hash (openssl
+#                passwd -6), checked, installed as /etc/liveroot/recovery.hash: under Secure Boot
+#                /init gives a shell only for that password (none given: no shell there)
 #   EXTRA=dir[:dir...]  trees copied on top last (test-only tools such as dmsetup/mdadm)
 #   MODULES      space-separated module list (default: the boot set and the hardware set below)
 # Reproducible: sorted entries, owner 0:0, mtimes from SOURCE_DATE_EPOCH, gzip -n.
@@ -47,6 +50,11 @@ die() { echo "mkinitramfs: $*" >&2; exit 1; }
 kver=$(cat "$kdir/kver")
 mbase=$kdir/modules
 [[ -z $liveroot || -x $liveroot ]] || die "$liveroot: missing (run make build)"
+. "$top/mk/recovery-hash.sh"
+if [[ -n ${RECOVERY_HASH:-}${RECOVERY_HASH_FILE:-} ]]; then
+	[[ -n $liveroot ]] || die "RECOVERY_HASH: needs LIVEROOT (its parser checks the hash)"
+	recovery_hash_check "$liveroot" || die "$RECOVERY_ERR"
+fi
 
 mkdir -p "$(dirname "$out")"
 stage=$(mktemp -d "$(dirname "$out")/.initramfs.XXXXXX")
@@ -115,6 +123,10 @@ echo "$((10#$min))" >"$stage/etc/liveroot/min-version"
 if [[ -n ${RELEASE_VERSION:-} ]]; then
 	[[ $RELEASE_VERSION =~ ^[0-9]+$ ]] || die "RELEASE_VERSION=$RELEASE_VERSION: expected a number"
 	echo "version=$((10#$RELEASE_VERSION))" >"$stage/etc/liveroot/release"
+fi
+if [[ -n ${RECOVERY_HASH:-} ]]; then
+	printf '%s\n' "$RECOVERY_HASH" >"$stage/etc/liveroot/recovery.hash"
+	chmod 644 "$stage/etc/liveroot/recovery.hash"
 fi
 IFS=: read -ra extras <<<"${EXTRA:-}"
 for e in "${extras[@]}"; do

@@ -12,6 +12,7 @@
 #   PREVIOUS=DIR the release before this one: it must verify with PUBKEY and be below VERSION
 #   KVER=        the kernel (`uname -r`) when the root holds several
 #   MIN_VERSION= ROLLOUT= EXPIRES=  as mk/mkinitramfs.sh and mk/sign.sh take them
+#   RECOVERY_HASH= RECOVERY_HASH_FILE=  the recovery password (Secure Boot), as mk/mkinitramfs.sh
 #   ROOT_MIB=    the inner file system's size (default: the root's size + 25 % + 256 MiB free)
 #   MARK_GOOD=systemd|rc  put the shipped mark-good (dist/) into the image: a systemd unit enabled
 #                for multi-user.target, or a line in /etc/rc.local
@@ -73,6 +74,8 @@ if [[ -n $sb_key ]]; then
 elif [[ -n ${LABEL:-}${APPEND:-} ]]; then
 	die "LABEL=${LABEL:-}, APPEND=${APPEND:-}: only with SB_KEY (a release for Secure Boot seals its command line; otherwise make flash sets them)"
 fi
+. "$top/mk/recovery-hash.sh"
+recovery_hash_check "$liveroot" || die "$RECOVERY_ERR"
 for t in mke2fs debugfs mksquashfs minisign depmod modprobe; do
 	command -v "$t" >/dev/null || die "$t: not installed (make deps)"
 done

@@ -54,6 +54,8 @@ fn expected(man_suffix: &str) -> Vec<(String, &'static str)> {
         v.push((format!("bin/liveroot-{t}"), "file"));
         v.push((format!("lib/liveroot/mk/{t}.sh"), "file"));
     }
+    v.push(("lib/liveroot/mk/recovery-hash.sh".to_owned(), "file"));
+    v.push(("lib/liveroot/mk/sb.sh".to_owned(), "file"));
     v.push(("lib/liveroot/initramfs-skel/init".to_owned(), "file"));
     for m in man_pages() {
         v.push((format!("share/man/man8/{m}{man_suffix}"), "file"));

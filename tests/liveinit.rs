@@ -1206,3 +1206,86 @@ fn select_image_floor_rises_only_at_mark_good() {
     let o = m.select(&["--trial-state", &f, "--skip", "primary"]);
     assert_eq!((o.code, var(&o.stdout, "IMG_PAIR")), (0, "old".into()), "{}", o.stderr);
 }
+
+// ---- recovery ----------------------------------------------------------------------------------
+
+/// `liveinit recovery` with INPUT on stdin (a pipe: no terminal, nothing to turn off).
+fn recovery(args: &[&str], input: &str) -> Out {
+    use std::io::Write;
+    let mut c = common::applet("liveinit");
+    c.arg("recovery").args(args).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let o = child.wait_with_output().unwrap();
+    Out { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() }
+}
+
+#[test]
+fn recovery_asks_only_under_secure_boot() {
+    need("openssl");
+    let d = TempDir::new("recovery");
+    let hash = sh("openssl", &["passwd", "-6", "-salt", "rec0very", "s3cret pass"]).stdout;
+    std::fs::write(d.join("hash"), &hash).unwrap();
+    std::fs::create_dir_all(d.join("efivars")).unwrap();
+    let var = d.join("efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c");
+    let lockdown = d.path_str("lockdown");
+    std::fs::write(&lockdown, "[none] integrity confidentiality\n").unwrap();
+    let (hf, ev) = (d.path_str("hash"), d.path_str("efivars"));
+    let at = |extra: &[&str], input: &str| {
+        let mut a = vec!["--hash-file", hf.as_str(), "--efivars", ev.as_str(), "--lockdown", lockdown.as_str()];
+        a.extend_from_slice(extra);
+        recovery(&a, input)
+    };
+    // Not under Secure Boot (BIOS-like: no variable; then UEFI with it off): nothing asked.
+    let o = at(&[], "");
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""), "{o:?}");
+    std::fs::write(&var, [6, 0, 0, 0, 0]).unwrap();
+    assert_eq!(at(&[], "").code, 0);
+    // Secure Boot on: the password, one wrong try first.
+    std::fs::write(&var, [6, 0, 0, 0, 1]).unwrap();
+    let o = at(&[], "wrong\ns3cret pass\n");
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("liveinit: recovery: Secure Boot is on"), "{}", o.stderr);
+    assert!(o.stderr.contains("password: ") && o.stderr.contains("liveinit: recovery: wrong password (1 of 3)"), "{}", o.stderr);
+    assert!(o.stderr.contains("liveinit: recovery: password accepted"), "{}", o.stderr);
+    assert!(!o.stderr.contains("s3cret") && o.stdout.is_empty(), "{o:?}");
+    // Three wrong: 3, no shell.
+    let o = at(&[], "a\nb\nc\ns3cret pass\n");
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(o.stderr.ends_with("liveinit: recovery: no shell: the password was not given (3 tries)\n"), "{}", o.stderr);
+    // The console closed: no shell.
+    assert_eq!(at(&[], "").code, 3);
+    // Lockdown alone is enough.
+    std::fs::remove_file(&var).unwrap();
+    std::fs::write(&lockdown, "none [integrity] confidentiality\n").unwrap();
+    let o = at(&[], "s3cret pass\n");
+    assert!(o.code == 0 && o.stderr.contains("the kernel is in lockdown (integrity)"), "{o:?}");
+    // No hash baked in: no shell under Secure Boot, 1.
+    std::fs::remove_file(d.join("hash")).unwrap();
+    let o = at(&[], "s3cret pass\n");
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.starts_with("liveinit: recovery: the kernel is in lockdown (integrity): ") && o.stderr.contains("no recovery password was set"), "{}", o.stderr);
+}
+
+#[test]
+fn recovery_check_and_always() {
+    need("openssl");
+    let d = TempDir::new("recovery-check");
+    let hash = sh("openssl", &["passwd", "-6", "-salt", "rounds=2000$xyz", "pw"]).stdout;
+    std::fs::write(d.join("ok"), &hash).unwrap();
+    let ok = d.path_str("ok");
+    assert_eq!(recovery(&["--check", "--hash-file", &ok], "").code, 0);
+    let o = recovery(&["--always", "--hash-file", &ok], "pw\n");
+    assert_eq!(o.code, 0, "{o:?}");
+    for (bad, why) in [
+        ("$1$abc$def\n", "not a SHA-512 crypt hash"),
+        ("$6$rounds=5000000$abc$x\n", "rounds=5000000: more than 1000000"),
+        ("$6$abc$tooshort\n", "the hash is not 86 characters"),
+    ] {
+        std::fs::write(d.join("bad"), bad).unwrap();
+        let o = recovery(&["--check", "--hash-file", &d.path_str("bad")], "");
+        assert_eq!(o.code, 1, "{bad}: {o:?}");
+        assert!(o.stderr.starts_with("liveinit: recovery: ") && o.stderr.contains(why), "{bad}: {}", o.stderr);
+    }
+    assert_eq!(recovery(&["--bogus"], "").code, 2);
+}

@@ -83,6 +83,21 @@ fn uki_and_flash_uki() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("EFI/Linux/liveroot.efi: missing (--uki names a file of the tree)"), "{err}");
     assert!(!t.join("flash.img").exists());
+    // --recovery-uki: only with --uki, and a file of the tree too.
+    std::fs::create_dir_all(t.join("stage/EFI/Linux")).unwrap();
+    std::fs::write(t.join("stage/EFI/Linux/liveroot.efi"), b"MZ").unwrap();
+    let flash = |extra: &[&str]| {
+        let mut a = vec!["flash", "--from", &s, "--label", "LIVE", "--mbr-code", &m];
+        a.extend_from_slice(extra);
+        a.push(&img);
+        run_applet("publish", &a)
+    };
+    let (code, err) = fails(&flash(&["--recovery-uki", "/EFI/Linux/liveroot-recovery.efi"]));
+    assert_eq!((code, err.as_str()), (2, "publish: --recovery-uki: needs --uki\n"));
+    let (code, err) = fails(&flash(&["--uki", "/EFI/Linux/liveroot.efi", "--recovery-uki", "/EFI/Linux/liveroot-recovery.efi"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("EFI/Linux/liveroot-recovery.efi: missing (--recovery-uki names a file of the tree)"), "{err}");
+    assert!(!t.join("flash.img").exists());
 }
 
 #[test]

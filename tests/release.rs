@@ -60,7 +60,7 @@ impl Fixture {
             .env("VERSION", "3")
             .env("OUT", self.dir.join("out"))
             .env("SOURCE_DATE_EPOCH", "1700000000");
-        for v in ["ROOTFS", "KVER", "MIN_VERSION", "ROOT_MIB", "MARK_GOOD", "PREVIOUS", "KEY_PASSWORD_FILE", "SB_KEY", "SB_CERT", "LABEL", "APPEND"] {
+        for v in ["ROOTFS", "KVER", "MIN_VERSION", "ROOT_MIB", "MARK_GOOD", "PREVIOUS", "KEY_PASSWORD_FILE", "SB_KEY", "SB_CERT", "LABEL", "APPEND", "RECOVERY_HASH", "RECOVERY_HASH_FILE", "SETTINGS"] {
             c.env_remove(v);
         }
         for (k, v) in vars {

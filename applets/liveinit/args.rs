@@ -25,6 +25,7 @@ pub enum Cmd {
     Trial(TrialArgs),
     Watchdog(WatchdogArgs),
     Boot(BootArgs),
+    Recovery(RecoveryArgs),
 }
 
 #[derive(FromArgs)]
@@ -206,6 +207,33 @@ pub struct SwitchArgs {
 /// step prints one line `liveroot: STEP: object: reason` on the console and in the kernel log
 /// and exits non-zero: 1, 3 (verification failed) or 4 (network root unreachable).
 pub struct BootArgs {}
+
+#[derive(FromArgs)]
+#[argh(subcommand, name = "recovery")]
+/// Before /init gives a shell (rd.break, liveroot.recovery, a failed boot): under Secure Boot
+/// (the EFI variable SecureBoot is 1, or the kernel is in lockdown) ask for the recovery
+/// password on the console, echo off, 3 tries 2 s apart, checked against the SHA-512 crypt hash
+/// ($6$...) baked into the initramfs. Not under Secure Boot: exit 0 at once, nothing asked.
+/// Exit: 0 the shell may run (password right, or not needed); 1 no shell: no hash file (no
+/// password was set: none under Secure Boot, by design), a malformed one, or no console;
+/// 2 usage; 3 the password was wrong 3 times (or the console closed).
+pub struct RecoveryArgs {
+    /// the hash file (default /etc/liveroot/recovery.hash)
+    #[argh(option, default = "crate::recovery::HASH_FILE.to_owned()")]
+    pub hash_file: String,
+    /// ask even when the boot is not under Secure Boot
+    #[argh(switch)]
+    pub always: bool,
+    /// only check that the hash file holds one well-formed $6$ hash (make flash, make release)
+    #[argh(switch)]
+    pub check: bool,
+    /// efivarfs (default /sys/firmware/efi/efivars, mounted read-only if it is not)
+    #[argh(option)]
+    pub efivars: Option<String>,
+    /// the lockdown file (default /sys/kernel/security/lockdown, securityfs mounted if it is not)
+    #[argh(option)]
+    pub lockdown: Option<String>,
+}
 
 #[derive(FromArgs)]
 #[argh(subcommand, name = "mark-good")]

@@ -227,7 +227,9 @@ pub fn set_option(l: &mut Live, k: &str, val: Option<&str>) -> Result<()> {
         }
         // Both end up in deadlines (find-medium --wait, /init's date arithmetic).
         "rd.retry" => l.retry = seconds(k, val, 0, crate::cli::MAX_BOOT_WAIT)?,
-        "rd.break" => l.brk = true,
+        // liveroot.recovery: the word of the signed recovery entry (make flash RECOVERY_HASH=
+        // with SB_KEY): rd.break's shell, which /init puts behind the recovery password.
+        "rd.break" | "liveroot.recovery" => l.brk = true,
         "rd.shell" => l.brk = flag(k, val)?,
         "init" => {
             let v = val.unwrap_or("");
@@ -438,6 +440,7 @@ mod tests {
         // Last one wins, as in dracut.
         assert!(!parse("root=live:/dev/sr0 rd.live.ram rd.live.ram=0").unwrap().ram);
         assert!(parse("root=live:/dev/sr0 rd.shell").unwrap().brk);
+        assert!(parse("root=live:/dev/sr0 liveroot.recovery").unwrap().brk);
         assert_eq!(parse("root=live:UUID=ab-cd rd.live.overlay.size=64M").unwrap().overlay_size, Some(64));
     }
 

@@ -51,8 +51,38 @@ pub const TARGETS: &[Target] = &[
     t("mountinfo", run_mountinfo, seeds_mountinfo),
     t("loader-entries", run_loader_entries, seeds_loader_entries),
     t("settings", run_settings, seeds_settings),
+    t("password", run_password, seeds_password),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
+
+/// The recovery hash (first line) and a password (the rest): parsed always, verified when the
+/// hash asks for few rounds (a million rounds per input would stall the loop, not find bugs).
+fn run_password(d: &[u8]) -> bool {
+    let (line, pw) = match d.iter().position(|&b| b == b'\n') {
+        Some(i) => (d.get(..i).unwrap_or(d), d.get(i + 1..).unwrap_or(&[])),
+        None => (d, &[][..]),
+    };
+    match crate::password::Hash::parse(&text(line)) {
+        Ok(h) => {
+            if h.rounds <= 2000 {
+                let _ = h.verify(pw);
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn seeds_password() -> Vec<Vec<u8>> {
+    [
+        "$6$rounds=1000$roundstoolow$kUMsbe306n21p9R.FRkW3IGn.S9NPN0x50YhH1xhLsPuWGsUSklZt58jaTfF4ZEQpyUNGc0dqbpBYYBaHHrsX.\nthe minimum number is still observed",
+        "$6$rounds=1000$$GMD1/FEr/OrKov0xfxT.FS3qfyZ0QenNY9v/5g7pxwyMFjR6B3P9RJ0jNNhMkr2Zh.vbhcRqyqtqVTZx.tNH81\n",
+        "$6$rounds=2000$abc$BjdW5R0NP9fAZAFlFqXrEpllwtM50YkZmk7oKsPrMdCJkXlJm4V8SAdiyjiqKEFw6wYk6Nu6kDKM2wR0UTs9s0\nhello",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
 
 fn text(d: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(d)

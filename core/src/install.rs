@@ -245,16 +245,27 @@ pub fn flash_configs(cmdline: &str) -> Vec<(String, Vec<u8>)> {
 /// [`flash_configs`] for a Secure Boot flash: syslinux's entry as it is (BIOS checks nothing),
 /// and the systemd-boot entry starting the signed unified kernel image `uki` (an absolute path
 /// on the FAT), which carries `cmdline` itself: the entry has no `options` line, and under
-/// Secure Boot systemd's stub ignores any it were given.
-pub fn flash_configs_uki(cmdline: &str, uki: &str) -> Vec<(String, Vec<u8>)> {
+/// Secure Boot systemd's stub ignores any it were given. With `recovery` (a second signed image
+/// whose command line adds `liveroot.recovery`), a second entry [`RECOVERY_ENTRY`] starts it;
+/// loader.conf's default stays the first.
+pub fn flash_configs_uki(cmdline: &str, uki: &str, recovery: Option<&str>) -> Vec<(String, Vec<u8>)> {
     let mut c = flash_configs(cmdline);
     for (p, d) in &mut c {
         if p.trim_start_matches('/') == crate::loader::SDBOOT_ENTRY {
             *d = format!("# Written by liveroot. The command line is the image's own (signed).\ntitle liveroot\nefi {uki}\n").into_bytes();
         }
     }
+    if let Some(r) = recovery {
+        let text = format!(
+            "# Written by liveroot. A shell for the recovery password (the image's own command line ends in liveroot.recovery).\ntitle liveroot recovery\nefi {r}\n"
+        );
+        c.push((format!("/{RECOVERY_ENTRY}"), text.into_bytes()));
+    }
     c
 }
+
+/// The systemd-boot entry of the signed recovery image (Secure Boot flash).
+pub const RECOVERY_ENTRY: &str = "loader/entries/liveroot-recovery.conf";
 
 /// One MBR partition entry.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -611,7 +622,7 @@ mod tests {
 
     #[test]
     fn the_secure_boot_entry_starts_the_image() {
-        let c = flash_configs_uki("root=live:LABEL=LIVE x", "/EFI/Linux/liveroot.efi");
+        let c = flash_configs_uki("root=live:LABEL=LIVE x", "/EFI/Linux/liveroot.efi", None);
         let plain = flash_configs("root=live:LABEL=LIVE x");
         assert_eq!(c.len(), plain.len());
         for ((p, d), (q, e)) in c.iter().zip(&plain) {
@@ -624,6 +635,21 @@ mod tests {
                 assert_eq!(d, e, "{p}");
             }
         }
+    }
+
+    #[test]
+    fn the_recovery_entry_starts_its_own_image() {
+        let c = flash_configs_uki("root=live:LABEL=LIVE x", "/EFI/Linux/liveroot.efi", Some("/EFI/Linux/liveroot-recovery.efi"));
+        let plain = flash_configs_uki("root=live:LABEL=LIVE x", "/EFI/Linux/liveroot.efi", None);
+        assert_eq!(&c[..plain.len()], &plain[..], "the other files are unchanged");
+        assert_eq!(c.len(), plain.len() + 1);
+        let (p, d) = c.last().unwrap();
+        assert_eq!(p, "/loader/entries/liveroot-recovery.conf");
+        let t = String::from_utf8(d.clone()).unwrap();
+        assert!(t.lines().any(|l| l == "title liveroot recovery") && t.lines().any(|l| l == "efi /EFI/Linux/liveroot-recovery.efi"), "{t}");
+        assert!(!t.lines().any(|l| l.starts_with("options") || l.starts_with("linux")), "{t}");
+        let loader = c.iter().find(|(p, _)| p == "/loader/loader.conf").unwrap();
+        assert!(String::from_utf8_lossy(&loader.1).lines().any(|l| l == "default liveroot.conf"));
     }
 
     #[test]

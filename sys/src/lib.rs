@@ -17,6 +17,7 @@ pub mod module;
 pub mod pagecache;
 pub mod random;
 pub mod sysfs;
+pub mod tty;
 pub mod watchdog;
 
 use nix::errno::Errno;

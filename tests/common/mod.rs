@@ -31,6 +31,7 @@ pub fn applet_path(name: &str) -> PathBuf {
 }
 
 /// Exit code, stdout and stderr of a finished command.
+#[derive(Debug)]
 pub struct Out {
     pub code: i32,
     pub stdout: String,
