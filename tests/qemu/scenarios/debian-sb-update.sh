@@ -91,6 +91,11 @@ verify() {
 	MTOOLS_SKIP_CHECK=1 mcopy -n -i "$FLASH@@1M" ::/EFI/Linux/liveroot-2.efi "$d/2.efi" &&
 		cmp -s "$d/2.efi" "$RUNDIR/srv/stable/liveroot.efi" || problem "/EFI/Linux/liveroot-2.efi is not release 2's signed image"
 	MTOOLS_SKIP_CHECK=1 mdir -i "$FLASH@@1M" ::/EFI/Linux/liveroot.efi >/dev/null 2>&1 && problem "release 1's /EFI/Linux/liveroot.efi is still on the stick"
+	# The same mark-good switched syslinux (BIOS) to release 2's plain files.
+	ent=$(MTOOLS_SKIP_CHECK=1 mtype -i "$FLASH@@1M" ::/boot/syslinux/syslinux.cfg | tr -d '\r')
+	grep -qE '^ *KERNEL /boot/vmlinuz-2$' <<<"$ent" && grep -qE '^ *INITRD /boot/initrd-2.img$' <<<"$ent" ||
+		problem "syslinux.cfg does not start release 2's files: $ent"
+	MTOOLS_SKIP_CHECK=1 mdir -i "$FLASH@@1M" ::/boot/vmlinuz >/dev/null 2>&1 && problem "release 1's /boot/vmlinuz is still on the stick"
 	rm -rf "$d"
 	[[ -f $RUNDIR/flash.synced ]] && echo "    flash blocks (4 KiB) written: syncflash of release 2 $(blocks_changed "$RUNDIR/flash.before" "$RUNDIR/flash.synced"), then boots and mark-good $(blocks_changed "$RUNDIR/flash.synced" "$FLASH")"
 	return 0
