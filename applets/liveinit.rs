@@ -24,7 +24,7 @@
 //! liveinit trial status [--file F]              the record, as TRIAL_* assignments
 //! liveinit trial start --sha256 HEX --version N [--tries N] [--net] [--file F]
 //! liveinit trial create FILE                    a fresh trial file (make flash, syncflash)
-//! liveinit recovery [--hash-file F] [--always] [--check]
+//! liveinit recovery [--hash-file F] [--always] [--check] [--restart]
 //!                                               under Secure Boot, the recovery password before
 //!                                               /init's shell; exit 0 = the shell may run
 //! liveinit watchdog arm SECONDS [--dev D] | disarm [--dev D]
@@ -273,8 +273,42 @@ fn boot(_: BootArgs) -> Result<()> {
 // ---- recovery ----------------------------------------------------------------------------------
 
 /// The gate before /init's shell (core/src/recovery.rs). Every message is `liveinit: recovery:
-/// reason`.
+/// reason`. With --restart, a refusal that no password can undo (no hash baked in) restarts the
+/// machine after Enter on the console or 10 minutes: /init's rescue then has nothing to offer.
 fn recovery(a: RecoveryArgs) -> Result<()> {
+    let r = gate(&a);
+    if let (true, Err(e)) = (a.restart, &r) {
+        if e.exit_code() == 1 {
+            warn(&e.to_string().trim_start_matches("liveinit: ").to_owned());
+            warn("recovery: no shell (said above); Enter, or 10 minutes, restarts the machine");
+            wait_line(600);
+            nix::unistd::sync();
+            let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+        }
+    }
+    r
+}
+
+/// Until a line is typed on stdin, or `secs` seconds pass (or stdin closes).
+fn wait_line(secs: u64) {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while let Some(left) = end.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) {
+        let mut fds = [nix::poll::PollFd::new(stdin.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            _ => {
+                let mut line = String::new();
+                let _ = std::io::stdin().read_line(&mut line);
+                return;
+            }
+        }
+    }
+}
+
+fn gate(a: &RecoveryArgs) -> Result<()> {
     use crate::recovery as r;
     let fail = |e: Error| Error::new("recovery", e.to_string()).code(e.code);
     let hash_path = osarg::path(&a.hash_file);

@@ -227,6 +227,9 @@ pub struct RecoveryArgs {
     /// only check that the hash file holds one well-formed $6$ hash (make flash, make release)
     #[argh(switch)]
     pub check: bool,
+    /// when no shell may run at all (exit 1), restart the machine after Enter or 10 minutes
+    #[argh(switch)]
+    pub restart: bool,
     /// efivarfs (default /sys/firmware/efi/efivars, mounted read-only if it is not)
     #[argh(option)]
     pub efivars: Option<String>,

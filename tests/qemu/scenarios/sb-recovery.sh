@@ -47,7 +47,7 @@ no_hash_rescue() {
 	mt mdel -i "$img@@1M" ::/LiveOS/squashfs.img || { problem "cannot delete LiveOS/squashfs.img"; return; }
 	: >"$RUNDIR/console.log"
 	qemu_start "$RUNDIR" "" "$img" "" 240
-	if wait_for 'liveroot: no shell \(said above\)' 230; then
+	if wait_for 'liveinit: recovery: no shell \(said above\)' 230; then
 		marker_line=$(tr -d '\r' <"$RUNDIR/console.log" | grep -aE 'liveinit: recovery: .*no recovery password was set' | head -n 1)
 		[[ -n $marker_line ]] || problem "no-hash boot: the refusal does not say why"
 		sleep 2
@@ -56,7 +56,7 @@ no_hash_rescue() {
 		wait_for 'reboot: Restarting system' 60 || problem "no-hash boot: Enter did not restart the machine"
 		grep -aq 'NOSHELL-42' "$RUNDIR/console.log" && problem "no-hash boot: a shell ran the typed line"
 	else
-		problem "no-hash boot: no 'liveroot: no shell' line after the failed boot"
+		problem "no-hash boot: no 'liveinit: recovery: no shell' line after the failed boot"
 	fi
 	grep -aqE 'built-in shell \(ash\)' "$RUNDIR/console.log" && problem "no-hash boot: a shell started"
 	qemu_quit
