@@ -290,8 +290,8 @@ fn from_the_state_and_the_step_hook() {
         steps,
         [
             "preflight", "remount-rw", "delete", "write-image", "write-half", "write-sidecars", "write-manifest", "verify",
-            "old-manifest", "old-sig", "old-roothash", "old-verity", "old-kernel", "old-initrd", "old-image", "new-image",
-            "new-initrd", "new-kernel", "new-verity", "new-roothash", "new-sig", "new-manifest"
+            "old-manifest", "old-sig", "old-roothash", "old-verity", "old-kernel", "old-initrd", "old-uki", "old-image", "new-image",
+            "new-uki", "new-initrd", "new-kernel", "new-verity", "new-roothash", "new-sig", "new-manifest"
         ]
     );
     assert!(std::fs::read_to_string(&state).unwrap().contains("medium_pair=primary\n"));

@@ -11,7 +11,7 @@ FLASH_UNCHANGED=
 TIMEOUT=120
 EXPECT="root-md7 synced"
 STEPS="preflight remount-rw delete write-image write-half write-sidecars write-manifest verify old-manifest old-sig
-	old-roothash old-verity old-kernel old-initrd old-image new-image new-initrd new-kernel new-verity new-roothash
+	old-roothash old-verity old-kernel old-initrd old-uki old-image new-image new-uki new-initrd new-kernel new-verity new-roothash
 	new-sig new-manifest remount-ro"
 # 8, not 20 as before: syncflash-flushpoints now replays every flush state of a syncflash (and
 # reordered ones), which the timed moments only sampled; 12 fewer boots keep `make test` near
