@@ -158,13 +158,40 @@ pub struct BootDigests {
 }
 
 impl BootDigests {
-    /// Each boot file the manifest lists, with its name in the manifest and its digest.
-    pub fn listed<'a>(&self, p: &'a Files) -> Vec<(&'a Path, &'static str, [u8; 32])> {
-        let mut v = vec![(p.kernel.as_path(), KERNEL, self.kernel), (p.initrd.as_path(), INITRD, self.initrd)];
+    /// Each boot file the manifest lists: its name in the manifest and its digest.
+    pub fn named(&self) -> Vec<(&'static str, [u8; 32])> {
+        let mut v = vec![(KERNEL, self.kernel), (INITRD, self.initrd)];
         if let Some(u) = self.uki {
-            v.push((p.uki.as_path(), UKI, u));
+            v.push((UKI, u));
         }
         v
+    }
+    /// [`BootDigests::named`] with each file's path among `p`.
+    pub fn listed<'a>(&self, p: &'a Files) -> Vec<(&'a Path, &'static str, [u8; 32])> {
+        self.named()
+            .into_iter()
+            .map(|(n, d)| {
+                let path = match n {
+                    KERNEL => &p.kernel,
+                    INITRD => &p.initrd,
+                    _ => &p.uki,
+                };
+                (path.as_path(), n, d)
+            })
+            .collect()
+    }
+}
+
+/// The boot files manifest `m` lists: the kernel and the initramfs, both or neither, and the
+/// signed unified image only with them (the boot's kexec and the BIOS loader need them as files).
+/// `shown` names the manifest in an error. The one rule for the medium's pairs and for imgfetch.
+pub fn boot_listed(m: &manifest::Manifest, shown: &str) -> Result<Option<BootDigests>> {
+    let uki = m.get(UKI.as_bytes()).map(|u| u.sha256);
+    match (m.get(KERNEL.as_bytes()), m.get(INITRD.as_bytes())) {
+        (None, None) if uki.is_some() => Err(Error::verify(shown, format!("lists {UKI} without {KERNEL} and {INITRD}"))),
+        (None, None) => Ok(None),
+        (Some(k), Some(i)) => Ok(Some(BootDigests { kernel: k.sha256, initrd: i.sha256, uki })),
+        _ => Err(Error::verify(shown, format!("lists only one of {KERNEL} and {INITRD}"))),
     }
 }
 
@@ -237,17 +264,7 @@ pub fn check_files(p: &Files, name: &str, key: Option<&PublicKey>) -> Result<Tru
             return Err(Error::verify(&mpath, format!("lists only one of {v_name} and {r_name}")));
         }
     };
-    let uki = m.get(UKI.as_bytes()).map(|u| u.sha256);
-    let boot = match (m.get(KERNEL.as_bytes()), m.get(INITRD.as_bytes())) {
-        (None, None) if uki.is_some() => {
-            // The unified image is the kernel and initramfs for the firmware; the boot's
-            // kexec and BIOS loaders need them as files too.
-            return Err(Error::verify(&mpath, format!("lists {UKI} without {KERNEL} and {INITRD}")));
-        }
-        (None, None) => None,
-        (Some(k), Some(i)) => Some(BootDigests { kernel: k.sha256, initrd: i.sha256, uki }),
-        _ => return Err(Error::verify(&mpath, format!("lists only one of {KERNEL} and {INITRD}"))),
-    };
+    let boot = boot_listed(&m, &mpath)?;
     Ok(Trusted { sha256, version, signed, roothash, verity_sha256, boot, manifest: data, sig })
 }
 

@@ -163,14 +163,8 @@ impl Env for Real<'_> {
 
     fn discard_fetched(&mut self, file: &Path) {
         let dir = file.parent().unwrap_or(Path::new("/"));
-        let mut names: Vec<PathBuf> = ["verity", "roothash"].iter().map(|s| PathBuf::from(format!("{}.{s}", file.display()))).collect();
-        names.push(dir.join(crate::manifest::KERNEL));
-        names.push(dir.join(crate::manifest::INITRD));
-        names.push(dir.join(crate::manifest::UKI));
-        names.push(file.to_owned());
-        names.push(dir.join("SHA256SUMS"));
-        names.push(dir.join("SHA256SUMS.minisig"));
-        for f in names {
+        let p = crate::pairs::Files::beside(file, dir.join(crate::manifest::SUMS), dir.join(crate::manifest::SIG));
+        for f in [p.verity, p.roothash, p.kernel, p.initrd, p.uki, p.image, p.manifest, p.sig] {
             let _ = std::fs::remove_file(f);
         }
     }

@@ -136,14 +136,7 @@ pub type BootFiles = Option<Vec<(String, [u8; 32])>>;
 /// (fetched and checked as the sidecars are), by the rules of `pairs::check_files`.
 pub fn wanted_all(m: &Manifest, name: &str, murl: &str) -> Result<([u8; 32], Sidecars, BootFiles)> {
     let (want, sidecars) = wanted(m, name, murl)?;
-    let (k, i, u) = (crate::manifest::KERNEL, crate::manifest::INITRD, crate::manifest::UKI);
-    let uki = m.get(u.as_bytes()).map(|e| (u.to_owned(), e.sha256));
-    let boot = match (m.get(k.as_bytes()), m.get(i.as_bytes())) {
-        (None, None) if uki.is_some() => return Err(Error::verify(murl, format!("lists {u} without {k} and {i}"))),
-        (None, None) => None,
-        (Some(kd), Some(id)) => Some([(k.to_owned(), kd.sha256), (i.to_owned(), id.sha256)].into_iter().chain(uki).collect()),
-        _ => return Err(Error::verify(murl, format!("lists only one of {k} and {i}"))),
-    };
+    let boot = crate::pairs::boot_listed(m, murl)?.map(|b| b.named().into_iter().map(|(n, d)| (n.to_owned(), d)).collect());
     Ok((want, sidecars, boot))
 }
 
