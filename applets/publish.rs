@@ -5,7 +5,7 @@
 //! publish flash --from DIR --label LABEL --mbr-code FILE [--append ARGS] [--time UNIX]
 //!               [--size-mib N] [--uki PATH [--recovery-uki PATH]] OUT
 //! publish uki --stub FILE --linux FILE --initrd FILE --osrel FILE --label LABEL [--append ARGS] OUT
-//! publish cmdline IMAGE
+//! publish cmdline [--label LABEL [--append ARGS]] IMAGE
 //! publish comment --version N [--rollout PCT|START+DURATION] [--expires UNIX|+SECONDS]
 //! publish settings FILE
 //! ```
@@ -23,8 +23,9 @@
 //! `uki` writes OUT: the EFI stub FILE (systemd's linuxx64.efi.stub) with the os-release, the
 //! flash's command line (as `flash` makes it from LABEL and ARGS), the initramfs and the kernel
 //! added as PE sections (core/src/pe.rs); the same inputs give the same bytes. Sign OUT next.
-//! `cmdline` prints the command line a unified kernel image carries (its `.cmdline` section):
-//! mk/mkflash.sh checks a signed release's against the flash's label.
+//! `cmdline` prints the command line a unified kernel image carries (its `.cmdline` section);
+//! with `--label`, it must be the one `flash` makes from LABEL and ARGS, or an error (mk/mkflash.sh
+//! checks a signed release's image so).
 //! `comment` prints the trusted comment for a release (src/rollout.rs, `TrustedComment`).
 //! `settings` checks FILE as the boot reads a stick's LiveOS/settings (core/src/settings.rs),
 //! strictly: a key the boot would not take from it, a bad value, a file too large is an error
@@ -99,6 +100,12 @@ struct FlashArgs {
 /// Print the kernel command line a unified kernel image carries (its .cmdline section).
 /// Example: publish cmdline liveroot.efi
 struct CmdlineArgs {
+    #[argh(option)]
+    /// check the line is the flash's for this label (and --append), as publish flash makes it
+    label: Option<String>,
+    #[argh(option, default = "String::new()")]
+    /// with --label: the flash's APPEND
+    append: String,
     #[argh(positional)]
     /// the unified kernel image
     image: String,
@@ -234,6 +241,12 @@ fn cmdline(a: &CmdlineArgs) -> Result<()> {
     let img = std::fs::read(osarg::path(&a.image)).ctx(&a.image)?;
     let line = crate::pe::section_data(&img, ".cmdline").ok_or_else(|| Error::new(&a.image, "no .cmdline section: not a unified kernel image"))?;
     let line = line.strip_suffix(b"\0").unwrap_or(line);
+    if let Some(l) = &a.label {
+        let want = install::flash_cmdline(l, &a.append);
+        if line != want.as_bytes() {
+            return Err(Error::new(&a.image, format!("its sealed command line is '{}', not this flash's '{want}'", String::from_utf8_lossy(line))));
+        }
+    }
     let _ = std::io::stdout().write_all(&[line, b"\n"].concat());
     Ok(())
 }

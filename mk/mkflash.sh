@@ -69,7 +69,6 @@ settings=${SETTINGS:-}
 mbr=/usr/lib/syslinux/mbr/mbr.bin
 ldlinux_c32=/usr/lib/syslinux/modules/bios/ldlinux.c32
 sdboot=/usr/lib/systemd/boot/efi/systemd-bootx64.efi
-efistub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
 sb_key=${SB_KEY:-}
 sb_cert=${SB_CERT:-}
 uki=/EFI/Linux/liveroot.efi
@@ -77,6 +76,9 @@ export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=$epoch
 liveroot=$build/liveroot
 
 die() { echo "mkflash: $*" >&2; exit 1; }
+# initrd_file INITRD PATH DIR: PATH out of the gzip'ed cpio INITRD into DIR (fails when INITRD is
+# not one).
+initrd_file() { (cd "$3" && gzip -dc <"$1" 2>/dev/null | cpio -id --quiet "$2" 2>/dev/null); }
 
 # --- the inputs, checked before anything is written ---
 [[ ${#label} -ge 1 && ${#label} -le 11 ]] || die "LABEL=$label: must be 1 to 11 characters (FAT label)"
@@ -147,7 +149,7 @@ src=${dir:-$build/live-flash.img}
 if [[ -n $release ]]; then
 	# The key the release's initramfs will check everything with, read out of it.
 	mkdir "$tmp/initrd"
-	(cd "$tmp/initrd" && gzip -dc <"$live/initrd.img" | cpio -id --quiet etc/liveroot/pubkey 2>/dev/null) ||
+	initrd_file "$live/initrd.img" etc/liveroot/pubkey "$tmp/initrd" ||
 		die "$dir/initrd.img: not a gzip'ed cpio archive (not an initramfs of make release)"
 	inkey=$tmp/initrd/etc/liveroot/pubkey
 	[[ -s $inkey ]] || die "$dir/initrd.img: holds no etc/liveroot/pubkey (make release puts PUBKEY there)"
@@ -174,7 +176,7 @@ inputs=$( {
 	[[ -z $release ]] && sha256sum "$kdir/vmlinuz" "$kdir/kver"
 	[[ -n $pubkey ]] && sha256sum <"$pubkey"
 	[[ -n $initrd ]] && sha256sum <"$initrd"
-	[[ -n $sb_key ]] && sha256sum "$efistub" "$sb_key" "$sb_cert"
+	[[ -n $sb_key ]] && sha256sum "$sb_efistub" "$sb_key" "$sb_cert"
 	[[ -n ${RECOVERY_HASH:-} ]] && echo "recovery $RECOVERY_HASH"
 	sha256sum <"$liveroot"
 	[[ -z $initrd && -z $release ]] && (cd "$top/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
@@ -217,13 +219,11 @@ if [[ -n $sb_key ]]; then
 	printf 'NAME=liveroot\nID=liveroot\nPRETTY_NAME="liveroot (%s)"\n' "$label" >"$tmp/os-release"
 	if [[ -f $stage/LiveOS/liveroot.efi ]]; then
 		# A signed release's own image, as it is: its command line was sealed at make release.
-		want=$(printf 'root=live:LABEL=%s console=tty0 console=ttyS0,115200%s' "$label" "${append:+ $append}")
-		got=$("$liveroot" publish cmdline "$stage/LiveOS/liveroot.efi" 2>&1) || die "$dir/liveroot.efi: ${got#publish: }"
-		[[ $got == "$want" ]] ||
-			die "$dir/liveroot.efi: its sealed command line is '$got', not this flash's '$want' (make release LABEL= APPEND= as here)"
+		err=$("$liveroot" publish cmdline --label "$label" --append="$append" "$stage/LiveOS/liveroot.efi" 2>&1 >/dev/null) ||
+			die "$dir/liveroot.efi: ${err#publish: "$stage"/LiveOS/liveroot.efi: } (make release LABEL= APPEND= as here)"
 		cp "$stage/LiveOS/liveroot.efi" "$stage$uki"
 	else
-		"$liveroot" publish uki --stub "$efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
+		"$liveroot" publish uki --stub "$sb_efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
 			--osrel "$tmp/os-release" --label "$label" --append="$append" "$tmp/liveroot.efi" >/dev/null 2>"$tmp/uki.err" ||
 			die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
 		sb_sign "$tmp/liveroot.efi" "$stage$uki"
@@ -233,12 +233,12 @@ if [[ -n $sb_key ]]; then
 	# Recovery (docs/trust.md): a second signed image whose line ends in liveroot.recovery, when
 	# the initramfs holds a hash; /init asks for that password before the shell.
 	mkdir "$tmp/rec"
-	gzip -dc <"$stage/boot/initrd.img" 2>/dev/null | (cd "$tmp/rec" && cpio -id --quiet etc/liveroot/recovery.hash 2>/dev/null) || true
+	initrd_file "$stage/boot/initrd.img" etc/liveroot/recovery.hash "$tmp/rec" || true
 	inhash=$(cat "$tmp/rec/etc/liveroot/recovery.hash" 2>/dev/null || true)
 	[[ -z ${RECOVERY_HASH:-} || $inhash == "$RECOVERY_HASH" ]] ||
 		die "RECOVERY_HASH: not the hash inside /boot/initrd.img (${release:+make release RECOVERY_HASH= bakes it; }${inhash:-it holds none})"
 	if [[ -n $inhash ]]; then
-		"$liveroot" publish uki --stub "$efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
+		"$liveroot" publish uki --stub "$sb_efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
 			--osrel "$tmp/os-release" --label "$label" --append="${append:+$append }liveroot.recovery" "$tmp/recovery.efi" >/dev/null 2>"$tmp/uki.err" ||
 			die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
 		sb_sign "$tmp/recovery.efi" "$stage/EFI/Linux/liveroot-recovery.efi"

@@ -73,7 +73,16 @@ fn uki_and_flash_uki() {
         assert!(r.stdout.ends_with("cmdline: root=live:LABEL=LIVE console=tty0 console=ttyS0,115200 x=1\n"), "{}", r.stdout);
         let img = std::fs::read(t.join("uki.efi")).unwrap();
         assert!(img.windows(50).any(|w| w == &b"root=live:LABEL=LIVE console=tty0 console=ttyS0,115200 x=1"[..50]));
+        // cmdline reads the sealed line back, and with --label holds it to the flash's.
+        let c = run_applet("publish", &["cmdline", &out]);
+        assert_eq!((c.code, c.stdout.as_str()), (0, "root=live:LABEL=LIVE console=tty0 console=ttyS0,115200 x=1\n"), "{}", c.stderr);
+        assert_eq!(run_applet("publish", &["cmdline", "--label", "LIVE", "--append", "x=1", &out]).code, 0);
+        let (code, err) = fails(&run_applet("publish", &["cmdline", "--label", "BOX", "--append", "x=1", &out]));
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("its sealed command line is 'root=live:LABEL=LIVE console=tty0 console=ttyS0,115200 x=1', not this flash's 'root=live:LABEL=BOX console=tty0 console=ttyS0,115200 x=1'"), "{err}");
     }
+    let (code, err) = fails(&run_applet("publish", &["cmdline", &stub]));
+    assert_eq!((code, err.as_str()), (1, format!("publish: {stub}: no .cmdline section: not a unified kernel image\n").as_str()));
     // flash --uki names a file of the tree.
     std::fs::create_dir_all(t.join("stage/LiveOS")).unwrap();
     std::fs::write(t.join("mbr.bin"), [0u8; 440]).unwrap();
