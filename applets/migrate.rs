@@ -87,9 +87,15 @@ pub fn run(argv: &[String]) -> Result<()> {
     let prepared = match &plan {
         Some(p) => {
             let pr = install::prepare(&disk, &migration::kname(live.target), p)?;
+            let what = match &p.files.boot {
+                install::Boot::Signed { uki_path, .. } => {
+                    format!("GPT: {} EFI system partition (the signed image {uki_path}, kernel {}, systemd-boot)", pr.boot_part, p.files.kernel_release)
+                }
+                install::Boot::Plain { .. } => format!("{} boot (FAT32: kernel {}, syslinux, systemd-boot)", pr.boot_part, p.files.kernel_release),
+            };
             say(&format!(
-                "migrate: {}: partitioned: {} boot (FAT32: kernel {}, syslinux, systemd-boot), {} root ({}); not bootable until the end\n",
-                pr.disk, pr.boot_part, p.files.kernel_release, pr.root_part, mib(pr.root_bytes)
+                "migrate: {}: partitioned: {what}, {} root ({}); not bootable until the end\n",
+                pr.disk, pr.root_part, mib(pr.root_bytes)
             ));
             Some(pr)
         }
@@ -130,7 +136,8 @@ fn switch_over(o: &Options, live: &Live, tp: &std::path::Path, prepared: Option<
     let grow_failed = migration::switch(o, live, tp, prepared)?;
     // The installed system's kernel packages keep its boot partition up to date from now on.
     if let Some(p) = prepared {
-        match install::kernel_hooks(std::path::Path::new("/"), &p.boot_uuid) {
+        let signed = p.installed.as_ref().map(|_| (install::UKI, migration::running_kernel()));
+        match install::kernel_hooks(std::path::Path::new("/"), &p.boot_uuid, signed) {
             Ok(w) if !w.is_empty() => say(&format!("migrate: kernel packages update {} (UUID={}): {}\n", p.boot_part, p.boot_uuid, w.join(" "))),
             Ok(_) => {}
             Err(e) => crate::migration::warn(&format!("{e}; kernel packages will not update {} (the disk boots its kernel as installed)", p.boot_part)),
@@ -145,6 +152,11 @@ fn switch_over(o: &Options, live: &Live, tp: &std::path::Path, prepared: Option<
     };
     let root = if uuid.is_empty() { t.to_owned() } else { format!("UUID={uuid}") };
     let how = match prepared {
+        Some(p) if grow_failed.is_none() && p.installed.is_some() => format!(
+            "migrate: {} boots by itself under Secure Boot (UEFI: systemd-boot and the signed image, on {}); \
+             the image finds its root through this box's EFI variable {}: the disk boots in this box only\n",
+            p.disk, p.boot_part, crate::efivar::INSTALLED_VAR
+        ),
         Some(p) if grow_failed.is_none() => format!(
             "migrate: {} boots by itself (BIOS: syslinux, UEFI: systemd-boot; kernel and initramfs on {}) with root={root}\n",
             p.disk, p.boot_part

@@ -32,7 +32,7 @@ busybox=${BUSYBOX:-/bin/busybox}
 epoch=${SOURCE_DATE_EPOCH:-1700000000}
 # The live stack and the file systems: /init loads these by name (no hardware asks for them).
 boot_modules="loop squashfs dm-snapshot dm-verity dm-bufio dm-mod raid1 md-mod ext4
-	vfat fat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs"
+	vfat fat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs efivarfs"
 # Drivers a flash, a disk or a NIC sits behind on real machines and VMs; /init loads them by the
 # hardware's modalias (liveinit coldplug). An entry with a / is a glob under kernel/ (every PATA
 # driver: CF cards sit on odd adapters).

@@ -55,7 +55,16 @@ impl Installed {
     }
     /// The hook as Debian's run-parts starts it; (exit code, stdout, stderr).
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let hook = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/kernel-hook");
+        self.run_from(Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/kernel-hook"), args)
+    }
+    /// The hook started from DIR (`postinst.d`, `prerm.d`): run-parts' $0 says which.
+    fn run_in(&self, dir: &str, args: &[&str]) -> (i32, String, String) {
+        let d = self.dir.join(dir);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/kernel-hook"), d.join("zz-liveroot")).expect("copy");
+        self.run_from(d.join("zz-liveroot"), args)
+    }
+    fn run_from(&self, hook: PathBuf, args: &[&str]) -> (i32, String, String) {
         let script = format!(
             "set -e; mount --make-rprivate /; mount --bind {d}/boot /boot; mkdir -p /etc/liveroot; mount --bind {d}/etc /etc/liveroot; \
              mkdir -p /run; mount -t tmpfs tmpfs /run; set +e; PATH={d}/shim:$PATH sh {hook} \"$@\"",
@@ -142,6 +151,25 @@ fn without_its_boot_partition_the_hook_fails_loudly_and_changes_nothing() {
     assert_eq!(code, 1);
     assert!(err.contains("/etc/liveroot/installed: no boot_uuid="), "{err}");
     assert_eq!(b.files(), ["initrd.img", "vmlinuz"]);
+}
+
+/// A disk installed under Secure Boot: the entries keep starting the signed image whatever
+/// kernel package comes, and the package of the image's own kernel cannot be removed.
+#[test]
+fn a_secure_boot_disk_keeps_its_signed_image_and_its_kernel_package() {
+    need_root();
+    let b = Installed::new("khook-sb", &["6.1.0-50-amd64", "6.1.0-57-amd64"]);
+    std::fs::write(b.dir.join("etc/installed"), "boot_uuid=ABCD-0123\nsigned=/EFI/Linux/liveroot.efi\nkernel=6.1.0-50-amd64\n").expect("write");
+    let before = walk(&b.part()).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap_or_default())).collect::<Vec<_>>();
+    let (code, out, err) = b.run_in("postinst.d", &["6.1.0-57-amd64", "/boot/vmlinuz-6.1.0-57-amd64"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("keeps starting the signed image /EFI/Linux/liveroot.efi (kernel 6.1.0-50-amd64); kernel 6.1.0-57-amd64 boots here only inside an image signed"), "{out}");
+    let after = walk(&b.part()).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap_or_default())).collect::<Vec<_>>();
+    assert_eq!(before, after, "the boot partition was changed");
+    let (code, _, err) = b.run_in("prerm.d", &["6.1.0-50-amd64", "/boot/vmlinuz-6.1.0-50-amd64"]);
+    assert_eq!(code, 1, "the image's kernel package went: {err}");
+    assert!(err.contains("kernel 6.1.0-50-amd64: the signed image /EFI/Linux/liveroot.efi on the boot partition starts it; its package stays"), "{err}");
+    assert_eq!(b.run_in("prerm.d", &["6.1.0-57-amd64"]).0, 0, "another kernel's package may go");
 }
 
 fn walk(d: &Path) -> Vec<PathBuf> {

@@ -50,18 +50,41 @@ pub const LDLINUX_C32: &str = "boot/syslinux/ldlinux.c32";
 pub const MBR_BIN: &str = "boot/syslinux/mbr.bin";
 pub const EFI_BOOT: &str = "EFI/BOOT/BOOTX64.EFI";
 
+/// Where a Secure Boot medium keeps its signed unified image (`make flash SB_KEY=`).
+pub const UKI: &str = "EFI/Linux/liveroot.efi";
+/// systemd-boot's entry on the medium and on the disk.
+const SDBOOT_ENTRY: &str = "loader/entries/liveroot.conf";
+
 /// What preflight read from the medium; held in memory, so the medium can go before the commit.
 pub struct BootFiles {
-    pub kernel: Vec<u8>,
-    pub initrd: Vec<u8>,
-    pub ldlinux_sys: Vec<u8>,
-    pub ldlinux_c32: Vec<u8>,
-    pub mbr_code: [u8; 440],
+    /// systemd-boot (signed, on a Secure Boot medium).
     pub efi: Vec<u8>,
-    /// The medium partition's boot sector: syslinux's boot code.
-    pub vbr: [u8; 512],
     pub kernel_release: String,
+    pub boot: Boot,
 }
+
+/// How the disk boots.
+pub enum Boot {
+    /// BIOS and UEFI, MBR: the kernel and initramfs with `root=UUID=` entries for syslinux and
+    /// systemd-boot.
+    Plain {
+        kernel: Vec<u8>,
+        initrd: Vec<u8>,
+        ldlinux_sys: Vec<u8>,
+        ldlinux_c32: Vec<u8>,
+        mbr_code: [u8; 440],
+        /// The medium partition's boot sector: syslinux's boot code.
+        vbr: [u8; 512],
+    },
+    /// Secure Boot, UEFI only, GPT: the signed unified image the box booted, started by the
+    /// signed systemd-boot; its sealed command line names the live medium, so the installed root
+    /// is found through EFI variables ([`crate::efivar`]).
+    Signed { uki: Vec<u8>, uki_path: String },
+}
+
+/// GPT partition types (the Discoverable Partitions Specification's names).
+pub const GPT_ESP: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
+pub const GPT_ROOT_X86_64: &str = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709";
 
 fn read_file(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
     let f = std::fs::File::open(path).map_err(|e| {
@@ -121,7 +144,7 @@ fn kernel_pair(m: &Path, release: &str) -> (String, String) {
 /// Read and check everything the disk will need, from the mounted medium and its partition.
 /// Any miss: the reason, and `--no-bootloader` as the way out.
 /// `booted` is the state's booted= (local, ram, net).
-pub fn gather(medium_mount: &str, medium_dev: &str, booted: &str) -> Result<BootFiles> {
+pub fn gather(medium_mount: &str, medium_dev: &str, booted: &str, signed: bool) -> Result<BootFiles> {
     let way_out = "use --no-bootloader to install the filesystem only";
     if medium_mount.is_empty() || !crate::fsutil::is_mountpoint(Path::new(medium_mount)) {
         let what = match booted {
@@ -143,6 +166,9 @@ pub fn gather(medium_mount: &str, medium_dev: &str, booted: &str) -> Result<Boot
     // entry names them: mark-good may have switched it to /boot/vmlinuz-N), else a pair's own
     // (a release started by kexec: core/src/boot/kexec.rs), else the flash's fixed names.
     let running = crate::modprobe::kernel_release();
+    if signed {
+        return gather_signed(&m, &running, way_out);
+    }
     let (krel, irel) = kernel_pair(&m, &running);
     let kernel = get(&krel, 256 << 20, "kernel")?;
     let initrd = get(&irel, 1 << 30, "initramfs")?;
@@ -174,7 +200,40 @@ pub fn gather(medium_mount: &str, medium_dev: &str, booted: &str) -> Result<Boot
     let mut probe_vbr = vbr;
     crate::syslinux::boot_sector(&vbr, &probe_sys, &mut probe_vbr, sect1)
         .map_err(|e| Error::new(medium_dev, format!("{}; {way_out}", e.reason)))?;
-    Ok(BootFiles { kernel, initrd, ldlinux_sys, ldlinux_c32, mbr_code, efi, vbr, kernel_release: release })
+    Ok(BootFiles { efi, kernel_release: release, boot: Boot::Plain { kernel, initrd, ldlinux_sys, ldlinux_c32, mbr_code, vbr } })
+}
+
+/// A Secure Boot medium's signed loader and the signed unified image that runs here: the one
+/// the medium's entry starts (mark-good may have switched it to liveroot-N.efi), else the
+/// medium's first, else a pair's own (a release started by kexec), the first whose kernel is
+/// the running one. Nothing is re-signed here: the box holds no key.
+fn gather_signed(m: &Path, running: &str, way_out: &str) -> Result<BootFiles> {
+    let get = |rel: &str, max: u64, what: &str| {
+        read_file(&m.join(rel), max, what).map_err(|e| Error::new(e.object, format!("{}; {way_out}", e.reason)))
+    };
+    let efi = get(EFI_BOOT, 64 << 20, "UEFI boot loader")?;
+    let mut cands: Vec<String> = Vec::new();
+    if let Some(e) = std::fs::read_to_string(m.join(SDBOOT_ENTRY)).ok().as_deref().and_then(crate::loader::named_efi) {
+        cands.push(e.trim_start_matches('/').to_owned());
+    }
+    cands.push(UKI.to_owned());
+    for sfx in crate::pairs::SUFFIXES {
+        cands.push(format!("LiveOS/{}{sfx}", crate::manifest::UKI));
+    }
+    let mut seen = Vec::new();
+    for c in cands.iter().filter(|c| !c.split('/').any(|x| x == "..")) {
+        let Ok(img) = read_file(&m.join(c), 1 << 30, "unified kernel image") else { continue };
+        let release = crate::pe::section_data(&img, ".linux").and_then(bzimage_release);
+        if release.as_deref() == Some(running) {
+            return Ok(BootFiles { efi, kernel_release: running.to_owned(), boot: Boot::Signed { uki: img, uki_path: format!("/{c}") } });
+        }
+        seen.push(format!("/{c} ({})", release.as_deref().unwrap_or("no kernel inside")));
+    }
+    let what = if seen.is_empty() { format!("no signed image (/{UKI}) on the medium") } else { format!("no signed image of kernel {running}: {}", seen.join(", ")) };
+    Err(Error::new(
+        m.display().to_string(),
+        format!("{what}; under Secure Boot the disk can only start the medium's signed image; {way_out}"),
+    ))
 }
 
 /// The kernel options the installed system keeps: everything but root=, the live ones and what
@@ -387,7 +446,7 @@ pub struct Plan {
     /// The running kernel's options the entries keep ([`kept_options`]).
     pub options: Vec<String>,
     pub disk_bytes: u64,
-    /// From [`layout`] of the disk's size.
+    /// From [`layout`] of the disk's size ([`gpt_layout`] for a signed install).
     pub parts: [Part; 2],
 }
 
@@ -399,10 +458,12 @@ pub struct Prepared {
     pub root_bytes: u64,
     /// The boot partition's FAT volume id as blkid and findfs show it (`UUID=XXXX-XXXX`).
     pub boot_uuid: String,
-    mbr_final: [u8; 512],
+    /// A signed install: the ESP and the root partition the box's variable will name.
+    pub installed: Option<crate::efivar::Installed>,
+    /// The MBR with syslinux's code (a plain install).
+    mbr_final: Option<[u8; 512]>,
     /// The boot sector with syslinux's code, and where it goes (the sector and its backup).
-    vbr_final: [u8; 512],
-    vbr_at: [u64; 2],
+    vbr_final: Option<([u8; 512], [u64; 2])>,
     commit: Vec<(u64, Vec<u8>)>,
 }
 
@@ -415,8 +476,93 @@ fn part_name(disk: &str, n: u32) -> String {
     if disk.ends_with(|c: char| c.is_ascii_digit()) { format!("{disk}p{n}") } else { format!("{disk}{n}") }
 }
 
+/// The two partitions of a signed (GPT) install on a disk of `disk_sectors`: the ESP, then the
+/// root up to the last whole MiB before the backup table (33 sectors at the end).
+pub fn gpt_layout(disk_sectors: u64) -> Option<[Part; 2]> {
+    let boot = Part { start: BOOT_START, sectors: BOOT_MIB * 2048, kind: TYPE_ESP };
+    let root_start = boot.start + boot.sectors;
+    let end = (disk_sectors.checked_sub(GPT_SECTORS + 1)? / ALIGN) * ALIGN;
+    let root = Part { start: root_start, sectors: end.checked_sub(root_start)?, kind: TYPE_LINUX };
+    (root.sectors >= ALIGN).then_some([boot, root])
+}
+
+/// One GPT's entry array: 128 entries of 128 bytes (32 sectors), as every tool writes it.
+const GPT_ENTRIES: u32 = 128;
+/// The entry array and the header.
+const GPT_SECTORS: u64 = 33;
+
+/// A GPT partition: where, its type, its unique GUID and its name.
+pub struct GptPart<'a> {
+    pub part: Part,
+    pub kind: [u8; 16],
+    pub uuid: [u8; 16],
+    pub name: &'a str,
+}
+
+/// The protective MBR and both GPT copies for `parts` on a disk of `disk_sectors`: (sectors 0-33,
+/// the last 33 sectors). The UEFI specification's layout: entries at LBA 2, backup header at the
+/// last LBA with its entries just before it.
+pub fn gpt(disk_sectors: u64, disk_guid: [u8; 16], parts: &[GptPart]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let last = disk_sectors.checked_sub(1)?;
+    let first_usable = 2 + GPT_SECTORS - 1;
+    let last_usable = last.checked_sub(GPT_SECTORS)?;
+    let mut entries = vec![0u8; GPT_ENTRIES as usize * 128];
+    for (i, p) in parts.iter().enumerate().take(GPT_ENTRIES as usize) {
+        let e = &mut entries[i * 128..(i + 1) * 128];
+        let end = p.part.start.checked_add(p.part.sectors)?.checked_sub(1)?;
+        if p.part.start < first_usable || end > last_usable {
+            return None;
+        }
+        e[0..16].copy_from_slice(&p.kind);
+        e[16..32].copy_from_slice(&p.uuid);
+        e[32..40].copy_from_slice(&p.part.start.to_le_bytes());
+        e[40..48].copy_from_slice(&end.to_le_bytes());
+        for (j, u) in p.name.encode_utf16().take(36).enumerate() {
+            e[56 + 2 * j..58 + 2 * j].copy_from_slice(&u.to_le_bytes());
+        }
+    }
+    let entries_crc = crc32fast::hash(&entries);
+    let header = |mine: u64, alt: u64, entries_at: u64| -> [u8; 512] {
+        let mut h = [0u8; 512];
+        h[0..8].copy_from_slice(b"EFI PART");
+        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[24..32].copy_from_slice(&mine.to_le_bytes());
+        h[32..40].copy_from_slice(&alt.to_le_bytes());
+        h[40..48].copy_from_slice(&first_usable.to_le_bytes());
+        h[48..56].copy_from_slice(&last_usable.to_le_bytes());
+        h[56..72].copy_from_slice(&disk_guid);
+        h[72..80].copy_from_slice(&entries_at.to_le_bytes());
+        h[80..84].copy_from_slice(&GPT_ENTRIES.to_le_bytes());
+        h[84..88].copy_from_slice(&128u32.to_le_bytes());
+        h[88..92].copy_from_slice(&entries_crc.to_le_bytes());
+        let crc = crc32fast::hash(&h[..92]);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        h
+    };
+    // The protective MBR: one 0xEE partition over the disk (at most what 32 bits say).
+    let mut pmbr = [0u8; 512];
+    {
+        let e = &mut pmbr[446..462];
+        e[1..4].copy_from_slice(&[0, 2, 0]);
+        e[4] = 0xee;
+        e[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+        e[8..12].copy_from_slice(&1u32.to_le_bytes());
+        e[12..16].copy_from_slice(&(last.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+    }
+    pmbr[510] = 0x55;
+    pmbr[511] = 0xaa;
+    let mut head = pmbr.to_vec();
+    head.extend_from_slice(&header(1, last, 2));
+    head.extend_from_slice(&entries);
+    let mut tail = entries;
+    tail.extend_from_slice(&header(last, 1, last - GPT_SECTORS + 1));
+    Some((head, tail))
+}
+
 /// Partition the disk, write the boot partition (EFI hidden, no boot code in the MBR) and wait
-/// for the kernel's partition devices.
+/// for the kernel's partition devices. A signed install gets GPT (UEFI only: the box runs
+/// Secure Boot, and systemd-boot names its partition only on GPT), a plain one MBR.
 pub fn prepare(disk_path: &Path, disk_kname: &str, plan: &Plan) -> Result<Prepared> {
     let Plan { files, uuid: root_uuid, options, disk_bytes: bytes, parts } = plan;
     let (bytes, parts) = (*bytes, *parts);
@@ -431,9 +577,27 @@ pub fn prepare(disk_path: &Path, disk_kname: &str, plan: &Plan) -> Result<Prepar
     if bytes > 64 * SECTOR {
         write_at(&f, &disk, &zero[..(34 * SECTOR) as usize], bytes - 34 * SECTOR)?;
     }
-    let mut stub = [0u8; 440];
-    stub[..2].copy_from_slice(&NOT_BOOTABLE);
-    write_at(&f, &disk, &mbr(&stub, signature, &parts, false), 0)?;
+    let mut installed = None;
+    match &files.boot {
+        Boot::Plain { .. } => {
+            let mut stub = [0u8; 440];
+            stub[..2].copy_from_slice(&NOT_BOOTABLE);
+            write_at(&f, &disk, &mbr(&stub, signature, &parts, false), 0)?;
+        }
+        Boot::Signed { .. } => {
+            let (esp, root) = (crate::efivar::random_guid()?, crate::efivar::random_guid()?);
+            let guid = |t: &str| crate::efivar::guid_bytes(t).ok_or_else(|| Error::new(t, "not a GUID"));
+            let gp = [
+                GptPart { part: parts[0], kind: guid(GPT_ESP)?, uuid: esp, name: "EFI System Partition" },
+                GptPart { part: parts[1], kind: guid(GPT_ROOT_X86_64)?, uuid: root, name: "liveroot root" },
+            ];
+            let (head, tail) = gpt(bytes / SECTOR, crate::efivar::random_guid()?, &gp)
+                .ok_or_else(|| Error::new(&disk, "the partitions do not fit a GPT on this disk"))?;
+            write_at(&f, &disk, &tail, (bytes / SECTOR - GPT_SECTORS) * SECTOR)?;
+            write_at(&f, &disk, &head, 0)?;
+            installed = Some(crate::efivar::Installed { esp: crate::efivar::guid_text(&esp), root: crate::efivar::guid_text(&root) });
+        }
+    }
     f.sync_all().ctx(&disk)?;
     crate::sys::blk::reread_partitions(&f).map_err(|e| {
         Error::new(&disk, format!("the kernel cannot re-read its partition table: {} (a partition in use?)", e.desc()))
@@ -452,55 +616,82 @@ pub fn prepare(disk_path: &Path, disk_kname: &str, plan: &Plan) -> Result<Prepar
     let root_part = crate::sys::sysfs::dev_node(&rname)?;
 
     // The boot partition, EFI hidden until the commit.
-    let mut opts = vec![format!("root=UUID={root_uuid}"), "rw".to_owned()];
-    opts.extend(options.iter().cloned());
-    let options_line = opts.join(" ");
-    let serial = serial_for(options);
     let volume_id = u32::from_str_radix(uuid_hex.get(8..16).unwrap_or("0"), 16).unwrap_or(0);
     let mut fat = FatBuilder::new(BOOT_LABEL, volume_id)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     fat.set_time(i64::try_from(now).unwrap_or(0));
-    fat.add_file(KERNEL, files.kernel.clone())?;
-    fat.add_file(INITRD, files.initrd.clone())?;
-    fat.add_file(LDLINUX_SYS, files.ldlinux_sys.clone())?;
-    fat.add_file(LDLINUX_C32, files.ldlinux_c32.clone())?;
-    fat.add_file(MBR_BIN, files.mbr_code.to_vec())?;
     fat.add_file(EFI_BOOT, files.efi.clone())?;
-    for (path, data) in configs("liveroot (installed)", &options_line, serial.as_deref()) {
-        fat.add_file(path, data)?;
-    }
-    fat.hide_until_commit("EFI");
-    // syslinux finds its loader by sector: patch the copy for where it will land (placement
-    // depends only on names and sizes, so the patched bytes land there too).
     let bsize = parts[0].sectors * SECTOR;
-    let sectors = fat
-        .layout(bsize)?
-        .sectors(LDLINUX_SYS)
-        .ok_or_else(|| Error::new(&boot_part, "ldlinux.sys: not laid out"))?
-        .to_vec();
-    let mut sys = files.ldlinux_sys.clone();
-    let sect1 = crate::syslinux::patch_ldlinux(&mut sys, &sectors)?;
-    fat.add_file(LDLINUX_SYS, sys.clone())?;
-    let bf = std::fs::OpenOptions::new().read(true).write(true).open(&boot_part).ctx(&boot_part)?;
-    let written = fat.write(&bf, 0, bsize, BOOT_START as u32)?;
-    if written.sectors(LDLINUX_SYS) != Some(&sectors[..]) {
-        return Err(Error::new(&boot_part, "ldlinux.sys landed elsewhere than laid out"));
-    }
-    let mut vbr = written.vbr;
-    crate::syslinux::boot_sector(&files.vbr, &sys, &mut vbr, sect1)?;
-    bf.sync_all().ctx(&boot_part)?;
     let root_bytes = parts[1].sectors * SECTOR;
-    Ok(Prepared {
-        disk,
-        boot_part,
-        root_part,
-        root_bytes,
-        boot_uuid: fat_uuid(volume_id),
-        mbr_final: mbr(&files.mbr_code, signature, &parts, true),
-        vbr_final: vbr,
-        vbr_at: written.vbr_at,
-        commit: written.commit.clone(),
-    })
+    let boot_uuid = fat_uuid(volume_id);
+    let bf = std::fs::OpenOptions::new().read(true).write(true).open(&boot_part).ctx(&boot_part)?;
+    match &files.boot {
+        Boot::Signed { uki, .. } => {
+            fat.add_file(UKI, uki.clone())?;
+            for (path, data) in signed_configs() {
+                fat.add_file(path, data)?;
+            }
+            fat.hide_until_commit("EFI");
+            let written = fat.write(&bf, 0, bsize, BOOT_START as u32)?;
+            bf.sync_all().ctx(&boot_part)?;
+            Ok(Prepared { disk, boot_part, root_part, root_bytes, boot_uuid, installed, mbr_final: None, vbr_final: None, commit: written.commit.clone() })
+        }
+        Boot::Plain { kernel, initrd, ldlinux_sys, ldlinux_c32, mbr_code, vbr: medium_vbr } => {
+            let mut opts = vec![format!("root=UUID={root_uuid}"), "rw".to_owned()];
+            opts.extend(options.iter().cloned());
+            let options_line = opts.join(" ");
+            let serial = serial_for(options);
+            fat.add_file(KERNEL, kernel.clone())?;
+            fat.add_file(INITRD, initrd.clone())?;
+            fat.add_file(LDLINUX_SYS, ldlinux_sys.clone())?;
+            fat.add_file(LDLINUX_C32, ldlinux_c32.clone())?;
+            fat.add_file(MBR_BIN, mbr_code.to_vec())?;
+            for (path, data) in configs("liveroot (installed)", &options_line, serial.as_deref()) {
+                fat.add_file(path, data)?;
+            }
+            fat.hide_until_commit("EFI");
+            // syslinux finds its loader by sector: patch the copy for where it will land
+            // (placement depends only on names and sizes, so the patched bytes land there too).
+            let sectors = fat
+                .layout(bsize)?
+                .sectors(LDLINUX_SYS)
+                .ok_or_else(|| Error::new(&boot_part, "ldlinux.sys: not laid out"))?
+                .to_vec();
+            let mut sys = ldlinux_sys.clone();
+            let sect1 = crate::syslinux::patch_ldlinux(&mut sys, &sectors)?;
+            fat.add_file(LDLINUX_SYS, sys.clone())?;
+            let written = fat.write(&bf, 0, bsize, BOOT_START as u32)?;
+            if written.sectors(LDLINUX_SYS) != Some(&sectors[..]) {
+                return Err(Error::new(&boot_part, "ldlinux.sys landed elsewhere than laid out"));
+            }
+            let mut vbr = written.vbr;
+            crate::syslinux::boot_sector(medium_vbr, &sys, &mut vbr, sect1)?;
+            bf.sync_all().ctx(&boot_part)?;
+            Ok(Prepared {
+                disk,
+                boot_part,
+                root_part,
+                root_bytes,
+                boot_uuid,
+                installed,
+                mbr_final: Some(mbr(mbr_code, signature, &parts, true)),
+                vbr_final: Some((vbr, written.vbr_at)),
+                commit: written.commit.clone(),
+            })
+        }
+    }
+}
+
+/// systemd-boot's files on a signed install: one entry starting the signed image, whose
+/// command line is its own (no `options`: under Secure Boot the stub would ignore them).
+pub fn signed_configs() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("loader/loader.conf", b"default liveroot.conf\ntimeout 0\n".to_vec()),
+        (
+            SDBOOT_ENTRY,
+            format!("# Written by liveroot migrate. The command line is the image's own (signed); the root is found through the EFI variable {}.\ntitle liveroot (installed)\nefi /{UKI}\n", crate::efivar::INSTALLED_VAR).into_bytes(),
+        ),
+    ]
 }
 
 /// A FAT volume id as blkid prints it: the high half first.
@@ -522,7 +713,10 @@ pub const INSTALLED_CONF: &str = "etc/liveroot/installed";
 /// runs such hooks (Debian's /etc/kernel, initramfs-tools' post-update.d), and the boot
 /// partition's identity for it. Nothing when the root has no /etc/kernel (no kernel packages
 /// to follow). Each file written under a temporary name, fsynced, renamed. The paths written.
-pub fn kernel_hooks(root: &Path, boot_uuid: &str) -> Result<Vec<String>> {
+/// `signed`: a Secure Boot install's image and the kernel inside it; the hook then switches
+/// nothing (the firmware starts only signed images) and refuses the removal of that kernel's
+/// package, whose modules the image needs.
+pub fn kernel_hooks(root: &Path, boot_uuid: &str, signed: Option<(&str, String)>) -> Result<Vec<String>> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if !root.join("etc/kernel").is_dir() {
@@ -540,9 +734,14 @@ pub fn kernel_hooks(root: &Path, boot_uuid: &str) -> Result<Vec<String>> {
         std::fs::File::open(dir).and_then(|d| d.sync_all()).ctx(dir.display())
     };
     // The identity first: a hook that runs finds it.
-    put(INSTALLED_CONF, format!("# Written by liveroot migrate: the boot partition the kernel hook keeps up to date.\nboot_uuid={boot_uuid}\n").as_bytes(), 0o644)?;
+    let mut conf = format!("# Written by liveroot migrate: the boot partition the kernel hook keeps up to date.\nboot_uuid={boot_uuid}\n");
+    if let Some((uki, kernel)) = &signed {
+        conf.push_str(&format!("# Secure Boot: the firmware starts only the signed image, whose kernel's package must stay.\nsigned=/{uki}\nkernel={kernel}\n"));
+    }
+    put(INSTALLED_CONF, conf.as_bytes(), 0o644)?;
     let mut done = vec![format!("/{INSTALLED_CONF}")];
-    for (when, path) in HOOKS {
+    let guard = signed.is_some().then_some(("etc/kernel", "etc/kernel/prerm.d/zz-liveroot"));
+    for (when, path) in HOOKS.into_iter().chain(guard) {
         if root.join(when).is_dir() {
             put(path, KERNEL_HOOK.as_bytes(), 0o755)?;
             done.push(format!("/{path}"));
@@ -552,21 +751,30 @@ pub fn kernel_hooks(root: &Path, boot_uuid: &str) -> Result<Vec<String>> {
 }
 
 impl Prepared {
-    /// Make the disk bootable: the boot sector's code, then EFI shown, then the MBR's code.
-    pub fn commit(&self) -> Result<()> {
+    /// Make the disk bootable. Plain: the boot sector's code, then EFI shown, then the MBR's
+    /// code. Signed: the box's variable naming this disk's ESP and root (`efivars`: efivarfs,
+    /// mounted writable), then EFI shown. Each step leaves a whole boot path or none.
+    pub fn commit(&self, efivars: &Path) -> Result<()> {
         let bf = std::fs::OpenOptions::new().write(true).open(&self.boot_part).ctx(&self.boot_part)?;
-        for at in self.vbr_at {
-            write_at(&bf, &self.boot_part, &self.vbr_final, at)?;
+        if let Some((vbr, at)) = &self.vbr_final {
+            for a in at {
+                write_at(&bf, &self.boot_part, vbr, *a)?;
+            }
+            bf.sync_all().ctx(&self.boot_part)?;
         }
-        bf.sync_all().ctx(&self.boot_part)?;
+        if let Some(i) = &self.installed {
+            crate::efivar::write(efivars, crate::efivar::INSTALLED_VAR, crate::efivar::ATTRS_NV_BS_RT, &i.to_bytes())?;
+        }
         for (off, data) in &self.commit {
             write_at(&bf, &self.boot_part, data, *off)?;
         }
         bf.sync_all().ctx(&self.boot_part)?;
         drop(bf);
-        let d = std::fs::OpenOptions::new().write(true).open(&self.disk).ctx(&self.disk)?;
-        write_at(&d, &self.disk, &self.mbr_final, 0)?;
-        d.sync_all().ctx(&self.disk)?;
+        if let Some(m) = &self.mbr_final {
+            let d = std::fs::OpenOptions::new().write(true).open(&self.disk).ctx(&self.disk)?;
+            write_at(&d, &self.disk, m, 0)?;
+            d.sync_all().ctx(&self.disk)?;
+        }
         Ok(())
     }
 }
@@ -603,11 +811,11 @@ mod tests {
         let root = std::env::temp_dir().join(format!("liveroot-hooks-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("etc")).unwrap();
-        assert!(kernel_hooks(&root, "ABCD-0123").unwrap().is_empty(), "no /etc/kernel: nothing written");
+        assert!(kernel_hooks(&root, "ABCD-0123", None).unwrap().is_empty(), "no /etc/kernel: nothing written");
         assert!(!root.join(INSTALLED_CONF).exists());
         std::fs::create_dir_all(root.join("etc/kernel/postinst.d")).unwrap();
         std::fs::create_dir_all(root.join("etc/initramfs-tools")).unwrap();
-        let w = kernel_hooks(&root, "ABCD-0123").unwrap();
+        let w = kernel_hooks(&root, "ABCD-0123", None).unwrap();
         assert_eq!(w.len(), 4, "{w:?}");
         use std::os::unix::fs::PermissionsExt;
         for (_, p) in HOOKS {
@@ -617,6 +825,13 @@ mod tests {
         }
         assert!(std::fs::read_to_string(root.join(INSTALLED_CONF)).unwrap().contains("\nboot_uuid=ABCD-0123\n"));
         assert_eq!(fat_uuid(0x1a2b_3c4d), "1A2B-3C4D");
+        assert!(!root.join("etc/kernel/prerm.d/zz-liveroot").exists(), "no guard on a plain install");
+        // A Secure Boot install: the image and its kernel recorded, the removal guard added.
+        let w = kernel_hooks(&root, "ABCD-0123", Some((UKI, "6.1.0-50-amd64".to_owned()))).unwrap();
+        assert_eq!(w.len(), 5, "{w:?}");
+        let conf = std::fs::read_to_string(root.join(INSTALLED_CONF)).unwrap();
+        assert!(conf.contains("\nsigned=/EFI/Linux/liveroot.efi\nkernel=6.1.0-50-amd64\n"), "{conf}");
+        assert_eq!(std::fs::read_to_string(root.join("etc/kernel/prerm.d/zz-liveroot")).unwrap(), KERNEL_HOOK);
         let _ = std::fs::remove_dir_all(&root);
     }
 
@@ -674,6 +889,48 @@ mod tests {
         // Past 2 TiB the root stops at the last sector MBR can address.
         let big = layout(8 << 31).unwrap();
         assert!(big[1].start + big[1].sectors <= u64::from(u32::MAX));
+    }
+
+    /// The signed install's GPT as util-linux reads it back: both copies valid (sfdisk checks
+    /// the CRCs and the backup), the ESP and the root with their types and GUIDs, the root
+    /// ending on a MiB boundary before the backup table.
+    #[test]
+    fn gpt_as_sfdisk_reads_it() {
+        assert_eq!(gpt_layout(200 * 2048), Some([
+            Part { start: 2048, sectors: 128 * 2048, kind: TYPE_ESP },
+            Part { start: 129 * 2048, sectors: (199 - 129) * 2048, kind: TYPE_LINUX },
+        ]), "the last MiB holds the backup table");
+        assert_eq!(gpt_layout(130 * 2048), None);
+        let sectors = 1024 * 2048 + 5;
+        let parts = gpt_layout(sectors).unwrap();
+        let (esp, root, disk) = ([0x11u8; 16], [0x22u8; 16], [0x33u8; 16]);
+        let g = |t| crate::efivar::guid_bytes(t).unwrap();
+        let gp = [
+            GptPart { part: parts[0], kind: g(GPT_ESP), uuid: esp, name: "EFI System Partition" },
+            GptPart { part: parts[1], kind: g(GPT_ROOT_X86_64), uuid: root, name: "liveroot root" },
+        ];
+        let (head, tail) = gpt(sectors, disk, &gp).unwrap();
+        assert_eq!((head.len(), tail.len()), (34 * 512, 33 * 512));
+        let f = std::env::temp_dir().join(format!("liveroot-gpt-{}", std::process::id()));
+        let file = std::fs::File::create(&f).unwrap();
+        file.set_len(sectors * 512).unwrap();
+        file.write_all_at(&head, 0).unwrap();
+        file.write_all_at(&tail, (sectors - 33) * 512).unwrap();
+        let run = |args: &[&str]| {
+            let o = std::process::Command::new("sfdisk").args(args).arg(&f).output().unwrap();
+            (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+        };
+        let (ok, v) = run(&["--verify"]);
+        assert!(ok && !v.to_lowercase().contains("corrupt") && !v.to_lowercase().contains("mismatch"), "{v}");
+        let (_, d) = run(&["-d"]);
+        assert!(d.contains("label: gpt"), "{d}");
+        assert!(d.contains("start=        2048, size=      262144, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=11111111-1111-1111-1111-111111111111, name=\"EFI System Partition\""), "{d}");
+        assert!(d.contains(&format!("start=      264192, size=     {}, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=22222222-2222-2222-2222-222222222222, name=\"liveroot root\"", (1023 - 129) * 2048)), "{d}");
+        assert!(d.contains("label-id: 33333333-3333-3333-3333-333333333333"), "{d}");
+        // A partition past the last usable sector is refused, not written.
+        let over = [GptPart { part: Part { start: 2048, sectors: sectors, kind: TYPE_LINUX }, kind: g(GPT_ROOT_X86_64), uuid: root, name: "x" }];
+        assert!(gpt(sectors, disk, &over).is_none());
+        let _ = std::fs::remove_file(&f);
     }
 
     /// The flash the way mk/mkflash.sh asks for it: the layout sfdisk and blkid read back, the

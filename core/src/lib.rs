@@ -15,6 +15,7 @@ pub mod cmdline;
 pub mod coldplug;
 pub mod delta;
 pub mod digest;
+pub mod efivar;
 pub mod dmverity;
 pub mod fat;
 pub mod fetch;

@@ -51,8 +51,10 @@ pub fn plan_install(target: &Path, o: &Options, live: &Live) -> Result<Option<in
         .and_then(|f| f.uuid)
         .filter(|u| !u.is_empty())
         .ok_or_else(|| Error::new(&md_path, "its filesystem has no UUID for the boot entry; use --no-bootloader"))?;
-    let files = install::gather(&live.state.medium_mount, &live.state.medium, &live.state.booted)?;
-    let parts = install::layout(live.target_bytes / 512).ok_or_else(|| {
+    let signed = secure_boot()?;
+    let files = install::gather(&live.state.medium_mount, &live.state.medium, &live.state.booted, signed)?;
+    let layout = if signed { install::gpt_layout } else { install::layout };
+    let parts = layout(live.target_bytes / 512).ok_or_else(|| {
         Error::new(&t, format!("too small: {}, the boot partition alone takes {} MiB", mib(live.target_bytes), install::BOOT_MIB))
     })?;
     if parts[1].sectors * 512 / 1024 < live.array_kib {
@@ -76,6 +78,23 @@ pub fn plan_install(target: &Path, o: &Options, live: &Live) -> Result<Option<in
         disk_bytes: live.target_bytes,
         parts,
     }))
+}
+
+/// Whether the box booted with Secure Boot on. Then the disk must start the signed image and
+/// the box's EFI variables must take the record of the install: efivarfs is mounted writable
+/// here (or made so) before anything is written, and a refusal says why.
+fn secure_boot() -> Result<bool> {
+    let dir = Path::new(crate::efivar::EFIVARS);
+    if !dir.parent().is_some_and(Path::is_dir) {
+        return Ok(false);
+    }
+    crate::efivar::mount_rw(dir)?;
+    Ok(crate::efivar::read(dir, crate::recovery::SECURE_BOOT_VAR)?.is_some_and(|v| v == [1]))
+}
+
+/// The running kernel's release (what the signed image on the disk starts).
+pub fn running_kernel() -> String {
+    crate::modprobe::kernel_release()
 }
 
 pub fn say(text: &str) {
@@ -436,7 +455,7 @@ impl SwitchOps for RealSwitch<'_> {
     }
     fn boot(&mut self) -> Result<()> {
         let Some(p) = self.prepared else { return Ok(()) };
-        p.commit().map_err(|e| {
+        p.commit(Path::new(crate::efivar::EFIVARS)).map_err(|e| {
             Error::new(
                 e.object,
                 format!("{}; the system runs on {} all the same, but the disk does not boot by itself", e.reason, p.root_part),

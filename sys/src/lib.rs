@@ -10,6 +10,7 @@ pub mod blk;
 pub mod dm;
 pub mod ext4;
 pub mod fibmap;
+pub mod fsflags;
 pub mod kexec;
 pub mod loopdev;
 pub mod md;

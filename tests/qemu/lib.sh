@@ -91,6 +91,7 @@ make_tests_disk() {
 #                          boots the boot disk's \EFI\BOOT\BOOTX64.EFI; APPEND is not used
 #                    uefi-sb: the same with Secure Boot on and enforcing (q35 with SMM, the
 #                          pflash secure): OVMF_SB_CODE, a fresh copy of OVMF_SB_VARS per boot
+#                          (OVMF_KEEP_VARS: the same store again)
 #                          (Debian's snakeoil pair: PK, KEK and db hold the certificate
 #                          SB_TEST_CERT, whose key SB_TEST_KEY has the password `snakeoil`)
 #   FLASH_BUS=virtio how the boot disk (the flash; boot_again's first DISK) is attached:
@@ -106,6 +107,9 @@ OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd}
 OVMF_SB_CODE=${OVMF_SB_CODE:-/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd}
 OVMF_SB_VARS=${OVMF_SB_VARS:-/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd}
+# Set: the next boots keep RUNDIR's variable store (one box powered on again) instead of a
+# fresh copy (a new box).
+OVMF_KEEP_VARS=${OVMF_KEEP_VARS:-}
 SB_TEST_KEY=${SB_TEST_KEY:-/usr/share/ovmf/PkKek-1-snakeoil.key}
 SB_TEST_CERT=${SB_TEST_CERT:-/usr/share/ovmf/PkKek-1-snakeoil.pem}
 
@@ -133,11 +137,11 @@ qemu_args() {
 	"") QEMU_ARGS+=(-kernel "$KERNEL" -initrd "$INITRD" -append "$CONSOLE_APPEND $append") ;;
 	bios) QEMU_ARGS+=(-boot menu=off,strict=on) ;;
 	uefi)
-		cp "$OVMF_VARS" "$RUNDIR/ovmf-vars.fd"
+		[[ -n $OVMF_KEEP_VARS && -e $RUNDIR/ovmf-vars.fd ]] || cp "$OVMF_VARS" "$RUNDIR/ovmf-vars.fd"
 		QEMU_ARGS+=(-drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
 			-drive "if=pflash,format=raw,file=$RUNDIR/ovmf-vars.fd") ;;
 	uefi-sb)
-		cp "$OVMF_SB_VARS" "$RUNDIR/ovmf-vars.fd"
+		[[ -n $OVMF_KEEP_VARS && -e $RUNDIR/ovmf-vars.fd ]] || cp "$OVMF_SB_VARS" "$RUNDIR/ovmf-vars.fd"
 		QEMU_ARGS+=(-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on
 			-drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_SB_CODE"
 			-drive "if=pflash,format=raw,unit=1,file=$RUNDIR/ovmf-vars.fd") ;;

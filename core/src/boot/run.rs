@@ -476,6 +476,16 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
     }
     let line = std::fs::read_to_string("/proc/cmdline").map_err(|e| Rescue::new("cmdline", format!("/proc/cmdline: {}", crate::error::io_reason(&e))))?;
     let mut live = crate::cmdline::parse(&line).map_err(|e| Rescue::from_error("cmdline", &e))?;
+    if live.plain_root.is_empty() && !live.netroot {
+        if let Some(r) = installed_root() {
+            say(&format!(
+                "installed: the loader came from this box's installed disk ({}): root PARTUUID={r}",
+                crate::efivar::INSTALLED_VAR.split('-').next().unwrap_or_default()
+            ));
+            live.plain_root = format!("PARTUUID={r}");
+            live.root_ro = false;
+        }
+    }
     if !live.plain_root.is_empty() {
         return plain_root(&live);
     }
@@ -636,6 +646,29 @@ fn finish_state(live: &Live, c: &Chosen, key_file: Option<&str>, min_version: u6
     st.trial = c.trial.map(|t| t.to_string());
     st.fallback_reason = c.fallback.clone();
     st.save(crate::state::DEFAULT_PATH).map_err(|e| Rescue::from_error("state", &e))
+}
+
+/// The root of a disk `migrate` installed under Secure Boot, when the loader was started from
+/// that disk's ESP: the signed image's sealed line names the live medium on every box, so the
+/// box's own record decides (core/src/efivar.rs says why that is safe). None on BIOS, on a
+/// stick, without a record. efivarfs is mounted read-only for the look and unmounted after, so
+/// the booted system mounts it as it wants.
+fn installed_root() -> Option<String> {
+    let dir = Path::new(crate::efivar::EFIVARS);
+    if !dir.parent().is_some_and(Path::is_dir) {
+        return None;
+    }
+    let m = crate::modprobe::Modprobe { quiet: true, ..Default::default() };
+    let _ = crate::modprobe::modprobe(&["efivarfs".to_owned()], &m, &mut |_| {}, &mut |_| {});
+    use nix::mount::MsFlags;
+    let ours = !crate::fsutil::is_mountpoint(dir)
+        && nix::mount::mount(Some("efivarfs"), dir, Some("efivarfs"), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>).is_ok();
+    let loader = crate::efivar::read(dir, crate::efivar::LOADER_DEVICE_PART_UUID).ok().flatten();
+    let record = crate::efivar::read(dir, crate::efivar::INSTALLED_VAR).ok().flatten();
+    if ours {
+        let _ = nix::mount::umount(dir);
+    }
+    crate::efivar::installed_root(loader.as_deref(), record.as_deref())
 }
 
 /// A root= that is not live: (a disk a live system was migrated onto, or any installed system):

@@ -20,7 +20,7 @@ verify() {
 	[[ -e $d/bin/sh ]] || problem "no /bin/sh"
 	local m
 	for m in virtio_pci virtio_blk loop squashfs dm_snapshot dm_verity reed_solomon dm_mod dm_bufio raid1 md_mod vfat fat \
-		nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs; do
+		nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 isofs efivarfs; do
 		grep -qE "(^|/)${m//_/[-_]}\.ko(\.[a-z]+)?:" "$d/lib/modules/$kver/modules.dep" ||
 			problem "module $m missing from modules.dep"
 	done
