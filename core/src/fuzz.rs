@@ -52,6 +52,7 @@ pub const TARGETS: &[Target] = &[
     t("loader-entries", run_loader_entries, seeds_loader_entries),
     t("settings", run_settings, seeds_settings),
     t("password", run_password, seeds_password),
+    t("efivar", run_efivar, seeds_efivar),
     // New targets here: t(NAME, run_NAME, seeds_NAME), NAME also the folder under tests/fuzz/.
 ];
 
@@ -108,6 +109,33 @@ fn seeds_cmdline() -> Vec<Vec<u8>> {
     .iter()
     .map(|s| s.as_bytes().to_vec())
     .collect()
+}
+
+/// The two EFI variables the installed boot reads (core/src/efivar.rs): the bytes split at the
+/// first 0xff into LoaderDevicePartUUID's value and LiverootInstalled's.
+fn run_efivar(d: &[u8]) -> bool {
+    let (a, b) = match d.iter().position(|&x| x == 0xff) {
+        Some(i) => (d.get(..i).unwrap_or(d), d.get(i + 1..).unwrap_or(&[])),
+        None => (d, &[][..]),
+    };
+    let _ = crate::efivar::utf16(a);
+    if let Some(r) = crate::efivar::Installed::parse(b) {
+        assert_eq!(crate::efivar::Installed::parse(&r.to_bytes()).as_ref(), Some(&r), "a parsed record writes back the same");
+    }
+    crate::efivar::installed_root(Some(a), Some(b)).is_some()
+}
+
+fn seeds_efivar() -> Vec<Vec<u8>> {
+    let guid = "a85ef7cd-7428-4401-8ef9-258cb4b8f528";
+    let loader: Vec<u8> = guid.to_uppercase().encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+    let rec = format!("esp={guid}\nroot=1453df1e-7628-443c-a7e7-cbdb8b965a13\n");
+    let mut one = loader.clone();
+    one.push(0xff);
+    one.extend_from_slice(rec.as_bytes());
+    let mut other = loader;
+    other.push(0xff);
+    other.extend_from_slice(b"esp=x\nroot=\n\0garbage");
+    vec![one, other]
 }
 
 fn run_settings(d: &[u8]) -> bool {

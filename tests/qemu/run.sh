@@ -59,7 +59,7 @@ else
 	# The longest scenarios run in `make test-all` (QEMU_ALL=1), not in `make test`, which must
 	# stay under 45 minutes on a 2-core machine; named here, and said at the start of a run.
 	# debian-update is debian-sb-update's story under SeaBIOS: make test runs the Secure Boot one.
-	LONG="syncflash-powercut debian-kexec debian-badkernel-uefi debian-release-reproducible debian-install debian-update"
+	LONG="syncflash-powercut debian-kexec debian-badkernel-uefi debian-release-reproducible debian-install debian-update debian-sb-install"
 	files=()
 	for f in "$TOP"/tests/qemu/scenarios/*.sh; do
 		n=$(basename "$f" .sh)
