@@ -135,43 +135,100 @@ pub fn random_guid() -> Result<[u8; 16]> {
     Ok(b)
 }
 
-/// What [`INSTALLED_VAR`] says: the installed disk's ESP and root partition (GPT unique GUIDs).
+/// What [`INSTALLED_VAR`] says: the installed disk's ESP and root partition (GPT unique GUIDs),
+/// and the SHA-256 of the key file on that root ([`KEY_FILE`]).
+///
+/// Why the key: partition GUIDs are no secret (any user of the box can list them, and they are
+/// on the disk), so a stick made to carry the same GUIDs beside the public signed loader and
+/// image would otherwise get its own root booted as this box's. The key file is readable by
+/// root only and its digest says nothing about it; a root without it is not booted.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Installed {
     pub esp: String,
     pub root: String,
+    /// Hex SHA-256 of the key file's bytes.
+    pub key: String,
 }
+
+/// The installed root's key file (mode 0600), relative to the root.
+pub const KEY_FILE: &str = "etc/liveroot/installed-key";
+/// Its size: 32 random bytes.
+pub const KEY_BYTES: usize = 32;
 
 impl Installed {
     pub fn to_bytes(&self) -> Vec<u8> {
-        format!("esp={}\nroot={}\n", self.esp, self.root).into_bytes()
+        format!("esp={}\nroot={}\nkey={}\n", self.esp, self.root, self.key).into_bytes()
     }
 
-    /// Both lines, both GUIDs; anything else: None (a variable that is not ours is ignored).
+    /// All three lines; anything else: None (a variable that is not ours is ignored).
     pub fn parse(v: &[u8]) -> Option<Installed> {
         if v.len() > MAX {
             return None;
         }
         let text = std::str::from_utf8(v).ok()?;
-        let (mut esp, mut root) = (None, None);
+        let (mut esp, mut root, mut key) = (None, None, None);
         for line in text.lines() {
             match line.split_once('=') {
                 Some(("esp", g)) => esp = Some(guid(g)?),
                 Some(("root", g)) => root = Some(guid(g)?),
+                Some(("key", k)) if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) => key = Some(k.to_ascii_lowercase()),
                 _ if line.trim().is_empty() => {}
                 _ => return None,
             }
         }
-        Some(Installed { esp: esp?, root: root? })
+        Some(Installed { esp: esp?, root: root?, key: key? })
+    }
+
+    /// Whether `key` (the root's key file) is the one recorded.
+    pub fn key_matches(&self, key: &[u8]) -> bool {
+        use sha2::Digest;
+        key.len() == KEY_BYTES && crate::digest::hex(&sha2::Sha256::digest(key)) == self.key
     }
 }
 
-/// The installed root to boot: the recorded root when the loader's partition is the recorded
-/// ESP; None otherwise (a live boot, a stick, another disk, no record).
-pub fn installed_root(loader_part: Option<&[u8]>, record: Option<&[u8]>) -> Option<String> {
+/// The installed record to boot: when the loader's partition is the recorded ESP; None otherwise
+/// (a live boot, a stick, another disk, no record).
+pub fn installed_root(loader_part: Option<&[u8]>, record: Option<&[u8]>) -> Option<Installed> {
     let loader = guid(&utf16(loader_part?)?)?;
     let rec = Installed::parse(record?)?;
-    (loader == rec.esp).then_some(rec.root)
+    (loader == rec.esp).then_some(rec)
+}
+
+/// The key file under `root`, as the boot reads it: a regular file of [`KEY_BYTES`] bytes, not
+/// followed through a link.
+pub fn read_key(root: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = root.join(KEY_FILE);
+    let obj = p.display().to_string();
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&p).map_err(|e| Error::new(&obj, crate::error::io_reason(&e)))?;
+    if !f.metadata().map_err(|e| Error::new(&obj, crate::error::io_reason(&e)))?.is_file() {
+        return Err(Error::new(&obj, "not a regular file"));
+    }
+    let mut v = Vec::new();
+    f.take(KEY_BYTES as u64 + 1).read_to_end(&mut v).map_err(|e| Error::new(&obj, crate::error::io_reason(&e)))?;
+    Ok(v)
+}
+
+/// A new key: written under `root` (temporary name, fsync, rename, the directory fsynced: on
+/// the disk before the record names it), its record digest returned.
+pub fn new_key(root: &Path) -> Result<String> {
+    use sha2::Digest;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut key = [0u8; KEY_BYTES];
+    crate::sys::random::fill(&mut key)?;
+    let to = root.join(KEY_FILE);
+    let dir = to.parent().unwrap_or(root);
+    std::fs::create_dir_all(dir).map_err(|e| Error::new(dir.display().to_string(), crate::error::io_reason(&e)))?;
+    let tmp = dir.join(".installed-key.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let obj = tmp.display().to_string();
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|e| Error::new(&obj, crate::error::io_reason(&e)))?;
+    f.write_all(&key).and_then(|()| f.sync_all()).map_err(|e| Error::new(&obj, crate::error::io_reason(&e)))?;
+    std::fs::rename(&tmp, &to).map_err(|e| Error::new(to.display().to_string(), crate::error::io_reason(&e)))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::new(dir.display().to_string(), crate::error::io_reason(&e)))?;
+    Ok(crate::digest::hex(&sha2::Sha256::digest(key)))
 }
 
 #[cfg(test)]
@@ -197,19 +254,49 @@ mod tests {
 
     #[test]
     fn the_installed_root_needs_the_loader_on_the_recorded_esp() {
-        let rec = Installed { esp: "11111111-2222-4333-8444-555555555555".into(), root: "66666666-7777-4888-9999-aaaaaaaaaaaa".into() };
+        let rec = Installed {
+            esp: "11111111-2222-4333-8444-555555555555".into(),
+            root: "66666666-7777-4888-9999-aaaaaaaaaaaa".into(),
+            key: "ab".repeat(32),
+        };
         let bytes = rec.to_bytes();
         assert_eq!(Installed::parse(&bytes), Some(rec.clone()));
         // systemd writes the GUID upper-case, NUL-terminated.
         let loader = utf16z("11111111-2222-4333-8444-555555555555".to_uppercase().as_str());
-        assert_eq!(installed_root(Some(&loader), Some(&bytes)).as_deref(), Some(rec.root.as_str()));
+        assert_eq!(installed_root(Some(&loader), Some(&bytes)), Some(rec.clone()));
+        let short = format!("esp={}\nroot={}\nkey=abcd\n", rec.esp, rec.root);
+        assert_eq!(Installed::parse(short.as_bytes()), None, "a key that is no SHA-256");
         let other = utf16z("11111111-2222-4333-8444-555555555556");
         assert_eq!(installed_root(Some(&other), Some(&bytes)), None, "another ESP (a stick): not installed");
         assert_eq!(installed_root(None, Some(&bytes)), None, "no loader variable (an MBR stick, BIOS)");
         assert_eq!(installed_root(Some(&loader), None), None, "no record: nothing was installed here");
-        assert_eq!(Installed::parse(b"esp=11111111-2222-4333-8444-555555555555\n"), None, "no root line");
+        assert_eq!(Installed::parse(b"esp=11111111-2222-4333-8444-555555555555\nroot=66666666-7777-4888-9999-aaaaaaaaaaaa\n"), None, "no key line");
         assert_eq!(Installed::parse(b"esp=x\nroot=y\n"), None);
         assert_eq!(Installed::parse(b"esp=11111111-2222-4333-8444-555555555555\nroot=66666666-7777-4888-9999-aaaaaaaaaaaa\nextra=1\n"), None);
+    }
+
+    #[test]
+    fn the_key_on_the_root_must_be_the_recorded_one() {
+        let d = std::env::temp_dir().join(format!("liveroot-efikey-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        assert!(read_key(&d).is_err(), "no key file");
+        let digest = new_key(&d).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(d.join(KEY_FILE)).unwrap().permissions().mode() & 0o777, 0o600);
+        let rec = Installed { esp: "11111111-2222-4333-8444-555555555555".into(), root: "66666666-7777-4888-9999-aaaaaaaaaaaa".into(), key: digest };
+        let key = read_key(&d).unwrap();
+        assert!(rec.key_matches(&key));
+        let mut other = key.clone();
+        other[0] ^= 1;
+        assert!(!rec.key_matches(&other), "another key");
+        assert!(!rec.key_matches(&key[..31]), "a short key");
+        let again = new_key(&d).unwrap();
+        assert_ne!(again, rec.key, "a new install, a new key");
+        std::fs::remove_file(d.join(KEY_FILE)).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.join(KEY_FILE)).unwrap();
+        assert!(read_key(&d).is_err(), "a link is not followed");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

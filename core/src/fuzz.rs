@@ -121,6 +121,7 @@ fn run_efivar(d: &[u8]) -> bool {
     let _ = crate::efivar::utf16(a);
     if let Some(r) = crate::efivar::Installed::parse(b) {
         assert_eq!(crate::efivar::Installed::parse(&r.to_bytes()).as_ref(), Some(&r), "a parsed record writes back the same");
+        let _ = r.key_matches(a);
     }
     crate::efivar::installed_root(Some(a), Some(b)).is_some()
 }
@@ -128,7 +129,7 @@ fn run_efivar(d: &[u8]) -> bool {
 fn seeds_efivar() -> Vec<Vec<u8>> {
     let guid = "a85ef7cd-7428-4401-8ef9-258cb4b8f528";
     let loader: Vec<u8> = guid.to_uppercase().encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
-    let rec = format!("esp={guid}\nroot=1453df1e-7628-443c-a7e7-cbdb8b965a13\n");
+    let rec = format!("esp={guid}\nroot=1453df1e-7628-443c-a7e7-cbdb8b965a13\nkey={}\n", "0f".repeat(32));
     let mut one = loader.clone();
     one.push(0xff);
     one.extend_from_slice(rec.as_bytes());

@@ -595,7 +595,8 @@ pub fn prepare(disk_path: &Path, disk_kname: &str, plan: &Plan) -> Result<Prepar
                 .ok_or_else(|| Error::new(&disk, "the partitions do not fit a GPT on this disk"))?;
             write_at(&f, &disk, &tail, (bytes / SECTOR - GPT_SECTORS) * SECTOR)?;
             write_at(&f, &disk, &head, 0)?;
-            installed = Some(crate::efivar::Installed { esp: crate::efivar::guid_text(&esp), root: crate::efivar::guid_text(&root) });
+            // The key's digest is filled in at the commit, when the key is written to the root.
+            installed = Some(crate::efivar::Installed { esp: crate::efivar::guid_text(&esp), root: crate::efivar::guid_text(&root), key: String::new() });
         }
     }
     f.sync_all().ctx(&disk)?;
@@ -752,9 +753,10 @@ pub fn kernel_hooks(root: &Path, boot_uuid: &str, signed: Option<(&str, String)>
 
 impl Prepared {
     /// Make the disk bootable. Plain: the boot sector's code, then EFI shown, then the MBR's
-    /// code. Signed: the box's variable naming this disk's ESP and root (`efivars`: efivarfs,
-    /// mounted writable), then EFI shown. Each step leaves a whole boot path or none.
-    pub fn commit(&self, efivars: &Path) -> Result<()> {
+    /// code. Signed: a new key in the running root (`root`, which is the disk's by now), the
+    /// box's variable naming this disk's ESP, root and key (`efivars`: efivarfs, mounted
+    /// writable), then EFI shown. Each step leaves a whole boot path or none.
+    pub fn commit(&self, efivars: &Path, root: &Path) -> Result<()> {
         let bf = std::fs::OpenOptions::new().write(true).open(&self.boot_part).ctx(&self.boot_part)?;
         if let Some((vbr, at)) = &self.vbr_final {
             for a in at {
@@ -763,7 +765,8 @@ impl Prepared {
             bf.sync_all().ctx(&self.boot_part)?;
         }
         if let Some(i) = &self.installed {
-            crate::efivar::write(efivars, crate::efivar::INSTALLED_VAR, crate::efivar::ATTRS_NV_BS_RT, &i.to_bytes())?;
+            let rec = crate::efivar::Installed { key: crate::efivar::new_key(root)?, ..i.clone() };
+            crate::efivar::write(efivars, crate::efivar::INSTALLED_VAR, crate::efivar::ATTRS_NV_BS_RT, &rec.to_bytes())?;
         }
         for (off, data) in &self.commit {
             write_at(&bf, &self.boot_part, data, *off)?;

@@ -455,7 +455,7 @@ impl SwitchOps for RealSwitch<'_> {
     }
     fn boot(&mut self) -> Result<()> {
         let Some(p) = self.prepared else { return Ok(()) };
-        p.commit(Path::new(crate::efivar::EFIVARS)).map_err(|e| {
+        p.commit(Path::new(crate::efivar::EFIVARS), Path::new("/")).map_err(|e| {
             Error::new(
                 e.object,
                 format!("{}; the system runs on {} all the same, but the disk does not boot by itself", e.reason, p.root_part),

@@ -476,18 +476,34 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
     }
     let line = std::fs::read_to_string("/proc/cmdline").map_err(|e| Rescue::new("cmdline", format!("/proc/cmdline: {}", crate::error::io_reason(&e))))?;
     let mut live = crate::cmdline::parse(&line).map_err(|e| Rescue::from_error("cmdline", &e))?;
+    let mut installed = None;
     if live.plain_root.is_empty() && !live.netroot {
         if let Some(r) = installed_root() {
             say(&format!(
-                "installed: the loader came from this box's installed disk ({}): root PARTUUID={r}",
-                crate::efivar::INSTALLED_VAR.split('-').next().unwrap_or_default()
+                "installed: the loader came from this box's installed disk ({}): root PARTUUID={}",
+                crate::efivar::INSTALLED_VAR.split('-').next().unwrap_or_default(),
+                r.root
             ));
-            live.plain_root = format!("PARTUUID={r}");
+            live.plain_root = format!("PARTUUID={}", r.root);
             live.root_ro = false;
+            installed = Some(r);
         }
     }
     if !live.plain_root.is_empty() {
-        return plain_root(&live);
+        plain_root(&live)?;
+        if let Some(r) = installed {
+            // The root must hold the key the record names: GUIDs alone are no secret.
+            let ok = crate::efivar::read_key(Path::new(SYSROOT)).map(|k| r.key_matches(&k));
+            if !matches!(ok, Ok(true)) {
+                let _ = nix::mount::umount(SYSROOT);
+                let why = match ok {
+                    Err(e) => format!("{e}"),
+                    Ok(_) => format!("/{} is not the key this box recorded", crate::efivar::KEY_FILE),
+                };
+                return Err(Rescue::new("installed", format!("PARTUUID={}: {why}: not this box's installed root; not booted", r.root)));
+            }
+        }
+        return Ok(());
     }
     let key_file = match plan::key(Path::new(BUILTIN_KEY).is_file(), &live.pubkey) {
         plan::Key::Builtin => Some(BUILTIN_KEY.to_owned()),
@@ -653,7 +669,7 @@ fn finish_state(live: &Live, c: &Chosen, key_file: Option<&str>, min_version: u6
 /// box's own record decides (core/src/efivar.rs says why that is safe). None on BIOS, on a
 /// stick, without a record. efivarfs is mounted read-only for the look and unmounted after, so
 /// the booted system mounts it as it wants.
-fn installed_root() -> Option<String> {
+fn installed_root() -> Option<crate::efivar::Installed> {
     let dir = Path::new(crate::efivar::EFIVARS);
     if !dir.parent().is_some_and(Path::is_dir) {
         return None;

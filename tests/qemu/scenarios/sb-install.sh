@@ -9,9 +9,11 @@
 #     the firmware starts the signed image, whose sealed line still says root=live:LABEL=LIVE,
 #     and the root is the disk's partition 2, found through the variable; what the live session
 #     wrote is there; no live stack;
-#   - the same disk in a new box (a fresh variable store: no record), or a copy of it on a
-#     stick: the signed image starts but does not take the disk's root (it looks for the live
-#     medium, finds none and stops without a shell).
+#   - a copy of the disk whose root holds another key file (what a stick carrying the disk's
+#     partition GUIDs, which are no secret, would have), in this box: refused for its key;
+#   - the same disk in a new box (a fresh variable store: no record): the signed image starts
+#     but does not take the disk's root (it looks for the live medium, finds none and stops
+#     without a shell).
 . "$TOP/tests/qemu/flash-lib.sh"
 DESC="Secure Boot install: migrate under lockdown onto a whole disk (GPT, signed loader and image); the disk boots alone under Secure Boot in this box, not in another"
 FIRMWARE=uefi-sb
@@ -92,6 +94,24 @@ disk_checks() {
 	echo "$script"
 }
 
+# short_boot IMG ERE KEEPVARS WHAT: IMG alone, the firmware Secure Boot, until the console says
+# ERE; KEEPVARS non-empty: this box's variable store, else a fresh one (another box). The
+# console is kept as sb-install.WHAT.log.
+short_boot() {
+	local n=1 saved=("${QEMU_EXTRA[@]}") r=0
+	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
+	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
+	QEMU_EXTRA=()
+	OVMF_KEEP_VARS=$3 qemu_start "$RUNDIR" "" "$1" "" 240
+	QEMU_EXTRA=("${saved[@]}")
+	wait_for "$2" 230 || r=1
+	sleep 2
+	qemu_quit
+	qemu_wait
+	cp "$RUNDIR/console.log" "$LOGDIR/sb-install.$4.log"
+	return $r
+}
+
 verify() {
 	not_kernel_boot
 	cp "$RUNDIR/console.log" "$LOGDIR/sb-install.live.log"
@@ -128,21 +148,36 @@ verify() {
 		marker "$m" || problem "the disk's boot in this box: no 'LIVEROOT-TEST ok $m'"
 	done
 	grep -aq 'liveroot: installed: the loader came from this box' "$RUNDIR/console.log" || problem "the disk's boot did not say it took the installed root"
-	# The disk in another box (a fresh store): the image starts and does not take the root.
-	local n=1
-	while [[ -e $RUNDIR/console.$n.log ]]; do n=$((n + 1)); done
-	mv "$RUNDIR/console.log" "$RUNDIR/console.$n.log"
-	local saved=("${QEMU_EXTRA[@]}")
-	QEMU_EXTRA=()
-	qemu_start "$RUNDIR" "" "$img" "" 240
-	QEMU_EXTRA=("${saved[@]}")
-	wait_for 'liveroot: find-medium' 230 || problem "another box: no find-medium failure (the live medium looked for and not found)"
-	sleep 2
-	qemu_quit
-	qemu_wait
-	local log
+	# A copy of the disk whose root holds another key (what a stick made to carry the disk's
+	# partition GUIDs would have), in this box: the image finds the root and refuses it.
+	local start size copy=$RUNDIR/copy.img part=$RUNDIR/copy-root.part log
+	read -r start size < <(sfdisk -d "$img" | awk -F'[=,]' '/^[^ ]*2 :/ { print $2 + 0, $4 + 0 }')
+	cp --sparse=always "$img" "$copy"
+	dd if="$copy" of="$part" bs=1M iflag=skip_bytes,count_bytes skip=$((start * 512)) count=$((size * 512)) status=none conv=sparse
+	head -c 32 /dev/urandom >"$RUNDIR/otherkey"
+	# The journal first (the guest powered off with transactions in it): debugfs reads past it,
+	# and the next mount's replay would bring the old directory entry back.
+	e2fsck -fy "$part" >/dev/null 2>&1
+	debugfs -w -R "rm /etc/liveroot/installed-key" "$part" >/dev/null 2>&1
+	debugfs -w -R "write $RUNDIR/otherkey /etc/liveroot/installed-key" "$part" >"$RUNDIR/debugfs.out" 2>&1 ||
+		problem "cannot put another key on the copy: $(tr '\n' ' ' <"$RUNDIR/debugfs.out")"
+	cmp -s "$RUNDIR/otherkey" <(debugfs -R "cat /etc/liveroot/installed-key" "$part" 2>/dev/null) ||
+		problem "the copy's root does not hold the other key"
+	dd if="$part" of="$copy" bs=1M oflag=seek_bytes seek=$((start * 512)) conv=notrunc status=none
+	rm -f "$part"
+	if ! short_boot "$copy" 'liveroot: installed: PARTUUID' 1 otherkey; then
+		problem "a root with another key: no refusal"
+	fi
 	log=$(tr -d '\r' <"$RUNDIR/console.log")
-	cp "$RUNDIR/console.log" "$LOGDIR/sb-install.otherbox.log"
+	grep -aq "liveroot: installed: PARTUUID=$ROOT_GUID: /etc/liveroot/installed-key is not the key this box recorded" <<<"$log" ||
+		problem "a root with another key: not refused for its key: $(grep -a -m1 'liveroot: installed' <<<"$log")"
+	grep -aq 'liveroot-stamp real-init\|Welcome\|LIVEROOT-TEST' <<<"$log" && problem "a root with another key: its init ran"
+	echo "    another key: $(grep -a -m1 'liveroot: installed: PARTUUID' <<<"$log")"
+	rm -f "$copy"
+	# The disk in another box (a fresh store): the image starts and does not take the root.
+	short_boot "$img" 'liveroot: find-medium' "" otherbox ||
+		problem "another box: no find-medium failure (the live medium looked for and not found)"
+	log=$(tr -d '\r' <"$RUNDIR/console.log")
 	grep -aq 'EFI stub: UEFI Secure Boot is enabled' <<<"$log" || problem "another box: the signed image did not start under Secure Boot"
 	grep -aq 'liveroot: installed:' <<<"$log" && problem "another box: the installed root was taken without this box's record"
 	grep -aqE 'EXT4-fs \(sd[a-z]2\): mounted' <<<"$log" && problem "another box: the disk's root was mounted"
