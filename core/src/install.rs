@@ -52,8 +52,6 @@ pub const EFI_BOOT: &str = "EFI/BOOT/BOOTX64.EFI";
 
 /// Where a Secure Boot medium keeps its signed unified image (`make flash SB_KEY=`).
 pub const UKI: &str = "EFI/Linux/liveroot.efi";
-/// systemd-boot's entry on the medium and on the disk.
-const SDBOOT_ENTRY: &str = "loader/entries/liveroot.conf";
 
 /// What preflight read from the medium; held in memory, so the medium can go before the commit.
 pub struct BootFiles {
@@ -213,7 +211,7 @@ fn gather_signed(m: &Path, running: &str, way_out: &str) -> Result<BootFiles> {
     };
     let efi = get(EFI_BOOT, 64 << 20, "UEFI boot loader")?;
     let mut cands: Vec<String> = Vec::new();
-    if let Some(e) = std::fs::read_to_string(m.join(SDBOOT_ENTRY)).ok().as_deref().and_then(crate::loader::named_efi) {
+    if let Some(e) = std::fs::read_to_string(m.join(crate::loader::SDBOOT_ENTRY)).ok().as_deref().and_then(crate::loader::named_efi) {
         cands.push(e.trim_start_matches('/').to_owned());
     }
     cands.push(UKI.to_owned());
@@ -689,7 +687,7 @@ pub fn signed_configs() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("loader/loader.conf", b"default liveroot.conf\ntimeout 0\n".to_vec()),
         (
-            SDBOOT_ENTRY,
+            crate::loader::SDBOOT_ENTRY,
             format!("# Written by liveroot migrate. The command line is the image's own (signed); the root is found through the EFI variable {}.\ntitle liveroot (installed)\nefi /{UKI}\n", crate::efivar::INSTALLED_VAR).into_bytes(),
         ),
     ]
@@ -992,6 +990,40 @@ mod tests {
         k[0x20e..0x210].copy_from_slice(&0x42c0u16.to_le_bytes());
         k[0x44c0..0x44c0 + release.len() + 1].copy_from_slice(format!("{release} ").as_bytes());
         k
+    }
+
+    #[test]
+    fn the_signed_image_of_the_running_kernel_is_found() {
+        let m = std::env::temp_dir().join(format!("liveroot-suki-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&m);
+        for d in ["EFI/BOOT", "EFI/Linux", "loader/entries", "LiveOS"] {
+            std::fs::create_dir_all(m.join(d)).unwrap();
+        }
+        let img = |rel: &str| crate::pe::uki(&crate::pe::tests::stub(0), b"ID=debian\n", b"root=live:LABEL=LIVE", &fake_kernel(rel), b"initrd").unwrap();
+        let e = gather_signed(&m, "6.1.0-50-amd64", "way out").err().unwrap();
+        assert!(e.to_string().contains("EFI/BOOT/BOOTX64.EFI"), "{e}");
+        std::fs::write(m.join(EFI_BOOT), b"signed systemd-boot").unwrap();
+        let e = gather_signed(&m, "6.1.0-50-amd64", "way out").err().unwrap();
+        assert!(e.to_string().contains("no signed image (/EFI/Linux/liveroot.efi) on the medium; under Secure Boot"), "{e}");
+        std::fs::write(m.join(UKI), img("6.1.0-50-amd64")).unwrap();
+        std::fs::write(m.join("EFI/Linux/liveroot-2.efi"), img("6.1.0-57-amd64")).unwrap();
+        std::fs::write(m.join("LiveOS/liveroot.efi.new"), img("6.1.0-60-amd64")).unwrap();
+        let path = |rel: &str| match gather_signed(&m, rel, "w").map(|f| f.boot) {
+            Ok(Boot::Signed { uki_path, uki }) => {
+                assert_eq!(crate::pe::section_data(&uki, ".linux").and_then(bzimage_release).as_deref(), Some(rel));
+                uki_path
+            }
+            Ok(Boot::Plain { .. }) => panic!("plain"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(path("6.1.0-50-amd64"), "/EFI/Linux/liveroot.efi");
+        assert_eq!(path("6.1.0-60-amd64"), "/LiveOS/liveroot.efi.new", "a fetched release started by kexec");
+        // mark-good switched the entry: the entry's image comes first.
+        std::fs::write(m.join(crate::loader::SDBOOT_ENTRY), "title liveroot\nefi /EFI/Linux/liveroot-2.efi\n").unwrap();
+        assert_eq!(path("6.1.0-57-amd64"), "/EFI/Linux/liveroot-2.efi");
+        let e = path("6.1.0-99-amd64");
+        assert!(e.contains("no signed image of kernel 6.1.0-99-amd64: /EFI/Linux/liveroot-2.efi (6.1.0-57-amd64), /EFI/Linux/liveroot.efi (6.1.0-50-amd64)"), "{e}");
+        let _ = std::fs::remove_dir_all(&m);
     }
 
     #[test]

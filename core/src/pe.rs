@@ -262,13 +262,13 @@ pub fn uki(stub: &[u8], osrel: &[u8], cmdline: &[u8], linux: &[u8], initrd: &[u8
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A PE32+ image: headers in 0x400 bytes (room for `room` section headers after .text),
     /// .text at 0x1000 (0x300 bytes of 0xcc in 0x400 at file offset 0x400), SectionAlignment
     /// 0x1000, FileAlignment 0x200, `trailing` bytes of symbol table after it.
-    fn stub(trailing: usize) -> Vec<u8> {
+    pub(crate) fn stub(trailing: usize) -> Vec<u8> {
         let mut b = vec![0u8; 0x800];
         b[0..2].copy_from_slice(b"MZ");
         b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
