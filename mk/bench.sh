@@ -332,8 +332,8 @@ bench_size() {
 }
 
 # boot_once INITRD [FLASH] [TIMEOUT]: boot FLASH (default the sample image) with INITRD (no TESTS
-# disk: nothing but the boot runs) until the sample OS's /sbin/init prints its stamp, then stop
-# QEMU. Sets STAMPS to the uptime stamps "INIT_START INIT_EXEC REAL_INIT" (seconds since the
+# disk: nothing but the boot runs) and liveroot.stamps on the command line until the sample OS's
+# /sbin/init prints its stamp, then stop QEMU. Sets STAMPS to the uptime stamps "INIT_START INIT_EXEC REAL_INIT" (seconds since the
 # kernel started) from the console log. FLASH_DRIVE_OPTS (tests/qemu/lib.sh) reaches the flash
 # -drive; with BOOT_BLOCKSTATS=1, RD_BYTES is set to the bytes the guest read from the flash.
 boot_once() {
@@ -342,7 +342,7 @@ boot_once() {
     mkdir "$run"
     make_flash "${2:-$BUILD/$LIVE_IMG}" "$run/flash.img"
     : >"$run/console.log"
-    INITRD=$1 qemu_start "$run" "root=live:LABEL=$LIVE_LABEL rd.live.image" "$run/flash.img" "" "$tmo"
+    INITRD=$1 qemu_start "$run" "root=live:LABEL=$LIVE_LABEL rd.live.image liveroot.stamps" "$run/flash.img" "" "$tmo"
     wait_for 'liveroot-stamp real-init [0-9]' "$tmo" || true
     RD_BYTES=
     if [[ ${BOOT_BLOCKSTATS:-} == 1 ]] && qemu_running; then
@@ -561,7 +561,7 @@ bench_firmware() {
     # shellcheck source=tests/qemu/lib.sh
     . "$top/tests/qemu/lib.sh"
     img=$BUILD/flash-bench.img
-    PATH=$HOST_PATH make -s -C "$top" flash FLASH="$img" APPEND="rd.live.image panic=-1 loglevel=4" >/dev/null
+    PATH=$HOST_PATH make -s -C "$top" flash FLASH="$img" APPEND="rd.live.image panic=-1 loglevel=4 liveroot.stamps" >/dev/null
     run=$WORK/fw
     mkdir -p "$run"
     MTOOLS_SKIP_CHECK=1 mcopy -n -i "$img@@1M" ::/boot/initrd.img "$run/initrd.img"
@@ -575,7 +575,7 @@ bench_firmware() {
         : >"$run/console.log"
         t0=$(now)
         FIRMWARE=${fws[i]} FLASH_BUS=${buses[i]} KERNEL=$run/vmlinuz INITRD=$run/initrd.img \
-            qemu_start "$run" "root=live:LABEL=LIVE rd.live.image" "$run/flash.img" "" 600
+            qemu_start "$run" "root=live:LABEL=LIVE rd.live.image liveroot.stamps" "$run/flash.img" "" 600
         if wait_for 'liveroot-stamp init-start [0-9]' 600; then t1=$(now); else t1=; fi
         qemu_quit
         qemu_wait
