@@ -264,10 +264,10 @@ fn switch_root(a: SwitchArgs) -> Result<()> {
     crate::switchroot::switch_root_or_rescue(&osarg::path(&a.newroot), &init)
 }
 
-fn boot(_: BootArgs) -> Result<()> {
+fn boot(a: BootArgs) -> Result<()> {
     // The boot said its one line on the console and in the kernel log: the error is only the
     // exit code.
-    crate::boot::boot().map_err(|r| Error::reported(r.code))
+    crate::boot::boot(a.init_start).map_err(|r| Error::reported(r.code))
 }
 
 // ---- recovery ----------------------------------------------------------------------------------

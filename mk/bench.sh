@@ -21,7 +21,9 @@
 # slows all of them alike. Nothing here asserts a timing.
 #
 # Environment: RUNS (default 5), BENCH_MIB (hash file size, default 1024), BOOT_RUNS (boots of
-# each initramfs, default RUNS, at least 3), BOOT_TIMEOUT (s per boot, default 180), TMPDIR,
+# each initramfs, default RUNS, at least 3), BOOT_CLOCKS (the boot section's clocks, default
+# "icount wall"), BOOT_ICOUNT (its -icount, default shift=0), BOOT_BASELINE (an initramfs booted
+# beside, for a before/after), BOOT_TIMEOUT (s per boot, default 180), TMPDIR,
 # FETCH_MIBS (image sizes for the fetch section, default "64 1024"), BOOTVERITY_BPS (bootverity's
 # flash read throttle, bytes/s, default 20000000), FULLHASH_TIMEOUT (s per full-hash boot, 900).
 set -euo pipefail
@@ -332,17 +334,20 @@ bench_size() {
 }
 
 # boot_once INITRD [FLASH] [TIMEOUT]: boot FLASH (default the sample image) with INITRD (no TESTS
-# disk: nothing but the boot runs) until the sample OS's /sbin/init prints its stamp, then stop
-# QEMU. Sets STAMPS to the uptime stamps "INIT_START INIT_EXEC REAL_INIT" (seconds since the
-# kernel started) from the console log. FLASH_DRIVE_OPTS (tests/qemu/lib.sh) reaches the flash
-# -drive; with BOOT_BLOCKSTATS=1, RD_BYTES is set to the bytes the guest read from the flash.
+# disk: nothing but the boot runs) and liveroot.stamps on the command line until the sample OS's
+# /sbin/init prints its stamp, then stop QEMU. Sets STAMPS to the uptime stamps "INIT_START
+# INIT_EXEC REAL_INIT" (seconds since the kernel started) and STAMP[STEP] to every step's stamp
+# (core/src/stamp.rs; the last of a step counts) from the console log. FLASH_DRIVE_OPTS
+# (tests/qemu/lib.sh) reaches the flash -drive, QEMU_EXTRA the command line; with
+# BOOT_BLOCKSTATS=1, RD_BYTES is set to the bytes the guest read from the flash.
+declare -A STAMP
 boot_once() {
-    local run=$WORK/boot tmo=${3:-$BOOT_TIMEOUT}
+    local run=$WORK/boot tmo=${3:-$BOOT_TIMEOUT} k v
     rm -rf "$run"
     mkdir "$run"
     make_flash "${2:-$BUILD/$LIVE_IMG}" "$run/flash.img"
     : >"$run/console.log"
-    INITRD=$1 qemu_start "$run" "root=live:LABEL=$LIVE_LABEL rd.live.image" "$run/flash.img" "" "$tmo"
+    INITRD=$1 qemu_start "$run" "root=live:LABEL=$LIVE_LABEL rd.live.image liveroot.stamps" "$run/flash.img" "" "$tmo"
     wait_for 'liveroot-stamp real-init [0-9]' "$tmo" || true
     RD_BYTES=
     if [[ ${BOOT_BLOCKSTATS:-} == 1 ]] && qemu_running; then
@@ -351,9 +356,12 @@ boot_once() {
     qemu_quit || true
     qemu_wait
     QEMU_PID=
-    STAMPS=$(tr -d '\r' <"$run/console.log" | grep -aoE 'liveroot-stamp [a-z-]+ [0-9.]+' |
-        awk '{ t[$2] = $3 } END { if (t["init-start"] && t["init-exec"] && t["real-init"])
-            print t["init-start"], t["init-exec"], t["real-init"] }')
+    STAMP=()
+    while read -r k v; do STAMP[$k]=$v; done < <(tr -d '\r' <"$run/console.log" |
+        grep -aoE 'liveroot-stamp [a-z-]+ [0-9.]+' | awk '{ print $2, $3 }')
+    STAMPS=
+    [[ -n ${STAMP[init-start]:-} && -n ${STAMP[init-exec]:-} && -n ${STAMP[real-init]:-} ]] &&
+        STAMPS="${STAMP[init-start]} ${STAMP[init-exec]} ${STAMP[real-init]}"
     if [[ -z $STAMPS ]]; then
         cp "$run/console.log" "${TMPDIR:-/tmp}/liveroot-bench-boot.log"
         echo "bench: boot with ${1##*/} gave no complete set of stamps (console: ${TMPDIR:-/tmp}/liveroot-bench-boot.log); last lines:" >&2
@@ -362,60 +370,122 @@ boot_once() {
     fi
 }
 
-# One row of the boot table: NAME MEDIAN-COLUMNS... (seconds) and the ratio to the stock row.
-boot_row() { printf '%-26s %10s %10s %10s %12s %9s\n' "$@"; }
+# The steps of the boot table, in order (core/src/stamp.rs); each row is the time from the
+# previous step's stamp (the kernel's start for the first) to this one's. Both initramfs stamp
+# all of them; a step one of them leaves out adds its time to the next row.
+BOOT_STEPS=(init-start modules medium verified image root state init-exec real-init)
+declare -A BOOT_STEP_NAME=([init-start]="kernel -> /init" [modules]="modules loaded"
+    [medium]="medium found, mounted" [verified]="image verified" [image]="squashfs, rootfs mounted"
+    [root]="snapshot, md, /sysroot" [state]="state, tools to /run" [init-exec]="-> switch_root"
+    [real-init]="switch_root -> real init")
 
+# boot_steps: the steps of STAMP as "STEP SECONDS" lines (SECONDS since the previous stamp).
+boot_steps() {
+    local s prev=0
+    for s in "${BOOT_STEPS[@]}"; do
+        [[ -n ${STAMP[$s]:-} ]] || continue
+        awk -v s="$s" -v a="$prev" -v b="${STAMP[$s]}" 'BEGIN{printf "%s %.3f\n", s, b - a}'
+        prev=${STAMP[$s]}
+    done
+}
+
+# boot: liveroot's initramfs against mk/stockinit's, same kernel, image and QEMU, BOOT_RUNS
+# interleaved boots of each under each clock of BOOT_CLOCKS (default "icount wall"):
+#   icount  QEMU -icount BOOT_ICOUNT (default shift=0: the guest's clock advances 1 ns per
+#           guest instruction, and in real time only while the guest idles, waiting for a
+#           disk read): the guest's uptime counts the work done, whatever else the host runs, so
+#           the figure repeats run to run. The per-step table is from these boots.
+#   wall    plain TCG: the guest's clock is the host's; it says how long the boot takes under
+#           emulation today, and varies with the machine's load. A report beside the first.
+# BOOT_BASELINE=INITRD (another liveroot initramfs, say main's: make initramfs there) boots as a
+# third arm, "before", for a before/after of a change in one run.
 bench_boot() {
-    local top=$HERE/.. ours stock r i a b c sz_o sz_s
+    local top=$HERE/.. r i a b c clk s w
+    local icount=${BOOT_ICOUNT:-shift=0} clocks=${BOOT_CLOCKS:-icount wall}
     echo "== boot: /init start -> real init, liveroot vs stock-tools initramfs, same kernel and image,"
-    echo "   QEMU TCG, median of $BOOT_RUNS interleaved boots each (stamps from /proc/uptime) =="
+    echo "   QEMU TCG, $BOOT_RUNS interleaved boots each, per clock ($clocks; icount: -icount $icount),"
+    echo "   stamps from the guest's uptime (liveroot.stamps) =="
     # shellcheck source=tests/qemu/lib.sh
     . "$top/tests/qemu/lib.sh"
     # The host's PATH: the stock initramfs bundles the host's losetup, not our applet link.
     PATH=$HOST_PATH make -s -C "$top" kernel image initramfs stock-initramfs >/dev/null
     # shellcheck disable=SC1091
     . "$BUILD/live-images.env"
-    ours=$BUILD/initramfs.cpio.gz stock=$BUILD/stock-initramfs.cpio.gz
-    local -a o_start=() o_init=() o_total=() s_start=() s_init=() s_total=()
+    local -A initrd=([ours]=$BUILD/initramfs.cpio.gz [stock]=$BUILD/stock-initramfs.cpio.gz)
+    local -A label=([ours]=liveroot [stock]=stock [before]=before)
+    local arms=(ours stock)
+    if [[ -n ${BOOT_BASELINE:-} ]]; then
+        [[ -f $BOOT_BASELINE ]] || { echo "bench: BOOT_BASELINE=$BOOT_BASELINE: no such file" >&2; exit 2; }
+        initrd[before]=$BOOT_BASELINE
+        arms+=(before)
+    fi
+    # T[clock.arm.what]: the boots' values, space-separated; what = start|init|total|STEP.
+    local -A T=()
+    local saved=("${QEMU_EXTRA[@]}")
     sub() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b - a}'; }
     for ((r = 1; r <= BOOT_RUNS; r++)); do
-        for i in ours stock; do
-            if [[ $i == ours ]]; then boot_once "$ours"; else boot_once "$stock"; fi
-            read -r a b c <<<"$STAMPS"
-            b=$(sub "$a" "$b") c=$(sub "$a" "$c")
-            printf '   boot %d %-6s kernel->/init %6.2f s  /init->exec %6.2f s  /init->real init %6.2f s\n' \
-                "$r" "$i" "$a" "$b" "$c"
-            if [[ $i == ours ]]; then
-                o_start+=("$a") o_init+=("$b") o_total+=("$c")
-            else
-                s_start+=("$a") s_init+=("$b") s_total+=("$c")
-            fi
+        for clk in $clocks; do
+            case $clk in
+            icount) QEMU_EXTRA=("${saved[@]}" -icount "$icount") ;;
+            wall) QEMU_EXTRA=("${saved[@]}") ;;
+            *) echo "bench: BOOT_CLOCKS: $clk: expected icount or wall" >&2; exit 2 ;;
+            esac
+            for i in "${arms[@]}"; do
+                boot_once "${initrd[$i]}"
+                read -r a b c <<<"$STAMPS"
+                b=$(sub "$a" "$b") c=$(sub "$a" "$c")
+                printf '   boot %d %-6s %-8s kernel->/init %6.2f s  /init->exec %6.2f s  /init->real init %6.2f s\n' \
+                    "$r" "$clk" "${label[$i]}" "$a" "$b" "$c"
+                T[$clk.$i.start]+="$a " T[$clk.$i.init]+="$b " T[$clk.$i.total]+="$c "
+                while read -r s a; do T[$clk.$i.$s]+="$a "; done < <(boot_steps)
+            done
         done
     done
-    med() { printf '%s\n' "$@" | median | awk '{printf "%.3f", $1}'; }
+    QEMU_EXTRA=("${saved[@]}")
+    med() { tr ' ' '\n' <<<"${T[$1]:-}" | grep . | median | awk '{printf "%.3f", $1}'; }
+    spread() { tr ' ' '\n' <<<"${T[$1]:-}" | grep . | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { if (NR) printf "%.2f-%.2f", a, b }'; }
     # liveroot/stock: below 1 means liveroot is faster or smaller (goals: time 0.6, size 0.5).
     share() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", (b > 0) ? a/b : 0}'; }
-    local mo=("$(med "${o_start[@]}")" "$(med "${o_init[@]}")" "$(med "${o_total[@]}")")
-    local ms=("$(med "${s_start[@]}")" "$(med "${s_init[@]}")" "$(med "${s_total[@]}")")
-    sz_o=$(stat -c %s "$ours") sz_s=$(stat -c %s "$stock")
+    local first=${clocks%% *} before=
+    [[ -n ${initrd[before]:-} ]] && before=1
     echo
-    boot_row "initramfs" "kernel->" "/init->" "/init->" ".cpio.gz" ""
-    boot_row "" "/init s" "exec s" "real init s" "bytes" ""
-    boot_row "liveroot" "${mo[0]}" "${mo[1]}" "${mo[2]}" "$sz_o" ""
-    boot_row "stock tools" "${ms[0]}" "${ms[1]}" "${ms[2]}" "$sz_s" ""
-    boot_row "liveroot/stock" "$(share "${mo[0]}" "${ms[0]}")" "$(share "${mo[1]}" "${ms[1]}")" \
-        "$(share "${mo[2]}" "${ms[2]}")" "$(share "$sz_o" "$sz_s")" ""
-    # The fastest boot of each: less sensitive to other load on a shared machine.
-    mn() { printf '%s\n' "$@" | sort -g | head -n 1; }
-    boot_row "liveroot/stock, fastest" "$(share "$(mn "${o_start[@]}")" "$(mn "${s_start[@]}")")" \
-        "$(share "$(mn "${o_init[@]}")" "$(mn "${s_init[@]}")")" \
-        "$(share "$(mn "${o_total[@]}")" "$(mn "${s_total[@]}")")" "" ""
-    boot_row "goal (liveroot/stock)" "" "" "<= 0.60" "<= 0.50" ""
+    echo "steps ($first clock, medians; seconds from the previous step's stamp):"
+    printf '%-12s %-26s %10s %10s %7s%s\n' "stamp" "step" "liveroot s" "stock s" "l/s" "${before:+$(printf ' %10s %7s' "before s" "l/b")}"
+    for s in "${BOOT_STEPS[@]}"; do
+        local o k f
+        o=${T[$first.ours.$s]:+$(med "$first.ours.$s")} k=${T[$first.stock.$s]:+$(med "$first.stock.$s")}
+        f=${T[$first.before.$s]:+$(med "$first.before.$s")}
+        [[ -n $o || -n $k || -n $f ]] || continue
+        printf '%-12s %-26s %10s %10s %7s%s\n' "$s" "${BOOT_STEP_NAME[$s]}" "${o:--}" "${k:--}" \
+            "$([[ -n $o && -n $k ]] && share "$o" "$k")" \
+            "${before:+$(printf ' %10s %7s' "${f:--}" "$([[ -n $o && -n $f ]] && share "$o" "$f")")}"
+    done
+    echo "(a step one initramfs does not stamp, '-', adds its time to that one's next row)"
+    echo
+    local row='%-34s %10s %10s %6s %11s %11s%s\n'
+    printf "$row" "figure" "liveroot s" "stock s" "l/s" "liveroot" "stock" "${before:+$(printf ' %10s %6s' "before s" "l/b")}"
+    printf "$row" "" "(median)" "(median)" "" "(range)" "(range)" ""
+    for clk in $clocks; do
+        local lbl=$clk what=(start init total) name=("kernel -> /init" "/init -> exec" "/init -> real init")
+        [[ $clk == icount ]] && lbl="icount $icount"
+        for w in 0 1 2; do
+            local mo ms mb=
+            mo=$(med "$clk.ours.${what[w]}") ms=$(med "$clk.stock.${what[w]}")
+            [[ -n $before ]] && mb=$(med "$clk.before.${what[w]}")
+            printf "$row" "${name[w]} ($lbl)" "$mo" "$ms" "$(share "$mo" "$ms")" \
+                "$(spread "$clk.ours.${what[w]}")" "$(spread "$clk.stock.${what[w]}")" \
+                "${before:+$(printf ' %10s %6s' "$mb" "$(share "$mo" "$mb")")}"
+        done
+    done
+    local sz_o sz_s
+    sz_o=$(stat -c %s "${initrd[ours]}") sz_s=$(stat -c %s "${initrd[stock]}")
+    printf "$row" ".cpio.gz bytes" "$sz_o" "$sz_s" "$(share "$sz_o" "$sz_s")" "" "" \
+        "${before:+$(printf ' %10s %6s' "$(stat -c %s "${initrd[before]}")" "$(share "$sz_o" "$(stat -c %s "${initrd[before]}")")")}"
+    echo "goals (liveroot/stock): /init -> real init <= 0.60, .cpio.gz <= 0.50; nothing here asserts them."
     echo "stock tools: busybox + util-linux losetup + dmsetup + mdadm (+ their shared libraries), the"
-    echo "same modules (mk/stockinit). /init->exec: the /init script's own work, from its first stamp"
-    echo "(right after mounting /proc) to its last before exec; /init->real init adds switch_root and"
-    echo "the exec of the sample OS's /sbin/init, whose first line prints the last stamp. The goal row"
-    echo "is for reading the numbers; nothing here asserts it."
+    echo "same modules (mk/stockinit). /init -> exec: the /init script's own work, from its first stamp"
+    echo "(right after mounting /proc) to switch_root; /init -> real init adds switch_root and the exec"
+    echo "of the sample OS's /sbin/init, whose first line prints the last stamp.${before:+ before: $BOOT_BASELINE.}"
     echo
 }
 
@@ -561,7 +631,7 @@ bench_firmware() {
     # shellcheck source=tests/qemu/lib.sh
     . "$top/tests/qemu/lib.sh"
     img=$BUILD/flash-bench.img
-    PATH=$HOST_PATH make -s -C "$top" flash FLASH="$img" APPEND="rd.live.image panic=-1 loglevel=4" >/dev/null
+    PATH=$HOST_PATH make -s -C "$top" flash FLASH="$img" APPEND="rd.live.image panic=-1 loglevel=4 liveroot.stamps" >/dev/null
     run=$WORK/fw
     mkdir -p "$run"
     MTOOLS_SKIP_CHECK=1 mcopy -n -i "$img@@1M" ::/boot/initrd.img "$run/initrd.img"
@@ -575,7 +645,7 @@ bench_firmware() {
         : >"$run/console.log"
         t0=$(now)
         FIRMWARE=${fws[i]} FLASH_BUS=${buses[i]} KERNEL=$run/vmlinuz INITRD=$run/initrd.img \
-            qemu_start "$run" "root=live:LABEL=LIVE rd.live.image" "$run/flash.img" "" 600
+            qemu_start "$run" "root=live:LABEL=LIVE rd.live.image liveroot.stamps" "$run/flash.img" "" 600
         if wait_for 'liveroot-stamp init-start [0-9]' 600; then t1=$(now); else t1=; fi
         qemu_quit
         qemu_wait

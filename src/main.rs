@@ -4,7 +4,7 @@
 
 // The core library's modules under the names the applets use (`crate::trial`, ...).
 pub(crate) use liveroot_core::{
-    boot, civil, cli, cmdline, delta, digest, dmverity, efivar, error, fetch, flashsync, fsutil, install, loader, looplist, manifest, migration, modprobe, pairs, pe, progress, probe, raid, recovery, rollout, select, settings, snapshot, state, switchroot, sys, testhook, trial, verity, veritytool, watchdog,
+    boot, civil, cli, cmdline, delta, digest, dmverity, efivar, error, fetch, flashsync, fsutil, install, loader, looplist, manifest, migration, modprobe, pairs, pe, progress, probe, raid, recovery, rollout, select, settings, snapshot, stamp, state, switchroot, sys, testhook, trial, verity, veritytool, watchdog,
 };
 mod osarg;
 

@@ -205,8 +205,19 @@ pub struct SwitchArgs {
 /// pair and its trial, a newer image fetched, dm-verity or a loop, the snapshot, md, the root
 /// mounted at /sysroot and /run/live/state written (rd.break: /run/live/rd.break too). A failing
 /// step prints one line `liveroot: STEP: object: reason` on the console and in the kernel log
-/// and exits non-zero: 1, 3 (verification failed) or 4 (network root unreachable).
-pub struct BootArgs {}
+/// and exits non-zero: 1, 3 (verification failed) or 4 (network root unreachable). With
+/// liveroot.stamps on the kernel command line, a line `liveroot-stamp STEP SECONDS` (seconds
+/// since the kernel started) at each step: init-start, modules, medium, verified, image, root,
+/// state; `switch-root --live` adds init-exec.
+pub struct BootArgs {
+    /// when /init started (its /proc/uptime), printed as the init-start stamp
+    #[argh(option, from_str_fn(stamp_secs))]
+    pub init_start: Option<f64>,
+}
+
+fn stamp_secs(s: &str) -> Result<f64, String> {
+    crate::stamp::parse_secs(s).ok_or_else(|| format!("{s}: expected seconds, e.g. 1.25"))
+}
 
 #[derive(FromArgs)]
 #[argh(subcommand, name = "recovery")]

@@ -88,6 +88,9 @@ pub struct Live {
     /// `live.kexec=N`: this kernel was started by kexec from the loader's kernel, for release
     /// version N, whose trial take that boot already made (core/src/boot/kexec.rs).
     pub kexec: Option<u64>,
+    /// `liveroot.stamps`: `liveroot-stamp STEP SECONDS` lines on the console at the boot's
+    /// steps (core/src/stamp.rs), for `make bench`; off by default.
+    pub stamps: bool,
 }
 
 /// `rd.live.tries=` default: a new image gets three boots to call mark-good.
@@ -125,6 +128,7 @@ impl Default for Live {
             watchdog: DEFAULT_WATCHDOG,
             panic: None,
             kexec: None,
+            stamps: false,
         }
     }
 }
@@ -267,6 +271,7 @@ pub fn set_option(l: &mut Live, k: &str, val: Option<&str>) -> Result<()> {
         }
         "panic" => l.panic = Some(val.unwrap_or("").to_owned()),
         "live.kexec" => l.kexec = Some(number(k, val, "a release version")?),
+        "liveroot.stamps" => l.stamps = flag(k, val)?,
         "rootfstype" => l.root_fstype = val.unwrap_or("").to_owned(),
         "rootflags" => l.root_flags = val.unwrap_or("").to_owned(),
         "ro" if val.is_none() => l.root_ro = true,
@@ -441,6 +446,10 @@ mod tests {
         assert!(!parse("root=live:/dev/sr0 rd.live.ram rd.live.ram=0").unwrap().ram);
         assert!(parse("root=live:/dev/sr0 rd.shell").unwrap().brk);
         assert!(parse("root=live:/dev/sr0 liveroot.recovery").unwrap().brk);
+        assert!(!parse("root=live:/dev/sr0").unwrap().stamps, "stamps only when asked");
+        assert!(parse("root=live:/dev/sr0 liveroot.stamps").unwrap().stamps);
+        assert!(!parse("root=live:/dev/sr0 liveroot.stamps liveroot.stamps=0").unwrap().stamps);
+        assert!(parse("root=/dev/sda1 liveroot.stamps=1").unwrap().stamps, "a plain root too");
         assert_eq!(parse("root=live:UUID=ab-cd rd.live.overlay.size=64M").unwrap().overlay_size, Some(64));
     }
 

@@ -45,6 +45,7 @@ pub mod rollout;
 pub mod select;
 pub mod settings;
 pub mod snapshot;
+pub mod stamp;
 pub mod state;
 pub mod switchroot;
 pub mod syslinux;

@@ -302,8 +302,12 @@ pub fn find_medium(spec: &str, wait: u64, all: bool, coldplug: bool, note: &mut 
     };
     let mut note_at = 5;
     loop {
+        // Drivers loaded by this pass: their devices (the virtio disk behind virtio_pci) are
+        // there when the load returns, so the next pass comes at once, not after a sleep.
+        let mut loaded = false;
         if let Some(p) = plug.as_mut() {
             let now = p.pass(false, note);
+            loaded = !now.is_empty();
             if !now.is_empty() {
                 note(&format!("coldplug: loaded {} {}", now.join(" "), p.counts()));
             }
@@ -334,7 +338,9 @@ pub fn find_medium(spec: &str, wait: u64, all: bool, coldplug: bool, note: &mut 
             note(&format!("find-medium: waiting for {spec} ({waited} s of {}{drivers})", a.0));
             note_at = waited + 5;
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        if !loaded {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 }
 

@@ -478,7 +478,7 @@ mod tests {
             files.push((format!("/LiveOS/{}", e.file_name().to_string_lossy()), std::fs::read(e.path()).unwrap()));
         }
         assert!(files.iter().any(|(p, _)| p.ends_with("squashfs.img.verity")), "{:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
-        let disk = make_disk(&dir, &a, files, "INITRD /boot/initrd.img\n  APPEND root=live:LABEL=LIVE console=ttyS0 panic=-1 loglevel=4", false);
+        let disk = make_disk(&dir, &a, files, "INITRD /boot/initrd.img\n  APPEND root=live:LABEL=LIVE console=ttyS0 panic=-1 loglevel=4 liveroot.stamps", false);
         let log = boot(&disk, &["liveroot-stamp init-exec"], 420);
         assert!(log.contains("liveroot-stamp init-exec"), "the live system did not come up from our FAT:\n{log}");
         let _ = std::fs::remove_dir_all(&dir);

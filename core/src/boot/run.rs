@@ -37,6 +37,13 @@ fn say(line: &str) {
 }
 
 
+/// With liveroot.stamps: the stamp of `step` on the console (core/src/stamp.rs).
+fn stamp(live: &Live, step: &str) {
+    if let (true, Some(t)) = (live.stamps, crate::stamp::now()) {
+        eprintln_line(&crate::stamp::line(step, t));
+    }
+}
+
 fn mounted(dir: &str) -> bool {
     crate::fsutil::is_mountpoint(Path::new(dir))
 }
@@ -96,7 +103,9 @@ impl Env for Real<'_> {
             r => Some(Ram { dir: PathBuf::from(LOCAL_RAM), minmem: self.live.minmem, unless_verity: r == plan::RamCopy::UnlessVerity }),
         };
         let o = Options { key: self.key.as_ref(), min_version: self.min_version, good_floor, check: self.plan.check, ram, skip: skip.to_vec() };
-        select::select(&self.dir, &self.name, &o, &mut |e| say(&format!("verify: {e}")))
+        let r = select::select(&self.dir, &self.name, &o, &mut |e| say(&format!("verify: {e}")));
+        stamp(self.live, "verified");
+        r
     }
 
     fn take(&mut self, img: &Ident, start: Option<Start>, peek: bool) -> take::Taken {
@@ -133,6 +142,7 @@ impl Env for Real<'_> {
         if r.is_err() {
             self.unmount(&m);
         }
+        stamp(self.live, "image");
         r.map(|()| m)
     }
 
@@ -451,9 +461,9 @@ fn find_device(spec: &str, wait: u64, step: &str) -> std::result::Result<String,
 
 /// `liveinit boot`: the whole boot up to a root mounted at /sysroot and /run/live/state
 /// written. On failure one line `liveroot: STEP: object: reason` on the console and in the
-/// kernel log, and the error's code.
-pub fn boot() -> std::result::Result<(), Rescue> {
-    let r = boot_inner();
+/// kernel log, and the error's code. `init_start`: /init's start, the first stamp.
+pub fn boot(init_start: Option<f64>) -> std::result::Result<(), Rescue> {
+    let r = boot_inner(init_start);
     if let Err(e) = &r {
         say(&e.line);
         kmsg(3, &e.line);
@@ -470,12 +480,15 @@ pub fn boot() -> std::result::Result<(), Rescue> {
     r
 }
 
-fn boot_inner() -> std::result::Result<(), Rescue> {
+fn boot_inner(init_start: Option<f64>) -> std::result::Result<(), Rescue> {
     for d in [MEDIUM, SQUASHFS, OVERLAY, SYSROOT] {
         std::fs::create_dir_all(d).map_err(|e| Rescue::new("mount", format!("{d}: {}", crate::error::io_reason(&e))))?;
     }
     let line = std::fs::read_to_string("/proc/cmdline").map_err(|e| Rescue::new("cmdline", format!("/proc/cmdline: {}", crate::error::io_reason(&e))))?;
     let mut live = crate::cmdline::parse(&line).map_err(|e| Rescue::from_error("cmdline", &e))?;
+    if let (true, Some(t)) = (live.stamps, init_start) {
+        eprintln_line(&crate::stamp::line("init-start", t));
+    }
     let mut installed = None;
     if live.plain_root.is_empty() && !live.netroot {
         if let Some(r) = installed_root() {
@@ -517,6 +530,7 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
     let mut mods: Vec<&str> = plan::MODULES.to_vec();
     mods.extend(plan::MODULES_OPTIONAL);
     modprobe(&mods);
+    stamp(&live, "modules");
     let key = key_file
         .as_deref()
         .map(|f| crate::manifest::pubkey_from_file(Path::new(f)))
@@ -546,6 +560,7 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
             say("verify: rd.live.check=0 ignored: a public key is installed");
         }
         check = c;
+        stamp(&live, "medium");
         medium_mount = Some(MEDIUM.to_owned());
         st.medium = medium;
         st.medium_type = fstype;
@@ -571,7 +586,9 @@ fn boot_inner() -> std::result::Result<(), Rescue> {
         }
     }
     stack(&live, &c, &mut st)?;
+    stamp(&live, "root");
     finish_state(&live, &c, key_file.as_deref(), min_version, &mut st)?;
+    stamp(&live, "state");
     if live.brk {
         let _ = std::fs::write(BREAK_FILE, "");
     }
@@ -706,6 +723,7 @@ fn plain_root(live: &Live) -> std::result::Result<(), Rescue> {
         return Err(Rescue::new("mount-root", format!("{dev}: cannot mount on {SYSROOT} ({fstype}, {opts})")));
     }
     kmsg(6, &format!("root {dev} ({fstype}, {})", live.plain_root));
+    stamp(live, "root");
     Ok(())
 }
 
@@ -716,6 +734,7 @@ fn plain_root(live: &Live) -> std::result::Result<(), Rescue> {
 pub fn switch_root_live(newroot: &Path) -> Result<()> {
     let line = std::fs::read_to_string("/proc/cmdline").ctx("/proc/cmdline")?;
     let live = crate::cmdline::parse(&line).unwrap_or_default();
+    stamp(&live, "init-exec");
     let state_path = Path::new(crate::state::DEFAULT_PATH);
     let live_boot = state_path.is_file();
     if let Some(p) = plan::panic(live.panic.as_deref(), live_boot) {

@@ -1,6 +1,7 @@
 # The default live boot: root on md7 whose only member is live-rw, writes land in the RAM overlay,
 # the flash stays byte-for-byte unchanged (the runner's FLASH_UNCHANGED check).
-DESC="LABEL=LIVE boot, root on md7 over live-rw, writes go to the overlay"
+# No liveroot.stamps on the command line: no liveroot-stamp line on the console (ram.sh asks).
+DESC="LABEL=LIVE boot, root on md7 over live-rw, writes go to the overlay, no stamps unasked"
 EXPECT="root-md7 md7-member-live-rw md7-no-superblock write-to-overlay"
 guest() {
 	cat <<'G'
@@ -17,4 +18,8 @@ else
 	fail write-to-overlay "allocated ${a1:-?} -> ${a2:-?} ($(snap_status 2>&1))"
 fi
 G
+}
+verify() {
+	grep -aq 'liveroot-stamp' "$RUNDIR/console.log" && problem "liveroot-stamp lines without liveroot.stamps"
+	return 0
 }

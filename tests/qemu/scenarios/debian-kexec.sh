@@ -16,7 +16,8 @@ prepare() {
 	INITRD=$rel1/initrd.img
 	FLASH_SHA=$(sha256sum <"$FLASH")
 }
-APPEND="root=live:LABEL=LIVE rd.live.image"
+# liveroot.stamps: each /init stamps its start (verify); the kexec keeps the word.
+APPEND="root=live:LABEL=LIVE rd.live.image liveroot.stamps"
 drive() {
 	ENDED_BY_DRIVE=1
 	((${#PROBLEMS[@]} == 0)) || { qemu_quit; return; }

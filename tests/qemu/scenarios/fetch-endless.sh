@@ -6,7 +6,7 @@ DESC="live.fetch: endless body without length → capped, local boot, RAM clean"
 fetch_falls_back endless new '(goes past the cap of|timed out)'
 prepare() {
 	fetch_server endless new
-	APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=40"
+	APPEND="root=live:LABEL=$LIVE_LABEL ip=dhcp live.fetch=$FETCH_URL live.fetch.timeout=40 liveroot.stamps"
 }
 eval "fb_verify() $(declare -f verify | tail -n +2)"
 verify() {

@@ -1,8 +1,9 @@
 # rd.live.ram: the image is copied to RAM, the medium is released and can be unplugged; the
 # system keeps running from RAM after the disk is gone. migrate onto a whole disk is then refused
-# (no kernel or boot code left to install) and writes nothing.
-DESC="rd.live.ram → medium released and hot-unplugged"
-APPEND="root=live:LABEL=$LIVE_LABEL rd.live.image rd.live.ram"
+# (no kernel or boot code left to install) and writes nothing. With liveroot.stamps, the console
+# has every step's stamp, in the order of the steps (boot.sh checks there are none without it).
+DESC="rd.live.ram → medium released and hot-unplugged; liveroot.stamps"
+APPEND="root=live:LABEL=$LIVE_LABEL rd.live.image rd.live.ram liveroot.stamps"
 EXPECT="root-md7 medium-unmounted medium-not-held medium-unplugged root-readable-after-unplug
 	migrate-refused-released"
 prepare() {
@@ -46,6 +47,11 @@ G
 }
 verify() {
 	cmp -s -n 1G "$RUNDIR/spare.img" /dev/zero || problem "migrate wrote to the disk it refused"
+	local steps
+	steps=$(tr -d '\r' <"$RUNDIR/console.log" | grep -aoE 'liveroot-stamp [a-z-]+ [0-9.]+' |
+		awk '$3 < t { print "out-of-order"; exit } { t = $3; printf "%s ", $2 }')
+	[[ $steps == "init-start modules medium verified image root state init-exec real-init " ]] ||
+		problem "liveroot.stamps: the stamps were: ${steps:-none}"
 }
 drive() {
 	wait_for 'LIVEROOT-TEST unplug-now' "$TIMEOUT" || return

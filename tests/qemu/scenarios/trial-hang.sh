@@ -22,7 +22,8 @@ TIMEOUT=240
 WD=20
 # No panic= at all: the panic case must reboot by /init's own setting.
 CONSOLE_APPEND="console=ttyS0 loglevel=4"
-HANG_APPEND="root=live:LABEL=LIVE rd.live.image rd.live.tries=2 rd.live.watchdog=$WD"
+# liveroot.stamps: the init-exec stamp says when /init left (uptimes below).
+HANG_APPEND="root=live:LABEL=LIVE rd.live.image rd.live.tries=2 rd.live.watchdog=$WD liveroot.stamps"
 APPEND=$HANG_APPEND
 QEMU_EXTRA=(-device i6300esb -action watchdog=reset)
 AGAIN_EXTRA=("${QEMU_EXTRA[@]}")
