@@ -15,7 +15,7 @@ DESC="Debian under Secure Boot: migrate to disk under systemd and lockdown, the 
 FIRMWARE=uefi-sb
 FLASH_BUS=usb
 QEMU_MEM=2048
-TIMEOUT=900
+TIMEOUT=1800
 FLASH_UNCHANGED=
 
 skip() {
@@ -70,7 +70,7 @@ drive() {
 	out=$(sh_run "systemctl is-system-running --wait; uname -r; findmnt -no SOURCE /; $SB_STATE" 300)
 	[[ $out == $'running\n6.1.0-50-amd64\n/dev/sda2\nsb=on\n[integrity]' ]] ||
 		problem "disk boot 1: not 6.1.0-50 on the disk's /dev/sda2, running, under Secure Boot and lockdown: $out"
-	out=$(sh_run 'mkdir -p /mnt/debs && mount -r LABEL=DEBS /mnt/debs && DEBIAN_FRONTEND=noninteractive dpkg -i /mnt/debs/linux-image-6.1.0-57-amd64.deb; echo "exit $?"; sync' 900)
+	out=$(sh_run 'mkdir -p /mnt/debs && mount -r LABEL=DEBS /mnt/debs && DEBIAN_FRONTEND=noninteractive dpkg -i /mnt/debs/linux-image-6.1.0-57-amd64.deb; echo "exit $?"; sync' 1500)
 	echo "$out" >"$RUNDIR/dpkg-install.out"
 	[[ $out == *$'\nexit 0'* ]] || problem "dpkg -i: $(tail -n 4 <<<"$out" | tr '\n' ' ')"
 	grep -q 'liveroot: Secure Boot: boot partition UUID=.* keeps starting the signed image /EFI/Linux/liveroot.efi (kernel 6.1.0-50-amd64)' <<<"$out" ||
