@@ -77,7 +77,7 @@ drive() {
 		problem "dpkg -i: the kernel hook did not say the disk keeps its signed image: $(grep -i liveroot <<<"$out" | tr '\n' ' ')"
 	# Debian's own guard (linux-check-removal: the running kernel) told to let it go, as an
 	# administrator answering "do not abort" would: then only liveroot's hook stands in the way.
-	out=$(sh_run 'echo "linux-base linux-base/removing-running-kernel boolean false" | debconf-set-selections; DEBIAN_FRONTEND=noninteractive dpkg --purge linux-image-6.1.0-50-amd64; echo "exit $?"; dpkg-query -W -f="\${Status}\n" linux-image-6.1.0-50-amd64; ls /lib/modules' 600)
+	out=$(sh_run 'echo "linux-base linux-base/removing-running-kernel boolean false" | debconf-set-selections; DEBIAN_FRONTEND=noninteractive dpkg --purge linux-image-6.1.0-50-amd64; echo "exit $?"; dpkg-query -W -f="\${Status}\n" linux-image-6.1.0-50-amd64; ls -1 /lib/modules' 600)
 	echo "$out" >"$RUNDIR/dpkg-purge.out"
 	[[ $out == *$'\nexit 1\n'* || $out == *$'\nexit 2\n'* ]] || problem "dpkg --purge of the image's kernel did not fail: $(tail -n 4 <<<"$out" | tr '\n' ' ')"
 	grep -q 'kernel 6.1.0-50-amd64: the signed image /EFI/Linux/liveroot.efi on the boot partition starts it; its package stays' <<<"$out" ||
