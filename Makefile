@@ -54,9 +54,12 @@ $(BUILD)/.deps: Makefile
 # (--icf=all: -5,920 bytes; liveroot never compares function addresses).
 # std's own optimize_for_size feature: its smaller sorts and integer formatting, the same results
 # (-19,552 bytes).
+# LLVM's machine outliner: instruction sequences repeated across functions become one function
+# called from each place (it leaves alone any function that may use the red zone): -23,072 bytes.
+# No effect measured on imgcheck's SHA-256 rate (the hashing loops are in sha2, at opt-level 3).
 SIZE_LINK := "-Clink-self-contained=+linker", "-Clinker-flavor=gnu-lld-cc", "-Clink-arg=-Wl,--icf=all"
 SIZE_STD := -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size --target-dir target/min \
-	--config 'target.$(MUSL).rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Cforce-unwind-tables=no", $(SIZE_LINK)]'
+	--config 'target.$(MUSL).rustflags=["-Zunstable-options", "-Cpanic=immediate-abort", "-Cforce-unwind-tables=no", $(SIZE_LINK), "-Cllvm-args=-enable-machine-outliner=always"]'
 RUST_SRC = $(shell rustc --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library/Cargo.lock
 
 SOURCES := Cargo.toml core/Cargo.toml sys/Cargo.toml build.rs \
