@@ -15,6 +15,10 @@
 //!
 //! argh takes a lone `-` for an option; [`cli::parse_dash`] hands it through as a word that
 //! means stdin.
+//!
+//! The writers, `--verity-format` (with `--salt`, `--uuid`) and `--make-index`, are the
+//! publisher's: only the build with the `publisher` feature (build/publisher/liveroot) has them.
+//! The binary in the initramfs and on the boxes checks sidecars and hashes, and writes neither.
 
 use crate::cli;
 use crate::digest::{hash_file, hex, input_size, progress_wanted, Hasher};
@@ -37,7 +41,8 @@ pub const SUMMARY: &str = "sha256sum-compatible image check with CRC-32 and mini
 
 #[derive(FromArgs)]
 /// Print or check SHA-256 checksums like sha256sum. With no FILE, or when FILE is -, read stdin.
-/// Also: write or check the dm-verity sidecars of an image, or its delta block index.
+#[cfg_attr(feature = "publisher", doc = " Also: write or check the dm-verity sidecars of an image, or its delta block index.")]
+#[cfg_attr(not(feature = "publisher"), doc = " Also: check the dm-verity sidecars of an image.")]
 #[argh(note = "Exit status: 0 ok, 1 I/O failure, 2 usage, 3 verification failed.")]
 struct Args {
     #[argh(switch)]
@@ -72,13 +77,16 @@ struct Args {
     /// after the signature verifies, print N from the signed trusted comment 'version=N' and
     /// check no files
     print_version: bool,
+    #[cfg(feature = "publisher")]
     #[argh(option, arg_name = "IMAGE")]
     /// write IMAGE.verity (dm-verity superblock + hash tree) and IMAGE.roothash, as
     /// 'veritysetup format' does (sha256, 4096-byte blocks, hash format 1); prints the root hash
     verity_format: Option<String>,
+    #[cfg(feature = "publisher")]
     #[argh(option, arg_name = "HEX")]
     /// salt for --verity-format (default: 32 random bytes; - for none)
     salt: Option<String>,
+    #[cfg(feature = "publisher")]
     #[argh(option, arg_name = "UUID")]
     /// uuid for --verity-format (default: random)
     uuid: Option<String>,
@@ -91,6 +99,7 @@ struct Args {
     #[argh(option, arg_name = "F")]
     /// read it from F (default: IMAGE.roothash)
     roothash_file: Option<String>,
+    #[cfg(feature = "publisher")]
     #[argh(option, arg_name = "IMAGE")]
     /// write IMAGE.zidx, the block index imgfetch --seed uses to download only what changed
     /// (list it in the signed SHA256SUMS)
@@ -100,7 +109,31 @@ struct Args {
     files: Vec<String>,
 }
 
+/// The writers' options ([`Args::writers`]).
+#[derive(Default)]
+struct Writers<'a> {
+    verity_format: Option<&'a str>,
+    salt: Option<&'a str>,
+    uuid: Option<&'a str>,
+    make_index: Option<&'a str>,
+}
+
 impl Args {
+    /// The writers' options as given; all `None` in a build without them, where the code that
+    /// runs them is then never reached and left out.
+    fn writers(&self) -> Writers<'_> {
+        #[cfg(feature = "publisher")]
+        let w = Writers {
+            verity_format: self.verity_format.as_deref(),
+            salt: self.salt.as_deref(),
+            uuid: self.uuid.as_deref(),
+            make_index: self.make_index.as_deref(),
+        };
+        #[cfg(not(feature = "publisher"))]
+        let w = Writers::default();
+        w
+    }
+
     /// None: progress when stderr is a terminal and the input is large.
     fn progress(&self) -> Option<bool> {
         match (self.progress, self.no_progress) {
@@ -125,21 +158,22 @@ fn usage(msg: &str) -> Error {
 /// The rules between the modes that argh cannot state.
 fn check_args(a: &Args) -> Result<()> {
     let keyed = a.pubkey.is_some() || a.pubkey_file.is_some();
-    if a.make_index.is_some() {
+    let w = a.writers();
+    if w.make_index.is_some() {
         let others = a.check.is_some() || !a.files.is_empty() || a.crc32 || keyed || a.sig.is_some() || a.print_version;
-        if others || a.verity_format.is_some() || a.verity_verify.is_some() || a.salt.is_some() || a.uuid.is_some() || a.roothash.is_some() || a.roothash_file.is_some() {
+        if others || w.verity_format.is_some() || a.verity_verify.is_some() || w.salt.is_some() || w.uuid.is_some() || a.roothash.is_some() || a.roothash_file.is_some() {
             return Err(usage("--make-index takes one IMAGE and no other mode"));
         }
         return Ok(());
     }
-    let verity = a.verity_format.is_some() || a.verity_verify.is_some();
+    let verity = w.verity_format.is_some() || a.verity_verify.is_some();
     if verity {
         let others = a.check.is_some() || !a.files.is_empty() || a.crc32 || keyed || a.sig.is_some() || a.print_version;
-        if others || (a.verity_format.is_some() && a.verity_verify.is_some()) {
+        if others || (w.verity_format.is_some() && a.verity_verify.is_some()) {
             return Err(usage("--verity-format and --verity-verify take one IMAGE and no other mode"));
         }
     }
-    if a.verity_format.is_none() && (a.salt.is_some() || a.uuid.is_some()) {
+    if w.verity_format.is_none() && (w.salt.is_some() || w.uuid.is_some()) {
         return Err(usage("--salt and --uuid need --verity-format"));
     }
     if a.verity_verify.is_none() && (a.roothash.is_some() || a.roothash_file.is_some()) {
@@ -181,10 +215,13 @@ fn check_args(a: &Args) -> Result<()> {
 
 pub fn run(argv: &[String]) -> Result<()> {
     let mut a: Args = cli::parse_dash(argv, "c", LAST_WINS)?;
-    let words = [&mut a.check, &mut a.dir, &mut a.pubkey, &mut a.pubkey_file, &mut a.sig, &mut a.verity_format, &mut a.salt, &mut a.uuid];
-    words.into_iter().flatten().chain(&mut a.verity_verify).chain(&mut a.roothash).chain(&mut a.roothash_file).chain(&mut a.make_index).chain(&mut a.files).for_each(cli::undash);
+    let words = [&mut a.check, &mut a.dir, &mut a.pubkey, &mut a.pubkey_file, &mut a.sig, &mut a.verity_verify, &mut a.roothash, &mut a.roothash_file];
+    words.into_iter().flatten().chain(&mut a.files).for_each(cli::undash);
+    #[cfg(feature = "publisher")]
+    [&mut a.verity_format, &mut a.salt, &mut a.uuid, &mut a.make_index].into_iter().flatten().for_each(cli::undash);
     check_args(&a)?;
-    if let Some(img) = &a.make_index {
+    let w = a.writers();
+    if let Some(img) = w.make_index {
         // Under a temporary name, fsynced, then renamed: a publisher never uploads half an index.
         let img = osarg::path(img);
         let data = crate::delta::make(&img)?;
@@ -197,8 +234,8 @@ pub fn run(argv: &[String]) -> Result<()> {
         f.write_all(&data).and_then(|_| f.sync_all()).ctx(tmp.display())?;
         return std::fs::rename(&tmp, &dest).ctx(dest.display());
     }
-    if let Some(img) = &a.verity_format {
-        return verity_format(&osarg::path(img), a.salt.as_deref(), a.uuid.as_deref());
+    if let Some(img) = w.verity_format {
+        return verity_format(&osarg::path(img), w.salt, w.uuid);
     }
     if let Some(img) = &a.verity_verify {
         return verity_verify(&osarg::path(img), a.roothash.as_deref(), a.roothash_file.as_deref().map(osarg::path).as_deref());

@@ -31,6 +31,10 @@
 //! strictly: a key the boot would not take from it, a bad value, a file too large is an error
 //! `FILE: KEY: reason`; it prints the keys the file sets.
 //! Exit: 0 ok, 1 failure, 2 usage.
+//!
+//! Built only with the `publisher` feature (Cargo.toml): build/publisher/liveroot has it, the
+//! binary in the initramfs does not.
+#![cfg(feature = "publisher")]
 
 use crate::error::{Context, Error, Result};
 use crate::install::{self, Flash};

@@ -20,6 +20,9 @@
 # interleaved (A B C, A B C, ...) RUNS times and the median is reported, so a busy machine
 # slows all of them alike. Nothing here asserts a timing.
 #
+# BINARY is the box's build (build/liveroot); what only the publisher's build has (imgcheck
+# --verity-format, --make-index, mk/mkimage.sh) runs PUBLISHER (default: BINARY's directory's
+# publisher/liveroot).
 # Environment: RUNS (default 5), BENCH_MIB (hash file size, default 1024), BOOT_RUNS (boots of
 # each initramfs, default RUNS, at least 3), BOOT_CLOCKS (the boot section's clocks, default
 # "icount wall"), BOOT_ICOUNT (its -icount, default shift=0), BOOT_BASELINE (an initramfs booted
@@ -40,6 +43,9 @@ source "$HERE/size.sh"
 
 [[ $# -ge 1 && -x $1 ]] || { echo "usage: $0 BINARY [SECTION...]" >&2; exit 2; }
 BIN=$(readlink -f "$1")
+PUB=$(readlink -f "${PUBLISHER:-$(dirname "$BIN")/publisher/liveroot}")
+[[ -x $PUB ]] || { echo "bench: $PUB: missing (PUBLISHER: liveroot built with the publisher feature)" >&2; exit 2; }
+export PUBLISHER=$PUB
 shift
 (($# > 0)) && SECTIONS=("$@")
 
@@ -131,7 +137,7 @@ bench_verity() {
     echo "== verity: sidecars of a ${BENCH_MIB} MiB random file, warm page cache, median of $runs runs, alternating order =="
     head -c "$((BENCH_MIB << 20))" /dev/urandom >"$f"
     cat "$f" >/dev/null
-    local ours="imgcheck --verity-format '$f' --salt $salt --uuid $uuid"
+    local ours="'$PUB' imgcheck --verity-format '$f' --salt $salt --uuid $uuid"
     local theirs="PATH='$HOST_PATH' veritysetup format '$f' '$f.ref.verity' --salt $salt --uuid $uuid --root-hash-file '$f.ref.roothash'"
     for ((r = 0; r < runs; r++)); do
         if ((r % 2 == 0)); then
@@ -261,7 +267,7 @@ bench_delta() {
     done < <(awk 'NR % 20 == 0' "$d/files")
     mkimg "$d/srv/squashfs.img"
     rm -rf "$d/tree" "$d/sq"
-    "$BIN" imgcheck --make-index "$d/srv/squashfs.img"
+    "$PUB" imgcheck --make-index "$d/srv/squashfs.img"
     minisign -G -W -f -p "$d/key.pub" -s "$d/key.sec" >/dev/null
     (cd "$d/srv" && sha256sum squashfs.img squashfs.img.zidx >SHA256SUMS &&
         minisign -S -W -s ../key.sec -m SHA256SUMS -t version=2 >/dev/null &&
@@ -507,7 +513,7 @@ bench_bootverity() {
     PATH=$HOST_PATH make -s -C "$top" kernel initramfs >/dev/null
     local m
     for m in 1024 8; do
-        LIVEROOT=$BIN FILL_MIB=$m "$HERE/mkimage.sh" "$top/build/fill-$m" >/dev/null
+        FILL_MIB=$m "$HERE/mkimage.sh" "$top/build/fill-$m" >/dev/null
     done
     # shellcheck disable=SC1091
     . "$top/build/fill-8/live-images.env"
@@ -571,7 +577,7 @@ bench_migrate() {
     local top out dd=() mig=() r order n=${MIGRATE_RUNS:-3} d m
     top=$(cd "$HERE/.." && pwd)
     echo "== migrate: 1 GiB image, dd vs migrate --no-grow --keep-live, each onto a fresh 2 GiB virtio disk, both flushed; QEMU TCG, $n boots alternating the order, medians =="
-    LIVEROOT=$BIN ROOT_MIB=1024 "$HERE/mkimage.sh" "$top/build/bench-1g" >/dev/null
+    ROOT_MIB=1024 "$HERE/mkimage.sh" "$top/build/bench-1g" >/dev/null
     for ((r = 0; r < n; r++)); do
         ((r % 2)) && order=migrate-first || order=dd-first
         out=$(MIGRATE_ORDER=$order "$top/tests/qemu/run.sh" "$top/tests/qemu/bench/migrate-1g.sh" 2>&1) || {

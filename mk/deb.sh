@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # mk/deb.sh — a Debian package of what `make install PREFIX=/usr` installs (`make deb`).
-# Environment: LIVEROOT (the binary, default build/liveroot), OUT (directory for the .deb,
-# default build), DEB_VERSION (default Cargo.toml's version), DEB_ARCH (default amd64: the
-# binary is built for x86_64), DEB_MAINTAINER (default the last commit's author), DEB_COMPRESS
-# (dpkg-deb -Z: default xz; the tests use none, their debug binary is 20 MB).
+# Environment: LIVEROOT (the binary, default build/liveroot), PUBLISHER (the publisher's build,
+# default build/publisher/liveroot), OUT (directory for the .deb, default build), DEB_VERSION
+# (default Cargo.toml's version), DEB_ARCH (default amd64: the binary is built for x86_64),
+# DEB_MAINTAINER (default the last commit's author), DEB_COMPRESS (dpkg-deb -Z: default xz; the
+# tests use none, their debug binary is 20 MB).
 # Prints the package's path. Reproducible: dpkg-deb takes mtimes from SOURCE_DATE_EPOCH, owners
 # are root, man pages are gzip -n.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${OUT:-$top/build}
 bin=${LIVEROOT:-$top/build/liveroot}
+pub=${PUBLISHER:-$top/build/publisher/liveroot}
 die() { echo "deb: $*" >&2; exit 1; }
 command -v dpkg-deb >/dev/null || die "dpkg-deb: not found (a Debian system builds the package)"
 version=${DEB_VERSION:-$(sed -n 's/^version = "\(.*\)"$/\1/p' "$top/Cargo.toml" | head -n 1)}
@@ -22,7 +24,7 @@ mkdir -p "$out"
 stage=$(mktemp -d "$out/.deb.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 chmod 0755 "$stage"
-DESTDIR=$stage PREFIX=/usr LIVEROOT=$bin "$top/mk/install.sh" >/dev/null
+DESTDIR=$stage PREFIX=/usr LIVEROOT=$bin PUBLISHER=$pub "$top/mk/install.sh" >/dev/null
 gzip -9n "$stage"/usr/share/man/man8/*.8
 cat >"$stage/usr/share/doc/liveroot/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -59,7 +61,8 @@ Description: boot Linux from a live image and move it onto a disk without a rebo
  The binary is /usr/sbin/liveroot; the applets are "liveroot APPLET" (links in
  /usr/lib/liveroot/bin, kept out of PATH so that liveroot's losetup does not
  shadow util-linux's). liveroot-sign, liveroot-mkflash, liveroot-mkinitramfs
- and liveroot-kernel are the publisher's tools.
+ and liveroot-kernel are the publisher's tools; they run the publisher's build,
+ /usr/lib/liveroot/publisher/liveroot (the same applets and "publish").
 EOF
 deb=$out/liveroot_${version}_$arch.deb
 dpkg-deb --root-owner-group -Z"${DEB_COMPRESS:-xz}" --build "$stage" "$deb" >/dev/null

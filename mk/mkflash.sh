@@ -48,6 +48,9 @@
 #                  passwd -6), baked into the initramfs (a release must already hold the same)
 #   KERNEL_DIR     mk/kernel.sh's output (default BUILD/kernel); INITRD=file: use this initramfs
 #                  instead of building one (tests); MIN_VERSION as mk/mkinitramfs.sh
+#   PUBLISHER      liveroot built with the publisher's tools (default BUILD/publisher/liveroot):
+#                  `publish` writes the disk and the unified images; BUILD/liveroot, the box's
+#                  build, is the one in the initramfs
 # Reproducible: volume id and disk identifier from SOURCE_DATE_EPOCH, every timestamp pinned,
 # files written in a fixed order. No root, no loop devices: liveroot publish flash, then
 # syslinux --install --offset. A refusal prints `mkflash: object: reason` and leaves nothing behind.
@@ -74,6 +77,7 @@ sb_cert=${SB_CERT:-}
 uki=/EFI/Linux/liveroot.efi
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH=$epoch
 liveroot=$build/liveroot
+publisher=${PUBLISHER:-$build/publisher/liveroot}
 
 die() { echo "mkflash: $*" >&2; exit 1; }
 # initrd_file INITRD PATH DIR: PATH out of the gzip'ed cpio INITRD into DIR (fails when INITRD is
@@ -91,13 +95,13 @@ release=
 [[ -z $release || -z $initrd ]] || die "INITRD=$initrd: $dir is a release with its own initrd.img (it boots as it is)"
 kernel_file=$kdir/vmlinuz
 [[ -n $release ]] && kernel_file=$dir/vmlinuz
-for f in "$kernel_file" "$mbr" "$ldlinux_c32" "$sdboot" "$liveroot"; do
+for f in "$kernel_file" "$mbr" "$ldlinux_c32" "$sdboot" "$liveroot" "$publisher"; do
 	[[ -r $f ]] || die "$f: missing (make deps installs syslinux, systemd-boot-efi; make kernel build)"
 done
 [[ -z $initrd || -r $initrd ]] || die "$initrd: cannot read (INITRD)"
 # SETTINGS: what the boot would ignore in it is a refusal here (FILE: KEY: reason).
 if [[ -n $settings ]]; then
-	err=$("$liveroot" publish settings "$settings" 2>&1 >/dev/null) || die "${err#publish: }"
+	err=$("$publisher" publish settings "$settings" 2>&1 >/dev/null) || die "${err#publish: }"
 fi
 # Secure Boot: the pair checked now (sbsign would prompt for an encrypted key's password).
 . "$top/mk/sb.sh"
@@ -179,6 +183,7 @@ inputs=$( {
 	[[ -n $sb_key ]] && sha256sum "$sb_efistub" "$sb_key" "$sb_cert"
 	[[ -n ${RECOVERY_HASH:-} ]] && echo "recovery $RECOVERY_HASH"
 	sha256sum <"$liveroot"
+	sha256sum <"$publisher"
 	[[ -z $initrd && -z $release ]] && (cd "$top/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 	true
 } | sha256sum | cut -c1-64)
@@ -219,11 +224,11 @@ if [[ -n $sb_key ]]; then
 	printf 'NAME=liveroot\nID=liveroot\nPRETTY_NAME="liveroot (%s)"\n' "$label" >"$tmp/os-release"
 	if [[ -f $stage/LiveOS/liveroot.efi ]]; then
 		# A signed release's own image, as it is: its command line was sealed at make release.
-		err=$("$liveroot" publish cmdline --label "$label" --append="$append" "$stage/LiveOS/liveroot.efi" 2>&1 >/dev/null) ||
+		err=$("$publisher" publish cmdline --label "$label" --append="$append" "$stage/LiveOS/liveroot.efi" 2>&1 >/dev/null) ||
 			die "$dir/liveroot.efi: ${err#publish: "$stage"/LiveOS/liveroot.efi: } (make release LABEL= APPEND= as here)"
 		cp "$stage/LiveOS/liveroot.efi" "$stage$uki"
 	else
-		"$liveroot" publish uki --stub "$sb_efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
+		"$publisher" publish uki --stub "$sb_efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
 			--osrel "$tmp/os-release" --label "$label" --append="$append" "$tmp/liveroot.efi" >/dev/null 2>"$tmp/uki.err" ||
 			die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
 		sb_sign "$tmp/liveroot.efi" "$stage$uki"
@@ -238,7 +243,7 @@ if [[ -n $sb_key ]]; then
 	[[ -z ${RECOVERY_HASH:-} || $inhash == "$RECOVERY_HASH" ]] ||
 		die "RECOVERY_HASH: not the hash inside /boot/initrd.img (${release:+make release RECOVERY_HASH= bakes it; }${inhash:-it holds none})"
 	if [[ -n $inhash ]]; then
-		"$liveroot" publish uki --stub "$sb_efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
+		"$publisher" publish uki --stub "$sb_efistub" --linux "$stage/boot/vmlinuz" --initrd "$stage/boot/initrd.img" \
 			--osrel "$tmp/os-release" --label "$label" --append="${append:+$append }liveroot.recovery" "$tmp/recovery.efi" >/dev/null 2>"$tmp/uki.err" ||
 			die "$(sed -e 's/^publish: //' "$tmp/uki.err" | tail -n 1)"
 		sb_sign "$tmp/recovery.efi" "$stage/EFI/Linux/liveroot-recovery.efi"
@@ -248,7 +253,7 @@ fi
 
 # --- the disk: the layout and the size are liveroot's (core/src/install.rs) ---
 img=$tmp/flash.img
-made=$("$liveroot" publish flash --from "$stage" --label "$label" --mbr-code "$mbr" --append="$append" \
+made=$("$publisher" publish flash --from "$stage" --label "$label" --mbr-code "$mbr" --append="$append" \
 	--time "$epoch" ${size_mib:+--size-mib "$size_mib"} "${sb_args[@]}" "$img" 2>"$tmp/publish.err") ||
 	die "$src: $(sed -e 's/^publish: //' -e "s|^$img: ||" "$tmp/publish.err" | tail -n 1)${SIZE_MIB:+ (SIZE_MIB=$SIZE_MIB)}"
 # ldlinux.sys and the partition's boot code, as syslinux's installer writes them.

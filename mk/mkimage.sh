@@ -13,16 +13,17 @@
 #
 # Stock tools only (mke2fs -d, mksquashfs, mkfs.vfat + mcopy): no root, no mounts. UUIDs, hash
 # seeds, verity salts and timestamps are fixed (SOURCE_DATE_EPOCH), so the same inputs give the
-# same bytes. Rebuilds only when an input changed. Needs build/liveroot (LIVEROOT=) for the
-# sidecars; its version is not an input: the sidecars are veritysetup's bytes whatever builds them.
+# same bytes. Rebuilds only when an input changed. Needs the publisher's build of liveroot
+# (build/publisher/liveroot, PUBLISHER=) for the sidecars; its version is not an input: the
+# sidecars are veritysetup's bytes whatever builds them.
 set -euo pipefail
 
 build=${1:?usage: mk/mkimage.sh BUILD}
 here=$(cd "$(dirname "$0")" && pwd)
 epoch=${SOURCE_DATE_EPOCH:-1700000000}
 busybox=${BUSYBOX:-/bin/busybox}
-liveroot=${LIVEROOT:-$build/liveroot}
-[[ -x $liveroot ]] || { echo "mkimage: $liveroot: missing (run make build)" >&2; exit 1; }
+publisher=${PUBLISHER:-$build/publisher/liveroot}
+[[ -x $publisher ]] || { echo "mkimage: $publisher: missing (run make build)" >&2; exit 1; }
 ROOT_MIB=${ROOT_MIB:-256} # room for the tests' writes (64 MiB into a 32 MiB overlay)
 # FILL_MIB=N: an incompressible file of N MiB (/usr/share/filler, the same bytes every time) in
 # the root, so that squashfs.img itself is N MiB bigger (boot-time and bytes-read checks of
@@ -101,7 +102,7 @@ medium_dir() {
 	mkdir -p "$d/$1"
 	cp "$3" "$d/$1/$2"
 	salt=$(echo "$HASH_SEED $2" | sha256sum | cut -c1-64)
-	"$liveroot" imgcheck --verity-format "$d/$1/$2" --salt "$salt" --uuid "$VERITY_UUID" >/dev/null
+	"$publisher" imgcheck --verity-format "$d/$1/$2" --salt "$salt" --uuid "$VERITY_UUID" >/dev/null
 	(cd "$d/$1" && sha256sum "$2" "$2.verity" "$2.roothash" >SHA256SUMS)
 	stamp_tree "$d"
 	echo "$d"

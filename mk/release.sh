@@ -23,6 +23,9 @@
 #   LABEL=LIVE APPEND=  with SB_KEY only: the command line sealed in liveroot.efi,
 #                `root=live:LABEL=LABEL console=tty0 console=ttyS0,115200 APPEND` (under Secure
 #                Boot no loader can add to it; the per-box settings go in LiveOS/settings)
+#   LIVEROOT=    the box's liveroot, put into the initramfs (default BUILD/liveroot)
+#   PUBLISHER=   liveroot built with the publisher's tools, which write the sidecars, the index,
+#                the trusted comment and liveroot.efi (default BUILD/publisher/liveroot)
 #
 # OUT: squashfs.img (holding LiveOS/rootfs.img, ext4), squashfs.img.verity/.roothash (dm-verity),
 # squashfs.img.zidx (delta index), vmlinuz (the root's own kernel), initrd.img (liveroot's
@@ -36,6 +39,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$top/build}
 liveroot=${LIVEROOT:-$build/liveroot}
+publisher=${PUBLISHER:-$build/publisher/liveroot}
 epoch=${SOURCE_DATE_EPOCH:-1700000000}
 t0=$(date +%s)
 die() { echo "release: $*" >&2; exit 1; }
@@ -62,6 +66,7 @@ case ${MARK_GOOD:-} in "" | systemd | rc) ;; *) die "MARK_GOOD=$MARK_GOOD: expec
 [[ -r $PUBKEY ]] || die "$PUBKEY: cannot read (PUBKEY)"
 [[ -z ${KEY_PASSWORD_FILE:-} || -r $KEY_PASSWORD_FILE ]] || die "$KEY_PASSWORD_FILE: cannot read (KEY_PASSWORD_FILE)"
 [[ -x $liveroot ]] || die "$liveroot: missing (run make build)"
+[[ -x $publisher ]] || die "$publisher: missing (run make build)"
 . "$top/mk/sb.sh"
 sb_key=${SB_KEY:-}
 sb_cert=${SB_CERT:-}
@@ -204,7 +209,7 @@ if [[ -n $sb_key ]]; then
 	step "Secure Boot: vmlinuz and liveroot.efi signed with $sb_cert"
 	sb_resign "$tmp/vmlinuz"
 	sb_osrel "$root" "$tmp/os-release"
-	"$liveroot" publish uki --stub "$sb_efistub" --linux "$tmp/vmlinuz" --initrd "$tmp/initrd.img" --osrel "$tmp/os-release" \
+	"$publisher" publish uki --stub "$sb_efistub" --linux "$tmp/vmlinuz" --initrd "$tmp/initrd.img" --osrel "$tmp/os-release" \
 		--label "$label" --append="$append" "$tmp/uki.efi" >"$tmp/uki.log" 2>&1 || die "liveroot.efi: $(tail -n 1 "$tmp/uki.log" | sed 's/^publish: //')"
 	sb_sign "$tmp/uki.efi" "$tmp/liveroot.efi"
 	rm -f "$tmp/uki.efi" "$tmp/os-release"
@@ -283,7 +288,7 @@ env -u SOURCE_DATE_EPOCH mksquashfs "$tmp/sq" "$tmp/out/squashfs.img" -noappend 
 rm -rf "$tmp/sq"
 
 step "dm-verity sidecars and delta index"
-"$liveroot" imgcheck --verity-format "$tmp/out/squashfs.img" --salt "$(ident verity-salt | tr -d -)$(ident verity-salt2 | tr -d -)" \
+"$publisher" imgcheck --verity-format "$tmp/out/squashfs.img" --salt "$(ident verity-salt | tr -d -)$(ident verity-salt2 | tr -d -)" \
 	--uuid "$(ident verity-uuid)" >/dev/null || die "squashfs.img: imgcheck --verity-format failed"
 mv "$tmp/vmlinuz" "$tmp/out/vmlinuz"
 mv "$tmp/initrd.img" "$tmp/out/initrd.img"
@@ -291,7 +296,7 @@ mv "$tmp/initrd.img" "$tmp/out/initrd.img"
 find "$tmp/out" -exec touch -h -d "@$epoch" {} +
 
 step "signing version $VERSION"
-DIR=$tmp/out KEY=$KEY VERSION=$VERSION ROLLOUT=${ROLLOUT:-} EXPIRES=${EXPIRES:-} LIVEROOT=$liveroot \
+DIR=$tmp/out KEY=$KEY VERSION=$VERSION ROLLOUT=${ROLLOUT:-} EXPIRES=${EXPIRES:-} PUBLISHER=$publisher \
 	KEY_PASSWORD_FILE=${KEY_PASSWORD_FILE:-} "$top/mk/sign.sh" >"$tmp/sign.log" 2>&1 || die "$(tail -n 1 "$tmp/sign.log" | sed 's/^sign: //')"
 minisign -V -q -p "$PUBKEY" -m "$tmp/out/SHA256SUMS" -x "$tmp/out/SHA256SUMS.minisig" >/dev/null 2>&1 ||
 	die "$OUT/SHA256SUMS: does not verify with $PUBKEY"

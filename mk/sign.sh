@@ -4,8 +4,10 @@
 # sidecars and a release's vmlinuz and initrd.img (and liveroot.efi) when present, signed with minisign; the trusted comment carries the fleet words
 # imgfetch reads.
 #   DIR=dir KEY=release.key VERSION=N [NAME=squashfs.img] [ROLLOUT=PCT|START+DURATION]
-#   [EXPIRES=UNIXTIME|+SECONDS] [INDEX=0] [KEY_PASSWORD_FILE=file] [LIVEROOT=build/liveroot] mk/sign.sh
-#   (`make sign ...` runs it)
+#   [EXPIRES=UNIXTIME|+SECONDS] [INDEX=0] [KEY_PASSWORD_FILE=file]
+#   [PUBLISHER=build/publisher/liveroot] mk/sign.sh
+#   (`make sign ...` runs it; PUBLISHER is liveroot built with the publisher's tools, which write
+#   the trusted comment and the index)
 # ROLLOUT=25 lets a quarter of the boxes take version N; re-sign with ROLLOUT=100 (or without
 # ROLLOUT) to open it to all, ROLLOUT=0 to stop it. START+DURATION opens linearly in unix time.
 # EXPIRES=+604800 makes the manifest refused a week from now (a box then sees a replay of it as
@@ -17,18 +19,18 @@ die() { echo "sign: $*" >&2; exit 1; }
 NAME=${NAME:-squashfs.img}
 [[ $VERSION =~ ^[0-9]+$ ]] || die "VERSION=$VERSION: not a number"
 [[ -f $DIR/$NAME ]] || die "$DIR/$NAME: no such file"
-liveroot=${LIVEROOT:-build/liveroot}
+publisher=${PUBLISHER:-build/publisher/liveroot}
 # An encrypted key's password: the first line of KEY_PASSWORD_FILE, on minisign's stdin.
 pw=${KEY_PASSWORD_FILE:-/dev/null}
 [[ -r $pw ]] || die "$pw: cannot read (KEY_PASSWORD_FILE)"
 # The trusted comment as the boxes read it (src/rollout.rs): the binary writes and checks it.
-tc=$("$liveroot" publish comment --version "$VERSION" ${ROLLOUT:+--rollout "$ROLLOUT"} ${EXPIRES:+--expires "$EXPIRES"} 2>&1) ||
+tc=$("$publisher" publish comment --version "$VERSION" ${ROLLOUT:+--rollout "$ROLLOUT"} ${EXPIRES:+--expires "$EXPIRES"} 2>&1) ||
 	die "${tc#publish: }"
 files=("$NAME")
 # The index is made from this very image each time (a stale one would fail every delta); with
 # INDEX=0 none is listed and boxes download in full.
 if [[ ${INDEX:-1} != 0 ]]; then
-	"$liveroot" imgcheck --make-index "$DIR/$NAME" || die "$DIR/$NAME: no block index made"
+	"$publisher" imgcheck --make-index "$DIR/$NAME" || die "$DIR/$NAME: no block index made"
 	files+=("$NAME.zidx")
 fi
 for s in .verity .roothash; do [[ -f $DIR/$NAME$s ]] && files+=("$NAME$s"); done

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Usage: mk/size.sh BINARY [INITRAMFS]
-# Prints the size of the liveroot binary beside busybox's and the stock tool set it replaces
-# (util-linux losetup + dmsetup + mdadm, with the shared libraries they load), in KiB, and the
-# budget; with INITRAMFS, that image's size and module count too. Sourced by mk/bench.sh for the
-# same numbers; run it directly to print them.
+# Usage: [PUBLISHER=FILE] mk/size.sh BINARY [INITRAMFS]
+# Prints the size of the liveroot binary (the box's build, the one in the initramfs) beside
+# busybox's and the stock tool set it replaces (util-linux losetup + dmsetup + mdadm, with the
+# shared libraries they load), in KiB, and the budget it must fit; then the publisher's build
+# (PUBLISHER, default the BINARY's directory's publisher/liveroot, when it is there), which has
+# no budget: it never leaves the publisher's machine. With INITRAMFS, that image's size and
+# module count too. Sourced by mk/bench.sh for the same numbers; run it directly to print them.
 set -euo pipefail
 
 BUDGET_KIB=832
@@ -42,7 +44,7 @@ size_table() {
     bb=$(busybox_bytes)
     stock=$(stock_bytes "${STOCK_TOOLS[@]}")
     printf '%-52s %8s %8s\n' "binary" "KiB" "liveroot/x"
-    printf '%-52s %8s %8s\n' "liveroot ($bin)" "$(kib "$ours")" "1.00"
+    printf '%-52s %8s %8s\n' "liveroot, the box's build ($bin)" "$(kib "$ours")" "1.00"
     if ((bb > 0)); then
         printf '%-52s %8s %8s\n' "busybox (/bin/busybox, static)" "$(kib "$bb")" \
             "$(awk -v a="$ours" -v b="$bb" 'BEGIN{printf "%.2f", a/b}')"
@@ -53,8 +55,15 @@ size_table() {
         "$(awk -v a="$ours" -v b="$stock" 'BEGIN{printf "%.2f", b ? a/b : 0}')"
     printf '%-52s %8s %8s\n' "budget" "$BUDGET_KIB" \
         "$(awk -v a="$ours" -v b="$BUDGET_KIB" 'BEGIN{printf "%.2f", a/(b*1024)}')"
-    if (( $(kib "$ours") > BUDGET_KIB )); then
+    local budget=$((BUDGET_KIB * 1024)) pub=${PUBLISHER:-$(dirname "$bin")/publisher/liveroot}
+    if ((ours <= budget)); then
+        echo "box's build: $ours bytes, budget $budget ($BUDGET_KIB KiB): $((budget - ours)) to spare"
+    else
+        echo "box's build: $ours bytes, budget $budget ($BUDGET_KIB KiB): $((ours - budget)) over"
         echo "size: liveroot is over the ${BUDGET_KIB} KiB budget" >&2
+    fi
+    if [[ -f $pub ]]; then
+        echo "publisher's build: $(file_size "$pub") bytes ($pub; not in the initramfs, no budget)"
     fi
 }
 

@@ -4,8 +4,11 @@
 
 // The core library's modules under the names the applets use (`crate::trial`, ...).
 pub(crate) use liveroot_core::{
-    boot, civil, cli, cmdline, delta, digest, dmverity, efivar, error, fetch, flashsync, fsutil, install, loader, looplist, manifest, migration, modprobe, pairs, pe, progress, probe, raid, recovery, rollout, select, settings, snapshot, stamp, state, switchroot, sys, testhook, trial, verity, veritytool, watchdog,
+    boot, civil, cli, cmdline, delta, digest, dmverity, efivar, error, fetch, flashsync, fsutil, install, loader, looplist, manifest, migration, modprobe, pairs, progress, probe, raid, recovery, rollout, select, settings, snapshot, stamp, state, switchroot, sys, testhook, trial, verity, veritytool, watchdog,
 };
+// Only the publisher's applet builds unified kernel images.
+#[cfg(feature = "publisher")]
+pub(crate) use liveroot_core::pe;
 mod osarg;
 
 use std::io::Write;

@@ -1,6 +1,8 @@
 //! `make install` and `make deb` as a packager runs them: mk/install.sh into a DESTDIR, and the
-//! package mk/deb.sh builds from the same staging, listed by dpkg-deb. With the test binary,
-//! so that no static build is needed (the Makefile targets only add `$(BUILD)/liveroot`).
+//! package mk/deb.sh builds from the same staging, listed by dpkg-deb. With the test binary
+//! (every applet: it is built with the `publisher` feature) as both the box's build and the
+//! publisher's, so that no static build is needed (the Makefile targets only add
+//! `$(BUILD)/liveroot` and `$(BUILD)/publisher/liveroot`).
 
 mod common;
 use common::TempDir;
@@ -46,7 +48,7 @@ const TOOLS: [&str; 4] = ["sign", "mkflash", "mkinitramfs", "kernel"];
 
 /// What PREFIX must hold after an install (paths relative to PREFIX, without the leading /).
 fn expected(man_suffix: &str) -> Vec<(String, &'static str)> {
-    let mut v = vec![("sbin/liveroot".to_owned(), "file")];
+    let mut v = vec![("sbin/liveroot".to_owned(), "file"), ("lib/liveroot/publisher/liveroot".to_owned(), "file")];
     for a in applets() {
         v.push((format!("lib/liveroot/bin/{a}"), "link"));
     }
@@ -71,6 +73,7 @@ fn make_install_puts_every_file_in_place() {
         .env("DESTDIR", t.path())
         .env("PREFIX", "/usr/local")
         .env("LIVEROOT", bin())
+        .env("PUBLISHER", bin())
         .output()
         .expect("run mk/install.sh");
     assert!(
@@ -131,6 +134,32 @@ fn make_install_puts_every_file_in_place() {
     }
 }
 
+/// The box's build lacks `publish`: its link goes to the publisher's build, which runs it. A
+/// script that hides `publish` from the test binary's --list stands in for the box's build.
+#[test]
+fn an_applet_only_the_publisher_s_build_has_links_to_it() {
+    let t = TempDir::new("install-split");
+    let stub = t.join("box-liveroot");
+    let script = format!("#!/bin/sh\nif [ \"$1\" = --list ]; then \"{0}\" --list | grep -vx publish; exit; fi\nexec \"{0}\" \"$@\"\n", bin().display());
+    std::fs::write(&stub, script).unwrap();
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new(top().join("mk/install.sh"))
+        .env("DESTDIR", t.join("root"))
+        .env("PREFIX", "/usr")
+        .env("LIVEROOT", &stub)
+        .env("PUBLISHER", bin())
+        .output()
+        .expect("run mk/install.sh");
+    assert!(out.status.success(), "mk/install.sh: {}", String::from_utf8_lossy(&out.stderr));
+    let links = t.join("root/usr/lib/liveroot/bin");
+    assert_eq!(std::fs::read_link(links.join("publish")).unwrap(), Path::new("../publisher/liveroot"));
+    assert_eq!(std::fs::read_link(links.join("imgcheck")).unwrap(), Path::new("../../../sbin/liveroot"));
+    let o = Command::new(links.join("publish")).args(["comment", "--version", "3"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "version=3\n");
+    let wrapper = std::fs::read_to_string(t.join("root/usr/bin/liveroot-mkflash")).unwrap();
+    assert!(wrapper.contains("PUBLISHER:-/usr/lib/liveroot/publisher/liveroot"), "{wrapper}");
+}
+
 #[test]
 fn make_deb_builds_a_package_of_the_same() {
     if Command::new("dpkg-deb").arg("--version").output().is_err() {
@@ -141,6 +170,7 @@ fn make_deb_builds_a_package_of_the_same() {
     let out = Command::new(top().join("mk/deb.sh"))
         .env("OUT", t.path())
         .env("LIVEROOT", bin())
+        .env("PUBLISHER", bin())
         .env("DEB_VERSION", "0.1.0")
         .env("DEB_COMPRESS", "none")
         .output()

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The binary under test; MAN_CHECK_BIN=path checks another build (say, a branch's) against
-/// these pages.
+/// these pages. The pages document every applet and option: give a build with the `publisher`
+/// feature (build/publisher/liveroot), not the box's build/liveroot, which lacks `publish` and
+/// imgcheck's writers.
 fn bin() -> PathBuf {
     std::env::var_os("MAN_CHECK_BIN").map_or_else(
         || PathBuf::from(env!("CARGO_BIN_EXE_liveroot")),

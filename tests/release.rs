@@ -44,7 +44,8 @@ impl Fixture {
         r
     }
 
-    /// Runs mk/release.sh with the test binary; (exit code, stderr).
+    /// Runs mk/release.sh with the test binary (as the box's build and the publisher's); (exit
+    /// code, stderr).
     fn run(&self, vars: &[(&str, &str)]) -> (i32, String) {
         let (code, _, err) = self.run_both(vars);
         (code, err)
@@ -55,6 +56,7 @@ impl Fixture {
         let mut c = Command::new("bash");
         c.arg(top().join("mk/release.sh"))
             .env("LIVEROOT", env!("CARGO_BIN_EXE_liveroot"))
+            .env("PUBLISHER", env!("CARGO_BIN_EXE_liveroot"))
             .env("KEY", self.dir.join("a.key"))
             .env("PUBKEY", self.dir.join("a.pub"))
             .env("VERSION", "3")

@@ -191,6 +191,35 @@ pub fn size_str(n: u64) -> String {
     format!("{}.{}{unit}", tenths / 10, tenths % 10)
 }
 
+/// `format!("{x:.1}")`, without core's float formatting (9,632 bytes of the binary, for three
+/// numbers in reports): the exact value of the f64 times ten, rounded half to even as core rounds
+/// it. For a finite `x` from 0 up to 2^100, which every caller's percentage, seconds and rate is;
+/// anything else (negative, NaN, infinite, larger) prints as 0.0.
+pub fn fixed1(x: f64) -> String {
+    let bits = x.to_bits();
+    let exp = (bits >> 52) as i32;
+    if exp >= 1023 + 100 {
+        // The sign bit, NaN, infinities, 2^100 and above.
+        return "0.0".to_owned();
+    }
+    let frac = bits & ((1 << 52) - 1);
+    // x = m * 2^e exactly; ten times it is t * 2^e, with t below 2^57.
+    let (m, e) = if exp == 0 { (frac, -1074) } else { (frac | 1 << 52, exp - 1075) };
+    let t = u128::from(m) * 10;
+    let q = if e >= 0 {
+        // e <= 47: below 2^104.
+        t << e
+    } else if e <= -58 {
+        // t * 2^e is below a half.
+        0
+    } else {
+        let s = e.unsigned_abs();
+        let (q, rem, half) = (t >> s, t & ((1 << s) - 1), 1u128 << (s - 1));
+        q + u128::from(rem > half || (rem == half && q & 1 == 1))
+    };
+    format!("{}.{}", q / 10, q % 10)
+}
+
 /// `N MiB`, rounded up: what a size needs or is, in the unit the refusals and reports use.
 pub fn mib(bytes: u64) -> String {
     format!("{} MiB", bytes.div_ceil(1 << 20))
@@ -276,5 +305,36 @@ mod tests {
         assert_eq!(mib(1), "1 MiB");
         assert_eq!(mib(128 << 20), "128 MiB");
         assert_eq!(mib(u64::MAX), "17592186044416 MiB");
+    }
+
+    /// fixed1 prints what `{:.1}` prints: exact ties (half to even), values near them, tiny and
+    /// huge ones, and a million random f64s of the range.
+    #[test]
+    fn fixed1_is_core_s_one_decimal() {
+        let check = |x: f64| assert_eq!(fixed1(x), format!("{x:.1}"), "{x:e}");
+        for k in 0..20_000u32 {
+            let x = f64::from(k) / 20.0;
+            for y in [x, f64::from(k) / 4.0, f64::from(k) * 0.05, f64::from(k) / 3.0] {
+                check(y);
+                check(f64::from_bits(y.to_bits() + 1));
+                check(f64::from_bits(y.to_bits().saturating_sub(1)));
+            }
+        }
+        for x in [0.0, f64::MIN_POSITIVE, 1e-320, 0.05, 0.15, 0.25, 0.35, 0.45, 99.95, 1e15, 1.8446744073709552e21, 2f64.powi(99), 2f64.powi(100) - 2f64.powi(47)] {
+            check(x);
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..1_000_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let x = f64::from_bits(s >> 1);
+            if x < 2f64.powi(100) {
+                check(x);
+            }
+        }
+        for x in [-1.0, -0.0, f64::NAN, f64::INFINITY, 2f64.powi(100), f64::MAX] {
+            assert_eq!(fixed1(x), "0.0");
+        }
     }
 }

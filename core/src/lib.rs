@@ -44,6 +44,7 @@ pub mod ramcopy;
 pub mod rollout;
 pub mod select;
 pub mod settings;
+mod sha512;
 pub mod snapshot;
 pub mod stamp;
 pub mod state;

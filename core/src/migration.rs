@@ -368,8 +368,9 @@ pub fn copy(o: &Options, live: &Live, tp: &std::path::Path) -> Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     say(&format!(
-        "migrate: {path}: {t} in sync after {secs:.1} s ({:.1} MiB/s)\n",
-        (live.array_kib as f64 / 1024.0) / secs.max(0.001)
+        "migrate: {path}: {t} in sync after {} s ({} MiB/s)\n",
+        crate::cli::fixed1(secs),
+        crate::cli::fixed1((live.array_kib as f64 / 1024.0) / secs.max(0.001))
     ));
     Ok(())
 }

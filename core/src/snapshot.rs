@@ -86,10 +86,11 @@ pub fn describe(name: &str, params: &str) -> String {
         (Some((a, t, m)), _) => {
             let pct = if t == 0 { 0.0 } else { a as f64 * 100.0 / t as f64 };
             format!(
-                "{name}: {} / {} used ({pct:.1}%), metadata {}\n",
+                "{name}: {} / {} used ({}%), metadata {}\n",
                 // Sector counts from the kernel's status line; a wrap would print nonsense.
                 crate::cli::size_str(a.saturating_mul(512)),
                 crate::cli::size_str(t.saturating_mul(512)),
+                crate::cli::fixed1(pct),
                 crate::cli::size_str(m.saturating_mul(512))
             )
         }

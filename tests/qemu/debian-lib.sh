@@ -28,7 +28,7 @@ debian_release() {
 	set -- "${SB_ARGS[@]}" APPEND="$DEBIAN_SB_APPEND" "$@"
 	key=$( {
 		echo "$tar $version $*"
-		sha256sum "$BUILD/liveroot" "$DEBIAN_KEYS/pub" "$TOP"/mk/{release,mkinitramfs,sign,sb}.sh "$TOP"/dist/* /bin/busybox
+		sha256sum "$BUILD/liveroot" "$BUILD/publisher/liveroot" "$DEBIAN_KEYS/pub" "$TOP"/mk/{release,mkinitramfs,sign,sb}.sh "$TOP"/dist/* /bin/busybox
 		(cd "$TOP/initramfs-skel" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 	} | sha256sum | cut -c1-16)
 	dir=$CACHE/releases/$name-v$version-$key
@@ -179,7 +179,7 @@ debian_bad_release() {
 	# Its own image bytes (4 KiB after the squashfs, which the kernel ignores): a release is
 	# known by its image's digest, and syncflash writes nothing for an image the flash holds.
 	head -c 4096 /dev/zero | tr '\0' '3' >>"$dir.tmp/squashfs.img"
-	"$BUILD/liveroot" imgcheck --verity-format "$dir.tmp/squashfs.img" >/dev/null ||
+	"$BUILD/publisher/liveroot" imgcheck --verity-format "$dir.tmp/squashfs.img" >/dev/null ||
 		{ problem "imgcheck --verity-format of the bad release failed"; return 1; }
 	head -c 65536 /dev/zero | tr '\0' 'x' >"$dir.tmp/initrd.img"
 	make -s -C "$TOP" sign DIR="$dir.tmp" KEY="$DEBIAN_KEYS/sec" VERSION="$version" >"$RUNDIR/sign.log" 2>&1 ||

@@ -103,10 +103,10 @@ fetch_setup() {
 	echo "$stamp" >"$FETCH/stamp"
 }
 
-# delta_index: srv/delta's block index, made by the binary under test (its format is that
-# binary's), and the manifest listing it, signed version=2. Every run: it takes a moment.
+# delta_index: srv/delta's block index, made by the publisher's build under test (its format is
+# that binary's), and the manifest listing it, signed version=2. Every run: it takes a moment.
 delta_index() {
-	"$BUILD/liveroot" imgcheck --make-index "$FETCH/srv/delta/squashfs.img"
+	"$BUILD/publisher/liveroot" imgcheck --make-index "$FETCH/srv/delta/squashfs.img"
 	(cd "$FETCH/srv/delta" && sha256sum squashfs.img squashfs.img.zidx >SHA256SUMS && rm -f SHA256SUMS.minisig &&
 		minisign -S -W -s "$FETCH/key.sec" -m SHA256SUMS -t "version=2" >/dev/null)
 }

@@ -1,5 +1,6 @@
 # What mk/mkinitramfs.sh put into build/initramfs.cpio.gz: /init, liveroot and its links (never
 # shadowed by a busybox link of the same name), busybox, the boot's modules with a modules.dep.
+# The liveroot is the box's build, without the publisher's tools.
 DESC="initramfs holds /init, liveroot + links, busybox, the modules"
 HOST_ONLY=1
 skip() { [[ -n $STOCK ]] && echo "checks the liveroot initramfs"; }
@@ -10,6 +11,8 @@ verify() {
 	kver=$(cat "$BUILD/kernel/kver")
 	[[ -x $d/init ]] || problem "no executable /init"
 	[[ -x $d/bin/liveroot && -x $d/bin/busybox ]] || problem "no /bin/liveroot or /bin/busybox"
+	cmp -s "$d/bin/liveroot" "$BUILD/liveroot" || problem "/bin/liveroot is not build/liveroot"
+	[[ -e $d/bin/publish || -L $d/bin/publish ]] && problem "/bin/publish: the publisher's tools are in the initramfs"
 	local a p
 	for a in $("$BUILD/liveroot" --list); do
 		[[ $(readlink "$d/bin/$a") == liveroot ]] || problem "/bin/$a is not a link to liveroot"

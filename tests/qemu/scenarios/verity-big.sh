@@ -12,7 +12,7 @@ MAX_READ_MIB=48
 EXPECT="root-md7 booted-through-verity image-is-big read-little"
 prepare() {
 	local dir=$BUILD/fill-$FILL
-	if ! LIVEROOT=$BUILD/liveroot FILL_MIB=$FILL "$TOP/mk/mkimage.sh" "$dir" >/dev/null; then
+	if ! PUBLISHER=$BUILD/publisher/liveroot FILL_MIB=$FILL "$TOP/mk/mkimage.sh" "$dir" >/dev/null; then
 		problem "mk/mkimage.sh FILL_MIB=$FILL failed"
 		return
 	fi

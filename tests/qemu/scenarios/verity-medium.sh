@@ -14,7 +14,7 @@ TIMEOUT=240
 FILL=400
 prepare() {
 	local size blocks dir=$BUILD/fill-$FILL
-	if ! LIVEROOT=$BUILD/liveroot FILL_MIB=$FILL "$TOP/mk/mkimage.sh" "$dir" >/dev/null; then
+	if ! PUBLISHER=$BUILD/publisher/liveroot FILL_MIB=$FILL "$TOP/mk/mkimage.sh" "$dir" >/dev/null; then
 		problem "mk/mkimage.sh FILL_MIB=$FILL failed"
 		return
 	fi

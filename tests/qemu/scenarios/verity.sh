@@ -19,7 +19,7 @@ prepare() {
 	local d=$RUNDIR/v
 	mkdir -p "$d"
 	head -c $((BLOCKS * 4096)) /dev/urandom >"$d/v.img"
-	"$BUILD/liveroot" imgcheck --verity-format "$d/v.img" >/dev/null || problem "imgcheck --verity-format failed"
+	"$BUILD/publisher/liveroot" imgcheck --verity-format "$d/v.img" >/dev/null || problem "imgcheck --verity-format failed"
 	# The host's veritysetup agrees with the sidecars.
 	veritysetup verify "$d/v.img" "$d/v.img.verity" "$(cat "$d/v.img.roothash")" >/dev/null 2>&1 ||
 		problem "veritysetup verify refuses imgcheck's sidecars"
