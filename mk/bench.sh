@@ -51,7 +51,9 @@ shift
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/liveroot-bench.XXXXXX")
 QEMU_PID=
-trap '{ [[ -z $QEMU_PID ]] || kill "$QEMU_PID" 2>/dev/null || true; }; rm -rf "$WORK"' EXIT
+# Servers a section started (nginx), stopped however the run ends.
+SERVER_PIDS=
+trap '{ [[ -z $QEMU_PID ]] || kill "$QEMU_PID" 2>/dev/null || true; }; { [[ -z $SERVER_PIDS ]] || kill $SERVER_PIDS 2>/dev/null || true; }; rm -rf "$WORK"' EXIT
 mkdir "$WORK/bin"
 for a in $("$BIN" --list); do ln -s "$BIN" "$WORK/bin/$a"; done
 HOST_PATH=$PATH
@@ -161,13 +163,145 @@ bench_verity() {
     echo
 }
 
-# imgfetch (Range requests + SHA-256 while streaming + fsync) against `curl -o` (no hash), both
-# from tests/httpd/misbehave.py on 127.0.0.1 (sendfile), into the same directory (FETCH_OUT,
-# default a tmpfs: /dev/shm, as /run/live/ram at boot); peak RSS from /usr/bin/time.
-# Goal: throughput >= 0.9x curl's, RSS <= 4 MiB whatever the image size.
-# fetch: imgfetch (download + SHA-256 while streaming, signed manifest) against what a user
-# would run instead: curl -o then sha256sum -c; curl | tee | openssl sha256 (hash while
-# streaming); and bare curl -o (no check at all: the I/O floor). Interleaved, medians.
+# CPU seconds (user + sys) a process has used so far, all its threads, dead ones included.
+proc_cpu() {
+    local t=$(( $(getconf CLK_TCK) ))
+    awk -v t="$t" '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# fetch_rows BASE_URL SERVER_PID ARM...: the fetch arms named (imgfetch, curl+sha256sum -c,
+# curl|tee|openssl, curl (no check)) for each of FETCH_MIBS from BASE_URL/imgN, interleaved RUNS
+# times; a row each, and the line imgfetch / bare curl. Uses $d (key, srv, out) and $BIN.
+fetch_rows() {
+    local base=$1 spid=$2 mib r i e m u s c0
+    shift 2
+    local names=("$@")
+    row "command" "elapsed s" "MB/s" "cpu s/GiB" "peak RSS" "x this" ""
+    for mib in ${FETCH_MIBS:-64 1024}; do
+        local url="$base/img$mib" want
+        want=$(awk -v n="img$mib" '$2 == n { print $1 }' "$d/srv/SHA256SUMS")
+        # The arms; each leaves the image in $d/out and fails when its check fails.
+        local -A all=(
+            [imgfetch]="'$BIN' imgfetch --pubkey-file '$d/key.pub' --to '$d/out' '$url'"
+            ["curl+sha256sum -c"]="curl -sS -o '$d/out/img$mib' '$url' && cd '$d/out' && grep ' img$mib\$' '$d/srv/SHA256SUMS' | sha256sum -c --quiet"
+            ["curl|tee|openssl"]="set -o pipefail; curl -sS '$url' | tee '$d/out/img$mib' | openssl dgst -sha256 -r | grep -q '^$want '"
+            ["curl (no check)"]="curl -sS -o '$d/out/img$mib' '$url'"
+        )
+        local -a cmds=() E=() R=() C=() S=()
+        for i in "${!names[@]}"; do cmds[i]=${all[${names[i]}]} E[i]= R[i]=0 C[i]= S[i]=; done
+        for ((r = 0; r < RUNS; r++)); do
+            for i in "${!cmds[@]}"; do
+                rm -f "$d/out/"*
+                c0=$(proc_cpu "$spid")
+                # A plain command runs under time itself: through bash -c, the peak RSS would be
+                # bash's (ru_maxrss is kept across exec), about 3 MiB.
+                local -a argv=(bash -c "${cmds[i]}")
+                [[ ${cmds[i]} == *[\;\|\&]* ]] || eval "argv=(${cmds[i]})"
+                /usr/bin/time -f '%e %M %U %S' -o "$d/t" "${argv[@]}" >/dev/null 2>&1 ||
+                    { echo "bench: ${names[i]} failed" >&2; kill "$spid"; exit 1; }
+                S[i]+="$(awk -v a="$c0" -v b="$(proc_cpu "$spid")" 'BEGIN{print b - a}') "
+                read -r e m u s <"$d/t"
+                E[i]+="$e " C[i]+="$(awk -v a="$u" -v b="$s" 'BEGIN{print a + b}') "
+                ((m > R[i])) && R[i]=$m
+            done
+        done
+        BENCH_MIB=$mib
+        local ours curl= me mc ms
+        ours=$(tr ' ' '\n' <<<"${E[0]}" | grep . | median)
+        per() { awk -v c="$1" -v m="$mib" 'BEGIN{printf "%.2f", c * 1024 / m}'; }
+        for i in "${!cmds[@]}"; do
+            me=$(tr ' ' '\n' <<<"${E[i]}" | grep . | median)
+            mc=$(tr ' ' '\n' <<<"${C[i]}" | grep . | median)
+            ms=$(tr ' ' '\n' <<<"${S[i]}" | grep . | median)
+            row "${names[i]} ${mib}M" "$me" "$(mbps "$me")" "$(per "$mc")" "${R[i]} KiB" "$(ratio "$ours" "$me")" \
+                "server $(per "$ms") cpu s/GiB$([[ $i == 0 ]] && echo "; x this = this arm's time / imgfetch's")"
+            [[ ${names[i]} == "curl (no check)" ]] && curl=$me
+        done
+        [[ -n $curl ]] && printf '%-22s %s\n' "" "imgfetch / bare curl ${mib}M: $(ratio "$ours" "$curl")x its throughput (goal >= 0.90 on 1 GiB), peak RSS ${R[0]} KiB (goal <= 4096)"
+    done
+}
+
+# fetch_syscalls URL MIB: syscalls per MiB of imgfetch and of bare curl, one untimed run each
+# under strace -c -f, with the calls that dominate.
+fetch_syscalls() {
+    local url=$1 mib=$2 name cmd
+    command -v strace >/dev/null || { echo "syscalls: no strace, skipped"; return 0; }
+    for name in imgfetch curl; do
+        rm -f "$d/out/"*
+        if [[ $name == imgfetch ]]; then
+            cmd=("$BIN" imgfetch --pubkey-file "$d/key.pub" --to "$d/out" "$url")
+        else
+            cmd=(curl -sS -o "$d/out/img$mib" "$url")
+        fi
+        strace -c -f -o "$d/strace" "${cmd[@]}" >/dev/null 2>&1 || { echo "bench: strace $name failed" >&2; return 1; }
+        # strace -c columns: % time, seconds, usecs/call, calls, [errors,] syscall.
+        awk -v n="$name" -v m="$mib" '
+            $1 !~ /^[0-9.]+$/ { next }
+            $NF == "total" { total = $4; next }
+            { calls[$NF] = $4 }
+            END {
+                printf "syscalls per MiB, %-9s %7.1f (", n, total / m
+                k = 0
+                for (c in calls) if (calls[c] / m >= 1) { printf "%s%s %.1f", (k++ ? ", " : ""), c, calls[c] / m }
+                print "; strace -c -f, one untimed run)"
+            }' "$d/strace"
+    done
+    rm -f "$d/out/"*
+}
+
+# fetch_nginx MIB: imgfetch and bare curl from nginx (sendfile, C) on 127.0.0.1, when one is at
+# hand, for the largest image only.
+fetch_nginx() {
+    local mib=$1 ng np ngpid
+    ng=$(PATH=$HOST_PATH command -v nginx || true)
+    [[ -n $ng ]] || ng=${LIVEROOT_CACHE:-/var/cache/liveroot}/nginx/usr/sbin/nginx
+    if [[ ! -x $ng ]]; then
+        echo "nginx: none at hand (apt-get install nginx, or run a debian-* QEMU test once), skipped"
+        return 0
+    fi
+    np=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mkdir -p "$d/nginx"
+    cat >"$d/nginx/nginx.conf" <<C
+daemon off;
+$( ((EUID == 0)) && echo "user root;")
+worker_processes 1;
+pid $d/nginx/pid;
+error_log $d/nginx/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	sendfile on;
+	client_body_temp_path $d/nginx/body;
+	proxy_temp_path $d/nginx/proxy;
+	fastcgi_temp_path $d/nginx/fastcgi;
+	uwsgi_temp_path $d/nginx/uwsgi;
+	scgi_temp_path $d/nginx/scgi;
+	server { listen 127.0.0.1:$np; root $d/srv; }
+}
+C
+    "$ng" -c "$d/nginx/nginx.conf" -p "$d/nginx" 2>/dev/null &
+    ngpid=$!
+    SERVER_PIDS+=" $ngpid"
+    local n=40
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$np") 2>/dev/null && ((n-- > 0)); do sleep 0.1; done
+    # The worker serves; the master's /proc times do not include it.
+    local wpid
+    wpid=$(pgrep -P "$ngpid" | head -n 1 || true)
+    echo "-- the same from nginx ($ng, sendfile, one worker): ${mib}M only --"
+    FETCH_MIBS=$mib fetch_rows "http://127.0.0.1:$np" "${wpid:-$ngpid}" imgfetch "curl (no check)"
+    kill "$ngpid" 2>/dev/null
+    wait "$ngpid" 2>/dev/null || true
+}
+
+# fetch: imgfetch (signed manifest, Range requests, SHA-256 while streaming, fsync) against what
+# a user would run instead: curl -o then sha256sum -c; curl | tee | openssl sha256 (hash while
+# streaming); and bare curl -o (no check at all: the I/O floor). All from
+# tests/httpd/misbehave.py on 127.0.0.1 (sendfile) into FETCH_OUT (default /dev/shm, a tmpfs as
+# /run/live/ram is at boot); interleaved, medians; peak RSS is the largest of the runs. CPU is
+# user + sys per GiB; the server's own CPU per GiB (from /proc) says whether the server is what
+# limits both. Then, untimed, syscalls per MiB (strace -c -f) of imgfetch and bare curl, and,
+# when an nginx binary is at hand (PATH, or the tests' $LIVEROOT_CACHE/nginx), imgfetch against
+# bare curl from nginx. Goal: imgfetch >= 0.9x bare curl on 1 GiB, RSS <= 4 MiB at any size.
 bench_fetch() {
     local d="$WORK/fetch" mib port pid r out i
     out=$(mktemp -d "${FETCH_OUT:-/dev/shm}/liveroot-bench.XXXXXX")
@@ -183,43 +317,13 @@ bench_fetch() {
     while [[ ! -s $d/port ]]; do sleep 0.1; done
     port=$(cat "$d/port")
     echo "== fetch: image over loopback (127.0.0.1, python sendfile server), median of $RUNS interleaved runs =="
-    row "command" "elapsed s" "MB/s" "cpu s" "peak RSS" "x this" ""
-    for mib in ${FETCH_MIBS:-64 1024}; do
-        local url="http://127.0.0.1:$port/ok/img$mib" want
-        want=$(awk -v n="img$mib" '$2 == n { print $1 }' "$d/srv/SHA256SUMS")
-        # The arms; each leaves the image in $d/out and fails when its check fails.
-        local names=("imgfetch" "curl+sha256sum -c" "curl|tee|openssl" "curl (no check)")
-        local cmds=(
-            "'$BIN' imgfetch --pubkey-file '$d/key.pub' --to '$d/out' '$url'"
-            "curl -sS -o '$d/out/img$mib' '$url' && cd '$d/out' && grep ' img$mib\$' '$d/srv/SHA256SUMS' | sha256sum -c --quiet"
-            "set -o pipefail; curl -sS '$url' | tee '$d/out/img$mib' | openssl dgst -sha256 -r | grep -q '^$want '"
-            "curl -sS -o '$d/out/img$mib' '$url'"
-        )
-        local -a E R C
-        for i in "${!cmds[@]}"; do E[i]= R[i]=0 C[i]=; done
-        for ((r = 0; r < RUNS; r++)); do
-            for i in "${!cmds[@]}"; do
-                rm -f "$d/out/"*
-                /usr/bin/time -f '%e %M %U %S' -o "$d/t" bash -c "${cmds[i]}" >/dev/null 2>&1 ||
-                    { echo "bench: ${names[i]} failed" >&2; kill "$pid"; exit 1; }
-                read -r e m u s <"$d/t"
-                E[i]+="$e " C[i]+="$(awk -v a="$u" -v b="$s" 'BEGIN{print a + b}') "
-                ((m > R[i])) && R[i]=$m
-            done
-        done
-        BENCH_MIB=$mib
-        local ours
-        ours=$(tr ' ' '\n' <<<"${E[0]}" | grep . | median)
-        for i in "${!cmds[@]}"; do
-            local me mc
-            me=$(tr ' ' '\n' <<<"${E[i]}" | grep . | median)
-            mc=$(tr ' ' '\n' <<<"${C[i]}" | grep . | median)
-            row "${names[i]} ${mib}M" "$me" "$(mbps "$me")" "$mc" "${R[i]} KiB" "$(ratio "$ours" "$me")" \
-                "$([[ $i == 0 ]] && echo "x this = this arm's time / imgfetch's (> 1: imgfetch faster)")"
-        done
-    done
+    fetch_rows "http://127.0.0.1:$port/ok" "$pid" imgfetch "curl+sha256sum -c" "curl|tee|openssl" "curl (no check)"
+    local mibs=${FETCH_MIBS:-64 1024} big
+    big=${mibs##* }
+    fetch_syscalls "http://127.0.0.1:$port/ok/img$big" "$big"
+    fetch_nginx "$big"
     # A poll with nothing new (imgfetch --cache): one conditional GET of the signature, 304.
-    local mibs=${FETCH_MIBS:-64 1024} n
+    local n
     local purl="http://127.0.0.1:$port/ok/img${mibs%% *}"
     "$BIN" imgfetch --pubkey-file "$d/key.pub" --to "$d/out" --newer-than 1 --cache "$d/cache" "$purl" >/dev/null 2>&1 || true
     sleep 0.3

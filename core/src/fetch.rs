@@ -297,11 +297,11 @@ fn image(o: &Options, fx: &Fetcher, u: &Urls, m: &manifest::Manifest, want: &[u8
     if resume > 0 && !ranged && !delta_done {
         sink.restart()?;
     }
-    let mut buf = vec![0u8; transport::BUF];
+    let mut bufs = transport::Bufs::default();
     let fetched = fx.retry(&url, || match (delta_done, ranged) {
         (true, _) => Ok(()),
-        (false, true) => sink.ranged(fx, &url, size.unwrap_or(0), o.chunk, &mut ranged, &mut buf),
-        (false, false) => sink.whole(fx, &url, size, &o.to, &mut buf),
+        (false, true) => sink.ranged(fx, &url, size.unwrap_or(0), o.chunk, &mut ranged, &mut bufs),
+        (false, false) => sink.whole(fx, &url, size, &o.to, &mut bufs),
     });
     if let Err(e) = fetched {
         let _ = sink.file.sync_all();

@@ -110,6 +110,9 @@ pub struct Response {
     max: Option<u64>,
     got: u64,
     lim: Limits,
+    /// The socket's read timeout as last set: set again only when it changes (near the
+    /// deadline), not once per read.
+    timeout: Option<Duration>,
 }
 
 impl Response {
@@ -149,7 +152,11 @@ impl Read for Response {
                 n
             }
             None => {
-                self.stream.set_read_timeout(Some(self.lim.wait()?))?;
+                let w = self.lim.wait()?;
+                if self.timeout != Some(w) {
+                    self.stream.set_read_timeout(Some(w))?;
+                    self.timeout = Some(w);
+                }
                 self.stream.read(&mut buf[..cap])?
             }
         };
@@ -342,6 +349,7 @@ impl Client {
             max: None,
             got: 0,
             lim: *lim,
+            timeout: None,
         })
     }
 }
