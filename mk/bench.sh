@@ -51,9 +51,10 @@ shift
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/liveroot-bench.XXXXXX")
 QEMU_PID=
-# Servers a section started (nginx), stopped however the run ends.
-SERVER_PIDS=
-trap '{ [[ -z $QEMU_PID ]] || kill "$QEMU_PID" 2>/dev/null || true; }; { [[ -z $SERVER_PIDS ]] || kill $SERVER_PIDS 2>/dev/null || true; }; rm -rf "$WORK"' EXIT
+# Servers a section started (nginx), stopped, and directories outside $WORK (fetch's tmpfs
+# one), removed, however the run ends.
+SERVER_PIDS= OUT_DIRS=
+trap '{ [[ -z $QEMU_PID ]] || kill "$QEMU_PID" 2>/dev/null || true; }; { [[ -z $SERVER_PIDS ]] || kill $SERVER_PIDS 2>/dev/null || true; }; rm -rf "$WORK" $OUT_DIRS' EXIT
 mkdir "$WORK/bin"
 for a in $("$BIN" --list); do ln -s "$BIN" "$WORK/bin/$a"; done
 HOST_PATH=$PATH
@@ -305,6 +306,7 @@ C
 bench_fetch() {
     local d="$WORK/fetch" mib port pid r out i
     out=$(mktemp -d "${FETCH_OUT:-/dev/shm}/liveroot-bench.XXXXXX")
+    OUT_DIRS+=" $out"
     mkdir -p "$d/srv"
     ln -s "$out" "$d/out"
     minisign -G -W -f -p "$d/key.pub" -s "$d/key.sec" >/dev/null
