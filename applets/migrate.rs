@@ -136,7 +136,7 @@ fn switch_over(o: &Options, live: &Live, tp: &std::path::Path, prepared: Option<
     let grow_failed = migration::switch(o, live, tp, prepared)?;
     // The installed system's kernel packages keep its boot partition up to date from now on.
     if let Some(p) = prepared {
-        let signed = p.installed.as_ref().map(|_| (install::UKI, migration::running_kernel()));
+        let signed = p.installed.as_ref().map(|_| (install::UKI, crate::modprobe::kernel_release()));
         match install::kernel_hooks(std::path::Path::new("/"), &p.boot_uuid, signed) {
             Ok(w) if !w.is_empty() => say(&format!("migrate: kernel packages update {} (UUID={}): {}\n", p.boot_part, p.boot_uuid, w.join(" "))),
             Ok(_) => {}

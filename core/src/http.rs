@@ -461,7 +461,7 @@ pub fn request(method: &str, url: &str, range: Option<(u64, u64)>, lim: &Limits)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -476,8 +476,9 @@ mod tests {
         assert_eq!(parse_url("http://u@h/"), None);
     }
 
-    /// A one-connection server on 127.0.0.1 that reads the request head and answers `reply`.
-    fn serve(reply: &'static [u8]) -> String {
+    /// A one-connection server on 127.0.0.1: it reads the request head, then `answer` writes
+    /// to the connection. The URL to ask.
+    pub(crate) fn serve_with(answer: impl FnOnce(&mut std::net::TcpStream) + Send + 'static) -> String {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         std::thread::spawn(move || {
@@ -490,9 +491,16 @@ mod tests {
                     Ok(n) => req.extend_from_slice(&b[..n]),
                 }
             }
-            let _ = c.write_all(reply);
+            answer(&mut c);
         });
         format!("http://127.0.0.1:{port}/x")
+    }
+
+    /// [`serve_with`] answering `reply`.
+    fn serve(reply: &'static [u8]) -> String {
+        serve_with(move |c| {
+            let _ = c.write_all(reply);
+        })
     }
 
     fn lim() -> Limits {

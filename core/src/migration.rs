@@ -92,11 +92,6 @@ fn secure_boot() -> Result<bool> {
     Ok(crate::efivar::read(dir, crate::recovery::SECURE_BOOT_VAR)?.is_some_and(|v| v == [1]))
 }
 
-/// The running kernel's release (what the signed image on the disk starts).
-pub fn running_kernel() -> String {
-    crate::modprobe::kernel_release()
-}
-
 pub fn say(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());

@@ -575,25 +575,13 @@ mod tests {
 
     /// A one-connection server on 127.0.0.1 announcing `len` bytes and sending `body`.
     fn serve(len: usize, body: Vec<u8>) -> String {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            let (mut c, _) = l.accept().unwrap();
-            let mut req = Vec::new();
-            let mut b = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut b) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => req.extend_from_slice(&b[..n]),
-                }
-            }
+        crate::http::tests::serve_with(move |c| {
             let _ = c.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes());
             // In pieces, so that reads come back short and buffers change hands many times.
             for piece in body.chunks(3001) {
                 let _ = c.write_all(piece);
             }
-        });
-        format!("http://127.0.0.1:{port}/x")
+        })
     }
 
     fn sink(tag: &str) -> (Sink, PathBuf) {
